@@ -1,0 +1,46 @@
+#include "robustlens/analyses/accuracy.h"
+
+#include "robustlens/core/error.h"
+
+#include <torch/types.h>
+
+namespace robustlens {
+
+nlohmann::json AccuracyResult::to_json(const std::vector<std::string>& class_names) const {
+  nlohmann::json per_class = nlohmann::json::object();
+  for (std::size_t k = 0; k < per_class_accuracy.size() && k < class_names.size(); ++k) {
+    per_class[class_names[k]] = per_class_accuracy[k];
+  }
+  return {{"accuracy", accuracy}, {"mean_loss", mean_loss}, {"samples", logits.size(0)}, {"per_class_accuracy", per_class}};
+}
+
+AccuracyResult evaluate_accuracy(Model& model, const Dataset& dataset, const AccuracyOptions& options,
+                                 const ProgressCallback& progress) {
+  RL_CHECK(options.batch_size > 0, "--batch-size must be > 0, got ", options.batch_size);
+  model.set_training(false);
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> chunks;
+  for (std::int64_t start = 0; start < dataset.size(); start += options.batch_size) {
+    const std::int64_t end = std::min(start + options.batch_size, dataset.size());
+    chunks.push_back(model.forward(dataset.images.slice(0, start, end).to(model.device())).to(at::kCPU, at::kFloat));
+    report(progress, {"evaluate", end, dataset.size(), ""});
+  }
+  AccuracyResult result;
+  result.logits = at::cat(chunks);
+  const std::int64_t classes = result.logits.size(1);
+  RL_CHECK(classes >= dataset.num_classes(), "the model returns ", classes, " logits but the dataset has ",
+           dataset.num_classes(), " classes");
+  result.predictions = result.logits.argmax(1);
+  const at::Tensor correct = result.predictions.eq(dataset.labels);
+  result.accuracy = correct.to(at::kDouble).mean().item<double>();
+  result.mean_loss = at::cross_entropy_loss(result.logits, dataset.labels).item<double>();
+  for (std::int64_t k = 0; k < dataset.num_classes(); ++k) {
+    const at::Tensor of_class = dataset.labels.eq(k);
+    const std::int64_t count = of_class.sum().item<std::int64_t>();
+    result.per_class_accuracy.push_back(
+        count == 0 ? 0.0 : correct.logical_and(of_class).sum().item<double>() / static_cast<double>(count));
+  }
+  return result;
+}
+
+}  // namespace robustlens

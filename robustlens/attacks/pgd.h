@@ -1,0 +1,54 @@
+// Projected gradient descent (Madry et al.) on the cross-entropy, in L2 or Linf,
+// with random start and restarts. Domain: iterates stay in the eps-ball around
+// the input and, unless clip is off, in [0,1]. Used by `attack` and by PGD
+// adversarial training.
+#pragma once
+
+#include "robustlens/core/model.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace robustlens {
+
+enum class Norm { l2, linf };
+Norm parse_norm(const std::string& name);
+std::string to_string(Norm norm);
+
+struct PgdOptions {
+  Norm norm = Norm::l2;
+  /// Radius of the ball, in [0,1] pixel units.
+  double eps = 0.5;
+  std::int64_t steps = 10;
+  /// Step length; 0 = 2.5·eps/steps (Madry et al.).
+  double step_size = 0.0;
+  /// Start from a uniform point of the ball (else from the input).
+  bool random_start = true;
+  /// Independent runs; per sample the one with the highest final loss is kept.
+  std::int64_t restarts = 1;
+  /// Keep iterates in [0,1].
+  bool clip = true;
+
+  PgdOptions& set_norm(Norm v) { norm = v; return *this; }
+  PgdOptions& set_eps(double v) { eps = v; return *this; }
+  PgdOptions& set_steps(std::int64_t v) { steps = v; return *this; }
+  PgdOptions& set_step_size(double v) { step_size = v; return *this; }
+  PgdOptions& set_random_start(bool v) { random_start = v; return *this; }
+  PgdOptions& set_restarts(std::int64_t v) { restarts = v; return *this; }
+  PgdOptions& set_clip(bool v) { clip = v; return *this; }
+
+  /// Checked, with step_size filled in.
+  PgdOptions resolved() const;
+  nlohmann::json to_json() const;
+};
+
+/// Adversarial images (detached, same device as `images`) maximising the
+/// cross-entropy of `labels`. Runs the model in whatever mode it is in.
+at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& options);
+
+/// Projects each sample's perturbation onto the `norm` ball of radius eps.
+at::Tensor project_to_ball(const at::Tensor& delta, Norm norm, double eps);
+
+}  // namespace robustlens

@@ -1,0 +1,59 @@
+#include "robustlens/core/runtime.h"
+
+#include "robustlens/core/error.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/utils.h>
+#include <torch/version.h>
+
+#include <thread>
+
+namespace robustlens {
+
+c10::Device resolve_device(const std::string& name) {
+  if (name == "auto") {
+    return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  }
+  RL_CHECK(name == "cpu" || name.rfind("cuda", 0) == 0,
+           "--device: expected cpu, cuda, cuda:N or auto, got '", name, "'");
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  RL_CHECK(torch::cuda::is_available(), "--device ", name,
+           ": this LibTorch build sees no CUDA device (use --device cpu or auto)");
+  c10::Device device(c10::kCUDA, 0);
+  try {
+    device = c10::Device(name);
+  } catch (const std::exception&) {
+    RL_CHECK(false, "--device: cannot parse '", name, "' (expected cuda or cuda:N)");
+  }
+  RL_CHECK(device.index() < static_cast<int>(torch::cuda::device_count()), "--device ", name,
+           ": only ", torch::cuda::device_count(), " CUDA device(s) present");
+  return device;
+}
+
+int configure_threads(int threads) {
+  RL_CHECK(threads >= 0, "--threads must be >= 0 (0 = all cores), got ", threads);
+  const int resolved =
+      threads == 0 ? std::max(1, static_cast<int>(std::thread::hardware_concurrency())) : threads;
+  at::set_num_threads(resolved);
+  return at::get_num_threads();
+}
+
+void seed_everything(std::uint64_t seed) { torch::manual_seed(seed); }
+
+std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) {
+  // splitmix64 of (seed, stream): nearby seeds give unrelated streams.
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return (z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFFULL;  // LibTorch seeds are taken as signed
+}
+
+nlohmann::json library_versions() {
+  return {{"robustlens", ROBUSTLENS_VERSION},
+          {"libtorch", TORCH_VERSION},
+          {"cuda_available", torch::cuda::is_available()},
+          {"threads", at::get_num_threads()}};
+}
+
+}  // namespace robustlens

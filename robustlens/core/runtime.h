@@ -1,0 +1,29 @@
+// Process-wide run-time settings: device, threads, seed, and the versions that
+// every output echoes so that its numbers can be reproduced.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace robustlens {
+
+/// "cpu", "cuda", "cuda:N" or "auto" (CUDA when available, else CPU).
+/// Asking for CUDA where there is none is an error, not a silent fallback.
+c10::Device resolve_device(const std::string& name);
+
+/// Intra-op threads; 0 means all cores (Debian's LibTorch defaults to one).
+/// Returns the number in force.
+int configure_threads(int threads);
+
+/// One seed for everything: LibTorch's CPU and CUDA generators. Code that needs
+/// its own stream derives it with derive_seed so that streams stay independent.
+void seed_everything(std::uint64_t seed);
+std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream);
+
+/// {"robustlens": ..., "libtorch": ..., "cuda": ..., "threads": ...}
+nlohmann::json library_versions();
+
+}  // namespace robustlens

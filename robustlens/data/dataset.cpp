@@ -1,0 +1,62 @@
+#include "robustlens/data/dataset.h"
+
+#include "robustlens/core/error.h"
+
+namespace robustlens {
+
+Split parse_split(const std::string& name) {
+  RL_CHECK(name == "train" || name == "test", "split: expected train or test, got '", name, "'");
+  return name == "train" ? Split::train : Split::test;
+}
+
+std::string to_string(Split split) { return split == Split::train ? "train" : "test"; }
+
+std::vector<std::int64_t> Dataset::image_shape() const {
+  RL_CHECK(images.defined() && images.dim() == 4, "dataset '", name, "' holds no N×C×H×W images");
+  return {images.size(1), images.size(2), images.size(3)};
+}
+
+Dataset Dataset::subset(const std::vector<std::int64_t>& indices) const {
+  for (const std::int64_t i : indices) {
+    RL_CHECK(i >= 0 && i < size(), "sample index ", i, " is out of range for dataset '", name, "' of ",
+             size(), " images (valid: 0..", size() - 1, ")");
+  }
+  const at::Tensor index = at::tensor(indices, at::kLong);
+  return {name, images.index_select(0, index), labels.index_select(0, index), class_names};
+}
+
+void Dataset::validate() const {
+  RL_CHECK(images.defined() && images.dim() == 4 && images.scalar_type() == at::kFloat,
+           "dataset '", name, "': images must be float32 N×C×H×W");
+  RL_CHECK(labels.defined() && labels.dim() == 1 && labels.scalar_type() == at::kLong &&
+               labels.size(0) == images.size(0),
+           "dataset '", name, "': labels must be int64 with one per image (", images.size(0), "), got ",
+           labels.defined() ? labels.sizes() : at::IntArrayRef{});
+  RL_CHECK(size() > 0, "dataset '", name, "' is empty");
+  RL_CHECK(at::isfinite(images).all().item<bool>(), "dataset '", name, "' has NaN or infinite pixels");
+  const float low = images.min().item<float>(), high = images.max().item<float>();
+  RL_CHECK(low >= 0.0f && high <= 1.0f, "dataset '", name, "': pixels must lie in [0,1], found [", low, ", ",
+           high, "]");
+  const std::int64_t min_label = labels.min().item<std::int64_t>(), max_label = labels.max().item<std::int64_t>();
+  RL_CHECK(min_label >= 0 && max_label < num_classes(), "dataset '", name, "': labels must lie in [0, ",
+           num_classes() - 1, "], found [", min_label, ", ", max_label, "]");
+}
+
+nlohmann::json Dataset::summary() const {
+  nlohmann::json counts = nlohmann::json::array();
+  const at::Tensor histogram = at::bincount(labels, {}, num_classes());
+  for (std::int64_t k = 0; k < num_classes(); ++k) counts.push_back(histogram[k].item<std::int64_t>());
+  return {{"name", name},
+          {"size", size()},
+          {"image_shape", image_shape()},
+          {"class_names", class_names},
+          {"images_per_class", counts}};
+}
+
+std::vector<std::string> numbered_class_names(std::int64_t count) {
+  std::vector<std::string> names;
+  for (std::int64_t k = 0; k < count; ++k) names.push_back(std::to_string(k));
+  return names;
+}
+
+}  // namespace robustlens

@@ -1,0 +1,39 @@
+// A labelled image dataset in memory: images float32 N×C×H×W in [0,1], labels
+// int64 N, class names. Readers (idx.h, cifar10.h, image_folder.h) produce it;
+// dataset_source.h maps a --data spec to the right reader.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace robustlens {
+
+enum class Split { train, test };
+Split parse_split(const std::string& name);
+std::string to_string(Split split);
+
+struct Dataset {
+  std::string name;  ///< e.g. "fashion-mnist:test"
+  at::Tensor images;
+  at::Tensor labels;
+  std::vector<std::string> class_names;
+
+  std::int64_t size() const { return images.defined() ? images.size(0) : 0; }
+  std::int64_t num_classes() const { return static_cast<std::int64_t>(class_names.size()); }
+  /// C, H, W.
+  std::vector<std::int64_t> image_shape() const;
+  /// Rows by index (bounds checked).
+  Dataset subset(const std::vector<std::int64_t>& indices) const;
+  /// Shapes, dtypes, finite pixels in [0,1], labels in range; errors name the dataset.
+  void validate() const;
+  nlohmann::json summary() const;
+};
+
+/// Class names "0", "1", ... for readers whose files carry none.
+std::vector<std::string> numbered_class_names(std::int64_t count);
+
+}  // namespace robustlens

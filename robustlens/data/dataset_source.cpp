@@ -1,0 +1,108 @@
+#include "robustlens/data/dataset_source.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/data/cifar10.h"
+#include "robustlens/data/idx.h"
+#include "robustlens/data/image_folder.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace robustlens {
+namespace fs = std::filesystem;
+namespace {
+
+const std::vector<std::string> kFashionClassNames = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                     "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+/// DIR/NAME or DIR/NAME.gz, whichever exists.
+std::string find_idx_file(const fs::path& directory, const std::string& name) {
+  for (const std::string& candidate : {name, name + ".gz"}) {
+    if (fs::is_regular_file(directory / candidate)) return (directory / candidate).string();
+  }
+  RL_CHECK(false, "idx dataset folder '", directory.string(), "' has no ", name, " (or ", name, ".gz)");
+  return {};
+}
+
+Dataset load_idx(const fs::path& directory, Split split, std::vector<std::string> class_names) {
+  RL_CHECK(fs::is_directory(directory), "idx dataset folder '", directory.string(), "' does not exist");
+  const std::string prefix = split == Split::train ? "train" : "t10k";
+  Dataset dataset;
+  dataset.images = read_idx_images(find_idx_file(directory, prefix + "-images-idx3-ubyte"));
+  dataset.labels = read_idx_labels(find_idx_file(directory, prefix + "-labels-idx1-ubyte"));
+  RL_CHECK(dataset.images.size(0) == dataset.labels.size(0), "idx dataset '", directory.string(), "': ",
+           dataset.images.size(0), " images but ", dataset.labels.size(0), " labels in the ", to_string(split),
+           " split");
+  if (class_names.empty()) {
+    std::ifstream names_file(directory / "classes.txt");
+    for (std::string line; std::getline(names_file, line);) {
+      if (!line.empty()) class_names.push_back(line);
+    }
+  }
+  if (class_names.empty()) {
+    class_names = numbered_class_names(std::max<std::int64_t>(2, dataset.labels.max().item<std::int64_t>() + 1));
+  }
+  dataset.class_names = std::move(class_names);
+  return dataset;
+}
+
+Dataset load_cifar10(fs::path directory, Split split) {
+  if (fs::is_directory(directory / "cifar-10-batches-bin")) directory /= "cifar-10-batches-bin";
+  RL_CHECK(fs::is_directory(directory), "CIFAR-10 folder '", directory.string(), "' does not exist");
+  std::vector<std::string> files;
+  if (split == Split::test) {
+    files.push_back("test_batch.bin");
+  } else {
+    for (int i = 1; i <= 5; ++i) files.push_back("data_batch_" + std::to_string(i) + ".bin");
+  }
+  std::vector<at::Tensor> images, labels;
+  for (const std::string& file : files) {
+    RL_CHECK(fs::is_regular_file(directory / file), "CIFAR-10 folder '", directory.string(), "' has no ", file);
+    auto [batch_images, batch_labels] = read_cifar10_batch((directory / file).string());
+    images.push_back(batch_images);
+    labels.push_back(batch_labels);
+  }
+  return {"", at::cat(images), at::cat(labels), cifar10_class_names(directory.string())};
+}
+
+}  // namespace
+
+std::string default_fashion_mnist_directory() {
+  const char* override_dir = std::getenv("ROBUSTLENS_FASHION_MNIST_DIR");
+  return override_dir != nullptr && *override_dir != '\0' ? override_dir : "/usr/share/datasets/fashion-mnist";
+}
+
+Dataset load_dataset(const std::string& spec, Split split, const std::vector<std::int64_t>& image_shape) {
+  const auto colon = spec.find(':');
+  const std::string kind = spec.substr(0, colon);
+  const std::string directory = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  RL_CHECK(kind == "fashion-mnist" || !directory.empty(), "--data '", spec,
+           "': expected fashion-mnist, or KIND:DIR with KIND one of fashion-mnist, mnist, idx, cifar10, folder");
+  Dataset dataset;
+  if (kind == "fashion-mnist") {
+    const std::string where = directory.empty() ? default_fashion_mnist_directory() : directory;
+    RL_CHECK(!directory.empty() || fs::is_directory(where), "Fashion-MNIST was not found in ", where,
+             ": install Debian's package with 'sudo apt-get install dataset-fashion-mnist' "
+             "(or point --data fashion-mnist:DIR at a folder of idx files)");
+    dataset = load_idx(where, split, kFashionClassNames);
+  } else if (kind == "mnist") {
+    dataset = load_idx(directory, split, numbered_class_names(10));
+  } else if (kind == "idx") {
+    dataset = load_idx(directory, split, {});
+  } else if (kind == "cifar10") {
+    dataset = load_cifar10(directory, split);
+  } else if (kind == "folder") {
+    const fs::path split_dir = fs::path(directory) / to_string(split);
+    const bool has_splits = fs::is_directory(fs::path(directory) / "train") && fs::is_directory(fs::path(directory) / "test");
+    dataset = read_image_folder(has_splits ? split_dir.string() : directory, image_shape);
+  } else {
+    RL_CHECK(false, "--data '", spec, "': unknown dataset kind '", kind,
+             "' (expected fashion-mnist, mnist, idx, cifar10 or folder)");
+  }
+  dataset.name = spec + " (" + to_string(split) + ")";
+  dataset.validate();
+  return dataset;
+}
+
+}  // namespace robustlens

@@ -1,0 +1,94 @@
+#include "robustlens/data/idx.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/data/byte_file.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace robustlens {
+namespace {
+
+constexpr std::uint32_t kImagesMagic = 0x00000803;  // unsigned byte, 3 dimensions
+constexpr std::uint32_t kLabelsMagic = 0x00000801;  // unsigned byte, 1 dimension
+// Sizes far beyond any real idx file are rejected before allocating memory.
+constexpr std::uint64_t kMaxItems = 100'000'000;
+constexpr std::uint64_t kMaxSide = 4096;
+
+std::uint32_t big_endian(const std::uint8_t* bytes) {
+  return (std::uint32_t{bytes[0]} << 24) | (std::uint32_t{bytes[1]} << 16) | (std::uint32_t{bytes[2]} << 8) |
+         std::uint32_t{bytes[3]};
+}
+
+void put_big_endian(std::vector<std::uint8_t>& out, std::uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(value >> shift));
+}
+
+/// Reads the header; returns the dimensions and the offset of the data.
+std::vector<std::uint64_t> read_header(const std::vector<std::uint8_t>& bytes, std::uint32_t magic,
+                                       const std::string& path) {
+  const std::size_t dims = magic & 0xFF;
+  RL_CHECK(bytes.size() >= 4, "idx file '", path, "' is truncated: ", bytes.size(), " bytes, no header");
+  const std::uint32_t found = big_endian(bytes.data());
+  RL_CHECK(found == magic, "idx file '", path, "' has magic 0x", std::hex, found, " but 0x", magic,
+           " was expected (", (magic == kImagesMagic ? "unsigned-byte images" : "unsigned-byte labels"), ")");
+  RL_CHECK(bytes.size() >= 4 + 4 * dims, "idx file '", path, "' is truncated inside its header");
+  std::vector<std::uint64_t> shape;
+  std::uint64_t payload = 1;
+  for (std::size_t d = 0; d < dims; ++d) {
+    shape.push_back(big_endian(bytes.data() + 4 + 4 * d));
+    RL_CHECK(shape.back() <= (d == 0 ? kMaxItems : kMaxSide), "idx file '", path, "' declares dimension ", d,
+             " of ", shape.back(), ", beyond the supported ", (d == 0 ? kMaxItems : kMaxSide));
+    payload *= shape.back();
+  }
+  const std::uint64_t expected = 4 + 4 * dims + payload;
+  RL_CHECK(bytes.size() >= expected, "idx file '", path, "' is truncated: header promises ", expected,
+           " bytes, file has ", bytes.size());
+  RL_CHECK(bytes.size() == expected, "idx file '", path, "' is oversized: header promises ", expected,
+           " bytes, file has ", bytes.size(), " (trailing data)");
+  return shape;
+}
+
+}  // namespace
+
+at::Tensor read_idx_images(const std::string& path) {
+  const std::vector<std::uint8_t> bytes = read_maybe_gzipped_file(path);
+  const auto shape = read_header(bytes, kImagesMagic, path);
+  const auto n = static_cast<std::int64_t>(shape[0]), h = static_cast<std::int64_t>(shape[1]),
+             w = static_cast<std::int64_t>(shape[2]);
+  at::Tensor raw = at::empty({n, 1, h, w}, at::kByte);
+  std::copy(bytes.begin() + 16, bytes.end(), raw.data_ptr<std::uint8_t>());
+  return raw.to(at::kFloat).div_(255.0f);
+}
+
+at::Tensor read_idx_labels(const std::string& path) {
+  const std::vector<std::uint8_t> bytes = read_maybe_gzipped_file(path);
+  const auto shape = read_header(bytes, kLabelsMagic, path);
+  at::Tensor raw = at::empty({static_cast<std::int64_t>(shape[0])}, at::kByte);
+  std::copy(bytes.begin() + 8, bytes.end(), raw.data_ptr<std::uint8_t>());
+  return raw.to(at::kLong);
+}
+
+void write_idx_images(const std::string& path, const at::Tensor& images, bool compress) {
+  RL_CHECK(images.dim() == 4 && images.size(1) == 1, "idx images must be N×1×H×W, got ", images.sizes());
+  std::vector<std::uint8_t> out;
+  put_big_endian(out, kImagesMagic);
+  for (int d : {0, 2, 3}) put_big_endian(out, static_cast<std::uint32_t>(images.size(d)));
+  const at::Tensor bytes = to_bytes(images);
+  out.insert(out.end(), bytes.data_ptr<std::uint8_t>(), bytes.data_ptr<std::uint8_t>() + bytes.numel());
+  write_byte_file(path, out, compress);
+}
+
+void write_idx_labels(const std::string& path, const at::Tensor& labels, bool compress) {
+  RL_CHECK(labels.dim() == 1, "idx labels must be one-dimensional, got ", labels.sizes());
+  RL_CHECK(labels.numel() == 0 || (labels.min().item<std::int64_t>() >= 0 && labels.max().item<std::int64_t>() <= 255),
+           "idx labels must lie in [0,255]");
+  std::vector<std::uint8_t> out;
+  put_big_endian(out, kLabelsMagic);
+  put_big_endian(out, static_cast<std::uint32_t>(labels.size(0)));
+  const at::Tensor bytes = labels.to(at::kByte).contiguous();
+  out.insert(out.end(), bytes.data_ptr<std::uint8_t>(), bytes.data_ptr<std::uint8_t>() + bytes.numel());
+  write_byte_file(path, out, compress);
+}
+
+}  // namespace robustlens

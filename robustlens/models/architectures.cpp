@@ -1,0 +1,185 @@
+#include "robustlens/models/architectures.h"
+
+#include "robustlens/core/error.h"
+
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/pooling.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+
+namespace robustlens {
+namespace {
+
+namespace F = torch::nn::functional;
+
+/// Spatial size after LeNet's conv(pad 2) → pool 2 → conv 5 → pool 2.
+std::int64_t lenet_feature_side(std::int64_t side) { return ((side / 2) - 4) / 2; }
+
+/// The activation every built-in network uses, chosen by the spec.
+struct Activation {
+  bool softplus;
+  double beta;
+  at::Tensor operator()(const at::Tensor& x) const {
+    return softplus ? F::softplus(x, F::SoftplusFuncOptions().beta(beta)) : at::relu(x);
+  }
+};
+
+class MlpImpl : public ClassifierNetImpl {
+ public:
+  MlpImpl(const ArchitectureSpec& spec, Activation activation) : activation_(activation) {
+    std::int64_t in = spec.input_shape[0] * spec.input_shape[1] * spec.input_shape[2];
+    for (std::int64_t i = 0; i < spec.depth; ++i) {
+      layers_->push_back(torch::nn::Linear(in, spec.width));
+      in = spec.width;
+    }
+    register_module("layers", layers_);
+    head = register_module("head", torch::nn::Linear(in, spec.num_classes));
+  }
+  at::Tensor features(const at::Tensor& images) override {
+    at::Tensor x = images.flatten(1);
+    for (const auto& layer : *layers_) x = activation_(layer->as<torch::nn::Linear>()->forward(x));
+    return x;
+  }
+
+ private:
+  Activation activation_;
+  torch::nn::ModuleList layers_;
+};
+
+class LeNetImpl : public ClassifierNetImpl {
+ public:
+  LeNetImpl(const ArchitectureSpec& spec, Activation activation) : activation_(activation) {
+    const std::int64_t c = spec.input_shape[0], w = spec.width;
+    conv1_ = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(c, w, 5).padding(2)));
+    conv2_ = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(w, 2 * w, 5)));
+    const std::int64_t h = lenet_feature_side(spec.input_shape[1]), v = lenet_feature_side(spec.input_shape[2]);
+    fc1_ = register_module("fc1", torch::nn::Linear(2 * w * h * v, 120));
+    fc2_ = register_module("fc2", torch::nn::Linear(120, 84));
+    head = register_module("head", torch::nn::Linear(84, spec.num_classes));
+  }
+  at::Tensor features(const at::Tensor& images) override {
+    at::Tensor x = at::max_pool2d(activation_(conv1_->forward(images)), 2);
+    x = at::max_pool2d(activation_(conv2_->forward(x)), 2);
+    x = activation_(fc1_->forward(x.flatten(1)));
+    return activation_(fc2_->forward(x));
+  }
+
+ private:
+  Activation activation_;
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
+  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+};
+
+/// Pre-activation-free basic block of He et al. (CIFAR variant, 1×1 projection shortcut).
+class BasicBlockImpl : public torch::nn::Module {
+ public:
+  BasicBlockImpl(std::int64_t in, std::int64_t out, std::int64_t stride, Activation activation)
+      : activation_(activation) {
+    conv1_ = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
+    bn1_ = register_module("bn1", torch::nn::BatchNorm2d(out));
+    conv2_ = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
+    bn2_ = register_module("bn2", torch::nn::BatchNorm2d(out));
+    if (stride != 1 || in != out) {
+      shortcut_conv_ = register_module("shortcut_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+      shortcut_bn_ = register_module("shortcut_bn", torch::nn::BatchNorm2d(out));
+    }
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    at::Tensor y = activation_(bn1_->forward(conv1_->forward(x)));
+    y = bn2_->forward(conv2_->forward(y));
+    const at::Tensor skip = shortcut_conv_ ? shortcut_bn_->forward(shortcut_conv_->forward(x)) : x;
+    return activation_(y + skip);
+  }
+
+ private:
+  Activation activation_;
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, shortcut_conv_{nullptr};
+  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, shortcut_bn_{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+class ResNetImpl : public ClassifierNetImpl {
+ public:
+  ResNetImpl(const ArchitectureSpec& spec, Activation activation) : activation_(activation) {
+    const std::int64_t w = spec.width;
+    stem_conv_ = register_module("stem_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(spec.input_shape[0], w, 3).padding(1).bias(false)));
+    stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(w));
+    std::int64_t in = w;
+    for (std::int64_t stage = 0; stage < 3; ++stage) {
+      const std::int64_t out = w << stage;
+      for (std::int64_t block = 0; block < spec.depth; ++block) {
+        blocks_->push_back(BasicBlock(in, out, (stage > 0 && block == 0) ? 2 : 1, activation));
+        in = out;
+      }
+    }
+    register_module("blocks", blocks_);
+    head = register_module("head", torch::nn::Linear(in, spec.num_classes));
+  }
+  at::Tensor features(const at::Tensor& images) override {
+    at::Tensor x = activation_(stem_bn_->forward(stem_conv_->forward(images)));
+    for (const auto& block : *blocks_) x = block->as<BasicBlock>()->forward(x);
+    return x.mean({2, 3});
+  }
+
+ private:
+  Activation activation_;
+  torch::nn::Conv2d stem_conv_{nullptr};
+  torch::nn::BatchNorm2d stem_bn_{nullptr};
+  torch::nn::ModuleList blocks_;
+};
+
+}  // namespace
+
+ArchitectureSpec ArchitectureSpec::resolved() const {
+  ArchitectureSpec spec = *this;
+  RL_CHECK(spec.name == "mlp" || spec.name == "lenet" || spec.name == "resnet",
+           "architecture: expected mlp, lenet or resnet, got '", spec.name, "'");
+  RL_CHECK(spec.input_shape.size() == 3 && spec.input_shape[0] > 0 && spec.input_shape[1] > 0 &&
+               spec.input_shape[2] > 0,
+           "architecture: input shape must be three positive numbers C,H,W");
+  RL_CHECK(spec.num_classes >= 2, "architecture: needs at least 2 classes, got ", spec.num_classes);
+  RL_CHECK(spec.activation == "relu" || spec.activation == "softplus",
+           "architecture: activation must be relu or softplus, got '", spec.activation, "'");
+  RL_CHECK(spec.width >= 0 && spec.depth >= 0, "architecture: width and depth must be >= 0 (0 = default)");
+  if (spec.width == 0) spec.width = spec.name == "mlp" ? 256 : 16;
+  if (spec.depth == 0) spec.depth = spec.name == "mlp" ? 2 : 1;
+  if (spec.name == "lenet") {
+    spec.depth = 2;  // fixed: two convolutions
+    RL_CHECK(lenet_feature_side(spec.input_shape[1]) >= 1 && lenet_feature_side(spec.input_shape[2]) >= 1,
+             "lenet needs images of at least 12×12, got ", spec.input_shape[1], "×", spec.input_shape[2]);
+  }
+  return spec;
+}
+
+nlohmann::json ArchitectureSpec::to_json() const {
+  return {{"name", name},           {"input_shape", input_shape}, {"num_classes", num_classes},
+          {"width", width},         {"depth", depth},             {"activation", activation},
+          {"softplus_beta", softplus_beta}};
+}
+
+ArchitectureSpec ArchitectureSpec::from_json(const nlohmann::json& json) {
+  ArchitectureSpec spec;
+  try {
+    spec.name = json.at("name").get<std::string>();
+    spec.input_shape = json.at("input_shape").get<std::vector<std::int64_t>>();
+    spec.num_classes = json.at("num_classes").get<std::int64_t>();
+    spec.width = json.at("width").get<std::int64_t>();
+    spec.depth = json.at("depth").get<std::int64_t>();
+    spec.activation = json.at("activation").get<std::string>();
+    spec.softplus_beta = json.at("softplus_beta").get<double>();
+  } catch (const nlohmann::json::exception& error) {
+    RL_CHECK(false, "architecture record is incomplete: ", error.what());
+  }
+  return spec.resolved();
+}
+
+std::shared_ptr<ClassifierNetImpl> build_architecture(const ArchitectureSpec& requested) {
+  const ArchitectureSpec spec = requested.resolved();
+  const Activation activation{spec.activation == "softplus", spec.softplus_beta};
+  if (spec.name == "mlp") return std::make_shared<MlpImpl>(spec, activation);
+  if (spec.name == "lenet") return std::make_shared<LeNetImpl>(spec, activation);
+  return std::make_shared<ResNetImpl>(spec, activation);
+}
+
+}  // namespace robustlens

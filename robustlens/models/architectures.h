@@ -1,0 +1,57 @@
+// Built-in classifier architectures: an MLP, a LeNet-style CNN and a small
+// CIFAR-style ResNet. Each splits into features() (the penultimate
+// representation the latent analyses read) and a linear head.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace robustlens {
+
+/// Everything needed to rebuild an architecture; stored in model files.
+struct ArchitectureSpec {
+  /// "mlp", "lenet" or "resnet".
+  std::string name = "lenet";
+  /// C, H, W of the input images.
+  std::vector<std::int64_t> input_shape{1, 28, 28};
+  std::int64_t num_classes = 10;
+  /// 0 = the architecture's default: mlp hidden units 256; lenet channels of the
+  /// first convolution 16 (the second has twice as many); resnet base channels 16.
+  std::int64_t width = 0;
+  /// 0 = default: mlp hidden layers 2; resnet basic blocks per stage 1 (ResNet-8;
+  /// 3 gives ResNet-20). LeNet has a fixed depth.
+  std::int64_t depth = 0;
+  /// "relu" or "softplus" (smooth; for finite-difference checks and second-order attacks).
+  std::string activation = "relu";
+  double softplus_beta = 10.0;
+
+  ArchitectureSpec& set_name(std::string v) { name = std::move(v); return *this; }
+  ArchitectureSpec& set_input_shape(std::vector<std::int64_t> v) { input_shape = std::move(v); return *this; }
+  ArchitectureSpec& set_num_classes(std::int64_t v) { num_classes = v; return *this; }
+  ArchitectureSpec& set_width(std::int64_t v) { width = v; return *this; }
+  ArchitectureSpec& set_depth(std::int64_t v) { depth = v; return *this; }
+  ArchitectureSpec& set_activation(std::string v) { activation = std::move(v); return *this; }
+
+  /// Defaults filled in (width, depth), checked; what gets recorded.
+  ArchitectureSpec resolved() const;
+  nlohmann::json to_json() const;
+  static ArchitectureSpec from_json(const nlohmann::json& json);
+};
+
+/// Base of the built-in networks: logits = head(features(x)).
+class ClassifierNetImpl : public torch::nn::Module {
+ public:
+  virtual at::Tensor features(const at::Tensor& images) = 0;
+  at::Tensor forward(const at::Tensor& images) { return head->forward(features(images)); }
+  torch::nn::Linear head{nullptr};
+};
+
+std::shared_ptr<ClassifierNetImpl> build_architecture(const ArchitectureSpec& spec);
+
+}  // namespace robustlens

@@ -1,0 +1,105 @@
+#include "robustlens/models/builtin_model.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/report/files.h"
+
+namespace robustlens {
+
+BuiltinModel::BuiltinModel(const ArchitectureSpec& spec, std::vector<std::string> class_names,
+                           nlohmann::json training)
+    : spec_(spec.resolved()), net_(build_architecture(spec_)) {
+  RL_CHECK(class_names.empty() || static_cast<std::int64_t>(class_names.size()) == spec_.num_classes,
+           "model has ", spec_.num_classes, " classes but ", class_names.size(), " class names were given");
+  if (class_names.empty()) {
+    for (std::int64_t k = 0; k < spec_.num_classes; ++k) class_names.push_back(std::to_string(k));
+  }
+  info_.kind = "builtin";
+  info_.input_shape = spec_.input_shape;
+  info_.num_classes = spec_.num_classes;
+  info_.class_names = std::move(class_names);
+  info_.architecture = spec_.to_json();
+  info_.training = std::move(training);
+}
+
+at::Tensor BuiltinModel::forward(const at::Tensor& images) {
+  check_images(images, spec_.input_shape, "model " + spec_.name);
+  return net_->forward(images);
+}
+
+at::Tensor BuiltinModel::latent(const at::Tensor& images) {
+  check_images(images, spec_.input_shape, "model " + spec_.name);
+  return net_->features(images);
+}
+
+void BuiltinModel::to(const at::Device& device) {
+  net_->to(device);
+  device_ = device;
+}
+
+void BuiltinModel::save_to(torch::serialize::OutputArchive& archive) const {
+  const nlohmann::json metadata = {{"format", "robustlens-model"},
+                                   {"format_version", 1},
+                                   {"architecture", spec_.to_json()},
+                                   {"class_names", info_.class_names},
+                                   {"training", info_.training}};
+  archive.write(kBuiltinMetadataKey, c10::IValue(metadata.dump()));
+  torch::serialize::OutputArchive parameters;
+  net_->save(parameters);
+  archive.write("parameters", parameters);
+}
+
+void BuiltinModel::load_parameters_from(torch::serialize::InputArchive& archive) {
+  torch::serialize::InputArchive parameters;
+  RL_CHECK(archive.try_read("parameters", parameters), "model archive has no parameters");
+  try {
+    net_->load(parameters);
+  } catch (const c10::Error& error) {
+    RL_CHECK(false, "model parameters do not fit architecture ", spec_.to_json().dump(), ": ",
+             first_line(error.what()));
+  }
+  net_->to(device_);
+}
+
+void BuiltinModel::save(const std::string& path) const {
+  write_file_atomically(path, [&](const std::string& temporary) {
+    torch::serialize::OutputArchive archive;
+    save_to(archive);
+    archive.save_to(temporary);
+  });
+}
+
+nlohmann::json read_builtin_metadata(torch::serialize::InputArchive& archive, const std::string& path) {
+  c10::IValue value;
+  RL_CHECK(archive.try_read(kBuiltinMetadataKey, value) && value.isString(), "'", path,
+           "' is not a robustlens model file (no ", kBuiltinMetadataKey, " record)");
+  nlohmann::json metadata;
+  try {
+    metadata = nlohmann::json::parse(value.toStringRef());
+  } catch (const nlohmann::json::exception& error) {
+    RL_CHECK(false, "'", path, "': metadata is not valid JSON: ", error.what());
+  }
+  RL_CHECK(metadata.value("format", "") == "robustlens-model" && metadata.value("format_version", 0) == 1,
+           "'", path, "': unsupported model format ", metadata.value("format", "?"), " version ",
+           metadata.value("format_version", 0), " (this robustlens reads robustlens-model version 1)");
+  return metadata;
+}
+
+std::unique_ptr<BuiltinModel> load_builtin_model(const std::string& path, const at::Device& device) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path, device);
+  } catch (const c10::Error& error) {
+    RL_CHECK(false, "model file '", path, "' cannot be read: ", first_line(error.what()));
+  }
+  const nlohmann::json metadata = read_builtin_metadata(archive, path);
+  auto model = std::make_unique<BuiltinModel>(
+      ArchitectureSpec::from_json(metadata.at("architecture")),
+      metadata.value("class_names", std::vector<std::string>{}), metadata.value("training", nlohmann::json::object()));
+  model->to(device);
+  model->load_parameters_from(archive);
+  model->info().path = path;
+  model->set_training(false);
+  return model;
+}
+
+}  // namespace robustlens

@@ -1,0 +1,52 @@
+#include "robustlens/report/files.h"
+
+#include "robustlens/core/error.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace robustlens {
+
+void write_file_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  std::error_code ec;
+  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
+  RL_CHECK(!ec, "cannot create directory '", target.parent_path().string(), "': ", ec.message());
+  const std::string temporary = path + ".tmp" + std::to_string(getpid());
+  try {
+    write(temporary);
+    fs::rename(temporary, target);
+  } catch (...) {
+    fs::remove(temporary, ec);
+    throw;
+  }
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  write_file_atomically(path, [&](const std::string& temporary) {
+    std::ofstream out(temporary, std::ios::binary);
+    out << text;
+    out.close();
+    RL_CHECK(out.good(), "cannot write '", path, "'");
+  });
+}
+
+void write_json_file(const std::string& path, const nlohmann::json& json) {
+  write_text_file(path, json.dump(2) + "\n");
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  RL_CHECK(in.good(), "cannot open '", path, "'");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& error) {
+    RL_CHECK(false, "'", path, "' is not valid JSON: ", error.what());
+  }
+  return {};
+}
+
+}  // namespace robustlens

@@ -1,0 +1,21 @@
+// Output files are written to a temporary name and renamed into place, so that
+// an interrupted run never leaves a half-written file under the final name.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+
+namespace robustlens {
+
+/// Calls write(temporary_path), then renames the temporary file to `path`.
+/// Creates the parent directory. On failure removes the temporary file and throws.
+void write_file_atomically(const std::string& path, const std::function<void(const std::string&)>& write);
+
+void write_text_file(const std::string& path, const std::string& text);
+/// Pretty-printed JSON (2-space indent).
+void write_json_file(const std::string& path, const nlohmann::json& json);
+nlohmann::json read_json_file(const std::string& path);
+
+}  // namespace robustlens

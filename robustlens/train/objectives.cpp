@@ -1,0 +1,61 @@
+#include "robustlens/train/objectives.h"
+
+#include "robustlens/attacks/pgd.h"
+#include "robustlens/core/error.h"
+
+#include <torch/autograd.h>
+
+namespace robustlens {
+
+void ObjectiveOptions::check() const {
+  RL_CHECK(kind == "standard" || kind == "pgd-l2" || kind == "pgd-linf" || kind == "noise" || kind == "gradnorm",
+           "--objective: expected standard, pgd-l2, pgd-linf, noise or gradnorm, got '", kind, "'");
+  RL_CHECK(eps >= 0, "--eps must be >= 0, got ", eps);
+  RL_CHECK(pgd_steps >= 1, "--pgd-steps must be >= 1, got ", pgd_steps);
+  RL_CHECK(pgd_step_size >= 0, "--pgd-step-size must be >= 0, got ", pgd_step_size);
+  RL_CHECK(sigma >= 0, "--sigma must be >= 0, got ", sigma);
+  RL_CHECK(lambda >= 0, "--lambda must be >= 0, got ", lambda);
+}
+
+nlohmann::json ObjectiveOptions::to_json() const {
+  nlohmann::json json = {{"kind", kind}};
+  if (kind.rfind("pgd", 0) == 0) {
+    json["eps"] = eps;
+    json["pgd_steps"] = pgd_steps;
+    json["pgd_step_size"] = pgd_step_size == 0 ? 2.5 * eps / static_cast<double>(pgd_steps) : pgd_step_size;
+  }
+  if (kind == "noise") json["sigma"] = sigma;
+  if (kind == "gradnorm") json["lambda"] = lambda;
+  return json;
+}
+
+at::Tensor input_gradient_penalty(Model& model, const at::Tensor& images, const at::Tensor& labels) {
+  const at::Tensor x = images.detach().requires_grad_(true);
+  // The gradient of the summed loss is, per row, the gradient of that example's loss.
+  const at::Tensor loss = at::cross_entropy_loss(model.forward(x), labels, {}, at::Reduction::Sum);
+  const at::Tensor grad = torch::autograd::grad({loss}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+  return grad.pow(2).flatten(1).sum(1).mean();
+}
+
+BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tensor& labels,
+                         const ObjectiveOptions& options) {
+  at::Tensor inputs = images;
+  if (options.kind == "pgd-l2" || options.kind == "pgd-linf") {
+    model.set_training(false);
+    inputs = pgd_attack(model, images, labels,
+                        PgdOptions()
+                            .set_norm(options.kind == "pgd-l2" ? Norm::l2 : Norm::linf)
+                            .set_eps(options.eps)
+                            .set_steps(options.pgd_steps)
+                            .set_step_size(options.pgd_step_size));
+    model.set_training(true);
+  } else if (options.kind == "noise") {
+    inputs = images + options.sigma * at::randn_like(images);
+  }
+  const at::Tensor logits = model.forward(inputs);
+  at::Tensor loss = at::cross_entropy_loss(logits, labels);
+  if (options.kind == "gradnorm") loss = loss + options.lambda * input_gradient_penalty(model, images, labels);
+  return {loss, logits};
+}
+
+}  // namespace robustlens

@@ -1,0 +1,56 @@
+// Training objectives, all per example: standard cross-entropy; L2 / Linf PGD
+// adversarial training (attack code shared with attacks/pgd.h); Gaussian noise
+// augmentation; input-gradient-norm penalty CE + lambda·mean_i ‖∇_x CE_i‖².
+#pragma once
+
+#include "robustlens/core/model.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace robustlens {
+
+struct ObjectiveOptions {
+  /// "standard", "pgd-l2", "pgd-linf", "noise" or "gradnorm".
+  std::string kind = "standard";
+  /// PGD radius (pixel units in [0,1]).
+  double eps = 0.0;
+  std::int64_t pgd_steps = 10;
+  /// 0 = 2.5·eps/steps.
+  double pgd_step_size = 0.0;
+  /// Standard deviation of the Gaussian noise added to training images (noise).
+  double sigma = 0.0;
+  /// Weight of the input-gradient-norm penalty (gradnorm).
+  double lambda = 0.0;
+
+  ObjectiveOptions& set_kind(std::string v) { kind = std::move(v); return *this; }
+  ObjectiveOptions& set_eps(double v) { eps = v; return *this; }
+  ObjectiveOptions& set_pgd_steps(std::int64_t v) { pgd_steps = v; return *this; }
+  ObjectiveOptions& set_pgd_step_size(double v) { pgd_step_size = v; return *this; }
+  ObjectiveOptions& set_sigma(double v) { sigma = v; return *this; }
+  ObjectiveOptions& set_lambda(double v) { lambda = v; return *this; }
+
+  void check() const;
+  /// Only the fields the chosen objective uses.
+  nlohmann::json to_json() const;
+};
+
+struct BatchLoss {
+  at::Tensor loss;    ///< scalar to minimise
+  at::Tensor logits;  ///< logits on the images the loss was computed on (for accuracy)
+};
+
+/// The objective's loss on one batch; the model must be in training mode. PGD
+/// runs its attack with the model in evaluation mode (batch-norm statistics
+/// are not updated by attack passes) and switches back.
+BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tensor& labels,
+                         const ObjectiveOptions& options);
+
+/// mean_i ‖∇_x CE(f(x_i), y_i)‖², differentiable with respect to the parameters.
+/// Per-example exactly when the model has no cross-example coupling (no batch
+/// norm in training mode).
+at::Tensor input_gradient_penalty(Model& model, const at::Tensor& images, const at::Tensor& labels);
+
+}  // namespace robustlens

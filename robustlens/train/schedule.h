@@ -1,0 +1,33 @@
+// Learning-rate schedules, as pure functions of the step so that a resumed run
+// follows exactly the schedule of an uninterrupted one.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace robustlens {
+
+struct ScheduleOptions {
+  /// "constant", "step" (×gamma every step_epochs), "cosine" (to 0), or
+  /// "onecycle" (triangular: base/25 → base over the first warmup fraction, → base/1e4 at the end).
+  std::string kind = "onecycle";
+  double gamma = 0.1;
+  std::int64_t step_epochs = 10;
+  double warmup = 0.3;
+
+  ScheduleOptions& set_kind(std::string v) { kind = std::move(v); return *this; }
+  ScheduleOptions& set_gamma(double v) { gamma = v; return *this; }
+  ScheduleOptions& set_step_epochs(std::int64_t v) { step_epochs = v; return *this; }
+  ScheduleOptions& set_warmup(double v) { warmup = v; return *this; }
+
+  void check() const;
+  nlohmann::json to_json() const;
+};
+
+/// Learning rate for optimiser step `step` (0-based) of `total_steps`.
+double learning_rate_at(const ScheduleOptions& schedule, double base_lr, std::int64_t step, std::int64_t total_steps,
+                        std::int64_t steps_per_epoch);
+
+}  // namespace robustlens

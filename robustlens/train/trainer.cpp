@@ -1,0 +1,195 @@
+#include "robustlens/train/trainer.h"
+
+#include "robustlens/analyses/accuracy.h"
+#include "robustlens/core/error.h"
+#include "robustlens/core/runtime.h"
+#include "robustlens/report/files.h"
+
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+#include <torch/utils.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+namespace robustlens {
+namespace {
+
+constexpr std::uint64_t kShuffleStream = 1, kTorchStream = 2;
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(BuiltinModel& model, const TrainOptions& options) {
+  if (options.optimizer == "adamw") {
+    return std::make_unique<torch::optim::AdamW>(
+        model.parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
+  }
+  return std::make_unique<torch::optim::SGD>(
+      model.parameters(),
+      torch::optim::SGDOptions(options.lr).momentum(options.momentum).weight_decay(options.weight_decay));
+}
+
+/// The order of epoch `epoch`'s samples: a function of (seed, epoch) only.
+std::vector<std::int64_t> epoch_order(std::int64_t size, std::uint64_t seed, std::int64_t epoch) {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(size));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 engine(derive_seed(derive_seed(seed, kShuffleStream), static_cast<std::uint64_t>(epoch)));
+  std::shuffle(order.begin(), order.end(), engine);
+  return order;
+}
+
+std::string checkpoint_path(const TrainOptions& options) {
+  return (std::filesystem::path(options.out_dir) / "checkpoint.pt").string();
+}
+
+void save_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, const TrainOptions& options,
+                     const TrainResult& result) {
+  write_file_atomically(checkpoint_path(options), [&](const std::string& temporary) {
+    torch::serialize::OutputArchive archive, optimizer_archive;
+    model.save_to(archive);
+    optimizer.save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+    const nlohmann::json state = {{"recipe", options.to_json()}, {"log", result.to_json()["epochs"]}};
+    archive.write("trainer_state", c10::IValue(state.dump()));
+    archive.save_to(temporary);
+  });
+}
+
+/// Restores model, optimiser and log from the checkpoint; returns false if there is none.
+bool load_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, const TrainOptions& options,
+                     TrainResult& result) {
+  const std::string path = checkpoint_path(options);
+  if (!std::filesystem::is_regular_file(path)) return false;
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path, model.device());
+  } catch (const c10::Error& error) {
+    RL_CHECK(false, "checkpoint '", path, "' cannot be read (", first_line(error.what()),
+             "); delete it or pass --restart");
+  }
+  c10::IValue state_value;
+  RL_CHECK(archive.try_read("trainer_state", state_value) && state_value.isString(), "checkpoint '", path,
+           "' has no trainer state; delete it or pass --restart");
+  const nlohmann::json state = nlohmann::json::parse(state_value.toStringRef());
+  RL_CHECK(state.at("recipe") == options.to_json(), "checkpoint '", path,
+           "' was made with a different recipe:\n  checkpoint: ", state.at("recipe").dump(),
+           "\n  requested:  ", options.to_json().dump(), "\nuse another --out, or --restart to start afresh");
+  read_builtin_metadata(archive, path);
+  model.load_parameters_from(archive);
+  torch::serialize::InputArchive optimizer_archive;
+  RL_CHECK(archive.try_read("optimizer", optimizer_archive), "checkpoint '", path, "' has no optimiser state");
+  optimizer.load(optimizer_archive);
+  for (const auto& record : state.at("log")) result.epochs.push_back(EpochRecord::from_json(record));
+  result.resumed_after_epoch = static_cast<std::int64_t>(result.epochs.size());
+  return true;
+}
+
+}  // namespace
+
+void TrainOptions::check() const {
+  RL_CHECK(optimizer == "sgd" || optimizer == "adamw", "--optimizer: expected sgd or adamw, got '", optimizer, "'");
+  RL_CHECK(lr > 0, "--lr must be > 0, got ", lr);
+  RL_CHECK(momentum >= 0 && momentum < 1, "--momentum must lie in [0,1), got ", momentum);
+  RL_CHECK(weight_decay >= 0, "--weight-decay must be >= 0, got ", weight_decay);
+  RL_CHECK(epochs >= 1, "--epochs must be >= 1, got ", epochs);
+  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+  RL_CHECK(eval_batch_size >= 1, "evaluation batch size must be >= 1, got ", eval_batch_size);
+  schedule.check();
+  objective.check();
+}
+
+nlohmann::json TrainOptions::to_json() const {
+  return {{"optimizer", optimizer},   {"lr", lr},
+          {"momentum", optimizer == "sgd" ? momentum : 0.0},
+          {"weight_decay", weight_decay},
+          {"schedule", schedule.to_json()},
+          {"epochs", epochs},         {"batch_size", batch_size},
+          {"seed", seed},             {"objective", objective.to_json()}};
+}
+
+nlohmann::json EpochRecord::to_json() const {
+  return {{"epoch", epoch},           {"learning_rate", learning_rate}, {"train_loss", train_loss},
+          {"train_accuracy", train_accuracy}, {"test_accuracy", test_accuracy}, {"seconds", seconds}};
+}
+
+EpochRecord EpochRecord::from_json(const nlohmann::json& json) {
+  return {json.at("epoch"), json.at("learning_rate"), json.at("train_loss"), json.at("train_accuracy"),
+          json.at("test_accuracy"), json.at("seconds")};
+}
+
+nlohmann::json TrainResult::to_json() const {
+  nlohmann::json records = nlohmann::json::array();
+  for (const auto& record : epochs) records.push_back(record.to_json());
+  return {{"epochs", records}, {"resumed_after_epoch", resumed_after_epoch}};
+}
+
+TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset& test, const TrainOptions& options,
+                        const ProgressCallback& progress, const EpochCallback& on_epoch) {
+  options.check();
+  RL_CHECK(train.image_shape() == model.spec().input_shape, "training images are ", train.image_shape()[0], "×",
+           train.image_shape()[1], "×", train.image_shape()[2], " but the model takes ", model.spec().input_shape[0],
+           "×", model.spec().input_shape[1], "×", model.spec().input_shape[2]);
+  RL_CHECK(train.num_classes() <= model.spec().num_classes, "the dataset has ", train.num_classes(),
+           " classes but the model only ", model.spec().num_classes);
+  auto optimizer = make_optimizer(model, options);
+  TrainResult result;
+  if (!options.out_dir.empty() && options.resume) load_checkpoint(model, *optimizer, options, result);
+
+  const std::int64_t steps_per_epoch = (train.size() + options.batch_size - 1) / options.batch_size;
+  const std::int64_t total_steps = steps_per_epoch * options.epochs;
+  const at::Device device = model.device();
+  for (std::int64_t epoch = result.resumed_after_epoch; epoch < options.epochs; ++epoch) {
+    const auto start_time = std::chrono::steady_clock::now();
+    torch::manual_seed(derive_seed(derive_seed(options.seed, kTorchStream), static_cast<std::uint64_t>(epoch)));
+    const std::vector<std::int64_t> order = epoch_order(train.size(), options.seed, epoch);
+    model.set_training(true);
+    double loss_sum = 0, learning_rate = options.lr;
+    std::int64_t correct = 0, seen = 0;
+    const std::string task = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs);
+    for (std::int64_t step = 0; step < steps_per_epoch; ++step) {
+      const std::int64_t begin = step * options.batch_size;
+      const std::int64_t end = std::min(begin + options.batch_size, train.size());
+      const at::Tensor index = at::tensor(std::vector<std::int64_t>(order.begin() + begin, order.begin() + end), at::kLong);
+      const at::Tensor images = train.images.index_select(0, index).to(device);
+      const at::Tensor labels = train.labels.index_select(0, index).to(device);
+
+      learning_rate = learning_rate_at(options.schedule, options.lr, epoch * steps_per_epoch + step, total_steps,
+                                       steps_per_epoch);
+      for (auto& group : optimizer->param_groups()) group.options().set_lr(learning_rate);
+      optimizer->zero_grad();
+      const BatchLoss batch = objective_loss(model, images, labels, options.objective);
+      RL_CHECK(std::isfinite(batch.loss.item<double>()), "training diverged at epoch ", epoch + 1, ", step ",
+               step + 1, " (loss is not finite); lower --lr (now ", options.lr, ")");
+      batch.loss.backward();
+      optimizer->step();
+
+      loss_sum += batch.loss.item<double>() * static_cast<double>(end - begin);
+      correct += batch.logits.argmax(1).eq(labels).sum().item<std::int64_t>();
+      seen += end - begin;
+      report(progress, {task, seen, train.size(),
+                        "loss " + std::to_string(loss_sum / static_cast<double>(seen)).substr(0, 6)});
+    }
+    EpochRecord record;
+    record.epoch = epoch + 1;
+    record.learning_rate = learning_rate;
+    record.train_loss = loss_sum / static_cast<double>(seen);
+    record.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+    record.test_accuracy =
+        evaluate_accuracy(model, test, AccuracyOptions().set_batch_size(options.eval_batch_size)).accuracy;
+    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+    result.epochs.push_back(record);
+    if (!options.out_dir.empty()) save_checkpoint(model, *optimizer, options, result);
+    if (on_epoch) on_epoch(record);
+  }
+  model.set_training(false);
+  nlohmann::json recipe = options.to_json();
+  recipe["log"] = result.to_json()["epochs"];
+  recipe["train_data"] = train.name;
+  model.info().training = recipe;
+  return result;
+}
+
+}  // namespace robustlens

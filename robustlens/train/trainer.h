@@ -1,0 +1,83 @@
+// The trainer: minibatch optimisation of a built-in model with one objective,
+// a checkpoint after every epoch (model, optimiser, log) and exact resume: the
+// shuffling and the random draws of epoch e depend only on (seed, e), so a
+// killed run resumed from its last checkpoint ends with the same weights as an
+// uninterrupted one (on CPU).
+#pragma once
+
+#include "robustlens/core/progress.h"
+#include "robustlens/data/dataset.h"
+#include "robustlens/models/builtin_model.h"
+#include "robustlens/train/objectives.h"
+#include "robustlens/train/schedule.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace robustlens {
+
+struct TrainOptions {
+  /// "sgd" (with momentum, L2 weight decay) or "adamw" (decoupled weight decay).
+  std::string optimizer = "sgd";
+  double lr = 0.1;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  ScheduleOptions schedule;
+  std::int64_t epochs = 3;
+  std::int64_t batch_size = 128;
+  std::uint64_t seed = 0;
+  ObjectiveOptions objective;
+  /// Batch size of the per-epoch test evaluation.
+  std::int64_t eval_batch_size = 1000;
+  /// Folder for checkpoint.pt, model.pt and train_log.json ("" = no files).
+  std::string out_dir;
+  /// Continue from out_dir/checkpoint.pt when it exists (else start afresh).
+  bool resume = true;
+
+  TrainOptions& set_optimizer(std::string v) { optimizer = std::move(v); return *this; }
+  TrainOptions& set_lr(double v) { lr = v; return *this; }
+  TrainOptions& set_momentum(double v) { momentum = v; return *this; }
+  TrainOptions& set_weight_decay(double v) { weight_decay = v; return *this; }
+  TrainOptions& set_schedule(ScheduleOptions v) { schedule = std::move(v); return *this; }
+  TrainOptions& set_epochs(std::int64_t v) { epochs = v; return *this; }
+  TrainOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  TrainOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
+  TrainOptions& set_objective(ObjectiveOptions v) { objective = std::move(v); return *this; }
+  TrainOptions& set_eval_batch_size(std::int64_t v) { eval_batch_size = v; return *this; }
+  TrainOptions& set_out_dir(std::string v) { out_dir = std::move(v); return *this; }
+  TrainOptions& set_resume(bool v) { resume = v; return *this; }
+
+  void check() const;
+  /// The recipe: everything that determines the weights (not out_dir/resume).
+  nlohmann::json to_json() const;
+};
+
+struct EpochRecord {
+  std::int64_t epoch = 0;  ///< 1-based
+  double learning_rate = 0;  ///< at the epoch's last step
+  double train_loss = 0;
+  double train_accuracy = 0;  ///< on the (possibly perturbed) training inputs
+  double test_accuracy = 0;
+  double seconds = 0;
+  nlohmann::json to_json() const;
+  static EpochRecord from_json(const nlohmann::json& json);
+};
+
+struct TrainResult {
+  std::vector<EpochRecord> epochs;
+  std::int64_t resumed_after_epoch = 0;  ///< epochs taken from a checkpoint
+  nlohmann::json to_json() const;
+};
+
+using EpochCallback = std::function<void(const EpochRecord&)>;
+
+/// Trains `model` in place on `train`, evaluating on `test` after every epoch;
+/// `on_epoch` sees each finished epoch (after its checkpoint is written).
+TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset& test, const TrainOptions& options,
+                        const ProgressCallback& progress = {}, const EpochCallback& on_epoch = {});
+
+}  // namespace robustlens

@@ -1,0 +1,47 @@
+#include "robustlens/attacks/pgd.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/models/builtin_model.h"
+
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+namespace robustlens {
+namespace {
+
+TEST(Pgd, IteratesStayInTheBallAndInTheDomain) {
+  torch::manual_seed(0);
+  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 8, 8}).set_num_classes(5), {});
+  model.set_training(false);
+  const at::Tensor x = at::rand({16, 1, 8, 8});
+  const at::Tensor y = at::randint(5, {16}, at::kLong);
+  for (const Norm norm : {Norm::l2, Norm::linf}) {
+    const double eps = norm == Norm::l2 ? 1.0 : 0.1;
+    const at::Tensor adv = pgd_attack(model, x, y, PgdOptions().set_norm(norm).set_eps(eps).set_restarts(2));
+    const at::Tensor delta = (adv - x).flatten(1);
+    const at::Tensor norms = norm == Norm::l2 ? delta.norm(2, 1) : delta.abs().amax(1);
+    EXPECT_LE(norms.max().item<double>(), eps * (1 + 1e-5));
+    EXPECT_GE(adv.min().item<float>(), 0.0f);
+    EXPECT_LE(adv.max().item<float>(), 1.0f);
+    at::NoGradGuard no_grad;
+    const double clean = at::cross_entropy_loss(model.forward(x), y).item<double>();
+    const double attacked = at::cross_entropy_loss(model.forward(adv), y).item<double>();
+    EXPECT_GT(attacked, clean) << to_string(norm);
+  }
+}
+
+TEST(Pgd, ProjectionMatchesClosedForm) {
+  const at::Tensor delta = at::tensor({3.0f, 4.0f}).view({1, 1, 1, 2});
+  EXPECT_TRUE(at::allclose(project_to_ball(delta, Norm::l2, 1.0), delta / 5.0));
+  EXPECT_TRUE(at::allclose(project_to_ball(delta, Norm::linf, 1.0), at::ones_like(delta)));
+  EXPECT_TRUE(at::allclose(project_to_ball(delta, Norm::l2, 10.0), delta));
+}
+
+TEST(Pgd, RejectsNegativeEps) {
+  EXPECT_THROW(PgdOptions().set_eps(-0.1).resolved(), Error);
+  EXPECT_THROW(PgdOptions().set_steps(0).resolved(), Error);
+  EXPECT_DOUBLE_EQ(PgdOptions().set_eps(1.0).set_steps(10).resolved().step_size, 0.25);
+}
+
+}  // namespace
+}  // namespace robustlens

@@ -1,0 +1,96 @@
+#include "robustlens/core/model.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/core/torchscript_model.h"
+#include "robustlens/models/builtin_model.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+namespace robustlens {
+namespace {
+
+using testing::TemporaryDirectory;
+
+void expect_error(const std::function<void()>& action, const std::string& fragment) {
+  try {
+    action();
+    ADD_FAILURE() << "expected an error containing '" << fragment << "'";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
+  }
+}
+
+TEST(BuiltinModelFile, RoundTripKeepsLogitsAndMetadata) {
+  TemporaryDirectory dir;
+  torch::manual_seed(1);
+  BuiltinModel model(ArchitectureSpec().set_name("lenet"), {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"},
+                     {{"epochs", 3}});
+  model.save(dir.file("m.pt"));
+  auto loaded = load_model(dir.file("m.pt"), at::kCPU);
+  EXPECT_EQ(loaded->info().kind, "builtin");
+  EXPECT_EQ(loaded->info().class_names, model.info().class_names);
+  EXPECT_EQ(loaded->info().input_shape, (std::vector<std::int64_t>{1, 28, 28}));
+  EXPECT_EQ(loaded->info().training["epochs"], 3);
+  const at::Tensor x = at::rand({4, 1, 28, 28});
+  model.set_training(false);
+  EXPECT_TRUE(at::equal(loaded->forward(x), model.forward(x)));
+  EXPECT_TRUE(at::equal(loaded->latent(x), model.latent(x)));
+}
+
+TEST(LoadModel, RejectsMissingWrongMagicAndTruncatedFiles) {
+  TemporaryDirectory dir;
+  expect_error([&] { load_model(dir.file("absent.pt"), at::kCPU); }, "does not exist");
+  testing::write_bytes(dir.file("text.pt"), "this is not a model");
+  expect_error([&] { load_model(dir.file("text.pt"), at::kCPU); }, "expected a zip archive");
+  BuiltinModel(ArchitectureSpec().set_name("mlp"), {}).save(dir.file("m.pt"));
+  const std::string bytes = testing::read_bytes(dir.file("m.pt"));
+  testing::write_bytes(dir.file("half.pt"), bytes.substr(0, bytes.size() / 2));
+  expect_error([&] { load_model(dir.file("half.pt"), at::kCPU); }, "cannot be read");
+}
+
+TEST(TorchScriptModel, LinearModelGivesClosedFormLogits) {
+  TemporaryDirectory dir;
+  const at::Tensor weight = at::randn({3, 16}), bias = at::randn({3});
+  testing::save_linear_torchscript(dir.file("linear.pt"), weight, bias);
+  auto model = load_model(dir.file("linear.pt"), at::kCPU);
+  EXPECT_EQ(model->info().kind, "torchscript");
+  EXPECT_FALSE(model->has_latent());
+  dynamic_cast<TorchScriptModel&>(*model).bind_input_shape({1, 4, 4});
+  EXPECT_EQ(model->info().num_classes, 3);
+  const at::Tensor x = at::rand({5, 1, 4, 4});
+  EXPECT_TRUE(at::allclose(model->forward(x), x.flatten(1).matmul(weight.t()) + bias, 1e-5, 1e-6));
+  expect_error([&] { model->latent(x); }, "no method named 'latent'");
+  expect_error([&] { model->forward(at::rand({5, 1, 5, 5})); }, "takes images of shape");
+}
+
+TEST(TorchScriptModel, ExposesLatentMethod) {
+  TemporaryDirectory dir;
+  testing::save_linear_torchscript(dir.file("linear.pt"), at::randn({2, 4}), at::zeros({2}), true);
+  auto model = load_model(dir.file("linear.pt"), at::kCPU);
+  ASSERT_TRUE(model->has_latent());
+  const at::Tensor x = at::rand({3, 1, 2, 2});
+  EXPECT_TRUE(at::equal(model->latent(x), x.flatten(1)));
+}
+
+TEST(TorchScriptModel, RejectsModelsThatDoNotReturnLogits) {
+  TemporaryDirectory dir;
+  testing::save_torchscript(dir.file("vector.pt"), "return x.flatten(1).sum(1)");
+  auto model = load_model(dir.file("vector.pt"), at::kCPU);
+  expect_error([&] { model->forward(at::rand({2, 1, 3, 3})); }, "must return N×K logits");
+  testing::save_torchscript(dir.file("wrong_rows.pt"), "return x.flatten(1)[0:1]");
+  expect_error([&] { load_model(dir.file("wrong_rows.pt"), at::kCPU)->forward(at::rand({2, 1, 3, 3})); },
+               "for a batch of N=2");
+}
+
+TEST(BatchedLogits, EqualsOneBigForwardPass) {
+  torch::manual_seed(0);
+  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(4), {});
+  model.set_training(false);
+  const at::Tensor x = at::rand({37, 1, 6, 6});
+  EXPECT_TRUE(at::allclose(batched_logits(model, x, 8), model.forward(x), 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace robustlens

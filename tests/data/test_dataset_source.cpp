@@ -1,0 +1,72 @@
+#include "robustlens/data/dataset_source.h"
+
+#include "robustlens/core/error.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+namespace robustlens {
+namespace {
+
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(DatasetSource, ReadsIdxFoldersWithClassNames) {
+  testing::TemporaryDirectory dir;
+  const Dataset train = testing::linear_rule_dataset(30, {1, 5, 5}, 3, 1);
+  const Dataset test = testing::linear_rule_dataset(10, {1, 5, 5}, 3, 2);
+  testing::write_idx_dataset(dir.path(), train, test);
+  testing::write_bytes(dir.file("classes.txt"), "cat\ndog\nbird\n");
+  const Dataset read = load_dataset("idx:" + dir.path(), Split::test);
+  EXPECT_TRUE(at::equal(read.images, test.images));
+  EXPECT_EQ(read.class_names, (std::vector<std::string>{"cat", "dog", "bird"}));
+  EXPECT_EQ(load_dataset("idx:" + dir.path(), Split::train).size(), 30);
+}
+
+TEST(DatasetSource, ExplainsHowToInstallMissingFashionMnist) {
+  setenv("ROBUSTLENS_FASHION_MNIST_DIR", "/nonexistent/fashion", 1);
+  const std::string message = error_of([] { load_dataset("fashion-mnist", Split::test); });
+  unsetenv("ROBUSTLENS_FASHION_MNIST_DIR");
+  EXPECT_NE(message.find("apt-get install dataset-fashion-mnist"), std::string::npos) << message;
+}
+
+TEST(DatasetSource, LoadsDebianFashionMnist) {
+  // Installed by scripts/setup.sh (package dataset-fashion-mnist).
+  ASSERT_TRUE(std::filesystem::is_directory(default_fashion_mnist_directory()));
+  const Dataset test = load_dataset("fashion-mnist", Split::test);
+  EXPECT_EQ(test.size(), 10000);
+  EXPECT_EQ(test.image_shape(), (std::vector<std::int64_t>{1, 28, 28}));
+  EXPECT_EQ(test.class_names.at(9), "Ankle boot");
+  EXPECT_EQ(test.labels.bincount().min().item<std::int64_t>(), 1000);
+}
+
+TEST(DatasetSource, RejectsUnknownSpecs) {
+  EXPECT_NE(error_of([] { load_dataset("imagenet:/x", Split::test); }).find("unknown dataset kind"), std::string::npos);
+  EXPECT_NE(error_of([] { load_dataset("mnist", Split::test); }).find("expected fashion-mnist"), std::string::npos);
+  EXPECT_NE(error_of([] { load_dataset("mnist:/nonexistent", Split::test); }).find("does not exist"), std::string::npos);
+}
+
+TEST(Dataset, ValidationCatchesNanPixelsAndBadLabels) {
+  Dataset data = testing::linear_rule_dataset(5, {1, 3, 3}, 3, 1);
+  data.images[2][0][1][1] = std::nanf("");
+  EXPECT_NE(error_of([&] { data.validate(); }).find("NaN"), std::string::npos);
+  data = testing::linear_rule_dataset(5, {1, 3, 3}, 3, 1);
+  data.labels[0] = 7;
+  EXPECT_NE(error_of([&] { data.validate(); }).find("labels must lie in"), std::string::npos);
+  data = testing::linear_rule_dataset(5, {1, 3, 3}, 3, 1);
+  data.images[0][0][0][0] = 1.5f;
+  EXPECT_NE(error_of([&] { data.validate(); }).find("[0,1]"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace robustlens

@@ -1,0 +1,92 @@
+#include "test_support.h"
+
+#include "robustlens/data/idx.h"
+
+#include <torch/script.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+
+namespace robustlens::testing {
+
+TemporaryDirectory::TemporaryDirectory() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "robustlens-test-XXXXXX").string();
+  path_ = mkdtemp(pattern.data());
+}
+
+TemporaryDirectory::~TemporaryDirectory() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+Dataset linear_rule_dataset(std::int64_t size, std::vector<std::int64_t> shape, std::int64_t classes,
+                            std::uint64_t seed) {
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  std::vector<std::int64_t> full{size};
+  full.insert(full.end(), shape.begin(), shape.end());
+  const at::Tensor images = at::rand(full, generator).mul(255).round().div(255);
+  // The rule depends on the shape and class count only, so that train and test sets agree.
+  at::Generator rule_generator = at::detail::createCPUGenerator(shape[0] * 1000003 + shape[1] * 1009 + shape[2] + classes);
+  const at::Tensor rule = at::randn({shape[0] * shape[1] * shape[2], classes}, rule_generator);
+  const at::Tensor labels = (images.flatten(1) - 0.5).matmul(rule).argmax(1);
+  return {"synthetic", images, labels, numbered_class_names(classes)};
+}
+
+void write_idx_dataset(const std::string& directory, const Dataset& train, const Dataset& test) {
+  write_idx_images(directory + "/train-images-idx3-ubyte.gz", train.images, true);
+  write_idx_labels(directory + "/train-labels-idx1-ubyte.gz", train.labels, true);
+  write_idx_images(directory + "/t10k-images-idx3-ubyte.gz", test.images, true);
+  write_idx_labels(directory + "/t10k-labels-idx1-ubyte.gz", test.labels, true);
+}
+
+void save_linear_torchscript(const std::string& path, const at::Tensor& weight, const at::Tensor& bias,
+                             bool with_latent) {
+  torch::jit::Module module("LinearClassifier");
+  module.register_parameter("weight", weight.clone(), false);
+  module.register_parameter("bias", bias.clone(), false);
+  module.define(R"(
+def forward(self, x):
+    return x.flatten(1).matmul(self.weight.t()) + self.bias
+)");
+  if (with_latent) {
+    module.define(R"(
+def latent(self, x):
+    return x.flatten(1)
+)");
+  }
+  module.save(path);
+}
+
+void save_torchscript(const std::string& path, const std::string& forward_body) {
+  torch::jit::Module module("Custom");
+  module.define("def forward(self, x):\n    " + forward_body + "\n");
+  module.save(path);
+}
+
+CommandResult run_cli(const std::string& arguments) {
+  const std::string command = std::string(ROBUSTLENS_CLI_PATH) + " " + arguments + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+}  // namespace robustlens::testing

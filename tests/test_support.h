@@ -1,0 +1,56 @@
+// Shared fixtures of the test suite: temporary folders, small synthetic data,
+// TorchScript models with closed-form outputs, and running the CLI.
+#pragma once
+
+#include "robustlens/data/dataset.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace robustlens::testing {
+
+/// A fresh folder under the system temp dir, removed on destruction.
+class TemporaryDirectory {
+ public:
+  TemporaryDirectory();
+  ~TemporaryDirectory();
+  TemporaryDirectory(const TemporaryDirectory&) = delete;
+  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
+  std::string path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+/// Images whose class is decided by a random linear rule fixed by shape and class
+/// count (so sets with different seeds share it; learnable far above chance),
+/// pixels quantised to k/255 so that they survive the byte formats exactly.
+Dataset linear_rule_dataset(std::int64_t size, std::vector<std::int64_t> shape, std::int64_t classes,
+                            std::uint64_t seed);
+
+/// Writes a dataset as an idx folder (train- and t10k- files, gzip).
+void write_idx_dataset(const std::string& directory, const Dataset& train, const Dataset& test);
+
+/// TorchScript file computing logits = flatten(x) · Wᵀ + b (W: K×D), optionally with
+/// latent(x) = flatten(x).
+void save_linear_torchscript(const std::string& path, const at::Tensor& weight, const at::Tensor& bias,
+                             bool with_latent = false);
+/// TorchScript whose forward body is given (argument x), for malformed-model tests.
+void save_torchscript(const std::string& path, const std::string& forward_body);
+
+struct CommandResult {
+  int exit_code;
+  std::string output;  ///< stdout and stderr together
+};
+/// Runs the robustlens CLI with the given arguments (shell-quoted by the caller).
+CommandResult run_cli(const std::string& arguments);
+
+/// Bytes of a file, and writing bytes back (to make truncated or corrupt copies).
+std::string read_bytes(const std::string& path);
+void write_bytes(const std::string& path, const std::string& bytes);
+
+}  // namespace robustlens::testing

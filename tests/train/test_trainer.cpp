@@ -1,0 +1,133 @@
+#include "robustlens/train/trainer.h"
+
+#include "robustlens/core/error.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+#include <torch/utils.h>
+
+#include <filesystem>
+
+namespace robustlens {
+namespace {
+
+struct SimulatedKill {};
+
+const Dataset& train_data() {
+  static const Dataset data = testing::linear_rule_dataset(240, {1, 6, 6}, 3, 11);
+  return data;
+}
+const Dataset& test_data() {
+  static const Dataset data = testing::linear_rule_dataset(60, {1, 6, 6}, 3, 12);
+  return data;
+}
+
+std::unique_ptr<BuiltinModel> fresh_model(const std::string& arch = "mlp", const std::string& activation = "relu") {
+  torch::manual_seed(5);
+  return std::make_unique<BuiltinModel>(
+      ArchitectureSpec().set_name(arch).set_input_shape({1, 6, 6}).set_num_classes(3).set_width(32).set_activation(activation),
+      std::vector<std::string>{});
+}
+
+TrainOptions recipe(const std::string& out_dir) {
+  return TrainOptions().set_epochs(3).set_batch_size(32).set_lr(0.05).set_seed(9).set_out_dir(out_dir);
+}
+
+void expect_same_parameters(BuiltinModel& a, BuiltinModel& b) {
+  const auto pa = a.parameters(), pb = b.parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (std::size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(at::equal(pa[i], pb[i])) << "parameter " << i;
+}
+
+TEST(Trainer, LearnsALinearRule) {
+  auto model = fresh_model();
+  const TrainResult result = train_model(*model, train_data(), test_data(), recipe("").set_epochs(40));
+  EXPECT_GT(result.epochs.back().test_accuracy, 0.8);
+  EXPECT_GT(result.epochs.back().train_accuracy, result.epochs.front().train_accuracy);
+}
+
+TEST(Trainer, KilledAndResumedRunEndsWithTheSameWeights) {
+  testing::TemporaryDirectory whole, interrupted;
+  auto reference = fresh_model();
+  train_model(*reference, train_data(), test_data(), recipe(whole.path()));
+
+  auto first = fresh_model();
+  const auto kill_in_epoch_two = [](const ProgressUpdate& update) {
+    if (update.task == "epoch 2/3" && update.done >= 96) throw SimulatedKill{};
+  };
+  EXPECT_THROW(train_model(*first, train_data(), test_data(), recipe(interrupted.path()), kill_in_epoch_two),
+               SimulatedKill);
+  ASSERT_TRUE(std::filesystem::exists(interrupted.file("checkpoint.pt")));
+
+  torch::manual_seed(12345);  // a different initialisation: the checkpoint must replace it
+  auto resumed = fresh_model();
+  torch::manual_seed(999);
+  const TrainResult result = train_model(*resumed, train_data(), test_data(), recipe(interrupted.path()));
+  EXPECT_EQ(result.resumed_after_epoch, 1);
+  ASSERT_EQ(result.epochs.size(), 3u);
+  expect_same_parameters(*reference, *resumed);
+}
+
+TEST(Trainer, RefusesACheckpointOfAnotherRecipe) {
+  testing::TemporaryDirectory dir;
+  auto model = fresh_model();
+  train_model(*model, train_data(), test_data(), recipe(dir.path()).set_epochs(1));
+  auto other = fresh_model();
+  EXPECT_THROW(train_model(*other, train_data(), test_data(), recipe(dir.path()).set_epochs(1).set_lr(0.1)), Error);
+}
+
+TEST(Trainer, PgdWithZeroEpsEqualsStandardTraining) {
+  auto a = fresh_model();
+  auto b = fresh_model();
+  train_model(*a, train_data(), test_data(), recipe("").set_epochs(2));
+  train_model(*b, train_data(), test_data(),
+              recipe("").set_epochs(2).set_objective(ObjectiveOptions().set_kind("pgd-l2").set_eps(0.0)));
+  expect_same_parameters(*a, *b);
+}
+
+TEST(Objectives, GradientNormPenaltyGradientMatchesFiniteDifferences) {
+  auto model = fresh_model("mlp", "softplus");
+  model->net().to(at::kDouble);
+  const at::Tensor x = train_data().images.slice(0, 0, 8).to(at::kDouble);
+  const at::Tensor y = train_data().labels.slice(0, 0, 8);
+  const at::Tensor penalty = input_gradient_penalty(*model, x, y);
+  auto parameters = model->parameters();
+  const auto grads = torch::autograd::grad({penalty}, parameters);
+  const double h = 1e-6;
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    at::Tensor flat = parameters[i].view(-1);
+    for (const std::int64_t j : {std::int64_t{0}, flat.numel() / 2, flat.numel() - 1}) {
+      const double original = flat[j].item<double>();
+      const auto set = [&](double value) {
+        at::NoGradGuard no_grad;
+        flat[j] = value;
+      };
+      set(original + h);
+      const double plus = input_gradient_penalty(*model, x, y).item<double>();
+      set(original - h);
+      const double minus = input_gradient_penalty(*model, x, y).item<double>();
+      set(original);
+      const double numeric = (plus - minus) / (2 * h);
+      const double analytic = grads[i].view(-1)[j].item<double>();
+      EXPECT_NEAR(analytic, numeric, 1e-6 + 1e-5 * std::abs(numeric)) << "parameter " << i << " entry " << j;
+    }
+  }
+}
+
+TEST(Schedule, ShapesAreAsDocumented) {
+  const double base = 1.0;
+  const ScheduleOptions onecycle = ScheduleOptions().set_kind("onecycle").set_warmup(0.25);
+  EXPECT_NEAR(learning_rate_at(onecycle, base, 0, 101, 10), base / 25, 1e-12);
+  EXPECT_NEAR(learning_rate_at(onecycle, base, 25, 101, 10), base, 1e-12);
+  EXPECT_NEAR(learning_rate_at(onecycle, base, 100, 101, 10), base / 1e4, 1e-12);
+  const ScheduleOptions cosine = ScheduleOptions().set_kind("cosine");
+  EXPECT_NEAR(learning_rate_at(cosine, base, 50, 101, 10), 0.5, 1e-12);
+  const ScheduleOptions step = ScheduleOptions().set_kind("step").set_gamma(0.1).set_step_epochs(2);
+  EXPECT_NEAR(learning_rate_at(step, base, 39, 100, 10), 0.1, 1e-12);
+  EXPECT_NEAR(learning_rate_at(step, base, 40, 100, 10), 0.01, 1e-12);
+  EXPECT_THROW(ScheduleOptions().set_kind("linear").check(), Error);
+}
+
+}  // namespace
+}  // namespace robustlens

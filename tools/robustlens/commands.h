@@ -1,0 +1,13 @@
+// One function per subcommand: each declares its options on `app` and the
+// action to run when it is chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace robustlens::cli {
+
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+
+}  // namespace robustlens::cli

@@ -1,0 +1,110 @@
+#include "common.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/core/runtime.h"
+#include "robustlens/core/torchscript_model.h"
+#include "robustlens/data/dataset_source.h"
+#include "robustlens/data/sample_selection.h"
+
+#include <sstream>
+
+namespace robustlens::cli {
+
+nlohmann::json CommonOptions::to_json() const {
+  return {{"model", model},   {"data", data},       {"split", split},   {"image_shape", image_shape},
+          {"samples", samples}, {"indices", indices}, {"batch_size", batch_size}, {"device", device},
+          {"threads", threads}, {"seed", seed},       {"out", out}};
+}
+
+void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
+  if (which & kModel) {
+    command.add_option("--model", o.model, "Model file: written by 'robustlens train', or TorchScript (torch.jit.save)")
+        ->required();
+  }
+  if (which & kData) {
+    command.add_option("--data", o.data,
+                       "Dataset: fashion-mnist | fashion-mnist:DIR | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR")
+        ->capture_default_str();
+    command.add_option("--split", o.split, "Split to use")->check(CLI::IsMember({"train", "test"}))->capture_default_str();
+    command.add_option("--image-shape", o.image_shape, "C,H,W images of a folder: dataset are converted to");
+  }
+  if (which & kSamples) {
+    command.add_option("--samples", o.samples, "Random subset of this many samples (0 = all), drawn with --seed")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    command.add_option("--indices", o.indices, "Explicit sample indices: a comma list (3,17,42) or a file of integers");
+  }
+  if (which & kBatchSize) {
+    command.add_option("--batch-size", o.batch_size, "Images per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  }
+  if (which & kRuntime) {
+    command.add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    command.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber)->capture_default_str();
+    command.add_option("--seed", o.seed, "Seed for every random choice")->capture_default_str();
+  }
+  if (which & kOut) {
+    command.add_option("--out", o.out, "Output folder")->capture_default_str();
+  }
+}
+
+at::Device start_run(const CommonOptions& options) {
+  configure_threads(options.threads);
+  seed_everything(options.seed);
+  return resolve_device(options.device);
+}
+
+std::vector<std::int64_t> parse_image_shape(const std::string& text) {
+  std::vector<std::int64_t> shape;
+  std::stringstream stream(text);
+  for (std::string part; std::getline(stream, part, ',');) {
+    std::size_t used = 0;
+    std::int64_t value = 0;
+    try {
+      value = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    RL_CHECK(used == part.size() && value > 0, "--image-shape: '", part, "' is not a positive integer (expected C,H,W)");
+    shape.push_back(value);
+  }
+  RL_CHECK(shape.size() == 3, "--image-shape: expected three numbers C,H,W, got '", text, "'");
+  return shape;
+}
+
+Dataset load_data(const CommonOptions& options, const std::string& split) {
+  return load_dataset(options.data, parse_split(split),
+                      options.image_shape.empty() ? std::vector<std::int64_t>{} : parse_image_shape(options.image_shape));
+}
+
+Dataset select_data(const Dataset& dataset, const CommonOptions& options) {
+  SampleSelection selection;
+  selection.set_count(options.samples).set_seed(options.seed);
+  if (!options.indices.empty()) selection.set_indices(parse_index_list(options.indices));
+  if (selection.indices.empty() && selection.count == 0) return dataset;
+  return dataset.subset(select_samples(dataset.size(), selection));
+}
+
+std::unique_ptr<Model> load_model_for(const CommonOptions& options, const Dataset& dataset, const at::Device& device) {
+  std::unique_ptr<Model> model = load_model(options.model, device);
+  if (auto* scripted = dynamic_cast<TorchScriptModel*>(model.get()); scripted && model->info().input_shape.empty()) {
+    scripted->bind_input_shape(dataset.image_shape());
+  }
+  const ModelInfo& info = model->info();
+  RL_CHECK(info.input_shape == dataset.image_shape(), "model '", options.model, "' takes images ",
+           nlohmann::json(info.input_shape).dump(), " (C,H,W) but dataset ", dataset.name, " has ",
+           nlohmann::json(dataset.image_shape()).dump());
+  RL_CHECK(info.num_classes >= dataset.num_classes(), "model '", options.model, "' has ", info.num_classes,
+           " outputs but dataset ", dataset.name, " has ", dataset.num_classes(), " classes");
+  model->set_training(false);
+  return model;
+}
+
+nlohmann::json run_record(const std::string& command, const nlohmann::json& options, const CommonOptions& common) {
+  return {{"command", command},
+          {"options", options},
+          {"common", common.to_json()},
+          {"seed", common.seed},
+          {"versions", library_versions()}};
+}
+
+}  // namespace robustlens::cli

@@ -1,0 +1,62 @@
+// What every subcommand shares: the common options (declared once, so help,
+// defaults and validation agree everywhere), the run-time set-up they imply,
+// and the header every output file starts with (command, options, seed, versions).
+#pragma once
+
+#include "robustlens/core/model.h"
+#include "robustlens/data/dataset.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace robustlens::cli {
+
+struct CommonOptions {
+  std::string model;
+  std::string data = "fashion-mnist";
+  std::string split = "test";
+  std::string image_shape;  ///< "C,H,W" for image folders
+  std::int64_t samples = 0;
+  std::string indices;
+  std::int64_t batch_size = 256;
+  std::string device = "auto";
+  int threads = 0;
+  std::uint64_t seed = 0;
+  std::string out;
+
+  nlohmann::json to_json() const;
+};
+
+/// Which of the common options a subcommand takes.
+enum CommonOption : unsigned {
+  kModel = 1u << 0,
+  kData = 1u << 1,      ///< --data, --split, --image-shape
+  kSamples = 1u << 2,   ///< --samples, --indices
+  kBatchSize = 1u << 3,
+  kRuntime = 1u << 4,   ///< --device, --threads, --seed
+  kOut = 1u << 5,
+};
+
+void add_common_options(CLI::App& command, CommonOptions& options, unsigned which);
+
+/// Threads, seed and device from the options; returns the device.
+at::Device start_run(const CommonOptions& options);
+
+std::vector<std::int64_t> parse_image_shape(const std::string& text);
+/// The split named by --split of --data (validated).
+Dataset load_data(const CommonOptions& options, const std::string& split);
+/// The dataset restricted to --samples/--indices (seeded by --seed).
+Dataset select_data(const Dataset& dataset, const CommonOptions& options);
+
+/// Loads --model and makes sure it fits the dataset (binds a TorchScript model's
+/// input shape, checks shape and class count).
+std::unique_ptr<Model> load_model_for(const CommonOptions& options, const Dataset& dataset, const at::Device& device);
+
+/// {"command", "options", "common", "versions", "seed"} for every output file.
+nlohmann::json run_record(const std::string& command, const nlohmann::json& options, const CommonOptions& common);
+
+}  // namespace robustlens::cli

@@ -1,0 +1,112 @@
+// robustlens train: trains a built-in architecture with one objective, writing
+// OUT/model.pt, OUT/checkpoint.pt (every epoch; a rerun resumes) and OUT/train_log.json.
+#include "commands.h"
+#include "common.h"
+
+#include "robustlens/core/runtime.h"
+#include "robustlens/report/files.h"
+#include "robustlens/train/trainer.h"
+
+#include <filesystem>
+#include <memory>
+
+namespace robustlens::cli {
+namespace {
+
+struct TrainCommand {
+  CommonOptions common;
+  ArchitectureSpec architecture;
+  TrainOptions training;
+  bool restart = false;
+};
+
+void run_train(const TrainCommand& command) {
+  CommonOptions common = command.common;
+  if (common.out.empty()) common.out = "runs/" + command.architecture.name;
+  const at::Device device = start_run(common);
+  const Dataset train_data = select_data(load_data(common, "train"), common);
+  const Dataset test_data = load_data(common, "test");
+
+  ArchitectureSpec spec = command.architecture;
+  spec.set_input_shape(train_data.image_shape()).set_num_classes(train_data.num_classes());
+  BuiltinModel model(spec, train_data.class_names);
+  model.to(device);
+  TrainOptions options = command.training;
+  options.set_seed(common.seed).set_out_dir(common.out).set_resume(!command.restart).set_eval_batch_size(1000);
+
+  std::printf("training %s (%s) on %s: %lld images, %lld epochs, objective %s, device %s\n", spec.name.c_str(),
+              model.spec().to_json().dump().c_str(), train_data.name.c_str(),
+              static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
+              options.objective.to_json().dump().c_str(), device.str().c_str());
+  const TrainResult result = train_model(model, train_data, test_data, options, terminal_progress(),
+                                         [](const EpochRecord& r) {
+                                           std::printf("epoch %lld  lr %.4g  loss %.4f  train %.2f%%  test %.2f%%  (%.1f s)\n",
+                                                       static_cast<long long>(r.epoch), r.learning_rate, r.train_loss,
+                                                       100 * r.train_accuracy, 100 * r.test_accuracy, r.seconds);
+                                           std::fflush(stdout);
+                                         });
+  if (result.resumed_after_epoch > 0) {
+    std::printf("resumed from %s after epoch %lld\n", (common.out + "/checkpoint.pt").c_str(),
+                static_cast<long long>(result.resumed_after_epoch));
+  }
+  const std::string model_path = (std::filesystem::path(common.out) / "model.pt").string();
+  model.save(model_path);
+  nlohmann::json log = run_record("train", {{"architecture", model.spec().to_json()}, {"recipe", options.to_json()}}, common);
+  log["train_data"] = train_data.summary();
+  log["test_data"] = test_data.summary();
+  log["result"] = result.to_json();
+  write_json_file((std::filesystem::path(common.out) / "train_log.json").string(), log);
+  std::printf("test accuracy %.2f%%; model written to %s\n", 100 * result.epochs.back().test_accuracy,
+              model_path.c_str());
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto command = std::make_shared<TrainCommand>();
+  CLI::App* sub = app.add_subcommand("train", "Train a built-in classifier (standard or robust objectives)");
+  add_common_options(*sub, command->common, kData | kSamples | kRuntime | kOut);
+  sub->get_option("--samples")->description("Train on a random subset of this many training images (0 = all)");
+  sub->get_option("--out")->description("Output folder (default runs/ARCH); a checkpoint there is resumed");
+
+  ArchitectureSpec& arch = command->architecture;
+  sub->add_option("--arch", arch.name, "Architecture")->check(CLI::IsMember({"mlp", "lenet", "resnet"}))->capture_default_str();
+  sub->add_option("--width", arch.width, "Width (0 = architecture default: mlp 256 units, lenet 16 channels, resnet 16)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--depth", arch.depth, "Depth (0 = default: mlp 2 hidden layers, resnet 1 block per stage)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--activation", arch.activation, "Activation")->check(CLI::IsMember({"relu", "softplus"}))->capture_default_str();
+
+  TrainOptions& t = command->training;
+  sub->add_option("--epochs", t.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--optimizer", t.optimizer, "Optimiser")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
+  sub->add_option("--lr", t.lr, "Peak learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--momentum", t.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
+  sub->add_option("--weight-decay", t.weight_decay, "Weight decay")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--schedule", t.schedule.kind, "Learning-rate schedule")
+      ->check(CLI::IsMember({"constant", "step", "cosine", "onecycle"}))->capture_default_str();
+  sub->add_option("--lr-gamma", t.schedule.gamma, "step schedule: factor")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
+  sub->add_option("--lr-step-epochs", t.schedule.step_epochs, "step schedule: epochs between decays")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--warmup", t.schedule.warmup, "onecycle schedule: fraction of steps spent rising")
+      ->check(CLI::Range(0.01, 0.99))->capture_default_str();
+
+  ObjectiveOptions& objective = t.objective;
+  sub->add_option("--objective", objective.kind, "Training objective")
+      ->check(CLI::IsMember({"standard", "pgd-l2", "pgd-linf", "noise", "gradnorm"}))->capture_default_str();
+  sub->add_option("--eps", objective.eps, "pgd-*: radius of the attack ball in [0,1] pixel units")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--pgd-steps", objective.pgd_steps, "pgd-*: attack steps")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--pgd-step-size", objective.pgd_step_size, "pgd-*: step length (0 = 2.5·eps/steps)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--sigma", objective.sigma, "noise: standard deviation of the Gaussian noise")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--lambda", objective.lambda, "gradnorm: weight of mean ||grad_x CE||^2")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_flag("--restart", command->restart, "Ignore an existing checkpoint in --out and start afresh");
+
+  sub->callback([command] { run_train(*command); });
+}
+
+}  // namespace robustlens::cli
