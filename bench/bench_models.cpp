@@ -1,100 +1,90 @@
-// Throughput of the built-in architectures: forward, forward+backward (input
-// gradient, as attacks and attributions need it) and a full training step,
-// in samples/s at batch sizes 1 to 512 on Fashion-MNIST-shaped input. These are
-// the bounds every analysis is later measured against.
+// Throughput of the built-in architectures on Fashion-MNIST-shaped input: forward
+// (no autograd), forward+backward to the input (what attacks and attributions
+// need) and a full SGD training step, in samples/s at batch sizes 1 to 512.
+// These are the bounds every analysis is later measured against.
 //
-//   build/bench/bench_models [--threads N] [--benchmark_filter=lenet]
-// Medians of 3 repetitions are reported (column samples/s).
+//   build/bench/bench_models [--threads N] [--device cpu|cuda] [--arch lenet]
+// Prints one row per (architecture, batch): the median of 5 wall-clock
+// repetitions of >= 0.3 s, with the slowest and fastest in brackets.
 #include "robustlens/core/runtime.h"
 #include "robustlens/models/builtin_model.h"
 #include "robustlens/train/objectives.h"
+#include "timing.h"
 
-#include <benchmark/benchmark.h>
 #include <torch/autograd.h>
+#include <torch/cuda.h>
 #include <torch/optim/sgd.h>
 #include <torch/utils.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 
 namespace {
 
-using robustlens::ArchitectureSpec;
-using robustlens::BuiltinModel;
+using robustlens::bench::measure_throughput;
+using robustlens::bench::Throughput;
 
-struct Fixture {
-  explicit Fixture(const std::string& arch, std::int64_t batch)
-      : model((torch::manual_seed(0), ArchitectureSpec().set_name(arch)), {}),
-        images(at::rand({batch, 1, 28, 28})),
-        labels(at::randint(10, {batch}, at::kLong)) {}
-  BuiltinModel model;
-  at::Tensor images, labels;
-};
-
-void set_rate(benchmark::State& state) {
-  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(state.iterations() * state.range(0)),
-                                                   benchmark::Counter::kIsRate);
+void synchronize(const at::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-void forward(benchmark::State& state, const std::string& arch) {
-  Fixture f(arch, state.range(0));
-  f.model.set_training(false);
-  at::NoGradGuard no_grad;
-  for (auto _ : state) benchmark::DoNotOptimize(f.model.forward(f.images));
-  set_rate(state);
+std::string cell(const Throughput& t) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%9.0f [%.0f-%.0f]", t.median, t.low, t.high);
+  return text;
 }
-
-void forward_backward(benchmark::State& state, const std::string& arch) {
-  Fixture f(arch, state.range(0));
-  f.model.set_training(false);
-  for (auto _ : state) {
-    const at::Tensor x = f.images.detach().requires_grad_(true);
-    const at::Tensor loss = at::cross_entropy_loss(f.model.forward(x), f.labels);
-    benchmark::DoNotOptimize(torch::autograd::grad({loss}, {x})[0]);
-  }
-  set_rate(state);
-}
-
-void training_step(benchmark::State& state, const std::string& arch) {
-  Fixture f(arch, state.range(0));
-  f.model.set_training(true);
-  torch::optim::SGD optimizer(f.model.parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
-  const robustlens::ObjectiveOptions standard;
-  for (auto _ : state) {
-    optimizer.zero_grad();
-    robustlens::objective_loss(f.model, f.images, f.labels, standard).loss.backward();
-    optimizer.step();
-  }
-  set_rate(state);
-}
-
-void batch_sizes(benchmark::internal::Benchmark* b) {
-  for (const int batch : {1, 8, 32, 128, 512}) b->Arg(batch);
-  b->ArgName("batch")->UseRealTime()->Repetitions(3)->ReportAggregatesOnly(true)->Unit(benchmark::kMillisecond);
-}
-
-BENCHMARK_CAPTURE(forward, mlp, std::string("mlp"))->Apply(batch_sizes);
-BENCHMARK_CAPTURE(forward, lenet, std::string("lenet"))->Apply(batch_sizes);
-BENCHMARK_CAPTURE(forward, resnet, std::string("resnet"))->Apply(batch_sizes);
-BENCHMARK_CAPTURE(forward_backward, mlp, std::string("mlp"))->Apply(batch_sizes);
-BENCHMARK_CAPTURE(forward_backward, lenet, std::string("lenet"))->Apply(batch_sizes);
-BENCHMARK_CAPTURE(forward_backward, resnet, std::string("resnet"))->Apply(batch_sizes);
-BENCHMARK_CAPTURE(training_step, mlp, std::string("mlp"))->Apply(batch_sizes);
-BENCHMARK_CAPTURE(training_step, lenet, std::string("lenet"))->Apply(batch_sizes);
-BENCHMARK_CAPTURE(training_step, resnet, std::string("resnet"))->Apply(batch_sizes);
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 0;
-  for (int i = 1; i + 1 < argc; ++i) {
+  std::string device_name = "cpu", only_arch;
+  for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::stoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--device") == 0) device_name = argv[i + 1];
+    if (std::strcmp(argv[i], "--arch") == 0) only_arch = argv[i + 1];
   }
-  const int used = robustlens::configure_threads(threads);
-  benchmark::AddCustomContext("threads", std::to_string(used));
-  benchmark::AddCustomContext("libtorch", robustlens::library_versions()["libtorch"].get<std::string>());
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  robustlens::configure_memory_allocator();
+  robustlens::configure_threads(threads);
+  const at::Device device = robustlens::resolve_device(device_name);
+  std::printf("bench_models: %s\n", robustlens::library_versions().dump().c_str());
+  std::printf("device %s; samples/s, median [slowest-fastest] of 5 repetitions\n", device.str().c_str());
+  std::printf("%-7s %6s %24s %24s %24s\n", "arch", "batch", "forward", "forward+backward", "training step");
+  for (const std::string arch : {"mlp", "lenet", "resnet"}) {
+    if (!only_arch.empty() && arch != only_arch) continue;
+    for (const std::int64_t batch : {1, 8, 32, 128, 512}) {
+      torch::manual_seed(0);
+      robustlens::BuiltinModel model(robustlens::ArchitectureSpec().set_name(arch), {});
+      model.to(device);
+      const at::Tensor images = at::rand({batch, 1, 28, 28}).to(device);
+      const at::Tensor labels = at::randint(10, {batch}, at::kLong).to(device);
+
+      model.set_training(false);
+      const Throughput forward = measure_throughput([&] {
+        at::NoGradGuard no_grad;
+        model.forward(images);
+        synchronize(device);
+      }, static_cast<double>(batch));
+      const Throughput forward_backward = measure_throughput([&] {
+        const at::Tensor x = images.detach().requires_grad_(true);
+        torch::autograd::grad({at::cross_entropy_loss(model.forward(x), labels)}, {x});
+        synchronize(device);
+      }, static_cast<double>(batch));
+
+      model.set_training(true);
+      torch::optim::SGD optimizer(model.parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+      const robustlens::ObjectiveOptions standard;
+      const Throughput training = measure_throughput([&] {
+        optimizer.zero_grad();
+        robustlens::objective_loss(model, images, labels, standard).loss.backward();
+        optimizer.step();
+        synchronize(device);
+      }, static_cast<double>(batch));
+      std::printf("%-7s %6lld %24s %24s %24s\n", arch.c_str(), static_cast<long long>(batch), cell(forward).c_str(),
+                  cell(forward_backward).c_str(), cell(training).c_str());
+      std::fflush(stdout);
+    }
+  }
   return 0;
 }

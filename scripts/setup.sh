@@ -6,8 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# libopenblas0-openmp: Debian's LibTorch otherwise runs its matrix products on the
+# reference BLAS (measured: see docs/benchmarks.md); the OpenMP build shares
+# LibTorch's thread pool instead of oversubscribing the cores.
 packages=(g++ cmake ninja-build ccache pkg-config libtorch-dev libcli11-dev nlohmann-json3-dev libstb-dev
-          zlib1g-dev libgtest-dev libbenchmark-dev dataset-fashion-mnist python3-torch)
+          zlib1g-dev libgtest-dev dataset-fashion-mnist python3-torch
+          libopenblas0-openmp)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -2,7 +2,6 @@
 
 #include "robustlens/core/error.h"
 
-#include <torch/types.h>
 
 namespace robustlens {
 
@@ -16,17 +15,9 @@ nlohmann::json AccuracyResult::to_json(const std::vector<std::string>& class_nam
 
 AccuracyResult evaluate_accuracy(Model& model, const Dataset& dataset, const AccuracyOptions& options,
                                  const ProgressCallback& progress) {
-  RL_CHECK(options.batch_size > 0, "--batch-size must be > 0, got ", options.batch_size);
   model.set_training(false);
-  at::NoGradGuard no_grad;
-  std::vector<at::Tensor> chunks;
-  for (std::int64_t start = 0; start < dataset.size(); start += options.batch_size) {
-    const std::int64_t end = std::min(start + options.batch_size, dataset.size());
-    chunks.push_back(model.forward(dataset.images.slice(0, start, end).to(model.device())).to(at::kCPU, at::kFloat));
-    report(progress, {"evaluate", end, dataset.size(), ""});
-  }
   AccuracyResult result;
-  result.logits = at::cat(chunks);
+  result.logits = batched_logits(model, dataset.images, options.batch_size, progress);
   const std::int64_t classes = result.logits.size(1);
   RL_CHECK(classes >= dataset.num_classes(), "the model returns ", classes, " logits but the dataset has ",
            dataset.num_classes(), " classes");

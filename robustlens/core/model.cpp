@@ -63,13 +63,15 @@ void check_images(const at::Tensor& images, const std::vector<std::int64_t>& inp
   }
 }
 
-at::Tensor batched_logits(Model& model, const at::Tensor& images, std::int64_t batch_size) {
-  RL_CHECK(batch_size > 0, "batch size must be > 0, got ", batch_size);
+at::Tensor batched_logits(Model& model, const at::Tensor& images, std::int64_t batch_size,
+                          const ProgressCallback& progress) {
+  RL_CHECK(batch_size > 0, "--batch-size must be > 0, got ", batch_size);
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> chunks;
   for (std::int64_t start = 0; start < images.size(0); start += batch_size) {
-    const at::Tensor batch = images.slice(0, start, std::min(start + batch_size, images.size(0)));
-    chunks.push_back(model.forward(batch.to(model.device())).to(at::kCPU, at::kFloat));
+    const std::int64_t end = std::min(start + batch_size, images.size(0));
+    chunks.push_back(model.forward(images.slice(0, start, end).to(model.device())).to(at::kCPU, at::kFloat));
+    report(progress, {"evaluate", end, images.size(0), ""});
   }
   RL_CHECK(!chunks.empty(), "no images to evaluate");
   return at::cat(chunks);

@@ -5,6 +5,8 @@
 // (models/builtin_model.h). Analyses only ever see a Model&.
 #pragma once
 
+#include "robustlens/core/progress.h"
+
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
@@ -65,7 +67,8 @@ void check_images(const at::Tensor& images, const std::vector<std::int64_t>& inp
                   const std::string& who);
 
 /// Logits of a whole tensor of images, evaluated in chunks of batch_size
-/// without autograd; returned on the CPU.
-at::Tensor batched_logits(Model& model, const at::Tensor& images, std::int64_t batch_size);
+/// without autograd; returned on the CPU as float32. Reports progress per chunk.
+at::Tensor batched_logits(Model& model, const at::Tensor& images, std::int64_t batch_size,
+                          const ProgressCallback& progress = {});
 
 }  // namespace robustlens

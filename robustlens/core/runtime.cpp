@@ -9,6 +9,10 @@
 
 #include <thread>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 namespace robustlens {
 
 c10::Device resolve_device(const std::string& name) {
@@ -37,6 +41,13 @@ int configure_threads(int threads) {
       threads == 0 ? std::max(1, static_cast<int>(std::thread::hardware_concurrency())) : threads;
   at::set_num_threads(resolved);
   return at::get_num_threads();
+}
+
+void configure_memory_allocator() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest allowed value on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
 }
 
 void seed_everything(std::uint64_t seed) { torch::manual_seed(seed); }

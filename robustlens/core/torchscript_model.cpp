@@ -16,11 +16,11 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string&
   module_.to(device_);
   // Optional metadata a user may attach in Python (python/export_torchscript.py does).
   if (module_.hasattr("robustlens_input_shape")) {
-    for (const auto& v : module_.attr("robustlens_input_shape").toIntList()) info_.input_shape.push_back(v);
+    for (const c10::IValue& v : module_.attr("robustlens_input_shape").toListRef()) info_.input_shape.push_back(v.toInt());
   }
   if (module_.hasattr("robustlens_class_names")) {
-    for (const auto& name : module_.attr("robustlens_class_names").toList()) {
-      info_.class_names.push_back(name.get().toStringRef());
+    for (const c10::IValue& name : module_.attr("robustlens_class_names").toListRef()) {
+      info_.class_names.push_back(name.toStringRef());
     }
   }
   if (!info_.input_shape.empty()) bind_input_shape(info_.input_shape);

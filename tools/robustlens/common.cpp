@@ -25,8 +25,10 @@ void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
     command.add_option("--data", o.data,
                        "Dataset: fashion-mnist | fashion-mnist:DIR | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR")
         ->capture_default_str();
+    command.add_option("--image-shape", o.image_shape, "folder: datasets only: convert images to this C,H,W (C = 1 grey or 3 RGB)");
+  }
+  if (which & kSplit) {
     command.add_option("--split", o.split, "Split to use")->check(CLI::IsMember({"train", "test"}))->capture_default_str();
-    command.add_option("--image-shape", o.image_shape, "C,H,W images of a folder: dataset are converted to");
   }
   if (which & kSamples) {
     command.add_option("--samples", o.samples, "Random subset of this many samples (0 = all), drawn with --seed")
@@ -48,6 +50,7 @@ void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
 }
 
 at::Device start_run(const CommonOptions& options) {
+  configure_memory_allocator();
   configure_threads(options.threads);
   seed_everything(options.seed);
   return resolve_device(options.device);

@@ -34,7 +34,8 @@ struct CommonOptions {
 /// Which of the common options a subcommand takes.
 enum CommonOption : unsigned {
   kModel = 1u << 0,
-  kData = 1u << 1,      ///< --data, --split, --image-shape
+  kData = 1u << 1,      ///< --data, --image-shape
+  kSplit = 1u << 6,     ///< --split
   kSamples = 1u << 2,   ///< --samples, --indices
   kBatchSize = 1u << 3,
   kRuntime = 1u << 4,   ///< --device, --threads, --seed
@@ -43,7 +44,7 @@ enum CommonOption : unsigned {
 
 void add_common_options(CLI::App& command, CommonOptions& options, unsigned which);
 
-/// Threads, seed and device from the options; returns the device.
+/// Allocator, threads, seed and device from the options; returns the device.
 at::Device start_run(const CommonOptions& options);
 
 std::vector<std::int64_t> parse_image_shape(const std::string& text);

@@ -54,7 +54,7 @@ void run_eval(const EvalCommand& command) {
 void add_eval_command(CLI::App& app) {
   auto command = std::make_shared<EvalCommand>();
   CLI::App* sub = app.add_subcommand("eval", "Clean accuracy of a model on a dataset split");
-  add_common_options(*sub, command->common, kModel | kData | kSamples | kBatchSize | kRuntime | kOut);
+  add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   sub->add_flag("--save-logits", command->save_logits, "Also write OUT/logits.csv (one row of K logits per image)");
   sub->callback([command] { run_eval(*command); });
 }

@@ -31,7 +31,7 @@ void run_info(const CommonOptions& common, bool has_data) {
 void add_info_command(CLI::App& app) {
   auto common = std::make_shared<CommonOptions>();
   CLI::App* sub = app.add_subcommand("info", "Show what a model file or a dataset holds");
-  add_common_options(*sub, *common, kData);
+  add_common_options(*sub, *common, kData | kSplit);
   sub->add_option("--model", common->model, "Model file (robustlens or TorchScript)");
   sub->callback([common, sub] { run_info(*common, sub->get_option("--data")->count() > 0); });
 }
