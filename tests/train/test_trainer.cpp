@@ -47,6 +47,24 @@ TEST(Trainer, LearnsALinearRule) {
   EXPECT_GT(result.epochs.back().train_accuracy, result.epochs.front().train_accuracy);
 }
 
+TEST(Trainer, EveryOptimiserAndObjectiveLearns) {
+  const std::vector<std::pair<std::string, ObjectiveOptions>> cases = {
+      {"adamw", ObjectiveOptions()},
+      {"sgd", ObjectiveOptions().set_kind("pgd-l2").set_eps(0.1).set_pgd_steps(3)},
+      {"sgd", ObjectiveOptions().set_kind("pgd-linf").set_eps(0.02).set_pgd_steps(3)},
+      {"sgd", ObjectiveOptions().set_kind("noise").set_sigma(0.1)},
+      {"sgd", ObjectiveOptions().set_kind("gradnorm").set_lambda(0.01)},
+  };
+  for (const auto& [optimizer, objective] : cases) {
+    auto model = fresh_model();
+    const TrainOptions options =
+        recipe("").set_epochs(40).set_optimizer(optimizer).set_lr(optimizer == "adamw" ? 0.005 : 0.05).set_objective(objective);
+    const TrainResult result = train_model(*model, train_data(), test_data(), options);
+    EXPECT_GT(result.epochs.back().test_accuracy, 0.7) << optimizer << " " << objective.to_json().dump();
+    EXPECT_EQ(model->info().training.at("objective"), objective.to_json());
+  }
+}
+
 TEST(Trainer, KilledAndResumedRunEndsWithTheSameWeights) {
   testing::TemporaryDirectory whole, interrupted;
   auto reference = fresh_model();

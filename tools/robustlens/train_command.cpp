@@ -45,8 +45,12 @@ void run_train(const TrainCommand& command) {
                                                        100 * r.train_accuracy, 100 * r.test_accuracy, r.seconds);
                                            std::fflush(stdout);
                                          });
-  if (result.resumed_after_epoch > 0) {
-    std::printf("resumed from %s after epoch %lld\n", (common.out + "/checkpoint.pt").c_str(),
+  const std::string checkpoint = (std::filesystem::path(common.out) / "checkpoint.pt").string();
+  if (result.resumed_after_epoch == options.epochs) {
+    std::printf("all %lld epochs were already trained in %s; nothing retrained\n",
+                static_cast<long long>(options.epochs), checkpoint.c_str());
+  } else if (result.resumed_after_epoch > 0) {
+    std::printf("resumed from %s: epochs 1-%lld were taken from it\n", checkpoint.c_str(),
                 static_cast<long long>(result.resumed_after_epoch));
   }
   const std::string model_path = (std::filesystem::path(common.out) / "model.pt").string();
