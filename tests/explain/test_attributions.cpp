@@ -1,0 +1,136 @@
+#include "robustlens/explain/attributions.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/models/builtin_model.h"
+
+#include <gtest/gtest.h>
+#include <torch/autograd.h>
+#include <torch/utils.h>
+
+namespace robustlens {
+namespace {
+
+/// A smooth (softplus) MLP in float64, for finite differences.
+std::unique_ptr<BuiltinModel> smooth_model() {
+  torch::manual_seed(8);
+  auto model = std::make_unique<BuiltinModel>(
+      ArchitectureSpec().set_name("mlp").set_activation("softplus").set_input_shape({1, 4, 4}).set_num_classes(5).set_width(24),
+      std::vector<std::string>{});
+  model->net().to(at::kDouble);
+  model->set_training(false);
+  return model;
+}
+
+double score(Model& model, const at::Tensor& x, std::int64_t target, bool softmax) {
+  at::NoGradGuard no_grad;
+  at::Tensor s = model.forward(x);
+  if (softmax) s = s.softmax(1);
+  return s[0][target].item<double>();
+}
+
+/// Central differences of the target score with respect to every pixel of x (1×C×H×W).
+at::Tensor finite_difference_gradient(Model& model, const at::Tensor& x, std::int64_t target, bool softmax) {
+  const double h = 1e-6;
+  at::Tensor gradient = at::zeros_like(x);
+  for (std::int64_t j = 0; j < x.numel(); ++j) {
+    at::Tensor plus = x.clone(), minus = x.clone();
+    plus.view(-1)[j] += h;
+    minus.view(-1)[j] -= h;
+    gradient.view(-1)[j] = (score(model, plus, target, softmax) - score(model, minus, target, softmax)) / (2 * h);
+  }
+  return gradient;
+}
+
+TEST(Attributions, SaliencyAndInputTimesGradientMatchFiniteDifferences) {
+  auto model = smooth_model();
+  const at::Tensor x = at::rand({1, 1, 4, 4}, at::kDouble);
+  const at::Tensor target = at::tensor({3}, at::kLong);
+  for (const bool softmax : {false, true}) {
+    const at::Tensor expected = finite_difference_gradient(*model, x, 3, softmax);
+    const at::Tensor saliency = attribute(*model, x, target, AttributionOptions().set_softmax(softmax));
+    EXPECT_TRUE(at::allclose(saliency, expected, 1e-5, 1e-8)) << "softmax " << softmax;
+    const at::Tensor ixg = attribute(
+        *model, x, target, AttributionOptions().set_method(AttributionMethod::input_x_gradient).set_softmax(softmax));
+    EXPECT_TRUE(at::allclose(ixg, x * expected, 1e-5, 1e-8));
+  }
+}
+
+TEST(Attributions, IntegratedGradientsAreCompleteAndConverge) {
+  auto model = smooth_model();
+  const at::Tensor x = at::rand({3, 1, 4, 4}, at::kDouble);
+  const at::Tensor targets = at::tensor({0, 2, 4}, at::kLong);
+  std::vector<double> errors;
+  for (const std::int64_t steps : {4, 32, 256}) {
+    const at::Tensor ig = attribute(
+        *model, x, targets,
+        AttributionOptions().set_method(AttributionMethod::integrated_gradients).set_steps(steps).set_baseline(0.1));
+    double error = 0;
+    for (std::int64_t i = 0; i < 3; ++i) {
+      const std::int64_t t = targets[i].item<std::int64_t>();
+      const double gap = score(*model, x.slice(0, i, i + 1), t, false) -
+                         score(*model, at::full_like(x.slice(0, i, i + 1), 0.1), t, false);
+      error = std::max(error, std::abs(ig[i].sum().item<double>() - gap));
+    }
+    errors.push_back(error);
+  }
+  // Right-endpoint Riemann sums: the completeness error shrinks like 1/steps.
+  EXPECT_LT(errors[1], errors[0] / 4);
+  EXPECT_LT(errors[2], errors[1] / 4);
+  EXPECT_LT(errors[2], 1e-3);
+}
+
+TEST(Attributions, ChunkingDoesNotChangeTheMaps) {
+  auto model = smooth_model();
+  const at::Tensor x = at::rand({4, 1, 4, 4}, at::kDouble);
+  const at::Tensor targets = at::tensor({0, 1, 2, 3}, at::kLong);
+  const auto ig = AttributionOptions().set_method(AttributionMethod::integrated_gradients).set_steps(16);
+  EXPECT_TRUE(at::allclose(attribute(*model, x, targets, AttributionOptions(ig).set_batch_size(5)),
+                           attribute(*model, x, targets, AttributionOptions(ig).set_batch_size(1000)), 1e-10, 1e-12));
+}
+
+TEST(Attributions, SmoothGradWithoutNoiseIsSaliencyAndIsSeeded) {
+  auto model = smooth_model();
+  const at::Tensor x = at::rand({2, 1, 4, 4}, at::kDouble);
+  const at::Tensor targets = at::tensor({1, 4}, at::kLong);
+  const auto smooth = AttributionOptions().set_method(AttributionMethod::smoothgrad).set_noise_samples(7);
+  EXPECT_TRUE(at::allclose(attribute(*model, x, targets, AttributionOptions(smooth).set_noise(0.0)),
+                           attribute(*model, x, targets, AttributionOptions()), 1e-10, 1e-12));
+  torch::manual_seed(1);
+  const at::Tensor first = attribute(*model, x, targets, smooth);
+  torch::manual_seed(1);
+  EXPECT_TRUE(at::equal(first, attribute(*model, x, targets, smooth)));
+}
+
+TEST(Attributions, MapsAreDifferentiableWithCreateGraph) {
+  // g(x) = <saliency(x), v>; its gradient needs the second derivative of the model.
+  auto model = smooth_model();
+  const at::Tensor x = at::rand({1, 1, 4, 4}, at::kDouble);
+  const at::Tensor v = at::randn({1, 1, 4, 4}, at::kDouble);
+  const at::Tensor target = at::tensor({2}, at::kLong);
+  const auto options = AttributionOptions().set_softmax(true).set_create_graph(true);
+  const auto g = [&](const at::Tensor& input) { return (attribute(*model, input, target, options) * v).sum(); };
+  const at::Tensor leaf = x.clone().requires_grad_(true);
+  const at::Tensor analytic = torch::autograd::grad({g(leaf)}, {leaf})[0];
+  const double h = 1e-5;
+  for (std::int64_t j = 0; j < x.numel(); ++j) {
+    at::Tensor plus = x.clone(), minus = x.clone();
+    plus.view(-1)[j] += h;
+    minus.view(-1)[j] -= h;
+    const double numeric = (g(plus.requires_grad_(true)).item<double>() - g(minus.requires_grad_(true)).item<double>()) / (2 * h);
+    EXPECT_NEAR(analytic.view(-1)[j].item<double>(), numeric, 1e-6 + 1e-4 * std::abs(numeric)) << "pixel " << j;
+  }
+}
+
+TEST(Attributions, NormalisedMapsAreNonNegativeAndSumToOne) {
+  const at::Tensor raw = at::randn({3, 3, 5, 5});
+  const at::Tensor maps = normalise_maps(raw);
+  EXPECT_EQ(maps.sizes(), (at::IntArrayRef{3, 5, 5}));
+  EXPECT_GE(maps.min().item<float>(), 0.0f);
+  EXPECT_TRUE(at::allclose(maps.flatten(1).sum(1), at::ones({3})));
+  EXPECT_THROW(attribute(*smooth_model(), at::rand({2, 1, 4, 4}, at::kDouble), at::tensor({0}, at::kLong),
+                         AttributionOptions()),
+               Error);
+}
+
+}  // namespace
+}  // namespace robustlens
