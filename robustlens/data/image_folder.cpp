@@ -1,12 +1,10 @@
 #include "robustlens/data/image_folder.h"
 
 #include "robustlens/core/error.h"
-#include "robustlens/data/byte_file.h"
-#include "robustlens/report/files.h"
+#include "robustlens/report/images.h"
 
 #include <stb_image.h>
 #include <stb_image_resize.h>
-#include <stb_image_write.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -81,18 +79,9 @@ Dataset read_image_folder(const std::string& directory, const std::vector<std::i
 }
 
 void write_image_folder(const std::string& directory, const Dataset& dataset) {
-  const at::Tensor bytes = to_bytes(dataset.images.permute({0, 2, 3, 1}));  // N×H×W×C for stb
-  const auto shape = dataset.image_shape();
   for (std::int64_t i = 0; i < dataset.size(); ++i) {
     const std::string& class_name = dataset.class_names.at(dataset.labels[i].item<std::int64_t>());
-    const fs::path path = fs::path(directory) / class_name / (std::to_string(i) + ".png");
-    const at::Tensor image = bytes[i].contiguous();
-    write_file_atomically(path.string(), [&](const std::string& temporary) {
-      RL_CHECK(stbi_write_png(temporary.c_str(), static_cast<int>(shape[2]), static_cast<int>(shape[1]),
-                              static_cast<int>(shape[0]), image.data_ptr<std::uint8_t>(),
-                              static_cast<int>(shape[0] * shape[2])) != 0,
-               "cannot write '", path.string(), "'");
-    });
+    write_png((fs::path(directory) / class_name / (std::to_string(i) + ".png")).string(), dataset.images[i]);
   }
 }
 

@@ -9,5 +9,7 @@ namespace robustlens::cli {
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_attack_command(CLI::App& app);
+void add_explain_command(CLI::App& app);
 
 }  // namespace robustlens::cli

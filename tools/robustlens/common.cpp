@@ -79,12 +79,13 @@ Dataset load_data(const CommonOptions& options, const std::string& split) {
                       options.image_shape.empty() ? std::vector<std::int64_t>{} : parse_image_shape(options.image_shape));
 }
 
-Dataset select_data(const Dataset& dataset, const CommonOptions& options) {
+Dataset select_data(const Dataset& dataset, const CommonOptions& options, std::vector<std::int64_t>* indices) {
   SampleSelection selection;
   selection.set_count(options.samples).set_seed(options.seed);
   if (!options.indices.empty()) selection.set_indices(parse_index_list(options.indices));
-  if (selection.indices.empty() && selection.count == 0) return dataset;
-  return dataset.subset(select_samples(dataset.size(), selection));
+  const std::vector<std::int64_t> chosen = select_samples(dataset.size(), selection);
+  if (indices != nullptr) *indices = chosen;
+  return selection.indices.empty() && selection.count == 0 ? dataset : dataset.subset(chosen);
 }
 
 std::unique_ptr<Model> load_model_for(const CommonOptions& options, const Dataset& dataset, const at::Device& device) {

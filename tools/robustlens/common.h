@@ -50,8 +50,9 @@ at::Device start_run(const CommonOptions& options);
 std::vector<std::int64_t> parse_image_shape(const std::string& text);
 /// The split named by --split of --data (validated).
 Dataset load_data(const CommonOptions& options, const std::string& split);
-/// The dataset restricted to --samples/--indices (seeded by --seed).
-Dataset select_data(const Dataset& dataset, const CommonOptions& options);
+/// The dataset restricted to --samples/--indices (seeded by --seed); the chosen
+/// indices into `dataset` go to `indices` when given.
+Dataset select_data(const Dataset& dataset, const CommonOptions& options, std::vector<std::int64_t>* indices = nullptr);
 
 /// Loads --model and makes sure it fits the dataset (binds a TorchScript model's
 /// input shape, checks shape and class count).

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", ROBUSTLENS_VERSION);
   robustlens::cli::add_train_command(app);
   robustlens::cli::add_eval_command(app);
+  robustlens::cli::add_attack_command(app);
+  robustlens::cli::add_explain_command(app);
   robustlens::cli::add_info_command(app);
   try {
     app.parse(argc, argv);

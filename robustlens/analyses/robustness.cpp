@@ -1,0 +1,108 @@
+#include "robustlens/analyses/robustness.h"
+
+#include "robustlens/attacks/fgsm.h"
+#include "robustlens/core/error.h"
+
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+namespace robustlens {
+
+RobustnessOptions RobustnessOptions::resolved() const {
+  RobustnessOptions o = *this;
+  RL_CHECK(o.attack == "pgd" || o.attack == "fgsm", "--attack: expected pgd or fgsm, got '", o.attack, "'");
+  if (o.eps.empty()) {
+    o.eps = o.norm == Norm::l2 ? std::vector<double>{0.25, 0.5, 1.0, 2.0}
+                               : std::vector<double>{1 / 255.0, 2 / 255.0, 4 / 255.0, 8 / 255.0};
+  }
+  for (const double e : o.eps) RL_CHECK(e >= 0 && std::isfinite(e), "--eps values must be finite and >= 0, got ", e);
+  RL_CHECK(o.batch_size >= 1, "--batch-size must be >= 1, got ", o.batch_size);
+  PgdOptions().set_steps(o.steps).set_step_size(o.step_size).set_restarts(o.restarts).resolved();  // checks
+  o.deepfool_options.check();
+  return o;
+}
+
+nlohmann::json RobustnessOptions::to_json() const {
+  nlohmann::json json = {{"attack", attack}, {"norm", to_string(norm)}, {"eps", eps}, {"batch_size", batch_size}};
+  if (attack == "pgd") {
+    json["steps"] = steps;
+    json["step_size"] = step_size == 0 ? "2.5*eps/steps" : nlohmann::json(step_size);
+    json["restarts"] = restarts;
+  }
+  json["deepfool"] = deepfool ? deepfool_options.to_json() : nlohmann::json(false);
+  return json;
+}
+
+nlohmann::json RobustnessResult::to_json() const {
+  nlohmann::json per_eps = nlohmann::json::array();
+  for (std::size_t i = 0; i < eps.size(); ++i) per_eps.push_back({{"eps", eps[i]}, {"robust_accuracy", robust_accuracy[i]}});
+  nlohmann::json json = {{"clean_accuracy", clean_accuracy}, {"robust_accuracy", per_eps}};
+  if (deepfool.norms.defined()) {
+    json["deepfool"] = {{"norms_of_flipped", deepfool_quartiles.to_json()},
+                        {"mean_iterations", deepfool_mean_iterations},
+                        {"not_flipped", deepfool_not_flipped},
+                        {"samples", deepfool.norms.size(0)},
+                        {"norms", std::vector<float>(deepfool.norms.data_ptr<float>(),
+                                                     deepfool.norms.data_ptr<float>() + deepfool.norms.numel())}};
+  }
+  return json;
+}
+
+RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const RobustnessOptions& requested,
+                                    const ProgressCallback& progress) {
+  const RobustnessOptions options = requested.resolved();
+  model.set_training(false);
+  const at::Device device = model.device();
+  RobustnessResult result;
+  result.eps = options.eps;
+  const std::int64_t n = dataset.size();
+
+  const at::Tensor predictions = batched_logits(model, dataset.images, options.batch_size).argmax(1);
+  const at::Tensor clean_correct = predictions.eq(dataset.labels);
+  result.clean_accuracy = clean_correct.to(at::kDouble).mean().item<double>();
+
+  for (std::size_t e = 0; e < options.eps.size(); ++e) {
+    std::ostringstream task;
+    task << options.attack << " eps " << std::setprecision(4) << options.eps[e];
+    std::vector<at::Tensor> adversarial;
+    at::Tensor robust = at::zeros({n}, at::kBool);
+    for (std::int64_t start = 0; start < n; start += options.batch_size) {
+      const std::int64_t end = std::min(start + options.batch_size, n);
+      const at::Tensor x = dataset.images.slice(0, start, end).to(device);
+      const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
+      const at::Tensor attacked =
+          options.attack == "fgsm"
+              ? fgsm_attack(model, x, y, options.norm, options.eps[e])
+              : pgd_attack(model, x, y,
+                           PgdOptions()
+                               .set_norm(options.norm)
+                               .set_eps(options.eps[e])
+                               .set_steps(options.steps)
+                               .set_step_size(options.step_size)
+                               .set_restarts(options.restarts));
+      at::NoGradGuard no_grad;
+      robust.slice(0, start, end).copy_(model.forward(attacked).argmax(1).eq(y).to(at::kCPU));
+      if (options.keep_examples) adversarial.push_back(attacked.to(at::kCPU));
+      report(progress, {task.str(), end, n, ""});
+    }
+    result.robust_accuracy.push_back(robust.logical_and(clean_correct).to(at::kDouble).mean().item<double>());
+    if (options.keep_examples) result.adversarial_examples.push_back(at::cat(adversarial));
+  }
+
+  if (options.deepfool) {
+    DeepFoolOptions deepfool_options = options.deepfool_options;
+    deepfool_options.set_batch_size(options.batch_size);
+    result.deepfool = deepfool(model, dataset.images.to(device), deepfool_options, progress);
+    for (at::Tensor* t : {&result.deepfool.perturbations, &result.deepfool.norms, &result.deepfool.iterations,
+                          &result.deepfool.flipped, &result.deepfool.original_labels, &result.deepfool.adversarial_labels}) {
+      *t = t->to(at::kCPU);
+    }
+    result.deepfool_quartiles = quartiles(result.deepfool.norms.masked_select(result.deepfool.flipped));
+    result.deepfool_mean_iterations = result.deepfool.iterations.to(at::kDouble).mean().item<double>();
+    result.deepfool_not_flipped = result.deepfool.flipped.logical_not().sum().item<std::int64_t>();
+  }
+  return result;
+}
+
+}  // namespace robustlens

@@ -1,0 +1,71 @@
+// Adversarial robustness of a model on a dataset: clean accuracy, robust
+// accuracy under PGD or FGSM at each eps, and the distribution of DeepFool's
+// minimal perturbation norms. `robustlens attack` prints and writes it.
+#pragma once
+
+#include "robustlens/attacks/deepfool.h"
+#include "robustlens/attacks/pgd.h"
+#include "robustlens/analyses/statistics.h"
+#include "robustlens/core/model.h"
+#include "robustlens/core/progress.h"
+#include "robustlens/data/dataset.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace robustlens {
+
+struct RobustnessOptions {
+  /// "pgd" or "fgsm".
+  std::string attack = "pgd";
+  Norm norm = Norm::l2;
+  /// Radii in [0,1] pixel units; empty = the norm's default list
+  /// (L2: 0.25, 0.5, 1, 2; Linf: 1/255, 2/255, 4/255, 8/255).
+  std::vector<double> eps;
+  /// PGD: steps, step size (0 = 2.5·eps/steps), restarts.
+  std::int64_t steps = 10;
+  double step_size = 0.0;
+  std::int64_t restarts = 1;
+  /// Also measure DeepFool minimal perturbations.
+  bool deepfool = true;
+  DeepFoolOptions deepfool_options;
+  std::int64_t batch_size = 256;
+  /// Keep the adversarial examples in the result (memory: one copy of the data per eps).
+  bool keep_examples = false;
+
+  RobustnessOptions& set_attack(std::string v) { attack = std::move(v); return *this; }
+  RobustnessOptions& set_norm(Norm v) { norm = v; return *this; }
+  RobustnessOptions& set_eps(std::vector<double> v) { eps = std::move(v); return *this; }
+  RobustnessOptions& set_steps(std::int64_t v) { steps = v; return *this; }
+  RobustnessOptions& set_step_size(double v) { step_size = v; return *this; }
+  RobustnessOptions& set_restarts(std::int64_t v) { restarts = v; return *this; }
+  RobustnessOptions& set_deepfool(bool v) { deepfool = v; return *this; }
+  RobustnessOptions& set_deepfool_options(DeepFoolOptions v) { deepfool_options = std::move(v); return *this; }
+  RobustnessOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  RobustnessOptions& set_keep_examples(bool v) { keep_examples = v; return *this; }
+
+  /// Checked, with the eps list filled in.
+  RobustnessOptions resolved() const;
+  nlohmann::json to_json() const;
+};
+
+struct RobustnessResult {
+  double clean_accuracy = 0;
+  std::vector<double> eps;
+  /// Share of samples classified correctly both clean and under the attack at each eps.
+  std::vector<double> robust_accuracy;
+  std::vector<at::Tensor> adversarial_examples;  ///< per eps, when kept
+  /// DeepFool (when run): norms of all samples, statistics over the flipped ones.
+  DeepFoolResult deepfool;
+  Quartiles deepfool_quartiles;
+  double deepfool_mean_iterations = 0;
+  std::int64_t deepfool_not_flipped = 0;
+  nlohmann::json to_json() const;
+};
+
+RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const RobustnessOptions& options,
+                                    const ProgressCallback& progress = {});
+
+}  // namespace robustlens

@@ -1,0 +1,52 @@
+#include "robustlens/analyses/robustness.h"
+
+#include "robustlens/analyses/accuracy.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/train/trainer.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+namespace robustlens {
+namespace {
+
+TEST(Statistics, QuartilesInterpolateLikeNumpy) {
+  const Quartiles q = quartiles(at::tensor({4.0, 1.0, 3.0, 2.0}));
+  EXPECT_DOUBLE_EQ(q.q1, 1.75);
+  EXPECT_DOUBLE_EQ(q.median, 2.5);
+  EXPECT_DOUBLE_EQ(q.q3, 3.25);
+  EXPECT_TRUE(std::isnan(quartiles(at::empty({0})).median));
+}
+
+TEST(Robustness, RobustAccuracyStartsAtCleanAccuracyAndFallsWithEps) {
+  const Dataset train = testing::linear_rule_dataset(400, {1, 6, 6}, 3, 1);
+  const Dataset test = testing::linear_rule_dataset(100, {1, 6, 6}, 3, 2);
+  torch::manual_seed(0);
+  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3).set_width(32), {});
+  train_model(model, train, test, TrainOptions().set_epochs(20).set_batch_size(32).set_lr(0.05));
+  ASSERT_GT(evaluate_accuracy(model, test, AccuracyOptions()).accuracy, 0.7);
+
+  const RobustnessOptions options =
+      RobustnessOptions().set_eps({0.0, 0.1, 0.3, 1.0}).set_steps(20).set_restarts(2).set_batch_size(64);
+  const RobustnessResult result = analyse_robustness(model, test, options);
+  EXPECT_DOUBLE_EQ(result.robust_accuracy[0], result.clean_accuracy);
+  for (std::size_t i = 1; i < result.eps.size(); ++i) {
+    EXPECT_LE(result.robust_accuracy[i], result.robust_accuracy[i - 1]) << "eps " << result.eps[i];
+  }
+  EXPECT_LT(result.robust_accuracy.back(), result.clean_accuracy);
+  // DeepFool: every sample flips; an L2 attack of radius above a sample's DeepFool
+  // norm is not guaranteed to find it, but the median must be finite and positive.
+  EXPECT_EQ(result.deepfool_not_flipped, 0);
+  EXPECT_GT(result.deepfool_quartiles.median, 0.0);
+  EXPECT_LE(result.deepfool_quartiles.q1, result.deepfool_quartiles.median);
+  EXPECT_LE(result.deepfool_quartiles.median, result.deepfool_quartiles.q3);
+
+  const RobustnessResult fgsm = analyse_robustness(model, test, RobustnessOptions(options).set_attack("fgsm").set_deepfool(false));
+  EXPECT_DOUBLE_EQ(fgsm.robust_accuracy[0], fgsm.clean_accuracy);
+  EXPECT_THROW(analyse_robustness(model, test, RobustnessOptions().set_eps({-0.5})), Error);
+}
+
+}  // namespace
+}  // namespace robustlens

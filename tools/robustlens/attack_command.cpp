@@ -1,0 +1,134 @@
+// robustlens attack: clean accuracy, robust accuracy under PGD/FGSM per eps,
+// and DeepFool minimal-perturbation norms; optionally the adversarial examples.
+#include "commands.h"
+#include "common.h"
+
+#include "robustlens/analyses/robustness.h"
+#include "robustlens/report/files.h"
+#include "robustlens/report/images.h"
+
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+namespace robustlens::cli {
+namespace {
+
+struct AttackCommand {
+  CommonOptions common;
+  RobustnessOptions robustness;
+  std::string norm = "l2";
+  bool no_deepfool = false;
+  bool save_examples = false;
+};
+
+std::string robust_accuracy_csv(const RobustnessResult& result) {
+  std::ostringstream csv;
+  csv << "eps,robust_accuracy\n";
+  for (std::size_t i = 0; i < result.eps.size(); ++i) csv << result.eps[i] << ',' << result.robust_accuracy[i] << '\n';
+  return csv.str();
+}
+
+std::string deepfool_csv(const DeepFoolResult& d, const std::vector<std::int64_t>& indices) {
+  std::ostringstream csv;
+  csv << "index,norm,iterations,flipped,original_label,adversarial_label\n";
+  for (std::int64_t i = 0; i < d.norms.size(0); ++i) {
+    csv << indices[i] << ',' << d.norms[i].item<float>() << ',' << d.iterations[i].item<std::int64_t>() << ','
+        << d.flipped[i].item<bool>() << ',' << d.original_labels[i].item<std::int64_t>() << ','
+        << d.adversarial_labels[i].item<std::int64_t>() << '\n';
+  }
+  return csv.str();
+}
+
+/// Up to 8 rows: clean | adversarial at the largest eps | its perturbation | DeepFool's perturbation.
+void write_examples(const std::filesystem::path& out, const Dataset& data, const RobustnessResult& result) {
+  std::map<std::string, at::Tensor> tensors{{"images", data.images}, {"labels", data.labels}};
+  for (std::size_t e = 0; e < result.eps.size(); ++e) {
+    tensors["adversarial_eps_" + std::to_string(e)] = result.adversarial_examples[e];
+  }
+  tensors["eps"] = at::tensor(result.eps, at::kDouble);
+  if (result.deepfool.perturbations.defined()) tensors["deepfool_perturbations"] = result.deepfool.perturbations;
+  write_tensors((out / "adversarial.pt").string(), tensors);
+
+  std::vector<at::Tensor> tiles;
+  const at::Tensor strongest = result.adversarial_examples.back();
+  for (std::int64_t i = 0; i < std::min<std::int64_t>(8, data.size()); ++i) {
+    tiles.push_back(to_rgb(data.images[i]));
+    tiles.push_back(to_rgb(strongest[i]));
+    tiles.push_back(diverging_colormap((strongest[i] - data.images[i]).sum(0)));
+    tiles.push_back(result.deepfool.perturbations.defined() ? diverging_colormap(result.deepfool.perturbations[i].sum(0))
+                                                             : at::ones_like(tiles.back()));
+  }
+  write_png((out / "examples.png").string(), image_grid(tiles, 4, 4));
+}
+
+void run_attack(AttackCommand command) {
+  CommonOptions& common = command.common;
+  if (common.out.empty()) common.out = "runs/attack";
+  const at::Device device = start_run(common);
+  std::vector<std::int64_t> indices;
+  const Dataset data = select_data(load_data(common, common.split), common, &indices);
+  auto model = load_model_for(common, data, device);
+  const RobustnessOptions options = command.robustness.set_norm(parse_norm(command.norm))
+                                        .set_deepfool(!command.no_deepfool)
+                                        .set_batch_size(common.batch_size)
+                                        .set_keep_examples(command.save_examples)
+                                        .resolved();
+  const RobustnessResult result = analyse_robustness(*model, data, options, terminal_progress());
+
+  const std::filesystem::path out(common.out);
+  nlohmann::json record = run_record("attack", options.to_json(), common);
+  record["model"] = model->info().to_json();
+  record["data"] = data.summary();
+  record["indices"] = indices;
+  record.update(result.to_json());
+  write_json_file((out / "attack.json").string(), record);
+  write_text_file((out / "robust_accuracy.csv").string(), robust_accuracy_csv(result));
+  if (options.deepfool) write_text_file((out / "deepfool.csv").string(), deepfool_csv(result.deepfool, indices));
+  if (command.save_examples) write_examples(out, data, result);
+
+  std::printf("clean accuracy %.2f%% on %lld images of %s\n", 100 * result.clean_accuracy,
+              static_cast<long long>(data.size()), data.name.c_str());
+  std::printf("robust accuracy (%s, %s%s):", options.attack.c_str(), to_string(options.norm).c_str(),
+              options.attack == "pgd" ? (", " + std::to_string(options.steps) + " steps").c_str() : "");
+  for (std::size_t i = 0; i < result.eps.size(); ++i) {
+    std::printf("  eps %.4g: %.2f%%", result.eps[i], 100 * result.robust_accuracy[i]);
+  }
+  std::printf("\n");
+  if (options.deepfool) {
+    const std::int64_t flipped = data.size() - result.deepfool_not_flipped;
+    std::printf("DeepFool minimal L2 perturbation over the %lld/%lld flipped samples: median %.4g, quartiles %.4g-%.4g; "
+                "mean %.2f iterations\n",
+                static_cast<long long>(flipped), static_cast<long long>(data.size()), result.deepfool_quartiles.median,
+                result.deepfool_quartiles.q1, result.deepfool_quartiles.q3, result.deepfool_mean_iterations);
+  }
+  std::printf("results in %s\n", (out / "attack.json").c_str());
+}
+
+}  // namespace
+
+void add_attack_command(CLI::App& app) {
+  auto command = std::make_shared<AttackCommand>();
+  command->common.samples = 1000;
+  CLI::App* sub = app.add_subcommand("attack", "Robust accuracy under PGD/FGSM and DeepFool minimal perturbations");
+  add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
+  RobustnessOptions& r = command->robustness;
+  sub->add_option("--attack", r.attack, "Attack for robust accuracy")->check(CLI::IsMember({"pgd", "fgsm"}))->capture_default_str();
+  sub->add_option("--norm", command->norm, "Threat model")->check(CLI::IsMember({"l2", "linf"}))->capture_default_str();
+  sub->add_option("--eps", r.eps, "Radii, comma list in [0,1] pixel units (default: l2 0.25,0.5,1,2; linf 1,2,4,8 /255)")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--steps", r.steps, "PGD steps")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--step-size", r.step_size, "PGD step length (0 = 2.5·eps/steps)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--restarts", r.restarts, "PGD random restarts")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_flag("--no-deepfool", command->no_deepfool, "Skip the DeepFool minimal-perturbation measurement");
+  DeepFoolOptions& d = r.deepfool_options;
+  sub->add_option("--candidates", d.candidates, "DeepFool: top-k candidate classes")->check(CLI::Range(2, 100000))->capture_default_str();
+  sub->add_option("--overshoot", d.overshoot, "DeepFool: overshoot")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--max-iterations", d.max_iterations, "DeepFool: iteration limit")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_flag("--clip", d.clip, "DeepFool: keep iterates in [0,1] (default: unconstrained, as the reference)");
+  sub->add_flag("--save-examples", command->save_examples, "Write OUT/adversarial.pt (torch.load) and OUT/examples.png");
+  sub->callback([command] { run_attack(*command); });
+}
+
+}  // namespace robustlens::cli

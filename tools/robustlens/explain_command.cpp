@@ -1,0 +1,107 @@
+// robustlens explain: attribution maps (saliency, input×gradient, integrated
+// gradients, SmoothGrad) as heat maps beside the images, and the raw maps.
+#include "commands.h"
+#include "common.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/explain/attributions.h"
+#include "robustlens/report/files.h"
+#include "robustlens/report/images.h"
+
+#include <filesystem>
+#include <memory>
+
+namespace robustlens::cli {
+namespace {
+
+struct ExplainCommand {
+  CommonOptions common;
+  AttributionOptions attribution;
+  std::string method = "saliency";
+  std::string target = "true";
+};
+
+/// true | predicted | a class index.
+at::Tensor target_classes(const std::string& target, const Dataset& data, const at::Tensor& predictions,
+                          std::int64_t classes) {
+  if (target == "true") return data.labels;
+  if (target == "predicted") return predictions;
+  std::size_t used = 0;
+  std::int64_t k = -1;
+  try {
+    k = std::stoll(target, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  RL_CHECK(used == target.size() && k >= 0 && k < classes, "--target: expected true, predicted or a class index in 0..",
+           classes - 1, ", got '", target, "'");
+  return at::full({data.size()}, k, at::kLong);
+}
+
+void run_explain(ExplainCommand command) {
+  CommonOptions& common = command.common;
+  if (common.out.empty()) common.out = "runs/explain";
+  const at::Device device = start_run(common);
+  std::vector<std::int64_t> indices;
+  const Dataset data = select_data(load_data(common, common.split), common, &indices);
+  auto model = load_model_for(common, data, device);
+  const AttributionOptions options = command.attribution.set_method(parse_attribution_method(command.method));
+  const at::Tensor predictions = batched_logits(*model, data.images, common.batch_size).argmax(1);
+  const at::Tensor targets = target_classes(command.target, data, predictions, model->info().num_classes);
+
+  const ProgressCallback progress = terminal_progress();
+  std::vector<at::Tensor> raw_chunks;
+  for (std::int64_t start = 0; start < data.size(); start += common.batch_size) {
+    const std::int64_t end = std::min(start + common.batch_size, data.size());
+    raw_chunks.push_back(attribute(*model, data.images.slice(0, start, end).to(device),
+                                   targets.slice(0, start, end).to(device), options)
+                             .to(at::kCPU));
+    report(progress, {to_string(options.method), end, data.size(), ""});
+  }
+  const at::Tensor raw = at::cat(raw_chunks);
+  const at::Tensor maps = normalise_maps(raw);
+
+  const std::filesystem::path out(common.out);
+  write_tensors((out / "maps.pt").string(),
+                {{"images", data.images}, {"targets", targets}, {"raw_maps", raw}, {"maps", maps},
+                 {"indices", at::tensor(indices, at::kLong)}});
+  std::vector<at::Tensor> tiles;
+  for (std::int64_t i = 0; i < std::min<std::int64_t>(16, data.size()); ++i) {
+    const at::Tensor image = to_rgb(data.images[i]), heat = heat_colormap(maps[i]);
+    tiles.insert(tiles.end(), {image, heat, 0.5 * image.mean(0, true).expand_as(heat) + 0.5 * heat});
+  }
+  write_png((out / "heatmaps.png").string(), image_grid(tiles, 3, 4));
+  nlohmann::json record = run_record("explain", options.to_json(), common);
+  record["target"] = command.target;
+  record["model"] = model->info().to_json();
+  record["data"] = data.summary();
+  record["indices"] = indices;
+  record["targets"] = std::vector<std::int64_t>(targets.data_ptr<std::int64_t>(), targets.data_ptr<std::int64_t>() + targets.numel());
+  record["predictions"] =
+      std::vector<std::int64_t>(predictions.data_ptr<std::int64_t>(), predictions.data_ptr<std::int64_t>() + predictions.numel());
+  write_json_file((out / "explain.json").string(), record);
+  std::printf("%s maps of %lld images (target: %s) written to %s (image | map | overlay) and %s\n",
+              to_string(options.method).c_str(), static_cast<long long>(data.size()), command.target.c_str(),
+              (out / "heatmaps.png").c_str(), (out / "maps.pt").c_str());
+}
+
+}  // namespace
+
+void add_explain_command(CLI::App& app) {
+  auto command = std::make_shared<ExplainCommand>();
+  command->common.samples = 8;
+  CLI::App* sub = app.add_subcommand("explain", "Attribution maps: saliency, input×gradient, integrated gradients, SmoothGrad");
+  add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
+  AttributionOptions& a = command->attribution;
+  sub->add_option("--method", command->method, "Attribution method")
+      ->check(CLI::IsMember({"saliency", "input-x-gradient", "ig", "smoothgrad"}))->capture_default_str();
+  sub->add_option("--target", command->target, "Class explained: true, predicted or a class index")->capture_default_str();
+  sub->add_flag("--softmax", a.softmax, "Differentiate the softmax probability instead of the logit");
+  sub->add_option("--steps", a.steps, "ig: Riemann steps")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--baseline", a.baseline, "ig: constant baseline image value")->capture_default_str();
+  sub->add_option("--noise", a.noise, "smoothgrad: noise standard deviation")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--noise-samples", a.noise_samples, "smoothgrad: noisy copies per image")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->callback([command] { run_explain(*command); });
+}
+
+}  // namespace robustlens::cli
