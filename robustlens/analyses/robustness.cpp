@@ -2,6 +2,7 @@
 
 #include "robustlens/attacks/fgsm.h"
 #include "robustlens/core/error.h"
+#include "robustlens/report/files.h"
 
 #include <cmath>
 #include <iomanip>
@@ -43,8 +44,7 @@ nlohmann::json RobustnessResult::to_json() const {
                         {"mean_iterations", deepfool_mean_iterations},
                         {"not_flipped", deepfool_not_flipped},
                         {"samples", deepfool.norms.size(0)},
-                        {"norms", std::vector<float>(deepfool.norms.data_ptr<float>(),
-                                                     deepfool.norms.data_ptr<float>() + deepfool.norms.numel())}};
+                        {"norms", tensor_to_json(deepfool.norms)}};
   }
   return json;
 }

@@ -1,6 +1,7 @@
 #include "robustlens/data/sample_selection.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/parsing.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -49,15 +50,9 @@ std::vector<std::int64_t> parse_index_list(const std::string& text) {
   std::istringstream tokens(content);
   std::vector<std::int64_t> indices;
   for (std::string token; tokens >> token;) {
-    std::size_t used = 0;
-    std::int64_t value = -1;
-    try {
-      value = std::stoll(token, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    RL_CHECK(used == token.size() && value >= 0, source, ": '", token, "' is not a non-negative integer index");
-    indices.push_back(value);
+    const auto value = parse_int64(token);
+    RL_CHECK(value && *value >= 0, source, ": '", token, "' is not a non-negative integer index");
+    indices.push_back(*value);
   }
   RL_CHECK(!indices.empty(), source, " holds no indices (expected e.g. 3,17,42 or a file of integers)");
   return indices;

@@ -38,6 +38,20 @@ void write_json_file(const std::string& path, const nlohmann::json& json) {
   write_text_file(path, json.dump(2) + "\n");
 }
 
+nlohmann::json tensor_to_json(const at::Tensor& values) {
+  RL_CHECK(values.dim() == 1, "only 1-D tensors become JSON arrays, got shape ", values.sizes());
+  const at::Tensor cpu = values.detach().to(at::kCPU);
+  nlohmann::json array = nlohmann::json::array();
+  if (at::isFloatingType(cpu.scalar_type())) {
+    const at::Tensor d = cpu.to(at::kDouble).contiguous();
+    for (std::int64_t i = 0; i < d.numel(); ++i) array.push_back(d.data_ptr<double>()[i]);
+  } else {
+    const at::Tensor l = cpu.to(at::kLong).contiguous();
+    for (std::int64_t i = 0; i < l.numel(); ++i) array.push_back(l.data_ptr<std::int64_t>()[i]);
+  }
+  return array;
+}
+
 nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path);
   RL_CHECK(in.good(), "cannot open '", path, "'");

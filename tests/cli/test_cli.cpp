@@ -3,6 +3,7 @@
 #include "test_support.h"
 
 #include <gtest/gtest.h>
+#include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/cuda.h>
 
 #include <filesystem>
@@ -85,6 +86,48 @@ TEST_F(CliOnSyntheticData, BadInputGetsOneClearMessageAndNonZeroExit) {
     EXPECT_EQ(cuda.exit_code, 2);
     EXPECT_TRUE(contains(cuda.output, "--device cuda")) << cuda.output;
   }
+}
+
+TEST_F(CliOnSyntheticData, AttackAgreesWithEvalAndWritesItsFiles) {
+  const std::string model = out_.file("run/model.pt");
+  ASSERT_EQ(run_cli("train --arch mlp --epochs 3 --batch-size 32 --threads 1 --out " + out_.file("run") + data_arg()).exit_code, 0);
+  const auto eval = run_cli("eval --samples 40 --seed 3 --model " + model + " --out " + out_.file("eval") + data_arg());
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  const auto attack = run_cli("attack --samples 40 --seed 3 --eps 0,0.2,0.5 --save-examples --model " + model +
+                              " --out " + out_.file("attack") + data_arg());
+  ASSERT_EQ(attack.exit_code, 0) << attack.output;
+  const auto record = read_json_file(out_.file("attack/attack.json"));
+  EXPECT_DOUBLE_EQ(record.at("clean_accuracy").get<double>(),
+                   read_json_file(out_.file("eval/eval.json")).at("accuracy").get<double>());
+  EXPECT_DOUBLE_EQ(record.at("robust_accuracy").at(0).at("robust_accuracy").get<double>(),
+                   record.at("clean_accuracy").get<double>());
+  EXPECT_EQ(record.at("deepfool").at("norms").size(), 40u);
+  EXPECT_TRUE(record.at("options").contains("steps"));
+  for (const std::string file : {"robust_accuracy.csv", "deepfool.csv", "adversarial.pt", "examples.png"}) {
+    EXPECT_TRUE(std::filesystem::exists(out_.file("attack/" + file))) << file;
+  }
+  const auto bad = run_cli("attack --eps 0.5,-1 --model " + model + data_arg());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(contains(bad.output, "--eps")) << bad.output;
+}
+
+TEST_F(CliOnSyntheticData, ExplainWritesNormalisedMapsAndHeatmaps) {
+  const std::string model = out_.file("run/model.pt");
+  ASSERT_EQ(run_cli("train --arch mlp --epochs 1 --threads 1 --out " + out_.file("run") + data_arg()).exit_code, 0);
+  for (const std::string method : {"saliency", "input-x-gradient", "ig", "smoothgrad"}) {
+    const auto result = run_cli("explain --samples 5 --method " + method + " --target predicted --model " + model +
+                                " --out " + out_.file(method) + data_arg());
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    EXPECT_TRUE(std::filesystem::exists(out_.file(method + "/heatmaps.png")));
+    const c10::IValue saved = torch::jit::pickle_load([&] {
+      const std::string bytes = testing::read_bytes(out_.file(method + "/maps.pt"));
+      return std::vector<char>(bytes.begin(), bytes.end());
+    }());
+    const at::Tensor maps = saved.toGenericDict().at("maps").toTensor();
+    EXPECT_EQ(maps.sizes(), (at::IntArrayRef{5, 6, 6})) << method;
+    EXPECT_TRUE(at::allclose(maps.flatten(1).sum(1), at::ones({5}))) << method;
+  }
+  EXPECT_EQ(read_json_file(out_.file("ig/explain.json")).at("options").at("steps"), 32);
 }
 
 // The foundation's acceptance check: LeNet, 3 epochs of Fashion-MNIST, ≥ 89% test accuracy.

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/parsing.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/core/torchscript_model.h"
 #include "robustlens/data/dataset_source.h"
@@ -60,15 +61,9 @@ std::vector<std::int64_t> parse_image_shape(const std::string& text) {
   std::vector<std::int64_t> shape;
   std::stringstream stream(text);
   for (std::string part; std::getline(stream, part, ',');) {
-    std::size_t used = 0;
-    std::int64_t value = 0;
-    try {
-      value = std::stoll(part, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    RL_CHECK(used == part.size() && value > 0, "--image-shape: '", part, "' is not a positive integer (expected C,H,W)");
-    shape.push_back(value);
+    const auto value = parse_int64(part);
+    RL_CHECK(value && *value > 0, "--image-shape: '", part, "' is not a positive integer (expected C,H,W)");
+    shape.push_back(*value);
   }
   RL_CHECK(shape.size() == 3, "--image-shape: expected three numbers C,H,W, got '", text, "'");
   return shape;

@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/parsing.h"
 #include "robustlens/explain/attributions.h"
 #include "robustlens/report/files.h"
 #include "robustlens/report/images.h"
@@ -26,16 +27,10 @@ at::Tensor target_classes(const std::string& target, const Dataset& data, const 
                           std::int64_t classes) {
   if (target == "true") return data.labels;
   if (target == "predicted") return predictions;
-  std::size_t used = 0;
-  std::int64_t k = -1;
-  try {
-    k = std::stoll(target, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  RL_CHECK(used == target.size() && k >= 0 && k < classes, "--target: expected true, predicted or a class index in 0..",
-           classes - 1, ", got '", target, "'");
-  return at::full({data.size()}, k, at::kLong);
+  const auto k = parse_int64(target);
+  RL_CHECK(k && *k >= 0 && *k < classes, "--target: expected true, predicted or a class index in 0..", classes - 1,
+           ", got '", target, "'");
+  return at::full({data.size()}, *k, at::kLong);
 }
 
 void run_explain(ExplainCommand command) {
@@ -76,9 +71,8 @@ void run_explain(ExplainCommand command) {
   record["model"] = model->info().to_json();
   record["data"] = data.summary();
   record["indices"] = indices;
-  record["targets"] = std::vector<std::int64_t>(targets.data_ptr<std::int64_t>(), targets.data_ptr<std::int64_t>() + targets.numel());
-  record["predictions"] =
-      std::vector<std::int64_t>(predictions.data_ptr<std::int64_t>(), predictions.data_ptr<std::int64_t>() + predictions.numel());
+  record["targets"] = tensor_to_json(targets);
+  record["predictions"] = tensor_to_json(predictions);
   write_json_file((out / "explain.json").string(), record);
   std::printf("%s maps of %lld images (target: %s) written to %s (image | map | overlay) and %s\n",
               to_string(options.method).c_str(), static_cast<long long>(data.size()), command.target.c_str(),

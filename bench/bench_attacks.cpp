@@ -1,0 +1,111 @@
+// Throughput of PGD, DeepFool and integrated gradients next to the bound they
+// are measured against, all in one run on the same model and images:
+//   bound = input gradients (forward+backward of the cross-entropy) per second
+//           at the same batch size.
+// PGD with S steps needs S input gradients per sample (plus one forward to
+// score the restart); DeepFool needs k−1 class-difference gradients per
+// sample-iteration (k candidates; we share one forward among them); IG with S
+// steps needs S gradients per sample. Efficiency = gradients delivered per
+// second / bound.
+//
+//   build/bench/bench_attacks [--model FILE] [--threads N] [--samples N] [--batch N]
+// Without --model it trains LeNet for one epoch on Fashion-MNIST first.
+#include "robustlens/attacks/deepfool.h"
+#include "robustlens/attacks/pgd.h"
+#include "robustlens/core/runtime.h"
+#include "robustlens/data/dataset_source.h"
+#include "robustlens/explain/attributions.h"
+#include "robustlens/models/builtin_model.h"
+#include "robustlens/train/trainer.h"
+#include "timing.h"
+
+#include <torch/autograd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace {
+
+double seconds_of(const std::function<void()>& work) {
+  work();  // warm-up
+  const auto start = std::chrono::steady_clock::now();
+  work();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_path;
+  int threads = 0;
+  std::int64_t samples = 1000, batch = 256;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--model") == 0) model_path = argv[i + 1];
+    if (std::strcmp(argv[i], "--threads") == 0) threads = std::stoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--samples") == 0) samples = std::stoll(argv[i + 1]);
+    if (std::strcmp(argv[i], "--batch") == 0) batch = std::stoll(argv[i + 1]);
+  }
+  robustlens::configure_memory_allocator();
+  robustlens::configure_threads(threads);
+  robustlens::seed_everything(0);
+  const robustlens::Dataset test = robustlens::load_dataset("fashion-mnist", robustlens::Split::test);
+  std::unique_ptr<robustlens::Model> model;
+  if (model_path.empty()) {
+    auto lenet = std::make_unique<robustlens::BuiltinModel>(robustlens::ArchitectureSpec().set_name("lenet"), test.class_names);
+    robustlens::train_model(*lenet, robustlens::load_dataset("fashion-mnist", robustlens::Split::train), test,
+                            robustlens::TrainOptions().set_epochs(1));
+    model = std::move(lenet);
+  } else {
+    model = robustlens::load_model(model_path, at::kCPU);
+  }
+  model->set_training(false);
+  const at::Tensor images = test.images.slice(0, 0, samples);
+  const at::Tensor labels = test.labels.slice(0, 0, samples);
+  std::printf("bench_attacks: %s\n", robustlens::library_versions().dump().c_str());
+  std::printf("model %s, %lld Fashion-MNIST test images, batch %lld\n", model_path.empty() ? "lenet (1 epoch)" : model_path.c_str(),
+              static_cast<long long>(samples), static_cast<long long>(batch));
+
+  const at::Tensor bx = images.slice(0, 0, batch), by = labels.slice(0, 0, batch);
+  const double bound = robustlens::bench::measure_throughput([&] {
+    const at::Tensor x = bx.detach().requires_grad_(true);
+    torch::autograd::grad({at::cross_entropy_loss(model->forward(x), by)}, {x});
+  }, static_cast<double>(batch)).median;
+  std::printf("bound: %.0f input gradients/s (forward+backward, median of 5)\n\n", bound);
+  std::printf("%-28s %12s %14s %11s\n", "method", "samples/s", "gradients/s", "efficiency");
+  const auto row = [&](const char* name, double seconds, double gradients) {
+    std::printf("%-28s %12.0f %14.0f %10.2f\n", name, static_cast<double>(samples) / seconds, gradients / seconds,
+                gradients / seconds / bound);
+  };
+
+  const std::int64_t steps = 10;
+  const auto pgd = robustlens::PgdOptions().set_eps(1.0).set_steps(steps);
+  const double pgd_seconds = seconds_of([&] {
+    for (std::int64_t s = 0; s < samples; s += batch) {
+      robustlens::pgd_attack(*model, images.slice(0, s, s + batch), labels.slice(0, s, s + batch), pgd);
+    }
+  });
+  row("PGD-L2, 10 steps", pgd_seconds, static_cast<double>(samples * steps));
+
+  robustlens::DeepFoolResult fooled;
+  const double deepfool_seconds = seconds_of([&] {
+    fooled = robustlens::deepfool(*model, images, robustlens::DeepFoolOptions().set_batch_size(batch));
+  });
+  const double sample_iterations = fooled.iterations.sum().item<double>();
+  row("DeepFool, 10 candidates", deepfool_seconds, sample_iterations * 9);
+  std::printf("%-28s mean %.2f iterations, median norm %.4f\n", "", sample_iterations / static_cast<double>(samples),
+              fooled.norms.median().item<float>());
+
+  const auto ig = robustlens::AttributionOptions()
+                      .set_method(robustlens::AttributionMethod::integrated_gradients)
+                      .set_steps(32)
+                      .set_batch_size(batch);
+  const double ig_seconds = seconds_of([&] {
+    for (std::int64_t s = 0; s < samples; s += batch) {
+      robustlens::attribute(*model, images.slice(0, s, s + batch), labels.slice(0, s, s + batch), ig);
+    }
+  });
+  row("integrated gradients, 32", ig_seconds, static_cast<double>(samples * 32));
+  return 0;
+}
