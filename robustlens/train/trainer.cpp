@@ -107,7 +107,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"weight_decay", weight_decay},
           {"schedule", schedule.to_json()},
           {"epochs", epochs},         {"batch_size", batch_size},
-          {"seed", seed},             {"objective", objective.to_json()}};
+          {"seed", seed},             {"objective", objective.to_json()}, {"transform", transform}};
 }
 
 nlohmann::json EpochRecord::to_json() const {

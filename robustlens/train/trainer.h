@@ -31,6 +31,9 @@ struct TrainOptions {
   std::int64_t batch_size = 128;
   std::uint64_t seed = 0;
   ObjectiveOptions objective;
+  /// The transform the caller applied to the training and test images ("none",
+  /// "dct-flip", "low-pass:B"): recorded in the recipe, not applied here.
+  std::string transform = "none";
   /// Batch size of the per-epoch test evaluation.
   std::int64_t eval_batch_size = 1000;
   /// Folder for checkpoint.pt, model.pt and train_log.json ("" = no files).
@@ -47,6 +50,7 @@ struct TrainOptions {
   TrainOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
   TrainOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
   TrainOptions& set_objective(ObjectiveOptions v) { objective = std::move(v); return *this; }
+  TrainOptions& set_transform(std::string v) { transform = std::move(v); return *this; }
   TrainOptions& set_eval_batch_size(std::int64_t v) { eval_batch_size = v; return *this; }
   TrainOptions& set_out_dir(std::string v) { out_dir = std::move(v); return *this; }
   TrainOptions& set_resume(bool v) { resume = v; return *this; }

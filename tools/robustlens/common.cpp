@@ -6,13 +6,14 @@
 #include "robustlens/core/torchscript_model.h"
 #include "robustlens/data/dataset_source.h"
 #include "robustlens/data/sample_selection.h"
+#include "robustlens/spectral/dct.h"
 
 #include <sstream>
 
 namespace robustlens::cli {
 
 nlohmann::json CommonOptions::to_json() const {
-  return {{"model", model},   {"data", data},       {"split", split},   {"image_shape", image_shape},
+  return {{"model", model},   {"data", data},       {"split", split},   {"image_shape", image_shape}, {"transform", transform},
           {"samples", samples}, {"indices", indices}, {"batch_size", batch_size}, {"device", device},
           {"threads", threads}, {"seed", seed},       {"out", out}};
 }
@@ -25,6 +26,8 @@ void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
   if (which & kData) {
     command.add_option("--data", o.data,
                        "Dataset: fashion-mnist | fashion-mnist:DIR | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR")
+        ->capture_default_str();
+    command.add_option("--transform", o.transform, "Image transform: none, dct-flip or low-pass:B (DCT invariance experiments)")
         ->capture_default_str();
     command.add_option("--image-shape", o.image_shape, "folder: datasets only: convert images to this C,H,W (C = 1 grey or 3 RGB)");
   }
@@ -70,8 +73,13 @@ std::vector<std::int64_t> parse_image_shape(const std::string& text) {
 }
 
 Dataset load_data(const CommonOptions& options, const std::string& split) {
-  return load_dataset(options.data, parse_split(split),
-                      options.image_shape.empty() ? std::vector<std::int64_t>{} : parse_image_shape(options.image_shape));
+  Dataset dataset = load_dataset(options.data, parse_split(split),
+                                 options.image_shape.empty() ? std::vector<std::int64_t>{} : parse_image_shape(options.image_shape));
+  if (options.transform != "none") {
+    dataset.images = apply_dct_transform(options.transform, dataset.images);
+    dataset.name += " [" + options.transform + "]";
+  }
+  return dataset;
 }
 
 Dataset select_data(const Dataset& dataset, const CommonOptions& options, std::vector<std::int64_t>* indices) {

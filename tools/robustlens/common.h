@@ -20,6 +20,7 @@ struct CommonOptions {
   std::string data = "fashion-mnist";
   std::string split = "test";
   std::string image_shape;  ///< "C,H,W" for image folders
+  std::string transform = "none";  ///< applied to every loaded image (spectral/dct.h)
   std::int64_t samples = 0;
   std::string indices;
   std::int64_t batch_size = 256;

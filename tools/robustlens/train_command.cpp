@@ -32,7 +32,7 @@ void run_train(const TrainCommand& command) {
   BuiltinModel model(spec, train_data.class_names);
   model.to(device);
   TrainOptions options = command.training;
-  options.set_seed(common.seed).set_out_dir(common.out).set_resume(!command.restart).set_eval_batch_size(1000);
+  options.set_seed(common.seed).set_transform(common.transform).set_out_dir(common.out).set_resume(!command.restart).set_eval_batch_size(1000);
 
   std::printf("training %s (%s) on %s: %lld images, %lld epochs, objective %s, device %s\n", spec.name.c_str(),
               model.spec().to_json().dump().c_str(), train_data.name.c_str(),

@@ -1,0 +1,79 @@
+#include "robustlens/analyses/margins.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/report/files.h"
+
+namespace robustlens {
+namespace {
+
+SubspaceMargins summarise(const at::Tensor& margins, const at::Tensor& flipped, const at::Tensor& iterations) {
+  SubspaceMargins s{margins, flipped, iterations, quartiles(margins.masked_select(flipped)), 0, 0};
+  s.not_flipped = flipped.logical_not().sum().item<std::int64_t>();
+  s.mean_iterations = iterations.to(at::kDouble).mean().item<double>();
+  return s;
+}
+
+}  // namespace
+
+DctSubspaces MarginOptions::subspaces(std::int64_t height, std::int64_t width) const {
+  RL_CHECK((block == 0) == (step == 0), "give both K and T of the DCT subspaces, or neither");
+  return block == 0 ? default_dct_subspaces(height, width) : dct_subspaces(height, width, block, step);
+}
+
+nlohmann::json MarginOptions::to_json() const {
+  return {{"block", block}, {"step", step}, {"full_space", full_space}, {"deepfool", deepfool.to_json()},
+          {"batch_size", batch_size}};
+}
+
+nlohmann::json SubspaceMargins::to_json() const {
+  return {{"quartiles_of_flipped", quartiles.to_json()}, {"not_flipped", not_flipped},
+          {"mean_iterations", mean_iterations},          {"margins", tensor_to_json(margins)},
+          {"flipped", tensor_to_json(flipped)}};
+}
+
+nlohmann::json MarginResult::to_json() const {
+  nlohmann::json subspace_list = nlohmann::json::array();
+  for (std::size_t t = 0; t < per_subspace.size(); ++t) {
+    nlohmann::json entry = per_subspace[t].to_json();
+    entry["index"] = t;
+    entry["first_coefficient"] = static_cast<std::int64_t>(t) * subspaces.step;
+    subspace_list.push_back(entry);
+  }
+  nlohmann::json json = {{"subspaces", subspaces.to_json()}, {"per_subspace", subspace_list}};
+  if (full_space.margins.defined()) json["full_space"] = full_space.to_json();
+  return json;
+}
+
+MarginResult analyse_margins(Model& model, const Dataset& dataset, const MarginOptions& options,
+                             const ProgressCallback& progress) {
+  RL_CHECK(options.batch_size >= 1, "--batch-size must be >= 1, got ", options.batch_size);
+  model.set_training(false);
+  const std::vector<std::int64_t> shape = dataset.image_shape();
+  MarginResult result{options.subspaces(shape[1], shape[2]), {}, {}};
+  const std::int64_t n = dataset.size(), t = result.subspaces.count();
+  const at::Tensor images = dataset.images.to(model.device());
+  const at::Tensor masks = result.subspaces.masks(images.options());
+
+  // Row r is the pair (sample r / t, subspace r % t).
+  DeepFoolOptions constrained = options.deepfool;
+  constrained.set_batch_size(options.batch_size).set_projector([&](const at::Tensor& w, const at::Tensor& rows) {
+    return project_onto_dct_subspaces(w, masks, rows.remainder(t));
+  });
+  const DeepFoolResult pairs = deepfool(model, images.repeat_interleave(t, 0), constrained, progress);
+  const at::Tensor norms = pairs.norms.to(at::kCPU).view({n, t});
+  const at::Tensor flipped = pairs.flipped.to(at::kCPU).view({n, t});
+  const at::Tensor iterations = pairs.iterations.to(at::kCPU).view({n, t});
+  for (std::int64_t s = 0; s < t; ++s) {
+    result.per_subspace.push_back(summarise(norms.select(1, s).contiguous(), flipped.select(1, s).contiguous(),
+                                            iterations.select(1, s).contiguous()));
+  }
+  if (options.full_space) {
+    DeepFoolOptions unconstrained = options.deepfool;
+    unconstrained.set_batch_size(options.batch_size).set_projector({});
+    const DeepFoolResult full = deepfool(model, images, unconstrained, progress);
+    result.full_space = summarise(full.norms.to(at::kCPU), full.flipped.to(at::kCPU), full.iterations.to(at::kCPU));
+  }
+  return result;
+}
+
+}  // namespace robustlens

@@ -1,0 +1,67 @@
+// Frequency margins (Ortiz-Jimenez et al., "Hold me tight!", NeurIPS 2020): the
+// distance to the decision boundary inside each diagonal-block DCT subspace,
+// measured by subspace-constrained DeepFool, and in the full space.
+//
+// All (sample, subspace) pairs run as one batch through the batched DeepFool
+// (each row projected onto its own subspace); flipped pairs leave the batch.
+// Statistics are over the pairs whose label flipped within max_iterations; the
+// others are counted, not hidden (their margin exceeds what was explored).
+#pragma once
+
+#include "robustlens/analyses/statistics.h"
+#include "robustlens/attacks/deepfool.h"
+#include "robustlens/core/model.h"
+#include "robustlens/core/progress.h"
+#include "robustlens/data/dataset.h"
+#include "robustlens/spectral/dct.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace robustlens {
+
+struct MarginOptions {
+  /// K and T of the DCT subspaces; 0 = the reference settings for the image size.
+  std::int64_t block = 0;
+  std::int64_t step = 0;
+  /// Also measure the unconstrained (full-space) margin.
+  bool full_space = true;
+  /// Reference defaults: top-10 candidates, overshoot 0.02, 100 iterations, no clipping.
+  DeepFoolOptions deepfool = DeepFoolOptions().set_candidates(10).set_overshoot(0.02).set_max_iterations(100);
+  /// (sample, subspace) pairs per model pass.
+  std::int64_t batch_size = 256;
+
+  MarginOptions& set_block(std::int64_t v) { block = v; return *this; }
+  MarginOptions& set_step(std::int64_t v) { step = v; return *this; }
+  MarginOptions& set_full_space(bool v) { full_space = v; return *this; }
+  MarginOptions& set_deepfool(DeepFoolOptions v) { deepfool = std::move(v); return *this; }
+  MarginOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+
+  /// The subspaces these options give for H×W images.
+  DctSubspaces subspaces(std::int64_t height, std::int64_t width) const;
+  nlohmann::json to_json() const;
+};
+
+struct SubspaceMargins {
+  at::Tensor margins;     ///< N, ‖delta‖₂ per sample (also for non-flipped ones)
+  at::Tensor flipped;     ///< N, bool
+  at::Tensor iterations;  ///< N, int64
+  Quartiles quartiles;    ///< over flipped samples
+  std::int64_t not_flipped = 0;
+  double mean_iterations = 0;
+  nlohmann::json to_json() const;
+};
+
+struct MarginResult {
+  DctSubspaces subspaces;
+  std::vector<SubspaceMargins> per_subspace;  ///< index t = subspace t (low → high frequency)
+  SubspaceMargins full_space;                 ///< when measured
+  nlohmann::json to_json() const;
+};
+
+MarginResult analyse_margins(Model& model, const Dataset& dataset, const MarginOptions& options,
+                             const ProgressCallback& progress = {});
+
+}  // namespace robustlens

@@ -1,0 +1,57 @@
+#include "robustlens/analyses/margins.h"
+
+#include "robustlens/models/builtin_model.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+namespace robustlens {
+namespace {
+
+TEST(Margins, LinearModelMatchesClosedFormInEverySubspace) {
+  testing::TemporaryDirectory dir;
+  torch::manual_seed(6);
+  const at::Tensor weight = at::randn({10, 2 * 12 * 12}), bias = at::randn({10});
+  testing::save_linear_torchscript(dir.file("linear.pt"), weight, bias);
+  auto model = load_model(dir.file("linear.pt"), at::kCPU);
+  const Dataset data{"random", at::rand({7, 2, 12, 12}), at::zeros({7}, at::kLong), numbered_class_names(10)};
+  const MarginOptions options = MarginOptions().set_block(4).set_step(2).set_batch_size(9);
+  const MarginResult result = analyse_margins(*model, data, options);
+  ASSERT_EQ(result.per_subspace.size(), 5u);  // blocks at 0, 2, 4, 6, 8 of 12
+
+  const at::Tensor logits = data.images.flatten(1).matmul(weight.t()) + bias;
+  const at::Tensor masks = result.subspaces.masks(at::TensorOptions().dtype(at::kFloat));
+  for (std::int64_t t = 0; t < 5; ++t) {
+    for (std::int64_t i = 0; i < 7; ++i) {
+      const std::int64_t c = logits[i].argmax().item<std::int64_t>();
+      double expected = std::numeric_limits<double>::infinity();
+      for (std::int64_t k = 0; k < 10; ++k) {
+        if (k == c) continue;
+        const at::Tensor w = (weight[k] - weight[c]).view({1, 2, 12, 12});
+        const double projected = project_onto_dct_subspaces(w, masks, at::tensor({t}, at::kLong)).norm().item<double>();
+        expected = std::min(expected, std::abs((logits[i][k] - logits[i][c]).item<double>()) / projected);
+      }
+      EXPECT_NEAR(result.per_subspace[t].margins[i].item<double>(), 1.02 * expected, 1e-4 * 1.02 * expected)
+          << "subspace " << t << " sample " << i;
+    }
+    EXPECT_EQ(result.per_subspace[t].not_flipped, 0);
+  }
+  EXPECT_TRUE(result.full_space.margins.defined());
+  EXPECT_EQ(result.to_json().at("per_subspace").size(), 5u);
+}
+
+TEST(Margins, BatchingPairsDoesNotChangeMargins) {
+  torch::manual_seed(2);
+  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 10, 10}).set_num_classes(4).set_width(32), {});
+  model.set_training(false);
+  const Dataset data{"random", at::rand({5, 1, 10, 10}), at::zeros({5}, at::kLong), numbered_class_names(4)};
+  const MarginResult small = analyse_margins(model, data, MarginOptions().set_block(4).set_step(3).set_batch_size(3));
+  const MarginResult large = analyse_margins(model, data, MarginOptions().set_block(4).set_step(3).set_batch_size(1000));
+  for (std::size_t t = 0; t < small.per_subspace.size(); ++t) {
+    EXPECT_TRUE(at::allclose(small.per_subspace[t].margins, large.per_subspace[t].margins, 1e-4, 1e-6)) << t;
+  }
+}
+
+}  // namespace
+}  // namespace robustlens

@@ -1,0 +1,123 @@
+// robustlens margins: distance to the decision boundary inside each DCT
+// subspace (Hold me tight!), as JSON, CSV and an SVG chart.
+#include "commands.h"
+#include "common.h"
+
+#include "robustlens/analyses/margins.h"
+#include "robustlens/core/error.h"
+#include "robustlens/core/parsing.h"
+#include "robustlens/report/chart.h"
+#include "robustlens/report/files.h"
+
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+namespace robustlens::cli {
+namespace {
+
+struct MarginsCommand {
+  CommonOptions common;
+  MarginOptions margins;
+  std::string subspaces = "auto";
+  bool no_full_space = false;
+};
+
+/// "auto" or "dct:K:T".
+void parse_subspaces(const std::string& text, MarginOptions& options) {
+  if (text == "auto") return;
+  const auto second = text.find(':', 4);
+  const auto block = text.rfind("dct:", 0) == 0 && second != std::string::npos ? parse_int64(text.substr(4, second - 4)) : std::nullopt;
+  const auto step = block ? parse_int64(text.substr(second + 1)) : std::nullopt;
+  RL_CHECK(block && step && *block >= 1 && *step >= 1, "--subspaces: expected auto or dct:K:T with positive K and T, got '",
+           text, "'");
+  options.set_block(*block).set_step(*step);
+}
+
+std::string margins_csv(const MarginResult& result) {
+  std::ostringstream csv;
+  csv << "subspace,first_coefficient,median,q1,q3,not_flipped,mean_iterations\n";
+  const auto line = [&](const std::string& name, const std::string& first, const SubspaceMargins& s) {
+    csv << name << ',' << first << ',' << s.quartiles.median << ',' << s.quartiles.q1 << ',' << s.quartiles.q3 << ','
+        << s.not_flipped << ',' << s.mean_iterations << '\n';
+  };
+  for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
+    line(std::to_string(t), std::to_string(static_cast<std::int64_t>(t) * result.subspaces.step), result.per_subspace[t]);
+  }
+  if (result.full_space.margins.defined()) line("full", "", result.full_space);
+  return csv.str();
+}
+
+LineChart margins_chart(const MarginResult& result, const std::string& title) {
+  ChartSeries median{"median margin (band: quartiles)", {}, {}, {}, {}, false};
+  for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
+    median.x.push_back(static_cast<double>(t));
+    median.y.push_back(result.per_subspace[t].quartiles.median);
+    median.band_low.push_back(result.per_subspace[t].quartiles.q1);
+    median.band_high.push_back(result.per_subspace[t].quartiles.q3);
+  }
+  LineChart chart{title, "DCT subspace (low → high frequency)", "L2 margin ([0,1] pixels)", {median}};
+  if (result.full_space.margins.defined()) {
+    const double full = result.full_space.quartiles.median;
+    chart.series.push_back({"full space (median)", {median.x.front(), median.x.back()}, {full, full}, {}, {}, true});
+  }
+  return chart;
+}
+
+void run_margins(MarginsCommand command) {
+  CommonOptions& common = command.common;
+  if (common.out.empty()) common.out = "runs/margins";
+  const at::Device device = start_run(common);
+  std::vector<std::int64_t> indices;
+  const Dataset data = select_data(load_data(common, common.split), common, &indices);
+  auto model = load_model_for(common, data, device);
+  parse_subspaces(command.subspaces, command.margins);
+  const MarginOptions options = command.margins.set_full_space(!command.no_full_space).set_batch_size(common.batch_size);
+  const MarginResult result = analyse_margins(*model, data, options, terminal_progress());
+
+  const std::filesystem::path out(common.out);
+  nlohmann::json record = run_record("margins", options.to_json(), common);
+  record["model"] = model->info().to_json();
+  record["data"] = data.summary();
+  record["indices"] = indices;
+  record["statistics_over"] = "samples whose label flipped; not_flipped counts the others";
+  record.update(result.to_json());
+  write_json_file((out / "margins.json").string(), record);
+  write_text_file((out / "margins.csv").string(), margins_csv(result));
+  write_svg((out / "margins.svg").string(),
+            margins_chart(result, "Margins in DCT subspaces: " + common.model));
+
+  std::printf("median margin per DCT subspace (K=%lld, T=%lld, %lld samples of %s):\n",
+              static_cast<long long>(result.subspaces.block), static_cast<long long>(result.subspaces.step),
+              static_cast<long long>(data.size()), data.name.c_str());
+  std::int64_t not_flipped = 0;
+  for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
+    std::printf("%s%.3g", t == 0 ? "  " : " ", result.per_subspace[t].quartiles.median);
+    not_flipped += result.per_subspace[t].not_flipped;
+  }
+  std::printf("\n");
+  if (result.full_space.margins.defined()) std::printf("full space: %.3g\n", result.full_space.quartiles.median);
+  std::printf("%lld (sample, subspace) pairs did not flip within %lld iterations (excluded from the statistics)\n",
+              static_cast<long long>(not_flipped), static_cast<long long>(options.deepfool.max_iterations));
+  std::printf("results in %s, %s, %s\n", (out / "margins.json").c_str(), (out / "margins.csv").c_str(),
+              (out / "margins.svg").c_str());
+}
+
+}  // namespace
+
+void add_margins_command(CLI::App& app) {
+  auto command = std::make_shared<MarginsCommand>();
+  command->common.samples = 100;
+  CLI::App* sub = app.add_subcommand("margins", "Decision-boundary distance in DCT frequency subspaces (Hold me tight!)");
+  add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
+  sub->add_option("--subspaces", command->subspaces, "auto (reference settings by image size) or dct:K:T")->capture_default_str();
+  DeepFoolOptions& d = command->margins.deepfool;
+  sub->add_option("--candidates", d.candidates, "DeepFool: top-k candidate classes")->check(CLI::Range(2, 100000))->capture_default_str();
+  sub->add_option("--overshoot", d.overshoot, "DeepFool: overshoot")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--max-iterations", d.max_iterations, "DeepFool: iteration limit")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_flag("--clip", d.clip, "DeepFool: keep iterates in [0,1] (default: unconstrained, as the reference)");
+  sub->add_flag("--no-full-space", command->no_full_space, "Skip the unconstrained (full-space) margin");
+  sub->callback([command] { run_margins(*command); });
+}
+
+}  // namespace robustlens::cli
