@@ -130,7 +130,33 @@ TEST_F(CliOnSyntheticData, ExplainWritesNormalisedMapsAndHeatmaps) {
   EXPECT_EQ(read_json_file(out_.file("ig/explain.json")).at("options").at("steps"), 32);
 }
 
-// The foundation's acceptance check: LeNet, 3 epochs of Fashion-MNIST, ≥ 89% test accuracy.
+TEST_F(CliOnSyntheticData, MarginsWithSubspacesAndTransforms) {
+  testing::TemporaryDirectory images;
+  testing::write_idx_dataset(images.path(), testing::linear_rule_dataset(240, {1, 12, 12}, 3, 11),
+                             testing::linear_rule_dataset(60, {1, 12, 12}, 3, 12));
+  const std::string data = " --data idx:" + images.path();
+  ASSERT_EQ(run_cli("train --arch mlp --epochs 2 --transform low-pass:6 --out " + out_.file("run") + data).exit_code, 0);
+  EXPECT_EQ(read_json_file(out_.file("run/train_log.json")).at("options").at("recipe").at("transform"), "low-pass:6");
+  const auto margins = run_cli("margins --samples 6 --subspaces dct:4:2 --transform low-pass:6 --model " +
+                               out_.file("run/model.pt") + " --out " + out_.file("margins") + data);
+  ASSERT_EQ(margins.exit_code, 0) << margins.output;
+  const auto record = read_json_file(out_.file("margins/margins.json"));
+  EXPECT_EQ(record.at("per_subspace").size(), 5u);  // blocks at 0, 2, 4, 6, 8 of 12
+  EXPECT_EQ(record.at("per_subspace").at(0).at("margins").size(), 6u);
+  EXPECT_TRUE(std::filesystem::exists(out_.file("margins/margins.svg")));
+  EXPECT_TRUE(contains(testing::read_bytes(out_.file("margins/margins.csv")), "full,"));
+  for (const auto& [arguments, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {"margins --subspaces dct:4 --model " + out_.file("run/model.pt") + data, "dct:K:T"},
+           {"margins --subspaces dct:20:1 --model " + out_.file("run/model.pt") + data, "exceeds the image side"},
+           {"eval --transform blur --model " + out_.file("run/model.pt") + data, "--transform"}}) {
+    const auto bad = run_cli(arguments);
+    EXPECT_EQ(bad.exit_code, 2) << arguments;
+    EXPECT_TRUE(contains(bad.output, fragment)) << arguments << "\n" << bad.output;
+  }
+}
+
+// Acceptance checks on real data: LeNet, 3 epochs of Fashion-MNIST, ≥ 89% test accuracy;
+// its median margin grows ≥ 3× from the lowest to the highest DCT subspace.
 TEST(CliFashionMnist, LeNetReaches89PercentInThreeEpochs) {
   testing::TemporaryDirectory out;
   const auto result = run_cli("train --arch lenet --epochs 3 --out " + out.path());
@@ -138,6 +164,13 @@ TEST(CliFashionMnist, LeNetReaches89PercentInThreeEpochs) {
   const auto log = read_json_file(out.file("train_log.json"));
   const double accuracy = log.at("result").at("epochs").back().at("test_accuracy");
   EXPECT_GE(accuracy, 0.89) << result.output;
+  // Hold me tight!: on natural images the margin grows from low to high DCT frequencies.
+  const auto margins = run_cli("margins --samples 40 --no-full-space --model " + out.file("model.pt") + " --out " + out.file("m"));
+  ASSERT_EQ(margins.exit_code, 0) << margins.output;
+  const auto subspaces = read_json_file(out.file("m/margins.json")).at("per_subspace");
+  const double lowest = subspaces.front().at("quartiles_of_flipped").at("median");
+  const double highest = subspaces.back().at("quartiles_of_flipped").at("median");
+  EXPECT_GE(highest, 3 * lowest) << margins.output;
 }
 
 }  // namespace

@@ -37,7 +37,8 @@ void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
   if (which & kSamples) {
     command.add_option("--samples", o.samples, "Random subset of this many samples (0 = all), drawn with --seed")
         ->check(CLI::NonNegativeNumber)
-        ->capture_default_str();
+        ->capture_default_str()
+        ->each([&o](const std::string&) { o.samples_given = true; });
     command.add_option("--indices", o.indices, "Explicit sample indices: a comma list (3,17,42) or a file of integers");
   }
   if (which & kBatchSize) {
@@ -84,7 +85,8 @@ Dataset load_data(const CommonOptions& options, const std::string& split) {
 
 Dataset select_data(const Dataset& dataset, const CommonOptions& options, std::vector<std::int64_t>* indices) {
   SampleSelection selection;
-  selection.set_count(options.samples).set_seed(options.seed);
+  selection.set_count(options.samples_given ? options.samples : std::min(options.samples, dataset.size()))
+      .set_seed(options.seed);
   if (!options.indices.empty()) selection.set_indices(parse_index_list(options.indices));
   const std::vector<std::int64_t> chosen = select_samples(dataset.size(), selection);
   if (indices != nullptr) *indices = chosen;

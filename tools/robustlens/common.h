@@ -22,6 +22,7 @@ struct CommonOptions {
   std::string image_shape;  ///< "C,H,W" for image folders
   std::string transform = "none";  ///< applied to every loaded image (spectral/dct.h)
   std::int64_t samples = 0;
+  bool samples_given = false;  ///< a default larger than the dataset means "all of it"
   std::string indices;
   std::int64_t batch_size = 256;
   std::string device = "auto";
