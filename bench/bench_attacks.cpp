@@ -12,6 +12,7 @@
 // Without --model it trains LeNet for one epoch on Fashion-MNIST first.
 #include "robustlens/attacks/deepfool.h"
 #include "robustlens/attacks/pgd.h"
+#include "robustlens/core/error.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/data/dataset_source.h"
 #include "robustlens/explain/attributions.h"
@@ -37,7 +38,7 @@ double seconds_of(const std::function<void()>& work) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run_benchmark(int argc, char** argv) {
   std::string model_path;
   int threads = 0;
   std::int64_t samples = 1000, batch = 256;
@@ -108,4 +109,13 @@ int main(int argc, char** argv) {
   });
   row("integrated gradients, 32", ig_seconds, static_cast<double>(samples * 32));
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run_benchmark(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "error: %s\n", robustlens::first_line(error.what()).c_str());
+    return 2;
+  }
 }

@@ -6,6 +6,7 @@
 //   build/bench/bench_models [--threads N] [--device cpu|cuda] [--arch lenet]
 // Prints one row per (architecture, batch): the median of 5 wall-clock
 // repetitions of >= 0.3 s, with the slowest and fastest in brackets.
+#include "robustlens/core/error.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/models/builtin_model.h"
 #include "robustlens/train/objectives.h"
@@ -37,7 +38,7 @@ std::string cell(const Throughput& t) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run_benchmark(int argc, char** argv) {
   int threads = 0;
   std::string device_name = "cpu", only_arch;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -87,4 +88,13 @@ int main(int argc, char** argv) {
     }
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run_benchmark(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "error: %s\n", robustlens::first_line(error.what()).c_str());
+    return 2;
+  }
 }
