@@ -12,7 +12,6 @@
 // Without --model it trains LeNet for one epoch on Fashion-MNIST first.
 #include "robustlens/attacks/deepfool.h"
 #include "robustlens/attacks/pgd.h"
-#include "robustlens/core/error.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/data/dataset_source.h"
 #include "robustlens/explain/attributions.h"
@@ -112,10 +111,5 @@ int run_benchmark(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  try {
-    return run_benchmark(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "error: %s\n", robustlens::first_line(error.what()).c_str());
-    return 2;
-  }
+  return robustlens::bench::run_reporting_errors([&] { return run_benchmark(argc, argv); });
 }

@@ -11,7 +11,6 @@
 //   build/bench/bench_margins [--threads N] [--device cpu|cuda] [--samples N] [--lenet FILE] [--resnet FILE]
 // Without model files it trains each architecture for one epoch first.
 #include "robustlens/analyses/margins.h"
-#include "robustlens/core/error.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/data/dataset_source.h"
 #include "robustlens/models/builtin_model.h"
@@ -104,10 +103,5 @@ int run_benchmark(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  try {
-    return run_benchmark(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "error: %s\n", robustlens::first_line(error.what()).c_str());
-    return 2;
-  }
+  return robustlens::bench::run_reporting_errors([&] { return run_benchmark(argc, argv); });
 }

@@ -6,7 +6,6 @@
 //   build/bench/bench_models [--threads N] [--device cpu|cuda] [--arch lenet]
 // Prints one row per (architecture, batch): the median of 5 wall-clock
 // repetitions of >= 0.3 s, with the slowest and fastest in brackets.
-#include "robustlens/core/error.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/models/builtin_model.h"
 #include "robustlens/train/objectives.h"
@@ -91,10 +90,5 @@ int run_benchmark(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  try {
-    return run_benchmark(argc, argv);
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "error: %s\n", robustlens::first_line(error.what()).c_str());
-    return 2;
-  }
+  return robustlens::bench::run_reporting_errors([&] { return run_benchmark(argc, argv); });
 }

@@ -1,12 +1,15 @@
-// Wall-clock throughput measurement for the benchmark programs: warm up, then
+// Shared by the benchmark programs. Wall-clock throughput measurement: warm up, then
 // time several repetitions of at least `min_seconds` each and report the median
 // rate. (Google Benchmark's rate counters divide by process CPU time, which
 // counts every worker thread and OpenMP spin-waits: wrong for samples/s.)
 #pragma once
 
+#include "robustlens/core/error.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <vector>
 
@@ -36,6 +39,17 @@ inline Throughput measure_throughput(const std::function<void()>& step, double u
   }
   std::sort(rates.begin(), rates.end());
   return {rates[rates.size() / 2], rates.front(), rates.back()};
+}
+
+/// Runs a benchmark's body; an error (bad option, missing data) becomes one
+/// "error: ..." line and exit status 2 instead of a crash.
+inline int run_reporting_errors(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "error: %s\n", robustlens::first_line(error.what()).c_str());
+    return 2;
+  }
 }
 
 }  // namespace robustlens::bench
