@@ -64,27 +64,22 @@ void write_examples(const std::filesystem::path& out, const Dataset& data, const
 
 void run_attack(AttackCommand command) {
   CommonOptions& common = command.common;
-  if (common.out.empty()) common.out = "runs/attack";
-  const at::Device device = start_run(common);
-  std::vector<std::int64_t> indices;
-  const Dataset data = select_data(load_data(common, common.split), common, &indices);
-  auto model = load_model_for(common, data, device);
+  const AnalysisRun run = start_analysis(common, "attack");
+  const Dataset& data = run.data;
+  Model& model = *run.model;
   const RobustnessOptions options = command.robustness.set_norm(parse_norm(command.norm))
                                         .set_deepfool(!command.no_deepfool)
                                         .set_batch_size(common.batch_size)
                                         .set_keep_examples(command.save_examples)
                                         .resolved();
-  const RobustnessResult result = analyse_robustness(*model, data, options, terminal_progress());
+  const RobustnessResult result = analyse_robustness(model, data, options, terminal_progress());
 
   const std::filesystem::path out(common.out);
-  nlohmann::json record = run_record("attack", options.to_json(), common);
-  record["model"] = model->info().to_json();
-  record["data"] = data.summary();
-  record["indices"] = indices;
+  nlohmann::json record = run.record("attack", options.to_json(), common);
   record.update(result.to_json());
   write_json_file((out / "attack.json").string(), record);
   write_text_file((out / "robust_accuracy.csv").string(), robust_accuracy_csv(result));
-  if (options.deepfool) write_text_file((out / "deepfool.csv").string(), deepfool_csv(result.deepfool, indices));
+  if (options.deepfool) write_text_file((out / "deepfool.csv").string(), deepfool_csv(result.deepfool, run.indices));
   if (command.save_examples) write_examples(out, data, result);
 
   std::printf("clean accuracy %.2f%% on %lld images of %s\n", 100 * result.clean_accuracy,
@@ -122,11 +117,7 @@ void add_attack_command(CLI::App& app) {
   sub->add_option("--step-size", r.step_size, "PGD step length (0 = 2.5·eps/steps)")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--restarts", r.restarts, "PGD random restarts")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--no-deepfool", command->no_deepfool, "Skip the DeepFool minimal-perturbation measurement");
-  DeepFoolOptions& d = r.deepfool_options;
-  sub->add_option("--candidates", d.candidates, "DeepFool: top-k candidate classes")->check(CLI::Range(2, 100000))->capture_default_str();
-  sub->add_option("--overshoot", d.overshoot, "DeepFool: overshoot")->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--max-iterations", d.max_iterations, "DeepFool: iteration limit")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_flag("--clip", d.clip, "DeepFool: keep iterates in [0,1] (default: unconstrained, as the reference)");
+  add_deepfool_options(*sub, r.deepfool_options);
   sub->add_flag("--save-examples", command->save_examples, "Write OUT/adversarial.pt (torch.load) and OUT/examples.png");
   sub->callback([command] { run_attack(*command); });
 }

@@ -116,4 +116,29 @@ nlohmann::json run_record(const std::string& command, const nlohmann::json& opti
           {"versions", library_versions()}};
 }
 
+nlohmann::json AnalysisRun::record(const std::string& command, const nlohmann::json& options,
+                                   const CommonOptions& common) const {
+  nlohmann::json json = run_record(command, options, common);
+  json["model"] = model->info().to_json();
+  json["data"] = data.summary();
+  json["indices"] = indices;
+  return json;
+}
+
+AnalysisRun start_analysis(CommonOptions& common, const std::string& command) {
+  if (common.out.empty()) common.out = "runs/" + command;
+  const at::Device device = start_run(common);
+  std::vector<std::int64_t> indices;
+  Dataset data = select_data(load_data(common, common.split), common, &indices);
+  auto model = load_model_for(common, data, device);
+  return {device, std::move(indices), std::move(data), std::move(model)};
+}
+
+void add_deepfool_options(CLI::App& command, DeepFoolOptions& d) {
+  command.add_option("--candidates", d.candidates, "DeepFool: top-k candidate classes")->check(CLI::Range(2, 100000))->capture_default_str();
+  command.add_option("--overshoot", d.overshoot, "DeepFool: overshoot")->check(CLI::NonNegativeNumber)->capture_default_str();
+  command.add_option("--max-iterations", d.max_iterations, "DeepFool: iteration limit")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_flag("--clip", d.clip, "DeepFool: keep iterates in [0,1] (default: unconstrained, as the reference)");
+}
+
 }  // namespace robustlens::cli

@@ -3,6 +3,7 @@
 // and the header every output file starts with (command, options, seed, versions).
 #pragma once
 
+#include "robustlens/attacks/deepfool.h"
 #include "robustlens/core/model.h"
 #include "robustlens/data/dataset.h"
 
@@ -62,5 +63,22 @@ std::unique_ptr<Model> load_model_for(const CommonOptions& options, const Datase
 
 /// {"command", "options", "common", "versions", "seed"} for every output file.
 nlohmann::json run_record(const std::string& command, const nlohmann::json& options, const CommonOptions& common);
+
+/// What every subcommand that analyses a model starts from.
+struct AnalysisRun {
+  at::Device device;
+  std::vector<std::int64_t> indices;  ///< the selected samples of the split
+  Dataset data;
+  std::unique_ptr<Model> model;
+  /// run_record plus the model, the data summary and the sample indices.
+  nlohmann::json record(const std::string& command, const nlohmann::json& options, const CommonOptions& common) const;
+};
+
+/// Sets --out to runs/COMMAND when empty, starts the run (allocator, threads,
+/// seed, device), selects the samples and loads the model for them.
+AnalysisRun start_analysis(CommonOptions& common, const std::string& command);
+
+/// The DeepFool options of `attack` and `margins`, declared once.
+void add_deepfool_options(CLI::App& command, DeepFoolOptions& options);
 
 }  // namespace robustlens::cli

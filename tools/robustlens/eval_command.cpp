@@ -30,16 +30,12 @@ std::string logits_csv(const at::Tensor& logits) {
 
 void run_eval(const EvalCommand& command) {
   CommonOptions common = command.common;
-  if (common.out.empty()) common.out = "runs/eval";
-  const at::Device device = start_run(common);
-  const Dataset data = select_data(load_data(common, common.split), common);
-  auto model = load_model_for(common, data, device);
+  const AnalysisRun run = start_analysis(common, "eval");
+  const Dataset& data = run.data;
   const AccuracyOptions options = AccuracyOptions().set_batch_size(common.batch_size);
-  const AccuracyResult result = evaluate_accuracy(*model, data, options, terminal_progress());
+  const AccuracyResult result = evaluate_accuracy(*run.model, data, options, terminal_progress());
 
-  nlohmann::json record = run_record("eval", options.to_json(), common);
-  record["model"] = model->info().to_json();
-  record["data"] = data.summary();
+  nlohmann::json record = run.record("eval", options.to_json(), common);
   record.update(result.to_json(data.class_names));
   const std::filesystem::path out(common.out);
   write_json_file((out / "eval.json").string(), record);

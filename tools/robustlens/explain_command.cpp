@@ -35,21 +35,19 @@ at::Tensor target_classes(const std::string& target, const Dataset& data, const 
 
 void run_explain(ExplainCommand command) {
   CommonOptions& common = command.common;
-  if (common.out.empty()) common.out = "runs/explain";
-  const at::Device device = start_run(common);
-  std::vector<std::int64_t> indices;
-  const Dataset data = select_data(load_data(common, common.split), common, &indices);
-  auto model = load_model_for(common, data, device);
+  const AnalysisRun run = start_analysis(common, "explain");
+  const Dataset& data = run.data;
+  Model& model = *run.model;
   const AttributionOptions options = command.attribution.set_method(parse_attribution_method(command.method));
-  const at::Tensor predictions = batched_logits(*model, data.images, common.batch_size).argmax(1);
-  const at::Tensor targets = target_classes(command.target, data, predictions, model->info().num_classes);
+  const at::Tensor predictions = batched_logits(model, data.images, common.batch_size).argmax(1);
+  const at::Tensor targets = target_classes(command.target, data, predictions, model.info().num_classes);
 
   const ProgressCallback progress = terminal_progress();
   std::vector<at::Tensor> raw_chunks;
   for (std::int64_t start = 0; start < data.size(); start += common.batch_size) {
     const std::int64_t end = std::min(start + common.batch_size, data.size());
-    raw_chunks.push_back(attribute(*model, data.images.slice(0, start, end).to(device),
-                                   targets.slice(0, start, end).to(device), options)
+    raw_chunks.push_back(attribute(model, data.images.slice(0, start, end).to(run.device),
+                                   targets.slice(0, start, end).to(run.device), options)
                              .to(at::kCPU));
     report(progress, {to_string(options.method), end, data.size(), ""});
   }
@@ -59,18 +57,15 @@ void run_explain(ExplainCommand command) {
   const std::filesystem::path out(common.out);
   write_tensors((out / "maps.pt").string(),
                 {{"images", data.images}, {"targets", targets}, {"raw_maps", raw}, {"maps", maps},
-                 {"indices", at::tensor(indices, at::kLong)}});
+                 {"indices", at::tensor(run.indices, at::kLong)}});
   std::vector<at::Tensor> tiles;
   for (std::int64_t i = 0; i < std::min<std::int64_t>(16, data.size()); ++i) {
     const at::Tensor image = to_rgb(data.images[i]), heat = heat_colormap(maps[i]);
     tiles.insert(tiles.end(), {image, heat, 0.5 * image.mean(0, true).expand_as(heat) + 0.5 * heat});
   }
   write_png((out / "heatmaps.png").string(), image_grid(tiles, 3, 4));
-  nlohmann::json record = run_record("explain", options.to_json(), common);
+  nlohmann::json record = run.record("explain", options.to_json(), common);
   record["target"] = command.target;
-  record["model"] = model->info().to_json();
-  record["data"] = data.summary();
-  record["indices"] = indices;
   record["targets"] = tensor_to_json(targets);
   record["predictions"] = tensor_to_json(predictions);
   write_json_file((out / "explain.json").string(), record);

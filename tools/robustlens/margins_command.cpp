@@ -66,20 +66,15 @@ LineChart margins_chart(const MarginResult& result, const std::string& title) {
 
 void run_margins(MarginsCommand command) {
   CommonOptions& common = command.common;
-  if (common.out.empty()) common.out = "runs/margins";
-  const at::Device device = start_run(common);
-  std::vector<std::int64_t> indices;
-  const Dataset data = select_data(load_data(common, common.split), common, &indices);
-  auto model = load_model_for(common, data, device);
+  const AnalysisRun run = start_analysis(common, "margins");
+  const Dataset& data = run.data;
+  Model& model = *run.model;
   parse_subspaces(command.subspaces, command.margins);
   const MarginOptions options = command.margins.set_full_space(!command.no_full_space).set_batch_size(common.batch_size);
-  const MarginResult result = analyse_margins(*model, data, options, terminal_progress());
+  const MarginResult result = analyse_margins(model, data, options, terminal_progress());
 
   const std::filesystem::path out(common.out);
-  nlohmann::json record = run_record("margins", options.to_json(), common);
-  record["model"] = model->info().to_json();
-  record["data"] = data.summary();
-  record["indices"] = indices;
+  nlohmann::json record = run.record("margins", options.to_json(), common);
   record["statistics_over"] = "samples whose label flipped; not_flipped counts the others";
   record.update(result.to_json());
   write_json_file((out / "margins.json").string(), record);
@@ -111,11 +106,7 @@ void add_margins_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("margins", "Decision-boundary distance in DCT frequency subspaces (Hold me tight!)");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   sub->add_option("--subspaces", command->subspaces, "auto (reference settings by image size) or dct:K:T")->capture_default_str();
-  DeepFoolOptions& d = command->margins.deepfool;
-  sub->add_option("--candidates", d.candidates, "DeepFool: top-k candidate classes")->check(CLI::Range(2, 100000))->capture_default_str();
-  sub->add_option("--overshoot", d.overshoot, "DeepFool: overshoot")->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--max-iterations", d.max_iterations, "DeepFool: iteration limit")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_flag("--clip", d.clip, "DeepFool: keep iterates in [0,1] (default: unconstrained, as the reference)");
+  add_deepfool_options(*sub, command->margins.deepfool);
   sub->add_flag("--no-full-space", command->no_full_space, "Skip the unconstrained (full-space) margin");
   sub->callback([command] { run_margins(*command); });
 }
