@@ -15,9 +15,7 @@
 #include "robustlens/core/runtime.h"
 #include "robustlens/data/dataset_source.h"
 #include "robustlens/explain/attributions.h"
-#include "robustlens/models/builtin_model.h"
-#include "robustlens/train/trainer.h"
-#include "timing.h"
+#include "bench_support.h"
 
 #include <torch/autograd.h>
 
@@ -26,16 +24,7 @@
 #include <cstring>
 #include <string>
 
-namespace {
-
-double seconds_of(const std::function<void()>& work) {
-  work();  // warm-up
-  const auto start = std::chrono::steady_clock::now();
-  work();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
+using robustlens::bench::seconds_of;
 
 int run_benchmark(int argc, char** argv) {
   std::string model_path;
@@ -51,15 +40,8 @@ int run_benchmark(int argc, char** argv) {
   robustlens::configure_threads(threads);
   robustlens::seed_everything(0);
   const robustlens::Dataset test = robustlens::load_dataset("fashion-mnist", robustlens::Split::test);
-  std::unique_ptr<robustlens::Model> model;
-  if (model_path.empty()) {
-    auto lenet = std::make_unique<robustlens::BuiltinModel>(robustlens::ArchitectureSpec().set_name("lenet"), test.class_names);
-    robustlens::train_model(*lenet, robustlens::load_dataset("fashion-mnist", robustlens::Split::train), test,
-                            robustlens::TrainOptions().set_epochs(1));
-    model = std::move(lenet);
-  } else {
-    model = robustlens::load_model(model_path, at::kCPU);
-  }
+  const std::unique_ptr<robustlens::Model> model =
+      robustlens::bench::model_for("lenet", model_path, robustlens::load_dataset("fashion-mnist", robustlens::Split::train), test);
   model->set_training(false);
   const at::Tensor images = test.images.slice(0, 0, samples);
   const at::Tensor labels = test.labels.slice(0, 0, samples);

@@ -13,9 +13,7 @@
 #include "robustlens/analyses/margins.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/data/dataset_source.h"
-#include "robustlens/models/builtin_model.h"
-#include "robustlens/train/trainer.h"
-#include "timing.h"
+#include "bench_support.h"
 
 #include <torch/autograd.h>
 #include <torch/cuda.h>
@@ -25,19 +23,7 @@
 #include <cstring>
 #include <string>
 
-namespace {
-
 using robustlens::bench::measure_throughput;
-
-std::unique_ptr<robustlens::Model> model_for(const std::string& arch, const std::string& path,
-                                             const robustlens::Dataset& train, const robustlens::Dataset& test) {
-  if (!path.empty()) return robustlens::load_model(path, at::kCPU);
-  auto model = std::make_unique<robustlens::BuiltinModel>(robustlens::ArchitectureSpec().set_name(arch), test.class_names);
-  robustlens::train_model(*model, train, test, robustlens::TrainOptions().set_epochs(1));
-  return model;
-}
-
-}  // namespace
 
 int run_benchmark(int argc, char** argv) {
   int threads = 1;
@@ -68,7 +54,7 @@ int run_benchmark(int argc, char** argv) {
   std::printf("%-7s %9s %10s %12s %16s %16s %11s\n", "model", "pairs/s", "seconds", "iterations", "best grad/s",
               "best fwd/s", "efficiency");
   for (const std::string arch : {"lenet", "resnet"}) {
-    auto model = model_for(arch, arch == "lenet" ? lenet_path : resnet_path, train, test);
+    auto model = robustlens::bench::model_for(arch, arch == "lenet" ? lenet_path : resnet_path, train, test);
     model->to(device);
     model->set_training(false);
     double best_gradient = 0, best_forward = 0;

@@ -9,7 +9,7 @@
 #include "robustlens/core/runtime.h"
 #include "robustlens/models/builtin_model.h"
 #include "robustlens/train/objectives.h"
-#include "timing.h"
+#include "bench_support.h"
 
 #include <torch/autograd.h>
 #include <torch/cuda.h>

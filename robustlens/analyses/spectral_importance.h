@@ -1,6 +1,7 @@
 // Spectral importance (I-ASIDE, Luo et al., TMLR 2024): exact Shapley values of
 // Fourier bands for the model's predictive power, the spectral importance
-// distribution psi and the spectral robustness score.
+// distribution psi and the spectral robustness score; and the spectral SNR of
+// perturbations (noise, FGSM, PGD) per band.
 //
 // v(S) = mean over the K evaluated images of log softmax(f(x_S))[y], every
 // coalition S of the M bands scored on the same images (the reference draws
@@ -8,6 +9,7 @@
 // computed once per image; coalition images are sums of them.
 #pragma once
 
+#include "robustlens/attacks/pgd.h"
 #include "robustlens/core/model.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
@@ -39,28 +41,109 @@ struct SpectralImportanceOptions {
   /// "reference" (modulus + min–max over the evaluated images) or "real" (real part, clipped).
   std::string output = "reference";
   bool circular = false;
+  /// Also the Shapley values of each class's images alone.
+  bool per_class = false;
+  /// Images per forward pass; coalitions are stacked to fill it.
   std::int64_t batch_size = 512;
+  /// Keep the coalition images of the first `example_images` images for these
+  /// coalitions (bit masks), exactly as the model saw them.
+  std::vector<std::uint32_t> example_coalitions;
+  std::int64_t example_images = 0;
 
   SpectralImportanceOptions& set_bands(std::int64_t v) { bands = v; return *this; }
   SpectralImportanceOptions& set_beta(double v) { beta = v; return *this; }
   SpectralImportanceOptions& set_fill(std::string v) { fill = std::move(v); return *this; }
   SpectralImportanceOptions& set_output(std::string v) { output = std::move(v); return *this; }
   SpectralImportanceOptions& set_circular(bool v) { circular = v; return *this; }
+  SpectralImportanceOptions& set_per_class(bool v) { per_class = v; return *this; }
+  SpectralImportanceOptions& set_examples(std::vector<std::uint32_t> coalitions, std::int64_t images) {
+    example_coalitions = std::move(coalitions);
+    example_images = images;
+    return *this;
+  }
   SpectralImportanceOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
 
   void check() const;
   nlohmann::json to_json() const;
 };
 
-struct SpectralImportanceResult {
+/// The game of one set of images: v(S) for every coalition and what follows from it.
+struct SpectralImportance {
   std::vector<double> coalition_values;  ///< v(S) by bit mask, 2^M entries
   std::vector<double> phi, psi;
-  double score = 0, eta = 0;
+  double score = 0;
+  /// phi, psi and score from the coalition values.
+  static SpectralImportance from_values(std::vector<double> coalition_values, std::int64_t bands, double beta);
+  nlohmann::json to_json() const;
+};
+
+struct ClassSpectralImportance {
+  std::int64_t label = 0;
+  std::string name;
+  std::int64_t images = 0;
+  SpectralImportance importance;
+};
+
+struct SpectralImportanceResult {
+  SpectralImportance overall;
+  double eta = 0;
+  /// When per_class: one entry per class present among the images.
+  std::vector<ClassSpectralImportance> per_class;
+  /// example_images × example_coalitions × C×H×W, on the CPU (when asked for).
+  at::Tensor examples;
   nlohmann::json to_json() const;
 };
 
 SpectralImportanceResult analyse_spectral_importance(Model& model, const Dataset& dataset,
                                                      const SpectralImportanceOptions& options,
                                                      const ProgressCallback& progress = {});
+
+/// Per band, the mean over images of 20·log10(‖X_i‖/‖Δ_i‖), X and Δ the centred
+/// spectra of image and perturbation restricted to band i (our definition: the
+/// paper's formula is not public). Images with zero energy in a band (either
+/// side) are left out of that band's mean and counted in `excluded`.
+std::vector<double> spectral_snr_db(const at::Tensor& images, const at::Tensor& perturbations, const at::Tensor& masks,
+                                    std::vector<std::int64_t>* excluded = nullptr);
+
+/// A perturbation whose spectral SNR is measured: "gaussian:SIGMA" (i.i.d. noise,
+/// not clipped), "fgsm-l2:EPS", "fgsm-linf:EPS", "pgd-l2:EPS", "pgd-linf:EPS"
+/// (the attack's change to the clipped image).
+struct SnrPerturbation {
+  std::string kind;  ///< gaussian, fgsm or pgd
+  Norm norm = Norm::l2;
+  double size = 0;   ///< sigma or eps, [0,1] pixel units
+  static SnrPerturbation parse(const std::string& text);
+  std::string name() const;
+};
+
+struct SpectralSnrOptions {
+  std::vector<SnrPerturbation> perturbations;
+  std::int64_t bands = 8;
+  bool circular = false;
+  std::int64_t pgd_steps = 10;
+  std::int64_t batch_size = 256;
+
+  SpectralSnrOptions& set_perturbations(std::vector<SnrPerturbation> v) { perturbations = std::move(v); return *this; }
+  SpectralSnrOptions& set_bands(std::int64_t v) { bands = v; return *this; }
+  SpectralSnrOptions& set_circular(bool v) { circular = v; return *this; }
+  SpectralSnrOptions& set_pgd_steps(std::int64_t v) { pgd_steps = v; return *this; }
+  SpectralSnrOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+
+  void check() const;
+  nlohmann::json to_json() const;
+};
+
+struct SpectralSnrCurve {
+  std::string perturbation;
+  std::vector<double> snr_db;           ///< per band
+  std::vector<std::int64_t> excluded;   ///< per band, images left out of the mean
+  double mean_l2 = 0;                   ///< mean ‖Δ‖₂ over the images
+  nlohmann::json to_json() const;
+};
+
+/// The SNR curve of each perturbation on the dataset's images (the attacks use
+/// the dataset's labels).
+std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& dataset, const SpectralSnrOptions& options,
+                                                   const ProgressCallback& progress = {});
 
 }  // namespace robustlens

@@ -20,7 +20,9 @@ std::vector<double> ticks(double low, double high) {
   const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
   const double step = magnitude * (raw / magnitude < 1.5 ? 1 : raw / magnitude < 3 ? 2 : raw / magnitude < 7 ? 5 : 10);
   std::vector<double> values;
-  for (double v = std::ceil(low / step) * step; v <= high + 1e-9 * span; v += step) values.push_back(v);
+  for (double v = std::ceil(low / step) * step; v <= high + 1e-9 * span; v += step) {
+    values.push_back(std::abs(v) < 1e-9 * span ? 0.0 : v);  // no "-0" label
+  }
   return values;
 }
 
@@ -35,67 +37,168 @@ std::string escape(const std::string& text) {
   return out;
 }
 
+/// The legend goes to the upper corner the data leave free: the right one when
+/// the data are higher in the left third than in the right third. Points are
+/// (x in [0,1], y).
+bool legend_goes_right(const std::vector<std::pair<double, double>>& points) {
+  double left_top = -std::numeric_limits<double>::infinity(), right_top = left_top;
+  for (const auto& [where, y] : points) {
+    if (!std::isfinite(y)) continue;
+    if (where <= 1.0 / 3) left_top = std::max(left_top, y);
+    if (where >= 2.0 / 3) right_top = std::max(right_top, y);
+  }
+  return left_top > right_top;
+}
+
+/// The shared frame of both chart kinds: background, title, y grid with tick
+/// labels, axes and axis labels. The y range always includes 0.
+class Frame {
+ public:
+  Frame(std::ostringstream& svg, const std::string& title, double y_low, double y_high) : svg_(svg) {
+    RL_CHECK(std::isfinite(y_low) && std::isfinite(y_high), "chart '", title, "' has no finite values");
+    y_low_ = std::min(0.0, y_low);
+    y_high_ = std::max(0.0, y_high);
+    if (y_high_ == y_low_) y_high_ = y_low_ + 1;
+    const double margin = 0.05 * (y_high_ - y_low_);
+    if (y_high_ > 0) y_high_ += margin;
+    if (y_low_ < 0) y_low_ -= margin;
+    svg_.precision(5);
+    svg_ << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << kHeight
+         << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+         << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << escape(title) << "</text>\n";
+    for (const double v : ticks(y_low_, y_high_)) {
+      svg_ << "<line x1=\"" << kLeft << "\" x2=\"" << kWidth - kRight << "\" y1=\"" << py(v) << "\" y2=\"" << py(v)
+           << "\" stroke=\"#e5e5e5\"/><text x=\"" << kLeft - 6 << "\" y=\"" << py(v) + 4 << "\" text-anchor=\"end\">" << v
+           << "</text>\n";
+    }
+  }
+
+  double py(double y) const { return kHeight - kBottom - (y - y_low_) / (y_high_ - y_low_) * (kHeight - kTop - kBottom); }
+
+  /// Axes (the horizontal one at y = 0), axis labels, closing tag.
+  std::string finish(const std::string& x_label, const std::string& y_label) {
+    svg_ << "<line x1=\"" << kLeft << "\" x2=\"" << kWidth - kRight << "\" y1=\"" << py(0) << "\" y2=\"" << py(0)
+         << "\" stroke=\"black\"/><line x1=\"" << kLeft << "\" x2=\"" << kLeft << "\" y1=\"" << kTop << "\" y2=\""
+         << kHeight - kBottom << "\" stroke=\"black\"/>\n"
+         << "<text x=\"" << (kLeft + kWidth - kRight) / 2 << "\" y=\"" << kHeight - 12 << "\" text-anchor=\"middle\">"
+         << escape(x_label) << "</text>\n<text transform=\"translate(18," << (kTop + kHeight - kBottom) / 2
+         << ") rotate(-90)\" text-anchor=\"middle\">" << escape(y_label) << "</text>\n</svg>\n";
+    return svg_.str();
+  }
+
+  /// Legend in the top-right corner instead of the top-left one.
+  void set_legend_right(bool right) { legend_right_ = right; }
+
+  /// Legend entry k: a line (dashed or not) or a filled square, then the name.
+  void legend(std::size_t k, const std::string& name, const char* colour, bool square, bool dashed = false) {
+    const double y = kTop + 8 + 18 * static_cast<double>(k);
+    const double x = legend_right_ ? kWidth - kRight - 230 : kLeft + 12;
+    if (square) {
+      svg_ << "<rect x=\"" << x + 6 << "\" y=\"" << y - 6 << "\" width=\"12\" height=\"12\" fill=\"" << colour << "\"/>";
+    } else {
+      svg_ << "<line x1=\"" << x << "\" x2=\"" << x + 24 << "\" y1=\"" << y << "\" y2=\"" << y << "\" stroke=\"" << colour
+           << "\" stroke-width=\"2\"" << (dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>";
+    }
+    svg_ << "<text x=\"" << x + 30 << "\" y=\"" << y + 4 << "\">" << escape(name) << "</text>\n";
+  }
+
+ private:
+  std::ostringstream& svg_;
+  double y_low_ = 0, y_high_ = 1;
+  bool legend_right_ = false;
+};
+
 }  // namespace
 
 std::string render_svg(const LineChart& chart) {
-  double x_low = std::numeric_limits<double>::infinity(), x_high = -x_low, y_low = 0, y_high = -x_low;
+  double x_low = std::numeric_limits<double>::infinity(), x_high = -x_low, y_low = x_low, y_high = -x_low;
   for (const ChartSeries& s : chart.series) {
     RL_CHECK(s.x.size() == s.y.size(), "chart series '", s.name, "' has ", s.x.size(), " x values but ", s.y.size(), " y values");
     for (std::size_t i = 0; i < s.x.size(); ++i) {
       if (!std::isfinite(s.y[i])) continue;
       x_low = std::min(x_low, s.x[i]);
       x_high = std::max(x_high, s.x[i]);
-      y_low = std::min(y_low, s.y[i]);
+      y_low = std::min({y_low, s.y[i], s.band_low.empty() ? s.y[i] : s.band_low[i]});
       y_high = std::max({y_high, s.y[i], s.band_high.empty() ? s.y[i] : s.band_high[i]});
     }
   }
-  RL_CHECK(std::isfinite(x_low) && std::isfinite(y_high), "chart '", chart.title, "' has no finite points");
-  if (x_high == x_low) x_high = x_low + 1;
-  if (y_high == y_low) y_high = y_low + 1;
-  y_high *= 1.05;
-  const auto px = [&](double x) { return kLeft + (x - x_low) / (x_high - x_low) * (kWidth - kLeft - kRight); };
-  const auto py = [&](double y) { return kHeight - kBottom - (y - y_low) / (y_high - y_low) * (kHeight - kTop - kBottom); };
-
   std::ostringstream svg;
-  svg.precision(5);
-  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << kHeight
-      << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << escape(chart.title) << "</text>\n";
-  for (const double v : ticks(y_low, y_high)) {
-    svg << "<line x1=\"" << kLeft << "\" x2=\"" << kWidth - kRight << "\" y1=\"" << py(v) << "\" y2=\"" << py(v)
-        << "\" stroke=\"#e5e5e5\"/><text x=\"" << kLeft - 6 << "\" y=\"" << py(v) + 4 << "\" text-anchor=\"end\">" << v << "</text>\n";
+  Frame frame(svg, chart.title, y_low, y_high);
+  if (x_high == x_low) x_high = x_low + 1;
+  const auto px = [&](double x) { return kLeft + (x - x_low) / (x_high - x_low) * (kWidth - kLeft - kRight); };
+  std::vector<std::pair<double, double>> points;
+  for (const ChartSeries& s : chart.series) {
+    for (std::size_t i = 0; i < s.x.size(); ++i) points.emplace_back((s.x[i] - x_low) / (x_high - x_low), s.y[i]);
   }
+  frame.set_legend_right(legend_goes_right(points));
   for (const double v : ticks(x_low, x_high)) {
     svg << "<text x=\"" << px(v) << "\" y=\"" << kHeight - kBottom + 18 << "\" text-anchor=\"middle\">" << v << "</text>\n";
   }
-  svg << "<line x1=\"" << kLeft << "\" x2=\"" << kWidth - kRight << "\" y1=\"" << kHeight - kBottom << "\" y2=\""
-      << kHeight - kBottom << "\" stroke=\"black\"/><line x1=\"" << kLeft << "\" x2=\"" << kLeft << "\" y1=\"" << kTop
-      << "\" y2=\"" << kHeight - kBottom << "\" stroke=\"black\"/>\n"
-      << "<text x=\"" << (kLeft + kWidth - kRight) / 2 << "\" y=\"" << kHeight - 12 << "\" text-anchor=\"middle\">"
-      << escape(chart.x_label) << "</text>\n<text transform=\"translate(18," << (kTop + kHeight - kBottom) / 2
-      << ") rotate(-90)\" text-anchor=\"middle\">" << escape(chart.y_label) << "</text>\n";
   for (std::size_t k = 0; k < chart.series.size(); ++k) {
     const ChartSeries& s = chart.series[k];
     const char* colour = kColours[k % 6];
     if (!s.band_low.empty()) {
       svg << "<polygon fill=\"" << colour << "\" fill-opacity=\"0.18\" stroke=\"none\" points=\"";
-      for (std::size_t i = 0; i < s.x.size(); ++i) svg << px(s.x[i]) << ',' << py(s.band_high[i]) << ' ';
-      for (std::size_t i = s.x.size(); i-- > 0;) svg << px(s.x[i]) << ',' << py(s.band_low[i]) << ' ';
+      for (std::size_t i = 0; i < s.x.size(); ++i) svg << px(s.x[i]) << ',' << frame.py(s.band_high[i]) << ' ';
+      for (std::size_t i = s.x.size(); i-- > 0;) svg << px(s.x[i]) << ',' << frame.py(s.band_low[i]) << ' ';
       svg << "\"/>\n";
     }
     svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "")
         << " points=\"";
     for (std::size_t i = 0; i < s.x.size(); ++i) {
-      if (std::isfinite(s.y[i])) svg << px(s.x[i]) << ',' << py(s.y[i]) << ' ';
+      if (std::isfinite(s.y[i])) svg << px(s.x[i]) << ',' << frame.py(s.y[i]) << ' ';
     }
-    svg << "\"/>\n<line x1=\"" << kLeft + 12 << "\" x2=\"" << kLeft + 36 << "\" y1=\"" << kTop + 8 + 18 * k << "\" y2=\""
-        << kTop + 8 + 18 * k << "\" stroke=\"" << colour << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "")
-        << "/><text x=\"" << kLeft + 42 << "\" y=\"" << kTop + 12 + 18 * k << "\">" << escape(s.name) << "</text>\n";
+    svg << "\"/>\n";
+    frame.legend(k, s.name, colour, false, s.dashed);
   }
-  svg << "</svg>\n";
-  return svg.str();
+  return frame.finish(chart.x_label, chart.y_label);
+}
+
+std::string render_svg(const BarChart& chart) {
+  RL_CHECK(!chart.categories.empty() && !chart.series.empty(), "bar chart '", chart.title, "' has no bars");
+  double y_low = std::numeric_limits<double>::infinity(), y_high = -y_low;
+  for (const BarSeries& s : chart.series) {
+    RL_CHECK(s.values.size() == chart.categories.size(), "bar series '", s.name, "' has ", s.values.size(), " values for ",
+             chart.categories.size(), " categories");
+    for (const double v : s.values) {
+      if (!std::isfinite(v)) continue;
+      y_low = std::min(y_low, v);
+      y_high = std::max(y_high, v);
+    }
+  }
+  std::ostringstream svg;
+  Frame frame(svg, chart.title, y_low, y_high);
+  if (!chart.note.empty()) {
+    svg << "<text x=\"" << kWidth - kRight << "\" y=\"" << kTop - 4 << "\" text-anchor=\"end\">" << escape(chart.note) << "</text>\n";
+  }
+  std::vector<std::pair<double, double>> points;
+  const double last = std::max<double>(1, static_cast<double>(chart.categories.size()) - 1);
+  for (const BarSeries& s : chart.series) {
+    for (std::size_t c = 0; c < s.values.size(); ++c) points.emplace_back(static_cast<double>(c) / last, s.values[c]);
+  }
+  frame.set_legend_right(legend_goes_right(points));
+  const double group = (kWidth - kLeft - kRight) / static_cast<double>(chart.categories.size());
+  const double bar = 0.8 * group / static_cast<double>(chart.series.size());
+  for (std::size_t c = 0; c < chart.categories.size(); ++c) {
+    svg << "<text x=\"" << kLeft + group * (static_cast<double>(c) + 0.5) << "\" y=\"" << kHeight - kBottom + 18
+        << "\" text-anchor=\"middle\">" << escape(chart.categories[c]) << "</text>\n";
+  }
+  for (std::size_t k = 0; k < chart.series.size(); ++k) {
+    const char* colour = kColours[k % 6];
+    for (std::size_t c = 0; c < chart.categories.size(); ++c) {
+      const double v = chart.series[k].values[c];
+      if (!std::isfinite(v)) continue;
+      svg << "<rect x=\"" << kLeft + group * (static_cast<double>(c) + 0.1) + bar * static_cast<double>(k) << "\" y=\""
+          << std::min(frame.py(v), frame.py(0)) << "\" width=\"" << bar << "\" height=\"" << std::abs(frame.py(v) - frame.py(0))
+          << "\" fill=\"" << colour << "\"><title>" << escape(chart.series[k].name) << ", " << escape(chart.categories[c])
+          << ": " << v << "</title></rect>\n";
+    }
+    if (chart.series.size() > 1 || !chart.series[k].name.empty()) frame.legend(k, chart.series[k].name, colour, true);
+  }
+  return frame.finish(chart.x_label, chart.y_label);
 }
 
 void write_svg(const std::string& path, const LineChart& chart) { write_text_file(path, render_svg(chart)); }
+void write_svg(const std::string& path, const BarChart& chart) { write_text_file(path, render_svg(chart)); }
 
 }  // namespace robustlens

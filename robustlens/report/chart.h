@@ -1,5 +1,5 @@
-// Line charts as standalone SVG files (axes, ticks, labels, legend, shaded
-// bands): readable in any browser and embeddable in the HTML report.
+// Line and bar charts as standalone SVG files (axes, ticks, labels, legend,
+// shaded bands): readable in any browser and embeddable in the HTML report.
 #pragma once
 
 #include <string>
@@ -20,8 +20,23 @@ struct LineChart {
   std::vector<ChartSeries> series;
 };
 
+struct BarSeries {
+  std::string name;
+  std::vector<double> values;  ///< one per category
+};
+
+/// Grouped bars: one group per category, one bar per series.
+struct BarChart {
+  std::string title, x_label, y_label;
+  std::vector<std::string> categories;
+  std::vector<BarSeries> series;
+  std::string note;  ///< a line under the title (e.g. a summary score)
+};
+
 std::string render_svg(const LineChart& chart);
+std::string render_svg(const BarChart& chart);
 /// Renders and writes atomically.
 void write_svg(const std::string& path, const LineChart& chart);
+void write_svg(const std::string& path, const BarChart& chart);
 
 }  // namespace robustlens

@@ -29,10 +29,24 @@ at::Tensor fourier_band_masks(std::int64_t height, std::int64_t width, std::int6
   return at::stack(masks);
 }
 
-at::Tensor band_images(const at::Tensor& images, const at::Tensor& masks) {
+namespace {
+
+/// fftshift(FFT(images)) after checking that images and masks agree.
+at::Tensor centred_spectrum(const at::Tensor& images, const at::Tensor& masks, const char* what) {
   RL_CHECK(images.dim() == 4 && masks.dim() == 3 && images.size(2) == masks.size(1) && images.size(3) == masks.size(2),
-           "band images: images N×C×H×W and masks M×H×W must agree, got ", images.sizes(), " and ", masks.sizes());
-  const at::Tensor spectrum = at::fft_fftshift(at::fft_fft2(images), {-2, -1}).unsqueeze(1);  // N×1×C×H×W
+           what, ": images N×C×H×W and masks M×H×W must agree, got ", images.sizes(), " and ", masks.sizes());
+  return at::fft_fftshift(at::fft_fft2(images), {-2, -1});
+}
+
+}  // namespace
+
+at::Tensor band_energies(const at::Tensor& images, const at::Tensor& masks) {
+  const at::Tensor power = centred_spectrum(images.to(at::kDouble), masks, "band energies").abs().pow(2).sum(1);  // N×H×W
+  return at::einsum("nhw,mhw->nm", {power, masks.to(power.device()).to(at::kDouble)});
+}
+
+at::Tensor band_images(const at::Tensor& images, const at::Tensor& masks) {
+  const at::Tensor spectrum = centred_spectrum(images, masks, "band images").unsqueeze(1);  // N×1×C×H×W
   const at::Tensor banded = spectrum * masks.to(images.device()).unsqueeze(1).unsqueeze(0);  // N×M×C×H×W
   return at::fft_ifft2(at::fft_ifftshift(banded, {-2, -1}));
 }
@@ -47,31 +61,64 @@ CoalitionOutput parse_coalition_output(const std::string& name) {
   return name == "reference" ? CoalitionOutput::reference : CoalitionOutput::real_clip;
 }
 
-at::Tensor coalition_images(const at::Tensor& bands, const at::Tensor& masks, std::uint32_t members, CoalitionFill fill,
-                            CoalitionOutput output) {
-  const std::int64_t m = bands.size(1);
-  RL_CHECK(m <= 31 && members < (1u << m), "coalition ", members, " is not a subset of ", m, " bands");
-  if (members == 0) return at::zeros({bands.size(0), bands.size(2), bands.size(3), bands.size(4)}, at::kFloat).to(bands.device());
-  std::vector<std::int64_t> in, out;
-  for (std::int64_t i = 0; i < m; ++i) ((members >> i) & 1u ? in : out).push_back(i);
-  const auto select = [&](const std::vector<std::int64_t>& which) {
-    return bands.index_select(1, at::tensor(which, at::kLong).to(bands.device())).sum(1);
-  };
-  at::Tensor image = select(in);
-  if (!out.empty() && fill == CoalitionFill::donor) image = image + select(out).roll(1, 0);
-  if (!out.empty() && fill == CoalitionFill::noise) {
-    // Complex white noise restricted to the missing bands, with the energy the images have there.
-    const at::Tensor missing = masks.to(bands.device()).index_select(0, at::tensor(out, at::kLong).to(bands.device())).sum(0);
-    const at::Tensor noise = at::complex(at::randn(image.sizes(), image.options().dtype(at::kFloat)),
-                                         at::randn(image.sizes(), image.options().dtype(at::kFloat)));
-    const at::Tensor shaped = at::fft_ifft2(at::fft_ifftshift(noise * missing, {-2, -1}));
-    const at::Tensor target = select(out);
-    image = image + shaped * (target.abs().pow(2).mean().sqrt() / shaped.abs().pow(2).mean().sqrt().clamp_min(1e-12));
-  }
-  if (output == CoalitionOutput::real_clip) return at::real(image).clamp(0, 1).to(at::kFloat);
-  const at::Tensor modulus = image.abs();
-  const at::Tensor low = modulus.min(), high = modulus.max();
+at::Tensor fill_band_images(const at::Tensor& bands, const at::Tensor& masks, CoalitionFill fill) {
+  if (fill == CoalitionFill::zero) return at::zeros_like(bands);
+  if (fill == CoalitionFill::donor) return bands.roll(1, 0);
+  // One complex white-noise spectrum per image, split into the bands like the images.
+  const at::Tensor noise_spectrum = at::complex(at::randn({bands.size(0), bands.size(2), bands.size(3), bands.size(4)}),
+                                                at::randn({bands.size(0), bands.size(2), bands.size(3), bands.size(4)}))
+                                        .to(bands.device());
+  const at::Tensor noise = at::fft_ifft2(at::fft_ifftshift(
+      noise_spectrum.unsqueeze(1) * masks.to(bands.device()).unsqueeze(1).unsqueeze(0), {-2, -1}));
+  const auto energy = [](const at::Tensor& t) { return t.abs().pow(2).sum({2, 3, 4}, true); };  // N×M×1×1×1
+  return noise * (energy(bands) / energy(noise).clamp_min(1e-30)).sqrt();
+}
+
+at::Tensor coalition_output(const at::Tensor& complex_images, CoalitionOutput output) {
+  if (output == CoalitionOutput::real_clip) return at::real(complex_images).clamp(0, 1).to(at::kFloat);
+  const at::Tensor modulus = complex_images.abs();
+  const auto [low, high] = at::aminmax(modulus);
   return ((modulus - low) / (high - low).clamp_min(1e-12)).to(at::kFloat);
+}
+
+namespace {
+
+at::Tensor empty_coalition(const at::Tensor& bands) {
+  return at::zeros({bands.size(0), bands.size(2), bands.size(3), bands.size(4)}, bands.options().dtype(at::kFloat));
+}
+
+}  // namespace
+
+at::Tensor coalition_images(const at::Tensor& bands, const at::Tensor& fill, std::uint32_t members, CoalitionOutput output) {
+  const std::int64_t m = bands.size(1);
+  RL_CHECK(bands.dim() == 5 && fill.sizes() == bands.sizes(), "coalition images: band images ", bands.sizes(),
+           " and fill ", fill.sizes(), " must both be N×M×C×H×W");
+  RL_CHECK(m <= 31 && members < (1u << m), "coalition ", members, " is not a subset of ", m, " bands");
+  if (members == 0) return empty_coalition(bands);
+  std::vector<double> keep;
+  for (std::int64_t i = 0; i < m; ++i) keep.push_back((members >> i) & 1u ? 1.0 : 0.0);
+  const at::Tensor in = at::tensor(keep, at::kDouble).to(bands.device()).view({1, m, 1, 1, 1}).to(bands.dtype());
+  return coalition_output((bands * in + fill * (1 - in)).sum(1), output);
+}
+
+CoalitionEnumerator::CoalitionEnumerator(const at::Tensor& bands, const at::Tensor& fill, CoalitionOutput output)
+    : differences_(bands - fill), current_(fill.sum(1)), output_(output) {
+  RL_CHECK(bands.dim() == 5 && fill.sizes() == bands.sizes() && bands.size(1) <= 31, "coalition images: band images ",
+           bands.sizes(), " and fill ", fill.sizes(), " must both be N×M×C×H×W with M <= 31");
+}
+
+at::Tensor CoalitionEnumerator::images() const {
+  return members() == 0 ? empty_coalition(differences_) : coalition_output(current_, output_);
+}
+
+void CoalitionEnumerator::advance() {
+  const std::uint32_t before = members();
+  ++step_;
+  if (done()) return;
+  const std::uint32_t changed = before ^ members();
+  const at::Tensor band = differences_.select(1, __builtin_ctz(changed));
+  if (members() & changed) current_.add_(band);
+  else current_.sub_(band);
 }
 
 }  // namespace robustlens

@@ -54,10 +54,32 @@ TEST(FourierBands, BandImagesSumToTheImage) {
   const at::Tensor bands = band_images(x, fourier_band_masks(12, 10, 4).to(at::kDouble));
   EXPECT_TRUE(at::allclose(at::real(bands.sum(1)), x, 1e-10, 1e-12));
   EXPECT_LT(at::imag(bands.sum(1)).abs().max().item<double>(), 1e-10);
-  const at::Tensor full = coalition_images(bands, fourier_band_masks(12, 10, 4), 15, CoalitionFill::zero, CoalitionOutput::real_clip);
+  const at::Tensor masks = fourier_band_masks(12, 10, 4);
+  const at::Tensor full = coalition_images(bands, fill_band_images(bands, masks, CoalitionFill::zero), 15, CoalitionOutput::real_clip);
   EXPECT_TRUE(at::allclose(full, x.to(at::kFloat), 1e-5, 1e-6));
-  EXPECT_EQ(coalition_images(bands, fourier_band_masks(12, 10, 4), 0, CoalitionFill::donor, CoalitionOutput::reference)
+  EXPECT_EQ(coalition_images(bands, fill_band_images(bands, masks, CoalitionFill::donor), 0, CoalitionOutput::reference)
                 .abs().max().item<double>(), 0.0);
+}
+
+TEST(FourierBands, GrayCodeEnumerationMatchesDirectSumsForEveryFill) {
+  torch::manual_seed(4);
+  const at::Tensor masks = fourier_band_masks(10, 10, 5);
+  const at::Tensor bands = band_images(at::rand({6, 3, 10, 10}), masks);
+  for (const CoalitionFill fill : {CoalitionFill::zero, CoalitionFill::noise, CoalitionFill::donor}) {
+    const at::Tensor filler = fill_band_images(bands, masks, fill);
+    std::vector<bool> seen(32, false);
+    for (CoalitionEnumerator all(bands, filler, CoalitionOutput::reference); !all.done(); all.advance()) {
+      seen[all.members()] = true;
+      EXPECT_TRUE(at::allclose(all.images(), coalition_images(bands, filler, all.members(), CoalitionOutput::reference), 1e-5, 1e-5))
+          << "coalition " << all.members();
+    }
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), true), 32);
+  }
+  // Noise fill: each band's noise carries the energy the image has in that band.
+  const at::Tensor noise = fill_band_images(bands, masks, CoalitionFill::noise);
+  const auto energy = [](const at::Tensor& t) { return t.abs().pow(2).sum({2, 3, 4}); };
+  EXPECT_TRUE(at::allclose(energy(noise), energy(bands), 1e-3, 1e-6));
+  EXPECT_FALSE(at::allclose(noise, bands, 1e-2, 1e-2));
 }
 
 TEST(SpectralImportance, ModelThatSeesOnlyTheLowestBandPutsPsiThere) {
@@ -71,12 +93,80 @@ TEST(SpectralImportance, ModelThatSeesOnlyTheLowestBandPutsPsiThere) {
   const at::Tensor labels = images.mean({1, 2, 3}).gt(0.5).logical_not().to(at::kLong);  // class 0 when bright
   const Dataset data{"dc", images, labels, numbered_class_names(2)};
   for (const std::string fill : {"zero", "donor"}) {
-    const auto result = analyse_spectral_importance(*model, data, SpectralImportanceOptions().set_bands(4).set_fill(fill).set_output("real"));
+    const auto result =
+        analyse_spectral_importance(*model, data, SpectralImportanceOptions().set_bands(4).set_fill(fill).set_output("real")).overall;
     EXPECT_GT(result.psi[0], 0.9) << fill << ": " << nlohmann::json(result.psi).dump();
     double sum = 0;
     for (const double p : result.phi) sum += p;
     EXPECT_NEAR(sum, result.coalition_values.back() - result.coalition_values.front(), 1e-9);
   }
+}
+
+TEST(SpectralImportance, ModelThatSeesOnlyTheTopBandPutsPsiThere) {
+  // The weight is the checkerboard (−1)^(i+j): the Nyquist frequency, which
+  // fftshift puts in the corner bin (0,0), outside every square: the top band.
+  testing::TemporaryDirectory dir;
+  const at::Tensor rows = at::arange(12).view({-1, 1}), cols = at::arange(12).view({1, -1});
+  const at::Tensor checker = (rows + cols).remainder(2).mul(-2).add(1).to(at::kFloat).flatten();
+  EXPECT_EQ(fourier_band_masks(12, 12, 4)[3][0][0].item<float>(), 1.0f);
+  testing::save_linear_torchscript(dir.file("nyquist.pt"), at::stack({checker, -checker}) * 20, at::zeros({2}));
+  auto model = load_model(dir.file("nyquist.pt"), at::kCPU);
+  torch::manual_seed(1);
+  // Mid-grey images and donor fill keep coalition images inside [0,1], so the
+  // clip adds no high frequencies of its own (a zero-filled image without DC
+  // would be half clipped away).
+  const at::Tensor images = 0.3 + 0.4 * at::rand({48, 1, 12, 12});
+  const at::Tensor labels = images.flatten(1).matmul(checker).lt(0).to(at::kLong);  // class 0 when w·x > 0
+  const Dataset data{"nyquist", images, labels, numbered_class_names(2)};
+  const auto result = analyse_spectral_importance(*model, data, SpectralImportanceOptions().set_bands(4).set_fill("donor").set_output("real"));
+  EXPECT_GT(result.overall.psi[3], 0.9) << nlohmann::json(result.overall.psi).dump();
+  EXPECT_LT(result.overall.score, 0.1 + spectral_robustness_score({0, 0, 0, 1}, 0.75));
+}
+
+TEST(SpectralImportance, StackingCoalitionsIntoBatchesChangesNothingAndClassesAverageToTheWhole) {
+  testing::TemporaryDirectory dir;
+  torch::manual_seed(2);
+  testing::save_linear_torchscript(dir.file("lin.pt"), at::randn({3, 64}), at::randn({3}));
+  auto model = load_model(dir.file("lin.pt"), at::kCPU);
+  const at::Tensor images = at::rand({10, 1, 8, 8});
+  const Dataset data{"random", images, at::tensor({0, 1, 2, 0, 1, 2, 0, 0, 1, 2}, at::kLong), numbered_class_names(3)};
+  const auto options = SpectralImportanceOptions().set_bands(4).set_per_class(true).set_examples({1, 15}, 2);
+  const auto one_image = analyse_spectral_importance(*model, data, SpectralImportanceOptions(options).set_batch_size(3));
+  const auto stacked = analyse_spectral_importance(*model, data, SpectralImportanceOptions(options).set_batch_size(64));
+  for (std::size_t s = 0; s < 16; ++s) {
+    EXPECT_NEAR(one_image.overall.coalition_values[s], stacked.overall.coalition_values[s], 1e-5) << "coalition " << s;
+  }
+  ASSERT_EQ(stacked.per_class.size(), 3u);
+  for (std::size_t s = 0; s < 16; ++s) {
+    double weighted = 0;
+    for (const auto& c : stacked.per_class) weighted += c.importance.coalition_values[s] * static_cast<double>(c.images);
+    EXPECT_NEAR(weighted / 10, stacked.overall.coalition_values[s], 1e-9);
+  }
+  // The examples are the images the model saw: all bands with the reference
+  // output = min-max of |x| over the 10 images.
+  ASSERT_EQ(stacked.examples.sizes(), (at::IntArrayRef{2, 2, 1, 8, 8}));
+  const at::Tensor expected = (images - images.min()) / (images.max() - images.min());
+  EXPECT_TRUE(at::allclose(stacked.examples.select(1, 1), expected.slice(0, 0, 2), 1e-4, 1e-5));
+}
+
+TEST(SpectralSnr, ScaledImageGivesTheScaleInEveryBandAndWhiteNoiseIsFlat) {
+  torch::manual_seed(3);
+  const at::Tensor images = at::rand({6, 2, 16, 16}, at::kDouble);
+  const at::Tensor masks = fourier_band_masks(16, 16, 4);
+  std::vector<std::int64_t> excluded;
+  for (const double snr : spectral_snr_db(images, 0.1 * images, masks, &excluded)) EXPECT_NEAR(snr, 20.0, 1e-9);
+  EXPECT_EQ(excluded, (std::vector<std::int64_t>{0, 0, 0, 0}));
+  // Constant images live in band 0 only: the others are left out (no signal).
+  const at::Tensor constant = at::full({5, 1, 16, 16}, 0.5, at::kDouble);
+  const at::Tensor noise = 0.05 * at::randn({5, 1, 16, 16}, at::kDouble);
+  const auto snr = spectral_snr_db(constant, noise, masks, &excluded);
+  EXPECT_EQ(excluded, (std::vector<std::int64_t>{0, 5, 5, 5}));
+  EXPECT_TRUE(std::isnan(snr[1]));
+  // White noise: E|N_k|² = σ²·H·W in every bin, DC of the image is 0.5·H·W:
+  // SNR_0 ≈ 20·log10(0.5·256 / (0.05·16·√16)) (band 0 of 16×16, M = 4, is 4×4 = 16 bins).
+  EXPECT_NEAR(snr[0], 20 * std::log10(0.5 * 256 / (0.05 * 16 * 4)), 1.5);
+  // band energies sum over bands to H·W·‖x‖² (Parseval)
+  EXPECT_NEAR(band_energies(images, masks).sum().item<double>(), 256 * images.pow(2).sum().item<double>(), 1e-6);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <torch/cuda.h>
 
 #include <filesystem>
+#include <map>
 
 namespace robustlens {
 namespace {
@@ -155,6 +156,53 @@ TEST_F(CliOnSyntheticData, MarginsWithSubspacesAndTransforms) {
   }
 }
 
+TEST_F(CliOnSyntheticData, SpectralWritesItsRecordChartsAndGrid) {
+  testing::TemporaryDirectory images;
+  testing::write_idx_dataset(images.path(), testing::linear_rule_dataset(240, {1, 12, 12}, 3, 11),
+                             testing::linear_rule_dataset(60, {1, 12, 12}, 3, 12));
+  const std::string data = " --data idx:" + images.path();
+  ASSERT_EQ(run_cli("train --arch mlp --epochs 2 --out " + out_.file("run") + data).exit_code, 0);
+  const std::string model = " --model " + out_.file("run/model.pt");
+  const auto spectral = run_cli("spectral --samples 20 --bands 4 --per-class --snr gaussian:0.1,pgd-linf:0.03 --pgd-steps 3 --seed 5" +
+                                model + " --out " + out_.file("spectral") + data);
+  ASSERT_EQ(spectral.exit_code, 0) << spectral.output;
+  EXPECT_TRUE(contains(spectral.output, "spectral robustness score")) << spectral.output;
+  const auto record = read_json_file(out_.file("spectral/spectral.json"));
+  EXPECT_EQ(record.at("options").at("bands"), 4);
+  EXPECT_EQ(record.at("options").at("snr").at("perturbations").size(), 2u);
+  EXPECT_EQ(record.at("seed"), 5);
+  EXPECT_EQ(record.at("coalition_values").size(), 16u);
+  const std::vector<double> phi = record.at("phi"), psi = record.at("psi");
+  double phi_sum = 0, psi_sum = 0;
+  for (std::size_t i = 0; i < 4; ++i) phi_sum += phi[i], psi_sum += psi[i];
+  EXPECT_NEAR(phi_sum, record.at("v_full").get<double>() - record.at("v_empty").get<double>(), 1e-9);  // efficiency
+  EXPECT_NEAR(psi_sum, 1.0, 1e-9);
+  std::int64_t class_images = 0;
+  for (const auto& c : record.at("per_class")) class_images += c.at("images").get<std::int64_t>();
+  EXPECT_EQ(class_images, 20);
+  ASSERT_EQ(record.at("snr").size(), 2u);
+  EXPECT_EQ(record.at("snr").at(1).at("perturbation"), "pgd-linf:0.03");
+  EXPECT_EQ(record.at("snr").at(0).at("snr_db").size(), 4u);
+  for (const char* file : {"psi.svg", "snr.svg", "coalitions.png"}) {
+    EXPECT_TRUE(std::filesystem::exists(out_.file("spectral/" + std::string(file)))) << file;
+  }
+  // the same run gives the same numbers (seeded noise, PGD start and donor order)
+  ASSERT_EQ(run_cli("spectral --samples 20 --bands 4 --per-class --snr gaussian:0.1,pgd-linf:0.03 --pgd-steps 3 --seed 5" + model +
+                    " --out " + out_.file("again") + data).exit_code, 0);
+  const auto again = read_json_file(out_.file("again/spectral.json"));
+  EXPECT_EQ(again.at("phi"), record.at("phi"));
+  EXPECT_EQ(again.at("snr"), record.at("snr"));
+  for (const auto& [arguments, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {"spectral --bands 1" + model + data, "--bands"},
+           {"spectral --fill blur" + model + data, "--fill"},
+           {"spectral --snr gaussian:-1" + model + data, "positive number, got 'gaussian:-1'"},
+           {"spectral --snr pgd-l3:1" + model + data, "got 'pgd-l3:1'"}}) {
+    const auto bad = run_cli(arguments);
+    EXPECT_NE(bad.exit_code, 0) << arguments;
+    EXPECT_TRUE(contains(bad.output, fragment)) << arguments << "\n" << bad.output;
+  }
+}
+
 // Acceptance checks on real data: LeNet, 3 epochs of Fashion-MNIST, ≥ 89% test accuracy;
 // its median margin grows ≥ 3× from the lowest to the highest DCT subspace.
 TEST(CliFashionMnist, LeNetReaches89PercentInThreeEpochs) {
@@ -171,6 +219,26 @@ TEST(CliFashionMnist, LeNetReaches89PercentInThreeEpochs) {
   const double lowest = subspaces.front().at("quartiles_of_flipped").at("median");
   const double highest = subspaces.back().at("quartiles_of_flipped").at("median");
   EXPECT_GE(highest, 3 * lowest) << margins.output;
+}
+
+// I-ASIDE: adversarial training moves the predictive power to low frequencies.
+// One epoch on 20,000 images each (PGD with 3 steps) keeps this under a minute;
+// scripts/spectral_importance_experiments.sh runs the full-size comparison.
+TEST(CliFashionMnist, PgdTrainingRaisesTheSpectralScoreAndTheLowBandShare) {
+  testing::TemporaryDirectory out;
+  const std::string recipe = "train --arch lenet --epochs 1 --samples 20000 --out ";
+  ASSERT_EQ(run_cli(recipe + out.file("standard")).exit_code, 0);
+  ASSERT_EQ(run_cli(recipe + out.file("pgd") + " --objective pgd-l2 --eps 2 --pgd-steps 3").exit_code, 0);
+  std::map<std::string, nlohmann::json> records;
+  for (const std::string name : {"standard", "pgd"}) {
+    const auto spectral = run_cli("spectral --snr none --model " + out.file(name + "/model.pt") + " --out " + out.file(name + "/s"));
+    ASSERT_EQ(spectral.exit_code, 0) << spectral.output;
+    records[name] = read_json_file(out.file(name + "/s/spectral.json"));
+  }
+  const auto low_share = [](const nlohmann::json& r) { return r.at("psi").at(0).get<double>() + r.at("psi").at(1).get<double>(); };
+  EXPECT_GT(records["pgd"].at("score").get<double>(), records["standard"].at("score").get<double>())
+      << records["pgd"].at("psi") << " vs " << records["standard"].at("psi");
+  EXPECT_GT(low_share(records["pgd"]), low_share(records["standard"]));
 }
 
 }  // namespace

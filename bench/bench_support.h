@@ -1,16 +1,22 @@
-// Shared by the benchmark programs. Wall-clock throughput measurement: warm up, then
-// time several repetitions of at least `min_seconds` each and report the median
-// rate. (Google Benchmark's rate counters divide by process CPU time, which
-// counts every worker thread and OpenMP spin-waits: wrong for samples/s.)
+// Shared by the benchmark programs: wall-clock throughput measurement (warm up,
+// then time several repetitions of at least `min_seconds` each and report the
+// median rate; Google Benchmark's rate counters divide by process CPU time,
+// which counts every worker thread and OpenMP spin-waits: wrong for samples/s),
+// the model a benchmark runs on, and error reporting.
 #pragma once
 
 #include "robustlens/core/error.h"
+#include "robustlens/data/dataset.h"
+#include "robustlens/models/builtin_model.h"
+#include "robustlens/train/trainer.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 namespace robustlens::bench {
@@ -39,6 +45,25 @@ inline Throughput measure_throughput(const std::function<void()>& step, double u
   }
   std::sort(rates.begin(), rates.end());
   return {rates[rates.size() / 2], rates.front(), rates.back()};
+}
+
+/// Seconds of one run of `work` after one warm-up run.
+inline double seconds_of(const std::function<void()>& work) {
+  work();
+  const auto start = std::chrono::steady_clock::now();
+  work();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// The model file at `path` or, without one, the built-in `arch` trained for
+/// one epoch (its speed is what is measured; the epoch makes its outputs those
+/// of a real classifier).
+inline std::unique_ptr<Model> model_for(const std::string& arch, const std::string& path, const Dataset& train,
+                                        const Dataset& test) {
+  if (!path.empty()) return load_model(path, at::kCPU);
+  auto model = std::make_unique<BuiltinModel>(ArchitectureSpec().set_name(arch), test.class_names);
+  train_model(*model, train, test, TrainOptions().set_epochs(1));
+  return model;
 }
 
 /// Runs a benchmark's body; an error (bad option, missing data) becomes one

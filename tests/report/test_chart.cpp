@@ -1,0 +1,51 @@
+#include "robustlens/core/error.h"
+#include "robustlens/report/chart.h"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <sstream>
+
+namespace robustlens {
+namespace {
+
+std::size_t count(const std::string& text, const std::string& fragment) {
+  std::size_t n = 0;
+  for (auto at = text.find(fragment); at != std::string::npos; at = text.find(fragment, at + 1)) ++n;
+  return n;
+}
+
+TEST(BarChart, OneBarPerValueWithItsValueAndNegativeBarsBelowTheAxis) {
+  const BarChart chart{"psi", "band", "share", {"0", "1", "2"}, {{"a", {0.5, -0.25, 0.25}}, {"b", {0.1, 0.2, 0.3}}}, "score 0.3"};
+  const std::string svg = render_svg(chart);
+  EXPECT_EQ(count(svg, "<rect x="), 6u + 2u);  // bars + two legend squares
+  EXPECT_NE(svg.find("<title>a, 1: -0.25</title>"), std::string::npos);
+  EXPECT_NE(svg.find("score 0.3"), std::string::npos);
+  // Heights are proportional to |value|: bar a/0 is twice bar a/1.
+  std::regex bar("y=\"([0-9.]+)\" width=\"[0-9.]+\" height=\"([0-9.]+)\" fill=\"#1f77b4\"><title>a, ");
+  std::vector<double> tops, heights;
+  for (std::sregex_iterator it(svg.begin(), svg.end(), bar), end; it != end; ++it) {
+    tops.push_back(std::stod((*it)[1]));
+    heights.push_back(std::stod((*it)[2]));
+  }
+  ASSERT_EQ(heights.size(), 3u);
+  EXPECT_NEAR(heights[0], 2 * heights[1], 1e-2);
+  EXPECT_NEAR(tops[1], tops[0] + heights[0], 1e-2);  // the negative bar hangs from the zero line
+  EXPECT_THROW(render_svg(BarChart{"bad", "", "", {"0", "1"}, {{"a", {1.0}}}, ""}), Error);
+}
+
+TEST(LineChart, NegativeValuesStayInsideThePlot) {
+  const std::string svg = render_svg(LineChart{"snr", "band", "dB", {{"s", {0, 1, 2}, {-5, -10, -20}, {}, {}, false}}});
+  std::smatch points;
+  ASSERT_TRUE(std::regex_search(svg, points, std::regex("<polyline[^>]*points=\"([^\"]+)\"")));
+  std::istringstream pairs(points[1].str());
+  for (std::string pair; pairs >> pair;) {
+    const double y = std::stod(pair.substr(pair.find(',') + 1));
+    EXPECT_GT(y, 40.0) << pair;  // below the title area
+    EXPECT_LT(y, 420.0 - 55.0 + 1e-9) << pair;  // above the x tick labels
+  }
+  EXPECT_EQ(svg.find(">-0<"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace robustlens

@@ -1,0 +1,149 @@
+// robustlens spectral: where the model's predictive power sits in the Fourier
+// spectrum (I-ASIDE: exact Shapley values of frequency bands, the importance
+// distribution psi and the spectral robustness score) and how hard common
+// perturbations hit each band (spectral SNR).
+#include "commands.h"
+#include "common.h"
+
+#include "robustlens/analyses/spectral_importance.h"
+#include "robustlens/report/chart.h"
+#include "robustlens/report/files.h"
+#include "robustlens/report/images.h"
+
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+namespace robustlens::cli {
+namespace {
+
+struct SpectralCommand {
+  CommonOptions common;
+  SpectralImportanceOptions importance;
+  std::vector<std::string> snr{"gaussian:0.1", "fgsm-linf:0.0314", "pgd-l2:1"};
+  std::int64_t pgd_steps = 10;
+};
+
+std::vector<std::string> band_names(std::int64_t bands) {
+  std::vector<std::string> names;
+  for (std::int64_t i = 0; i < bands; ++i) names.push_back(std::to_string(i));
+  return names;
+}
+
+/// The grid's columns: the low-pass coalitions {0}, {0,1}, …, all bands, then
+/// each single band above 0 ({1}, …, {M−1}).
+std::vector<std::uint32_t> example_coalitions(std::int64_t bands) {
+  std::vector<std::uint32_t> coalitions;
+  for (std::int64_t i = 0; i < bands; ++i) coalitions.push_back((2u << i) - 1);
+  for (std::int64_t i = 1; i < bands; ++i) coalitions.push_back(1u << i);
+  return coalitions;
+}
+
+void write_coalition_grid(const std::filesystem::path& path, const at::Tensor& examples) {
+  std::vector<at::Tensor> tiles;
+  for (std::int64_t i = 0; i < examples.size(0); ++i) {
+    for (std::int64_t c = 0; c < examples.size(1); ++c) tiles.push_back(to_rgb(examples[i][c]));
+  }
+  write_png(path.string(), image_grid(tiles, examples.size(1), examples.size(-1) < 64 ? 3 : 1));
+}
+
+void print_row(const char* name, const std::vector<double>& values, const char* format) {
+  std::printf("  %-22s", name);
+  for (const double v : values) std::printf(format, v);
+  std::printf("\n");
+}
+
+void run_spectral(SpectralCommand command) {
+  CommonOptions& common = command.common;
+  std::vector<SnrPerturbation> perturbations;
+  for (const std::string& text : command.snr) {
+    if (text != "none") perturbations.push_back(SnrPerturbation::parse(text));
+  }
+  const AnalysisRun run = start_analysis(common, "spectral");
+  Model& model = *run.model;
+  const std::int64_t bands = command.importance.bands;
+  const SpectralImportanceOptions options =
+      command.importance.set_batch_size(common.batch_size).set_examples(example_coalitions(bands), std::min<std::int64_t>(4, run.data.size()));
+  const SpectralSnrOptions snr_options = SpectralSnrOptions()
+                                             .set_perturbations(perturbations)
+                                             .set_bands(bands)
+                                             .set_circular(options.circular)
+                                             .set_pgd_steps(command.pgd_steps)
+                                             .set_batch_size(common.batch_size);
+  snr_options.check();
+  const SpectralImportanceResult result = analyse_spectral_importance(model, run.data, options, terminal_progress());
+  const std::vector<SpectralSnrCurve> curves = analyse_spectral_snr(model, run.data, snr_options, terminal_progress());
+
+  const std::filesystem::path out(common.out);
+  nlohmann::json options_json = options.to_json();
+  options_json.erase("example_coalitions");
+  options_json["snr"] = snr_options.to_json();
+  nlohmann::json record = run.record("spectral", options_json, common);
+  record["value"] = "v(S) = mean over the images of log softmax(f(x_S))[label]";
+  record.update(result.to_json());
+  record["snr"] = nlohmann::json::array();
+  for (const SpectralSnrCurve& curve : curves) record["snr"].push_back(curve.to_json());
+  write_json_file((out / "spectral.json").string(), record);
+
+  std::ostringstream note;
+  note.precision(3);
+  note << "spectral robustness score " << result.overall.score << " (beta " << options.beta << ")";
+  write_svg((out / "psi.svg").string(), BarChart{"Spectral importance: " + common.model, "Fourier band (0 = lowest, holds DC)",
+                                                 "share of predictive power (psi)", band_names(bands),
+                                                 {{"", result.overall.psi}}, note.str()});
+  if (!curves.empty()) {
+    LineChart chart{"Spectral SNR of perturbations", "Fourier band (0 = lowest)", "SNR (dB, mean over images)", {}};
+    for (const SpectralSnrCurve& curve : curves) {
+      ChartSeries series{curve.perturbation, {}, curve.snr_db, {}, {}, false};
+      for (std::int64_t i = 0; i < bands; ++i) series.x.push_back(static_cast<double>(i));
+      chart.series.push_back(series);
+    }
+    write_svg((out / "snr.svg").string(), chart);
+  }
+  write_coalition_grid(out / "coalitions.png", result.examples);
+
+  std::printf("spectral importance over %lld images of %s (M=%lld bands, fill %s, output %s):\n",
+              static_cast<long long>(run.data.size()), run.data.name.c_str(), static_cast<long long>(bands),
+              options.fill.c_str(), options.output.c_str());
+  std::printf("  %-22s", "band");
+  for (std::int64_t i = 0; i < bands; ++i) std::printf("%8lld", static_cast<long long>(i));
+  std::printf("\n");
+  print_row("phi (nats)", result.overall.phi, "%8.3f");
+  print_row("psi", result.overall.psi, "%8.3f");
+  for (const ClassSpectralImportance& c : result.per_class) print_row(("psi " + c.name).c_str(), c.importance.psi, "%8.3f");
+  for (const SpectralSnrCurve& curve : curves) print_row(("SNR dB " + curve.perturbation).c_str(), curve.snr_db, "%8.1f");
+  std::printf("spectral robustness score %.4f (beta %.3g; 0 = uniform psi); v(empty) %.4f, v(all) %.4f\n",
+              result.overall.score, options.beta, result.overall.coalition_values.front(),
+              result.overall.coalition_values.back());
+  for (const ClassSpectralImportance& c : result.per_class) {
+    std::printf("  class %-16s score %.4f over %lld images\n", c.name.c_str(), c.importance.score,
+                static_cast<long long>(c.images));
+  }
+  std::printf("results in %s, %s%s, %s\n", (out / "spectral.json").c_str(), (out / "psi.svg").c_str(),
+              curves.empty() ? "" : (", " + (out / "snr.svg").string()).c_str(), (out / "coalitions.png").c_str());
+}
+
+}  // namespace
+
+void add_spectral_command(CLI::App& app) {
+  auto command = std::make_shared<SpectralCommand>();
+  command->common.samples = 256;
+  CLI::App* sub = app.add_subcommand("spectral", "Spectral importance of Fourier bands (I-ASIDE) and spectral SNR of perturbations");
+  add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
+  SpectralImportanceOptions& o = command->importance;
+  sub->add_option("--bands", o.bands, "Number of Fourier bands M (2^M coalitions are evaluated)")->check(CLI::Range(2, 12))->capture_default_str();
+  sub->add_option("--beta", o.beta, "Decay of the score's reference weights beta^k")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  sub->add_option("--fill", o.fill, "What replaces the bands outside a coalition")->check(CLI::IsMember({"donor", "zero", "noise"}))->capture_default_str();
+  sub->add_option("--output", o.output, "reference: modulus + min-max over the images (the reference code); real: real part clipped to [0,1]")
+      ->check(CLI::IsMember({"reference", "real"}))
+      ->capture_default_str();
+  sub->add_flag("--circular", o.circular, "Circular rings instead of the reference's square rings");
+  sub->add_flag("--per-class", o.per_class, "Also the Shapley values of each class's images alone");
+  sub->add_option("--snr", command->snr, "Perturbations whose spectral SNR is measured: gaussian:SIGMA, fgsm-l2|fgsm-linf|pgd-l2|pgd-linf:EPS, or none")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("--pgd-steps", command->pgd_steps, "PGD steps for the SNR perturbations")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->callback([command] { run_spectral(*command); });
+}
+
+}  // namespace robustlens::cli
