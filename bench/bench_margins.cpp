@@ -11,12 +11,9 @@
 //   build/bench/bench_margins [--threads N] [--device cpu|cuda] [--samples N] [--lenet FILE] [--resnet FILE]
 // Without model files it trains each architecture for one epoch first.
 #include "robustlens/analyses/margins.h"
-#include "robustlens/core/runtime.h"
-#include "robustlens/data/dataset_source.h"
 #include "bench_support.h"
 
 #include <torch/autograd.h>
-#include <torch/cuda.h>
 
 #include <chrono>
 #include <cstdio>
@@ -36,18 +33,12 @@ int run_benchmark(int argc, char** argv) {
     if (std::strcmp(argv[i], "--resnet") == 0) resnet_path = argv[i + 1];
     if (std::strcmp(argv[i], "--device") == 0) device_name = argv[i + 1];
   }
-  robustlens::configure_memory_allocator();
-  robustlens::configure_threads(threads);
-  robustlens::seed_everything(0);
-  const at::Device device = robustlens::resolve_device(device_name);
-  const auto synchronize = [&] {
-    if (device.is_cuda()) torch::cuda::synchronize();
-  };
-  const robustlens::Dataset test = robustlens::load_dataset("fashion-mnist", robustlens::Split::test);
-  const robustlens::Dataset train = robustlens::load_dataset("fashion-mnist", robustlens::Split::train);
-  std::vector<std::int64_t> first(static_cast<std::size_t>(samples));
-  for (std::int64_t i = 0; i < samples; ++i) first[i] = i;
-  const robustlens::Dataset data = test.subset(first);
+  const robustlens::bench::FashionMnistBench bench(threads, device_name);
+  const at::Device device = bench.device;
+  const auto synchronize = [&] { bench.synchronize(); };
+  const robustlens::Dataset& test = bench.test;
+  const robustlens::Dataset& train = bench.train;
+  const robustlens::Dataset data = bench.first_test_images(samples);
   std::printf("bench_margins: %s, device %s\n", robustlens::library_versions().dump().c_str(), device.str().c_str());
   std::printf("%lld Fashion-MNIST test samples × 21 DCT subspaces (8×8, step 1); reference: 50-65 pairs/s on 1 thread\n\n",
               static_cast<long long>(samples));

@@ -11,11 +11,8 @@
 //                              [--fills donor,noise] [--lenet FILE] [--resnet FILE]
 // Without model files it trains each architecture for one epoch first.
 #include "robustlens/analyses/spectral_importance.h"
-#include "robustlens/core/runtime.h"
-#include "robustlens/data/dataset_source.h"
 #include "bench_support.h"
 
-#include <torch/cuda.h>
 
 #include <cstdio>
 #include <cstring>
@@ -39,18 +36,12 @@ int run_benchmark(int argc, char** argv) {
     if (std::strcmp(argv[i], "--device") == 0) device_name = argv[i + 1];
   }
   RL_CHECK(images >= 2 && batch >= 1, "--images must be >= 2 and --batch >= 1, got ", images, " and ", batch);
-  robustlens::configure_memory_allocator();
-  robustlens::configure_threads(threads);
-  robustlens::seed_everything(0);
-  const at::Device device = robustlens::resolve_device(device_name);
-  const auto synchronize = [&] {
-    if (device.is_cuda()) torch::cuda::synchronize();
-  };
-  const robustlens::Dataset test = robustlens::load_dataset("fashion-mnist", robustlens::Split::test);
-  const robustlens::Dataset train = robustlens::load_dataset("fashion-mnist", robustlens::Split::train);
-  std::vector<std::int64_t> first(static_cast<std::size_t>(images));
-  for (std::int64_t i = 0; i < images; ++i) first[i] = i;
-  const robustlens::Dataset data = test.subset(first);
+  const robustlens::bench::FashionMnistBench bench(threads, device_name);
+  const at::Device device = bench.device;
+  const auto synchronize = [&] { bench.synchronize(); };
+  const robustlens::Dataset& test = bench.test;
+  const robustlens::Dataset& train = bench.train;
+  const robustlens::Dataset data = bench.first_test_images(images);
   const double evaluations = static_cast<double>((std::int64_t{1} << bands) * images);
   std::printf("bench_spectral: %s, device %s, %d threads\n", robustlens::library_versions().dump().c_str(),
               device.str().c_str(), threads);

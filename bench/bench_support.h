@@ -6,9 +6,13 @@
 #pragma once
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/runtime.h"
+#include "robustlens/data/dataset_source.h"
 #include "robustlens/data/dataset.h"
 #include "robustlens/models/builtin_model.h"
 #include "robustlens/train/trainer.h"
+
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <chrono>
@@ -65,6 +69,29 @@ inline std::unique_ptr<Model> model_for(const std::string& arch, const std::stri
   train_model(*model, train, test, TrainOptions().set_epochs(1));
   return model;
 }
+
+/// What a benchmark on Fashion-MNIST starts from: allocator, threads and seed
+/// set, the device resolved, both splits loaded.
+struct FashionMnistBench {
+  at::Device device;
+  Dataset train, test;
+
+  FashionMnistBench(int threads, const std::string& device_name)
+      : device((configure_memory_allocator(), configure_threads(threads), seed_everything(0), resolve_device(device_name))),
+        train(load_dataset("fashion-mnist", Split::train)),
+        test(load_dataset("fashion-mnist", Split::test)) {}
+
+  /// Waits for queued device work, so that wall-clock times are complete.
+  void synchronize() const {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  }
+  /// The first `count` test images.
+  Dataset first_test_images(std::int64_t count) const {
+    std::vector<std::int64_t> first(static_cast<std::size_t>(count));
+    for (std::int64_t i = 0; i < count; ++i) first[i] = i;
+    return test.subset(first);
+  }
+};
 
 /// Runs a benchmark's body; an error (bad option, missing data) becomes one
 /// "error: ..." line and exit status 2 instead of a crash.

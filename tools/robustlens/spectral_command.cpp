@@ -128,6 +128,7 @@ void run_spectral(SpectralCommand command) {
 void add_spectral_command(CLI::App& app) {
   auto command = std::make_shared<SpectralCommand>();
   command->common.samples = 256;
+  command->common.batch_size = 512;  // forward-only: coalitions are stacked up to this
   CLI::App* sub = app.add_subcommand("spectral", "Spectral importance of Fourier bands (I-ASIDE) and spectral SNR of perturbations");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   SpectralImportanceOptions& o = command->importance;
