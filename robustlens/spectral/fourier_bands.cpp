@@ -76,9 +76,9 @@ at::Tensor fill_band_images(const at::Tensor& bands, const at::Tensor& masks, Co
 
 at::Tensor coalition_output(const at::Tensor& complex_images, CoalitionOutput output) {
   if (output == CoalitionOutput::real_clip) return at::real(complex_images).clamp(0, 1).to(at::kFloat);
-  const at::Tensor modulus = complex_images.abs();
+  at::Tensor modulus = complex_images.abs().to(at::kFloat);
   const auto [low, high] = at::aminmax(modulus);
-  return ((modulus - low) / (high - low).clamp_min(1e-12)).to(at::kFloat);
+  return modulus.sub_(low).div_((high - low).clamp_min(1e-12));
 }
 
 namespace {
