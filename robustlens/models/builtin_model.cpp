@@ -36,6 +36,23 @@ void BuiltinModel::to(const at::Device& device) {
   device_ = device;
 }
 
+std::unique_ptr<BuiltinModel> BuiltinModel::softplus_surrogate(double beta) const {
+  RL_CHECK(beta > 0, "softplus surrogate: beta must be > 0, got ", beta);
+  ArchitectureSpec smooth = spec_;
+  smooth.activation = "softplus";
+  smooth.softplus_beta = beta;
+  auto surrogate = std::make_unique<BuiltinModel>(smooth, info_.class_names, info_.training);
+  at::NoGradGuard no_grad;
+  const auto copy = [](const auto& from, const auto& to) {
+    for (const auto& item : from) to[item.key()].copy_(item.value());
+  };
+  copy(net_->named_parameters(), surrogate->net_->named_parameters());
+  copy(net_->named_buffers(), surrogate->net_->named_buffers());
+  surrogate->to(device_);
+  surrogate->net_->train(net_->is_training());
+  return surrogate;
+}
+
 void BuiltinModel::save_to(torch::serialize::OutputArchive& archive) const {
   const nlohmann::json metadata = {{"format", "robustlens-model"},
                                    {"format_version", 1},

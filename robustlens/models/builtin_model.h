@@ -30,6 +30,11 @@ class BuiltinModel : public Model {
   ClassifierNetImpl& net() { return *net_; }
   const ArchitectureSpec& spec() const { return spec_; }
 
+  /// The same network with every activation replaced by softplus(beta) and the
+  /// same parameters and buffers (activations have none): a smooth surrogate
+  /// for attacks that need second derivatives of a ReLU network.
+  std::unique_ptr<BuiltinModel> softplus_surrogate(double beta) const;
+
   /// Metadata + parameters into an archive (also used inside training checkpoints).
   void save_to(torch::serialize::OutputArchive& archive) const;
   void load_parameters_from(torch::serialize::InputArchive& archive);

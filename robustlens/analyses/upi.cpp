@@ -1,0 +1,291 @@
+#include "robustlens/analyses/upi.h"
+
+#include "robustlens/attacks/pgd.h"
+#include "robustlens/core/error.h"
+#include "robustlens/explain/map_metrics.h"
+#include "robustlens/models/builtin_model.h"
+
+#include <torch/autograd.h>
+
+#include <cmath>
+#include <memory>
+
+namespace robustlens {
+namespace {
+
+/// The model whose gradients drive an attack: the model itself, or its
+/// softplus surrogate when asked for.
+class AttackModel {
+ public:
+  AttackModel(Model& model, const UpiOptions& options) : model_(&model) {
+    if (options.surrogate_beta <= 0) return;
+    auto* builtin = dynamic_cast<BuiltinModel*>(&model);
+    RL_CHECK(builtin != nullptr, "a softplus surrogate needs a built-in model (written by robustlens train); this one is ",
+             model.info().kind);
+    surrogate_ = builtin->softplus_surrogate(options.surrogate_beta);
+    surrogate_->set_training(false);
+    model_ = surrogate_.get();
+  }
+  Model& operator*() const { return *model_; }
+
+ private:
+  std::unique_ptr<BuiltinModel> surrogate_;
+  Model* model_;
+};
+
+/// Unit-norm rows (the flattened samples of a N×… tensor); zero rows stay zero.
+at::Tensor unit_rows(const at::Tensor& t) {
+  const at::Tensor norms = t.flatten(1).norm(2, 1).clamp_min(1e-30);
+  return t / norms.view({-1, 1, 1, 1});
+}
+
+/// Random N×C×H×W perturbations of L2 norm `norm` each (global generator).
+at::Tensor random_of_norm(const std::vector<std::int64_t>& shape, double norm, const at::Device& device) {
+  return unit_rows(at::randn(shape)).mul(norm).to(device);
+}
+
+at::Tensor perturb(const at::Tensor& images, const at::Tensor& delta, bool clip) {
+  const at::Tensor x = images + delta;
+  return clip ? x.clamp(0, 1) : x;
+}
+
+/// Calls work(first, end, images, labels) for each batch of `data`, on the model's device.
+template <typename Work>
+void for_each_batch(const Dataset& data, std::int64_t batch_size, const at::Device& device, Work&& work) {
+  for (std::int64_t start = 0; start < data.size(); start += batch_size) {
+    const std::int64_t end = std::min(start + batch_size, data.size());
+    work(start, end, data.images.slice(0, start, end).to(device), data.labels.slice(0, start, end).to(device));
+  }
+}
+
+/// The slice of a universal (C×H×W) or per-image (N×C×H×W) perturbation for samples [start, end).
+at::Tensor delta_for(const at::Tensor& delta, std::int64_t start, std::int64_t end) {
+  return delta.dim() == 3 ? delta.unsqueeze(0) : delta.slice(0, start, end);
+}
+
+}  // namespace
+
+at::Tensor top_right_singular_vector(const at::Tensor& rows, std::int64_t iterations, double tolerance) {
+  RL_CHECK(rows.dim() == 2 && rows.size(0) >= 1 && rows.size(1) >= 1, "power iteration: need a non-empty n×d matrix, got ",
+           rows.sizes());
+  RL_CHECK(iterations >= 1, "power iterations must be >= 1, got ", iterations);
+  at::Tensor v = at::randn({rows.size(1)}, rows.options());
+  v = v / v.norm();
+  for (std::int64_t i = 0; i < iterations; ++i) {
+    at::Tensor next = rows.t().mv(rows.mv(v));  // (RᵀR)v without forming RᵀR
+    const double norm = next.norm().item<double>();
+    if (norm == 0) break;  // v is in the null space: R is zero
+    next = next / norm;
+    const bool converged = (next - v).norm().item<double>() < tolerance;
+    v = next;
+    if (converged) break;
+  }
+  return v * v[v.abs().argmax()].sign();
+}
+
+void UpiOptions::check() const {
+  attribution.check();
+  RL_CHECK(!eps.empty(), "--eps: need at least one radius");
+  for (const double e : eps) RL_CHECK(std::isfinite(e) && e > 0, "--eps: radii must be > 0, got ", e);
+  RL_CHECK(method == "grad" || method == "pca" || method == "both", "--method: expected grad, pca or both, got '", method, "'");
+  RL_CHECK(passes >= 1, "--passes must be >= 1, got ", passes);
+  RL_CHECK(step_fraction > 0, "UPI-Grad step fraction must be > 0, got ", step_fraction);
+  RL_CHECK(start_fraction > 0 && start_fraction <= 1, "UPI-Grad start fraction must lie in (0, 1], got ", start_fraction);
+  RL_CHECK(pca_noise > 0, "UPI-PCA noise must be > 0, got ", pca_noise);
+  RL_CHECK(power_iterations >= 1, "power iterations must be >= 1, got ", power_iterations);
+  RL_CHECK(per_image_steps >= 1, "per-image attack steps must be >= 1, got ", per_image_steps);
+  RL_CHECK(surrogate_beta >= 0, "--surrogate-beta must be >= 0 (0 = off), got ", surrogate_beta);
+  RL_CHECK(top_k >= 0, "--top-k must be >= 0 (0 = scaled with the image area), got ", top_k);
+  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+}
+
+std::int64_t UpiOptions::resolved_top_k(std::int64_t height, std::int64_t width) const {
+  const std::int64_t k = top_k > 0 ? top_k : std::max<std::int64_t>(10, std::llround(1000.0 * static_cast<double>(height * width) / (224.0 * 224.0)));
+  RL_CHECK(k <= height * width, "--top-k ", k, " exceeds the ", height * width, " pixels of a map");
+  return k;
+}
+
+nlohmann::json UpiOptions::to_json() const {
+  return {{"attribution", attribution.to_json()},
+          {"eps", eps},
+          {"method", method},
+          {"passes", passes},
+          {"step_fraction", step_fraction},
+          {"step_schedule", "step_fraction·eps/sqrt(1+pass), along the normalised gradient"},
+          {"start_fraction", start_fraction},
+          {"pca_noise", pca_noise},
+          {"power_iterations", power_iterations},
+          {"per_image_steps", per_image_steps},
+          {"surrogate_beta", surrogate_beta},
+          {"top_k", top_k},
+          {"clip", clip},
+          {"batch_size", batch_size}};
+}
+
+Dataset correctly_classified(Model& model, const Dataset& dataset, std::int64_t batch_size) {
+  model.set_training(false);
+  const at::Tensor correct = batched_logits(model, dataset.images, batch_size).argmax(1).eq(dataset.labels);
+  const at::Tensor kept = correct.nonzero().flatten().contiguous();
+  return dataset.subset(std::vector<std::int64_t>(kept.data_ptr<std::int64_t>(), kept.data_ptr<std::int64_t>() + kept.numel()));
+}
+
+at::Tensor interpretation_maps(Model& model, const at::Tensor& images, const at::Tensor& labels,
+                               const AttributionOptions& options) {
+  return normalise_maps(attribute(model, images, labels, options));
+}
+
+at::Tensor map_attack_gradients(Model& model, const at::Tensor& perturbed, const at::Tensor& clean_maps,
+                                const at::Tensor& labels, const AttributionOptions& attribution) {
+  const at::Tensor leaf = perturbed.detach().requires_grad_(true);
+  const at::Tensor maps = interpretation_maps(model, leaf, labels, AttributionOptions(attribution).set_create_graph(true));
+  // Σ_i D_i: sample i's term depends on x̃_i only, so its gradient is g_i.
+  return torch::autograd::grad({relative_l2(clean_maps, maps).sum()}, {leaf})[0].detach();
+}
+
+at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOptions& options,
+                    const ProgressCallback& progress) {
+  options.check();
+  RL_CHECK(attack.size() >= 1, "UPI-Grad: the attack split is empty");
+  model.set_training(false);
+  const AttackModel attacker(model, options);
+  const at::Device device = model.device();
+  // Maps without create_graph come back detached (attribute() needs grad mode on).
+  std::vector<at::Tensor> maps;
+  for_each_batch(attack, options.batch_size, device, [&](std::int64_t, std::int64_t, const at::Tensor& x, const at::Tensor& y) {
+    maps.push_back(interpretation_maps(*attacker, x, y, options.attribution));
+  });
+  const at::Tensor clean_maps = at::cat(maps);
+  const std::vector<std::int64_t> shape = attack.image_shape();
+  // A random start: the dissimilarity's gradient vanishes at delta = 0.
+  at::Tensor delta = random_of_norm({1, shape[0], shape[1], shape[2]}, options.start_fraction * eps, device);
+  const AttributionOptions graph = AttributionOptions(options.attribution).set_create_graph(true);
+  const at::Tensor images = attack.images.to(device), labels = attack.labels.to(device);
+  for (std::int64_t pass = 0; pass < options.passes; ++pass) {
+    const double step = options.step_fraction * eps / std::sqrt(1.0 + static_cast<double>(pass));
+    const at::Tensor order = at::randperm(attack.size(), at::kLong);
+    for (std::int64_t start = 0; start < attack.size(); start += options.batch_size) {
+      const at::Tensor batch = order.slice(0, start, std::min(start + options.batch_size, attack.size())).to(device);
+      const at::Tensor x = images.index_select(0, batch), y = labels.index_select(0, batch);
+      const at::Tensor d = delta.detach().requires_grad_(true);
+      const at::Tensor maps = interpretation_maps(*attacker, perturb(x, d, options.clip), y, graph);
+      const at::Tensor objective = relative_l2(clean_maps.index_select(0, batch), maps).mean();
+      const at::Tensor gradient = torch::autograd::grad({objective}, {d})[0];
+      const double norm = gradient.norm().item<double>();
+      if (norm > 0) delta = project_to_ball(delta + step * gradient / norm, Norm::l2, eps);
+    }
+    report(progress, {"UPI-Grad passes", pass + 1, options.passes, ""});
+  }
+  return delta.squeeze(0).detach();
+}
+
+at::Tensor upi_pca_direction(Model& model, const Dataset& attack, const UpiOptions& options, const ProgressCallback& progress) {
+  options.check();
+  RL_CHECK(attack.size() >= 1, "UPI-PCA: the attack split is empty");
+  model.set_training(false);
+  const AttackModel attacker(model, options);
+  std::vector<at::Tensor> directions;
+  for_each_batch(attack, options.batch_size, model.device(), [&](std::int64_t, std::int64_t end, const at::Tensor& x, const at::Tensor& y) {
+    const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution);
+    const at::Tensor moved = x + random_of_norm(x.sizes().vec(), options.pca_noise, x.device());
+    directions.push_back(unit_rows(map_attack_gradients(*attacker, moved, clean_maps, y, options.attribution)).flatten(1));
+    report(progress, {"UPI-PCA gradients", end, attack.size(), ""});
+  });
+  const std::vector<std::int64_t> shape = attack.image_shape();
+  return top_right_singular_vector(at::cat(directions), options.power_iterations).view({shape[0], shape[1], shape[2]});
+}
+
+at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps, const UpiOptions& options) {
+  const at::Tensor plus = direction * eps, minus = -plus;
+  return evaluate_perturbation(model, attack, plus, options).dissimilarity >=
+                 evaluate_perturbation(model, attack, minus, options).dissimilarity
+             ? plus
+             : minus;
+}
+
+at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps, const UpiOptions& options) {
+  options.check();
+  model.set_training(false);
+  const AttackModel attacker(model, options);
+  const double step = 2.5 * eps / static_cast<double>(options.per_image_steps);
+  std::vector<at::Tensor> deltas;
+  for_each_batch(images, options.batch_size, model.device(), [&](std::int64_t, std::int64_t, const at::Tensor& x, const at::Tensor& y) {
+    const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution);
+    at::Tensor delta = random_of_norm(x.sizes().vec(), options.start_fraction * eps, x.device());
+    for (std::int64_t s = 0; s < options.per_image_steps; ++s) {
+      const at::Tensor gradient = map_attack_gradients(*attacker, perturb(x, delta, options.clip), clean_maps, y, options.attribution);
+      delta = project_to_ball(delta + step * unit_rows(gradient), Norm::l2, eps);
+    }
+    deltas.push_back(delta.detach());
+  });
+  return at::cat(deltas);
+}
+
+nlohmann::json UpiMetrics::to_json() const {
+  return {{"dissimilarity", dissimilarity}, {"topk_intersection", topk_intersection}, {"spearman", spearman}, {"fooling_rate", fooling_rate}};
+}
+
+UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Tensor& delta, const UpiOptions& options) {
+  RL_CHECK(test.size() >= 1, "UPI: no test images to evaluate on");
+  RL_CHECK(delta.dim() == 3 || (delta.dim() == 4 && delta.size(0) == test.size()), "UPI: a perturbation must be C×H×W or ",
+           test.size(), "×C×H×W, got ", delta.sizes());
+  model.set_training(false);
+  const std::vector<std::int64_t> shape = test.image_shape();
+  const std::int64_t k = options.resolved_top_k(shape[1], shape[2]);
+  double dissimilarity = 0, topk = 0, spearman = 0, fooled = 0;
+  for_each_batch(test, options.batch_size, model.device(), [&](std::int64_t start, std::int64_t end, const at::Tensor& x, const at::Tensor& y) {
+    const at::Tensor moved = perturb(x, delta_for(delta, start, end).to(x.device()), options.clip);
+    const at::Tensor before = interpretation_maps(model, x, y, options.attribution);
+    const at::Tensor after = interpretation_maps(model, moved, y, options.attribution);
+    at::NoGradGuard no_grad;
+    dissimilarity += relative_l2(before, after).sum().item<double>();
+    topk += topk_intersection(before, after, k).sum().item<double>();
+    spearman += spearman_correlation(before, after).sum().item<double>();
+    fooled += model.forward(moved).argmax(1).ne(model.forward(x).argmax(1)).sum().item<double>();
+  });
+  const auto n = static_cast<double>(test.size());
+  return {dissimilarity / n, topk / n, spearman / n, fooled / n};
+}
+
+nlohmann::json UpiResult::to_json(const std::vector<double>& eps) const {
+  nlohmann::json per_eps = nlohmann::json::array();
+  for (std::size_t e = 0; e < metrics.size(); ++e) {
+    nlohmann::json by_name = nlohmann::json::object();
+    for (const auto& [name, m] : metrics[e]) by_name[name] = m.to_json();
+    per_eps.push_back({{"eps", eps[e]}, {"metrics", by_name}});
+  }
+  return {{"attack_images", attack_images}, {"test_images", test_images}, {"top_k", top_k}, {"per_eps", per_eps}};
+}
+
+UpiResult analyse_upi(Model& model, const Dataset& attack, const Dataset& test, const UpiOptions& options,
+                      const ProgressCallback& progress) {
+  options.check();
+  const Dataset attack_set = correctly_classified(model, attack, options.batch_size);
+  const Dataset test_set = correctly_classified(model, test, options.batch_size);
+  RL_CHECK(attack_set.size() >= 1 && test_set.size() >= 1, "UPI: the model classifies ", attack_set.size(), " of ",
+           attack.size(), " attack images and ", test_set.size(), " of ", test.size(),
+           " test images correctly; need at least one of each");
+  const std::vector<std::int64_t> shape = test_set.image_shape();
+  const bool grad = options.method != "pca", pca = options.method != "grad";
+  const at::Tensor direction = pca ? upi_pca_direction(model, attack_set, options, progress) : at::Tensor();
+  UpiResult result;
+  result.attack_images = attack_set.size();
+  result.test_images = test_set.size();
+  result.top_k = options.resolved_top_k(shape[1], shape[2]);
+  for (const double eps : options.eps) {
+    std::map<std::string, at::Tensor> universal;
+    if (grad) universal["upi-grad"] = upi_grad(model, attack_set, eps, options, progress);
+    if (pca) universal["upi-pca"] = upi_pca(model, attack_set, direction, eps, options);
+    universal["universal-random"] = random_of_norm({1, shape[0], shape[1], shape[2]}, eps, model.device()).squeeze(0);
+    std::map<std::string, UpiMetrics> metrics;
+    for (const auto& [name, delta] : universal) metrics[name] = evaluate_perturbation(model, test_set, delta, options);
+    metrics["per-image-random"] =
+        evaluate_perturbation(model, test_set, random_of_norm({test_set.size(), shape[0], shape[1], shape[2]}, eps, model.device()), options);
+    metrics["per-image-attack"] = evaluate_perturbation(model, test_set, per_image_map_attack(model, test_set, eps, options), options);
+    for (auto& [name, delta] : universal) delta = delta.to(at::kCPU);
+    result.metrics.push_back(std::move(metrics));
+    result.perturbations.push_back(std::move(universal));
+  }
+  return result;
+}
+
+}  // namespace robustlens

@@ -1,0 +1,134 @@
+// Universal perturbations of interpretations (Ehsani Oskouie & Farnia, ICASSP
+// 2023): one perturbation delta, ‖delta‖₂ ≤ eps, built on an attack split,
+// that moves a gradient-based interpretation map on unseen test images.
+//   UPI-Grad: projected stochastic gradient ascent of the mean map
+//             dissimilarity, through the map (double backprop).
+//   UPI-PCA:  the top right singular vector of the per-image map-attack
+//             directions (power iteration, matrix–vector products only).
+// Baselines at the same eps: universal random noise, per-image random noise,
+// and a per-image map attack (an upper reference). Only correctly classified
+// images are attacked and scored.
+#pragma once
+
+#include "robustlens/core/model.h"
+#include "robustlens/core/progress.h"
+#include "robustlens/data/dataset.h"
+#include "robustlens/explain/attributions.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace robustlens {
+
+/// The top right singular vector (unit norm, sign: largest |entry| positive)
+/// of the n×d matrix `rows`, by power iteration on RᵀR using only the
+/// products R·v and Rᵀ·u (the d×d matrix is never formed). Starts from a
+/// random vector (global generator); stops when the direction moves by less
+/// than `tolerance`.
+at::Tensor top_right_singular_vector(const at::Tensor& rows, std::int64_t iterations = 200, double tolerance = 1e-7);
+
+struct UpiOptions {
+  /// The interpretation under attack (any method of explain/attributions.h);
+  /// default: simple gradient of the softmax probability of the true class.
+  AttributionOptions attribution = AttributionOptions().set_softmax(true);
+  /// Radii (L2, [0,1] pixel units).
+  std::vector<double> eps{0.5, 1.0, 2.0};
+  /// "grad", "pca" or "both".
+  std::string method = "both";
+  /// UPI-Grad: passes over the attack split, first step length as a fraction
+  /// of eps (step t of pass p is step_fraction·eps/√(1+p)), starting norm of
+  /// the random delta as a fraction of eps.
+  std::int64_t passes = 20;
+  double step_fraction = 0.1;
+  double start_fraction = 0.01;
+  /// UPI-PCA: L2 norm of the noise that moves each attack image off the
+  /// point itself (where the dissimilarity's gradient vanishes); power iterations.
+  double pca_noise = 0.1;
+  std::int64_t power_iterations = 200;
+  /// Per-image map attack (baseline): steps of length 2.5·eps/steps.
+  std::int64_t per_image_steps = 10;
+  /// softplus beta of a smooth surrogate used only for the attack gradients of
+  /// a ReLU built-in model (maps are always evaluated on the real model); 0 = off.
+  double surrogate_beta = 0;
+  /// Top-k intersection: k; 0 = scaled with the image area (1000 on 224×224,
+  /// at least 10: 16 on 28×28).
+  std::int64_t top_k = 0;
+  /// Keep x + delta in [0,1].
+  bool clip = false;
+  std::int64_t batch_size = 128;
+
+  UpiOptions& set_attribution(AttributionOptions v) { attribution = std::move(v); return *this; }
+  UpiOptions& set_eps(std::vector<double> v) { eps = std::move(v); return *this; }
+  UpiOptions& set_method(std::string v) { method = std::move(v); return *this; }
+  UpiOptions& set_passes(std::int64_t v) { passes = v; return *this; }
+  UpiOptions& set_step_fraction(double v) { step_fraction = v; return *this; }
+  UpiOptions& set_start_fraction(double v) { start_fraction = v; return *this; }
+  UpiOptions& set_pca_noise(double v) { pca_noise = v; return *this; }
+  UpiOptions& set_power_iterations(std::int64_t v) { power_iterations = v; return *this; }
+  UpiOptions& set_per_image_steps(std::int64_t v) { per_image_steps = v; return *this; }
+  UpiOptions& set_surrogate_beta(double v) { surrogate_beta = v; return *this; }
+  UpiOptions& set_top_k(std::int64_t v) { top_k = v; return *this; }
+  UpiOptions& set_clip(bool v) { clip = v; return *this; }
+  UpiOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+
+  void check() const;
+  /// k for images of H×W pixels.
+  std::int64_t resolved_top_k(std::int64_t height, std::int64_t width) const;
+  nlohmann::json to_json() const;
+};
+
+/// The images of `dataset` the model classifies correctly.
+Dataset correctly_classified(Model& model, const Dataset& dataset, std::int64_t batch_size);
+
+/// Interpretation maps N×H×W (each sums to 1) of the images for their labels.
+at::Tensor interpretation_maps(Model& model, const at::Tensor& images, const at::Tensor& labels,
+                               const AttributionOptions& options);
+
+/// The per-sample gradients g_i of D(I(x̃_i), I(x_i)) at x̃_i, batched: one
+/// backward pass per batch (samples do not interact in evaluation mode).
+at::Tensor map_attack_gradients(Model& model, const at::Tensor& perturbed, const at::Tensor& clean_maps,
+                                const at::Tensor& labels, const AttributionOptions& attribution);
+
+/// UPI-Grad's perturbation for radius eps (C×H×W).
+at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOptions& options,
+                    const ProgressCallback& progress = {});
+/// UPI-PCA's direction (C×H×W, unit norm): it does not depend on eps.
+at::Tensor upi_pca_direction(Model& model, const Dataset& attack, const UpiOptions& options,
+                             const ProgressCallback& progress = {});
+/// ±eps·direction, the sign with the larger mean dissimilarity on `attack`.
+at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps, const UpiOptions& options);
+/// Per-image map attack (N×C×H×W, each of norm ≤ eps): the baseline UPIs are measured against.
+at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps, const UpiOptions& options);
+
+struct UpiMetrics {
+  double dissimilarity = 0;      ///< mean relative L2 of the maps
+  double topk_intersection = 0;  ///< mean share of the top-k pixels kept
+  double spearman = 0;           ///< mean rank correlation of the maps
+  double fooling_rate = 0;       ///< share of images whose prediction changes
+  nlohmann::json to_json() const;
+};
+
+/// The metrics of a perturbation (C×H×W universal or N×C×H×W per image) on `test`.
+UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Tensor& delta, const UpiOptions& options);
+
+struct UpiResult {
+  std::int64_t attack_images = 0, test_images = 0;  ///< correctly classified, used
+  std::int64_t top_k = 0;
+  /// Per eps: metrics by perturbation name (upi-grad, upi-pca,
+  /// universal-random, per-image-random, per-image-attack).
+  std::vector<std::map<std::string, UpiMetrics>> metrics;
+  /// Per eps: the universal perturbations (C×H×W) by name.
+  std::vector<std::map<std::string, at::Tensor>> perturbations;
+  nlohmann::json to_json(const std::vector<double>& eps) const;
+};
+
+/// Runs the chosen methods and the baselines for every eps: attack on the
+/// correctly classified images of `attack`, metrics on those of `test`.
+UpiResult analyse_upi(Model& model, const Dataset& attack, const Dataset& test, const UpiOptions& options,
+                      const ProgressCallback& progress = {});
+
+}  // namespace robustlens
