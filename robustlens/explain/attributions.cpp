@@ -4,8 +4,21 @@
 
 #include <torch/autograd.h>
 
+#include <limits>
+
 namespace robustlens {
 namespace {
+
+/// softmax(logits)[target] as exp(−softplus(L)), L = logsumexp over k ≠ target of
+/// (z_k − z_target). Its backward only multiplies and adds small positive terms;
+/// softmax's own backward computes 1 − p, which rounds to 0 for a confident
+/// prediction and leaves rounding noise as the map.
+at::Tensor target_probability(const at::Tensor& logits, const at::Tensor& targets) {
+  if (logits.size(1) == 1) return at::ones({logits.size(0)}, logits.options());  // one class: p = 1 everywhere
+  const at::Tensor column = targets.unsqueeze(1);
+  const at::Tensor others = (logits - logits.gather(1, column)).scatter(1, column, -std::numeric_limits<double>::infinity());
+  return at::exp(-at::softplus(others.logsumexp(1)));
+}
 
 /// ∇_z score_target(z) for rows z (M×C×H×W) and targets (M), in chunks of batch_size.
 at::Tensor target_gradients(Model& model, const at::Tensor& z, const at::Tensor& targets,
@@ -16,9 +29,10 @@ at::Tensor target_gradients(Model& model, const at::Tensor& z, const at::Tensor&
     at::Tensor rows = z.slice(0, start, end);
     // Without create_graph the rows are fresh leaves; with it they stay attached to the caller's input.
     if (!options.create_graph || !rows.requires_grad()) rows = rows.detach().requires_grad_(true);
-    at::Tensor scores = model.forward(rows);
-    if (options.softmax) scores = scores.softmax(1);
-    const at::Tensor selected = scores.gather(1, targets.slice(0, start, end).unsqueeze(1)).sum();
+    const at::Tensor logits = model.forward(rows), rows_targets = targets.slice(0, start, end);
+    const at::Tensor selected = (options.softmax ? target_probability(logits, rows_targets)
+                                                 : logits.gather(1, rows_targets.unsqueeze(1)))
+                                    .sum();
     chunks.push_back(torch::autograd::grad({selected}, {rows}, {}, options.create_graph, options.create_graph)[0]);
   }
   return at::cat(chunks);

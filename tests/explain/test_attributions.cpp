@@ -2,6 +2,7 @@
 
 #include "robustlens/core/error.h"
 #include "robustlens/models/builtin_model.h"
+#include "test_support.h"
 
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
@@ -119,6 +120,27 @@ TEST(Attributions, MapsAreDifferentiableWithCreateGraph) {
     const double numeric = (g(plus.requires_grad_(true)).item<double>() - g(minus.requires_grad_(true)).item<double>()) / (2 * h);
     EXPECT_NEAR(analytic.view(-1)[j].item<double>(), numeric, 1e-6 + 1e-4 * std::abs(numeric)) << "pixel " << j;
   }
+}
+
+TEST(Attributions, SoftmaxSaliencyOfAConfidentModelIsItsClosedForm) {
+  // Two classes, logits (w·x, −w·x) with a gap of about 60 at float32: 1 − p
+  // rounds to 0, so differentiating softmax itself gives a zero or noise map.
+  // The closed form: ∇p_0 = p_0·p_1·2w, a map proportional to |w|.
+  testing::TemporaryDirectory dir;
+  torch::manual_seed(9);
+  const at::Tensor w = at::randn({16});
+  testing::save_linear_torchscript(dir.file("confident.pt"), at::stack({w, -w}), at::zeros({2}));
+  auto model = load_model(dir.file("confident.pt"), at::kCPU);
+  at::Tensor x = at::rand({3, 1, 4, 4});
+  x = x * (30.0 / x.flatten(1).matmul(w).abs().view({-1, 1, 1, 1}));  // w·x = ±30
+  const at::Tensor target = x.flatten(1).matmul(w).lt(0).to(at::kLong);  // the predicted class
+  const at::Tensor maps = normalise_maps(attribute(*model, x, target, AttributionOptions().set_softmax(true)));
+  const at::Tensor expected = (w.abs() / w.abs().sum()).view({1, 4, 4}).expand({3, 4, 4});
+  EXPECT_TRUE(at::allclose(maps, expected, 1e-4, 1e-6)) << maps[0] << expected[0];
+  // and the raw values: p_0·p_1·2|w| with p_1 = 1/(1 + e^60)
+  const double p_other = 1.0 / (1.0 + std::exp(60.0));
+  const at::Tensor raw = attribute(*model, x, target, AttributionOptions().set_softmax(true)).abs().flatten(1)[0];
+  EXPECT_TRUE(at::allclose(raw.to(at::kDouble), (2 * p_other * w.abs()).to(at::kDouble), 1e-3, 0)) << raw;
 }
 
 TEST(Attributions, NormalisedMapsAreNonNegativeAndSumToOne) {

@@ -13,5 +13,6 @@ void add_attack_command(CLI::App& app);
 void add_explain_command(CLI::App& app);
 void add_margins_command(CLI::App& app);
 void add_spectral_command(CLI::App& app);
+void add_upi_command(CLI::App& app);
 
 }  // namespace robustlens::cli

@@ -141,4 +141,14 @@ void add_deepfool_options(CLI::App& command, DeepFoolOptions& d) {
   command.add_flag("--clip", d.clip, "DeepFool: keep iterates in [0,1] (default: unconstrained, as the reference)");
 }
 
+void add_attribution_options(CLI::App& command, AttributionOptions& a, std::string& method, const std::string& method_flag) {
+  command.add_option(method_flag, method, "Attribution method")
+      ->check(CLI::IsMember({"saliency", "input-x-gradient", "ig", "smoothgrad"}))
+      ->capture_default_str();
+  command.add_option("--steps", a.steps, "ig: Riemann steps")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--baseline", a.baseline, "ig: constant baseline image value")->capture_default_str();
+  command.add_option("--noise", a.noise, "smoothgrad: noise standard deviation")->check(CLI::NonNegativeNumber)->capture_default_str();
+  command.add_option("--noise-samples", a.noise_samples, "smoothgrad: noisy copies per image")->check(CLI::PositiveNumber)->capture_default_str();
+}
+
 }  // namespace robustlens::cli

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "robustlens/attacks/deepfool.h"
+#include "robustlens/explain/attributions.h"
 #include "robustlens/core/model.h"
 #include "robustlens/data/dataset.h"
 
@@ -80,5 +81,11 @@ AnalysisRun start_analysis(CommonOptions& common, const std::string& command);
 
 /// The DeepFool options of `attack` and `margins`, declared once.
 void add_deepfool_options(CLI::App& command, DeepFoolOptions& options);
+
+/// The attribution method (as option `method_flag`, e.g. --method) and its
+/// parameters (--steps, --baseline, --noise, --noise-samples), declared once
+/// for `explain` and `upi`. The method name is parsed by parse_attribution_method.
+void add_attribution_options(CLI::App& command, AttributionOptions& options, std::string& method,
+                             const std::string& method_flag);
 
 }  // namespace robustlens::cli

@@ -81,15 +81,9 @@ void add_explain_command(CLI::App& app) {
   command->common.samples = 8;
   CLI::App* sub = app.add_subcommand("explain", "Attribution maps: saliency, input×gradient, integrated gradients, SmoothGrad");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
-  AttributionOptions& a = command->attribution;
-  sub->add_option("--method", command->method, "Attribution method")
-      ->check(CLI::IsMember({"saliency", "input-x-gradient", "ig", "smoothgrad"}))->capture_default_str();
+  add_attribution_options(*sub, command->attribution, command->method, "--method");
   sub->add_option("--target", command->target, "Class explained: true, predicted or a class index")->capture_default_str();
-  sub->add_flag("--softmax", a.softmax, "Differentiate the softmax probability instead of the logit");
-  sub->add_option("--steps", a.steps, "ig: Riemann steps")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--baseline", a.baseline, "ig: constant baseline image value")->capture_default_str();
-  sub->add_option("--noise", a.noise, "smoothgrad: noise standard deviation")->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--noise-samples", a.noise_samples, "smoothgrad: noisy copies per image")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_flag("--softmax", command->attribution.softmax, "Differentiate the softmax probability instead of the logit");
   sub->callback([command] { run_explain(*command); });
 }
 

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   robustlens::cli::add_explain_command(app);
   robustlens::cli::add_margins_command(app);
   robustlens::cli::add_spectral_command(app);
+  robustlens::cli::add_upi_command(app);
   robustlens::cli::add_info_command(app);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,163 @@
+// robustlens upi: universal perturbations of interpretations (UPI-Grad,
+// UPI-PCA) against a gradient-based explanation, with their baselines, per eps.
+#include "commands.h"
+#include "common.h"
+
+#include "robustlens/analyses/upi.h"
+#include "robustlens/core/error.h"
+#include "robustlens/report/chart.h"
+#include "robustlens/report/files.h"
+#include "robustlens/report/images.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+
+namespace robustlens::cli {
+namespace {
+
+struct UpiCommand {
+  CommonOptions common;
+  UpiOptions upi;
+  std::string explainer = "saliency";
+  bool logit = false;
+  std::string attack_split = "train";
+  std::int64_t attack_samples = 1000;
+};
+
+const std::vector<std::string> kUniversal{"upi-grad", "upi-pca", "universal-random"};
+const std::vector<std::string> kAll{"upi-grad", "upi-pca", "universal-random", "per-image-random", "per-image-attack"};
+
+LineChart dissimilarity_chart(const UpiResult& result, const std::vector<double>& eps, const std::string& explainer) {
+  LineChart chart{"Interpretation dissimilarity (" + explainer + ")", "eps (L2, [0,1] pixels)",
+                  "mean relative L2 change of the map", {}};
+  for (const std::string& name : kAll) {
+    if (!result.metrics.front().count(name)) continue;
+    ChartSeries series{name, eps, {}, {}, {}, name.rfind("per-image", 0) == 0};
+    for (const auto& by_name : result.metrics) series.y.push_back(by_name.at(name).dissimilarity);
+    chart.series.push_back(series);
+  }
+  return chart;
+}
+
+/// Rows: eps; columns: the universal perturbations (channel sum, blue − / red +).
+void write_perturbation_grid(const std::filesystem::path& path, const UpiResult& result) {
+  std::vector<at::Tensor> tiles;
+  std::int64_t columns = 0;
+  for (const auto& by_name : result.perturbations) {
+    columns = static_cast<std::int64_t>(by_name.size());
+    for (const std::string& name : kUniversal) {
+      if (by_name.count(name)) tiles.push_back(diverging_colormap(by_name.at(name).sum(0)));
+    }
+  }
+  write_png(path.string(), image_grid(tiles, columns, tiles.front().size(-1) < 64 ? 4 : 1));
+}
+
+/// Up to 6 test images at the largest eps: image | its map | the map under each universal perturbation.
+void write_map_figure(const std::filesystem::path& path, Model& model, const Dataset& test, const UpiResult& result,
+                      const UpiOptions& options) {
+  const Dataset shown = correctly_classified(model, test.subset([&] {
+    std::vector<std::int64_t> first;
+    for (std::int64_t i = 0; i < std::min<std::int64_t>(32, test.size()); ++i) first.push_back(i);
+    return first;
+  }()), options.batch_size);
+  const std::int64_t rows = std::min<std::int64_t>(6, shown.size());
+  if (rows == 0) return;
+  const at::Tensor x = shown.images.slice(0, 0, rows).to(model.device()), y = shown.labels.slice(0, 0, rows).to(model.device());
+  std::vector<at::Tensor> columns{interpretation_maps(model, x, y, options.attribution).to(at::kCPU)};
+  const auto& strongest = result.perturbations.back();
+  for (const std::string& name : kUniversal) {
+    if (!strongest.count(name)) continue;
+    const at::Tensor moved = x + strongest.at(name).to(model.device()).unsqueeze(0);
+    columns.push_back(interpretation_maps(model, options.clip ? moved.clamp(0, 1) : moved, y, options.attribution).to(at::kCPU));
+  }
+  std::vector<at::Tensor> tiles;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    tiles.push_back(to_rgb(shown.images[i]));
+    for (const at::Tensor& maps : columns) tiles.push_back(heat_colormap(maps[i]));
+  }
+  write_png(path.string(), image_grid(tiles, static_cast<std::int64_t>(columns.size()) + 1, x.size(-1) < 64 ? 3 : 1));
+}
+
+void run_upi(UpiCommand command) {
+  CommonOptions& common = command.common;
+  const UpiOptions options = command.upi.set_attribution(command.upi.attribution.set_method(parse_attribution_method(command.explainer))
+                                                             .set_softmax(!command.logit))
+                                 .set_batch_size(common.batch_size);
+  options.check();
+  RL_CHECK(command.attack_samples >= 1, "--attack-samples must be >= 1, got ", command.attack_samples);
+  const AnalysisRun run = start_analysis(common, "upi");
+  Model& model = *run.model;
+  CommonOptions attack_selection = common;
+  attack_selection.samples = command.attack_samples;
+  attack_selection.samples_given = false;
+  attack_selection.indices.clear();
+  attack_selection.seed = common.seed + 1;  // a different draw when both splits are the same
+  std::vector<std::int64_t> attack_indices;
+  const Dataset attack = select_data(load_data(common, command.attack_split), attack_selection, &attack_indices);
+  RL_CHECK(command.attack_split != common.split || std::none_of(attack_indices.begin(), attack_indices.end(), [&](std::int64_t i) {
+             return std::find(run.indices.begin(), run.indices.end(), i) != run.indices.end();
+           }), "--attack-split and --split are both '", common.split, "' and their samples overlap; the test images must be unseen");
+
+  const UpiResult result = analyse_upi(model, attack, run.data, options, terminal_progress());
+
+  const std::filesystem::path out(common.out);
+  nlohmann::json options_json = options.to_json();
+  options_json.update({{"explainer", command.explainer}, {"attack_split", command.attack_split}, {"attack_samples", command.attack_samples}});
+  nlohmann::json record = run.record("upi", options_json, common);
+  record["attack_indices"] = attack_indices;
+  record["scored_on"] = "correctly classified images only (attack and test)";
+  record.update(result.to_json(options.eps));
+  write_json_file((out / "upi.json").string(), record);
+  std::map<std::string, at::Tensor> tensors{{"eps", at::tensor(options.eps, at::kDouble)}};
+  for (std::size_t e = 0; e < options.eps.size(); ++e) {
+    for (const auto& [name, delta] : result.perturbations[e]) tensors[name + "_eps_" + std::to_string(e)] = delta;
+  }
+  write_tensors((out / "perturbations.pt").string(), tensors);
+  write_perturbation_grid(out / "perturbations.png", result);
+  write_svg((out / "dissimilarity.svg").string(), dissimilarity_chart(result, options.eps, command.explainer));
+  write_map_figure(out / "maps.png", model, run.data, result, options);
+
+  std::printf("UPI against %s maps: attack on %lld correctly classified %s images, scored on %lld unseen test images (top-k %lld)\n",
+              command.explainer.c_str(), static_cast<long long>(result.attack_images), command.attack_split.c_str(),
+              static_cast<long long>(result.test_images), static_cast<long long>(result.top_k));
+  for (std::size_t e = 0; e < options.eps.size(); ++e) {
+    std::printf("eps %-6.4g %18s %15s %9s %13s\n", options.eps[e], "dissimilarity", "top-k kept", "spearman", "fooling rate");
+    for (const std::string& name : kAll) {
+      if (!result.metrics[e].count(name)) continue;
+      const UpiMetrics& m = result.metrics[e].at(name);
+      std::printf("  %-18s %14.4f %15.3f %9.3f %12.1f%%\n", name.c_str(), m.dissimilarity, m.topk_intersection, m.spearman,
+                  100 * m.fooling_rate);
+    }
+  }
+  std::printf("results in %s, %s, %s, %s, %s\n", (out / "upi.json").c_str(), (out / "dissimilarity.svg").c_str(),
+              (out / "perturbations.pt").c_str(), (out / "perturbations.png").c_str(), (out / "maps.png").c_str());
+}
+
+}  // namespace
+
+void add_upi_command(CLI::App& app) {
+  auto command = std::make_shared<UpiCommand>();
+  command->common.samples = 500;
+  CLI::App* sub = app.add_subcommand("upi", "Universal perturbations of interpretations (UPI-Grad, UPI-PCA) and their baselines");
+  add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
+  UpiOptions& u = command->upi;
+  add_attribution_options(*sub, u.attribution, command->explainer, "--explainer");
+  sub->add_flag("--logit", command->logit, "Explain the logit instead of the softmax probability (ReLU logit maps are piecewise constant)");
+  sub->add_option("--method", u.method, "Universal method(s)")->check(CLI::IsMember({"grad", "pca", "both"}))->capture_default_str();
+  sub->add_option("--eps", u.eps, "L2 radii, comma list in [0,1] pixel units")->delimiter(',')->capture_default_str();
+  sub->add_option("--attack-split", command->attack_split, "Split the perturbation is built on")
+      ->check(CLI::IsMember({"train", "test"}))->capture_default_str();
+  sub->add_option("--attack-samples", command->attack_samples, "Attack images drawn from --attack-split")->capture_default_str();
+  sub->add_option("--passes", u.passes, "UPI-Grad: passes over the attack images")->capture_default_str();
+  sub->add_option("--step-fraction", u.step_fraction, "UPI-Grad: first step as a fraction of eps (then /sqrt(1+pass))")->capture_default_str();
+  sub->add_option("--pca-noise", u.pca_noise, "UPI-PCA: L2 norm of the noise each attack image is moved by")->capture_default_str();
+  sub->add_option("--per-image-steps", u.per_image_steps, "Per-image map attack (baseline): steps")->capture_default_str();
+  sub->add_option("--surrogate-beta", u.surrogate_beta, "softplus beta of a smooth surrogate for the attack gradients of a ReLU built-in model (0 = off)")
+      ->capture_default_str();
+  sub->add_option("--top-k", u.top_k, "Top-k intersection: k (0 = 1000·HW/224², at least 10)")->capture_default_str();
+  sub->add_flag("--clip", u.clip, "Keep perturbed images in [0,1]");
+  sub->callback([command] { run_upi(*command); });
+}
+
+}  // namespace robustlens::cli
