@@ -194,12 +194,24 @@ at::Tensor upi_pca_direction(Model& model, const Dataset& attack, const UpiOptio
   return top_right_singular_vector(at::cat(directions), options.power_iterations).view({shape[0], shape[1], shape[2]});
 }
 
+namespace {
+
+/// Σ over `images` of the relative L2 change of the map under a universal delta (no other metric).
+double total_dissimilarity(Model& model, const Dataset& images, const at::Tensor& delta, const UpiOptions& options) {
+  double total = 0;
+  for_each_batch(images, options.batch_size, model.device(), [&](std::int64_t, std::int64_t, const at::Tensor& x, const at::Tensor& y) {
+    const at::Tensor before = interpretation_maps(model, x, y, options.attribution);
+    const at::Tensor after = interpretation_maps(model, perturb(x, delta.unsqueeze(0), options.clip), y, options.attribution);
+    total += relative_l2(before, after).sum().item<double>();
+  });
+  return total;
+}
+
+}  // namespace
+
 at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps, const UpiOptions& options) {
-  const at::Tensor plus = direction * eps, minus = -plus;
-  return evaluate_perturbation(model, attack, plus, options).dissimilarity >=
-                 evaluate_perturbation(model, attack, minus, options).dissimilarity
-             ? plus
-             : minus;
+  const at::Tensor plus = direction.to(model.device()) * eps, minus = -plus;
+  return total_dissimilarity(model, attack, plus, options) >= total_dissimilarity(model, attack, minus, options) ? plus : minus;
 }
 
 at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps, const UpiOptions& options) {
