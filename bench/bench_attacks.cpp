@@ -21,21 +21,15 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <string>
 
 using robustlens::bench::seconds_of;
 
 int run_benchmark(int argc, char** argv) {
-  std::string model_path;
-  int threads = 0;
-  std::int64_t samples = 1000, batch = 256;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--model") == 0) model_path = argv[i + 1];
-    if (std::strcmp(argv[i], "--threads") == 0) threads = std::stoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--samples") == 0) samples = std::stoll(argv[i + 1]);
-    if (std::strcmp(argv[i], "--batch") == 0) batch = std::stoll(argv[i + 1]);
-  }
+  const robustlens::bench::Arguments args(argc, argv, {"--model", "--threads", "--samples", "--batch"});
+  const std::string model_path = args.text("--model", "");
+  const int threads = static_cast<int>(args.integer("--threads", 0));
+  const std::int64_t samples = args.integer("--samples", 1000), batch = args.integer("--batch", 256);
   robustlens::configure_memory_allocator();
   robustlens::configure_threads(threads);
   robustlens::seed_everything(0);

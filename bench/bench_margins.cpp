@@ -17,22 +17,16 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <string>
 
 using robustlens::bench::measure_throughput;
 
 int run_benchmark(int argc, char** argv) {
-  int threads = 1;
-  std::int64_t samples = 100;
-  std::string lenet_path, resnet_path, device_name = "cpu";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--threads") == 0) threads = std::stoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--samples") == 0) samples = std::stoll(argv[i + 1]);
-    if (std::strcmp(argv[i], "--lenet") == 0) lenet_path = argv[i + 1];
-    if (std::strcmp(argv[i], "--resnet") == 0) resnet_path = argv[i + 1];
-    if (std::strcmp(argv[i], "--device") == 0) device_name = argv[i + 1];
-  }
+  const robustlens::bench::Arguments args(argc, argv, {"--threads", "--samples", "--lenet", "--resnet", "--device"});
+  const int threads = static_cast<int>(args.integer("--threads", 1));
+  const std::int64_t samples = args.integer("--samples", 100);
+  const std::string lenet_path = args.text("--lenet", ""), resnet_path = args.text("--resnet", ""),
+                    device_name = args.text("--device", "cpu");
   const robustlens::bench::FashionMnistBench bench(threads, device_name);
   const at::Device device = bench.device;
   const auto synchronize = [&] { bench.synchronize(); };

@@ -17,7 +17,6 @@
 #include <torch/utils.h>
 
 #include <cstdio>
-#include <cstring>
 #include <string>
 
 namespace {
@@ -38,13 +37,9 @@ std::string cell(const Throughput& t) {
 }  // namespace
 
 int run_benchmark(int argc, char** argv) {
-  int threads = 0;
-  std::string device_name = "cpu", only_arch;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--threads") == 0) threads = std::stoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--device") == 0) device_name = argv[i + 1];
-    if (std::strcmp(argv[i], "--arch") == 0) only_arch = argv[i + 1];
-  }
+  const robustlens::bench::Arguments args(argc, argv, {"--threads", "--device", "--arch"});
+  const int threads = static_cast<int>(args.integer("--threads", 0));
+  const std::string device_name = args.text("--device", "cpu"), only_arch = args.text("--arch", "");
   robustlens::configure_memory_allocator();
   robustlens::configure_threads(threads);
   const at::Device device = robustlens::resolve_device(device_name);

@@ -15,7 +15,6 @@
 
 
 #include <cstdio>
-#include <cstring>
 #include <sstream>
 #include <string>
 
@@ -23,18 +22,12 @@ using robustlens::bench::measure_throughput;
 using robustlens::bench::seconds_of;
 
 int run_benchmark(int argc, char** argv) {
-  int threads = 1;
-  std::int64_t images = 256, batch = 512, bands = 8;
-  std::string lenet_path, resnet_path, device_name = "cpu", fills = "donor,noise";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--threads") == 0) threads = std::stoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--images") == 0) images = std::stoll(argv[i + 1]);
-    if (std::strcmp(argv[i], "--batch") == 0) batch = std::stoll(argv[i + 1]);
-    if (std::strcmp(argv[i], "--fills") == 0) fills = argv[i + 1];
-    if (std::strcmp(argv[i], "--lenet") == 0) lenet_path = argv[i + 1];
-    if (std::strcmp(argv[i], "--resnet") == 0) resnet_path = argv[i + 1];
-    if (std::strcmp(argv[i], "--device") == 0) device_name = argv[i + 1];
-  }
+  const robustlens::bench::Arguments args(
+      argc, argv, {"--threads", "--images", "--batch", "--fills", "--lenet", "--resnet", "--device"});
+  const int threads = static_cast<int>(args.integer("--threads", 1));
+  const std::int64_t images = args.integer("--images", 256), batch = args.integer("--batch", 512), bands = 8;
+  const std::string lenet_path = args.text("--lenet", ""), resnet_path = args.text("--resnet", ""),
+                    device_name = args.text("--device", "cpu"), fills = args.text("--fills", "donor,noise");
   RL_CHECK(images >= 2 && batch >= 1, "--images must be >= 2 and --batch >= 1, got ", images, " and ", batch);
   const robustlens::bench::FashionMnistBench bench(threads, device_name);
   const at::Device device = bench.device;

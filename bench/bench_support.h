@@ -18,7 +18,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,6 +52,35 @@ inline Throughput measure_throughput(const std::function<void()>& step, double u
   std::sort(rates.begin(), rates.end());
   return {rates[rates.size() / 2], rates.front(), rates.back()};
 }
+
+/// A benchmark's "--name value" options; a name not in `known`, a missing value
+/// or a malformed number is an error that names it.
+class Arguments {
+ public:
+  Arguments(int argc, char** argv, const std::vector<std::string>& known) {
+    for (int i = 1; i < argc; i += 2) {
+      const std::string name = argv[i];
+      RL_CHECK(std::find(known.begin(), known.end(), name) != known.end(), "unknown option '", name, "'");
+      RL_CHECK(i + 1 < argc, "option ", name, " needs a value");
+      values_[name] = argv[i + 1];
+    }
+  }
+  std::string text(const std::string& name, const std::string& fallback) const {
+    const auto found = values_.find(name);
+    return found == values_.end() ? fallback : found->second;
+  }
+  std::int64_t integer(const std::string& name, std::int64_t fallback) const {
+    const auto found = values_.find(name);
+    if (found == values_.end()) return fallback;
+    char* end = nullptr;
+    const long long value = std::strtoll(found->second.c_str(), &end, 10);
+    RL_CHECK(end != found->second.c_str() && *end == '\0', "option ", name, ": '", found->second, "' is not an integer");
+    return value;
+  }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
 
 /// Seconds of one run of `work` after one warm-up run.
 inline double seconds_of(const std::function<void()>& work) {

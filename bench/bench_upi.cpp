@@ -14,26 +14,18 @@
 #include "bench_support.h"
 
 #include <cstdio>
-#include <cstring>
 #include <string>
 
 using robustlens::bench::measure_throughput;
 using robustlens::bench::seconds_of;
 
 int run_benchmark(int argc, char** argv) {
-  int threads = 1;
-  std::int64_t images = 1000, batch = 32, passes = 20;
-  std::string lenet_path, resnet_path, device_name = "cpu", explainer = "saliency";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--threads") == 0) threads = std::stoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--images") == 0) images = std::stoll(argv[i + 1]);
-    if (std::strcmp(argv[i], "--batch") == 0) batch = std::stoll(argv[i + 1]);
-    if (std::strcmp(argv[i], "--passes") == 0) passes = std::stoll(argv[i + 1]);
-    if (std::strcmp(argv[i], "--explainer") == 0) explainer = argv[i + 1];
-    if (std::strcmp(argv[i], "--lenet") == 0) lenet_path = argv[i + 1];
-    if (std::strcmp(argv[i], "--resnet") == 0) resnet_path = argv[i + 1];
-    if (std::strcmp(argv[i], "--device") == 0) device_name = argv[i + 1];
-  }
+  const robustlens::bench::Arguments args(
+      argc, argv, {"--threads", "--images", "--batch", "--passes", "--explainer", "--lenet", "--resnet", "--device"});
+  const int threads = static_cast<int>(args.integer("--threads", 1));
+  const std::int64_t images = args.integer("--images", 1000), batch = args.integer("--batch", 32), passes = args.integer("--passes", 20);
+  const std::string lenet_path = args.text("--lenet", ""), resnet_path = args.text("--resnet", ""),
+                    device_name = args.text("--device", "cpu"), explainer = args.text("--explainer", "saliency");
   RL_CHECK(images >= 1 && batch >= 1 && passes >= 1, "--images, --batch and --passes must be >= 1");
   const robustlens::bench::FashionMnistBench bench(threads, device_name);
   const robustlens::Dataset data = bench.first_test_images(images);
