@@ -36,6 +36,19 @@ Dataset linear_rule_dataset(std::int64_t size, std::vector<std::int64_t> shape, 
   return {"synthetic", images, labels, numbered_class_names(classes)};
 }
 
+FixedFunctionModel::FixedFunctionModel(std::int64_t classes) {
+  info_.kind = "test";
+  info_.num_classes = classes;
+  info_.class_names = numbered_class_names(classes);
+}
+
+LinearModel::LinearModel(at::Tensor weight, at::Tensor bias)
+    : FixedFunctionModel(weight.size(0)), weight_(weight.to(at::kDouble)), bias_(bias.to(at::kDouble)) {}
+
+at::Tensor LinearModel::forward(const at::Tensor& images) {
+  return at::addmm(bias_, images.flatten(1).to(at::kDouble), weight_.t());
+}
+
 void write_idx_dataset(const std::string& directory, const Dataset& train, const Dataset& test) {
   write_idx_images(directory + "/train-images-idx3-ubyte.gz", train.images, true);
   write_idx_labels(directory + "/train-labels-idx1-ubyte.gz", train.labels, true);

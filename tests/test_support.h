@@ -2,6 +2,7 @@
 // TorchScript models with closed-form outputs, and running the CLI.
 #pragma once
 
+#include "robustlens/core/model.h"
 #include "robustlens/data/dataset.h"
 
 #include <ATen/ATen.h>
@@ -31,6 +32,30 @@ class TemporaryDirectory {
 /// pixels quantised to k/255 so that they survive the byte formats exactly.
 Dataset linear_rule_dataset(std::int64_t size, std::vector<std::int64_t> shape, std::int64_t classes,
                             std::uint64_t seed);
+
+/// Base of the closed-form test models: a fixed function on the CPU, without
+/// parameters or latent representation; `classes` named "0", "1", ...
+class FixedFunctionModel : public Model {
+ public:
+  explicit FixedFunctionModel(std::int64_t classes);
+  at::Tensor latent(const at::Tensor& images) override { return images.flatten(1); }
+  bool has_latent() const override { return false; }
+  void to(const at::Device&) override {}
+  at::Device device() const override { return at::kCPU; }
+  void set_training(bool) override {}
+  std::vector<at::Tensor> parameters() override { return {}; }
+};
+
+/// logits = flatten(x) · Wᵀ + b computed in double precision (W: K×D): a model
+/// whose input gradients and decision boundaries have closed forms.
+class LinearModel : public FixedFunctionModel {
+ public:
+  LinearModel(at::Tensor weight, at::Tensor bias);
+  at::Tensor forward(const at::Tensor& images) override;
+
+ private:
+  at::Tensor weight_, bias_;
+};
 
 /// Writes a dataset as an idx folder (train- and t10k- files, gzip).
 void write_idx_dataset(const std::string& directory, const Dataset& train, const Dataset& test);

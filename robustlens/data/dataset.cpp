@@ -22,7 +22,8 @@ Dataset Dataset::subset(const std::vector<std::int64_t>& indices) const {
              size(), " images (valid: 0..", size() - 1, ")");
   }
   const at::Tensor index = at::tensor(indices, at::kLong);
-  return {name, images.index_select(0, index), labels.index_select(0, index), class_names};
+  return {name, images.index_select(0, index), labels.index_select(0, index), class_names,
+          signal_mask.defined() ? signal_mask.index_select(0, index) : at::Tensor()};
 }
 
 void Dataset::validate() const {
@@ -37,6 +38,11 @@ void Dataset::validate() const {
   const float low = images.min().item<float>(), high = images.max().item<float>();
   RL_CHECK(low >= 0.0f && high <= 1.0f, "dataset '", name, "': pixels must lie in [0,1], found [", low, ", ",
            high, "]");
+  RL_CHECK(!signal_mask.defined() ||
+               (signal_mask.dim() == 4 && signal_mask.size(0) == images.size(0) && signal_mask.size(1) == 1 &&
+                signal_mask.size(2) == images.size(2) && signal_mask.size(3) == images.size(3)),
+           "dataset '", name, "': the signal mask must be N×1×H×W matching the images ", images.sizes(), ", got ",
+           signal_mask.sizes());
   const std::int64_t min_label = labels.min().item<std::int64_t>(), max_label = labels.max().item<std::int64_t>();
   RL_CHECK(min_label >= 0 && max_label < num_classes(), "dataset '", name, "': labels must lie in [0, ",
            num_classes() - 1, "], found [", min_label, ", ", max_label, "]");

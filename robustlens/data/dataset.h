@@ -21,6 +21,10 @@ struct Dataset {
   at::Tensor images;
   at::Tensor labels;
   std::vector<std::string> class_names;
+  /// N×1×H×W, 1 on the pixels that carry the item and 0 elsewhere, for data
+  /// whose signal region is known (the distractor data, data/distractor.h);
+  /// undefined for ordinary datasets.
+  at::Tensor signal_mask;
 
   std::int64_t size() const { return images.defined() ? images.size(0) : 0; }
   std::int64_t num_classes() const { return static_cast<std::int64_t>(class_names.size()); }

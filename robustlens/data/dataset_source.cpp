@@ -2,6 +2,7 @@
 
 #include "robustlens/core/error.h"
 #include "robustlens/data/cifar10.h"
+#include "robustlens/data/distractor.h"
 #include "robustlens/data/idx.h"
 #include "robustlens/data/image_folder.h"
 
@@ -63,7 +64,7 @@ Dataset load_cifar10(fs::path directory, Split split) {
     images.push_back(batch_images);
     labels.push_back(batch_labels);
   }
-  return {"", at::cat(images), at::cat(labels), cifar10_class_names(directory.string())};
+  return {"", at::cat(images), at::cat(labels), cifar10_class_names(directory.string()), {}};
 }
 
 }  // namespace
@@ -74,11 +75,19 @@ std::string default_fashion_mnist_directory() {
 }
 
 Dataset load_dataset(const std::string& spec, Split split, const std::vector<std::int64_t>& image_shape) {
+  const std::string distractor_prefix = "distractor:";
+  if (spec.rfind(distractor_prefix, 0) == 0) {
+    Dataset dataset = make_distractor_dataset(
+        load_dataset(spec.substr(distractor_prefix.size()), split, image_shape), distractor_placement_seed(split));
+    dataset.name = spec + " (" + to_string(split) + ")";
+    dataset.validate();
+    return dataset;
+  }
   const auto colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
   const std::string directory = colon == std::string::npos ? "" : spec.substr(colon + 1);
   RL_CHECK(kind == "fashion-mnist" || !directory.empty(), "--data '", spec,
-           "': expected fashion-mnist, or KIND:DIR with KIND one of fashion-mnist, mnist, idx, cifar10, folder");
+           "': expected fashion-mnist, or KIND:DIR with KIND one of fashion-mnist, mnist, idx, cifar10, folder, distractor");
   Dataset dataset;
   if (kind == "fashion-mnist") {
     const std::string where = directory.empty() ? default_fashion_mnist_directory() : directory;
@@ -98,7 +107,7 @@ Dataset load_dataset(const std::string& spec, Split split, const std::vector<std
     dataset = read_image_folder(has_splits ? split_dir.string() : directory, image_shape);
   } else {
     RL_CHECK(false, "--data '", spec, "': unknown dataset kind '", kind,
-             "' (expected fashion-mnist, mnist, idx, cifar10 or folder)");
+             "' (expected fashion-mnist, mnist, idx, cifar10, folder or distractor)");
   }
   dataset.name = spec + " (" + to_string(split) + ")";
   dataset.validate();

@@ -2,6 +2,10 @@
 
 #include "robustlens/core/error.h"
 
+#include <ATen/ops/conv2d.h>
+
+#include <cmath>
+
 namespace robustlens {
 namespace {
 
@@ -52,6 +56,43 @@ at::Tensor spearman_correlation(const at::Tensor& a, const at::Tensor& b) {
   const at::Tensor ra = average_ranks(a.flatten(1)), rb = average_ranks(b.flatten(1));
   const at::Tensor ca = ra - ra.mean(1, true), cb = rb - rb.mean(1, true);
   return (ca * cb).sum(1) / (ca.norm(2, 1) * cb.norm(2, 1)).clamp_min(1e-30);
+}
+
+at::Tensor map_cosine(const at::Tensor& a, const at::Tensor& b) {
+  check_pair(a, b);
+  const at::Tensor x = a.flatten(1), y = b.flatten(1);
+  return (x * y).sum(1) / (x.norm(2, 1) * y.norm(2, 1)).clamp_min(1e-30);
+}
+
+at::Tensor max_abs_normalise(const at::Tensor& maps) {
+  RL_CHECK(maps.dim() >= 2, "maps must be N×..., got ", maps.sizes());
+  const at::Tensor largest = std::get<0>(maps.abs().flatten(1).max(1)).clamp_min(1e-30);
+  std::vector<std::int64_t> shape(static_cast<std::size_t>(maps.dim()), 1);
+  shape[0] = maps.size(0);
+  return maps / largest.view(shape);
+}
+
+at::Tensor structural_similarity(const at::Tensor& a, const at::Tensor& b, double data_range) {
+  check_pair(a, b);
+  RL_CHECK(a.dim() == 3 || a.dim() == 4, "SSIM needs maps N×H×W or N×C×H×W, got ", a.sizes());
+  RL_CHECK(data_range > 0, "SSIM: the data range must be > 0, got ", data_range);
+  constexpr std::int64_t window = 11;
+  RL_CHECK(a.size(-1) >= window && a.size(-2) >= window, "SSIM needs maps of at least ", window, "×", window,
+           " pixels, got ", a.sizes());
+  // Channels become separate images of one channel.
+  const at::Tensor x = a.to(at::kDouble).reshape({-1, 1, a.size(-2), a.size(-1)});
+  const at::Tensor y = b.to(at::kDouble).reshape({-1, 1, a.size(-2), a.size(-1)});
+  const at::Tensor offsets = at::arange(window, x.options()) - (window - 1) / 2;
+  const at::Tensor profile = at::exp(-offsets.pow(2) / (2 * 1.5 * 1.5));
+  const at::Tensor kernel = at::outer(profile, profile).div(profile.sum().pow(2)).view({1, 1, window, window});
+  const auto local_mean = [&](const at::Tensor& image) { return at::conv2d(image, kernel); };
+  const at::Tensor mean_x = local_mean(x), mean_y = local_mean(y);
+  const at::Tensor variance_x = local_mean(x * x) - mean_x.pow(2), variance_y = local_mean(y * y) - mean_y.pow(2);
+  const at::Tensor covariance = local_mean(x * y) - mean_x * mean_y;
+  const double c1 = std::pow(0.01 * data_range, 2), c2 = std::pow(0.03 * data_range, 2);
+  const at::Tensor ssim_map = (2 * mean_x * mean_y + c1) * (2 * covariance + c2) /
+                              ((mean_x.pow(2) + mean_y.pow(2) + c1) * (variance_x + variance_y + c2));
+  return ssim_map.flatten(1).mean(1).view({a.size(0), -1}).mean(1);
 }
 
 }  // namespace robustlens

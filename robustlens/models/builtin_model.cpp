@@ -95,7 +95,11 @@ nlohmann::json read_builtin_metadata(torch::serialize::InputArchive& archive, co
   } catch (const nlohmann::json::exception& error) {
     RL_CHECK(false, "'", path, "': metadata is not valid JSON: ", error.what());
   }
-  RL_CHECK(metadata.value("format", "") == "robustlens-model" && metadata.value("format_version", 0) == 1,
+  const std::string format = metadata.value("format", "");
+  RL_CHECK(format != "robustlens-vae" && format != "robustlens-denoiser", "'", path, "' is a robustlens ",
+           format == "robustlens-vae" ? "VAE" : "denoiser", " file, not a classifier model file (format ", format,
+           ")");
+  RL_CHECK(format == "robustlens-model" && metadata.value("format_version", 0) == 1,
            "'", path, "': unsupported model format ", metadata.value("format", "?"), " version ",
            metadata.value("format_version", 0), " (this robustlens reads robustlens-model version 1)");
   return metadata;

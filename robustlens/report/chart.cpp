@@ -111,13 +111,18 @@ class Frame {
 }  // namespace
 
 std::string render_svg(const LineChart& chart) {
+  // Positions along x are log10(x) on a log axis; NaN marks a point left out.
+  const auto along = [&](double x) {
+    if (!chart.log_x) return x;
+    return x > 0 ? std::log10(x) : std::numeric_limits<double>::quiet_NaN();
+  };
   double x_low = std::numeric_limits<double>::infinity(), x_high = -x_low, y_low = x_low, y_high = -x_low;
   for (const ChartSeries& s : chart.series) {
     RL_CHECK(s.x.size() == s.y.size(), "chart series '", s.name, "' has ", s.x.size(), " x values but ", s.y.size(), " y values");
     for (std::size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i])) continue;
-      x_low = std::min(x_low, s.x[i]);
-      x_high = std::max(x_high, s.x[i]);
+      if (!std::isfinite(s.y[i]) || !std::isfinite(along(s.x[i]))) continue;
+      x_low = std::min(x_low, along(s.x[i]));
+      x_high = std::max(x_high, along(s.x[i]));
       y_low = std::min({y_low, s.y[i], s.band_low.empty() ? s.y[i] : s.band_low[i]});
       y_high = std::max({y_high, s.y[i], s.band_high.empty() ? s.y[i] : s.band_high[i]});
     }
@@ -125,13 +130,32 @@ std::string render_svg(const LineChart& chart) {
   std::ostringstream svg;
   Frame frame(svg, chart.title, y_low, y_high);
   if (x_high == x_low) x_high = x_low + 1;
-  const auto px = [&](double x) { return kLeft + (x - x_low) / (x_high - x_low) * (kWidth - kLeft - kRight); };
+  const auto px = [&](double x) { return kLeft + (along(x) - x_low) / (x_high - x_low) * (kWidth - kLeft - kRight); };
+  const auto shown = [&](const ChartSeries& s, std::size_t i) { return std::isfinite(s.y[i]) && std::isfinite(along(s.x[i])); };
   std::vector<std::pair<double, double>> points;
   for (const ChartSeries& s : chart.series) {
-    for (std::size_t i = 0; i < s.x.size(); ++i) points.emplace_back((s.x[i] - x_low) / (x_high - x_low), s.y[i]);
+    for (std::size_t i = 0; i < s.x.size(); ++i) {
+      if (shown(s, i)) points.emplace_back((along(s.x[i]) - x_low) / (x_high - x_low), s.y[i]);
+    }
   }
   frame.set_legend_right(legend_goes_right(points));
-  for (const double v : ticks(x_low, x_high)) {
+  std::vector<double> x_ticks;
+  if (chart.log_x) {
+    for (double decade = std::ceil(x_low - 1e-9); decade <= x_high + 1e-9; ++decade) x_ticks.push_back(std::pow(10.0, decade));
+  } else {
+    x_ticks = ticks(x_low, x_high);
+  }
+  const char* const region_fills[] = {"#f3f3f3", "#e3eef9", "#fbe9e9"};
+  for (std::size_t r = 0; r < chart.regions.size(); ++r) {
+    const ChartRegion& region = chart.regions[r];
+    const double left = std::max(kLeft, px(region.x_low)), right = std::min(kWidth - kRight, px(region.x_high));
+    if (!(right > left)) continue;
+    svg << "<rect x=\"" << left << "\" y=\"" << kTop << "\" width=\"" << right - left << "\" height=\""
+        << kHeight - kTop - kBottom << "\" fill=\"" << region_fills[r % 3] << "\" fill-opacity=\"0.6\"/><text x=\"" << (left + right) / 2
+        << "\" y=\"" << kHeight - kBottom - 6 << "\" text-anchor=\"middle\" fill=\"#555\">" << escape(region.label)
+        << "</text>\n";
+  }
+  for (const double v : x_ticks) {
     svg << "<text x=\"" << px(v) << "\" y=\"" << kHeight - kBottom + 18 << "\" text-anchor=\"middle\">" << v << "</text>\n";
   }
   for (std::size_t k = 0; k < chart.series.size(); ++k) {
@@ -139,14 +163,18 @@ std::string render_svg(const LineChart& chart) {
     const char* colour = kColours[k % 6];
     if (!s.band_low.empty()) {
       svg << "<polygon fill=\"" << colour << "\" fill-opacity=\"0.18\" stroke=\"none\" points=\"";
-      for (std::size_t i = 0; i < s.x.size(); ++i) svg << px(s.x[i]) << ',' << frame.py(s.band_high[i]) << ' ';
-      for (std::size_t i = s.x.size(); i-- > 0;) svg << px(s.x[i]) << ',' << frame.py(s.band_low[i]) << ' ';
+      for (std::size_t i = 0; i < s.x.size(); ++i) {
+        if (shown(s, i)) svg << px(s.x[i]) << ',' << frame.py(s.band_high[i]) << ' ';
+      }
+      for (std::size_t i = s.x.size(); i-- > 0;) {
+        if (shown(s, i)) svg << px(s.x[i]) << ',' << frame.py(s.band_low[i]) << ' ';
+      }
       svg << "\"/>\n";
     }
     svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "")
         << " points=\"";
     for (std::size_t i = 0; i < s.x.size(); ++i) {
-      if (std::isfinite(s.y[i])) svg << px(s.x[i]) << ',' << frame.py(s.y[i]) << ' ';
+      if (shown(s, i)) svg << px(s.x[i]) << ',' << frame.py(s.y[i]) << ' ';
     }
     svg << "\"/>\n";
     frame.legend(k, s.name, colour, false, s.dashed);

@@ -15,9 +15,18 @@ struct ChartSeries {
   bool dashed = false;
 };
 
+/// A shaded range of x drawn behind the series, its label along the bottom.
+struct ChartRegion {
+  double x_low = 0, x_high = 0;
+  std::string label;
+};
+
 struct LineChart {
   std::string title, x_label, y_label;
   std::vector<ChartSeries> series;
+  /// Logarithmic x axis with decade ticks; points with x <= 0 are left out.
+  bool log_x = false;
+  std::vector<ChartRegion> regions = {};
 };
 
 struct BarSeries {

@@ -3,6 +3,7 @@
 #include "robustlens/core/error.h"
 #include "robustlens/explain/map_metrics.h"
 #include "robustlens/models/builtin_model.h"
+#include "test_support.h"
 
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
@@ -15,24 +16,14 @@ namespace {
 /// softmax saliency map is |σ'(z)·(u + 2c(v·x)v)| normalised: the scalar σ'
 /// cancels in the normalisation, so the map moves only when v·x does. The one
 /// direction that moves it is v.
-class QuadraticModel : public Model {
+class QuadraticModel : public testing::FixedFunctionModel {
  public:
-  QuadraticModel(at::Tensor u, at::Tensor v, double c) : u_(std::move(u)), v_(std::move(v)), c_(c) {
-    info_.kind = "test";
-    info_.num_classes = 2;
-    info_.class_names = {"a", "b"};
-  }
+  QuadraticModel(at::Tensor u, at::Tensor v, double c) : FixedFunctionModel(2), u_(std::move(u)), v_(std::move(v)), c_(c) {}
   at::Tensor forward(const at::Tensor& images) override {
     const at::Tensor x = images.flatten(1).to(at::kDouble);
     const at::Tensor z = x.matmul(u_) + c_ * x.matmul(v_).pow(2);
     return at::stack({z, at::zeros_like(z)}, 1);
   }
-  at::Tensor latent(const at::Tensor& images) override { return images.flatten(1); }
-  bool has_latent() const override { return false; }
-  void to(const at::Device&) override {}
-  at::Device device() const override { return at::kCPU; }
-  void set_training(bool) override {}
-  std::vector<at::Tensor> parameters() override { return {}; }
 
  private:
   at::Tensor u_, v_;

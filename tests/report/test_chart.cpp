@@ -47,5 +47,20 @@ TEST(LineChart, NegativeValuesStayInsideThePlot) {
   EXPECT_EQ(svg.find(">-0<"), std::string::npos);
 }
 
+TEST(LineChart, LogAxisSpacesDecadesEquallyAndLeavesOutNonPositiveX) {
+  LineChart chart{"curve", "s", "change", {{"s", {0, 0.01, 0.1, 1, 10}, {0, 1, 2, 3, 4}, {}, {}, false}}};
+  chart.log_x = true;
+  const std::string svg = render_svg(chart);
+  std::smatch points;
+  ASSERT_TRUE(std::regex_search(svg, points, std::regex("<polyline[^>]*points=\"([^\"]+)\"")));
+  std::istringstream pairs(points[1].str());
+  std::vector<double> xs;
+  for (std::string pair; pairs >> pair;) xs.push_back(std::stod(pair.substr(0, pair.find(','))));
+  ASSERT_EQ(xs.size(), 4u);  // x = 0 has no place on a log axis
+  EXPECT_NEAR(xs[1] - xs[0], xs[2] - xs[1], 1e-2);
+  EXPECT_NEAR(xs[3] - xs[2], xs[2] - xs[1], 1e-2);
+  for (const char* tick : {">0.01<", ">0.1<", ">1<", ">10<"}) EXPECT_NE(svg.find(tick), std::string::npos) << tick;
+}
+
 }  // namespace
 }  // namespace robustlens

@@ -7,6 +7,8 @@
 namespace robustlens::cli {
 
 void add_train_command(CLI::App& app);
+void add_train_vae_command(CLI::App& app);
+void add_train_denoiser_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_attack_command(CLI::App& app);
@@ -14,5 +16,8 @@ void add_explain_command(CLI::App& app);
 void add_margins_command(CLI::App& app);
 void add_spectral_command(CLI::App& app);
 void add_upi_command(CLI::App& app);
+void add_manifold_command(CLI::App& app);
+void add_align_command(CLI::App& app);
+void add_sweep_command(CLI::App& app);
 
 }  // namespace robustlens::cli

@@ -2,6 +2,7 @@
 // OUT/model.pt, OUT/checkpoint.pt (every epoch; a rerun resumes) and OUT/train_log.json.
 #include "commands.h"
 #include "common.h"
+#include "training_options.h"
 
 #include "robustlens/core/runtime.h"
 #include "robustlens/report/files.h"
@@ -39,12 +40,7 @@ void run_train(const TrainCommand& command) {
               static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
               options.objective.to_json().dump().c_str(), device.str().c_str());
   const TrainResult result = train_model(model, train_data, test_data, options, terminal_progress(),
-                                         [](const EpochRecord& r) {
-                                           std::printf("epoch %lld  lr %.4g  loss %.4f  train %.2f%%  test %.2f%%  (%.1f s)\n",
-                                                       static_cast<long long>(r.epoch), r.learning_rate, r.train_loss,
-                                                       100 * r.train_accuracy, 100 * r.test_accuracy, r.seconds);
-                                           std::fflush(stdout);
-                                         });
+                                         print_epoch);
   const std::string checkpoint = (std::filesystem::path(common.out) / "checkpoint.pt").string();
   if (result.resumed_after_epoch == options.epochs) {
     std::printf("all %lld epochs were already trained in %s; nothing retrained\n",
@@ -66,6 +62,49 @@ void run_train(const TrainCommand& command) {
 
 }  // namespace
 
+void print_epoch(const EpochRecord& r) {
+  std::printf("epoch %lld  lr %.4g  loss %.4f  train %.2f%%  test %.2f%%  (%.1f s)\n", static_cast<long long>(r.epoch),
+              r.learning_rate, r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy, r.seconds);
+  std::fflush(stdout);
+}
+
+void add_training_options(CLI::App& command, ArchitectureSpec& arch, TrainOptions& t, bool with_objective) {
+  command.add_option("--arch", arch.name, "Architecture")->check(CLI::IsMember({"mlp", "lenet", "resnet"}))->capture_default_str();
+  command.add_option("--width", arch.width, "Width (0 = architecture default: mlp 256 units, lenet 16 channels, resnet 16)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  command.add_option("--depth", arch.depth, "Depth (0 = default: mlp 2 hidden layers, resnet 1 block per stage)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  command.add_option("--activation", arch.activation, "Activation")->check(CLI::IsMember({"relu", "softplus"}))->capture_default_str();
+
+  command.add_option("--epochs", t.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--batch-size", t.batch_size, "Training batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--optimizer", t.optimizer, "Optimiser")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
+  command.add_option("--lr", t.lr, "Peak learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--momentum", t.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
+  command.add_option("--weight-decay", t.weight_decay, "Weight decay")->check(CLI::NonNegativeNumber)->capture_default_str();
+  command.add_option("--schedule", t.schedule.kind, "Learning-rate schedule")
+      ->check(CLI::IsMember({"constant", "step", "cosine", "onecycle"}))->capture_default_str();
+  command.add_option("--lr-gamma", t.schedule.gamma, "step schedule: factor")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
+  command.add_option("--lr-step-epochs", t.schedule.step_epochs, "step schedule: epochs between decays")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--warmup", t.schedule.warmup, "onecycle schedule: fraction of steps spent rising")
+      ->check(CLI::Range(0.01, 0.99))->capture_default_str();
+
+  if (!with_objective) return;
+  ObjectiveOptions& objective = t.objective;
+  command.add_option("--objective", objective.kind, "Training objective")
+      ->check(CLI::IsMember({"standard", "pgd-l2", "pgd-linf", "noise", "gradnorm"}))->capture_default_str();
+  command.add_option("--eps", objective.eps, "pgd-*: radius of the attack ball in [0,1] pixel units")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  command.add_option("--pgd-steps", objective.pgd_steps, "pgd-*: attack steps")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--pgd-step-size", objective.pgd_step_size, "pgd-*: step length (0 = 2.5·eps/steps)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  command.add_option("--sigma", objective.sigma, "noise: standard deviation of the Gaussian noise")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  command.add_option("--lambda", objective.lambda, "gradnorm: weight of mean ||grad_x CE||^2")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+}
+
 void add_train_command(CLI::App& app) {
   auto command = std::make_shared<TrainCommand>();
   CLI::App* sub = app.add_subcommand("train", "Train a built-in classifier (standard or robust objectives)");
@@ -73,41 +112,7 @@ void add_train_command(CLI::App& app) {
   sub->get_option("--samples")->description("Train on a random subset of this many training images (0 = all)");
   sub->get_option("--out")->description("Output folder (default runs/ARCH); a checkpoint there is resumed");
 
-  ArchitectureSpec& arch = command->architecture;
-  sub->add_option("--arch", arch.name, "Architecture")->check(CLI::IsMember({"mlp", "lenet", "resnet"}))->capture_default_str();
-  sub->add_option("--width", arch.width, "Width (0 = architecture default: mlp 256 units, lenet 16 channels, resnet 16)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--depth", arch.depth, "Depth (0 = default: mlp 2 hidden layers, resnet 1 block per stage)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--activation", arch.activation, "Activation")->check(CLI::IsMember({"relu", "softplus"}))->capture_default_str();
-
-  TrainOptions& t = command->training;
-  sub->add_option("--epochs", t.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--optimizer", t.optimizer, "Optimiser")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
-  sub->add_option("--lr", t.lr, "Peak learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--momentum", t.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
-  sub->add_option("--weight-decay", t.weight_decay, "Weight decay")->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--schedule", t.schedule.kind, "Learning-rate schedule")
-      ->check(CLI::IsMember({"constant", "step", "cosine", "onecycle"}))->capture_default_str();
-  sub->add_option("--lr-gamma", t.schedule.gamma, "step schedule: factor")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
-  sub->add_option("--lr-step-epochs", t.schedule.step_epochs, "step schedule: epochs between decays")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--warmup", t.schedule.warmup, "onecycle schedule: fraction of steps spent rising")
-      ->check(CLI::Range(0.01, 0.99))->capture_default_str();
-
-  ObjectiveOptions& objective = t.objective;
-  sub->add_option("--objective", objective.kind, "Training objective")
-      ->check(CLI::IsMember({"standard", "pgd-l2", "pgd-linf", "noise", "gradnorm"}))->capture_default_str();
-  sub->add_option("--eps", objective.eps, "pgd-*: radius of the attack ball in [0,1] pixel units")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--pgd-steps", objective.pgd_steps, "pgd-*: attack steps")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--pgd-step-size", objective.pgd_step_size, "pgd-*: step length (0 = 2.5·eps/steps)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--sigma", objective.sigma, "noise: standard deviation of the Gaussian noise")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--lambda", objective.lambda, "gradnorm: weight of mean ||grad_x CE||^2")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  add_training_options(*sub, command->architecture, command->training, true);
   sub->add_flag("--restart", command->restart, "Ignore an existing checkpoint in --out and start afresh");
 
   sub->callback([command] { run_train(*command); });

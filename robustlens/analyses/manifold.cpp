@@ -1,0 +1,301 @@
+#include "robustlens/analyses/manifold.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/explain/attributions.h"
+
+#include <ATen/ops/cdist.h>
+#include <ATen/ops/linalg_svd.h>
+
+#include <cmath>
+#include <limits>
+
+namespace robustlens {
+namespace {
+
+/// Accumulates per-image values of several curves (one column per point).
+class CurveAccumulator {
+ public:
+  explicit CurveAccumulator(std::size_t points) : sum_(points, 0.0), sum_squares_(points, 0.0) {}
+
+  /// Per-image values (1-D tensor) of point `point`.
+  void add(std::size_t point, const at::Tensor& values) {
+    const at::Tensor v = values.to(at::kDouble).cpu();
+    sum_[point] += v.sum().item<double>();
+    sum_squares_[point] += v.pow(2).sum().item<double>();
+    if (point == 0) count_ += v.size(0);
+  }
+
+  MeanCurve curve() const {
+    MeanCurve curve;
+    const double n = static_cast<double>(count_);
+    for (std::size_t i = 0; i < sum_.size(); ++i) {
+      const double mean = sum_[i] / n;
+      const double variance = n > 1 ? std::max(0.0, (sum_squares_[i] - n * mean * mean) / (n - 1)) : 0.0;
+      curve.mean.push_back(mean);
+      curve.standard_error.push_back(std::sqrt(variance / n));
+    }
+    return curve;
+  }
+
+ private:
+  std::vector<double> sum_, sum_squares_;
+  std::int64_t count_ = 0;
+};
+
+nlohmann::json finite_or_null(const std::vector<double>& values) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const double v : values) out.push_back(std::isfinite(v) ? nlohmann::json(v) : nlohmann::json());
+  return out;
+}
+
+/// Unit-norm rows (rows of norm 0 stay 0).
+at::Tensor unit_rows(const at::Tensor& rows) { return rows / rows.norm(2, {1}, true).clamp_min(1e-30); }
+
+void check_levels(const std::vector<double>& levels, const char* option) {
+  RL_CHECK(!levels.empty(), option, " needs at least one value");
+  for (const double v : levels) RL_CHECK(std::isfinite(v) && v >= 0, option, " values must be finite and >= 0, got ", v);
+}
+
+}  // namespace
+
+at::Tensor softmax_l1_change(const at::Tensor& logits, const at::Tensor& reference_logits) {
+  return (logits.softmax(1) - reference_logits.softmax(1)).abs().sum(1);
+}
+
+at::Tensor predicted_logit_gradient(Model& model, const at::Tensor& images) {
+  at::Tensor predicted;
+  {
+    at::NoGradGuard no_grad;
+    predicted = model.forward(images).argmax(1);
+  }
+  return attribute(model, images, predicted, AttributionOptions());
+}
+
+std::vector<double> log_spaced(double first_exponent, double last_exponent, std::int64_t count) {
+  std::vector<double> values;
+  for (std::int64_t i = 0; i < count; ++i) {
+    const double t = count == 1 ? 0.0 : static_cast<double>(i) / static_cast<double>(count - 1);
+    values.push_back(std::pow(10.0, first_exponent + t * (last_exponent - first_exponent)));
+  }
+  return values;
+}
+
+nlohmann::json MeanCurve::to_json() const { return {{"mean", mean}, {"standard_error", standard_error}}; }
+
+std::vector<double> DistractorOptions::default_noise_levels() {
+  std::vector<double> levels{0.0};
+  for (const double s : log_spaced(-2, 1, 30)) levels.push_back(s);
+  return levels;
+}
+
+void DistractorOptions::check() const {
+  check_levels(noise_levels, "--noise-levels");
+  RL_CHECK(draws >= 1, "--draws must be >= 1, got ", draws);
+  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+}
+
+nlohmann::json DistractorOptions::to_json() const {
+  return {{"noise_levels", noise_levels}, {"draws", draws}, {"batch_size", batch_size},
+          {"metric", "L1 distance of softmax outputs"}, {"clipped", false}};
+}
+
+nlohmann::json DistractorResult::to_json() const {
+  return {{"noise_levels", noise_levels},
+          {"item_half", item_half.to_json()},
+          {"distractor_half", distractor_half.to_json()},
+          {"whole_image", whole_image.to_json()},
+          {"relative_robustness", finite_or_null(relative_robustness)},
+          {"item_gradient_share", item_gradient_share},
+          {"images", images}};
+}
+
+DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data, const DistractorOptions& options,
+                                               const ProgressCallback& progress) {
+  options.check();
+  RL_CHECK(data.signal_mask.defined(), "the distractor measures need data whose item half is known (--data "
+           "distractor:SPEC); '", data.name, "' has no signal mask");
+  const std::size_t levels = options.noise_levels.size();
+  CurveAccumulator item(levels), distractor(levels), whole(levels);
+  double share_sum = 0;
+  std::int64_t share_count = 0;
+  const at::Device device = model.device();
+  for (std::int64_t start = 0; start < data.size(); start += options.batch_size) {
+    const std::int64_t end = std::min(data.size(), start + options.batch_size), n = end - start;
+    const at::Tensor images = data.images.slice(0, start, end).to(device);
+    const at::Tensor mask = data.signal_mask.slice(0, start, end).to(device).expand_as(images);
+
+    const at::Tensor gradient = predicted_logit_gradient(model, images);
+    const at::Tensor total = gradient.pow(2).flatten(1).sum(1), on_item = (gradient * mask).pow(2).flatten(1).sum(1);
+    const at::Tensor nonzero = total > 0;
+    share_sum += (on_item / total.clamp_min(1e-30)).masked_select(nonzero).sum().item<double>();
+    share_count += nonzero.sum().item<std::int64_t>();
+
+    at::NoGradGuard no_grad;
+    const at::Tensor clean_logits = model.forward(images);
+    // Rows: region (item, glyph, whole) × draw × image.
+    const at::Tensor regions = at::stack({mask, 1 - mask, at::ones_like(mask)}).unsqueeze(1);
+    const at::Tensor reference = clean_logits.repeat({3 * options.draws, 1});
+    for (std::size_t l = 0; l < levels; ++l) {
+      const at::Tensor noise = options.noise_levels[l] * at::randn({3, options.draws, n, images.size(1), images.size(2),
+                                                                    images.size(3)}, images.options());
+      const at::Tensor perturbed = (images + noise * regions).flatten(0, 2);
+      const at::Tensor change = softmax_l1_change(model.forward(perturbed), reference).view({3, options.draws, n}).mean(1);
+      item.add(l, change[0]);
+      distractor.add(l, change[1]);
+      whole.add(l, change[2]);
+    }
+    report(progress, {"distractor noise", end, data.size(), ""});
+  }
+  DistractorResult result;
+  result.noise_levels = options.noise_levels;
+  result.item_half = item.curve();
+  result.distractor_half = distractor.curve();
+  result.whole_image = whole.curve();
+  for (std::size_t l = 0; l < levels; ++l) {
+    const double denominator = result.distractor_half.mean[l];
+    result.relative_robustness.push_back(denominator > 0 ? result.item_half.mean[l] / denominator
+                                                         : std::numeric_limits<double>::quiet_NaN());
+  }
+  result.item_gradient_share = share_count > 0 ? share_sum / static_cast<double>(share_count)
+                                               : std::numeric_limits<double>::quiet_NaN();
+  result.images = data.size();
+  return result;
+}
+
+at::Tensor local_pca_basis(const at::Tensor& images, const at::Tensor& labels, const Dataset& reference,
+                           std::int64_t neighbours, std::int64_t k) {
+  RL_CHECK(k >= 1 && neighbours > k, "local PCA needs 1 <= k < neighbours, got k ", k, " and ", neighbours,
+           " neighbours");
+  RL_CHECK(images.dim() == 4 && images.sizes().slice(1) == reference.images.sizes().slice(1),
+           "local PCA: images ", images.sizes(), " do not match the reference images ", reference.images.sizes());
+  const std::int64_t n = images.size(0), dim = images[0].numel();
+  at::Tensor basis = at::empty({n, dim, k}, images.options());
+  const at::Tensor flat = images.flatten(1);
+  const at::Tensor reference_flat = reference.images.flatten(1).to(images.device());
+  const at::Tensor reference_labels = reference.labels.to(images.device());
+  const at::Tensor query_labels = labels.to(images.device());
+  for (std::int64_t c = 0; c < reference.num_classes(); ++c) {
+    const at::Tensor queries = (query_labels == c).nonzero().flatten();
+    if (queries.numel() == 0) continue;
+    const at::Tensor members = reference_flat.index_select(0, (reference_labels == c).nonzero().flatten());
+    RL_CHECK(members.size(0) >= neighbours, "local PCA: class ", c, " has ", members.size(0),
+             " reference images, fewer than the ", neighbours, " neighbours asked for");
+    const at::Tensor nearest = std::get<1>(at::cdist(flat.index_select(0, queries), members).topk(neighbours, 1, false));
+    const at::Tensor patches = members.index_select(0, nearest.flatten()).view({queries.size(0), neighbours, dim});
+    const at::Tensor centred = patches - patches.mean(1, true);
+    // Rows of Vh are the principal directions, by decreasing singular value.
+    const at::Tensor directions = std::get<2>(at::linalg_svd(centred, false)).slice(1, 0, k);
+    basis.index_copy_(0, queries, directions.transpose(1, 2));
+  }
+  return basis;
+}
+
+double subspace_agreement(const at::Tensor& basis_a, const at::Tensor& basis_b) {
+  RL_CHECK(basis_a.dim() == 3 && basis_a.sizes() == basis_b.sizes(), "subspace agreement needs two N×D×k bases of "
+           "the same shape, got ", basis_a.sizes(), " and ", basis_b.sizes());
+  const double k = static_cast<double>(basis_a.size(2));
+  return (at::bmm(basis_a.transpose(1, 2), basis_b).pow(2).sum({1, 2}) / k).mean().item<double>();
+}
+
+void TangentOptions::check() const {
+  check_levels(eps, "--eps");
+  RL_CHECK(draws >= 1, "--draws must be >= 1, got ", draws);
+  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+}
+
+nlohmann::json TangentOptions::to_json() const {
+  return {{"eps", eps}, {"draws", draws}, {"batch_size", batch_size}, {"metric", "L1 distance of softmax outputs"},
+          {"clipped", false}};
+}
+
+double TangentResult::random_baseline() const {
+  return std::sqrt(static_cast<double>(tangent_dim) / static_cast<double>(input_dim));
+}
+
+nlohmann::json TangentResult::to_json() const {
+  return {{"eps", eps},
+          {"on_manifold", on_manifold.to_json()},
+          {"off_manifold", off_manifold.to_json()},
+          {"tangent_fraction", tangent_fraction},
+          {"tangent_fraction_standard_error", tangent_fraction_standard_error},
+          {"random_baseline", random_baseline()},
+          {"tangent_dim", tangent_dim},
+          {"input_dim", input_dim},
+          {"images", images}};
+}
+
+TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, const TangentBasis& basis,
+                                          const TangentOptions& options, const ProgressCallback& progress) {
+  options.check();
+  const std::size_t points = options.eps.size();
+  CurveAccumulator on(points), off(points), fraction(1);
+  TangentResult result;
+  result.input_dim = data.images[0].numel();
+  const at::Device device = model.device();
+  for (std::int64_t start = 0; start < data.size(); start += options.batch_size) {
+    const std::int64_t end = std::min(data.size(), start + options.batch_size), n = end - start;
+    const at::Tensor images = data.images.slice(0, start, end).to(device);
+    const at::Tensor tangents = basis(images, data.labels.slice(0, start, end).to(device));
+    RL_CHECK(tangents.dim() == 3 && tangents.size(0) == n && tangents.size(1) == result.input_dim,
+             "tangent basis: expected ", n, "×", result.input_dim, "×k, got ", tangents.sizes());
+    result.tangent_dim = tangents.size(2);
+    const auto project = [&](const at::Tensor& rows) {
+      return at::bmm(tangents, at::bmm(tangents.transpose(1, 2), rows.unsqueeze(2))).squeeze(2);
+    };
+
+    const at::Tensor gradient = predicted_logit_gradient(model, images).flatten(1);
+    const at::Tensor gradient_norm = gradient.norm(2, {1});
+    const at::Tensor nonzero = gradient_norm > 0;
+    fraction.add(0, (project(gradient).norm(2, {1}) / gradient_norm.clamp_min(1e-30)).masked_select(nonzero));
+
+    at::NoGradGuard no_grad;
+    const at::Tensor clean_logits = model.forward(images);
+    const at::Tensor reference = clean_logits.repeat({2 * options.draws, 1});
+    // Rows: (on, off) × draw × image.
+    std::vector<at::Tensor> on_rows, off_rows;
+    for (std::int64_t d = 0; d < options.draws; ++d) {
+      const at::Tensor direction = at::randn({n, result.input_dim}, images.options());
+      const at::Tensor tangent_part = project(direction);
+      on_rows.push_back(unit_rows(tangent_part));
+      off_rows.push_back(unit_rows(direction - tangent_part));
+    }
+    const at::Tensor repeated = images.repeat({2 * options.draws, 1, 1, 1});
+    const at::Tensor directions = at::cat({at::cat(on_rows), at::cat(off_rows)}).view(repeated.sizes());
+    for (std::size_t p = 0; p < points; ++p) {
+      const at::Tensor change = softmax_l1_change(model.forward(repeated + options.eps[p] * directions), reference)
+                                    .view({2, options.draws, n}).mean(1);
+      on.add(p, change[0]);
+      off.add(p, change[1]);
+    }
+    report(progress, {"tangent directions", end, data.size(), ""});
+  }
+  result.eps = options.eps;
+  result.on_manifold = on.curve();
+  result.off_manifold = off.curve();
+  const MeanCurve fractions = fraction.curve();
+  result.tangent_fraction = fractions.mean[0];
+  result.tangent_fraction_standard_error = fractions.standard_error[0];
+  result.images = data.size();
+  return result;
+}
+
+std::vector<std::string> robustness_regimes(const std::vector<double>& on_manifold,
+                                            const std::vector<double>& off_manifold, double threshold) {
+  RL_CHECK(!on_manifold.empty() && on_manifold.size() == off_manifold.size(), "regimes need as many on- (",
+           on_manifold.size(), ") as off-manifold (", off_manifold.size(), ") sensitivities, at least one");
+  RL_CHECK(on_manifold[0] > 0 && off_manifold[0] > 0, "regimes: the weakest model's sensitivities must be > 0, got on ",
+           on_manifold[0], " and off ", off_manifold[0]);
+  std::vector<std::string> regimes;
+  for (std::size_t i = 0; i < on_manifold.size(); ++i) {
+    if (on_manifold[i] / on_manifold[0] <= threshold) {
+      regimes.push_back("excessive");
+    } else if (off_manifold[i] / off_manifold[0] > threshold) {
+      regimes.push_back("weak");
+    } else {
+      regimes.push_back("bayes-aligned");
+    }
+  }
+  return regimes;
+}
+
+}  // namespace robustlens

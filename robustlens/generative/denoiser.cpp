@@ -1,0 +1,396 @@
+#include "robustlens/generative/denoiser.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/core/model.h"
+#include "robustlens/core/runtime.h"
+#include "robustlens/generative/generative_file.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/optim/adam.h>
+#include <torch/serialize/input-archive.h>
+
+#include <chrono>
+#include <cmath>
+
+namespace robustlens {
+namespace {
+
+// Independent random streams of one training run (runtime.h: derive_seed).
+constexpr std::uint64_t kShuffleAndNoiseStream = 21, kEvaluationStream = 22;
+constexpr double kPi = 3.14159265358979323846;
+
+torch::nn::Conv2d conv3x3(std::int64_t in, std::int64_t out, std::int64_t stride = 1) {
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1));
+}
+
+at::Tensor upsample_to(const at::Tensor& x, const at::Tensor& like) {
+  return at::upsample_nearest2d(x, {like.size(2), like.size(3)});
+}
+
+/// conv(silu(x)) + embedding, conv(silu(·)), plus x (1×1-projected when the channels change).
+class ResidualBlockImpl : public torch::nn::Module {
+ public:
+  ResidualBlockImpl(std::int64_t in, std::int64_t out, std::int64_t embedding_dim) {
+    conv1_ = register_module("conv1", conv3x3(in, out));
+    embedding_ = register_module("embedding", torch::nn::Linear(embedding_dim, out));
+    conv2_ = register_module("conv2", conv3x3(out, out));
+    if (in != out) skip_ = register_module("skip", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1)));
+  }
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& embedding) {
+    at::Tensor h = conv1_->forward(at::silu(x)) + embedding_->forward(embedding).unsqueeze(-1).unsqueeze(-1);
+    h = conv2_->forward(at::silu(h));
+    return h + (skip_ ? skip_->forward(x) : x);
+  }
+
+ private:
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, skip_{nullptr};
+  torch::nn::Linear embedding_{nullptr};
+};
+TORCH_MODULE(ResidualBlock);
+
+}  // namespace
+
+/// F of the preconditioning (header): full resolution (c channels) → half
+/// (c, two blocks) → quarter (2c, two blocks) → half (block on the skip
+/// concatenation) → full (convolution of the concatenated stem features).
+struct Denoiser::Network : torch::nn::Module {
+  explicit Network(const DenoiserSpec& spec) {
+    const std::int64_t image_channels = spec.input_shape[0], c = spec.channels, e = spec.embedding_dim;
+    noise_in = register_module("noise_in", torch::nn::Linear(1, e));
+    noise_out = register_module("noise_out", torch::nn::Linear(e, e));
+    if (spec.conditional()) class_embedding = register_module("class_embedding", torch::nn::Embedding(spec.num_classes, e));
+    stem = register_module("stem", conv3x3(image_channels, c));
+    down_half = register_module("down_half", conv3x3(c, c, 2));
+    for (int i = 0; i < 2; ++i) half_blocks->push_back(ResidualBlock(c, c, e));
+    register_module("half_blocks", half_blocks);
+    down_quarter = register_module("down_quarter", conv3x3(c, 2 * c, 2));
+    for (int i = 0; i < 2; ++i) quarter_blocks->push_back(ResidualBlock(2 * c, 2 * c, e));
+    register_module("quarter_blocks", quarter_blocks);
+    up_half = register_module("up_half", conv3x3(2 * c, c));
+    half_up_block = register_module("half_up_block", ResidualBlock(2 * c, c, e));
+    up_full = register_module("up_full", conv3x3(c, c));
+    output = register_module("output", conv3x3(2 * c, image_channels));
+    use_channels_last();
+  }
+
+  /// Convolutions in channels-last layout run through oneDNN on the CPU:
+  /// measured 5-10× faster than the default layout for these channel counts.
+  void use_channels_last() {
+    at::NoGradGuard no_grad;
+    for (auto& parameter : parameters()) {
+      if (parameter.dim() == 4) parameter.set_data(parameter.contiguous(at::MemoryFormat::ChannelsLast));
+    }
+  }
+
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& noise_level, const at::Tensor& labels) {
+    at::Tensor embedding = noise_out->forward(at::silu(noise_in->forward(noise_level.unsqueeze(1))));
+    if (class_embedding) embedding = embedding + class_embedding->forward(labels);
+    embedding = at::silu(embedding);
+    const at::Tensor full = stem->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
+    at::Tensor h = down_half->forward(at::silu(full));
+    for (const auto& block : *half_blocks) h = block->as<ResidualBlock>()->forward(h, embedding);
+    const at::Tensor half = h;
+    h = down_quarter->forward(h);
+    for (const auto& block : *quarter_blocks) h = block->as<ResidualBlock>()->forward(h, embedding);
+    h = up_half->forward(upsample_to(h, half));
+    h = half_up_block->forward(at::cat({h, half}, 1), embedding);
+    h = up_full->forward(upsample_to(h, full));
+    return output->forward(at::silu(at::cat({h, full}, 1)));
+  }
+
+  torch::nn::Linear noise_in{nullptr}, noise_out{nullptr};
+  torch::nn::Embedding class_embedding{nullptr};
+  torch::nn::Conv2d stem{nullptr}, down_half{nullptr}, down_quarter{nullptr}, up_half{nullptr}, up_full{nullptr},
+      output{nullptr};
+  torch::nn::ModuleList half_blocks, quarter_blocks;
+  ResidualBlock half_up_block{nullptr};
+};
+
+void DenoiserSpec::check() const {
+  RL_CHECK(input_shape.size() == 3 && input_shape[0] > 0 && input_shape[1] > 0 && input_shape[2] > 0,
+           "denoiser: input shape must be three positive numbers C,H,W, got ", nlohmann::json(input_shape).dump());
+  RL_CHECK(num_classes >= 0, "denoiser: number of classes must be >= 0 (0 = unconditional), got ", num_classes);
+  RL_CHECK(channels >= 1, "denoiser: --channels must be >= 1, got ", channels);
+  RL_CHECK(embedding_dim >= 1, "denoiser: --embedding-dim must be >= 1, got ", embedding_dim);
+  RL_CHECK(sigma_data > 0 && std::isfinite(sigma_data), "denoiser: sigma_data must be > 0, got ", sigma_data);
+}
+
+nlohmann::json DenoiserSpec::to_json() const {
+  return {{"input_shape", input_shape}, {"num_classes", num_classes}, {"channels", channels},
+          {"embedding_dim", embedding_dim}, {"sigma_data", sigma_data},
+          {"preconditioning", "edm"}};
+}
+
+DenoiserSpec DenoiserSpec::from_json(const nlohmann::json& json) {
+  DenoiserSpec spec;
+  try {
+    spec.input_shape = json.at("input_shape").get<std::vector<std::int64_t>>();
+    spec.num_classes = json.at("num_classes").get<std::int64_t>();
+    spec.channels = json.at("channels").get<std::int64_t>();
+    spec.embedding_dim = json.at("embedding_dim").get<std::int64_t>();
+    spec.sigma_data = json.at("sigma_data").get<double>();
+  } catch (const nlohmann::json::exception& error) {
+    RL_CHECK(false, "denoiser spec ", json.dump(), " is incomplete: ", error.what());
+  }
+  spec.check();
+  return spec;
+}
+
+at::Tensor to_denoiser_space(const at::Tensor& images01) { return images01 * 2 - 1; }
+
+Denoiser::Denoiser(const DenoiserSpec& spec) : spec_(spec) {
+  spec_.check();
+  net_ = std::make_shared<Network>(spec_);
+}
+
+Denoiser::~Denoiser() = default;
+
+at::Tensor Denoiser::checked_labels(const at::Tensor& labels, std::int64_t batch) const {
+  if (!spec_.conditional()) return {};
+  RL_CHECK(labels.defined() && labels.numel() > 0, "the denoiser is class-conditional (", spec_.num_classes,
+           " classes) and needs one label per image; none were given");
+  RL_CHECK(labels.dim() == 1 && labels.size(0) == batch && !at::isFloatingType(labels.scalar_type()),
+           "denoiser labels must be integers, one per image (", batch, "), got a ", labels.scalar_type(),
+           " tensor of shape ", labels.sizes());
+  const std::int64_t low = labels.min().item<std::int64_t>(), high = labels.max().item<std::int64_t>();
+  RL_CHECK(low >= 0 && high < spec_.num_classes, "denoiser labels must lie in [0, ", spec_.num_classes - 1,
+           "], found [", low, ", ", high, "]");
+  return labels.to(device_, at::kLong);
+}
+
+namespace {
+
+/// EDM's coefficients for sigma N, shaped N×1×1×1.
+struct Preconditioning {
+  at::Tensor skip, out, in, noise_level;
+  Preconditioning(const at::Tensor& sigma, double sigma_data) {
+    const at::Tensor s = sigma.view({-1, 1, 1, 1});
+    const double sd2 = sigma_data * sigma_data;
+    const at::Tensor total = s.square() + sd2;
+    skip = sd2 / total;
+    out = s * sigma_data / total.sqrt();
+    in = total.rsqrt();
+    noise_level = sigma.log() / 4;
+  }
+};
+
+}  // namespace
+
+at::Tensor Denoiser::denoise(const at::Tensor& noisy, const at::Tensor& sigma, const at::Tensor& labels) {
+  check_images(noisy, spec_.input_shape, "denoiser");
+  const std::int64_t n = noisy.size(0);
+  at::Tensor s = sigma.to(device_, dtype_).reshape({-1});
+  RL_CHECK(s.numel() == 1 || s.numel() == n, "denoiser: sigma must hold one value or one per image (", n,
+           "), got ", s.numel());
+  RL_CHECK((s > 0).all().item<bool>(), "denoiser: sigma must be > 0");
+  s = s.expand({n}).contiguous();
+  const at::Tensor y = checked_labels(labels, n);
+  const at::Tensor x = noisy.to(device_, dtype_);
+  const Preconditioning c(s, spec_.sigma_data);
+  return (c.skip * x + c.out * net_->forward(c.in * x, c.noise_level, y)).contiguous();
+}
+
+at::Tensor Denoiser::loss(const at::Tensor& clean, const at::Tensor& sigma, const at::Tensor& noise,
+                          const at::Tensor& labels) {
+  check_images(clean, spec_.input_shape, "denoiser");
+  const std::int64_t n = clean.size(0);
+  RL_CHECK(noise.sizes() == clean.sizes(), "denoiser loss: noise must be shaped like the images ", clean.sizes(),
+           ", got ", noise.sizes());
+  RL_CHECK(sigma.numel() == n, "denoiser loss: one sigma per image (", n, ") expected, got ", sigma.numel());
+  const at::Tensor s = sigma.to(device_, dtype_).reshape({-1});
+  const at::Tensor x = clean.to(device_, dtype_);
+  const at::Tensor noisy = x + s.view({-1, 1, 1, 1}) * noise.to(device_, dtype_);
+  const Preconditioning c(s, spec_.sigma_data);
+  // λ(σ)·(D − x)² = (F − (x − c_skip·noisy)/c_out)² because λ·c_out² = 1.
+  const at::Tensor target = (x - c.skip * noisy) / c.out;
+  return (net_->forward(c.in * noisy, c.noise_level, checked_labels(labels, n)) - target).square().mean();
+}
+
+void Denoiser::to(const at::Device& device, at::ScalarType dtype) {
+  RL_CHECK(at::isFloatingType(dtype), "denoiser: parameters must be floating point, got ", dtype);
+  net_->to(device, dtype);
+  net_->use_channels_last();
+  device_ = device;
+  dtype_ = dtype;
+}
+
+std::vector<at::Tensor> Denoiser::parameters() { return net_->parameters(); }
+
+std::vector<std::pair<std::string, at::Tensor>> Denoiser::named_parameters() {
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (const auto& item : net_->named_parameters()) named.emplace_back(item.key(), item.value());
+  return named;
+}
+
+void Denoiser::save(const std::string& path) const {
+  save_generative_file(path, kDenoiserFormat, {{"spec", spec_.to_json()}, {"training", training_}}, *net_);
+}
+
+std::unique_ptr<Denoiser> load_denoiser(const std::string& path, const at::Device& device) {
+  torch::serialize::InputArchive archive;
+  const nlohmann::json metadata = open_generative_file(path, kDenoiserFormat, "denoiser", device, archive);
+  RL_CHECK(metadata.contains("spec"), "'", path, "' has no denoiser spec in its metadata");
+  auto denoiser = std::make_unique<Denoiser>(DenoiserSpec::from_json(metadata.at("spec")));
+  denoiser->to(device);
+  load_generative_parameters(archive, *denoiser->net_, path);
+  denoiser->net_->use_channels_last();
+  denoiser->set_training_record(metadata.value("training", nlohmann::json::object()));
+  return denoiser;
+}
+
+at::Tensor denoiser_score(Denoiser& denoiser, const at::Tensor& images01, const at::Tensor& labels, double sigma,
+                          std::int64_t batch_size) {
+  check_images(images01, denoiser.spec().input_shape, "denoiser score");
+  RL_CHECK(sigma > 0 && std::isfinite(sigma), "denoiser score: sigma must be > 0, got ", sigma);
+  RL_CHECK(batch_size >= 1, "denoiser score: batch size must be >= 1, got ", batch_size);
+  const bool with_labels = denoiser.spec().conditional();
+  RL_CHECK(!with_labels || (labels.defined() && labels.numel() > 0),
+           "denoiser score: the denoiser is class-conditional (", denoiser.spec().num_classes,
+           " classes) and needs one label per image; none were given");
+  RL_CHECK(!with_labels || (labels.dim() == 1 && labels.size(0) == images01.size(0)),
+           "denoiser score: one label per image (", images01.size(0), ") expected, got shape ", labels.sizes());
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> chunks;
+  for (std::int64_t begin = 0; begin < images01.size(0); begin += batch_size) {
+    const std::int64_t end = std::min(begin + batch_size, images01.size(0));
+    const at::Tensor x = to_denoiser_space(images01.slice(0, begin, end).to(denoiser.device(), denoiser.dtype()));
+    const at::Tensor y = with_labels ? labels.slice(0, begin, end) : at::Tensor();
+    const at::Tensor denoised = denoiser.denoise(x, at::full({1}, sigma, x.options()), y);
+    chunks.push_back((denoised - x) / (sigma * sigma));
+  }
+  RL_CHECK(!chunks.empty(), "denoiser score: no images");
+  return at::cat(chunks);
+}
+
+void DenoiserTrainOptions::check() const {
+  RL_CHECK(epochs >= 1, "--epochs must be >= 1, got ", epochs);
+  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+  RL_CHECK(lr > 0 && std::isfinite(lr), "--lr must be > 0, got ", lr);
+  RL_CHECK(sigma_min > 0 && sigma_max >= sigma_min && std::isfinite(sigma_max),
+           "noise levels: need 0 < --sigma-min <= --sigma-max, got --sigma-min ", sigma_min, " --sigma-max ",
+           sigma_max);
+  RL_CHECK(eval_batch_size >= 1, "evaluation batch size must be >= 1, got ", eval_batch_size);
+}
+
+nlohmann::json DenoiserTrainOptions::to_json() const {
+  return {{"optimizer", "adam"},        {"schedule", "cosine"},      {"lr", lr},
+          {"epochs", epochs},           {"batch_size", batch_size},  {"sigma_min", sigma_min},
+          {"sigma_max", sigma_max},     {"sigma_distribution", "log-uniform"}, {"loss_weighting", "edm"},
+          {"seed", seed}};
+}
+
+nlohmann::json DenoiserEpochRecord::to_json() const {
+  return {{"epoch", epoch},       {"learning_rate", learning_rate}, {"train_loss", train_loss},
+          {"test_loss", test_loss}, {"seconds", seconds}};
+}
+
+nlohmann::json DenoiserTrainResult::to_json() const {
+  nlohmann::json records = nlohmann::json::array();
+  for (const auto& record : epochs) records.push_back(record.to_json());
+  return {{"epochs", records}};
+}
+
+namespace {
+
+/// Noise levels log-uniform in [sigma_min, sigma_max] and standard normal
+/// noise for a batch of `count` images, from `generator` (CPU: the same draws
+/// on every device).
+std::pair<at::Tensor, at::Tensor> draw_noise(at::Generator& generator, std::int64_t count,
+                                             const std::vector<std::int64_t>& shape,
+                                             const DenoiserTrainOptions& options) {
+  const double log_min = std::log(options.sigma_min), log_max = std::log(options.sigma_max);
+  const at::Tensor sigma = at::exp(at::rand({count}, generator) * (log_max - log_min) + log_min);
+  const at::Tensor noise = at::randn({count, shape[0], shape[1], shape[2]}, generator);
+  return {sigma, noise};
+}
+
+}  // namespace
+
+double evaluate_denoiser(Denoiser& denoiser, const Dataset& data, const DenoiserTrainOptions& options,
+                         std::uint64_t seed) {
+  options.check();
+  RL_CHECK(data.size() > 0, "denoiser evaluation: dataset '", data.name, "' is empty");
+  at::NoGradGuard no_grad;
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  double sum = 0;
+  for (std::int64_t begin = 0; begin < data.size(); begin += options.eval_batch_size) {
+    const std::int64_t end = std::min(begin + options.eval_batch_size, data.size());
+    const auto [sigma, noise] = draw_noise(generator, end - begin, denoiser.spec().input_shape, options);
+    const at::Tensor labels = denoiser.spec().conditional() ? data.labels.slice(0, begin, end) : at::Tensor();
+    const at::Tensor loss =
+        denoiser.loss(to_denoiser_space(data.images.slice(0, begin, end)), sigma, noise, labels);
+    sum += loss.item<double>() * static_cast<double>(end - begin);
+  }
+  return sum / static_cast<double>(data.size());
+}
+
+DenoiserTrainResult train_denoiser(Denoiser& denoiser, const Dataset& train, const Dataset& test,
+                                   const DenoiserTrainOptions& options, const ProgressCallback& progress,
+                                   const std::function<void(const DenoiserEpochRecord&)>& on_epoch) {
+  options.check();
+  const DenoiserSpec& spec = denoiser.spec();
+  for (const Dataset* data : {&train, &test}) {
+    RL_CHECK(data->size() > 0, "denoiser training: dataset '", data->name, "' is empty");
+    RL_CHECK(data->image_shape() == spec.input_shape, "denoiser training: dataset '", data->name, "' has images ",
+             nlohmann::json(data->image_shape()).dump(), " (C,H,W) but the denoiser takes ",
+             nlohmann::json(spec.input_shape).dump());
+    RL_CHECK(!spec.conditional() || data->num_classes() <= spec.num_classes, "denoiser training: dataset '",
+             data->name, "' has ", data->num_classes(), " classes but the denoiser only ", spec.num_classes);
+  }
+  torch::optim::Adam optimizer(denoiser.parameters(), torch::optim::AdamOptions(options.lr));
+  const std::int64_t steps_per_epoch = (train.size() + options.batch_size - 1) / options.batch_size;
+  const std::int64_t total_steps = steps_per_epoch * options.epochs;
+  DenoiserTrainResult result;
+  for (std::int64_t epoch = 0; epoch < options.epochs; ++epoch) {
+    const auto start_time = std::chrono::steady_clock::now();
+    // Order, noise levels and noise of epoch e depend only on (seed, e), drawn on the CPU.
+    at::Generator generator = at::detail::createCPUGenerator(
+        derive_seed(derive_seed(options.seed, kShuffleAndNoiseStream), static_cast<std::uint64_t>(epoch)));
+    const at::Tensor order = at::randperm(train.size(), generator, at::kLong);
+    const std::string task = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs);
+    double loss_sum = 0, learning_rate = options.lr;
+    std::int64_t seen = 0;
+    for (std::int64_t step = 0; step < steps_per_epoch; ++step) {
+      const std::int64_t begin = step * options.batch_size;
+      const std::int64_t end = std::min(begin + options.batch_size, train.size());
+      const at::Tensor index = order.slice(0, begin, end);
+      const at::Tensor images = to_denoiser_space(train.images.index_select(0, index));
+      const at::Tensor labels = spec.conditional() ? train.labels.index_select(0, index) : at::Tensor();
+      const auto [sigma, noise] = draw_noise(generator, end - begin, spec.input_shape, options);
+
+      const double progress_fraction = static_cast<double>(epoch * steps_per_epoch + step) / total_steps;
+      learning_rate = options.lr * 0.5 * (1 + std::cos(kPi * progress_fraction));
+      for (auto& group : optimizer.param_groups()) group.options().set_lr(learning_rate);
+      const at::Tensor loss = denoiser.loss(images, sigma, noise, labels);
+      RL_CHECK(std::isfinite(loss.item<double>()), "denoiser training diverged at epoch ", epoch + 1, ", step ",
+               step + 1, " (loss is not finite); lower --lr (now ", options.lr, ")");
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      loss_sum += loss.item<double>() * static_cast<double>(end - begin);
+      seen += end - begin;
+      report(progress, {task, seen, train.size(),
+                        "loss " + std::to_string(loss_sum / static_cast<double>(seen)).substr(0, 6)});
+    }
+    DenoiserEpochRecord record;
+    record.epoch = epoch + 1;
+    record.learning_rate = learning_rate;
+    record.train_loss = loss_sum / static_cast<double>(seen);
+    record.test_loss = evaluate_denoiser(denoiser, test, options, derive_seed(options.seed, kEvaluationStream));
+    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+    result.epochs.push_back(record);
+    if (on_epoch) on_epoch(record);
+  }
+  nlohmann::json recipe = options.to_json();
+  recipe["log"] = result.to_json()["epochs"];
+  recipe["train_data"] = train.name;
+  denoiser.set_training_record(recipe);
+  return result;
+}
+
+}  // namespace robustlens

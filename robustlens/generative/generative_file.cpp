@@ -1,0 +1,93 @@
+#include "robustlens/generative/generative_file.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/models/builtin_model.h"
+#include "robustlens/report/files.h"
+
+#include <torch/nn/module.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <filesystem>
+
+namespace robustlens {
+namespace {
+
+constexpr int kGenerativeFormatVersion = 1;
+
+/// "VAE" or "denoiser" for a format name, for messages about files of another kind.
+std::string describe_format(const std::string& format) {
+  if (format == kVaeFormat) return "VAE";
+  if (format == kDenoiserFormat) return "denoiser";
+  if (format == "robustlens-model") return "classifier model";
+  return "'" + format + "'";
+}
+
+}  // namespace
+
+void save_generative_file(const std::string& path, const std::string& format, nlohmann::json metadata,
+                          const torch::nn::Module& module) {
+  metadata["format"] = format;
+  metadata["format_version"] = kGenerativeFormatVersion;
+  write_file_atomically(path, [&](const std::string& temporary) {
+    torch::serialize::OutputArchive archive, parameters;
+    archive.write(kBuiltinMetadataKey, c10::IValue(metadata.dump()));
+    module.save(parameters);
+    archive.write("parameters", parameters);
+    archive.save_to(temporary);
+  });
+}
+
+nlohmann::json open_generative_file(const std::string& path, const std::string& format, const std::string& what,
+                                    const at::Device& device, torch::serialize::InputArchive& archive) {
+  RL_CHECK(std::filesystem::is_regular_file(path), what, " file '", path, "' does not exist");
+  try {
+    archive.load_from(path, device);
+  } catch (const c10::Error& error) {
+    RL_CHECK(false, what, " file '", path, "' cannot be read (expected a PyTorch archive written by robustlens): ",
+             first_line(error.what()));
+  }
+  c10::IValue value;
+  RL_CHECK(archive.try_read(kBuiltinMetadataKey, value) && value.isString(), "'", path, "' is not a robustlens ",
+           what, " file (no ", kBuiltinMetadataKey, " record)");
+  nlohmann::json metadata;
+  try {
+    metadata = nlohmann::json::parse(value.toStringRef());
+  } catch (const nlohmann::json::exception& error) {
+    RL_CHECK(false, "'", path, "': metadata is not valid JSON: ", error.what());
+  }
+  const std::string found = metadata.value("format", "");
+  RL_CHECK(found == format, "'", path, "' is a robustlens ", describe_format(found), " file, not a ", what,
+           " file (format ", found, ", expected ", format, ")");
+  RL_CHECK(metadata.value("format_version", 0) == kGenerativeFormatVersion, "'", path, "': unsupported ", what,
+           " file version ", metadata.value("format_version", 0), " (this robustlens reads version ",
+           kGenerativeFormatVersion, ")");
+  return metadata;
+}
+
+void load_generative_parameters(torch::serialize::InputArchive& archive, torch::nn::Module& module,
+                                const std::string& path) {
+  torch::serialize::InputArchive parameters;
+  RL_CHECK(archive.try_read("parameters", parameters), "'", path, "' has no parameters");
+  try {
+    module.load(parameters);
+  } catch (const c10::Error& error) {
+    RL_CHECK(false, "'", path, "': the parameters do not fit the recorded spec: ", first_line(error.what()));
+  }
+}
+
+nlohmann::json read_generative_metadata(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  c10::IValue value;
+  try {
+    archive.load_from(path, at::kCPU);
+    if (!archive.try_read(kBuiltinMetadataKey, value) || !value.isString()) return nullptr;
+    nlohmann::json metadata = nlohmann::json::parse(value.toStringRef());
+    const std::string format = metadata.value("format", "");
+    return format == kVaeFormat || format == kDenoiserFormat ? metadata : nlohmann::json(nullptr);
+  } catch (const std::exception&) {
+    return nullptr;  // not ours: the classifier loader gives the message
+  }
+}
+
+}  // namespace robustlens

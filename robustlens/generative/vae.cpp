@@ -1,0 +1,311 @@
+#include "robustlens/generative/vae.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/core/model.h"
+#include "robustlens/core/runtime.h"
+#include "robustlens/generative/generative_file.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/autograd.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/optim/adam.h>
+#include <torch/serialize/input-archive.h>
+
+#include <chrono>
+#include <cmath>
+
+namespace robustlens {
+
+struct Vae::Network : torch::nn::Module {
+  explicit Network(const VaeSpec& spec) {
+    const std::int64_t d = spec.input_dim(), h = spec.hidden, k = spec.latent_dim;
+    encoder_in = register_module("encoder_in", torch::nn::Linear(d, h));
+    encoder_hidden = register_module("encoder_hidden", torch::nn::Linear(h, h));
+    encoder_out = register_module("encoder_out", torch::nn::Linear(h, 2 * k));
+    decoder_in = register_module("decoder_in", torch::nn::Linear(k, h));
+    decoder_hidden = register_module("decoder_hidden", torch::nn::Linear(h, h));
+    decoder_out = register_module("decoder_out", torch::nn::Linear(h, d));
+  }
+  /// N×D → N×2k (mean, logvar side by side).
+  at::Tensor encode(const at::Tensor& flat) {
+    return encoder_out->forward(at::relu(encoder_hidden->forward(at::relu(encoder_in->forward(flat)))));
+  }
+  /// N×k → N×D logits.
+  at::Tensor decode(const at::Tensor& z) {
+    return decoder_out->forward(at::relu(decoder_hidden->forward(at::relu(decoder_in->forward(z)))));
+  }
+  torch::nn::Linear encoder_in{nullptr}, encoder_hidden{nullptr}, encoder_out{nullptr};
+  torch::nn::Linear decoder_in{nullptr}, decoder_hidden{nullptr}, decoder_out{nullptr};
+};
+
+namespace {
+
+// Independent random streams of one training run (runtime.h: derive_seed).
+constexpr std::uint64_t kShuffleAndNoiseStream = 11, kEvaluationStream = 12;
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  return std::to_string(shape[0]) + "×" + std::to_string(shape[1]) + "×" + std::to_string(shape[2]);
+}
+
+}  // namespace
+
+std::int64_t VaeSpec::input_dim() const { return input_shape[0] * input_shape[1] * input_shape[2]; }
+
+void VaeSpec::check() const {
+  RL_CHECK(input_shape.size() == 3 && input_shape[0] > 0 && input_shape[1] > 0 && input_shape[2] > 0,
+           "VAE: input shape must be three positive numbers C,H,W, got ", nlohmann::json(input_shape).dump());
+  RL_CHECK(latent_dim >= 1 && latent_dim <= input_dim(), "VAE: --latent-dim must lie in [1, ", input_dim(),
+           "] (C·H·W of the images), got ", latent_dim);
+  RL_CHECK(hidden >= 1, "VAE: --hidden must be >= 1, got ", hidden);
+}
+
+nlohmann::json VaeSpec::to_json() const {
+  return {{"input_shape", input_shape}, {"latent_dim", latent_dim}, {"hidden", hidden}};
+}
+
+VaeSpec VaeSpec::from_json(const nlohmann::json& json) {
+  VaeSpec spec;
+  try {
+    spec.input_shape = json.at("input_shape").get<std::vector<std::int64_t>>();
+    spec.latent_dim = json.at("latent_dim").get<std::int64_t>();
+    spec.hidden = json.at("hidden").get<std::int64_t>();
+  } catch (const nlohmann::json::exception& error) {
+    RL_CHECK(false, "VAE spec ", json.dump(), " is incomplete: ", error.what());
+  }
+  spec.check();
+  return spec;
+}
+
+Vae::Vae(const VaeSpec& spec) : spec_(spec) {
+  spec_.check();
+  net_ = std::make_shared<Network>(spec_);
+}
+
+Vae::~Vae() = default;
+
+VaeEncoding Vae::encode(const at::Tensor& images) {
+  check_images(images, spec_.input_shape, "VAE");
+  const at::Tensor stats = net_->encode(images.to(device_, dtype_).flatten(1));
+  const auto halves = stats.chunk(2, 1);
+  return {halves[0], halves[1]};
+}
+
+at::Tensor Vae::encode_mean(const at::Tensor& images) { return encode(images).mean; }
+
+at::Tensor Vae::decode_logits(const at::Tensor& latents) {
+  RL_CHECK(latents.dim() == 2 && latents.size(1) == spec_.latent_dim, "VAE decoder takes latent codes N×",
+           spec_.latent_dim, ", got a tensor of shape ", latents.sizes());
+  const at::Tensor flat = net_->decode(latents.to(device_, dtype_));
+  return flat.view({latents.size(0), spec_.input_shape[0], spec_.input_shape[1], spec_.input_shape[2]});
+}
+
+at::Tensor Vae::decode(const at::Tensor& latents) { return at::sigmoid(decode_logits(latents)); }
+
+VaeLoss Vae::loss(const at::Tensor& images, const at::Tensor& noise) {
+  const VaeEncoding posterior = encode(images);
+  RL_CHECK(noise.sizes() == posterior.mean.sizes(), "VAE loss: noise must be N×k = ", posterior.mean.sizes(),
+           ", got ", noise.sizes());
+  const at::Tensor z = posterior.mean + at::exp(0.5 * posterior.logvar) * noise.to(device_, dtype_);
+  const at::Tensor logits = net_->decode(z);
+  const double count = static_cast<double>(images.size(0));
+  const at::Tensor reconstruction =
+      at::binary_cross_entropy_with_logits(logits, images.to(device_, dtype_).flatten(1), {}, {}, at::Reduction::Sum) /
+      count;
+  // KL(N(m, s²) ‖ N(0, 1)) = ½ Σ (m² + s² − 1 − log s²).
+  const at::Tensor kl =
+      0.5 * (posterior.mean.square() + posterior.logvar.exp() - 1 - posterior.logvar).sum() / count;
+  return {reconstruction, kl};
+}
+
+void Vae::to(const at::Device& device, at::ScalarType dtype) {
+  RL_CHECK(at::isFloatingType(dtype), "VAE: parameters must be floating point, got ", dtype);
+  net_->to(device, dtype);
+  device_ = device;
+  dtype_ = dtype;
+}
+
+std::vector<at::Tensor> Vae::parameters() { return net_->parameters(); }
+
+void Vae::save(const std::string& path) const {
+  save_generative_file(path, kVaeFormat, {{"spec", spec_.to_json()}, {"training", training_}}, *net_);
+}
+
+std::unique_ptr<Vae> load_vae(const std::string& path, const at::Device& device) {
+  torch::serialize::InputArchive archive;
+  const nlohmann::json metadata = open_generative_file(path, kVaeFormat, "VAE", device, archive);
+  RL_CHECK(metadata.contains("spec"), "'", path, "' has no VAE spec in its metadata");
+  auto vae = std::make_unique<Vae>(VaeSpec::from_json(metadata.at("spec")));
+  vae->to(device);
+  load_generative_parameters(archive, *vae->net_, path);
+  vae->set_training_record(metadata.value("training", nlohmann::json::object()));
+  return vae;
+}
+
+void VaeTrainOptions::check() const {
+  RL_CHECK(epochs >= 1, "--epochs must be >= 1, got ", epochs);
+  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+  RL_CHECK(lr > 0 && std::isfinite(lr), "--lr must be > 0, got ", lr);
+  RL_CHECK(beta >= 0 && std::isfinite(beta), "--beta must be >= 0, got ", beta);
+  RL_CHECK(eval_batch_size >= 1, "evaluation batch size must be >= 1, got ", eval_batch_size);
+}
+
+nlohmann::json VaeTrainOptions::to_json() const {
+  return {{"optimizer", "adam"}, {"lr", lr},     {"epochs", epochs},
+          {"batch_size", batch_size}, {"beta", beta}, {"seed", seed}};
+}
+
+nlohmann::json VaeEpochRecord::to_json() const {
+  return {{"epoch", epoch},
+          {"train_loss", train_loss},
+          {"train_reconstruction", train_reconstruction},
+          {"train_kl", train_kl},
+          {"test_loss", test_loss},
+          {"test_reconstruction", test_reconstruction},
+          {"test_kl", test_kl},
+          {"active_dims", active_dims},
+          {"test_kl_per_dim", test_kl_per_dim},
+          {"seconds", seconds}};
+}
+
+nlohmann::json VaeTrainResult::to_json() const {
+  nlohmann::json records = nlohmann::json::array();
+  for (const auto& record : epochs) records.push_back(record.to_json());
+  return {{"epochs", records}};
+}
+
+VaeEpochRecord evaluate_vae(Vae& vae, const Dataset& data, double beta, std::int64_t batch_size,
+                            std::uint64_t seed) {
+  RL_CHECK(batch_size >= 1, "evaluation batch size must be >= 1, got ", batch_size);
+  RL_CHECK(data.size() > 0, "VAE evaluation: dataset '", data.name, "' is empty");
+  at::NoGradGuard no_grad;
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  double reconstruction = 0, kl = 0;
+  std::vector<at::Tensor> means, logvars;
+  for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
+    const std::int64_t end = std::min(begin + batch_size, data.size());
+    // Noise drawn on the CPU: the same numbers whatever the device.
+    const at::Tensor noise = at::randn({end - begin, vae.spec().latent_dim}, generator);
+    const at::Tensor images = data.images.slice(0, begin, end);
+    const VaeLoss loss = vae.loss(images, noise);
+    reconstruction += loss.reconstruction.item<double>() * static_cast<double>(end - begin);
+    kl += loss.kl.item<double>() * static_cast<double>(end - begin);
+    const VaeEncoding posterior = vae.encode(images);
+    means.push_back(posterior.mean.to(at::kCPU, at::kDouble));
+    logvars.push_back(posterior.logvar.to(at::kCPU, at::kDouble));
+  }
+  VaeEpochRecord record;
+  const at::Tensor mean = at::cat(means), logvar = at::cat(logvars);
+  record.active_dims = mean.var(0).gt(0.01).sum().item<std::int64_t>();
+  const at::Tensor kl_per_dim = 0.5 * (mean.square() + logvar.exp() - 1 - logvar).mean(0);
+  record.test_kl_per_dim.assign(kl_per_dim.data_ptr<double>(), kl_per_dim.data_ptr<double>() + kl_per_dim.numel());
+  record.test_reconstruction = reconstruction / static_cast<double>(data.size());
+  record.test_kl = kl / static_cast<double>(data.size());
+  record.test_loss = record.test_reconstruction + beta * record.test_kl;
+  return record;
+}
+
+VaeTrainResult train_vae(Vae& vae, const Dataset& train, const Dataset& test, const VaeTrainOptions& options,
+                         const ProgressCallback& progress, const std::function<void(const VaeEpochRecord&)>& on_epoch) {
+  options.check();
+  for (const Dataset* data : {&train, &test}) {
+    RL_CHECK(data->size() > 0, "VAE training: dataset '", data->name, "' is empty");
+    RL_CHECK(data->image_shape() == vae.spec().input_shape, "VAE training: dataset '", data->name, "' has images ",
+             shape_text(data->image_shape()), " but the VAE takes ", shape_text(vae.spec().input_shape));
+  }
+  torch::optim::Adam optimizer(vae.parameters(), torch::optim::AdamOptions(options.lr));
+  const std::int64_t steps = (train.size() + options.batch_size - 1) / options.batch_size;
+  VaeTrainResult result;
+  for (std::int64_t epoch = 0; epoch < options.epochs; ++epoch) {
+    const auto start_time = std::chrono::steady_clock::now();
+    // Order and noise of epoch e depend only on (seed, e), drawn on the CPU.
+    at::Generator generator = at::detail::createCPUGenerator(
+        derive_seed(derive_seed(options.seed, kShuffleAndNoiseStream), static_cast<std::uint64_t>(epoch)));
+    const at::Tensor order = at::randperm(train.size(), generator, at::kLong);
+    const std::string task = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs);
+    double reconstruction_sum = 0, kl_sum = 0;
+    std::int64_t seen = 0;
+    for (std::int64_t step = 0; step < steps; ++step) {
+      const std::int64_t begin = step * options.batch_size;
+      const std::int64_t end = std::min(begin + options.batch_size, train.size());
+      const at::Tensor images = train.images.index_select(0, order.slice(0, begin, end));
+      const at::Tensor noise = at::randn({end - begin, vae.spec().latent_dim}, generator);
+      const VaeLoss loss = vae.loss(images, noise);
+      const at::Tensor total = loss.total(options.beta);
+      RL_CHECK(std::isfinite(total.item<double>()), "VAE training diverged at epoch ", epoch + 1, ", step ",
+               step + 1, " (loss is not finite); lower --lr (now ", options.lr, ")");
+      optimizer.zero_grad();
+      total.backward();
+      optimizer.step();
+      reconstruction_sum += loss.reconstruction.item<double>() * static_cast<double>(end - begin);
+      kl_sum += loss.kl.item<double>() * static_cast<double>(end - begin);
+      seen += end - begin;
+      const double running = (reconstruction_sum + options.beta * kl_sum) / static_cast<double>(seen);
+      report(progress, {task, seen, train.size(), "loss " + std::to_string(running).substr(0, 7)});
+    }
+    VaeEpochRecord record = evaluate_vae(vae, test, options.beta, options.eval_batch_size,
+                                         derive_seed(options.seed, kEvaluationStream));
+    record.epoch = epoch + 1;
+    record.train_reconstruction = reconstruction_sum / static_cast<double>(seen);
+    record.train_kl = kl_sum / static_cast<double>(seen);
+    record.train_loss = record.train_reconstruction + options.beta * record.train_kl;
+    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+    result.epochs.push_back(record);
+    if (on_epoch) on_epoch(record);
+  }
+  nlohmann::json recipe = options.to_json();
+  recipe["log"] = result.to_json()["epochs"];
+  recipe["train_data"] = train.name;
+  vae.set_training_record(recipe);
+  return result;
+}
+
+namespace {
+
+VaeTangentSpace tangent_space_of_batch(Vae& vae, const at::Tensor& images) {
+  const std::int64_t n = images.size(0), k = vae.spec().latent_dim, d = vae.spec().input_dim();
+  at::Tensor mean;
+  {
+    at::NoGradGuard no_grad;
+    mean = vae.encode_mean(images);
+  }
+  // One row per (image, direction): row i·k + j carries mu_i and direction e_j.
+  const at::Tensor latents = mean.repeat_interleave(k, 0).requires_grad_(true);
+  const at::Tensor decoded = vae.decode(latents).flatten(1);
+  // J·v by double backpropagation: g(u) = uᵀJ is linear in u, and ∂(g(u)·v)/∂u = J·v.
+  const at::Tensor dual = at::zeros_like(decoded).requires_grad_(true);
+  const at::Tensor vector_jacobian =
+      torch::autograd::grad({decoded}, {latents}, {dual}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+  const at::Tensor directions = at::eye(k, mean.options()).repeat({n, 1});
+  const at::Tensor products = torch::autograd::grad({vector_jacobian}, {dual}, {directions})[0];
+  VaeTangentSpace space;
+  space.jacobian = products.detach().view({n, k, d}).transpose(1, 2).contiguous();
+  space.basis = std::get<0>(at::linalg_qr(space.jacobian, "reduced"));
+  space.latent_mean = mean;
+  space.reconstruction = decoded.detach().view({n, k, d}).select(1, 0).view(images.sizes()).contiguous();
+  return space;
+}
+
+}  // namespace
+
+VaeTangentSpace vae_tangent_space(Vae& vae, const at::Tensor& images, std::int64_t batch_size) {
+  check_images(images, vae.spec().input_shape, "VAE tangent space");
+  RL_CHECK(batch_size >= 1, "tangent space: batch size must be >= 1, got ", batch_size);
+  std::vector<at::Tensor> bases, jacobians, means, reconstructions;
+  for (std::int64_t begin = 0; begin < images.size(0); begin += batch_size) {
+    const std::int64_t end = std::min(begin + batch_size, images.size(0));
+    VaeTangentSpace chunk = tangent_space_of_batch(vae, images.slice(0, begin, end));
+    bases.push_back(chunk.basis);
+    jacobians.push_back(chunk.jacobian);
+    means.push_back(chunk.latent_mean);
+    reconstructions.push_back(chunk.reconstruction);
+  }
+  RL_CHECK(!bases.empty(), "tangent space: no images");
+  return {at::cat(bases), at::cat(jacobians), at::cat(means), at::cat(reconstructions)};
+}
+
+at::Tensor vae_tangent_basis(Vae& vae, const at::Tensor& images, std::int64_t batch_size) {
+  return vae_tangent_space(vae, images, batch_size).basis;
+}
+
+}  // namespace robustlens

@@ -1,0 +1,180 @@
+#include "robustlens/analyses/manifold.h"
+
+#include "robustlens/core/error.h"
+#include "robustlens/data/distractor.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+#include <cmath>
+
+namespace robustlens {
+namespace {
+
+using testing::LinearModel;
+
+/// Two classes with logits (w·x, −w·x): the change of the softmax under a logit
+/// shift is 2|σ(2a') − σ(2a)|, and the predicted class's logit gradient is ±w.
+LinearModel opposed_logits(const at::Tensor& w) { return LinearModel(at::stack({w, -w}), at::zeros({2})); }
+
+double sigmoid(double z) { return 1 / (1 + std::exp(-z)); }
+
+/// E over Z ~ N(0,1) of 2|σ(2(a + τZ)) − σ(2a)|, by quadrature.
+double expected_change(double a, double tau) {
+  double sum = 0, weights = 0;
+  for (int i = -4000; i <= 4000; ++i) {
+    const double z = i * 0.002, weight = std::exp(-0.5 * z * z);
+    sum += weight * 2 * std::abs(sigmoid(2 * (a + tau * z)) - sigmoid(2 * a));
+    weights += weight;
+  }
+  return sum / weights;
+}
+
+Dataset small_distractor_data(std::int64_t size) {
+  return make_distractor_dataset(testing::linear_rule_dataset(size, {1, 4, 4}, 2, 3), 11);
+}
+
+TEST(SoftmaxL1Change, IsZeroForEqualLogitsAndMatchesTheTwoClassClosedForm) {
+  const at::Tensor logits = at::tensor({1.5, 0.0}, at::kDouble).view({1, 2});
+  EXPECT_DOUBLE_EQ(softmax_l1_change(logits, logits).item<double>(), 0.0);
+  const double expected = 2 * std::abs(sigmoid(1.5) - 0.5);
+  EXPECT_NEAR(softmax_l1_change(logits, at::zeros({1, 2}, at::kDouble)).item<double>(), expected, 1e-12);
+}
+
+TEST(LogSpaced, MatchesNumpysLogspace) {
+  const std::vector<double> values = log_spaced(-2, 1, 4);
+  ASSERT_EQ(values.size(), 4u);
+  EXPECT_NEAR(values[0], 0.01, 1e-15);
+  EXPECT_NEAR(values[1], 0.1, 1e-15);
+  EXPECT_NEAR(values[3], 10.0, 1e-12);
+  EXPECT_EQ(DistractorOptions::default_noise_levels().size(), 31u);
+  EXPECT_EQ(DistractorOptions::default_noise_levels().front(), 0.0);
+}
+
+TEST(DistractorRobustness, AModelThatReadsOnlyTheItemHalfIgnoresGlyphNoise) {
+  torch::manual_seed(0);
+  const Dataset data = small_distractor_data(6);
+  // Weights on the item half of image 0 only; keep the images whose item sits there.
+  const at::Tensor item_region = data.signal_mask[0].flatten();
+  std::vector<std::int64_t> same_half;
+  for (std::int64_t i = 0; i < data.size(); ++i) {
+    if (data.signal_mask[i].flatten().equal(item_region)) same_half.push_back(i);
+  }
+  ASSERT_GE(same_half.size(), 2u);
+  const Dataset chosen = data.subset(same_half);
+  LinearModel reads_item(opposed_logits(at::randn({32}) * item_region));
+  const DistractorResult item = analyse_distractor_robustness(
+      reads_item, chosen, DistractorOptions().set_noise_levels({0.0, 0.5}).set_draws(8));
+  EXPECT_EQ(item.item_half.mean[0], 0.0);
+  EXPECT_GT(item.item_half.mean[1], 0.0);
+  EXPECT_EQ(item.distractor_half.mean[1], 0.0);
+  EXPECT_TRUE(std::isnan(item.relative_robustness[1]));
+  EXPECT_DOUBLE_EQ(item.item_gradient_share, 1.0);
+
+  LinearModel reads_glyph(opposed_logits(at::randn({32}) * (1 - item_region)));
+  const DistractorResult glyph = analyse_distractor_robustness(
+      reads_glyph, chosen, DistractorOptions().set_noise_levels({0.5}).set_draws(8));
+  EXPECT_EQ(glyph.item_half.mean[0], 0.0);
+  EXPECT_GT(glyph.distractor_half.mean[0], 0.0);
+  EXPECT_EQ(glyph.relative_robustness[0], 0.0);
+  EXPECT_DOUBLE_EQ(glyph.item_gradient_share, 0.0);
+}
+
+TEST(DistractorRobustness, MeanChangeMatchesTheClosedFormOfALinearModel) {
+  torch::manual_seed(1);
+  const Dataset data = small_distractor_data(4);
+  const at::Tensor w = at::randn({32}, at::kDouble) * 0.7;
+  LinearModel model(opposed_logits(w));
+  const double s = 0.3;
+  const DistractorResult result =
+      analyse_distractor_robustness(model, data, DistractorOptions().set_noise_levels({s}).set_draws(4000));
+  double item = 0, glyph = 0, whole = 0;
+  for (std::int64_t i = 0; i < data.size(); ++i) {
+    const at::Tensor x = data.images[i].flatten().to(at::kDouble), mask = data.signal_mask[i].flatten().to(at::kDouble);
+    const double a = w.dot(x).item<double>();
+    item += expected_change(a, s * (w * mask).norm().item<double>()) / 4;
+    glyph += expected_change(a, s * (w * (1 - mask)).norm().item<double>()) / 4;
+    whole += expected_change(a, s * w.norm().item<double>()) / 4;
+  }
+  EXPECT_NEAR(result.item_half.mean[0], item, 0.02);
+  EXPECT_NEAR(result.distractor_half.mean[0], glyph, 0.02);
+  EXPECT_NEAR(result.whole_image.mean[0], whole, 0.02);
+  EXPECT_NEAR(result.relative_robustness[0], result.item_half.mean[0] / result.distractor_half.mean[0], 1e-12);
+}
+
+TEST(DistractorRobustness, RefusesDataWithoutASignalMaskAndBadOptions) {
+  LinearModel model(opposed_logits(at::randn({16})));
+  const Dataset plain = testing::linear_rule_dataset(4, {1, 4, 4}, 2, 0);
+  EXPECT_THROW(analyse_distractor_robustness(model, plain, DistractorOptions()), Error);
+  EXPECT_THROW(DistractorOptions().set_noise_levels({-1.0}).check(), Error);
+  EXPECT_THROW(DistractorOptions().set_draws(0).check(), Error);
+}
+
+/// A fixed orthonormal basis D×k for every image.
+TangentBasis constant_basis(const at::Tensor& basis) {
+  return [basis](const at::Tensor& images, const at::Tensor&) {
+    return basis.to(images.dtype()).unsqueeze(0).expand({images.size(0), basis.size(0), basis.size(1)});
+  };
+}
+
+TEST(TangentSensitivity, FollowsWhereTheWeightsLie) {
+  torch::manual_seed(2);
+  const std::int64_t d = 16, k = 4;
+  const at::Tensor basis = std::get<0>(at::linalg_qr(at::randn({d, k}, at::kDouble)));
+  const Dataset data = testing::linear_rule_dataset(5, {1, 4, 4}, 2, 1);
+  const TangentOptions options = TangentOptions().set_eps({0.5, 2.0}).set_draws(3);
+
+  LinearModel along(opposed_logits(basis.matmul(at::randn({k}, at::kDouble))));
+  const TangentResult on = analyse_tangent_sensitivity(along, data, constant_basis(basis), options);
+  EXPECT_NEAR(on.tangent_fraction, 1.0, 1e-6);
+  EXPECT_LT(on.off_manifold.mean[1], 1e-6);
+  EXPECT_GT(on.on_manifold.mean[1], 1e-3);
+  EXPECT_EQ(on.tangent_dim, k);
+  EXPECT_EQ(on.input_dim, d);
+  EXPECT_DOUBLE_EQ(on.random_baseline(), std::sqrt(4.0 / 16.0));
+
+  const at::Tensor w = at::randn({d}, at::kDouble);
+  LinearModel across(opposed_logits(w - basis.matmul(basis.t().matmul(w))));
+  const TangentResult off = analyse_tangent_sensitivity(across, data, constant_basis(basis), options);
+  EXPECT_NEAR(off.tangent_fraction, 0.0, 1e-6);
+  EXPECT_LT(off.on_manifold.mean[1], 1e-6);
+  EXPECT_GT(off.off_manifold.mean[1], 1e-3);
+
+  LinearModel general(opposed_logits(w));
+  const double closed_form = (basis.t().matmul(w)).norm().item<double>() / w.norm().item<double>();
+  EXPECT_NEAR(analyse_tangent_sensitivity(general, data, constant_basis(basis), options).tangent_fraction, closed_form,
+              1e-6);
+}
+
+TEST(LocalPca, RecoversTheAffineSubspaceTheNeighboursLieIn) {
+  torch::manual_seed(3);
+  const std::int64_t d = 36, k = 3, n = 200;
+  const at::Tensor span = std::get<0>(at::linalg_qr(at::randn({d, k})));
+  // Class 0 lies on an affine k-plane, class 1 is unstructured.
+  const at::Tensor plane = 0.5 + 0.05 * at::randn({n, k}).matmul(span.t());
+  const at::Tensor noise = 0.5 + 0.1 * at::randn({n, d});
+  Dataset reference{"planes", at::cat({plane, noise}).view({2 * n, 1, 6, 6}),
+                    at::cat({at::zeros({n}, at::kLong), at::ones({n}, at::kLong)}), numbered_class_names(2)};
+  const at::Tensor queries = reference.images.slice(0, 0, 4);
+  const at::Tensor basis = local_pca_basis(queries, at::zeros({4}, at::kLong), reference, 20, k);
+  ASSERT_EQ(basis.sizes(), (at::IntArrayRef{4, d, k}));
+  EXPECT_TRUE(at::allclose(at::bmm(basis.transpose(1, 2), basis), at::eye(k).expand({4, k, k}), 1e-4, 1e-5));
+  EXPECT_NEAR(subspace_agreement(basis, span.unsqueeze(0).expand({4, d, k})), 1.0, 1e-4);
+  const at::Tensor random = std::get<0>(at::linalg_qr(at::randn({4, d, k})));
+  EXPECT_LT(subspace_agreement(basis, random), 0.5);
+  EXPECT_THROW(local_pca_basis(queries, at::zeros({4}, at::kLong), reference, 3, k), Error);
+  EXPECT_THROW(local_pca_basis(queries, at::zeros({4}, at::kLong), reference, 500, k), Error);
+}
+
+TEST(RobustnessRegimes, OffManifoldRobustnessFirstThenOnManifold) {
+  const std::vector<std::string> regimes =
+      robustness_regimes({1.0, 0.9, 0.8, 0.6, 0.3}, {2.0, 1.5, 0.8, 0.4, 0.1});
+  EXPECT_EQ(regimes, (std::vector<std::string>{"weak", "weak", "bayes-aligned", "bayes-aligned", "excessive"}));
+  EXPECT_EQ(robustness_regimes({1.0, 0.5}, {1.0, 1.0}), (std::vector<std::string>{"weak", "excessive"}));
+  EXPECT_THROW(robustness_regimes({0.0, 1.0}, {1.0, 1.0}), Error);
+  EXPECT_THROW(robustness_regimes({1.0}, {1.0, 1.0}), Error);
+}
+
+}  // namespace
+}  // namespace robustlens

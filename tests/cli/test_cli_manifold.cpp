@@ -1,0 +1,107 @@
+// The manifold, alignment and sweep commands end to end on small distractor data.
+#include "robustlens/report/files.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+namespace robustlens {
+namespace {
+
+using testing::run_cli;
+
+bool contains(const std::string& text, const std::string& fragment) { return text.find(fragment) != std::string::npos; }
+
+/// Items 1×6×12, so that the distractor images are 1×12×12 (SSIM needs 11×11).
+class CliOnDistractorData : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::write_idx_dataset(data_.path(), testing::linear_rule_dataset(300, {1, 6, 12}, 3, 21),
+                               testing::linear_rule_dataset(60, {1, 6, 12}, 3, 22));
+  }
+  std::string data_arg() const { return " --threads 1 --data distractor:idx:" + data_.path(); }
+  testing::TemporaryDirectory data_, out_;
+};
+
+void expect_finite_curve(const nlohmann::json& curve) {
+  for (const auto& value : curve.at("mean")) EXPECT_TRUE(std::isfinite(value.get<double>())) << curve.dump();
+}
+
+TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
+  const auto train = run_cli("train --arch mlp --epochs 2 --batch-size 32 --out " + out_.file("model") + data_arg());
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  const auto vae = run_cli("train-vae --epochs 2 --latent-dim 4 --hidden 32 --out " + out_.file("vae") + data_arg());
+  ASSERT_EQ(vae.exit_code, 0) << vae.output;
+  const auto denoiser = run_cli("train-denoiser --epochs 1 --out " + out_.file("denoiser") + data_arg());
+  ASSERT_EQ(denoiser.exit_code, 0) << denoiser.output;
+  const std::string model = " --model " + out_.file("model/model.pt");
+
+  const auto manifold = run_cli("manifold" + model + " --vae " + out_.file("vae/vae.pt") +
+                                " --pca-neighbours 12 --samples 20 --noise-levels 0,0.1,1 --eps 0.5,2 --out " +
+                                out_.file("manifold") + data_arg());
+  ASSERT_EQ(manifold.exit_code, 0) << manifold.output;
+  EXPECT_TRUE(contains(manifold.output, "tangent fraction")) << manifold.output;
+  const nlohmann::json record = read_json_file(out_.file("manifold/manifold.json"));
+  const nlohmann::json& distractor = record.at("distractor");
+  EXPECT_LT(distractor.at("item_half").at("mean").at(0).get<double>(), 1e-6);  // s = 0 moves nothing (up to rounding)
+  expect_finite_curve(distractor.at("item_half"));
+  const double share = distractor.at("item_gradient_share");
+  EXPECT_GE(share, 0.0);
+  EXPECT_LE(share, 1.0);
+  for (const std::string basis : {"vae", "local-pca"}) {
+    const nlohmann::json& tangent = record.at("tangent").at(basis);
+    EXPECT_EQ(tangent.at("tangent_dim"), 4) << basis;
+    EXPECT_EQ(tangent.at("input_dim"), 144) << basis;
+    expect_finite_curve(tangent.at("on_manifold"));
+    expect_finite_curve(tangent.at("off_manifold"));
+  }
+  const double agreement = record.at("tangent").at("subspace_agreement").at("vae_vs_local_pca");
+  EXPECT_GE(agreement, 0.0);
+  EXPECT_LE(agreement, 1.0 + 1e-9);
+  for (const char* file : {"distractor.svg", "relative_robustness.svg", "tangent.svg", "manifold_curves.csv"}) {
+    EXPECT_TRUE(std::filesystem::exists(out_.file(std::string("manifold/") + file))) << file;
+  }
+
+  const auto align = run_cli("align" + model + " --denoiser " + out_.file("denoiser/denoiser.pt") + " --samples 16 --out " +
+                             out_.file("align") + data_arg());
+  ASSERT_EQ(align.exit_code, 0) << align.output;
+  const nlohmann::json alignment = read_json_file(out_.file("align/alignment.json"));
+  EXPECT_EQ(alignment.at("cosine_per_image").size(), 16u);
+  EXPECT_LE(std::abs(alignment.at("mean_cosine").get<double>()), 1.0);
+  EXPECT_TRUE(std::filesystem::exists(out_.file("align/gradients.png")));
+
+  const auto sweep = run_cli("sweep --arch mlp --objective noise --strengths 0.05,0.5,5 --epochs 1 --batch-size 32"
+                             " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --denoiser " +
+                             out_.file("denoiser/denoiser.pt") + " --out " + out_.file("sweep") + data_arg());
+  ASSERT_EQ(sweep.exit_code, 0) << sweep.output;
+  const nlohmann::json swept = read_json_file(out_.file("sweep/sweep.json"));
+  ASSERT_EQ(swept.at("models").size(), 3u);
+  EXPECT_EQ(swept.at("models").at(0).at("regime"), "weak");  // the first model is the reference
+  EXPECT_EQ(swept.at("models").at(2).at("recipe").at("objective").at("sigma"), 5.0);
+  for (const char* file : {"sweep.svg", "sweep.csv", "gradients.png", "strength-2/model.pt"}) {
+    EXPECT_TRUE(std::filesystem::exists(out_.file(std::string("sweep/") + file))) << file;
+  }
+  // A second run resumes every model from its checkpoint instead of retraining.
+  const auto again = run_cli("sweep --arch mlp --objective noise --strengths 0.05,0.5,5 --epochs 1 --batch-size 32"
+                             " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --out " + out_.file("sweep") + data_arg());
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_FALSE(contains(again.output, "epoch 1 ")) << again.output;
+
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"manifold" + model + " --pca-neighbours 1" + data_arg(), "--pca-neighbours"},
+      {"manifold" + model + " --vae " + out_.file("model/model.pt") + data_arg(), "model/model.pt"},
+      {"manifold" + model + " --eps -1" + data_arg(), "--eps"},
+      {"align" + model + data_arg(), "--denoiser"},
+      {"sweep --arch mlp --min 0 --max 1" + data_arg(), "--min"},
+  };
+  for (const auto& [arguments, fragment] : bad) {
+    const auto result = run_cli(arguments);
+    EXPECT_NE(result.exit_code, 0) << arguments;
+    EXPECT_TRUE(contains(result.output, fragment)) << arguments << "\n" << result.output;
+  }
+}
+
+}  // namespace
+}  // namespace robustlens

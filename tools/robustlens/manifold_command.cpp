@@ -1,0 +1,197 @@
+// robustlens manifold: on- and off-manifold sensitivity of a classifier: the
+// distractor measures (when the data carry a signal mask: --data
+// distractor:SPEC) and the tangent-space measures (a VAE's decoder Jacobian
+// with --vae, local PCA of training neighbours), as JSON, CSV and SVG charts.
+#include "commands.h"
+#include "common.h"
+#include "generative_support.h"
+
+#include "robustlens/analyses/manifold.h"
+#include "robustlens/core/error.h"
+#include "robustlens/report/chart.h"
+#include "robustlens/report/files.h"
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <sstream>
+
+namespace robustlens::cli {
+namespace {
+
+struct ManifoldCommand {
+  CommonOptions common;
+  DistractorOptions distractor;
+  TangentOptions tangent;
+  std::string vae;
+  std::int64_t pca_neighbours = 64;
+  std::int64_t pca_dim = 0;
+};
+
+/// The mean curve with a ±2 standard-error band.
+ChartSeries curve_series(const std::string& name, const std::vector<double>& x, const MeanCurve& curve, bool dashed) {
+  ChartSeries series{name, x, curve.mean, {}, {}, dashed};
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    series.band_low.push_back(curve.mean[i] - 2 * curve.standard_error[i]);
+    series.band_high.push_back(curve.mean[i] + 2 * curve.standard_error[i]);
+  }
+  return series;
+}
+
+void add_csv_rows(std::ostringstream& csv, const std::string& curve, const std::vector<double>& x, const MeanCurve& values) {
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    csv << curve << ',' << x[i] << ',' << values.mean[i] << ',' << values.standard_error[i] << '\n';
+  }
+}
+
+void run_manifold(const ManifoldCommand& command) {
+  CommonOptions common = command.common;
+  DistractorOptions distractor_options = command.distractor;
+  TangentOptions tangent_options = command.tangent;
+  distractor_options.set_batch_size(common.batch_size).check();
+  tangent_options.set_batch_size(common.batch_size).check();
+  RL_CHECK(command.pca_neighbours == 0 || command.pca_neighbours >= 2, "--pca-neighbours must be 0 (off) or >= 2, got ",
+           command.pca_neighbours);
+  const AnalysisRun run = start_analysis(common, "manifold");
+  Model& model = *run.model;
+
+  std::unique_ptr<Vae> vae;
+  if (!command.vae.empty()) {
+    vae = load_vae_for(command.vae, run.data, run.device);
+  }
+  const bool has_mask = run.data.signal_mask.defined();
+  RL_CHECK(has_mask || vae || command.pca_neighbours > 0, "nothing to measure: the data '", run.data.name,
+           "' have no signal mask (use --data distractor:SPEC), no --vae was given and local PCA is off");
+  const std::int64_t pca_dim = command.pca_dim > 0 ? command.pca_dim : vae ? vae->spec().latent_dim : 16;
+
+  std::map<std::string, TangentBasis> bases;
+  if (vae) {
+    bases["vae"] = [&](const at::Tensor& images, const at::Tensor&) { return vae_tangent_basis(*vae, images); };
+  }
+  Dataset reference;
+  if (command.pca_neighbours > 0) {
+    reference = load_data(common, "train");
+    RL_CHECK(pca_dim < command.pca_neighbours, "--pca-dim (", pca_dim, ") must be below --pca-neighbours (",
+             command.pca_neighbours, ")");
+    bases["local-pca"] = [&](const at::Tensor& images, const at::Tensor& labels) {
+      return local_pca_basis(images, labels, reference, command.pca_neighbours, pca_dim);
+    };
+  }
+
+  const std::filesystem::path out(common.out);
+  nlohmann::json options_json = {{"vae", command.vae},
+                                 {"pca_neighbours", command.pca_neighbours},
+                                 {"pca_dim", pca_dim},
+                                 {"gradient", "of the predicted class's logit"}};
+  if (has_mask) options_json["distractor"] = distractor_options.to_json();
+  if (!bases.empty()) options_json["tangent"] = tangent_options.to_json();
+  nlohmann::json record = run.record("manifold", options_json, common);
+  std::ostringstream csv;
+  csv << "curve,x,mean,standard_error\n";
+  std::vector<std::string> written{(out / "manifold.json").string(), (out / "manifold_curves.csv").string()};
+
+  if (has_mask) {
+    const DistractorResult result = analyse_distractor_robustness(model, run.data, distractor_options, terminal_progress());
+    record["distractor"] = result.to_json();
+    add_csv_rows(csv, "distractor:item_half", result.noise_levels, result.item_half);
+    add_csv_rows(csv, "distractor:distractor_half", result.noise_levels, result.distractor_half);
+    add_csv_rows(csv, "distractor:whole_image", result.noise_levels, result.whole_image);
+    LineChart changes{"Prediction change under Gaussian noise (distractor data)", "noise standard deviation s",
+                      "mean L1 change of softmax", {}};
+    changes.log_x = true;
+    changes.series = {curve_series("item half (on-manifold)", result.noise_levels, result.item_half, false),
+                      curve_series("glyph half (off-manifold)", result.noise_levels, result.distractor_half, false),
+                      curve_series("whole image", result.noise_levels, result.whole_image, true)};
+    write_svg((out / "distractor.svg").string(), changes);
+    LineChart relative{"Relative robustness R(s) = change(item half) / change(glyph half)", "noise standard deviation s",
+                       "R(s)", {{"R(s)", result.noise_levels, result.relative_robustness, {}, {}, false}}};
+    relative.log_x = true;
+    write_svg((out / "relative_robustness.svg").string(), relative);
+    written.push_back((out / "distractor.svg").string());
+    written.push_back((out / "relative_robustness.svg").string());
+
+    std::printf("distractor data, %lld images: share of input-gradient energy on the item half %.3f (0.5 = no preference)\n",
+                static_cast<long long>(result.images), result.item_gradient_share);
+    std::printf("  %10s %12s %12s %12s %10s\n", "s", "item half", "glyph half", "whole", "R(s)");
+    for (std::size_t l = 0; l < result.noise_levels.size(); l += std::max<std::size_t>(1, result.noise_levels.size() / 8)) {
+      std::printf("  %10.4g %12.4f %12.4f %12.4f %10.3g\n", result.noise_levels[l], result.item_half.mean[l],
+                  result.distractor_half.mean[l], result.whole_image.mean[l], result.relative_robustness[l]);
+    }
+  }
+
+  if (!bases.empty()) {
+    LineChart chart{"Prediction change along tangent (on) and normal (off) directions", "perturbation L2 norm eps",
+                    "mean L1 change of softmax", {}};
+    chart.log_x = true;
+    nlohmann::json tangent_json;
+    for (const auto& [name, basis] : bases) {
+      const TangentResult result = analyse_tangent_sensitivity(model, run.data, basis, tangent_options, terminal_progress());
+      tangent_json[name] = result.to_json();
+      add_csv_rows(csv, name + ":on_manifold", result.eps, result.on_manifold);
+      add_csv_rows(csv, name + ":off_manifold", result.eps, result.off_manifold);
+      const bool dashed = name == "local-pca";
+      chart.series.push_back(curve_series(name + " on-manifold", result.eps, result.on_manifold, dashed));
+      chart.series.push_back(curve_series(name + " off-manifold", result.eps, result.off_manifold, dashed));
+      std::printf("%s tangent spaces (k = %lld of D = %lld): tangent fraction of input gradients %.3f ± %.3f "
+                  "(random direction: %.3f)\n",
+                  name.c_str(), static_cast<long long>(result.tangent_dim), static_cast<long long>(result.input_dim),
+                  result.tangent_fraction, result.tangent_fraction_standard_error, result.random_baseline());
+      std::printf("  %10s %14s %14s\n", "eps", "on-manifold", "off-manifold");
+      for (std::size_t p = 0; p < result.eps.size(); ++p) {
+        std::printf("  %10.4g %14.4f %14.4f\n", result.eps[p], result.on_manifold.mean[p], result.off_manifold.mean[p]);
+      }
+    }
+    if (bases.size() == 2 && pca_dim == vae->spec().latent_dim) {
+      // How far the two estimates of the tangent space agree, over the same images.
+      double sum = 0;
+      for (std::int64_t start = 0; start < run.data.size(); start += common.batch_size) {
+        const std::int64_t end = std::min(run.data.size(), start + common.batch_size);
+        const at::Tensor images = run.data.images.slice(0, start, end).to(run.device);
+        const at::Tensor labels = run.data.labels.slice(0, start, end).to(run.device);
+        sum += subspace_agreement(bases["vae"](images, labels), bases["local-pca"](images, labels).to(images.dtype())) *
+               static_cast<double>(end - start);
+      }
+      const double agreement = sum / static_cast<double>(run.data.size());
+      tangent_json["subspace_agreement"] = {{"vae_vs_local_pca", agreement},
+                                            {"random_expectation", static_cast<double>(pca_dim) /
+                                                                       static_cast<double>(run.data.images[0].numel())}};
+      std::printf("VAE and local-PCA tangent spaces: agreement %.3f (1 = the same subspace; random: %.4f)\n", agreement,
+                  tangent_json["subspace_agreement"]["random_expectation"].get<double>());
+    }
+    record["tangent"] = tangent_json;
+    write_svg((out / "tangent.svg").string(), chart);
+    written.push_back((out / "tangent.svg").string());
+  }
+  write_text_file((out / "manifold_curves.csv").string(), csv.str());
+  write_json_file((out / "manifold.json").string(), record);
+  std::printf("results in");
+  for (const std::string& path : written) std::printf(" %s", path.c_str());
+  std::printf("\n");
+}
+
+}  // namespace
+
+void add_manifold_command(CLI::App& app) {
+  auto command = std::make_shared<ManifoldCommand>();
+  command->common.samples = 1000;
+  command->common.batch_size = 64;
+  CLI::App* sub = app.add_subcommand("manifold", "On- and off-manifold sensitivity (distractor data, VAE and local-PCA tangent spaces)");
+  add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
+  sub->get_option("--batch-size")->description("Images per chunk (each model pass holds a few copies of each)");
+  DistractorOptions& d = command->distractor;
+  sub->add_option("--noise-levels", d.noise_levels, "Distractor data: noise standard deviations, comma list (default {0} and 30 log-spaced in [0.01, 10])")
+      ->delimiter(',');
+  sub->add_option("--noise-draws", d.draws, "Distractor data: noise draws per image and level")->check(CLI::PositiveNumber)->capture_default_str();
+  TangentOptions& t = command->tangent;
+  sub->add_option("--vae", command->vae, "VAE file (robustlens train-vae) whose decoder Jacobian gives the tangent spaces");
+  sub->add_option("--pca-neighbours", command->pca_neighbours, "Local PCA: nearest training images of the same class (0 = off)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--pca-dim", command->pca_dim, "Local PCA: tangent dimension k (0 = the VAE's latent dimension, else 16)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--eps", t.eps, "Tangent spaces: L2 lengths of the perturbations, comma list (default 9 log-spaced in [0.1, 10])")
+      ->delimiter(',');
+  sub->add_option("--draws", t.draws, "Tangent spaces: random directions per image")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->callback([command] { run_manifold(*command); });
+}
+
+}  // namespace robustlens::cli

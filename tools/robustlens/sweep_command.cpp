@@ -1,0 +1,252 @@
+// robustlens sweep: one model per robust-training strength (log-spaced), each
+// measured for accuracy, on- and off-manifold sensitivity and gradient
+// alignment; one chart against strength with the three regimes marked, and a
+// grid of every model's input gradients beside the data score.
+#include "commands.h"
+#include "common.h"
+#include "generative_support.h"
+#include "training_options.h"
+
+#include "robustlens/analyses/alignment.h"
+#include "robustlens/analyses/manifold.h"
+#include "robustlens/core/error.h"
+#include "robustlens/report/chart.h"
+#include "robustlens/report/files.h"
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+namespace robustlens::cli {
+namespace {
+
+struct SweepCommand {
+  CommonOptions common;
+  ArchitectureSpec architecture;
+  TrainOptions training;
+  std::string objective = "gradnorm";
+  std::vector<double> strengths;
+  double min_strength = 0, max_strength = 0;
+  std::int64_t count = 8;
+  std::int64_t analysis_samples = 500, analysis_batch_size = 64;
+  std::string vae, denoiser;
+  std::int64_t pca_neighbours = 64, pca_dim = 0;
+  double eps = 2.0, noise = 0.3;
+  std::int64_t draws = 4;
+  bool restart = false;
+};
+
+/// The objective of one strength: the strength is lambda, sigma or eps.
+ObjectiveOptions objective_at(const SweepCommand& command, double strength) {
+  ObjectiveOptions objective = command.training.objective;
+  objective.set_kind(command.objective);
+  if (command.objective == "gradnorm") objective.set_lambda(strength);
+  if (command.objective == "noise") objective.set_sigma(strength);
+  // The spec's PGD: steps of 2·eps/steps from a random start.
+  if (command.objective == "pgd-l2") objective.set_eps(strength).set_pgd_step_size(2 * strength / static_cast<double>(objective.pgd_steps));
+  return objective;
+}
+
+std::vector<double> sweep_strengths(const SweepCommand& command) {
+  if (!command.strengths.empty()) {
+    for (const double s : command.strengths) RL_CHECK(std::isfinite(s) && s > 0, "--strengths must be > 0, got ", s);
+    return command.strengths;
+  }
+  RL_CHECK(command.min_strength > 0 && command.max_strength > command.min_strength && command.count >= 2,
+           "give --strengths, or --min > 0, --max > --min and --count >= 2 (got ", command.min_strength, ", ",
+           command.max_strength, ", ", command.count, ")");
+  return log_spaced(std::log10(command.min_strength), std::log10(command.max_strength), command.count);
+}
+
+/// Shaded ranges of consecutive models in the same regime, bounded by the
+/// geometric midpoints between neighbouring strengths.
+std::vector<ChartRegion> regime_regions(const std::vector<double>& strengths, const std::vector<std::string>& regimes) {
+  std::vector<ChartRegion> regions;
+  const std::size_t n = strengths.size();
+  const auto boundary = [&](std::size_t i) {  // between model i-1 and i
+    if (i == 0) return strengths[0] / std::sqrt(strengths[1] / strengths[0]);
+    if (i == n) return strengths[n - 1] * std::sqrt(strengths[n - 1] / strengths[n - 2]);
+    return std::sqrt(strengths[i - 1] * strengths[i]);
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!regions.empty() && regions.back().label == regimes[i]) {
+      regions.back().x_high = boundary(i + 1);
+    } else {
+      regions.push_back({boundary(i), boundary(i + 1), regimes[i]});
+    }
+  }
+  return regions;
+}
+
+void run_sweep(const SweepCommand& command) {
+  CommonOptions common = command.common;
+  if (common.out.empty()) common.out = "runs/sweep-" + command.objective;
+  const std::vector<double> strengths = sweep_strengths(command);
+  RL_CHECK(strengths.size() >= 2, "a sweep needs at least two strengths, got ", strengths.size());
+  RL_CHECK(command.analysis_samples >= 1, "--analysis-samples must be >= 1, got ", command.analysis_samples);
+  RL_CHECK(command.eps > 0 && command.noise > 0, "--eps and --noise must be > 0, got ", command.eps, " and ", command.noise);
+  const at::Device device = start_run(common);
+  const Dataset train_data = select_data(load_data(common, "train"), common);
+  const Dataset test_data = load_data(common, "test");
+  CommonOptions analysis_selection = common;
+  analysis_selection.samples = command.analysis_samples;
+  analysis_selection.samples_given = false;
+  std::vector<std::int64_t> analysis_indices;
+  const Dataset analysed = select_data(test_data, analysis_selection, &analysis_indices);
+
+  std::unique_ptr<Vae> vae = command.vae.empty() ? nullptr : load_vae_for(command.vae, analysed, device);
+  std::unique_ptr<Denoiser> denoiser = command.denoiser.empty() ? nullptr : load_denoiser_for(command.denoiser, analysed, device);
+  RL_CHECK(vae || command.pca_neighbours > 0, "the sweep needs tangent spaces: give --vae or keep --pca-neighbours > 0");
+  const std::int64_t pca_dim = command.pca_dim > 0 ? command.pca_dim : vae ? vae->spec().latent_dim : 16;
+  const Dataset reference = vae ? Dataset() : load_data(common, "train");
+  const std::string tangent_source = vae ? "vae" : "local-pca";
+  const TangentBasis basis = [&](const at::Tensor& images, const at::Tensor& labels) {
+    return vae ? vae_tangent_basis(*vae, images) : local_pca_basis(images, labels, reference, command.pca_neighbours, pca_dim);
+  };
+  const TangentOptions tangent_options = TangentOptions().set_eps({command.eps}).set_draws(command.draws).set_batch_size(command.analysis_batch_size);
+  const DistractorOptions distractor_options =
+      DistractorOptions().set_noise_levels({command.noise}).set_draws(command.draws).set_batch_size(command.analysis_batch_size);
+  const AlignmentOptions alignment_options =
+      AlignmentOptions().set_conditional(!denoiser || denoiser->spec().num_classes > 0).set_batch_size(command.analysis_batch_size);
+  const bool has_mask = analysed.signal_mask.defined();
+
+  const std::filesystem::path out(common.out);
+  std::vector<double> accuracy, on, off, cosine, item_half, glyph_half;
+  nlohmann::json models = nlohmann::json::array();
+  const std::int64_t shown = std::min<std::int64_t>(6, analysed.size());
+  const at::Tensor shown_images = analysed.images.slice(0, 0, shown).to(device);
+  const at::Tensor shown_labels = analysed.labels.slice(0, 0, shown).to(device);
+  std::vector<at::Tensor> gradient_columns;
+  for (std::size_t i = 0; i < strengths.size(); ++i) {
+    const std::filesystem::path folder = out / ("strength-" + std::to_string(i));
+    TrainOptions options = command.training;
+    options.set_objective(objective_at(command, strengths[i])).set_seed(common.seed).set_transform(common.transform)
+        .set_out_dir(folder.string()).set_resume(!command.restart).set_eval_batch_size(1000);
+    std::printf("[%zu/%zu] %s strength %.4g -> %s\n", i + 1, strengths.size(), command.objective.c_str(), strengths[i],
+                folder.c_str());
+    std::fflush(stdout);
+    ArchitectureSpec spec = command.architecture;
+    spec.set_input_shape(train_data.image_shape()).set_num_classes(train_data.num_classes());
+    BuiltinModel model(spec, train_data.class_names);
+    model.to(device);
+    const TrainResult trained = train_model(model, train_data, test_data, options, terminal_progress(), print_epoch);
+    model.save((folder / "model.pt").string());
+    model.set_training(false);
+
+    nlohmann::json entry = {{"strength", strengths[i]}, {"folder", folder.string()}, {"recipe", options.to_json()},
+                            {"test_accuracy", trained.epochs.back().test_accuracy}};
+    accuracy.push_back(trained.epochs.back().test_accuracy);
+    const TangentResult tangent = analyse_tangent_sensitivity(model, analysed, basis, tangent_options, terminal_progress());
+    on.push_back(tangent.on_manifold.mean[0]);
+    off.push_back(tangent.off_manifold.mean[0]);
+    entry["tangent"] = tangent.to_json();
+    if (has_mask) {
+      const DistractorResult distractor = analyse_distractor_robustness(model, analysed, distractor_options, terminal_progress());
+      item_half.push_back(distractor.item_half.mean[0]);
+      glyph_half.push_back(distractor.distractor_half.mean[0]);
+      entry["distractor"] = distractor.to_json();
+    }
+    if (denoiser) {
+      const AlignmentResult alignment = analyse_alignment(model, analysed, denoiser_score_function(*denoiser, 0.5),
+                                                          alignment_options, terminal_progress());
+      cosine.push_back(alignment.mean_cosine);
+      entry["alignment"] = alignment.to_json();
+    }
+    gradient_columns.push_back(alignment_gradient(model, shown_images, shown_labels, alignment_options.conditional));
+    std::printf("  accuracy %.2f%%  on-manifold %.4f  off-manifold %.4f%s\n", 100 * accuracy.back(), on.back(), off.back(),
+                denoiser ? ("  alignment (cosine) " + std::to_string(cosine.back())).c_str() : "");
+    models.push_back(entry);
+  }
+
+  const std::vector<std::string> regimes = robustness_regimes(on, off);
+  for (std::size_t i = 0; i < strengths.size(); ++i) models[i]["regime"] = regimes[i];
+  const auto relative = [](const std::vector<double>& values) {
+    std::vector<double> scaled;
+    for (const double v : values) scaled.push_back(v / values.front());
+    return scaled;
+  };
+  LineChart chart{"Sweep of " + command.objective + " strength", "strength (" + command.objective + ")", "", {}};
+  chart.log_x = true;
+  chart.regions = regime_regions(strengths, regimes);
+  chart.series.push_back({"test accuracy", strengths, accuracy, {}, {}, false});
+  chart.series.push_back({"on-manifold sensitivity (rel. to first)", strengths, relative(on), {}, {}, false});
+  chart.series.push_back({"off-manifold sensitivity (rel. to first)", strengths, relative(off), {}, {}, false});
+  if (denoiser) chart.series.push_back({"alignment (cosine with score)", strengths, cosine, {}, {}, false});
+  if (has_mask) {
+    chart.series.push_back({"item-half noise change (rel.)", strengths, relative(item_half), {}, {}, true});
+    chart.series.push_back({"glyph-half noise change (rel.)", strengths, relative(glyph_half), {}, {}, true});
+  }
+  write_svg((out / "sweep.svg").string(), chart);
+  if (denoiser) {
+    gradient_columns.push_back(denoiser_score(*denoiser, shown_images, alignment_options.conditional ? shown_labels : at::Tensor()));
+  }
+  write_gradient_figure((out / "gradients.png").string(), shown_images, gradient_columns);
+
+  std::ostringstream csv;
+  csv << "strength,test_accuracy,on_manifold,off_manifold,alignment_cosine,item_half,glyph_half,regime\n";
+  for (std::size_t i = 0; i < strengths.size(); ++i) {
+    csv << strengths[i] << ',' << accuracy[i] << ',' << on[i] << ',' << off[i] << ',' << (denoiser ? std::to_string(cosine[i]) : "")
+        << ',' << (has_mask ? std::to_string(item_half[i]) : "") << ',' << (has_mask ? std::to_string(glyph_half[i]) : "")
+        << ',' << regimes[i] << '\n';
+  }
+  write_text_file((out / "sweep.csv").string(), csv.str());
+  nlohmann::json options_json = {{"objective", command.objective}, {"strengths", strengths},
+                                 {"architecture", command.architecture.resolved().to_json()},
+                                 {"tangent_source", tangent_source}, {"vae", command.vae}, {"denoiser", command.denoiser},
+                                 {"pca_neighbours", command.pca_neighbours}, {"pca_dim", pca_dim},
+                                 {"eps", command.eps}, {"noise", command.noise}, {"draws", command.draws},
+                                 {"analysis_samples", command.analysis_samples},
+                                 {"regime_rule", "relative to the first model: weak while off-manifold > 0.5, excessive "
+                                                 "once on-manifold <= 0.5, bayes-aligned in between"}};
+  nlohmann::json record = run_record("sweep", options_json, common);
+  record["train_data"] = train_data.summary();
+  record["analysed_data"] = analysed.summary();
+  record["analysis_indices"] = analysis_indices;
+  record["models"] = models;
+  write_json_file((out / "sweep.json").string(), record);
+
+  std::printf("\n%12s %10s %12s %12s %10s  %s\n", "strength", "accuracy", "on-manifold", "off-manifold", "alignment", "regime");
+  for (std::size_t i = 0; i < strengths.size(); ++i) {
+    std::printf("%12.4g %9.2f%% %12.4f %12.4f %10s  %s\n", strengths[i], 100 * accuracy[i], on[i], off[i],
+                denoiser ? std::to_string(cosine[i]).substr(0, 6).c_str() : "-", regimes[i].c_str());
+  }
+  std::printf("results in %s, %s, %s, %s\n", (out / "sweep.json").c_str(), (out / "sweep.csv").c_str(),
+              (out / "sweep.svg").c_str(), (out / "gradients.png").c_str());
+}
+
+}  // namespace
+
+void add_sweep_command(CLI::App& app) {
+  auto command = std::make_shared<SweepCommand>();
+  command->training.set_epochs(2);
+  CLI::App* sub = app.add_subcommand("sweep", "Train one model per robust-training strength and measure manifold robustness and gradient alignment");
+  add_common_options(*sub, command->common, kData | kSamples | kRuntime | kOut);
+  sub->get_option("--samples")->description("Train on a random subset of this many training images (0 = all)");
+  sub->get_option("--out")->description("Output folder (default runs/sweep-OBJECTIVE); each model's checkpoint there is resumed");
+  add_training_options(*sub, command->architecture, command->training, false);
+  sub->add_option("--objective", command->objective, "Robust objective whose strength is swept (lambda, sigma or eps)")
+      ->check(CLI::IsMember({"gradnorm", "noise", "pgd-l2"}))->capture_default_str();
+  sub->add_option("--pgd-steps", command->training.objective.pgd_steps, "pgd-l2: attack steps (step length 2·eps/steps)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--strengths", command->strengths, "Strengths, comma list (else --min, --max, --count log-spaced)")->delimiter(',');
+  sub->add_option("--min", command->min_strength, "Smallest strength");
+  sub->add_option("--max", command->max_strength, "Largest strength");
+  sub->add_option("--count", command->count, "Number of strengths")->capture_default_str();
+  sub->add_option("--analysis-samples", command->analysis_samples, "Test images the analyses use")->capture_default_str();
+  sub->add_option("--analysis-batch-size", command->analysis_batch_size, "Images per chunk of the analyses")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--vae", command->vae, "VAE file for the tangent spaces (else local PCA)");
+  sub->add_option("--pca-neighbours", command->pca_neighbours, "Local PCA: nearest training images of the same class")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--pca-dim", command->pca_dim, "Local PCA: tangent dimension (0 = the VAE's, else 16)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--denoiser", command->denoiser, "Denoiser file for the alignment (robustlens train-denoiser)");
+  sub->add_option("--eps", command->eps, "L2 length of the on/off-manifold perturbations")->capture_default_str();
+  sub->add_option("--noise", command->noise, "Distractor data: noise standard deviation on each half")->capture_default_str();
+  sub->add_option("--draws", command->draws, "Random directions (noise draws) per image")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_flag("--restart", command->restart, "Ignore existing checkpoints and retrain every model");
+  sub->callback([command] { run_sweep(*command); });
+}
+
+}  // namespace robustlens::cli

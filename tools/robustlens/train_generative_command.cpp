@@ -1,0 +1,152 @@
+// robustlens train-vae / train-denoiser: the generative models the manifold
+// and alignment analyses need (generative/vae.h, generative/denoiser.h),
+// trained on the training split of --data and evaluated on its test split
+// after every epoch. Each writes OUT/vae.pt or OUT/denoiser.pt and
+// OUT/train_log.json (run record, spec, recipe, per-epoch losses, data summaries).
+#include "commands.h"
+#include "common.h"
+
+#include "robustlens/generative/denoiser.h"
+#include "robustlens/generative/vae.h"
+#include "robustlens/report/files.h"
+
+#include <filesystem>
+#include <memory>
+
+namespace robustlens::cli {
+namespace {
+
+std::string output_file(const CommonOptions& common, const std::string& name) {
+  return (std::filesystem::path(common.out) / name).string();
+}
+
+struct TrainVaeCommand {
+  CommonOptions common;
+  VaeSpec spec;
+  VaeTrainOptions training;
+};
+
+void run_train_vae(const TrainVaeCommand& command) {
+  CommonOptions common = command.common;
+  if (common.out.empty()) common.out = "runs/vae";
+  const at::Device device = start_run(common);
+  VaeTrainOptions options = command.training;
+  options.set_seed(common.seed).check();
+  const Dataset train_data = select_data(load_data(common, "train"), common);
+  const Dataset test_data = load_data(common, "test");
+
+  VaeSpec spec = command.spec;
+  spec.set_input_shape(train_data.image_shape());
+  Vae vae(spec);
+  vae.to(device);
+  std::printf("training a VAE (%s) on %s: %lld images, %lld epochs, beta %g, device %s\n", spec.to_json().dump().c_str(),
+              train_data.name.c_str(), static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
+              options.beta, device.str().c_str());
+  std::fflush(stdout);
+  const VaeTrainResult result =
+      train_vae(vae, train_data, test_data, options, terminal_progress(), [&](const VaeEpochRecord& r) {
+        std::printf("epoch %lld  loss %.2f (reconstruction %.2f + %g·KL %.2f)  test %.2f (%.2f + %g·%.2f)  active dims %lld/%lld  (%.1f s)\n",
+                    static_cast<long long>(r.epoch), r.train_loss, r.train_reconstruction, options.beta, r.train_kl,
+                    r.test_loss, r.test_reconstruction, options.beta, r.test_kl, static_cast<long long>(r.active_dims),
+                    static_cast<long long>(spec.latent_dim), r.seconds);
+        std::fflush(stdout);
+      });
+  const std::string model_path = output_file(common, "vae.pt");
+  vae.save(model_path);
+  nlohmann::json log = run_record("train-vae", {{"spec", spec.to_json()}, {"recipe", options.to_json()}}, common);
+  log["train_data"] = train_data.summary();
+  log["test_data"] = test_data.summary();
+  log["result"] = result.to_json();
+  write_json_file(output_file(common, "train_log.json"), log);
+  const VaeEpochRecord& last = result.epochs.back();
+  std::printf("test: reconstruction %.2f + KL %.2f = negative ELBO %.2f nats per image, %lld of %lld latent dimensions "
+              "active; VAE written to %s\n",
+              last.test_reconstruction, last.test_kl, last.test_reconstruction + last.test_kl,
+              static_cast<long long>(last.active_dims), static_cast<long long>(spec.latent_dim), model_path.c_str());
+}
+
+struct TrainDenoiserCommand {
+  CommonOptions common;
+  DenoiserSpec spec;
+  DenoiserTrainOptions training;
+  bool unconditional = false;
+};
+
+void run_train_denoiser(const TrainDenoiserCommand& command) {
+  CommonOptions common = command.common;
+  if (common.out.empty()) common.out = "runs/denoiser";
+  const at::Device device = start_run(common);
+  DenoiserTrainOptions options = command.training;
+  options.set_seed(common.seed).check();
+  const Dataset train_data = select_data(load_data(common, "train"), common);
+  const Dataset test_data = load_data(common, "test");
+
+  DenoiserSpec spec = command.spec;
+  spec.set_input_shape(train_data.image_shape()).set_num_classes(command.unconditional ? 0 : train_data.num_classes());
+  Denoiser denoiser(spec);
+  denoiser.to(device);
+  std::printf("training a %s denoiser (%s) on %s: %lld images, %lld epochs, sigma log-uniform in [%g, %g], device %s\n",
+              spec.conditional() ? "class-conditional" : "unconditional", spec.to_json().dump().c_str(),
+              train_data.name.c_str(), static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
+              options.sigma_min, options.sigma_max, device.str().c_str());
+  std::fflush(stdout);
+  const DenoiserTrainResult result =
+      train_denoiser(denoiser, train_data, test_data, options, terminal_progress(), [](const DenoiserEpochRecord& r) {
+        std::printf("epoch %lld  lr %.3g  loss %.4f  test %.4f  (%.1f s)\n", static_cast<long long>(r.epoch),
+                    r.learning_rate, r.train_loss, r.test_loss, r.seconds);
+        std::fflush(stdout);
+      });
+  const std::string model_path = output_file(common, "denoiser.pt");
+  denoiser.save(model_path);
+  nlohmann::json log = run_record("train-denoiser", {{"spec", spec.to_json()}, {"recipe", options.to_json()}}, common);
+  log["train_data"] = train_data.summary();
+  log["test_data"] = test_data.summary();
+  log["result"] = result.to_json();
+  write_json_file(output_file(common, "train_log.json"), log);
+  std::printf("test loss %.4f; denoiser written to %s\n", result.epochs.back().test_loss, model_path.c_str());
+}
+
+}  // namespace
+
+void add_train_vae_command(CLI::App& app) {
+  auto command = std::make_shared<TrainVaeCommand>();
+  CLI::App* sub = app.add_subcommand("train-vae", "Train the VAE whose decoder gives the tangent spaces of 'manifold'");
+  add_common_options(*sub, command->common, kData | kSamples | kRuntime | kOut);
+  sub->get_option("--samples")->description("Train on a random subset of this many training images (0 = all)");
+  sub->get_option("--out")->description("Output folder (default runs/vae): vae.pt, train_log.json");
+  VaeSpec& spec = command->spec;
+  sub->add_option("--latent-dim", spec.latent_dim, "Latent dimension k (the tangent spaces' dimension)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--hidden", spec.hidden, "Units of each hidden layer of encoder and decoder")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  VaeTrainOptions& t = command->training;
+  sub->add_option("--epochs", t.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--lr", t.lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--beta", t.beta, "Weight of the KL term (1 = the ELBO; below 1 keeps more latent dimensions in use)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->callback([command] { run_train_vae(*command); });
+}
+
+void add_train_denoiser_command(CLI::App& app) {
+  auto command = std::make_shared<TrainDenoiserCommand>();
+  CLI::App* sub = app.add_subcommand("train-denoiser", "Train the denoiser whose Tweedie score 'align' compares gradients with");
+  add_common_options(*sub, command->common, kData | kSamples | kRuntime | kOut);
+  sub->get_option("--samples")->description("Train on a random subset of this many training images (0 = all)");
+  sub->get_option("--out")->description("Output folder (default runs/denoiser): denoiser.pt, train_log.json");
+  DenoiserSpec& spec = command->spec;
+  sub->add_option("--channels", spec.channels, "Feature maps at full and half resolution (twice as many at a quarter)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--embedding-dim", spec.embedding_dim, "Width of the noise-level and class embedding")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_flag("--unconditional", command->unconditional, "Ignore the labels: D(x; sigma) instead of D(x; sigma, y)");
+  DenoiserTrainOptions& t = command->training;
+  sub->add_option("--epochs", t.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--lr", t.lr, "Adam peak learning rate (cosine decay to 0)")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--sigma-min", t.sigma_min, "Smallest training noise level ([-1,1] pixel units)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--sigma-max", t.sigma_max, "Largest training noise level")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->callback([command] { run_train_denoiser(*command); });
+}
+
+}  // namespace robustlens::cli
