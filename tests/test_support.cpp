@@ -1,6 +1,9 @@
 #include "test_support.h"
 
+#include "robustlens/core/error.h"
 #include "robustlens/data/idx.h"
+
+#include <gtest/gtest.h>
 
 #include <torch/script.h>
 
@@ -47,6 +50,15 @@ LinearModel::LinearModel(at::Tensor weight, at::Tensor bias)
 
 at::Tensor LinearModel::forward(const at::Tensor& images) {
   return at::addmm(bias_, images.flatten(1).to(at::kDouble), weight_.t());
+}
+
+void expect_error(const std::function<void()>& action, const std::string& fragment) {
+  try {
+    action();
+    ADD_FAILURE() << "no error; expected one mentioning '" << fragment << "'";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
+  }
 }
 
 void write_idx_dataset(const std::string& directory, const Dataset& train, const Dataset& test) {

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,9 @@ class LinearModel : public FixedFunctionModel {
  private:
   at::Tensor weight_, bias_;
 };
+
+/// A GoogleTest failure unless `action` throws robustlens::Error with `fragment` in its message.
+void expect_error(const std::function<void()>& action, const std::string& fragment);
 
 /// Writes a dataset as an idx folder (train- and t10k- files, gzip).
 void write_idx_dataset(const std::string& directory, const Dataset& train, const Dataset& test);

@@ -50,6 +50,12 @@ bool legend_goes_right(const std::vector<std::pair<double, double>>& points) {
   return left_top > right_top;
 }
 
+struct LegendEntry {
+  std::string name;
+  const char* colour;
+  bool square = false, dashed = false;
+};
+
 /// The shared frame of both chart kinds: background, title, y grid with tick
 /// labels, axes and axis labels. The y range always includes 0.
 class Frame {
@@ -86,26 +92,33 @@ class Frame {
     return svg_.str();
   }
 
-  /// Legend in the top-right corner instead of the top-left one.
-  void set_legend_right(bool right) { legend_right_ = right; }
-
-  /// Legend entry k: a line (dashed or not) or a filled square, then the name.
-  void legend(std::size_t k, const std::string& name, const char* colour, bool square, bool dashed = false) {
-    const double y = kTop + 8 + 18 * static_cast<double>(k);
-    const double x = legend_right_ ? kWidth - kRight - 230 : kLeft + 12;
-    if (square) {
-      svg_ << "<rect x=\"" << x + 6 << "\" y=\"" << y - 6 << "\" width=\"12\" height=\"12\" fill=\"" << colour << "\"/>";
-    } else {
-      svg_ << "<line x1=\"" << x << "\" x2=\"" << x + 24 << "\" y1=\"" << y << "\" y2=\"" << y << "\" stroke=\"" << colour
-           << "\" stroke-width=\"2\"" << (dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>";
+  /// The legend, drawn over the data on a translucent white box (so that a
+  /// busy chart stays readable) in the top-left corner or, with `right`, the
+  /// top-right one. Each entry is a line (dashed or not) or a filled square.
+  void legend(const std::vector<LegendEntry>& entries, bool right) {
+    if (entries.empty()) return;
+    std::size_t longest = 0;
+    for (const LegendEntry& entry : entries) longest = std::max(longest, entry.name.size());
+    const double width = 42 + 6.6 * static_cast<double>(longest), height = 18 * static_cast<double>(entries.size()) + 6;
+    const double x = right ? kWidth - kRight - width : kLeft + 8;
+    svg_ << "<rect x=\"" << x - 4 << "\" y=\"" << kTop - 4 << "\" width=\"" << width << "\" height=\"" << height
+         << "\" fill=\"white\" fill-opacity=\"0.85\"/>\n";
+    for (std::size_t k = 0; k < entries.size(); ++k) {
+      const LegendEntry& entry = entries[k];
+      const double y = kTop + 8 + 18 * static_cast<double>(k);
+      if (entry.square) {
+        svg_ << "<rect x=\"" << x + 6 << "\" y=\"" << y - 6 << "\" width=\"12\" height=\"12\" fill=\"" << entry.colour << "\"/>";
+      } else {
+        svg_ << "<line x1=\"" << x << "\" x2=\"" << x + 24 << "\" y1=\"" << y << "\" y2=\"" << y << "\" stroke=\""
+             << entry.colour << "\" stroke-width=\"2\"" << (entry.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>";
+      }
+      svg_ << "<text x=\"" << x + 30 << "\" y=\"" << y + 4 << "\">" << escape(entry.name) << "</text>\n";
     }
-    svg_ << "<text x=\"" << x + 30 << "\" y=\"" << y + 4 << "\">" << escape(name) << "</text>\n";
   }
 
  private:
   std::ostringstream& svg_;
   double y_low_ = 0, y_high_ = 1;
-  bool legend_right_ = false;
 };
 
 }  // namespace
@@ -138,7 +151,6 @@ std::string render_svg(const LineChart& chart) {
       if (shown(s, i)) points.emplace_back((along(s.x[i]) - x_low) / (x_high - x_low), s.y[i]);
     }
   }
-  frame.set_legend_right(legend_goes_right(points));
   std::vector<double> x_ticks;
   if (chart.log_x) {
     for (double decade = std::ceil(x_low - 1e-9); decade <= x_high + 1e-9; ++decade) x_ticks.push_back(std::pow(10.0, decade));
@@ -158,6 +170,7 @@ std::string render_svg(const LineChart& chart) {
   for (const double v : x_ticks) {
     svg << "<text x=\"" << px(v) << "\" y=\"" << kHeight - kBottom + 18 << "\" text-anchor=\"middle\">" << v << "</text>\n";
   }
+  std::vector<LegendEntry> legend;
   for (std::size_t k = 0; k < chart.series.size(); ++k) {
     const ChartSeries& s = chart.series[k];
     const char* colour = kColours[k % 6];
@@ -177,8 +190,9 @@ std::string render_svg(const LineChart& chart) {
       if (shown(s, i)) svg << px(s.x[i]) << ',' << frame.py(s.y[i]) << ' ';
     }
     svg << "\"/>\n";
-    frame.legend(k, s.name, colour, false, s.dashed);
+    legend.push_back({s.name, colour, false, s.dashed});
   }
+  frame.legend(legend, legend_goes_right(points));
   return frame.finish(chart.x_label, chart.y_label);
 }
 
@@ -204,13 +218,13 @@ std::string render_svg(const BarChart& chart) {
   for (const BarSeries& s : chart.series) {
     for (std::size_t c = 0; c < s.values.size(); ++c) points.emplace_back(static_cast<double>(c) / last, s.values[c]);
   }
-  frame.set_legend_right(legend_goes_right(points));
   const double group = (kWidth - kLeft - kRight) / static_cast<double>(chart.categories.size());
   const double bar = 0.8 * group / static_cast<double>(chart.series.size());
   for (std::size_t c = 0; c < chart.categories.size(); ++c) {
     svg << "<text x=\"" << kLeft + group * (static_cast<double>(c) + 0.5) << "\" y=\"" << kHeight - kBottom + 18
         << "\" text-anchor=\"middle\">" << escape(chart.categories[c]) << "</text>\n";
   }
+  std::vector<LegendEntry> legend;
   for (std::size_t k = 0; k < chart.series.size(); ++k) {
     const char* colour = kColours[k % 6];
     for (std::size_t c = 0; c < chart.categories.size(); ++c) {
@@ -221,8 +235,9 @@ std::string render_svg(const BarChart& chart) {
           << "\" fill=\"" << colour << "\"><title>" << escape(chart.series[k].name) << ", " << escape(chart.categories[c])
           << ": " << v << "</title></rect>\n";
     }
-    if (chart.series.size() > 1 || !chart.series[k].name.empty()) frame.legend(k, chart.series[k].name, colour, true);
+    if (chart.series.size() > 1 || !chart.series[k].name.empty()) legend.push_back({chart.series[k].name, colour, true});
   }
+  frame.legend(legend, legend_goes_right(points));
   return frame.finish(chart.x_label, chart.y_label);
 }
 

@@ -79,6 +79,13 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
   const nlohmann::json swept = read_json_file(out_.file("sweep/sweep.json"));
   ASSERT_EQ(swept.at("models").size(), 3u);
   EXPECT_EQ(swept.at("models").at(0).at("regime"), "weak");  // the first model is the reference
+  // Distractor data: the regimes come from the known manifold, the glyph half.
+  EXPECT_TRUE(contains(swept.at("options").at("regime_measure").get<std::string>(), "distractor halves"));
+  for (const auto& entry : swept.at("models")) {
+    EXPECT_GT(entry.at("train_seconds").get<double>(), 0.0);
+    EXPECT_TRUE(entry.at("distractor").contains("item_half"));
+    EXPECT_TRUE(entry.at("alignment").contains("mean_cosine"));
+  }
   EXPECT_EQ(swept.at("models").at(2).at("recipe").at("objective").at("sigma"), 5.0);
   for (const char* file : {"sweep.svg", "sweep.csv", "gradients.png", "strength-2/model.pt"}) {
     EXPECT_TRUE(std::filesystem::exists(out_.file(std::string("sweep/") + file))) << file;

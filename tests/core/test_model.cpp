@@ -11,16 +11,9 @@
 namespace robustlens {
 namespace {
 
-using testing::TemporaryDirectory;
+using testing::expect_error;
 
-void expect_error(const std::function<void()>& action, const std::string& fragment) {
-  try {
-    action();
-    ADD_FAILURE() << "expected an error containing '" << fragment << "'";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
-  }
-}
+using testing::TemporaryDirectory;
 
 TEST(BuiltinModelFile, RoundTripKeepsLogitsAndMetadata) {
   TemporaryDirectory dir;

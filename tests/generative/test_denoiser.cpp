@@ -13,14 +13,7 @@
 namespace robustlens {
 namespace {
 
-void expect_error(const std::function<void()>& action, const std::string& fragment) {
-  try {
-    action();
-    ADD_FAILURE() << "no error; expected one mentioning '" << fragment << "'";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
-  }
-}
+using testing::expect_error;
 
 std::unique_ptr<Denoiser> small_denoiser(std::vector<std::int64_t> shape, std::int64_t classes, std::uint64_t seed = 3) {
   torch::manual_seed(seed);

@@ -14,6 +14,8 @@
 namespace robustlens {
 namespace {
 
+using testing::expect_error;
+
 /// Images sigmoid(A·z + b) of a 2-D Gaussian code z: a curved 2-D manifold in
 /// 36 pixels (A, b fixed; z drawn with `seed`), which a VAE can learn.
 Dataset manifold_dataset(std::int64_t size, std::uint64_t seed) {
@@ -34,15 +36,6 @@ std::unique_ptr<Vae> small_vae(std::uint64_t seed = 3) {
 at::Tensor projection(const at::Tensor& columns) {
   const at::Tensor q = std::get<0>(at::linalg_qr(columns, "reduced"));
   return q.matmul(q.transpose(1, 2));
-}
-
-void expect_error(const std::function<void()>& action, const std::string& fragment) {
-  try {
-    action();
-    ADD_FAILURE() << "no error; expected one mentioning '" << fragment << "'";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
-  }
 }
 
 TEST(VaeTangentSpace, IsOrthonormalAndSpansTheFiniteDifferenceJacobian) {

@@ -18,7 +18,7 @@ std::size_t count(const std::string& text, const std::string& fragment) {
 TEST(BarChart, OneBarPerValueWithItsValueAndNegativeBarsBelowTheAxis) {
   const BarChart chart{"psi", "band", "share", {"0", "1", "2"}, {{"a", {0.5, -0.25, 0.25}}, {"b", {0.1, 0.2, 0.3}}}, "score 0.3"};
   const std::string svg = render_svg(chart);
-  EXPECT_EQ(count(svg, "<rect x="), 6u + 2u);  // bars + two legend squares
+  EXPECT_EQ(count(svg, "<rect x="), 6u + 2u + 1u);  // bars, two legend squares, the legend's box
   EXPECT_NE(svg.find("<title>a, 1: -0.25</title>"), std::string::npos);
   EXPECT_NE(svg.find("score 0.3"), std::string::npos);
   // Heights are proportional to |value|: bar a/0 is twice bar a/1.

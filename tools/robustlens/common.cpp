@@ -25,7 +25,7 @@ void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
   }
   if (which & kData) {
     command.add_option("--data", o.data,
-                       "Dataset: fashion-mnist | fashion-mnist:DIR | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR")
+                       "Dataset: fashion-mnist | fashion-mnist:DIR | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR | distractor:SPEC")
         ->capture_default_str();
     command.add_option("--transform", o.transform, "Image transform: none, dct-flip or low-pass:B (DCT invariance experiments)")
         ->capture_default_str();

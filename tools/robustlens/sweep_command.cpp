@@ -7,13 +7,14 @@
 #include "generative_support.h"
 #include "training_options.h"
 
-#include "robustlens/analyses/alignment.h"
-#include "robustlens/analyses/manifold.h"
+#include "robustlens/analyses/sweep.h"
 #include "robustlens/core/error.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/report/files.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <sstream>
@@ -29,23 +30,18 @@ struct SweepCommand {
   std::vector<double> strengths;
   double min_strength = 0, max_strength = 0;
   std::int64_t count = 8;
-  std::int64_t analysis_samples = 500, analysis_batch_size = 64;
+  std::int64_t analysis_samples = 500;
+  SweepMeasureOptions measures;
   std::string vae, denoiser;
   std::int64_t pca_neighbours = 64, pca_dim = 0;
-  double eps = 2.0, noise = 0.3;
-  std::int64_t draws = 4;
   bool restart = false;
 };
 
-/// The objective of one strength: the strength is lambda, sigma or eps.
-ObjectiveOptions objective_at(const SweepCommand& command, double strength) {
-  ObjectiveOptions objective = command.training.objective;
-  objective.set_kind(command.objective);
-  if (command.objective == "gradnorm") objective.set_lambda(strength);
-  if (command.objective == "noise") objective.set_sigma(strength);
-  // The spec's PGD: steps of 2·eps/steps from a random start.
-  if (command.objective == "pgd-l2") objective.set_eps(strength).set_pgd_step_size(2 * strength / static_cast<double>(objective.pgd_steps));
-  return objective;
+/// Four significant digits, for the table and the chart's legend.
+std::string format_number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.4g", value);
+  return text;
 }
 
 std::vector<double> sweep_strengths(const SweepCommand& command) {
@@ -85,7 +81,7 @@ void run_sweep(const SweepCommand& command) {
   const std::vector<double> strengths = sweep_strengths(command);
   RL_CHECK(strengths.size() >= 2, "a sweep needs at least two strengths, got ", strengths.size());
   RL_CHECK(command.analysis_samples >= 1, "--analysis-samples must be >= 1, got ", command.analysis_samples);
-  RL_CHECK(command.eps > 0 && command.noise > 0, "--eps and --noise must be > 0, got ", command.eps, " and ", command.noise);
+  command.measures.check();
   const at::Device device = start_run(common);
   const Dataset train_data = select_data(load_data(common, "train"), common);
   const Dataset test_data = load_data(common, "test");
@@ -104,11 +100,9 @@ void run_sweep(const SweepCommand& command) {
   const TangentBasis basis = [&](const at::Tensor& images, const at::Tensor& labels) {
     return vae ? vae_tangent_basis(*vae, images) : local_pca_basis(images, labels, reference, command.pca_neighbours, pca_dim);
   };
-  const TangentOptions tangent_options = TangentOptions().set_eps({command.eps}).set_draws(command.draws).set_batch_size(command.analysis_batch_size);
-  const DistractorOptions distractor_options =
-      DistractorOptions().set_noise_levels({command.noise}).set_draws(command.draws).set_batch_size(command.analysis_batch_size);
-  const AlignmentOptions alignment_options =
-      AlignmentOptions().set_conditional(!denoiser || denoiser->spec().num_classes > 0).set_batch_size(command.analysis_batch_size);
+  SweepMeasureOptions measure_options = command.measures;
+  measure_options.set_conditional(!denoiser || denoiser->spec().conditional());
+  const ScoreFunction score = denoiser ? denoiser_score_function(*denoiser, 0.5) : ScoreFunction();
   const bool has_mask = analysed.signal_mask.defined();
 
   const std::filesystem::path out(common.out);
@@ -121,7 +115,7 @@ void run_sweep(const SweepCommand& command) {
   for (std::size_t i = 0; i < strengths.size(); ++i) {
     const std::filesystem::path folder = out / ("strength-" + std::to_string(i));
     TrainOptions options = command.training;
-    options.set_objective(objective_at(command, strengths[i])).set_seed(common.seed).set_transform(common.transform)
+    options.set_objective(sweep_objective(command.training.objective, command.objective, strengths[i])).set_seed(common.seed).set_transform(common.transform)
         .set_out_dir(folder.string()).set_resume(!command.restart).set_eval_batch_size(1000);
     std::printf("[%zu/%zu] %s strength %.4g -> %s\n", i + 1, strengths.size(), command.objective.c_str(), strengths[i],
                 folder.c_str());
@@ -134,52 +128,62 @@ void run_sweep(const SweepCommand& command) {
     model.save((folder / "model.pt").string());
     model.set_training(false);
 
-    nlohmann::json entry = {{"strength", strengths[i]}, {"folder", folder.string()}, {"recipe", options.to_json()},
-                            {"test_accuracy", trained.epochs.back().test_accuracy}};
+    double train_seconds = 0;
+    for (const EpochRecord& epoch : trained.epochs) train_seconds += epoch.seconds;
     accuracy.push_back(trained.epochs.back().test_accuracy);
-    const TangentResult tangent = analyse_tangent_sensitivity(model, analysed, basis, tangent_options, terminal_progress());
-    on.push_back(tangent.on_manifold.mean[0]);
-    off.push_back(tangent.off_manifold.mean[0]);
-    entry["tangent"] = tangent.to_json();
-    if (has_mask) {
-      const DistractorResult distractor = analyse_distractor_robustness(model, analysed, distractor_options, terminal_progress());
-      item_half.push_back(distractor.item_half.mean[0]);
-      glyph_half.push_back(distractor.distractor_half.mean[0]);
-      entry["distractor"] = distractor.to_json();
+    const SweepMeasures measured = measure_sweep_model(model, analysed, basis, score, measure_options, terminal_progress());
+    on.push_back(measured.tangent.on_manifold.mean[0]);
+    off.push_back(measured.tangent.off_manifold.mean[0]);
+    if (measured.distractor) {
+      item_half.push_back(measured.distractor->item_half.mean[0]);
+      glyph_half.push_back(measured.distractor->distractor_half.mean[0]);
     }
-    if (denoiser) {
-      const AlignmentResult alignment = analyse_alignment(model, analysed, denoiser_score_function(*denoiser, 0.5),
-                                                          alignment_options, terminal_progress());
-      cosine.push_back(alignment.mean_cosine);
-      entry["alignment"] = alignment.to_json();
-    }
-    gradient_columns.push_back(alignment_gradient(model, shown_images, shown_labels, alignment_options.conditional));
-    std::printf("  accuracy %.2f%%  on-manifold %.4f  off-manifold %.4f%s\n", 100 * accuracy.back(), on.back(), off.back(),
-                denoiser ? ("  alignment (cosine) " + std::to_string(cosine.back())).c_str() : "");
+    if (measured.alignment) cosine.push_back(measured.alignment->mean_cosine);
+    gradient_columns.push_back(alignment_gradient(model, shown_images, shown_labels, measure_options.conditional));
+    std::printf("  accuracy %.2f%%  on-manifold %.4f  off-manifold %.4f%s  (training %.0f s, measures %.0f s)\n",
+                100 * accuracy.back(), on.back(), off.back(),
+                denoiser ? ("  alignment (cosine) " + std::to_string(cosine.back())).c_str() : "", train_seconds,
+                measured.seconds);
+    nlohmann::json entry = measured.to_json();
+    entry.update({{"strength", strengths[i]}, {"folder", folder.string()}, {"recipe", options.to_json()},
+                  {"test_accuracy", accuracy.back()}, {"train_seconds", train_seconds},
+                  {"resumed_after_epoch", trained.resumed_after_epoch}});
     models.push_back(entry);
   }
 
-  const std::vector<std::string> regimes = robustness_regimes(on, off);
+  // The regimes rest on the known manifold when there is one: the glyph half
+  // of distractor data is off the manifold exactly, while the complement of a
+  // k-dimensional tangent estimate still holds real variation of the data.
+  const std::vector<std::string> regimes = has_mask ? robustness_regimes(item_half, glyph_half) : robustness_regimes(on, off);
+  const std::string regime_measure = has_mask ? "distractor halves (item half on, glyph half off the manifold)"
+                                              : tangent_source + " tangent spaces";
   for (std::size_t i = 0; i < strengths.size(); ++i) models[i]["regime"] = regimes[i];
-  const auto relative = [](const std::vector<double>& values) {
-    std::vector<double> scaled;
-    for (const double v : values) scaled.push_back(v / values.front());
-    return scaled;
+  const auto scaled = [](const std::vector<double>& values, double by) {
+    std::vector<double> out;
+    for (const double v : values) out.push_back(v / by);
+    return out;
   };
-  LineChart chart{"Sweep of " + command.objective + " strength", "strength (" + command.objective + ")", "", {}};
+  const auto relative = [&](const std::vector<double>& values) { return scaled(values, values.front()); };
+  LineChart chart{"Sweep of " + command.objective + " strength (regimes from the " + regime_measure + ")",
+                  "strength (" + command.objective + ")", "", {}};
   chart.log_x = true;
   chart.regions = regime_regions(strengths, regimes);
   chart.series.push_back({"test accuracy", strengths, accuracy, {}, {}, false});
   chart.series.push_back({"on-manifold sensitivity (rel. to first)", strengths, relative(on), {}, {}, false});
   chart.series.push_back({"off-manifold sensitivity (rel. to first)", strengths, relative(off), {}, {}, false});
-  if (denoiser) chart.series.push_back({"alignment (cosine with score)", strengths, cosine, {}, {}, false});
+  if (denoiser) {
+    // Relative to its largest value, so that its shape shows on the chart's scale.
+    const double peak = *std::max_element(cosine.begin(), cosine.end());
+    chart.series.push_back({"alignment (cosine with score, rel. to its max " + format_number(peak) + ")", strengths,
+                            peak > 0 ? scaled(cosine, peak) : cosine, {}, {}, false});
+  }
   if (has_mask) {
     chart.series.push_back({"item-half noise change (rel.)", strengths, relative(item_half), {}, {}, true});
     chart.series.push_back({"glyph-half noise change (rel.)", strengths, relative(glyph_half), {}, {}, true});
   }
   write_svg((out / "sweep.svg").string(), chart);
   if (denoiser) {
-    gradient_columns.push_back(denoiser_score(*denoiser, shown_images, alignment_options.conditional ? shown_labels : at::Tensor()));
+    gradient_columns.push_back(score(shown_images, measure_options.conditional ? shown_labels : at::Tensor()));
   }
   write_gradient_figure((out / "gradients.png").string(), shown_images, gradient_columns);
 
@@ -195,10 +199,11 @@ void run_sweep(const SweepCommand& command) {
                                  {"architecture", command.architecture.resolved().to_json()},
                                  {"tangent_source", tangent_source}, {"vae", command.vae}, {"denoiser", command.denoiser},
                                  {"pca_neighbours", command.pca_neighbours}, {"pca_dim", pca_dim},
-                                 {"eps", command.eps}, {"noise", command.noise}, {"draws", command.draws},
+                                 {"measures", measure_options.to_json()}, {"score_sigma", 0.5},
                                  {"analysis_samples", command.analysis_samples},
                                  {"regime_rule", "relative to the first model: weak while off-manifold > 0.5, excessive "
-                                                 "once on-manifold <= 0.5, bayes-aligned in between"}};
+                                                 "once on-manifold <= 0.5, bayes-aligned in between"},
+                                 {"regime_measure", regime_measure}};
   nlohmann::json record = run_record("sweep", options_json, common);
   record["train_data"] = train_data.summary();
   record["analysed_data"] = analysed.summary();
@@ -206,11 +211,17 @@ void run_sweep(const SweepCommand& command) {
   record["models"] = models;
   write_json_file((out / "sweep.json").string(), record);
 
-  std::printf("\n%12s %10s %12s %12s %10s  %s\n", "strength", "accuracy", "on-manifold", "off-manifold", "alignment", "regime");
+  std::printf("\n%12s %10s %12s %12s %11s %11s %10s  %s\n", "strength", "accuracy", "on-manifold", "off-manifold",
+              "item half", "glyph half", "alignment", "regime");
+  const auto cell = [](bool present, const std::vector<double>& values, std::size_t i) {
+    return present ? format_number(values[i]) : std::string("-");
+  };
   for (std::size_t i = 0; i < strengths.size(); ++i) {
-    std::printf("%12.4g %9.2f%% %12.4f %12.4f %10s  %s\n", strengths[i], 100 * accuracy[i], on[i], off[i],
-                denoiser ? std::to_string(cosine[i]).substr(0, 6).c_str() : "-", regimes[i].c_str());
+    std::printf("%12.4g %9.2f%% %12.4f %12.4f %11s %11s %10s  %s\n", strengths[i], 100 * accuracy[i], on[i], off[i],
+                cell(has_mask, item_half, i).c_str(), cell(has_mask, glyph_half, i).c_str(),
+                cell(denoiser != nullptr, cosine, i).c_str(), regimes[i].c_str());
   }
+  std::printf("regimes from the %s\n", regime_measure.c_str());
   std::printf("results in %s, %s, %s, %s\n", (out / "sweep.json").c_str(), (out / "sweep.csv").c_str(),
               (out / "sweep.svg").c_str(), (out / "gradients.png").c_str());
 }
@@ -234,7 +245,7 @@ void add_sweep_command(CLI::App& app) {
   sub->add_option("--max", command->max_strength, "Largest strength");
   sub->add_option("--count", command->count, "Number of strengths")->capture_default_str();
   sub->add_option("--analysis-samples", command->analysis_samples, "Test images the analyses use")->capture_default_str();
-  sub->add_option("--analysis-batch-size", command->analysis_batch_size, "Images per chunk of the analyses")
+  sub->add_option("--analysis-batch-size", command->measures.batch_size, "Images per chunk of the analyses")
       ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--vae", command->vae, "VAE file for the tangent spaces (else local PCA)");
   sub->add_option("--pca-neighbours", command->pca_neighbours, "Local PCA: nearest training images of the same class")
@@ -242,9 +253,9 @@ void add_sweep_command(CLI::App& app) {
   sub->add_option("--pca-dim", command->pca_dim, "Local PCA: tangent dimension (0 = the VAE's, else 16)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--denoiser", command->denoiser, "Denoiser file for the alignment (robustlens train-denoiser)");
-  sub->add_option("--eps", command->eps, "L2 length of the on/off-manifold perturbations")->capture_default_str();
-  sub->add_option("--noise", command->noise, "Distractor data: noise standard deviation on each half")->capture_default_str();
-  sub->add_option("--draws", command->draws, "Random directions (noise draws) per image")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--eps", command->measures.eps, "L2 length of the on/off-manifold perturbations")->capture_default_str();
+  sub->add_option("--noise", command->measures.noise, "Distractor data: noise standard deviation on each half")->capture_default_str();
+  sub->add_option("--draws", command->measures.draws, "Random directions (noise draws) per image")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--restart", command->restart, "Ignore existing checkpoints and retrain every model");
   sub->callback([command] { run_sweep(*command); });
 }

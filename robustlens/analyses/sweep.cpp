@@ -1,0 +1,67 @@
+#include "robustlens/analyses/sweep.h"
+
+#include "robustlens/core/error.h"
+
+#include <chrono>
+#include <cmath>
+
+namespace robustlens {
+
+ObjectiveOptions sweep_objective(ObjectiveOptions base, const std::string& kind, double strength) {
+  RL_CHECK(std::isfinite(strength) && strength > 0, "sweep strengths must be finite and > 0, got ", strength);
+  base.set_kind(kind);
+  if (kind == "gradnorm") {
+    base.set_lambda(strength);
+  } else if (kind == "noise") {
+    base.set_sigma(strength);
+  } else if (kind == "pgd-l2") {
+    base.set_eps(strength).set_pgd_step_size(2 * strength / static_cast<double>(base.pgd_steps));
+  } else {
+    RL_CHECK(false, "a sweep's objective is gradnorm, noise or pgd-l2, got '", kind, "'");
+  }
+  return base;
+}
+
+void SweepMeasureOptions::check() const {
+  RL_CHECK(std::isfinite(eps) && eps > 0, "--eps must be > 0, got ", eps);
+  RL_CHECK(std::isfinite(noise) && noise > 0, "--noise must be > 0, got ", noise);
+  RL_CHECK(draws >= 1, "--draws must be >= 1, got ", draws);
+  RL_CHECK(batch_size >= 1, "--analysis-batch-size must be >= 1, got ", batch_size);
+}
+
+nlohmann::json SweepMeasureOptions::to_json() const {
+  return {{"eps", eps}, {"noise", noise}, {"draws", draws}, {"batch_size", batch_size}, {"conditional", conditional}};
+}
+
+nlohmann::json SweepMeasures::to_json() const {
+  nlohmann::json json = {{"tangent", tangent.to_json()}, {"seconds", seconds}};
+  if (distractor) json["distractor"] = distractor->to_json();
+  if (alignment) json["alignment"] = alignment->to_json();
+  return json;
+}
+
+SweepMeasures measure_sweep_model(Model& model, const Dataset& data, const TangentBasis& basis,
+                                  const ScoreFunction& score, const SweepMeasureOptions& options,
+                                  const ProgressCallback& progress) {
+  options.check();
+  const auto start = std::chrono::steady_clock::now();
+  SweepMeasures measures;
+  measures.tangent = analyse_tangent_sensitivity(
+      model, data, basis,
+      TangentOptions().set_eps({options.eps}).set_draws(options.draws).set_batch_size(options.batch_size), progress);
+  if (data.signal_mask.defined()) {
+    measures.distractor = analyse_distractor_robustness(
+        model, data,
+        DistractorOptions().set_noise_levels({options.noise}).set_draws(options.draws).set_batch_size(options.batch_size),
+        progress);
+  }
+  if (score) {
+    measures.alignment = analyse_alignment(
+        model, data, score,
+        AlignmentOptions().set_conditional(options.conditional).set_batch_size(options.batch_size), progress);
+  }
+  measures.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return measures;
+}
+
+}  // namespace robustlens
