@@ -169,6 +169,12 @@ at::Tensor local_pca_basis(const at::Tensor& images, const at::Tensor& labels, c
   RL_CHECK(images.dim() == 4 && images.sizes().slice(1) == reference.images.sizes().slice(1),
            "local PCA: images ", images.sizes(), " do not match the reference images ", reference.images.sizes());
   const std::int64_t n = images.size(0), dim = images[0].numel();
+  RL_CHECK(k <= dim, "local PCA: k (", k, ") exceeds the ", dim, " pixels of an image");
+  if (n > 0) {
+    const std::int64_t low = labels.min().item<std::int64_t>(), high = labels.max().item<std::int64_t>();
+    RL_CHECK(low >= 0 && high < reference.num_classes(), "local PCA: labels must lie in [0, ", reference.num_classes() - 1,
+             "] (the reference's classes), got [", low, ", ", high, "]");
+  }
   at::Tensor basis = at::empty({n, dim, k}, images.options());
   const at::Tensor flat = images.flatten(1);
   const at::Tensor reference_flat = reference.images.flatten(1).to(images.device());
@@ -287,15 +293,19 @@ std::vector<std::string> robustness_regimes(const std::vector<double>& on_manifo
            on_manifold[0], " and off ", off_manifold[0]);
   std::vector<std::string> regimes;
   for (std::size_t i = 0; i < on_manifold.size(); ++i) {
-    if (on_manifold[i] / on_manifold[0] <= threshold) {
-      regimes.push_back("excessive");
-    } else if (off_manifold[i] / off_manifold[0] > threshold) {
-      regimes.push_back("weak");
-    } else {
-      regimes.push_back("bayes-aligned");
-    }
+    const bool on_robust = on_manifold[i] / on_manifold[0] <= threshold;
+    const bool off_robust = off_manifold[i] / off_manifold[0] <= threshold;
+    regimes.push_back(on_robust ? (off_robust ? "excessive" : "on-manifold-first")
+                                : (off_robust ? "bayes-aligned" : "weak"));
   }
   return regimes;
+}
+
+std::string robustness_regime_rule(double threshold) {
+  const std::string t = std::to_string(threshold).substr(0, 4);
+  return "sensitivities relative to the first model: weak while both are above " + t +
+         ", bayes-aligned once off-manifold is at or below " + t + " and on-manifold above, excessive once both are, "
+         "on-manifold-first if on-manifold falls to " + t + " first";
 }
 
 }  // namespace robustlens

@@ -85,7 +85,9 @@ using TangentBasis = std::function<at::Tensor(const at::Tensor& images, const at
 
 /// Local PCA: for each image, the top k principal directions (N×D×k) of its
 /// `neighbours` nearest (L2) images of the same class in `reference`
-/// (centred on their mean). Errors when a class has fewer than `neighbours` images.
+/// (centred on their mean). An image that is itself in `reference` (analysing
+/// the training split) is one of its own neighbours. Errors when a class has
+/// fewer than `neighbours` images, k exceeds the pixels, or a label is not a reference class.
 at::Tensor local_pca_basis(const at::Tensor& images, const at::Tensor& labels, const Dataset& reference,
                            std::int64_t neighbours, std::int64_t k);
 
@@ -125,13 +127,19 @@ struct TangentResult {
 TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, const TangentBasis& basis,
                                           const TangentOptions& options, const ProgressCallback& progress = {});
 
-/// The three regimes of a sweep of robust-training strength (the paper's
-/// claim, made operational by us): with on- and off-manifold sensitivities
-/// taken relative to the first (weakest) model, a model is "weak" while its
-/// off-manifold sensitivity is above `threshold`, "excessive" once its
-/// on-manifold sensitivity is at or below `threshold`, and "bayes-aligned" in
-/// between. One label per model, in sweep order.
+/// The regimes of a sweep of robust-training strength (the paper's claim,
+/// made operational by us): with on- and off-manifold sensitivities taken
+/// relative to the first (weakest) model, the reference,
+///   "weak"            both above `threshold`,
+///   "bayes-aligned"   off-manifold at or below it, on-manifold above (robust off the manifold only),
+///   "excessive"       both at or below it,
+///   "on-manifold-first" on-manifold at or below it, off-manifold above: the
+///                     opposite of the paper's order, labelled so that it shows.
+/// One label per model, in sweep order. Errors when the reference's
+/// sensitivities are not > 0.
 std::vector<std::string> robustness_regimes(const std::vector<double>& on_manifold,
                                             const std::vector<double>& off_manifold, double threshold = 0.5);
+/// The rule above in one sentence, for the records that use it.
+std::string robustness_regime_rule(double threshold = 0.5);
 
 }  // namespace robustlens

@@ -43,6 +43,8 @@ at::Tensor distractor_glyph(std::int64_t height, std::int64_t width) {
 std::uint64_t distractor_placement_seed(Split split) { return split == Split::train ? 0x5eed0001 : 0x5eed0002; }
 
 Dataset make_distractor_dataset(const Dataset& items, std::uint64_t placement_seed) {
+  RL_CHECK(!items.signal_mask.defined(), "distractor data: '", items.name,
+           "' is distractor data already (one glyph half per image is the design)");
   const std::vector<std::int64_t> shape = items.image_shape();
   const std::int64_t n = items.size(), channels = shape[0], height = shape[1], width = shape[2];
   const at::Tensor glyph = distractor_glyph(height, width).expand({channels, height, width});

@@ -105,7 +105,6 @@ TEST(DistractorRobustness, MeanChangeMatchesTheClosedFormOfALinearModel) {
   EXPECT_NEAR(result.item_half.mean[0], item, 0.02);
   EXPECT_NEAR(result.distractor_half.mean[0], glyph, 0.02);
   EXPECT_NEAR(result.whole_image.mean[0], whole, 0.02);
-  EXPECT_NEAR(result.relative_robustness[0], result.item_half.mean[0] / result.distractor_half.mean[0], 1e-12);
 }
 
 TEST(DistractorRobustness, RefusesDataWithoutASignalMaskAndBadOptions) {
@@ -176,7 +175,9 @@ TEST(RobustnessRegimes, OffManifoldRobustnessFirstThenOnManifold) {
   const std::vector<std::string> regimes =
       robustness_regimes({1.0, 0.9, 0.8, 0.6, 0.3}, {2.0, 1.5, 0.8, 0.4, 0.1});
   EXPECT_EQ(regimes, (std::vector<std::string>{"weak", "weak", "bayes-aligned", "bayes-aligned", "excessive"}));
-  EXPECT_EQ(robustness_regimes({1.0, 0.5}, {1.0, 1.0}), (std::vector<std::string>{"weak", "excessive"}));
+  // On-manifold robustness first is the opposite of the paper's order and says so.
+  EXPECT_EQ(robustness_regimes({1.0, 0.5, 0.4}, {1.0, 1.0, 0.5}),
+            (std::vector<std::string>{"weak", "on-manifold-first", "excessive"}));
   EXPECT_THROW(robustness_regimes({0.0, 1.0}, {1.0, 1.0}), Error);
   EXPECT_THROW(robustness_regimes({1.0}, {1.0, 1.0}), Error);
 }

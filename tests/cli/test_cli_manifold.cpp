@@ -45,7 +45,6 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
   EXPECT_TRUE(contains(manifold.output, "tangent fraction")) << manifold.output;
   const nlohmann::json record = read_json_file(out_.file("manifold/manifold.json"));
   const nlohmann::json& distractor = record.at("distractor");
-  EXPECT_LT(distractor.at("item_half").at("mean").at(0).get<double>(), 1e-6);  // s = 0 moves nothing (up to rounding)
   expect_finite_curve(distractor.at("item_half"));
   const double share = distractor.at("item_gradient_share");
   EXPECT_GE(share, 0.0);
@@ -72,13 +71,15 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
   EXPECT_LE(std::abs(alignment.at("mean_cosine").get<double>()), 1.0);
   EXPECT_TRUE(std::filesystem::exists(out_.file("align/gradients.png")));
 
-  const auto sweep = run_cli("sweep --arch mlp --objective noise --strengths 0.05,0.5,5 --epochs 1 --batch-size 32"
-                             " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --denoiser " +
-                             out_.file("denoiser/denoiser.pt") + " --out " + out_.file("sweep") + data_arg());
+  const std::string sweep_args = "sweep --arch mlp --objective noise --strengths 0.05,0.5,5 --epochs 1 --batch-size 32"
+                                 " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --denoiser " +
+                                 out_.file("denoiser/denoiser.pt") + " --out " + out_.file("sweep") + data_arg();
+  const auto sweep = run_cli(sweep_args);
   ASSERT_EQ(sweep.exit_code, 0) << sweep.output;
   const nlohmann::json swept = read_json_file(out_.file("sweep/sweep.json"));
+  EXPECT_TRUE(swept.at("complete").get<bool>());
   ASSERT_EQ(swept.at("models").size(), 3u);
-  EXPECT_EQ(swept.at("models").at(0).at("regime"), "weak");  // the first model is the reference
+  ASSERT_EQ(swept.at("per_strength").size(), 3u);
   // Distractor data: the regimes come from the known manifold, the glyph half.
   EXPECT_TRUE(contains(swept.at("options").at("regime_measure").get<std::string>(), "distractor halves"));
   for (const auto& entry : swept.at("models")) {
@@ -86,15 +87,51 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
     EXPECT_TRUE(entry.at("distractor").contains("item_half"));
     EXPECT_TRUE(entry.at("alignment").contains("mean_cosine"));
   }
+  for (const auto& entry : swept.at("per_strength")) {
+    const std::string regime = entry.at("regime");
+    EXPECT_TRUE(regime == "weak" || regime == "bayes-aligned" || regime == "excessive" || regime == "on-manifold-first")
+        << regime;
+  }
   EXPECT_EQ(swept.at("models").at(2).at("recipe").at("objective").at("sigma"), 5.0);
   for (const char* file : {"sweep.svg", "sweep.csv", "gradients.png", "strength-2/model.pt"}) {
     EXPECT_TRUE(std::filesystem::exists(out_.file(std::string("sweep/") + file))) << file;
   }
-  // A second run resumes every model from its checkpoint instead of retraining.
-  const auto again = run_cli("sweep --arch mlp --objective noise --strengths 0.05,0.5,5 --epochs 1 --batch-size 32"
-                             " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --out " + out_.file("sweep") + data_arg());
+
+  // A sweep model is exactly what `train` makes with the same recipe and seed.
+  const auto alone = run_cli("train --arch mlp --objective noise --sigma 0.5 --epochs 1 --batch-size 32 --out " +
+                             out_.file("alone") + data_arg());
+  ASSERT_EQ(alone.exit_code, 0) << alone.output;
+  for (const std::string& name : {std::string("sweep/strength-1"), std::string("alone")}) {
+    const auto logits = run_cli("eval --save-logits --model " + out_.file(name + "/model.pt") + " --out " +
+                                out_.file(name + "/eval") + data_arg());
+    ASSERT_EQ(logits.exit_code, 0) << logits.output;
+  }
+  EXPECT_EQ(testing::read_bytes(out_.file("sweep/strength-1/eval/logits.csv")),
+            testing::read_bytes(out_.file("alone/eval/logits.csv")));
+
+  // A rerun resumes every model instead of retraining; a sweep stopped before
+  // its last model ends, when run again, with the numbers of an uninterrupted one.
+  const auto again = run_cli(sweep_args);
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_FALSE(contains(again.output, "epoch 1 ")) << again.output;
+  std::filesystem::remove_all(out_.file("sweep/strength-2"));
+  const auto resumed = run_cli(sweep_args);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "epoch 1 ")) << resumed.output;
+  EXPECT_EQ(read_json_file(out_.file("sweep/sweep.json")).at("per_strength"), swept.at("per_strength"));
+
+  // Several seeds per strength: one model each, and their mean and standard error.
+  const auto seeded = run_cli("sweep --arch mlp --objective gradnorm --strengths 0.01,1 --seeds 2 --epochs 1 --batch-size 32"
+                              " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --out " + out_.file("seeded") + data_arg());
+  ASSERT_EQ(seeded.exit_code, 0) << seeded.output;
+  const nlohmann::json per_seed = read_json_file(out_.file("seeded/sweep.json"));
+  ASSERT_EQ(per_seed.at("models").size(), 4u);
+  EXPECT_NE(per_seed.at("models").at(0).at("seed"), per_seed.at("models").at(1).at("seed"));
+  const nlohmann::json& accuracy = per_seed.at("per_strength").at(0).at("test_accuracy");
+  ASSERT_EQ(accuracy.at("per_seed").size(), 2u);
+  EXPECT_NEAR(accuracy.at("mean").get<double>(),
+              (accuracy.at("per_seed").at(0).get<double>() + accuracy.at("per_seed").at(1).get<double>()) / 2, 1e-12);
+  EXPECT_TRUE(std::filesystem::exists(out_.file("seeded/strength-1/seed-1/model.pt")));
 
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"manifold" + model + " --pca-neighbours 1" + data_arg(), "--pca-neighbours"},
@@ -102,12 +139,20 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
       {"manifold" + model + " --eps -1" + data_arg(), "--eps"},
       {"align" + model + data_arg(), "--denoiser"},
       {"sweep --arch mlp --min 0 --max 1" + data_arg(), "--min"},
+      {"sweep --arch mlp --strengths 0.5,0.1" + data_arg(), "--strengths must increase"},
+      {"manifold" + model + " --transform dct-flip" + data_arg(), "--transform"},
   };
   for (const auto& [arguments, fragment] : bad) {
     const auto result = run_cli(arguments);
     EXPECT_NE(result.exit_code, 0) << arguments;
     EXPECT_TRUE(contains(result.output, fragment)) << arguments << "\n" << result.output;
   }
+  // A measure that cannot run fails before any model is trained.
+  const auto early = run_cli("sweep --arch mlp --strengths 0.1,1 --analysis-samples 12 --pca-neighbours 250 --out " +
+                             out_.file("early") + data_arg());
+  EXPECT_NE(early.exit_code, 0);
+  EXPECT_TRUE(contains(early.output, "neighbours")) << early.output;
+  EXPECT_FALSE(contains(early.output, "epoch 1 ")) << early.output;
 }
 
 }  // namespace

@@ -77,6 +77,9 @@ Dataset load_data(const CommonOptions& options, const std::string& split) {
   Dataset dataset = load_dataset(options.data, parse_split(split),
                                  options.image_shape.empty() ? std::vector<std::int64_t>{} : parse_image_shape(options.image_shape));
   if (options.transform != "none") {
+    // A DCT transform mixes the two halves of distractor images, so their mask would no longer say where the item is.
+    RL_CHECK(!dataset.signal_mask.defined(), "--transform ", options.transform, " cannot be combined with --data ",
+             options.data, ": the transform mixes the item half and the glyph half");
     dataset.images = apply_dct_transform(options.transform, dataset.images);
     dataset.name += " [" + options.transform + "]";
   }

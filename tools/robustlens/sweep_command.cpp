@@ -9,6 +9,7 @@
 
 #include "robustlens/analyses/sweep.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/runtime.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/report/files.h"
 
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -34,8 +36,12 @@ struct SweepCommand {
   SweepMeasureOptions measures;
   std::string vae, denoiser;
   std::int64_t pca_neighbours = 64, pca_dim = 0;
+  std::int64_t seeds = 1;
   bool restart = false;
 };
+
+/// The random stream of the measures' noise draws (derive_seed).
+constexpr std::uint64_t kMeasureStream = 31;
 
 /// Four significant digits, for the table and the chart's legend.
 std::string format_number(double value) {
@@ -46,8 +52,14 @@ std::string format_number(double value) {
 
 std::vector<double> sweep_strengths(const SweepCommand& command) {
   if (!command.strengths.empty()) {
-    for (const double s : command.strengths) RL_CHECK(std::isfinite(s) && s > 0, "--strengths must be > 0, got ", s);
-    return command.strengths;
+    const std::vector<double>& given = command.strengths;
+    RL_CHECK(given.size() >= 2, "a sweep needs at least two strengths, got ", given.size());
+    for (std::size_t i = 0; i < given.size(); ++i) {
+      RL_CHECK(std::isfinite(given[i]) && given[i] > 0, "--strengths must be > 0, got ", given[i]);
+      // The first is the reference of the others, and the chart's ranges need the order.
+      RL_CHECK(i == 0 || given[i] > given[i - 1], "--strengths must increase, got ", given[i - 1], " then ", given[i]);
+    }
+    return given;
   }
   RL_CHECK(command.min_strength > 0 && command.max_strength > command.min_strength && command.count >= 2,
            "give --strengths, or --min > 0, --max > --min and --count >= 2 (got ", command.min_strength, ", ",
@@ -75,12 +87,47 @@ std::vector<ChartRegion> regime_regions(const std::vector<double>& strengths, co
   return regions;
 }
 
+/// Per-strength summary of the models of all seeds: the mean of each measure
+/// and, with several seeds, its standard error across them.
+struct StrengthSummary {
+  std::map<std::string, std::vector<double>> per_seed;
+
+  void add(const std::string& measure, double value) { per_seed[measure].push_back(value); }
+  double mean(const std::string& measure) const {
+    const std::vector<double>& values = per_seed.at(measure);
+    double sum = 0;
+    for (const double v : values) sum += v;
+    return sum / static_cast<double>(values.size());
+  }
+  double standard_error(const std::string& measure) const {
+    const std::vector<double>& values = per_seed.at(measure);
+    const double n = static_cast<double>(values.size()), m = mean(measure);
+    if (n < 2) return 0;
+    double squares = 0;
+    for (const double v : values) squares += (v - m) * (v - m);
+    return std::sqrt(squares / (n - 1) / n);
+  }
+  nlohmann::json to_json() const {
+    nlohmann::json json;
+    for (const auto& [measure, values] : per_seed) {
+      json[measure] = {{"mean", mean(measure)}, {"standard_error", standard_error(measure)}, {"per_seed", values}};
+    }
+    return json;
+  }
+};
+
+/// The training seed of seed index j: the run's --seed for the first, so that a
+/// one-seed sweep's models are exactly those of `robustlens train --seed S`.
+std::uint64_t model_seed(std::uint64_t seed, std::int64_t j) {
+  return j == 0 ? seed : derive_seed(seed, static_cast<std::uint64_t>(j));
+}
+
 void run_sweep(const SweepCommand& command) {
   CommonOptions common = command.common;
   if (common.out.empty()) common.out = "runs/sweep-" + command.objective;
   const std::vector<double> strengths = sweep_strengths(command);
-  RL_CHECK(strengths.size() >= 2, "a sweep needs at least two strengths, got ", strengths.size());
   RL_CHECK(command.analysis_samples >= 1, "--analysis-samples must be >= 1, got ", command.analysis_samples);
+  RL_CHECK(command.seeds >= 1, "--seeds must be >= 1, got ", command.seeds);
   command.measures.check();
   const at::Device device = start_run(common);
   const Dataset train_data = select_data(load_data(common, "train"), common);
@@ -88,6 +135,7 @@ void run_sweep(const SweepCommand& command) {
   CommonOptions analysis_selection = common;
   analysis_selection.samples = command.analysis_samples;
   analysis_selection.samples_given = false;
+  analysis_selection.indices.clear();  // --indices picks training images here
   std::vector<std::int64_t> analysis_indices;
   const Dataset analysed = select_data(test_data, analysis_selection, &analysis_indices);
 
@@ -104,82 +152,163 @@ void run_sweep(const SweepCommand& command) {
   measure_options.set_conditional(!denoiser || denoiser->spec().conditional());
   const ScoreFunction score = denoiser ? denoiser_score_function(*denoiser, 0.5) : ScoreFunction();
   const bool has_mask = analysed.signal_mask.defined();
+  ArchitectureSpec spec = command.architecture;
+  spec.set_input_shape(train_data.image_shape()).set_num_classes(train_data.num_classes());
+  // Every model is measured with the same noise draws (a paired comparison),
+  // whether it was trained now or resumed from its checkpoint.
+  const auto measure = [&](Model& model) {
+    seed_everything(derive_seed(common.seed, kMeasureStream));
+    return measure_sweep_model(model, analysed, basis, score, measure_options, terminal_progress());
+  };
+  {
+    // Every measure once on an untrained model: bad options (images too small
+    // for SSIM, a class with too few images for local PCA) fail here, not after hours of training.
+    BuiltinModel untrained(spec, train_data.class_names);
+    untrained.to(device);
+    untrained.set_training(false);
+    measure(untrained);
+  }
 
   const std::filesystem::path out(common.out);
-  std::vector<double> accuracy, on, off, cosine, item_half, glyph_half;
-  nlohmann::json models = nlohmann::json::array();
+  const std::string regime_measure = has_mask ? "distractor halves (item half on, glyph half off the manifold)"
+                                              : tangent_source + " tangent spaces";
+  nlohmann::json options_json = {{"objective", command.objective}, {"strengths", strengths}, {"seeds", command.seeds},
+                                 {"architecture", spec.resolved().to_json()},
+                                 {"tangent_source", tangent_source}, {"vae", command.vae}, {"denoiser", command.denoiser},
+                                 {"pca_neighbours", command.pca_neighbours}, {"pca_dim", pca_dim},
+                                 {"measures", measure_options.to_json()}, {"score_sigma", 0.5},
+                                 {"analysis_samples", command.analysis_samples},
+                                 {"regime_rule", robustness_regime_rule()}, {"regime_measure", regime_measure}};
+  nlohmann::json record = run_record("sweep", options_json, common);
+  record["train_data"] = train_data.summary();
+  record["analysed_data"] = analysed.summary();
+  record["analysis_indices"] = analysis_indices;
+  record["models"] = nlohmann::json::array();
+  record["complete"] = false;
+
+  std::vector<StrengthSummary> summaries;
   const std::int64_t shown = std::min<std::int64_t>(6, analysed.size());
   const at::Tensor shown_images = analysed.images.slice(0, 0, shown).to(device);
   const at::Tensor shown_labels = analysed.labels.slice(0, 0, shown).to(device);
   std::vector<at::Tensor> gradient_columns;
   for (std::size_t i = 0; i < strengths.size(); ++i) {
-    const std::filesystem::path folder = out / ("strength-" + std::to_string(i));
-    TrainOptions options = command.training;
-    options.set_objective(sweep_objective(command.training.objective, command.objective, strengths[i])).set_seed(common.seed).set_transform(common.transform)
-        .set_out_dir(folder.string()).set_resume(!command.restart).set_eval_batch_size(1000);
-    std::printf("[%zu/%zu] %s strength %.4g -> %s\n", i + 1, strengths.size(), command.objective.c_str(), strengths[i],
-                folder.c_str());
-    std::fflush(stdout);
-    ArchitectureSpec spec = command.architecture;
-    spec.set_input_shape(train_data.image_shape()).set_num_classes(train_data.num_classes());
-    BuiltinModel model(spec, train_data.class_names);
-    model.to(device);
-    const TrainResult trained = train_model(model, train_data, test_data, options, terminal_progress(), print_epoch);
-    model.save((folder / "model.pt").string());
-    model.set_training(false);
+    StrengthSummary summary;
+    for (std::int64_t j = 0; j < command.seeds; ++j) {
+      const std::filesystem::path folder = command.seeds == 1 ? out / ("strength-" + std::to_string(i))
+                                                              : out / ("strength-" + std::to_string(i)) / ("seed-" + std::to_string(j));
+      const std::uint64_t seed = model_seed(common.seed, j);
+      TrainOptions options = command.training;
+      options.set_objective(sweep_objective(command.training.objective, command.objective, strengths[i]))
+          .set_seed(seed).set_transform(common.transform).set_out_dir(folder.string()).set_resume(!command.restart)
+          .set_eval_batch_size(1000);
+      std::printf("[%zu/%zu] %s strength %.4g%s -> %s\n", i + 1, strengths.size(), command.objective.c_str(), strengths[i],
+                  command.seeds == 1 ? "" : (", seed " + std::to_string(j + 1) + "/" + std::to_string(command.seeds)).c_str(),
+                  folder.c_str());
+      std::fflush(stdout);
+      seed_everything(seed);  // the initial weights, as in `robustlens train --seed`
+      BuiltinModel model(spec, train_data.class_names);
+      model.to(device);
+      const TrainResult trained = train_model(model, train_data, test_data, options, terminal_progress(), print_epoch);
+      model.save((folder / "model.pt").string());
+      model.set_training(false);
+      double train_seconds = 0;
+      for (const EpochRecord& epoch : trained.epochs) train_seconds += epoch.seconds;
+      const SweepMeasures measured = measure(model);
 
-    double train_seconds = 0;
-    for (const EpochRecord& epoch : trained.epochs) train_seconds += epoch.seconds;
-    accuracy.push_back(trained.epochs.back().test_accuracy);
-    const SweepMeasures measured = measure_sweep_model(model, analysed, basis, score, measure_options, terminal_progress());
-    on.push_back(measured.tangent.on_manifold.mean[0]);
-    off.push_back(measured.tangent.off_manifold.mean[0]);
-    if (measured.distractor) {
-      item_half.push_back(measured.distractor->item_half.mean[0]);
-      glyph_half.push_back(measured.distractor->distractor_half.mean[0]);
+      summary.add("test_accuracy", trained.epochs.back().test_accuracy);
+      summary.add("on_manifold", measured.tangent.on_manifold.mean[0]);
+      summary.add("off_manifold", measured.tangent.off_manifold.mean[0]);
+      if (measured.distractor) {
+        summary.add("item_half", measured.distractor->item_half.mean[0]);
+        summary.add("glyph_half", measured.distractor->distractor_half.mean[0]);
+      }
+      if (measured.alignment) summary.add("alignment_cosine", measured.alignment->mean_cosine);
+      if (j == 0) gradient_columns.push_back(alignment_gradient(model, shown_images, shown_labels, measure_options.conditional));
+      std::printf("  accuracy %.2f%%  on-manifold %.4f  off-manifold %.4f", 100 * trained.epochs.back().test_accuracy,
+                  measured.tangent.on_manifold.mean[0], measured.tangent.off_manifold.mean[0]);
+      if (measured.distractor) {
+        std::printf("  item half %.4f  glyph half %.4f", measured.distractor->item_half.mean[0],
+                    measured.distractor->distractor_half.mean[0]);
+      }
+      if (measured.alignment) std::printf("  alignment %.4f", measured.alignment->mean_cosine);
+      std::printf("  (training %.0f s, measures %.0f s)\n", train_seconds, measured.seconds);
+      nlohmann::json entry = measured.to_json();
+      entry.update({{"strength", strengths[i]}, {"seed", seed}, {"folder", folder.string()}, {"recipe", options.to_json()},
+                    {"test_accuracy", trained.epochs.back().test_accuracy}, {"train_seconds", train_seconds},
+                    {"resumed_after_epoch", trained.resumed_after_epoch}});
+      record["models"].push_back(entry);
     }
-    if (measured.alignment) cosine.push_back(measured.alignment->mean_cosine);
-    gradient_columns.push_back(alignment_gradient(model, shown_images, shown_labels, measure_options.conditional));
-    std::printf("  accuracy %.2f%%  on-manifold %.4f  off-manifold %.4f%s  (training %.0f s, measures %.0f s)\n",
-                100 * accuracy.back(), on.back(), off.back(),
-                denoiser ? ("  alignment (cosine) " + std::to_string(cosine.back())).c_str() : "", train_seconds,
-                measured.seconds);
-    nlohmann::json entry = measured.to_json();
-    entry.update({{"strength", strengths[i]}, {"folder", folder.string()}, {"recipe", options.to_json()},
-                  {"test_accuracy", accuracy.back()}, {"train_seconds", train_seconds},
-                  {"resumed_after_epoch", trained.resumed_after_epoch}});
-    models.push_back(entry);
+    summaries.push_back(summary);
+    if (i == 0) {
+      const std::string on_key = has_mask ? "item_half" : "on_manifold", off_key = has_mask ? "glyph_half" : "off_manifold";
+      RL_CHECK(summary.mean(on_key) > 0 && summary.mean(off_key) > 0, "the weakest model's sensitivities (", on_key, " ",
+               summary.mean(on_key), ", ", off_key, " ", summary.mean(off_key),
+               ") must be > 0 to compare the others with; raise --eps or --noise");
+    }
+    // What is finished so far, marked incomplete, in case the sweep is stopped.
+    write_json_file((out / "sweep.json").string(), record);
   }
 
+  const auto column = [&](const std::string& measure) {
+    std::vector<double> values;
+    for (const StrengthSummary& summary : summaries) values.push_back(summary.mean(measure));
+    return values;
+  };
+  const std::vector<double> accuracy = column("test_accuracy"), on = column("on_manifold"), off = column("off_manifold");
+  const std::vector<double> cosine = denoiser ? column("alignment_cosine") : std::vector<double>();
+  const std::vector<double> item_half = has_mask ? column("item_half") : std::vector<double>();
+  const std::vector<double> glyph_half = has_mask ? column("glyph_half") : std::vector<double>();
   // The regimes rest on the known manifold when there is one: the glyph half
   // of distractor data is off the manifold exactly, while the complement of a
   // k-dimensional tangent estimate still holds real variation of the data.
   const std::vector<std::string> regimes = has_mask ? robustness_regimes(item_half, glyph_half) : robustness_regimes(on, off);
-  const std::string regime_measure = has_mask ? "distractor halves (item half on, glyph half off the manifold)"
-                                              : tangent_source + " tangent spaces";
-  for (std::size_t i = 0; i < strengths.size(); ++i) models[i]["regime"] = regimes[i];
+  record["per_strength"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < strengths.size(); ++i) {
+    nlohmann::json entry = summaries[i].to_json();
+    entry.update({{"strength", strengths[i]}, {"regime", regimes[i]}});
+    record["per_strength"].push_back(entry);
+  }
+
   const auto scaled = [](const std::vector<double>& values, double by) {
-    std::vector<double> out;
-    for (const double v : values) out.push_back(v / by);
-    return out;
+    std::vector<double> result;
+    for (const double v : values) result.push_back(v / by);
+    return result;
   };
-  const auto relative = [&](const std::vector<double>& values) { return scaled(values, values.front()); };
+  const auto relative = [&](const std::string& measure, const std::vector<double>& values) {
+    // Standard errors across seeds, as a band, when there are several.
+    ChartSeries series{"", strengths, scaled(values, values.front()), {}, {}, false};
+    if (command.seeds > 1) {
+      for (std::size_t i = 0; i < strengths.size(); ++i) {
+        const double error = 2 * summaries[i].standard_error(measure) / values.front();
+        series.band_low.push_back(series.y[i] - error);
+        series.band_high.push_back(series.y[i] + error);
+      }
+    }
+    return series;
+  };
   LineChart chart{"Sweep of " + command.objective + " strength (regimes from the " + regime_measure + ")",
                   "strength (" + command.objective + ")", "", {}};
   chart.log_x = true;
   chart.regions = regime_regions(strengths, regimes);
   chart.series.push_back({"test accuracy", strengths, accuracy, {}, {}, false});
-  chart.series.push_back({"on-manifold sensitivity (rel. to first)", strengths, relative(on), {}, {}, false});
-  chart.series.push_back({"off-manifold sensitivity (rel. to first)", strengths, relative(off), {}, {}, false});
+  chart.series.push_back(relative("on_manifold", on));
+  chart.series.back().name = "on-manifold sensitivity (rel. to first)";
+  chart.series.push_back(relative("off_manifold", off));
+  chart.series.back().name = "off-manifold sensitivity (rel. to first)";
   if (denoiser) {
     // Relative to its largest value, so that its shape shows on the chart's scale.
     const double peak = *std::max_element(cosine.begin(), cosine.end());
-    chart.series.push_back({"alignment (cosine with score, rel. to its max " + format_number(peak) + ")", strengths,
-                            peak > 0 ? scaled(cosine, peak) : cosine, {}, {}, false});
+    chart.series.push_back({peak > 0 ? "alignment (cosine with score, rel. to its max " + format_number(peak) + ")"
+                                     : "alignment (cosine with score)",
+                            strengths, peak > 0 ? scaled(cosine, peak) : cosine, {}, {}, false});
   }
   if (has_mask) {
-    chart.series.push_back({"item-half noise change (rel.)", strengths, relative(item_half), {}, {}, true});
-    chart.series.push_back({"glyph-half noise change (rel.)", strengths, relative(glyph_half), {}, {}, true});
+    chart.series.push_back(relative("item_half", item_half));
+    chart.series.back().name = "item-half noise change (rel.)";
+    chart.series.back().dashed = true;
+    chart.series.push_back(relative("glyph_half", glyph_half));
+    chart.series.back().name = "glyph-half noise change (rel.)";
+    chart.series.back().dashed = true;
   }
   write_svg((out / "sweep.svg").string(), chart);
   if (denoiser) {
@@ -188,40 +317,34 @@ void run_sweep(const SweepCommand& command) {
   write_gradient_figure((out / "gradients.png").string(), shown_images, gradient_columns);
 
   std::ostringstream csv;
+  csv.precision(6);
   csv << "strength,test_accuracy,on_manifold,off_manifold,alignment_cosine,item_half,glyph_half,regime\n";
+  const auto csv_cell = [&](const std::vector<double>& values, std::size_t i) {
+    if (!values.empty()) csv << values[i];
+    csv << ',';
+  };
   for (std::size_t i = 0; i < strengths.size(); ++i) {
-    csv << strengths[i] << ',' << accuracy[i] << ',' << on[i] << ',' << off[i] << ',' << (denoiser ? std::to_string(cosine[i]) : "")
-        << ',' << (has_mask ? std::to_string(item_half[i]) : "") << ',' << (has_mask ? std::to_string(glyph_half[i]) : "")
-        << ',' << regimes[i] << '\n';
+    csv << strengths[i] << ',' << accuracy[i] << ',' << on[i] << ',' << off[i] << ',';
+    csv_cell(cosine, i);
+    csv_cell(item_half, i);
+    csv_cell(glyph_half, i);
+    csv << regimes[i] << '\n';
   }
   write_text_file((out / "sweep.csv").string(), csv.str());
-  nlohmann::json options_json = {{"objective", command.objective}, {"strengths", strengths},
-                                 {"architecture", command.architecture.resolved().to_json()},
-                                 {"tangent_source", tangent_source}, {"vae", command.vae}, {"denoiser", command.denoiser},
-                                 {"pca_neighbours", command.pca_neighbours}, {"pca_dim", pca_dim},
-                                 {"measures", measure_options.to_json()}, {"score_sigma", 0.5},
-                                 {"analysis_samples", command.analysis_samples},
-                                 {"regime_rule", "relative to the first model: weak while off-manifold > 0.5, excessive "
-                                                 "once on-manifold <= 0.5, bayes-aligned in between"},
-                                 {"regime_measure", regime_measure}};
-  nlohmann::json record = run_record("sweep", options_json, common);
-  record["train_data"] = train_data.summary();
-  record["analysed_data"] = analysed.summary();
-  record["analysis_indices"] = analysis_indices;
-  record["models"] = models;
+  record["complete"] = true;
   write_json_file((out / "sweep.json").string(), record);
 
   std::printf("\n%12s %10s %12s %12s %11s %11s %10s  %s\n", "strength", "accuracy", "on-manifold", "off-manifold",
               "item half", "glyph half", "alignment", "regime");
-  const auto cell = [](bool present, const std::vector<double>& values, std::size_t i) {
-    return present ? format_number(values[i]) : std::string("-");
+  const auto cell = [](const std::vector<double>& values, std::size_t i) {
+    return values.empty() ? std::string("-") : format_number(values[i]);
   };
   for (std::size_t i = 0; i < strengths.size(); ++i) {
     std::printf("%12.4g %9.2f%% %12.4f %12.4f %11s %11s %10s  %s\n", strengths[i], 100 * accuracy[i], on[i], off[i],
-                cell(has_mask, item_half, i).c_str(), cell(has_mask, glyph_half, i).c_str(),
-                cell(denoiser != nullptr, cosine, i).c_str(), regimes[i].c_str());
+                cell(item_half, i).c_str(), cell(glyph_half, i).c_str(), cell(cosine, i).c_str(), regimes[i].c_str());
   }
-  std::printf("regimes from the %s\n", regime_measure.c_str());
+  std::printf("%sregimes from the %s\n", command.seeds > 1 ? ("means over " + std::to_string(command.seeds) + " seeds; ").c_str() : "",
+              regime_measure.c_str());
   std::printf("results in %s, %s, %s, %s\n", (out / "sweep.json").c_str(), (out / "sweep.csv").c_str(),
               (out / "sweep.svg").c_str(), (out / "gradients.png").c_str());
 }
@@ -256,6 +379,8 @@ void add_sweep_command(CLI::App& app) {
   sub->add_option("--eps", command->measures.eps, "L2 length of the on/off-manifold perturbations")->capture_default_str();
   sub->add_option("--noise", command->measures.noise, "Distractor data: noise standard deviation on each half")->capture_default_str();
   sub->add_option("--draws", command->measures.draws, "Random directions (noise draws) per image")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--seeds", command->seeds, "Models per strength (training seeds); the measures are their means")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--restart", command->restart, "Ignore existing checkpoints and retrain every model");
   sub->callback([command] { run_sweep(*command); });
 }
