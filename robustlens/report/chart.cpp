@@ -56,11 +56,21 @@ struct LegendEntry {
   bool square = false, dashed = false;
 };
 
+/// Legends of more entries than this go below the plot, two to a row, where
+/// they hide no data; smaller ones go in the upper corner the data leave free.
+constexpr std::size_t kCornerLegendEntries = 3;
+
+/// Height added under the plot for a legend of `entries` entries.
+double legend_height(std::size_t entries) {
+  return entries > kCornerLegendEntries ? 18 * static_cast<double>((entries + 1) / 2) + 6 : 0;
+}
+
 /// The shared frame of both chart kinds: background, title, y grid with tick
-/// labels, axes and axis labels. The y range always includes 0.
+/// labels, axes and axis labels, and the legend. The y range always includes 0.
 class Frame {
  public:
-  Frame(std::ostringstream& svg, const std::string& title, double y_low, double y_high) : svg_(svg) {
+  Frame(std::ostringstream& svg, const std::string& title, double y_low, double y_high, std::size_t legend_entries)
+      : svg_(svg), height_(kHeight + legend_height(legend_entries)) {
     RL_CHECK(std::isfinite(y_low) && std::isfinite(y_high), "chart '", title, "' has no finite values");
     y_low_ = std::min(0.0, y_low);
     y_high_ = std::max(0.0, y_high);
@@ -69,7 +79,7 @@ class Frame {
     if (y_high_ > 0) y_high_ += margin;
     if (y_low_ < 0) y_low_ -= margin;
     svg_.precision(5);
-    svg_ << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << kHeight
+    svg_ << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << height_
          << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
          << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << escape(title) << "</text>\n";
     for (const double v : ticks(y_low_, y_high_)) {
@@ -92,20 +102,22 @@ class Frame {
     return svg_.str();
   }
 
-  /// The legend, drawn over the data on a translucent white box (so that a
-  /// busy chart stays readable) in the top-left corner or, with `right`, the
+  /// A line under the title, right-aligned above the plot.
+  void note(const std::string& text) {
+    if (text.empty()) return;
+    svg_ << "<text x=\"" << kWidth - kRight << "\" y=\"" << kTop - 4 << "\" text-anchor=\"end\">" << escape(text) << "</text>\n";
+  }
+
+  /// The legend: below the plot when it has many entries (the frame was made
+  /// taller for them), else in the top-left corner or, with `right`, the
   /// top-right one. Each entry is a line (dashed or not) or a filled square.
   void legend(const std::vector<LegendEntry>& entries, bool right) {
-    if (entries.empty()) return;
-    std::size_t longest = 0;
-    for (const LegendEntry& entry : entries) longest = std::max(longest, entry.name.size());
-    const double width = 42 + 6.6 * static_cast<double>(longest), height = 18 * static_cast<double>(entries.size()) + 6;
-    const double x = right ? kWidth - kRight - width : kLeft + 8;
-    svg_ << "<rect x=\"" << x - 4 << "\" y=\"" << kTop - 4 << "\" width=\"" << width << "\" height=\"" << height
-         << "\" fill=\"white\" fill-opacity=\"0.85\"/>\n";
+    const bool below = entries.size() > kCornerLegendEntries;
     for (std::size_t k = 0; k < entries.size(); ++k) {
       const LegendEntry& entry = entries[k];
-      const double y = kTop + 8 + 18 * static_cast<double>(k);
+      const double row = static_cast<double>(below ? k / 2 : k);
+      const double y = (below ? kHeight + 6 : kTop + 8) + 18 * row;
+      const double x = below ? kLeft + (k % 2 == 0 ? 0 : (kWidth - kLeft - kRight) / 2) : right ? kWidth - kRight - 230 : kLeft + 12;
       if (entry.square) {
         svg_ << "<rect x=\"" << x + 6 << "\" y=\"" << y - 6 << "\" width=\"12\" height=\"12\" fill=\"" << entry.colour << "\"/>";
       } else {
@@ -118,6 +130,7 @@ class Frame {
 
  private:
   std::ostringstream& svg_;
+  double height_;
   double y_low_ = 0, y_high_ = 1;
 };
 
@@ -141,8 +154,9 @@ std::string render_svg(const LineChart& chart) {
     }
   }
   std::ostringstream svg;
-  Frame frame(svg, chart.title, y_low, y_high);
+  Frame frame(svg, chart.title, y_low, y_high, chart.series.size());
   if (x_high == x_low) x_high = x_low + 1;
+  frame.note(chart.note);
   const auto px = [&](double x) { return kLeft + (along(x) - x_low) / (x_high - x_low) * (kWidth - kLeft - kRight); };
   const auto shown = [&](const ChartSeries& s, std::size_t i) { return std::isfinite(s.y[i]) && std::isfinite(along(s.x[i])); };
   std::vector<std::pair<double, double>> points;
@@ -209,10 +223,8 @@ std::string render_svg(const BarChart& chart) {
     }
   }
   std::ostringstream svg;
-  Frame frame(svg, chart.title, y_low, y_high);
-  if (!chart.note.empty()) {
-    svg << "<text x=\"" << kWidth - kRight << "\" y=\"" << kTop - 4 << "\" text-anchor=\"end\">" << escape(chart.note) << "</text>\n";
-  }
+  Frame frame(svg, chart.title, y_low, y_high, chart.series.size() > 1 ? chart.series.size() : 0);
+  frame.note(chart.note);
   std::vector<std::pair<double, double>> points;
   const double last = std::max<double>(1, static_cast<double>(chart.categories.size()) - 1);
   for (const BarSeries& s : chart.series) {

@@ -27,6 +27,7 @@ struct LineChart {
   /// Logarithmic x axis with decade ticks; points with x <= 0 are left out.
   bool log_x = false;
   std::vector<ChartRegion> regions = {};
+  std::string note = {};  ///< a line under the title (e.g. what "rel." means)
 };
 
 struct BarSeries {

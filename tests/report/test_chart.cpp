@@ -18,7 +18,7 @@ std::size_t count(const std::string& text, const std::string& fragment) {
 TEST(BarChart, OneBarPerValueWithItsValueAndNegativeBarsBelowTheAxis) {
   const BarChart chart{"psi", "band", "share", {"0", "1", "2"}, {{"a", {0.5, -0.25, 0.25}}, {"b", {0.1, 0.2, 0.3}}}, "score 0.3"};
   const std::string svg = render_svg(chart);
-  EXPECT_EQ(count(svg, "<rect x="), 6u + 2u + 1u);  // bars, two legend squares, the legend's box
+  EXPECT_EQ(count(svg, "<rect x="), 6u + 2u);  // bars + two legend squares
   EXPECT_NE(svg.find("<title>a, 1: -0.25</title>"), std::string::npos);
   EXPECT_NE(svg.find("score 0.3"), std::string::npos);
   // Heights are proportional to |value|: bar a/0 is twice bar a/1.
@@ -60,6 +60,23 @@ TEST(LineChart, LogAxisSpacesDecadesEquallyAndLeavesOutNonPositiveX) {
   EXPECT_NEAR(xs[1] - xs[0], xs[2] - xs[1], 1e-2);
   EXPECT_NEAR(xs[3] - xs[2], xs[2] - xs[1], 1e-2);
   for (const char* tick : {">0.01<", ">0.1<", ">1<", ">10<"}) EXPECT_NE(svg.find(tick), std::string::npos) << tick;
+}
+
+TEST(LineChart, AManySeriesLegendGoesBelowThePlotWhereItHidesNoData) {
+  LineChart chart{"many", "x", "y", {}};
+  for (int k = 0; k < 5; ++k) chart.series.push_back({"series " + std::to_string(k), {0, 1}, {1.0 * k, 2.0}, {}, {}, false});
+  const std::string svg = render_svg(chart);
+  std::smatch height;
+  ASSERT_TRUE(std::regex_search(svg, height, std::regex("<svg [^>]*height=\"([0-9.]+)\"")));
+  EXPECT_GT(std::stod(height[1].str()), 420.0);  // taller by the legend's rows
+  std::smatch label;
+  ASSERT_TRUE(std::regex_search(svg, label, std::regex("<text x=\"[0-9.]+\" y=\"([0-9.]+)\">series 4<")));
+  EXPECT_GT(std::stod(label[1].str()), 420.0);  // below the plot and its axis label
+  // Three series keep the legend in a corner of the plot.
+  chart.series.resize(3);
+  const std::string corner = render_svg(chart);
+  ASSERT_TRUE(std::regex_search(corner, height, std::regex("<svg [^>]*height=\"([0-9.]+)\"")));
+  EXPECT_EQ(std::stod(height[1].str()), 420.0);
 }
 
 }  // namespace

@@ -286,28 +286,28 @@ void run_sweep(const SweepCommand& command) {
     }
     return series;
   };
-  LineChart chart{"Sweep of " + command.objective + " strength (regimes from the " + regime_measure + ")",
-                  "strength (" + command.objective + ")", "", {}};
+  LineChart chart{"Sweep of " + command.objective + " strength", "strength (" + command.objective + ")", "", {}};
+  chart.note = "regimes from the " + std::string(has_mask ? "distractor halves" : tangent_source + " tangent spaces") +
+               "; rel. = relative to the weakest model";
   chart.log_x = true;
   chart.regions = regime_regions(strengths, regimes);
   chart.series.push_back({"test accuracy", strengths, accuracy, {}, {}, false});
   chart.series.push_back(relative("on_manifold", on));
-  chart.series.back().name = "on-manifold sensitivity (rel. to first)";
+  chart.series.back().name = "on-manifold change, " + tangent_source + " tangents (rel.)";
   chart.series.push_back(relative("off_manifold", off));
-  chart.series.back().name = "off-manifold sensitivity (rel. to first)";
+  chart.series.back().name = "off-manifold change, " + tangent_source + " normals (rel.)";
   if (denoiser) {
     // Relative to its largest value, so that its shape shows on the chart's scale.
     const double peak = *std::max_element(cosine.begin(), cosine.end());
-    chart.series.push_back({peak > 0 ? "alignment (cosine with score, rel. to its max " + format_number(peak) + ")"
-                                     : "alignment (cosine with score)",
+    chart.series.push_back({peak > 0 ? "alignment, cosine (rel. to its max " + format_number(peak) + ")" : "alignment, cosine",
                             strengths, peak > 0 ? scaled(cosine, peak) : cosine, {}, {}, false});
   }
   if (has_mask) {
     chart.series.push_back(relative("item_half", item_half));
-    chart.series.back().name = "item-half noise change (rel.)";
+    chart.series.back().name = "item-half noise change (rel.), on";
     chart.series.back().dashed = true;
     chart.series.push_back(relative("glyph_half", glyph_half));
-    chart.series.back().name = "glyph-half noise change (rel.)";
+    chart.series.back().name = "glyph-half noise change (rel.), off";
     chart.series.back().dashed = true;
   }
   write_svg((out / "sweep.svg").string(), chart);

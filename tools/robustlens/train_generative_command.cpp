@@ -85,8 +85,8 @@ void run_train_denoiser(const TrainDenoiserCommand& command) {
   spec.set_input_shape(train_data.image_shape()).set_num_classes(command.unconditional ? 0 : train_data.num_classes());
   Denoiser denoiser(spec);
   denoiser.to(device);
-  std::printf("training a %s denoiser (%s) on %s: %lld images, %lld epochs, sigma log-uniform in [%g, %g], device %s\n",
-              spec.conditional() ? "class-conditional" : "unconditional", spec.to_json().dump().c_str(),
+  std::printf("training %s denoiser (%s) on %s: %lld images, %lld epochs, sigma log-uniform in [%g, %g], device %s\n",
+              spec.conditional() ? "a class-conditional" : "an unconditional", spec.to_json().dump().c_str(),
               train_data.name.c_str(), static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
               options.sigma_min, options.sigma_max, device.str().c_str());
   std::fflush(stdout);
