@@ -152,9 +152,12 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
   result.distractor_half = distractor.curve();
   result.whole_image = whole.curve();
   for (std::size_t l = 0; l < levels; ++l) {
+    // Without noise both changes are zero but for rounding (the perturbed rows run in a larger batch than the
+    // clean ones), and their ratio would mean nothing.
     const double denominator = result.distractor_half.mean[l];
-    result.relative_robustness.push_back(denominator > 0 ? result.item_half.mean[l] / denominator
-                                                         : std::numeric_limits<double>::quiet_NaN());
+    result.relative_robustness.push_back(options.noise_levels[l] > 0 && denominator > 0
+                                             ? result.item_half.mean[l] / denominator
+                                             : std::numeric_limits<double>::quiet_NaN());
   }
   result.item_gradient_share = share_count > 0 ? share_sum / static_cast<double>(share_count)
                                                : std::numeric_limits<double>::quiet_NaN();

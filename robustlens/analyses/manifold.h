@@ -66,7 +66,8 @@ struct DistractorResult {
   std::vector<double> noise_levels;
   /// Prediction change under noise on the item half, the glyph half, the whole image.
   MeanCurve item_half, distractor_half, whole_image;
-  /// item_half.mean / distractor_half.mean per level; NaN where the latter is 0.
+  /// item_half.mean / distractor_half.mean per level; NaN at level 0 (no noise: both changes are rounding) and
+  /// where the latter is 0.
   std::vector<double> relative_robustness;
   /// Mean over images of ‖∇f on the item half‖² / ‖∇f‖² (images with ∇f = 0 left out).
   double item_gradient_share = 0;

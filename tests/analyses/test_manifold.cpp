@@ -72,6 +72,7 @@ TEST(DistractorRobustness, AModelThatReadsOnlyTheItemHalfIgnoresGlyphNoise) {
   const DistractorResult item = analyse_distractor_robustness(
       reads_item, chosen, DistractorOptions().set_noise_levels({0.0, 0.5}).set_draws(8));
   EXPECT_EQ(item.item_half.mean[0], 0.0);
+  EXPECT_TRUE(std::isnan(item.relative_robustness[0]));
   EXPECT_GT(item.item_half.mean[1], 0.0);
   EXPECT_EQ(item.distractor_half.mean[1], 0.0);
   EXPECT_TRUE(std::isnan(item.relative_robustness[1]));
