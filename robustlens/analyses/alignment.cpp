@@ -1,5 +1,6 @@
 #include "robustlens/analyses/alignment.h"
 
+#include "robustlens/analyses/statistics.h"
 #include "robustlens/core/error.h"
 #include "robustlens/explain/map_metrics.h"
 
@@ -8,18 +9,6 @@
 #include <cmath>
 
 namespace robustlens {
-namespace {
-
-/// Mean and standard error of a 1-D tensor.
-std::pair<double, double> mean_and_standard_error(const at::Tensor& values) {
-  const double n = static_cast<double>(values.numel());
-  const double mean = values.mean().item<double>();
-  const double deviation = n > 1 ? values.std().item<double>() : 0.0;
-  return {mean, deviation / std::sqrt(n)};
-}
-
-}  // namespace
-
 void AlignmentOptions::check() const {
   RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
 }

@@ -23,4 +23,11 @@ Quartiles quartiles(const at::Tensor& values) {
   return {interpolated_quantile(values, 0.25), interpolated_quantile(values, 0.5), interpolated_quantile(values, 0.75)};
 }
 
+std::pair<double, double> mean_and_standard_error(const at::Tensor& values) {
+  const double n = static_cast<double>(values.numel());
+  const double mean = values.mean().item<double>();
+  const double deviation = n > 1 ? values.std().item<double>() : 0.0;
+  return {mean, deviation / std::sqrt(n)};
+}
+
 }  // namespace robustlens

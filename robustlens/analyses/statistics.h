@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <utility>
+
 namespace robustlens {
 
 struct Quartiles {
@@ -15,5 +17,8 @@ struct Quartiles {
 double interpolated_quantile(const at::Tensor& values, double q);
 /// Quartiles of the values; NaN when there are none.
 Quartiles quartiles(const at::Tensor& values);
+
+/// Mean and standard error (sample std / √n; 0 for one value) of the values.
+std::pair<double, double> mean_and_standard_error(const at::Tensor& values);
 
 }  // namespace robustlens

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace robustlens {
@@ -40,6 +41,11 @@ class Model {
   /// Penultimate representation N×P; only when has_latent().
   virtual at::Tensor latent(const at::Tensor& images) = 0;
   virtual bool has_latent() const = 0;
+  /// Logits and latent of the same images, {N×K, N×P}; only when has_latent().
+  /// This default runs forward() and latent(); built-in models share one pass.
+  virtual std::pair<at::Tensor, at::Tensor> forward_with_latent(const at::Tensor& images) {
+    return {forward(images), latent(images)};
+  }
 
   virtual void to(const at::Device& device) = 0;
   virtual at::Device device() const = 0;

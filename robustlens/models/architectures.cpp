@@ -34,7 +34,7 @@ class MlpImpl : public ClassifierNetImpl {
       in = spec.width;
     }
     register_module("layers", layers_);
-    head = register_module("head", torch::nn::Linear(in, spec.num_classes));
+    build_head(in, spec);
   }
   at::Tensor features(const at::Tensor& images) override {
     at::Tensor x = images.flatten(1);
@@ -56,7 +56,7 @@ class LeNetImpl : public ClassifierNetImpl {
     const std::int64_t h = lenet_feature_side(spec.input_shape[1]), v = lenet_feature_side(spec.input_shape[2]);
     fc1_ = register_module("fc1", torch::nn::Linear(2 * w * h * v, 120));
     fc2_ = register_module("fc2", torch::nn::Linear(120, 84));
-    head = register_module("head", torch::nn::Linear(84, spec.num_classes));
+    build_head(84, spec);
   }
   at::Tensor features(const at::Tensor& images) override {
     at::Tensor x = at::max_pool2d(activation_(conv1_->forward(images)), 2);
@@ -114,7 +114,7 @@ class ResNetImpl : public ClassifierNetImpl {
       }
     }
     register_module("blocks", blocks_);
-    head = register_module("head", torch::nn::Linear(in, spec.num_classes));
+    build_head(in, spec);
   }
   at::Tensor features(const at::Tensor& images) override {
     at::Tensor x = activation_(stem_bn_->forward(stem_conv_->forward(images)));
@@ -131,6 +131,23 @@ class ResNetImpl : public ClassifierNetImpl {
 
 }  // namespace
 
+void ClassifierNetImpl::build_head(std::int64_t features, const ArchitectureSpec& spec) {
+  std::int64_t in = features;
+  if (spec.head != "nopen") {
+    bottleneck_ = register_module("bottleneck", torch::nn::Linear(features, spec.bottleneck));
+    silu_ = spec.head == "nonlinpen";
+    in = spec.bottleneck;
+  }
+  head = register_module("head", torch::nn::Linear(in, spec.num_classes));
+}
+
+at::Tensor ClassifierNetImpl::latent(const at::Tensor& images) {
+  const at::Tensor h = features(images);
+  if (!bottleneck_) return h;
+  const at::Tensor z = bottleneck_->forward(h);
+  return silu_ ? at::silu(z) : z;
+}
+
 ArchitectureSpec ArchitectureSpec::resolved() const {
   ArchitectureSpec spec = *this;
   RL_CHECK(spec.name == "mlp" || spec.name == "lenet" || spec.name == "resnet",
@@ -142,6 +159,17 @@ ArchitectureSpec ArchitectureSpec::resolved() const {
   RL_CHECK(spec.activation == "relu" || spec.activation == "softplus",
            "architecture: activation must be relu or softplus, got '", spec.activation, "'");
   RL_CHECK(spec.width >= 0 && spec.depth >= 0, "architecture: width and depth must be >= 0 (0 = default)");
+  RL_CHECK(spec.head == "nopen" || spec.head == "binenc" || spec.head == "linpen" || spec.head == "nonlinpen" ||
+               spec.head == "wide",
+           "architecture: head must be nopen, binenc, linpen, nonlinpen or wide, got '", spec.head, "'");
+  RL_CHECK(spec.bottleneck >= 0, "architecture: bottleneck units must be >= 0 (0 = default), got ", spec.bottleneck);
+  if (spec.head == "nopen") {
+    spec.bottleneck = 0;
+  } else if (spec.bottleneck == 0) {
+    std::int64_t bits = 0;
+    while ((std::int64_t{1} << bits) < spec.num_classes) ++bits;
+    spec.bottleneck = spec.head == "wide" ? 512 : bits + 2;
+  }
   if (spec.width == 0) spec.width = spec.name == "mlp" ? 256 : 16;
   if (spec.depth == 0) spec.depth = spec.name == "mlp" ? 2 : 1;
   if (spec.name == "lenet") {
@@ -155,7 +183,7 @@ ArchitectureSpec ArchitectureSpec::resolved() const {
 nlohmann::json ArchitectureSpec::to_json() const {
   return {{"name", name},           {"input_shape", input_shape}, {"num_classes", num_classes},
           {"width", width},         {"depth", depth},             {"activation", activation},
-          {"softplus_beta", softplus_beta}};
+          {"softplus_beta", softplus_beta}, {"head", head},             {"bottleneck", bottleneck}};
 }
 
 ArchitectureSpec ArchitectureSpec::from_json(const nlohmann::json& json) {
@@ -168,6 +196,9 @@ ArchitectureSpec ArchitectureSpec::from_json(const nlohmann::json& json) {
     spec.depth = json.at("depth").get<std::int64_t>();
     spec.activation = json.at("activation").get<std::string>();
     spec.softplus_beta = json.at("softplus_beta").get<double>();
+    // Files written before the bottleneck variants existed have the plain head.
+    spec.head = json.value("head", std::string("nopen"));
+    spec.bottleneck = json.value("bottleneck", std::int64_t{0});
   } catch (const nlohmann::json::exception& error) {
     RL_CHECK(false, "architecture record is incomplete: ", error.what());
   }

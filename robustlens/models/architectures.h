@@ -1,6 +1,13 @@
 // Built-in classifier architectures: an MLP, a LeNet-style CNN and a small
-// CIFAR-style ResNet. Each splits into features() (the penultimate
-// representation the latent analyses read) and a linear head.
+// CIFAR-style ResNet. Each splits into a backbone, features() = h, an optional
+// bottleneck, latent() = z (the representation the latent analyses read), and
+// a linear output layer, logits = head(z). The bottleneck variants of the
+// latent-binary-encoding paper (Sbailò & Ghiringhelli):
+//   nopen      no bottleneck, z = h (the plain classifier)
+//   binenc     z = W_H h + b_H with P units, trained with the penalty gamma·mean z²
+//   linpen     the same linear bottleneck, no penalty
+//   nonlinpen  z = SiLU(W_H h + b_H), no penalty
+//   wide       binenc with a wide bottleneck (512 units by default)
 #pragma once
 
 #include <torch/nn/module.h>
@@ -30,6 +37,11 @@ struct ArchitectureSpec {
   /// "relu" or "softplus" (smooth; for finite-difference checks and second-order attacks).
   std::string activation = "relu";
   double softplus_beta = 10.0;
+  /// Bottleneck variant: "nopen", "binenc", "linpen", "nonlinpen" or "wide".
+  std::string head = "nopen";
+  /// Bottleneck units P; 0 = default: ceil(log2 K) + 2 (the smallest hypercube with
+  /// K vertices plus a margin of 2; 6 for 10 classes), 512 for wide. Unused by nopen.
+  std::int64_t bottleneck = 0;
 
   ArchitectureSpec& set_name(std::string v) { name = std::move(v); return *this; }
   ArchitectureSpec& set_input_shape(std::vector<std::int64_t> v) { input_shape = std::move(v); return *this; }
@@ -37,6 +49,11 @@ struct ArchitectureSpec {
   ArchitectureSpec& set_width(std::int64_t v) { width = v; return *this; }
   ArchitectureSpec& set_depth(std::int64_t v) { depth = v; return *this; }
   ArchitectureSpec& set_activation(std::string v) { activation = std::move(v); return *this; }
+  ArchitectureSpec& set_head(std::string v) { head = std::move(v); return *this; }
+  ArchitectureSpec& set_bottleneck(std::int64_t v) { bottleneck = v; return *this; }
+
+  /// True for the variants trained with the latent penalty (binenc, wide).
+  bool penalised() const { return head == "binenc" || head == "wide"; }
 
   /// Defaults filled in (width, depth), checked; what gets recorded.
   ArchitectureSpec resolved() const;
@@ -44,12 +61,23 @@ struct ArchitectureSpec {
   static ArchitectureSpec from_json(const nlohmann::json& json);
 };
 
-/// Base of the built-in networks: logits = head(features(x)).
+/// Base of the built-in networks: logits = head(latent(x)), latent = the
+/// bottleneck of features(x), or features(x) itself for nopen.
 class ClassifierNetImpl : public torch::nn::Module {
  public:
   virtual at::Tensor features(const at::Tensor& images) = 0;
-  at::Tensor forward(const at::Tensor& images) { return head->forward(features(images)); }
+  at::Tensor latent(const at::Tensor& images);
+  at::Tensor forward(const at::Tensor& images) { return head->forward(latent(images)); }
   torch::nn::Linear head{nullptr};
+
+ protected:
+  /// Registers the bottleneck (if the spec has one) and the output layer on
+  /// top of `features` backbone features.
+  void build_head(std::int64_t features, const ArchitectureSpec& spec);
+
+ private:
+  torch::nn::Linear bottleneck_{nullptr};
+  bool silu_ = false;
 };
 
 std::shared_ptr<ClassifierNetImpl> build_architecture(const ArchitectureSpec& spec);

@@ -28,7 +28,13 @@ at::Tensor BuiltinModel::forward(const at::Tensor& images) {
 
 at::Tensor BuiltinModel::latent(const at::Tensor& images) {
   check_images(images, spec_.input_shape, "model " + spec_.name);
-  return net_->features(images);
+  return net_->latent(images);
+}
+
+std::pair<at::Tensor, at::Tensor> BuiltinModel::forward_with_latent(const at::Tensor& images) {
+  check_images(images, spec_.input_shape, "model " + spec_.name);
+  at::Tensor z = net_->latent(images);
+  return {net_->head->forward(z), z};
 }
 
 void BuiltinModel::to(const at::Device& device) {

@@ -22,6 +22,7 @@ class BuiltinModel : public Model {
   at::Tensor forward(const at::Tensor& images) override;
   at::Tensor latent(const at::Tensor& images) override;
   bool has_latent() const override { return true; }
+  std::pair<at::Tensor, at::Tensor> forward_with_latent(const at::Tensor& images) override;
   void to(const at::Device& device) override;
   at::Device device() const override { return device_; }
   void set_training(bool training) override { net_->train(training); }

@@ -5,6 +5,10 @@
 
 #include <torch/autograd.h>
 
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
 namespace robustlens {
 
 void ObjectiveOptions::check() const {
@@ -29,6 +33,21 @@ nlohmann::json ObjectiveOptions::to_json() const {
   return json;
 }
 
+double LatentPenaltyOptions::gamma_at(std::int64_t epoch) const {
+  if (!enabled) return 0;
+  return std::min(gamma0 * std::pow(factor, static_cast<double>(epoch - 1)), gamma_max);
+}
+
+void LatentPenaltyOptions::check() const {
+  RL_CHECK(gamma0 > 0, "--gamma0 must be > 0, got ", gamma0);
+  RL_CHECK(factor >= 1, "--gamma-factor must be >= 1, got ", factor);
+  RL_CHECK(gamma_max >= gamma0, "--gamma-max must be >= --gamma0 (", gamma0, "), got ", gamma_max);
+}
+
+nlohmann::json LatentPenaltyOptions::to_json() const {
+  return {{"gamma0", gamma0}, {"factor", factor}, {"gamma_max", gamma_max}};
+}
+
 at::Tensor input_gradient_penalty(Model& model, const at::Tensor& images, const at::Tensor& labels) {
   const at::Tensor x = images.detach().requires_grad_(true);
   // The gradient of the summed loss is, per row, the gradient of that example's loss.
@@ -38,7 +57,7 @@ at::Tensor input_gradient_penalty(Model& model, const at::Tensor& images, const 
 }
 
 BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tensor& labels,
-                         const ObjectiveOptions& options) {
+                         const ObjectiveOptions& options, double latent_gamma) {
   at::Tensor inputs = images;
   if (options.kind == "pgd-l2" || options.kind == "pgd-linf") {
     model.set_training(false);
@@ -52,8 +71,15 @@ BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tenso
   } else if (options.kind == "noise") {
     inputs = images + options.sigma * at::randn_like(images);
   }
-  const at::Tensor logits = model.forward(inputs);
-  at::Tensor loss = at::cross_entropy_loss(logits, labels);
+  at::Tensor logits, loss;
+  if (latent_gamma > 0) {
+    at::Tensor latent;
+    std::tie(logits, latent) = model.forward_with_latent(inputs);
+    loss = at::cross_entropy_loss(logits, labels) + latent_gamma * latent.pow(2).mean();
+  } else {
+    logits = model.forward(inputs);
+    loss = at::cross_entropy_loss(logits, labels);
+  }
   if (options.kind == "gradnorm") loss = loss + options.lambda * input_gradient_penalty(model, images, labels);
   return {loss, logits};
 }

@@ -1,6 +1,7 @@
 // Training objectives, all per example: standard cross-entropy; L2 / Linf PGD
 // adversarial training (attack code shared with attacks/pgd.h); Gaussian noise
 // augmentation; input-gradient-norm penalty CE + lambda·mean_i ‖∇_x CE_i‖².
+// Any of them can carry the latent-binary-encoding penalty gamma·mean z².
 #pragma once
 
 #include "robustlens/core/model.h"
@@ -37,6 +38,27 @@ struct ObjectiveOptions {
   nlohmann::json to_json() const;
 };
 
+/// The latent penalty of the binenc and wide heads: gamma · mean over batch and
+/// units of z² (the paper's gamma divided by P), with gamma growing per epoch,
+/// gamma(e) = min(gamma0 · factor^(e−1), gamma_max) in epoch e = 1, 2, …
+struct LatentPenaltyOptions {
+  /// Set from the architecture (ArchitectureSpec::penalised), not by hand.
+  bool enabled = false;
+  double gamma0 = 0.01;
+  double factor = 1.05;
+  double gamma_max = 1e6;
+
+  LatentPenaltyOptions& set_enabled(bool v) { enabled = v; return *this; }
+  LatentPenaltyOptions& set_gamma0(double v) { gamma0 = v; return *this; }
+  LatentPenaltyOptions& set_factor(double v) { factor = v; return *this; }
+  LatentPenaltyOptions& set_gamma_max(double v) { gamma_max = v; return *this; }
+
+  /// 0 when not enabled.
+  double gamma_at(std::int64_t epoch) const;
+  void check() const;
+  nlohmann::json to_json() const;
+};
+
 struct BatchLoss {
   at::Tensor loss;    ///< scalar to minimise
   at::Tensor logits;  ///< logits on the images the loss was computed on (for accuracy)
@@ -44,9 +66,10 @@ struct BatchLoss {
 
 /// The objective's loss on one batch; the model must be in training mode. PGD
 /// runs its attack with the model in evaluation mode (batch-norm statistics
-/// are not updated by attack passes) and switches back.
+/// are not updated by attack passes) and switches back. With latent_gamma > 0
+/// the loss adds latent_gamma · mean z² of the inputs the loss is computed on.
 BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tensor& labels,
-                         const ObjectiveOptions& options);
+                         const ObjectiveOptions& options, double latent_gamma = 0);
 
 /// mean_i ‖∇_x CE(f(x_i), y_i)‖², differentiable with respect to the parameters.
 /// Per-example exactly when the model has no cross-example coupling (no batch

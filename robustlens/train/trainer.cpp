@@ -22,13 +22,26 @@ namespace {
 
 constexpr std::uint64_t kShuffleStream = 1, kTorchStream = 2;
 
+/// One parameter group, or two with hold_output_lr: the rest, then the output layer.
+std::vector<torch::optim::OptimizerParamGroup> parameter_groups(BuiltinModel& model, const TrainOptions& options) {
+  if (!options.hold_output_lr) return {torch::optim::OptimizerParamGroup(model.parameters())};
+  const std::vector<at::Tensor> output = model.net().head->parameters();
+  std::vector<at::Tensor> rest;
+  for (const at::Tensor& parameter : model.parameters()) {
+    const bool in_output = std::any_of(output.begin(), output.end(),
+                                       [&](const at::Tensor& p) { return p.is_same(parameter); });
+    if (!in_output) rest.push_back(parameter);
+  }
+  return {torch::optim::OptimizerParamGroup(rest), torch::optim::OptimizerParamGroup(output)};
+}
+
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(BuiltinModel& model, const TrainOptions& options) {
   if (options.optimizer == "adamw") {
     return std::make_unique<torch::optim::AdamW>(
-        model.parameters(), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
+        parameter_groups(model, options), torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
   }
   return std::make_unique<torch::optim::SGD>(
-      model.parameters(),
+      parameter_groups(model, options),
       torch::optim::SGDOptions(options.lr).momentum(options.momentum).weight_decay(options.weight_decay));
 }
 
@@ -99,25 +112,39 @@ void TrainOptions::check() const {
   RL_CHECK(eval_batch_size >= 1, "evaluation batch size must be >= 1, got ", eval_batch_size);
   schedule.check();
   objective.check();
+  latent_penalty.check();
+}
+
+TrainOptions TrainOptions::for_architecture(const ArchitectureSpec& spec) const {
+  TrainOptions options = *this;
+  options.latent_penalty.enabled = spec.penalised();
+  return options;
 }
 
 nlohmann::json TrainOptions::to_json() const {
-  return {{"optimizer", optimizer},   {"lr", lr},
-          {"momentum", optimizer == "sgd" ? momentum : 0.0},
-          {"weight_decay", weight_decay},
-          {"schedule", schedule.to_json()},
-          {"epochs", epochs},         {"batch_size", batch_size},
-          {"seed", seed},             {"objective", objective.to_json()}, {"transform", transform}};
+  nlohmann::json json = {{"optimizer", optimizer},   {"lr", lr},
+                         {"momentum", optimizer == "sgd" ? momentum : 0.0},
+                         {"weight_decay", weight_decay},
+                         {"schedule", schedule.to_json()},
+                         {"epochs", epochs},         {"batch_size", batch_size},
+                         {"seed", seed},             {"objective", objective.to_json()}, {"transform", transform}};
+  // Only when used, so that recipes (and checkpoints) without them stay as they were.
+  if (latent_penalty.enabled) json["latent_penalty"] = latent_penalty.to_json();
+  if (hold_output_lr) json["hold_output_lr"] = true;
+  return json;
 }
 
 nlohmann::json EpochRecord::to_json() const {
-  return {{"epoch", epoch},           {"learning_rate", learning_rate}, {"train_loss", train_loss},
-          {"train_accuracy", train_accuracy}, {"test_accuracy", test_accuracy}, {"seconds", seconds}};
+  nlohmann::json json = {{"epoch", epoch},           {"learning_rate", learning_rate}, {"train_loss", train_loss},
+                         {"train_accuracy", train_accuracy}, {"test_accuracy", test_accuracy}, {"seconds", seconds}};
+  if (latent_gamma > 0) json["latent_gamma"] = latent_gamma;
+  return json;
 }
 
 EpochRecord EpochRecord::from_json(const nlohmann::json& json) {
-  return {json.at("epoch"), json.at("learning_rate"), json.at("train_loss"), json.at("train_accuracy"),
-          json.at("test_accuracy"), json.at("seconds")};
+  return {json.at("epoch"),          json.at("learning_rate"), json.at("train_loss"),
+          json.at("train_accuracy"), json.at("test_accuracy"), json.at("seconds"),
+          json.value("latent_gamma", 0.0)};
 }
 
 nlohmann::json TrainResult::to_json() const {
@@ -126,8 +153,9 @@ nlohmann::json TrainResult::to_json() const {
   return {{"epochs", records}, {"resumed_after_epoch", resumed_after_epoch}};
 }
 
-TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset& test, const TrainOptions& options,
+TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset& test, const TrainOptions& requested,
                         const ProgressCallback& progress, const EpochCallback& on_epoch) {
+  const TrainOptions options = requested.for_architecture(model.spec());
   options.check();
   RL_CHECK(train.image_shape() == model.spec().input_shape, "training images are ", train.image_shape()[0], "×",
            train.image_shape()[1], "×", train.image_shape()[2], " but the model takes ", model.spec().input_shape[0],
@@ -147,6 +175,7 @@ TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset
     const std::vector<std::int64_t> order = epoch_order(train.size(), options.seed, epoch);
     model.set_training(true);
     double loss_sum = 0, learning_rate = options.lr;
+    const double latent_gamma = options.latent_penalty.gamma_at(epoch + 1);
     std::int64_t correct = 0, seen = 0;
     const std::string task = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs);
     for (std::int64_t step = 0; step < steps_per_epoch; ++step) {
@@ -158,9 +187,11 @@ TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset
 
       learning_rate = learning_rate_at(options.schedule, options.lr, epoch * steps_per_epoch + step, total_steps,
                                        steps_per_epoch);
-      for (auto& group : optimizer->param_groups()) group.options().set_lr(learning_rate);
+      auto& groups = optimizer->param_groups();
+      groups[0].options().set_lr(learning_rate);
+      if (groups.size() > 1) groups[1].options().set_lr(options.lr);  // the held output layer
       optimizer->zero_grad();
-      const BatchLoss batch = objective_loss(model, images, labels, options.objective);
+      const BatchLoss batch = objective_loss(model, images, labels, options.objective, latent_gamma);
       RL_CHECK(std::isfinite(batch.loss.item<double>()), "training diverged at epoch ", epoch + 1, ", step ",
                step + 1, " (loss is not finite); lower --lr (now ", options.lr, ")");
       batch.loss.backward();
@@ -175,6 +206,7 @@ TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset
     EpochRecord record;
     record.epoch = epoch + 1;
     record.learning_rate = learning_rate;
+    record.latent_gamma = latent_gamma;
     record.train_loss = loss_sum / static_cast<double>(seen);
     record.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
     record.test_accuracy =

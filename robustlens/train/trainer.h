@@ -31,6 +31,11 @@ struct TrainOptions {
   std::int64_t batch_size = 128;
   std::uint64_t seed = 0;
   ObjectiveOptions objective;
+  /// The binenc/wide latent penalty; enabled by for_architecture().
+  LatentPenaltyOptions latent_penalty;
+  /// Keep the output layer at the base learning rate while the schedule moves
+  /// the rest (the binary-encoding recipe).
+  bool hold_output_lr = false;
   /// The transform the caller applied to the training and test images ("none",
   /// "dct-flip", "low-pass:B"): recorded in the recipe, not applied here.
   std::string transform = "none";
@@ -50,12 +55,17 @@ struct TrainOptions {
   TrainOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
   TrainOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
   TrainOptions& set_objective(ObjectiveOptions v) { objective = std::move(v); return *this; }
+  TrainOptions& set_latent_penalty(LatentPenaltyOptions v) { latent_penalty = std::move(v); return *this; }
+  TrainOptions& set_hold_output_lr(bool v) { hold_output_lr = v; return *this; }
   TrainOptions& set_transform(std::string v) { transform = std::move(v); return *this; }
   TrainOptions& set_eval_batch_size(std::int64_t v) { eval_batch_size = v; return *this; }
   TrainOptions& set_out_dir(std::string v) { out_dir = std::move(v); return *this; }
   TrainOptions& set_resume(bool v) { resume = v; return *this; }
 
   void check() const;
+  /// These options with the latent penalty enabled exactly when the
+  /// architecture's head is penalised (binenc, wide); train_model uses this.
+  TrainOptions for_architecture(const ArchitectureSpec& spec) const;
   /// The recipe: everything that determines the weights (not out_dir/resume).
   nlohmann::json to_json() const;
 };
@@ -67,6 +77,7 @@ struct EpochRecord {
   double train_accuracy = 0;  ///< on the (possibly perturbed) training inputs
   double test_accuracy = 0;
   double seconds = 0;
+  double latent_gamma = 0;  ///< the latent penalty's gamma in this epoch (0 = none)
   nlohmann::json to_json() const;
   static EpochRecord from_json(const nlohmann::json& json);
 };

@@ -2,6 +2,8 @@
 
 #include "robustlens/core/error.h"
 
+#include <torch/nn/modules/linear.h>
+
 #include <gtest/gtest.h>
 
 namespace robustlens {
@@ -29,6 +31,47 @@ TEST(Architectures, ResolvedSpecRecordsDefaultsAndRoundTrips) {
   EXPECT_THROW(ArchitectureSpec().set_name("vgg").resolved(), Error);
   EXPECT_THROW(ArchitectureSpec().set_activation("tanh").resolved(), Error);
   EXPECT_THROW(ArchitectureSpec().set_name("lenet").set_input_shape({1, 8, 8}).resolved(), Error);
+}
+
+TEST(Architectures, BottleneckVariantsExposeTheirLatentAndHeadOfLatentGivesTheLogits) {
+  for (const std::string name : {"mlp", "lenet", "resnet"}) {
+    for (const std::string head : {"nopen", "binenc", "linpen", "nonlinpen", "wide"}) {
+      const ArchitectureSpec spec = ArchitectureSpec().set_name(name).set_head(head).set_num_classes(10).resolved();
+      auto net = build_architecture(spec);
+      net->eval();
+      const at::Tensor x = at::rand({4, 1, 28, 28});
+      const at::Tensor features = net->features(x), z = net->latent(x);
+      const std::int64_t expected = head == "nopen" ? features.size(1) : head == "wide" ? 512 : 6;
+      EXPECT_EQ(z.sizes(), (at::IntArrayRef{4, expected})) << name << " " << head;
+      EXPECT_TRUE(at::allclose(net->head->forward(z), net->forward(x))) << name << " " << head;
+      if (head == "nopen") EXPECT_TRUE(z.equal(features));
+      // linear bottlenecks: z is affine in the features; nonlinpen: SiLU of that.
+      if (head == "binenc" || head == "linpen" || head == "nonlinpen") {
+        const auto& bottleneck = net->named_modules()["bottleneck"]->as<torch::nn::Linear>();
+        const at::Tensor affine = bottleneck->forward(features);
+        EXPECT_TRUE(at::allclose(z, head == "nonlinpen" ? at::silu(affine) : affine)) << name << " " << head;
+      }
+    }
+  }
+}
+
+TEST(Architectures, BottleneckSizeDefaultsToTheHypercubeWithAMarginAndOldRecordsReadAsNopen) {
+  EXPECT_EQ(ArchitectureSpec().set_head("binenc").set_num_classes(10).resolved().bottleneck, 6);  // 2^4 >= 10, + 2
+  EXPECT_EQ(ArchitectureSpec().set_head("binenc").set_num_classes(4).resolved().bottleneck, 4);
+  EXPECT_EQ(ArchitectureSpec().set_head("binenc").set_num_classes(5).resolved().bottleneck, 5);
+  EXPECT_EQ(ArchitectureSpec().set_head("wide").resolved().bottleneck, 512);
+  EXPECT_EQ(ArchitectureSpec().set_head("linpen").set_bottleneck(3).resolved().bottleneck, 3);
+  EXPECT_EQ(ArchitectureSpec().set_bottleneck(3).resolved().bottleneck, 0);  // nopen has none
+  EXPECT_TRUE(ArchitectureSpec().set_head("wide").penalised());
+  EXPECT_FALSE(ArchitectureSpec().set_head("linpen").penalised());
+  EXPECT_THROW(ArchitectureSpec().set_head("binary").resolved(), Error);
+
+  nlohmann::json old_record = ArchitectureSpec().resolved().to_json();
+  old_record.erase("head");
+  old_record.erase("bottleneck");
+  EXPECT_EQ(ArchitectureSpec::from_json(old_record).head, "nopen");
+  const ArchitectureSpec binenc = ArchitectureSpec().set_head("binenc").set_bottleneck(5).resolved();
+  EXPECT_EQ(ArchitectureSpec::from_json(binenc.to_json()).to_json(), binenc.to_json());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <torch/autograd.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace robustlens {
@@ -102,6 +103,71 @@ TEST(Trainer, PgdWithZeroEpsEqualsStandardTraining) {
   train_model(*b, train_data(), test_data(),
               recipe("").set_epochs(2).set_objective(ObjectiveOptions().set_kind("pgd-l2").set_eps(0.0)));
   expect_same_parameters(*a, *b);
+}
+
+std::unique_ptr<BuiltinModel> binenc_model() {
+  torch::manual_seed(5);
+  return std::make_unique<BuiltinModel>(
+      ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3).set_width(32).set_head("binenc"),
+      std::vector<std::string>{});
+}
+
+TEST(Trainer, LatentPenaltyGrowsPerEpochUpToItsMaximumAndIsRecordedOnlyForPenalisedHeads) {
+  auto model = binenc_model();
+  const LatentPenaltyOptions penalty = LatentPenaltyOptions().set_gamma0(0.5).set_factor(3).set_gamma_max(2);
+  const TrainResult result =
+      train_model(*model, train_data(), test_data(), recipe("").set_epochs(3).set_latent_penalty(penalty));
+  ASSERT_EQ(result.epochs.size(), 3u);
+  EXPECT_DOUBLE_EQ(result.epochs[0].latent_gamma, 0.5);
+  EXPECT_DOUBLE_EQ(result.epochs[1].latent_gamma, 1.5);
+  EXPECT_DOUBLE_EQ(result.epochs[2].latent_gamma, 2.0);  // 4.5 capped
+  EXPECT_EQ(model->info().training.at("latent_penalty").at("factor"), 3.0);
+
+  auto plain = fresh_model();
+  const TrainResult unpenalised =
+      train_model(*plain, train_data(), test_data(), recipe("").set_epochs(1).set_latent_penalty(penalty));
+  EXPECT_EQ(unpenalised.epochs[0].latent_gamma, 0.0);
+  EXPECT_FALSE(plain->info().training.contains("latent_penalty"));
+}
+
+TEST(Objectives, LatentPenaltyAddsGammaTimesTheMeanSquaredLatent) {
+  auto model = binenc_model();
+  const at::Tensor x = train_data().images.slice(0, 0, 16), y = train_data().labels.slice(0, 0, 16);
+  const BatchLoss with = objective_loss(*model, x, y, ObjectiveOptions(), 0.7);
+  const BatchLoss without = objective_loss(*model, x, y, ObjectiveOptions());
+  const double mean_square = model->latent(x).pow(2).mean().item<double>();
+  EXPECT_NEAR(with.loss.item<double>(), without.loss.item<double>() + 0.7 * mean_square, 1e-5);
+  EXPECT_TRUE(at::allclose(with.logits, without.logits));
+}
+
+TEST(Trainer, AHeldOutputLayerKeepsLearningWhileTheScheduleStopsTheRest) {
+  // After epoch 1 the step schedule multiplies the learning rate by 1e-9: only a held output layer still moves.
+  const auto changes_in_epoch_two = [](bool hold) {
+    auto model = fresh_model();
+    std::vector<at::Tensor> after_first;
+    const auto snapshot = [&](const EpochRecord& record) {
+      if (record.epoch != 1) return;
+      for (const at::Tensor& p : model->parameters()) after_first.push_back(p.detach().clone());
+    };
+    const TrainOptions options = recipe("").set_epochs(2).set_hold_output_lr(hold).set_schedule(
+        ScheduleOptions().set_kind("step").set_step_epochs(1).set_gamma(1e-9));
+    train_model(*model, train_data(), test_data(), options, {}, snapshot);
+    const std::vector<at::Tensor> head = model->net().head->parameters();
+    double head_change = 0, rest_change = 0;
+    const auto parameters = model->parameters();
+    for (std::size_t i = 0; i < parameters.size(); ++i) {
+      const double change = (parameters[i] - after_first[i]).abs().max().item<double>();
+      const bool in_head = std::any_of(head.begin(), head.end(), [&](const at::Tensor& h) { return h.is_same(parameters[i]); });
+      (in_head ? head_change : rest_change) = std::max(in_head ? head_change : rest_change, change);
+    }
+    return std::make_pair(head_change, rest_change);
+  };
+  const auto [held_head, held_rest] = changes_in_epoch_two(true);
+  const auto [free_head, free_rest] = changes_in_epoch_two(false);
+  EXPECT_GT(held_head, 1e-3);
+  EXPECT_LT(held_rest, 1e-6);
+  EXPECT_LT(free_head, 1e-6);
+  EXPECT_LT(free_rest, 1e-6);
 }
 
 TEST(Objectives, GradientNormPenaltyGradientMatchesFiniteDifferences) {

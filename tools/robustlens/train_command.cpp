@@ -32,7 +32,7 @@ void run_train(const TrainCommand& command) {
   spec.set_input_shape(train_data.image_shape()).set_num_classes(train_data.num_classes());
   BuiltinModel model(spec, train_data.class_names);
   model.to(device);
-  TrainOptions options = command.training;
+  TrainOptions options = command.training.for_architecture(model.spec());
   options.set_seed(common.seed).set_transform(common.transform).set_out_dir(common.out).set_resume(!command.restart).set_eval_batch_size(1000);
 
   std::printf("training %s (%s) on %s: %lld images, %lld epochs, objective %s, device %s\n", spec.name.c_str(),
@@ -63,8 +63,10 @@ void run_train(const TrainCommand& command) {
 }  // namespace
 
 void print_epoch(const EpochRecord& r) {
-  std::printf("epoch %lld  lr %.4g  loss %.4f  train %.2f%%  test %.2f%%  (%.1f s)\n", static_cast<long long>(r.epoch),
-              r.learning_rate, r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy, r.seconds);
+  char gamma[32] = "";
+  if (r.latent_gamma > 0) std::snprintf(gamma, sizeof gamma, "  gamma %.4g", r.latent_gamma);
+  std::printf("epoch %lld  lr %.4g%s  loss %.4f  train %.2f%%  test %.2f%%  (%.1f s)\n", static_cast<long long>(r.epoch),
+              r.learning_rate, gamma, r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy, r.seconds);
   std::fflush(stdout);
 }
 
@@ -75,6 +77,12 @@ void add_training_options(CLI::App& command, ArchitectureSpec& arch, TrainOption
   command.add_option("--depth", arch.depth, "Depth (0 = default: mlp 2 hidden layers, resnet 1 block per stage)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   command.add_option("--activation", arch.activation, "Activation")->check(CLI::IsMember({"relu", "softplus"}))->capture_default_str();
+  command.add_option("--head", arch.head,
+                     "Bottleneck variant: nopen (none), binenc (linear, penalised), linpen (linear), nonlinpen (SiLU), "
+                     "wide (binenc, 512 units)")
+      ->check(CLI::IsMember({"nopen", "binenc", "linpen", "nonlinpen", "wide"}))->capture_default_str();
+  command.add_option("--bottleneck", arch.bottleneck, "Bottleneck units P (0 = ceil(log2 K) + 2; wide: 512)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
 
   command.add_option("--epochs", t.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
   command.add_option("--batch-size", t.batch_size, "Training batch size")->check(CLI::PositiveNumber)->capture_default_str();
@@ -89,6 +97,15 @@ void add_training_options(CLI::App& command, ArchitectureSpec& arch, TrainOption
       ->check(CLI::PositiveNumber)->capture_default_str();
   command.add_option("--warmup", t.schedule.warmup, "onecycle schedule: fraction of steps spent rising")
       ->check(CLI::Range(0.01, 0.99))->capture_default_str();
+  command.add_flag("--hold-output-lr", t.hold_output_lr,
+                   "Keep the output layer at --lr while the schedule moves the other layers");
+  LatentPenaltyOptions& penalty = t.latent_penalty;
+  command.add_option("--gamma0", penalty.gamma0, "binenc/wide: latent penalty weight gamma in the first epoch")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--gamma-factor", penalty.factor, "binenc/wide: gamma is multiplied by this after every epoch")
+      ->check(CLI::Range(1.0, 1e6))->capture_default_str();
+  command.add_option("--gamma-max", penalty.gamma_max, "binenc/wide: gamma stops growing here")
+      ->check(CLI::PositiveNumber)->capture_default_str();
 
   if (!with_objective) return;
   ObjectiveOptions& objective = t.objective;

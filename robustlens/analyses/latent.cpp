@@ -1,0 +1,399 @@
+#include "robustlens/analyses/latent.h"
+
+#include "robustlens/analyses/statistics.h"
+#include "robustlens/core/error.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace robustlens {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+/// Columns fitted together by EM (bounds its N × columns × 2 temporaries).
+constexpr std::int64_t kColumnsPerFit = 32;
+
+struct LatentPass {
+  at::Tensor logits, latent;  ///< CPU float32
+};
+
+LatentPass latent_pass(Model& model, const Dataset& data, std::int64_t batch_size, const std::string& task,
+                       const ProgressCallback& progress) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> logits, latents;
+  for (std::int64_t start = 0; start < data.size(); start += batch_size) {
+    const std::int64_t end = std::min(data.size(), start + batch_size);
+    const at::Tensor images = data.images.slice(0, start, end).to(model.device());
+    auto [batch_logits, batch_latent] = model.forward_with_latent(images);
+    check_logits(batch_logits, end - start, "model '" + model.info().path + "'");
+    RL_CHECK(batch_latent.dim() == 2 && batch_latent.size(0) == end - start, "model '", model.info().path,
+             "': latent() must return N×P for a batch of N=", end - start, ", got ", batch_latent.sizes());
+    logits.push_back(batch_logits.to(at::kCPU, at::kFloat));
+    latents.push_back(batch_latent.to(at::kCPU, at::kFloat));
+    report(progress, {task, end, data.size(), ""});
+  }
+  LatentPass pass{at::cat(logits), at::cat(latents)};
+  RL_CHECK(at::isfinite(pass.latent).all().item<bool>(), "model '", model.info().path, "' gives non-finite latents on ",
+           data.name);
+  return pass;
+}
+
+/// log N(x; mean, var) for x N×C and mean, var C (broadcast).
+at::Tensor gaussian_log_density(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& variance) {
+  return -0.5 * ((x - mean).pow(2) / variance + at::log(2 * M_PI * variance));
+}
+
+/// EM on the columns of x (N×C, double), all fitted at once.
+std::vector<TwoGaussians> fit_columns(const at::Tensor& x, std::int64_t max_iterations, double tolerance,
+                                      double regularisation) {
+  const std::int64_t columns = x.size(1);
+  // Two-means from the extremes: a deterministic start that sees unequal modes.
+  at::Tensor low = std::get<0>(x.min(0)), high = std::get<0>(x.max(0));
+  at::Tensor nearer_high;
+  for (int step = 0; step < 50; ++step) {
+    nearer_high = (x - high).abs() < (x - low).abs();
+    const at::Tensor in_high = nearer_high.to(at::kDouble), count_high = in_high.sum(0), count_low = x.size(0) - count_high;
+    const at::Tensor new_high = at::where(count_high > 0, (x * in_high).sum(0) / count_high.clamp_min(1), high);
+    const at::Tensor new_low = at::where(count_low > 0, (x * (1 - in_high)).sum(0) / count_low.clamp_min(1), low);
+    const bool settled = new_high.equal(high) && new_low.equal(low);
+    high = new_high;
+    low = new_low;
+    if (settled) break;
+  }
+  at::Tensor responsibility_high = nearer_high.to(at::kDouble);
+  at::Tensor mean = at::stack({low, high}), weight, variance;  // 2×C
+  const auto m_step = [&](const at::Tensor& r_high) {
+    const at::Tensor r = at::stack({1 - r_high, r_high});  // 2×N×C
+    const at::Tensor mass = r.sum(1).clamp_min(1e-300);   // 2×C
+    weight = mass / static_cast<double>(x.size(0));
+    mean = (r * x.unsqueeze(0)).sum(1) / mass;
+    variance = (r * (x.unsqueeze(0) - mean.unsqueeze(1)).pow(2)).sum(1) / mass + regularisation;
+  };
+  m_step(responsibility_high);
+  at::Tensor log_likelihood = at::full({columns}, -std::numeric_limits<double>::infinity(), x.options());
+  std::int64_t iterations = 0;
+  for (; iterations < max_iterations; ++iterations) {
+    const at::Tensor joint = at::stack({gaussian_log_density(x, mean[0], variance[0]) + at::log(weight[0]),
+                                        gaussian_log_density(x, mean[1], variance[1]) + at::log(weight[1])});
+    const at::Tensor total = at::logsumexp(joint, 0);  // N×C
+    const at::Tensor new_log_likelihood = total.mean(0);
+    const double change = (new_log_likelihood - log_likelihood).abs().max().item<double>();
+    log_likelihood = new_log_likelihood;
+    m_step(at::exp(joint[1] - total));
+    if (change < tolerance) break;
+  }
+  std::vector<TwoGaussians> fits(static_cast<std::size_t>(columns));
+  for (std::int64_t c = 0; c < columns; ++c) {
+    TwoGaussians& fit = fits[static_cast<std::size_t>(c)];
+    const int first = mean[0][c].item<double>() <= mean[1][c].item<double>() ? 0 : 1;
+    for (int k = 0; k < 2; ++k) {
+      const int source = k == 0 ? first : 1 - first;
+      fit.weight[k] = weight[source][c].item<double>();
+      fit.mean[k] = mean[source][c].item<double>();
+      fit.std[k] = std::sqrt(variance[source][c].item<double>());
+    }
+    fit.mean_log_likelihood = log_likelihood[c].item<double>();
+    fit.iterations = iterations;
+  }
+  return fits;
+}
+
+double auroc_or_nan(const at::Tensor& scores, const at::Tensor& positives) {
+  const at::Tensor kept = at::isfinite(scores);
+  return rank_auroc(scores.masked_select(kept), positives.masked_select(kept));
+}
+
+}  // namespace
+
+void LatentOptions::check() const {
+  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+  RL_CHECK(deepfool_samples >= 0, "--deepfool-samples must be >= 0, got ", deepfool_samples);
+  RL_CHECK(odin_temperature > 0, "--odin-temperature must be > 0, got ", odin_temperature);
+  RL_CHECK(gmm_iterations >= 1, "GMM iterations must be >= 1, got ", gmm_iterations);
+  RL_CHECK(gmm_tolerance >= 0, "GMM tolerance must be >= 0, got ", gmm_tolerance);
+  RL_CHECK(covariance_regularisation > 0, "covariance regularisation must be > 0, got ", covariance_regularisation);
+  deepfool.check();
+}
+
+nlohmann::json LatentOptions::to_json() const {
+  return {{"batch_size", batch_size},
+          {"deepfool_samples", deepfool_samples},
+          {"deepfool", deepfool.to_json()},
+          {"odin_temperature", odin_temperature},
+          {"gmm_iterations", gmm_iterations},
+          {"gmm_tolerance", gmm_tolerance},
+          {"covariance_regularisation", covariance_regularisation}};
+}
+
+double TwoGaussians::separation() const { return std::abs(mean[1] - mean[0]) / (0.5 * (std[0] + std[1])); }
+
+nlohmann::json TwoGaussians::to_json() const {
+  return {{"weights", {weight[0], weight[1]}}, {"means", {mean[0], mean[1]}}, {"stds", {std[0], std[1]}},
+          {"separation", separation()},       {"mean_log_likelihood", mean_log_likelihood},
+          {"iterations", iterations}};
+}
+
+std::vector<TwoGaussians> fit_two_gaussians(const at::Tensor& values, std::int64_t max_iterations, double tolerance,
+                                            double regularisation) {
+  RL_CHECK(values.dim() == 2 && values.size(0) >= 2, "two-Gaussian fit needs N×P values with N >= 2, got ",
+           values.sizes());
+  RL_CHECK(regularisation > 0, "two-Gaussian fit: regularisation must be > 0, got ", regularisation);
+  const at::Tensor x = values.detach().to(at::kCPU, at::kDouble);
+  std::vector<TwoGaussians> fits;
+  for (std::int64_t start = 0; start < x.size(1); start += kColumnsPerFit) {
+    const std::int64_t end = std::min(x.size(1), start + kColumnsPerFit);
+    const std::vector<TwoGaussians> part = fit_columns(x.slice(1, start, end), max_iterations, tolerance, regularisation);
+    fits.insert(fits.end(), part.begin(), part.end());
+  }
+  return fits;
+}
+
+nlohmann::json BinarityResult::to_json() const {
+  nlohmann::json per_unit = nlohmann::json::array();
+  for (std::size_t d = 0; d < units.size(); ++d) {
+    per_unit.push_back(constant[d] ? nlohmann::json{{"constant", true}} : units[d].to_json());
+  }
+  return {{"mean_log_likelihood", mean_log_likelihood},
+          {"mean_std", mean_std},
+          {"separation", separation},
+          {"separation_std", separation_std},
+          {"constant_units", constant_units},
+          {"units", per_unit}};
+}
+
+BinarityResult latent_binarity(const at::Tensor& latent, const LatentOptions& options) {
+  const at::Tensor z = latent.detach().to(at::kCPU, at::kDouble);
+  const at::Tensor mean = z.mean(0), deviation = z.std(0, /*unbiased=*/false);
+  BinarityResult result;
+  for (std::int64_t d = 0; d < z.size(1); ++d) result.constant.push_back(!(deviation[d].item<double>() > 1e-12));
+  result.units = fit_two_gaussians((z - mean) / deviation.clamp_min(1e-12), options.gmm_iterations,
+                                   options.gmm_tolerance, options.covariance_regularisation);
+  std::vector<double> separations;
+  double likelihood = 0, stds = 0;
+  for (std::size_t d = 0; d < result.units.size(); ++d) {
+    if (result.constant[d]) {
+      ++result.constant_units;
+      continue;
+    }
+    const TwoGaussians& fit = result.units[d];
+    separations.push_back(fit.separation());
+    likelihood += fit.mean_log_likelihood;
+    stds += 0.5 * (fit.std[0] + fit.std[1]);
+  }
+  const auto fitted = static_cast<double>(separations.size());
+  if (separations.empty()) {
+    result.mean_log_likelihood = result.mean_std = result.separation = result.separation_std = kNaN;
+    return result;
+  }
+  result.mean_log_likelihood = likelihood / fitted;
+  result.mean_std = stds / fitted;
+  const at::Tensor s = at::tensor(separations, at::kDouble);
+  result.separation = s.mean().item<double>();
+  result.separation_std = s.std(/*unbiased=*/false).item<double>();
+  return result;
+}
+
+nlohmann::json EncodingResult::to_json() const {
+  return {{"same_encoding_fraction", same_encoding_fraction}, {"distinct_codes", distinct_codes}};
+}
+
+EncodingResult same_encoding(const at::Tensor& latent, const at::Tensor& predicted) {
+  RL_CHECK(latent.dim() == 2 && predicted.dim() == 1 && predicted.size(0) == latent.size(0) && latent.size(0) > 0,
+           "same-encoding fraction needs N×P latents and N predictions, got ", latent.sizes(), " and ",
+           predicted.sizes());
+  const at::Tensor codes = latent.detach().to(at::kCPU).gt(0).to(at::kByte), labels = predicted.to(at::kCPU);
+  EncodingResult result;
+  result.distinct_codes = std::get<0>(at::unique_dim(codes, 0)).size(0);
+  std::int64_t most_frequent_sum = 0;
+  const at::Tensor classes = std::get<0>(at::_unique(labels)).to(at::kLong);
+  for (std::int64_t i = 0; i < classes.size(0); ++i) {
+    const at::Tensor rows = labels.eq(classes[i]).nonzero().flatten();
+    const at::Tensor counts = std::get<2>(at::unique_dim(codes.index_select(0, rows), 0, true, false, true));
+    most_frequent_sum += counts.max().item<std::int64_t>();
+  }
+  result.same_encoding_fraction = static_cast<double>(most_frequent_sum) / static_cast<double>(latent.size(0));
+  return result;
+}
+
+nlohmann::json CollapseResult::to_json() const {
+  return {{"nc1", nc1},
+          {"within_class_variance", within_class_variance},
+          {"equiangularity", equiangularity},
+          {"equinorm", equinorm},
+          {"classes", classes}};
+}
+
+CollapseResult neural_collapse(const at::Tensor& latent, const at::Tensor& predicted) {
+  RL_CHECK(latent.dim() == 2 && predicted.dim() == 1 && predicted.size(0) == latent.size(0),
+           "neural collapse needs N×P latents and N predictions, got ", latent.sizes(), " and ", predicted.sizes());
+  const at::Tensor z = latent.detach().to(at::kCPU, at::kDouble), labels = predicted.to(at::kCPU);
+  const std::int64_t p = z.size(1);
+  const at::Tensor global_mean = z.mean(0);
+  const at::Tensor classes = std::get<0>(at::_unique(labels)).to(at::kLong);
+  at::Tensor within = at::zeros({p, p}, z.options()), between = at::zeros({p, p}, z.options());
+  std::vector<at::Tensor> centred_means;
+  for (std::int64_t i = 0; i < classes.size(0); ++i) {
+    const at::Tensor members = z.index_select(0, labels.eq(classes[i]).nonzero().flatten());
+    if (members.size(0) < 2) continue;
+    const at::Tensor mean = members.mean(0), deviations = members - mean;
+    within += deviations.t().mm(deviations) / static_cast<double>(members.size(0) - 1);
+    const at::Tensor centred = mean - global_mean;
+    between += at::outer(centred, centred);
+    centred_means.push_back(centred);
+  }
+  CollapseResult result;
+  result.classes = static_cast<std::int64_t>(centred_means.size());
+  if (result.classes < 2) {
+    result.nc1 = result.within_class_variance = result.equiangularity = result.equinorm = kNaN;
+    return result;
+  }
+  const auto count = static_cast<double>(result.classes);
+  within /= count;
+  between /= count;
+  result.nc1 = at::trace(within.mm(at::linalg_pinv(between))).item<double>() / count;
+  result.within_class_variance = at::trace(within).item<double>() / static_cast<double>(p);
+  const at::Tensor means = at::stack(centred_means), norms = means.norm(2, 1);
+  const at::Tensor unit = means / norms.clamp_min(1e-300).unsqueeze(1);
+  const at::Tensor cosines = unit.mm(unit.t());
+  const at::Tensor upper = at::triu_indices(result.classes, result.classes, 1);
+  result.equiangularity = cosines.index({upper[0], upper[1]}).std(/*unbiased=*/false).item<double>();
+  result.equinorm = (norms.std(/*unbiased=*/false) / norms.mean()).item<double>();
+  return result;
+}
+
+double rank_auroc(const at::Tensor& scores, const at::Tensor& positives) {
+  RL_CHECK(scores.dim() == 1 && positives.dim() == 1 && scores.size(0) == positives.size(0),
+           "AUROC needs as many labels as scores, got ", scores.sizes(), " and ", positives.sizes());
+  const at::Tensor s = scores.detach().to(at::kCPU, at::kDouble), positive = positives.to(at::kCPU, at::kBool);
+  const std::int64_t n = s.size(0), n_positive = positive.sum().item<std::int64_t>(), n_negative = n - n_positive;
+  if (n_positive == 0 || n_negative == 0) return kNaN;
+  RL_CHECK(at::isfinite(s).all().item<bool>(), "AUROC: scores must be finite");
+  // Mid-ranks: tied scores share the mean of the ranks they occupy.
+  const auto [sorted, order] = s.sort();
+  const double* values = sorted.data_ptr<double>();
+  std::vector<double> rank_of_sorted(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n;) {
+    std::int64_t j = i;
+    while (j + 1 < n && values[j + 1] == values[i]) ++j;
+    const double mid_rank = 0.5 * static_cast<double>(i + j) + 1;
+    for (std::int64_t k = i; k <= j; ++k) rank_of_sorted[static_cast<std::size_t>(k)] = mid_rank;
+    i = j + 1;
+  }
+  const at::Tensor ranks = at::empty({n}, s.options());
+  ranks.index_put_({order}, at::tensor(rank_of_sorted, at::kDouble));
+  const double positive_rank_sum = ranks.masked_select(positive).sum().item<double>();
+  const auto p = static_cast<double>(n_positive);
+  return (positive_rank_sum - p * (p + 1) / 2) / (p * static_cast<double>(n_negative));
+}
+
+at::Tensor mahalanobis_scores(const at::Tensor& train_latent, const at::Tensor& train_labels,
+                              const at::Tensor& train_predicted, const at::Tensor& test_latent,
+                              const at::Tensor& test_predicted, double regularisation) {
+  RL_CHECK(train_latent.dim() == 2 && test_latent.dim() == 2 && train_latent.size(1) == test_latent.size(1),
+           "Mahalanobis scores need N×P training and M×P test latents, got ", train_latent.sizes(), " and ",
+           test_latent.sizes());
+  const at::Tensor train = train_latent.detach().to(at::kCPU, at::kDouble);
+  const at::Tensor mean = train.mean(0), deviation = train.std(0, /*unbiased=*/false).clamp_min(1e-12);
+  const at::Tensor z_train = (train - mean) / deviation;
+  const at::Tensor z_test = (test_latent.detach().to(at::kCPU, at::kDouble) - mean) / deviation;
+  const at::Tensor labels = train_labels.to(at::kCPU), predicted = train_predicted.to(at::kCPU);
+  const at::Tensor test_labels = test_predicted.to(at::kCPU);
+  at::Tensor scores = at::full({z_test.size(0)}, kNaN, z_test.options());
+  const at::Tensor identity = at::eye(z_train.size(1), z_train.options());
+  const at::Tensor classes = std::get<0>(at::_unique(test_labels)).to(at::kLong);
+  for (std::int64_t i = 0; i < classes.size(0); ++i) {
+    const at::Tensor c = classes[i];
+    const at::Tensor fitted = z_train.index_select(0, (predicted.eq(c) & labels.eq(c)).nonzero().flatten());
+    if (fitted.size(0) < 2) continue;
+    const at::Tensor class_mean = fitted.mean(0), deviations = fitted - class_mean;
+    const at::Tensor covariance =
+        deviations.t().mm(deviations) / static_cast<double>(fitted.size(0)) + regularisation * identity;
+    const at::Tensor rows = test_labels.eq(c).nonzero().flatten();
+    // ‖L⁻¹(z − μ)‖ with Σ = LLᵀ.
+    const at::Tensor whitened = at::linalg_solve_triangular(at::linalg_cholesky(covariance),
+                                                            (z_test.index_select(0, rows) - class_mean).t(),
+                                                            /*upper=*/false);
+    scores.index_put_({rows}, whitened.pow(2).sum(0).sqrt());
+  }
+  return scores;
+}
+
+at::Tensor odin_scores(const at::Tensor& logits, double temperature) {
+  RL_CHECK(temperature > 0, "ODIN temperature must be > 0, got ", temperature);
+  return -std::get<0>(at::softmax(logits.detach().to(at::kDouble) / temperature, 1).max(1));
+}
+
+nlohmann::json LatentResult::to_json() const {
+  return {{"options", options.to_json()},
+          {"latent_dim", latent_dim},
+          {"train_images", train_images},
+          {"test_images", test_images},
+          {"test_accuracy", test_accuracy},
+          {"binarity", binarity.to_json()},
+          {"encoding", {{"train", train_encoding.to_json()}, {"test", test_encoding.to_json()}}},
+          {"collapse", {{"train", train_collapse.to_json()}, {"test", test_collapse.to_json()}}},
+          {"robustness",
+           {{"deepfool_ratio", robustness_ratio},
+            {"deepfool_ratio_standard_error", robustness_ratio_standard_error},
+            {"images", deepfool_images},
+            {"not_flipped", deepfool_not_flipped}}},
+          {"reliability",
+           {{"mahalanobis_auroc", mahalanobis_auroc},
+            {"odin_auroc", odin_auroc},
+            {"max_softmax_auroc", max_softmax_auroc},
+            {"misclassified", misclassified},
+            {"mahalanobis_left_out", mahalanobis_left_out}}}};
+}
+
+LatentResult analyse_latent(Model& model, const Dataset& train, const Dataset& test, const LatentOptions& options,
+                            const ProgressCallback& progress) {
+  options.check();
+  RL_CHECK(model.has_latent(), "model '", model.info().path,
+           "' exposes no latent code (built-in models do; a TorchScript module needs a method named 'latent')");
+  RL_CHECK(train.size() >= 2 && test.size() >= 1, "the latent analyses need at least 2 training and 1 test image, got ",
+           train.size(), " and ", test.size());
+  const LatentPass on_train = latent_pass(model, train, options.batch_size, "latent codes (train)", progress);
+  const LatentPass on_test = latent_pass(model, test, options.batch_size, "latent codes (test)", progress);
+  const at::Tensor train_predicted = on_train.logits.argmax(1), test_predicted = on_test.logits.argmax(1);
+  const at::Tensor misclassified = test_predicted.ne(test.labels.to(at::kCPU));
+
+  LatentResult result;
+  result.options = options;
+  result.latent_dim = on_train.latent.size(1);
+  result.train_images = train.size();
+  result.test_images = test.size();
+  result.test_accuracy = 1 - misclassified.to(at::kDouble).mean().item<double>();
+  result.binarity = latent_binarity(on_train.latent, options);
+  result.train_encoding = same_encoding(on_train.latent, train_predicted);
+  result.test_encoding = same_encoding(on_test.latent, test_predicted);
+  result.train_collapse = neural_collapse(on_train.latent, train_predicted);
+  result.test_collapse = neural_collapse(on_test.latent, test_predicted);
+
+  const at::Tensor mahalanobis = mahalanobis_scores(on_train.latent, train.labels, train_predicted, on_test.latent,
+                                                    test_predicted, options.covariance_regularisation);
+  result.misclassified = misclassified.sum().item<std::int64_t>();
+  result.mahalanobis_left_out = at::isnan(mahalanobis).sum().item<std::int64_t>();
+  result.mahalanobis_auroc = auroc_or_nan(mahalanobis, misclassified);
+  result.odin_auroc = rank_auroc(odin_scores(on_test.logits, options.odin_temperature), misclassified);
+  result.max_softmax_auroc = rank_auroc(odin_scores(on_test.logits, 1.0), misclassified);
+
+  result.deepfool_images = std::min(options.deepfool_samples, test.size());
+  if (result.deepfool_images == 0) {
+    result.robustness_ratio = result.robustness_ratio_standard_error = kNaN;
+  } else {
+    const at::Tensor images = test.images.slice(0, 0, result.deepfool_images).to(model.device());
+    const DeepFoolResult attack = deepfool(model, images, options.deepfool, progress);
+    const at::Tensor ratios =
+        attack.norms.to(at::kCPU, at::kDouble) / images.flatten(1).norm(2, 1).to(at::kCPU, at::kDouble).clamp_min(1e-12);
+    std::tie(result.robustness_ratio, result.robustness_ratio_standard_error) = mean_and_standard_error(ratios);
+    result.deepfool_not_flipped = attack.flipped.logical_not().sum().item<std::int64_t>();
+  }
+  result.test_latent = on_test.latent;
+  result.test_predicted = test_predicted;
+  return result;
+}
+
+}  // namespace robustlens

@@ -1,0 +1,142 @@
+// The latent-code analyses of Sbailò & Ghiringhelli, "Emergence of Latent
+// Binary Encoding in Deep Neural Network Classifiers" (arXiv 2310.08224), on
+// any model that exposes latent() (built-in models; a TorchScript module with
+// a `latent` method):
+//   binarity     per latent unit, a two-component 1-D Gaussian mixture (EM) of
+//                the unit standardised over the training images: mean
+//                log-likelihood, mean component std, separation |mu1 − mu2| /
+//                mean std
+//   encoding     same-encoding fraction: code(x) = sign pattern of z; per
+//                predicted class the count of its most frequent code, summed,
+//                over N
+//   collapse     with predicted labels: NC1 = tr(Σ_W Σ_B⁺)/C, within-class
+//                variance tr(Σ_W)/P, equiangularity (std of pairwise cosines of
+//                the centred class means), equinorm (std/mean of their norms)
+//   robustness   DeepFool (top-10 candidates, overshoot 0.02, ≤ 50 iterations)
+//                ‖r‖₂ / ‖x‖₂ per test image
+//   reliability  misclassification-detection AUROC from ranks (ties half) of
+//                the Mahalanobis distance of z to the predicted class's
+//                Gaussian (fitted to the correctly predicted training images,
+//                z standardised with training statistics), of ODIN (minus the
+//                largest softmax of logits / T, T = 100; no input
+//                preprocessing) and of the plain largest softmax (T = 1)
+#pragma once
+
+#include "robustlens/attacks/deepfool.h"
+#include "robustlens/core/model.h"
+#include "robustlens/core/progress.h"
+#include "robustlens/data/dataset.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace robustlens {
+
+struct LatentOptions {
+  /// Images per model pass.
+  std::int64_t batch_size = 256;
+  /// DeepFool runs on the first this many test images (0 = not at all).
+  std::int64_t deepfool_samples = 1000;
+  DeepFoolOptions deepfool = DeepFoolOptions().set_candidates(10).set_overshoot(0.02).set_max_iterations(50);
+  double odin_temperature = 100;
+  /// EM stops after this many iterations or when no unit's mean log-likelihood moves by more than the tolerance.
+  std::int64_t gmm_iterations = 500;
+  double gmm_tolerance = 1e-8;
+  /// Added to every variance (mixture components, class covariances), as scikit-learn's reg_covar.
+  double covariance_regularisation = 1e-6;
+
+  LatentOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  LatentOptions& set_deepfool_samples(std::int64_t v) { deepfool_samples = v; return *this; }
+  LatentOptions& set_deepfool(DeepFoolOptions v) { deepfool = std::move(v); return *this; }
+  LatentOptions& set_odin_temperature(double v) { odin_temperature = v; return *this; }
+  LatentOptions& set_gmm_iterations(std::int64_t v) { gmm_iterations = v; return *this; }
+  LatentOptions& set_gmm_tolerance(double v) { gmm_tolerance = v; return *this; }
+  LatentOptions& set_covariance_regularisation(double v) { covariance_regularisation = v; return *this; }
+
+  void check() const;
+  nlohmann::json to_json() const;
+};
+
+/// A 1-D mixture of two Gaussians; component 0 has the smaller mean.
+struct TwoGaussians {
+  double weight[2] = {0.5, 0.5}, mean[2] = {0, 0}, std[2] = {1, 1};
+  double mean_log_likelihood = 0;
+  std::int64_t iterations = 0;
+  double separation() const;
+  nlohmann::json to_json() const;
+};
+
+/// EM for each column of `values` (N×P) on its own, vectorised over columns;
+/// initialised by 1-D two-means from the column's extremes.
+std::vector<TwoGaussians> fit_two_gaussians(const at::Tensor& values, std::int64_t max_iterations, double tolerance,
+                                            double regularisation);
+
+struct BinarityResult {
+  /// One per unit; constant units (no spread to standardise) are left out of the means and counted.
+  std::vector<TwoGaussians> units;
+  std::vector<bool> constant;
+  double mean_log_likelihood = 0, mean_std = 0, separation = 0, separation_std = 0;
+  std::int64_t constant_units = 0;
+  nlohmann::json to_json() const;
+};
+
+/// Standardises each column of `latent` and fits two Gaussians to it.
+BinarityResult latent_binarity(const at::Tensor& latent, const LatentOptions& options);
+
+struct EncodingResult {
+  double same_encoding_fraction = 0;
+  std::int64_t distinct_codes = 0;
+  nlohmann::json to_json() const;
+};
+EncodingResult same_encoding(const at::Tensor& latent, const at::Tensor& predicted);
+
+struct CollapseResult {
+  double nc1 = 0, within_class_variance = 0, equiangularity = 0, equinorm = 0;
+  /// Predicted classes with at least two images (the others have no covariance).
+  std::int64_t classes = 0;
+  nlohmann::json to_json() const;
+};
+CollapseResult neural_collapse(const at::Tensor& latent, const at::Tensor& predicted);
+
+/// Area under the ROC curve of `scores` separating positives (bool) from the
+/// rest: the Mann–Whitney statistic from mid-ranks, so ties count half. NaN
+/// when either side is empty.
+double rank_auroc(const at::Tensor& scores, const at::Tensor& positives);
+
+/// Mahalanobis distance of each test latent to the Gaussian of its predicted
+/// class; the Gaussians (mean, covariance + regularisation·I) are fitted to the
+/// training latents predicted correctly as that class, all latents
+/// standardised with the training mean and std. NaN for a test image whose
+/// predicted class has fewer than two such training images.
+at::Tensor mahalanobis_scores(const at::Tensor& train_latent, const at::Tensor& train_labels,
+                              const at::Tensor& train_predicted, const at::Tensor& test_latent,
+                              const at::Tensor& test_predicted, double regularisation);
+
+/// Minus the largest softmax of logits / temperature: larger = less confident.
+at::Tensor odin_scores(const at::Tensor& logits, double temperature);
+
+struct LatentResult {
+  LatentOptions options;
+  std::int64_t latent_dim = 0, train_images = 0, test_images = 0;
+  double test_accuracy = 0;
+  BinarityResult binarity;  ///< of the training latents
+  EncodingResult train_encoding, test_encoding;
+  CollapseResult train_collapse, test_collapse;
+  /// DeepFool ‖r‖/‖x‖ over the first deepfool_samples test images (NaN when 0).
+  double robustness_ratio = 0, robustness_ratio_standard_error = 0;
+  std::int64_t deepfool_images = 0, deepfool_not_flipped = 0;
+  double mahalanobis_auroc = 0, odin_auroc = 0, max_softmax_auroc = 0;
+  std::int64_t misclassified = 0, mahalanobis_left_out = 0;
+  /// The test latents and predictions (not serialised; for charts).
+  at::Tensor test_latent, test_predicted;
+  nlohmann::json to_json() const;
+};
+
+/// Every measure above; binarity and the Mahalanobis Gaussians from `train`,
+/// the rest on `test`. The model must expose latent().
+LatentResult analyse_latent(Model& model, const Dataset& train, const Dataset& test, const LatentOptions& options,
+                            const ProgressCallback& progress = {});
+
+}  // namespace robustlens
