@@ -6,6 +6,7 @@
 #include "robustlens/data/dataset.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <cstdint>
 #include <functional>
@@ -77,6 +78,28 @@ struct CommandResult {
 };
 /// Runs the robustlens CLI with the given arguments (shell-quoted by the caller).
 CommandResult run_cli(const std::string& arguments);
+
+/// True when `fragment` occurs in `text` (CLI output, messages).
+inline bool contains(const std::string& text, const std::string& fragment) {
+  return text.find(fragment) != std::string::npos;
+}
+
+/// Fixture of the CLI tests: an idx dataset of linear_rule_dataset images (3
+/// classes, 1×6×6) in a temporary folder, and a temporary output folder.
+class CliOnIdxData : public ::testing::Test {
+ protected:
+  explicit CliOnIdxData(std::int64_t train_size = 240, std::int64_t test_size = 60)
+      : train_size_(train_size), test_size_(test_size) {}
+  void SetUp() override {
+    write_idx_dataset(data_.path(), linear_rule_dataset(train_size_, {1, 6, 6}, 3, 11),
+                      linear_rule_dataset(test_size_, {1, 6, 6}, 3, 12));
+  }
+  std::string data_arg() const { return " --data idx:" + data_.path(); }
+  TemporaryDirectory data_, out_;
+
+ private:
+  std::int64_t train_size_, test_size_;
+};
 
 /// Bytes of a file, and writing bytes back (to make truncated or corrupt copies).
 std::string read_bytes(const std::string& path);

@@ -12,7 +12,9 @@ namespace robustlens {
 namespace {
 
 constexpr double kWidth = 720, kHeight = 420, kLeft = 70, kRight = 20, kTop = 40, kBottom = 55;
-const char* const kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+const char* const kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
+                                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+constexpr std::size_t kColourCount = sizeof(kColours) / sizeof(kColours[0]);
 
 /// About five round tick values covering [low, high].
 std::vector<double> ticks(double low, double high) {
@@ -187,7 +189,7 @@ std::string render_svg(const LineChart& chart) {
   std::vector<LegendEntry> legend;
   for (std::size_t k = 0; k < chart.series.size(); ++k) {
     const ChartSeries& s = chart.series[k];
-    const char* colour = kColours[k % 6];
+    const char* colour = kColours[k % kColourCount];
     if (!s.band_low.empty()) {
       svg << "<polygon fill=\"" << colour << "\" fill-opacity=\"0.18\" stroke=\"none\" points=\"";
       for (std::size_t i = 0; i < s.x.size(); ++i) {
@@ -238,7 +240,7 @@ std::string render_svg(const BarChart& chart) {
   }
   std::vector<LegendEntry> legend;
   for (std::size_t k = 0; k < chart.series.size(); ++k) {
-    const char* colour = kColours[k % 6];
+    const char* colour = kColours[k % kColourCount];
     for (std::size_t c = 0; c < chart.categories.size(); ++c) {
       const double v = chart.series[k].values[c];
       if (!std::isfinite(v)) continue;
@@ -253,7 +255,49 @@ std::string render_svg(const BarChart& chart) {
   return frame.finish(chart.x_label, chart.y_label);
 }
 
+std::string render_svg(const ScatterChart& chart) {
+  double x_low = std::numeric_limits<double>::infinity(), x_high = -x_low, y_low = x_low, y_high = -x_low;
+  for (const ScatterGroup& g : chart.groups) {
+    RL_CHECK(g.x.size() == g.y.size(), "scatter group '", g.name, "' has ", g.x.size(), " x values but ", g.y.size(), " y values");
+    for (std::size_t i = 0; i < g.x.size(); ++i) {
+      if (!std::isfinite(g.x[i]) || !std::isfinite(g.y[i])) continue;
+      x_low = std::min(x_low, g.x[i]);
+      x_high = std::max(x_high, g.x[i]);
+      y_low = std::min(y_low, g.y[i]);
+      y_high = std::max(y_high, g.y[i]);
+    }
+  }
+  std::ostringstream svg;
+  Frame frame(svg, chart.title, y_low, y_high, chart.groups.size());
+  frame.note(chart.note);
+  if (x_high == x_low) x_high = x_low + 1;
+  const double margin = 0.03 * (x_high - x_low);
+  x_low -= margin;
+  x_high += margin;
+  const auto px = [&](double x) { return kLeft + (x - x_low) / (x_high - x_low) * (kWidth - kLeft - kRight); };
+  for (const double v : ticks(x_low, x_high)) {
+    svg << "<text x=\"" << px(v) << "\" y=\"" << kHeight - kBottom + 18 << "\" text-anchor=\"middle\">" << v << "</text>\n";
+  }
+  std::vector<LegendEntry> legend;
+  std::vector<std::pair<double, double>> points;
+  for (std::size_t k = 0; k < chart.groups.size(); ++k) {
+    const ScatterGroup& g = chart.groups[k];
+    const char* colour = kColours[k % kColourCount];
+    svg << "<g fill=\"" << colour << "\" fill-opacity=\"0.6\"><title>" << escape(g.name) << "</title>";
+    for (std::size_t i = 0; i < g.x.size(); ++i) {
+      if (!std::isfinite(g.x[i]) || !std::isfinite(g.y[i])) continue;
+      svg << "<circle cx=\"" << px(g.x[i]) << "\" cy=\"" << frame.py(g.y[i]) << "\" r=\"2\"/>";
+      points.emplace_back((g.x[i] - x_low) / (x_high - x_low), g.y[i]);
+    }
+    svg << "</g>\n";
+    legend.push_back({g.name, colour, true});
+  }
+  frame.legend(legend, legend_goes_right(points));
+  return frame.finish(chart.x_label, chart.y_label);
+}
+
 void write_svg(const std::string& path, const LineChart& chart) { write_text_file(path, render_svg(chart)); }
 void write_svg(const std::string& path, const BarChart& chart) { write_text_file(path, render_svg(chart)); }
+void write_svg(const std::string& path, const ScatterChart& chart) { write_text_file(path, render_svg(chart)); }
 
 }  // namespace robustlens

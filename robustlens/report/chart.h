@@ -1,4 +1,4 @@
-// Line and bar charts as standalone SVG files (axes, ticks, labels, legend,
+// Line, bar and scatter charts as standalone SVG files (axes, ticks, labels, legend,
 // shaded bands): readable in any browser and embeddable in the HTML report.
 #pragma once
 
@@ -43,10 +43,23 @@ struct BarChart {
   std::string note;  ///< a line under the title (e.g. a summary score)
 };
 
+struct ScatterGroup {
+  std::string name;
+  std::vector<double> x, y;
+};
+/// Points coloured by group (ten colours, then they repeat), e.g. a 2-D projection coloured by class.
+struct ScatterChart {
+  std::string title, x_label, y_label;
+  std::vector<ScatterGroup> groups;
+  std::string note;  ///< a line under the title
+};
+
 std::string render_svg(const LineChart& chart);
 std::string render_svg(const BarChart& chart);
+std::string render_svg(const ScatterChart& chart);
 /// Renders and writes atomically.
 void write_svg(const std::string& path, const LineChart& chart);
 void write_svg(const std::string& path, const BarChart& chart);
+void write_svg(const std::string& path, const ScatterChart& chart);
 
 }  // namespace robustlens

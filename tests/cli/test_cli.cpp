@@ -14,17 +14,8 @@ namespace {
 
 using testing::run_cli;
 
-bool contains(const std::string& text, const std::string& fragment) { return text.find(fragment) != std::string::npos; }
-
-class CliOnSyntheticData : public ::testing::Test {
- protected:
-  void SetUp() override {
-    testing::write_idx_dataset(data_.path(), testing::linear_rule_dataset(240, {1, 6, 6}, 3, 11),
-                               testing::linear_rule_dataset(60, {1, 6, 6}, 3, 12));
-  }
-  std::string data_arg() const { return " --data idx:" + data_.path(); }
-  testing::TemporaryDirectory data_, out_;
-};
+using testing::contains;
+using CliOnSyntheticData = testing::CliOnIdxData;
 
 TEST_F(CliOnSyntheticData, TrainResumeEvalAndInfoAgree) {
   const std::string train = "train --arch mlp --epochs 2 --batch-size 32 --threads 1 --out " + out_.path() + data_arg();

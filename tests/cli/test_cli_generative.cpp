@@ -13,16 +13,11 @@ namespace {
 
 using testing::run_cli;
 
-bool contains(const std::string& text, const std::string& fragment) { return text.find(fragment) != std::string::npos; }
-
-class CliGenerative : public ::testing::Test {
+using testing::contains;
+class CliGenerative : public testing::CliOnIdxData {
  protected:
-  void SetUp() override {
-    testing::write_idx_dataset(data_.path(), testing::linear_rule_dataset(96, {1, 6, 6}, 3, 11),
-                               testing::linear_rule_dataset(32, {1, 6, 6}, 3, 12));
-  }
-  std::string data_arg() const { return " --threads 1 --data idx:" + data_.path(); }
-  testing::TemporaryDirectory data_, out_;
+  CliGenerative() : CliOnIdxData(96, 32) {}
+  std::string data_arg() const { return " --threads 1" + CliOnIdxData::data_arg(); }
 };
 
 TEST_F(CliGenerative, TrainVaeWritesTheModelAndItsLog) {

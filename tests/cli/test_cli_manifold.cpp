@@ -12,8 +12,7 @@ namespace {
 
 using testing::run_cli;
 
-bool contains(const std::string& text, const std::string& fragment) { return text.find(fragment) != std::string::npos; }
-
+using testing::contains;
 /// Items 1×6×12, so that the distractor images are 1×12×12 (SSIM needs 11×11).
 class CliOnDistractorData : public ::testing::Test {
  protected:

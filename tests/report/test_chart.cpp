@@ -79,5 +79,24 @@ TEST(LineChart, AManySeriesLegendGoesBelowThePlotWhereItHidesNoData) {
   EXPECT_EQ(std::stod(height[1].str()), 420.0);
 }
 
+TEST(ScatterChart, OnePointPerValueColouredByGroupAtItsPosition) {
+  const ScatterChart chart{"projection", "pc 1", "pc 2", {{"a", {0, 1}, {0, 1}}, {"b", {0.5}, {-1}}}, ""};
+  const std::string svg = render_svg(chart);
+  EXPECT_EQ(count(svg, "<circle "), 3u);
+  EXPECT_EQ(count(svg, "<g fill=\"#1f77b4\""), 1u);
+  EXPECT_EQ(count(svg, "<g fill=\"#d62728\""), 1u);
+  std::regex circle("cx=\"([0-9.]+)\" cy=\"([0-9.]+)\"");
+  std::vector<double> xs, ys;
+  for (std::sregex_iterator it(svg.begin(), svg.end(), circle), end; it != end; ++it) {
+    xs.push_back(std::stod((*it)[1]));
+    ys.push_back(std::stod((*it)[2]));
+  }
+  ASSERT_EQ(xs.size(), 3u);
+  EXPECT_NEAR(xs[2], (xs[0] + xs[1]) / 2, 1e-2);  // x = 0.5 halfway between 0 and 1
+  EXPECT_LT(ys[1], ys[0]);  // y = 1 above y = 0
+  EXPECT_GT(ys[2], ys[0]);  // y = -1 below
+  EXPECT_THROW(render_svg(ScatterChart{"bad", "", "", {{"a", {1.0}, {}}}, ""}), Error);
+}
+
 }  // namespace
 }  // namespace robustlens

@@ -19,5 +19,6 @@ void add_upi_command(CLI::App& app);
 void add_manifold_command(CLI::App& app);
 void add_align_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
+void add_latent_command(CLI::App& app);
 
 }  // namespace robustlens::cli

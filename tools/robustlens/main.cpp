@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   robustlens::cli::add_manifold_command(app);
   robustlens::cli::add_align_command(app);
   robustlens::cli::add_sweep_command(app);
+  robustlens::cli::add_latent_command(app);
   robustlens::cli::add_info_command(app);
   try {
     app.parse(argc, argv);

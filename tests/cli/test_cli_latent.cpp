@@ -1,0 +1,67 @@
+// The latent command end to end: bottleneck variants trained by `train`, measured
+// alone and side by side, and its errors.
+#include "robustlens/report/files.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace robustlens {
+namespace {
+
+using testing::run_cli;
+
+using testing::contains;
+using CliLatent = testing::CliOnIdxData;
+
+TEST_F(CliLatent, MeasuresEachModelAloneAndSideBySideWithTheSameNumbers) {
+  for (const std::string head : {"binenc", "nopen"}) {
+    const auto trained = run_cli("train --arch mlp --width 32 --head " + head + " --epochs 3 --batch-size 32 --gamma0 0.1 "
+                                 "--gamma-factor 2 --hold-output-lr --threads 1 --out " + out_.file(head) + data_arg());
+    ASSERT_EQ(trained.exit_code, 0) << trained.output;
+    if (head == "binenc") EXPECT_TRUE(contains(trained.output, "gamma 0.4")) << trained.output;  // epoch 3: 0.1·2²
+  }
+  const std::string common = " --deepfool-samples 20 --threads 1" + data_arg();
+  const auto both = run_cli("latent --model " + out_.file("binenc/model.pt") + " --model " + out_.file("nopen/model.pt") +
+                            common + " --out " + out_.file("both"));
+  ASSERT_EQ(both.exit_code, 0) << both.output;
+  EXPECT_TRUE(contains(both.output, "| binenc |")) << both.output;
+  EXPECT_TRUE(contains(both.output, "| nopen |")) << both.output;
+  const auto alone = run_cli("latent --model " + out_.file("binenc/model.pt") + " --name solo" + common + " --out " +
+                             out_.file("alone"));
+  ASSERT_EQ(alone.exit_code, 0) << alone.output;
+
+  const auto record = read_json_file(out_.file("both/latent.json"));
+  ASSERT_EQ(record.at("models").size(), 2u);
+  const auto& binenc = record.at("models").at(0);
+  EXPECT_EQ(binenc.at("name"), "binenc");
+  EXPECT_EQ(binenc.at("result"), read_json_file(out_.file("alone/latent.json")).at("models").at(0).at("result"));
+  EXPECT_EQ(binenc.at("result").at("latent_dim"), 4);  // 2² >= 3 classes, + 2
+  EXPECT_EQ(record.at("models").at(1).at("result").at("latent_dim"), 32);  // nopen: the last hidden layer of the MLP
+  EXPECT_EQ(binenc.at("model").at("training").at("latent_penalty").at("factor"), 2.0);
+  EXPECT_EQ(binenc.at("result").at("robustness").at("images"), 20);
+  for (const std::string file : {"latent.json", "comparison.md", "comparison.csv", "binenc/units.svg", "binenc/projection.svg",
+                                 "nopen/units.svg", "nopen/projection.svg"}) {
+    EXPECT_TRUE(std::filesystem::exists(out_.file("both/" + file))) << file;
+  }
+}
+
+TEST_F(CliLatent, BadInputGetsOneClearMessage) {
+  testing::TemporaryDirectory models;
+  testing::save_linear_torchscript(models.file("linear.pt"), at::randn({3, 36}), at::zeros({3}));
+  for (const auto& [arguments, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {"latent --model " + models.file("linear.pt"), "exposes no latent code"},
+           {"latent --model " + models.file("missing.pt"), "missing.pt"},
+           {"latent --model " + models.file("linear.pt") + " --name a --name b", "one name per --model"},
+           {"latent --model " + models.file("linear.pt") + " --odin-temperature 0", "--odin-temperature"},
+           {"latent", "--model"}}) {
+    const auto bad = run_cli(arguments + data_arg() + " --out " + out_.file("bad"));
+    EXPECT_NE(bad.exit_code, 0) << arguments;
+    EXPECT_TRUE(contains(bad.output, fragment)) << arguments << "\n" << bad.output;
+    EXPECT_FALSE(std::filesystem::exists(out_.file("bad/latent.json"))) << arguments;
+  }
+}
+
+}  // namespace
+}  // namespace robustlens

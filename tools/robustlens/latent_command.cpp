@@ -1,0 +1,229 @@
+// robustlens latent: the latent-code measures of the binary-encoding paper
+// (binarity, same encoding, collapse, DeepFool robustness, misclassification
+// detection) for one or more models, with a histogram chart of the latent units
+// and a 2-D projection of z per model, and a comparison table.
+#include "commands.h"
+#include "common.h"
+
+#include "robustlens/analyses/latent.h"
+#include "robustlens/core/error.h"
+#include "robustlens/report/chart.h"
+#include "robustlens/report/files.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <sstream>
+
+namespace robustlens::cli {
+namespace {
+
+/// Units drawn in the histogram chart (a wide bottleneck has hundreds).
+constexpr std::int64_t kHistogramUnits = 8;
+constexpr std::int64_t kHistogramBins = 40;
+/// Points in the projection chart (the first test images).
+constexpr std::int64_t kProjectedPoints = 2000;
+
+struct LatentCommand {
+  CommonOptions common;
+  LatentOptions latent;
+  std::vector<std::string> models, names;
+  std::int64_t train_samples = 0;
+};
+
+/// The model's folder name (runs/latent/binenc/model.pt → binenc), unless names repeat; then model-1, model-2, ...
+std::vector<std::string> model_names(const std::vector<std::string>& paths, const std::vector<std::string>& given) {
+  if (!given.empty()) {
+    RL_CHECK(given.size() == paths.size(), "--name: give one name per --model (", paths.size(), "), got ", given.size());
+    RL_CHECK(std::set<std::string>(given.begin(), given.end()).size() == given.size(), "--name: names must differ");
+    return given;
+  }
+  std::vector<std::string> names;
+  for (const std::string& path : paths) names.push_back(std::filesystem::path(path).parent_path().filename().string());
+  const bool distinct = std::set<std::string>(names.begin(), names.end()).size() == names.size();
+  if (!distinct || std::any_of(names.begin(), names.end(), [](const std::string& n) { return n.empty() || n == "."; })) {
+    for (std::size_t i = 0; i < names.size(); ++i) names[i] = "model-" + std::to_string(i + 1);
+  }
+  return names;
+}
+
+LineChart unit_histograms(const at::Tensor& latent, const std::string& name) {
+  const at::Tensor z = latent.to(at::kDouble);
+  const at::Tensor standardised = (z - z.mean(0)) / z.std(0, /*unbiased=*/false).clamp_min(1e-12);
+  const std::int64_t units = std::min(kHistogramUnits, z.size(1));
+  const double low = standardised.slice(1, 0, units).min().item<double>();
+  const double high = std::max(low + 1e-9, standardised.slice(1, 0, units).max().item<double>());
+  const double width = (high - low) / kHistogramBins;
+  LineChart chart{"Latent units of " + name + " (test images)", "unit value, standardised", "fraction of images", {}};
+  if (units < z.size(1)) chart.note = "the first " + std::to_string(units) + " of " + std::to_string(z.size(1)) + " units";
+  for (std::int64_t d = 0; d < units; ++d) {
+    const at::Tensor counts = at::histc(standardised.select(1, d), kHistogramBins, low, high) / static_cast<double>(z.size(0));
+    ChartSeries series{"unit " + std::to_string(d + 1), {}, {}, {}, {}, false};
+    for (std::int64_t b = 0; b < kHistogramBins; ++b) {
+      series.x.push_back(low + (static_cast<double>(b) + 0.5) * width);
+      series.y.push_back(counts[b].item<double>());
+    }
+    chart.series.push_back(series);
+  }
+  return chart;
+}
+
+/// The first two principal components of the test latents, coloured by true class.
+ScatterChart latent_projection(const at::Tensor& latent, const Dataset& test, const std::string& name) {
+  const at::Tensor z = latent.to(at::kDouble), centred = z - z.mean(0);
+  const auto [u, singular, vh] = at::linalg_svd(centred, /*full_matrices=*/false);
+  const std::int64_t components = std::min<std::int64_t>(2, singular.size(0));
+  const at::Tensor projected = centred.mm(vh.slice(0, 0, components).t());
+  const double explained =
+      (singular.slice(0, 0, components).pow(2).sum() / singular.pow(2).sum().clamp_min(1e-300)).item<double>();
+  ScatterChart chart{"Latent code of " + name + ", principal components", "component 1", "component 2", {}, {}};
+  std::ostringstream note;
+  note.precision(3);
+  note << "test images, coloured by class; the two components hold " << 100 * explained << "% of the variance";
+  chart.note = note.str();
+  const std::int64_t shown = std::min(kProjectedPoints, z.size(0));
+  for (std::size_t c = 0; c < test.class_names.size(); ++c) chart.groups.push_back({test.class_names[c], {}, {}});
+  for (std::int64_t i = 0; i < shown; ++i) {
+    ScatterGroup& group = chart.groups[static_cast<std::size_t>(test.labels[i].item<std::int64_t>())];
+    group.x.push_back(projected[i][0].item<double>());
+    group.y.push_back(components > 1 ? projected[i][1].item<double>() : 0.0);
+  }
+  return chart;
+}
+
+struct Row {
+  std::string name;
+  const LatentResult* result;
+};
+
+const std::vector<std::string> kColumns{"model", "accuracy", "P", "same encoding", "separation", "NC1",
+                                        "within-class variance", "DeepFool r/x", "AUROC Mahalanobis",
+                                        "AUROC ODIN", "AUROC max softmax"};
+
+std::vector<std::string> cells(const Row& row) {
+  const LatentResult& r = *row.result;
+  const auto number = [](double v, const char* format) {
+    char text[32];
+    std::snprintf(text, sizeof text, format, v);
+    return std::isfinite(v) ? std::string(text) : std::string("n/a");
+  };
+  return {row.name,
+          number(100 * r.test_accuracy, "%.2f%%"),
+          std::to_string(r.latent_dim),
+          number(r.test_encoding.same_encoding_fraction, "%.4f"),
+          number(r.binarity.separation, "%.3g"),
+          number(r.test_collapse.nc1, "%.3g"),
+          number(r.test_collapse.within_class_variance, "%.3g"),
+          number(r.robustness_ratio, "%.4f"),
+          number(r.mahalanobis_auroc, "%.4f"),
+          number(r.odin_auroc, "%.4f"),
+          number(r.max_softmax_auroc, "%.4f")};
+}
+
+std::string markdown_table(const std::vector<Row>& rows) {
+  std::ostringstream table;
+  const auto line = [&](const std::vector<std::string>& values) {
+    table << '|';
+    for (const std::string& v : values) table << ' ' << v << " |";
+    table << '\n';
+  };
+  line(kColumns);
+  line(std::vector<std::string>(kColumns.size(), "---"));
+  for (const Row& row : rows) line(cells(row));
+  return table.str();
+}
+
+std::string csv_table(const std::vector<Row>& rows) {
+  std::ostringstream table;
+  const auto line = [&](const std::vector<std::string>& values) {
+    for (std::size_t i = 0; i < values.size(); ++i) table << (i ? "," : "") << values[i];
+    table << '\n';
+  };
+  line(kColumns);
+  for (const Row& row : rows) line(cells(row));
+  return table.str();
+}
+
+void run_latent(LatentCommand command) {
+  CommonOptions& common = command.common;
+  if (common.out.empty()) common.out = "runs/latent";
+  LatentOptions options = command.latent.set_batch_size(common.batch_size);
+  options.check();
+  RL_CHECK(!command.models.empty(), "--model: give at least one model");
+  RL_CHECK(command.train_samples >= 0, "--train-samples must be >= 0 (0 = all), got ", command.train_samples);
+  const std::vector<std::string> names = model_names(command.models, command.names);
+  const at::Device device = start_run(common);
+  std::vector<std::int64_t> test_indices;
+  const Dataset test = select_data(load_data(common, "test"), common, &test_indices);
+  CommonOptions train_selection = common;
+  train_selection.samples = command.train_samples;
+  train_selection.samples_given = command.train_samples > 0;
+  train_selection.indices.clear();
+  const Dataset train = select_data(load_data(common, "train"), train_selection);
+
+  const std::filesystem::path out(common.out);
+  nlohmann::json record = run_record("latent", options.to_json(), common);
+  record["train_data"] = train.summary();
+  record["test_data"] = test.summary();
+  record["test_indices"] = test_indices;
+  record["models"] = nlohmann::json::array();
+  std::vector<LatentResult> results;
+  results.reserve(command.models.size());
+  std::vector<std::string> written;
+  for (std::size_t m = 0; m < command.models.size(); ++m) {
+    CommonOptions model_options = common;
+    model_options.model = command.models[m];
+    auto model = load_model_for(model_options, test, device);
+    std::printf("%s (%s): latent measures on %lld training and %lld test images\n", names[m].c_str(),
+                command.models[m].c_str(), static_cast<long long>(train.size()), static_cast<long long>(test.size()));
+    results.push_back(analyse_latent(*model, train, test, options, terminal_progress()));
+    const LatentResult& result = results.back();
+    record["models"].push_back({{"name", names[m]}, {"model", model->info().to_json()}, {"result", result.to_json()}});
+    const std::filesystem::path folder = out / names[m];
+    std::filesystem::create_directories(folder);
+    write_svg((folder / "units.svg").string(), unit_histograms(result.test_latent, names[m]));
+    write_svg((folder / "projection.svg").string(), latent_projection(result.test_latent, test, names[m]));
+    written.push_back((folder / "units.svg").string());
+    written.push_back((folder / "projection.svg").string());
+  }
+  std::vector<Row> rows;
+  for (std::size_t m = 0; m < results.size(); ++m) rows.push_back({names[m], &results[m]});
+  write_json_file((out / "latent.json").string(), record);
+  write_text_file((out / "comparison.md").string(), markdown_table(rows));
+  write_text_file((out / "comparison.csv").string(), csv_table(rows));
+
+  std::printf("\n%s", markdown_table(rows).c_str());
+  std::printf("(same encoding, NC1 and within-class variance: test images, predicted labels; separation: training "
+              "latents; DeepFool: the first %lld test images; AUROC: detecting misclassified test images)\n",
+              static_cast<long long>(std::min(options.deepfool_samples, test.size())));
+  std::printf("results in %s, %s, %s", (out / "latent.json").c_str(), (out / "comparison.md").c_str(),
+              (out / "comparison.csv").c_str());
+  for (const std::string& file : written) std::printf(", %s", file.c_str());
+  std::printf("\n");
+}
+
+}  // namespace
+
+void add_latent_command(CLI::App& app) {
+  auto command = std::make_shared<LatentCommand>();
+  CLI::App* sub = app.add_subcommand(
+      "latent", "Latent-code measures (binarity, same encoding, collapse, DeepFool robustness, misclassification AUROC)");
+  sub->add_option("--model", command->models, "Model file(s) exposing a latent code; repeat to compare models")->required();
+  sub->add_option("--name", command->names, "A name per --model for the table and folders (default: each model's folder name)");
+  add_common_options(*sub, command->common, kData | kSamples | kBatchSize | kRuntime | kOut);
+  sub->get_option("--samples")->description("Test images to measure (0 = all)");
+  sub->get_option("--out")->description("Output folder (default runs/latent)");
+  LatentOptions& l = command->latent;
+  sub->add_option("--train-samples", command->train_samples,
+                  "Training images for the binarity fits and the Mahalanobis Gaussians (0 = all)")->capture_default_str();
+  sub->add_option("--deepfool-samples", l.deepfool_samples, "DeepFool runs on the first this many test images (0 = skip)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  add_deepfool_options(*sub, l.deepfool);
+  sub->add_option("--odin-temperature", l.odin_temperature, "ODIN: softmax temperature")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->callback([command] { run_latent(*command); });
+}
+
+}  // namespace robustlens::cli
