@@ -74,8 +74,7 @@ std::vector<TwoGaussians> fit_columns(const at::Tensor& x, std::int64_t max_iter
   };
   m_step(responsibility_high);
   at::Tensor log_likelihood = at::full({columns}, -std::numeric_limits<double>::infinity(), x.options());
-  std::int64_t iterations = 0;
-  for (; iterations < max_iterations; ++iterations) {
+  for (std::int64_t iteration = 0; iteration < max_iterations; ++iteration) {
     const at::Tensor joint = at::stack({gaussian_log_density(x, mean[0], variance[0]) + at::log(weight[0]),
                                         gaussian_log_density(x, mean[1], variance[1]) + at::log(weight[1])});
     const at::Tensor total = at::logsumexp(joint, 0);  // N×C
@@ -96,7 +95,6 @@ std::vector<TwoGaussians> fit_columns(const at::Tensor& x, std::int64_t max_iter
       fit.std[k] = std::sqrt(variance[source][c].item<double>());
     }
     fit.mean_log_likelihood = log_likelihood[c].item<double>();
-    fit.iterations = iterations;
   }
   return fits;
 }
@@ -132,8 +130,7 @@ double TwoGaussians::separation() const { return std::abs(mean[1] - mean[0]) / (
 
 nlohmann::json TwoGaussians::to_json() const {
   return {{"weights", {weight[0], weight[1]}}, {"means", {mean[0], mean[1]}}, {"stds", {std[0], std[1]}},
-          {"separation", separation()},       {"mean_log_likelihood", mean_log_likelihood},
-          {"iterations", iterations}};
+          {"separation", separation()},       {"mean_log_likelihood", mean_log_likelihood}};
 }
 
 std::vector<TwoGaussians> fit_two_gaussians(const at::Tensor& values, std::int64_t max_iterations, double tolerance,
@@ -160,6 +157,7 @@ nlohmann::json BinarityResult::to_json() const {
           {"mean_std", mean_std},
           {"separation", separation},
           {"separation_std", separation_std},
+          {"separation_median", separation_median},
           {"constant_units", constant_units},
           {"units", per_unit}};
 }
@@ -186,6 +184,7 @@ BinarityResult latent_binarity(const at::Tensor& latent, const LatentOptions& op
   const auto fitted = static_cast<double>(separations.size());
   if (separations.empty()) {
     result.mean_log_likelihood = result.mean_std = result.separation = result.separation_std = kNaN;
+    result.separation_median = kNaN;
     return result;
   }
   result.mean_log_likelihood = likelihood / fitted;
@@ -193,6 +192,7 @@ BinarityResult latent_binarity(const at::Tensor& latent, const LatentOptions& op
   const at::Tensor s = at::tensor(separations, at::kDouble);
   result.separation = s.mean().item<double>();
   result.separation_std = s.std(/*unbiased=*/false).item<double>();
+  result.separation_median = interpolated_quantile(s, 0.5);
   return result;
 }
 
@@ -391,7 +391,10 @@ LatentResult analyse_latent(Model& model, const Dataset& train, const Dataset& t
     std::tie(result.robustness_ratio, result.robustness_ratio_standard_error) = mean_and_standard_error(ratios);
     result.deepfool_not_flipped = attack.flipped.logical_not().sum().item<std::int64_t>();
   }
+  result.train_latent = on_train.latent;
+  result.train_predicted = train_predicted;
   result.test_latent = on_test.latent;
+  result.test_logits = on_test.logits;
   result.test_predicted = test_predicted;
   return result;
 }

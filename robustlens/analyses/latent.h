@@ -62,8 +62,7 @@ struct LatentOptions {
 /// A 1-D mixture of two Gaussians; component 0 has the smaller mean.
 struct TwoGaussians {
   double weight[2] = {0.5, 0.5}, mean[2] = {0, 0}, std[2] = {1, 1};
-  double mean_log_likelihood = 0;
-  std::int64_t iterations = 0;
+  double mean_log_likelihood = 0;  ///< mean over the values of log p(x)
   double separation() const;
   nlohmann::json to_json() const;
 };
@@ -78,6 +77,9 @@ struct BinarityResult {
   std::vector<TwoGaussians> units;
   std::vector<bool> constant;
   double mean_log_likelihood = 0, mean_std = 0, separation = 0, separation_std = 0;
+  /// The median over units: a ReLU unit that is zero but for a few images has one component of the
+  /// regularised std (1e-3) and a separation in the hundreds, which moves the mean but not the median.
+  double separation_median = 0;
   std::int64_t constant_units = 0;
   nlohmann::json to_json() const;
 };
@@ -129,8 +131,8 @@ struct LatentResult {
   std::int64_t deepfool_images = 0, deepfool_not_flipped = 0;
   double mahalanobis_auroc = 0, odin_auroc = 0, max_softmax_auroc = 0;
   std::int64_t misclassified = 0, mahalanobis_left_out = 0;
-  /// The test latents and predictions (not serialised; for charts).
-  at::Tensor test_latent, test_predicted;
+  /// The latents, logits and predictions themselves (CPU; not serialised): for charts and export.
+  at::Tensor train_latent, train_predicted, test_latent, test_logits, test_predicted;
   nlohmann::json to_json() const;
 };
 

@@ -47,6 +47,7 @@ TEST(LatentBinarity, ConstantUnitsAreCountedNotFitted) {
   EXPECT_TRUE(result.constant[1]);
   // Standardised ±1 with std 0.01 becomes ±1 with std 0.01: separation 200.
   EXPECT_NEAR(result.separation, 200, 10);
+  EXPECT_DOUBLE_EQ(result.separation_median, result.separation);  // one fitted unit
 }
 
 TEST(RankAuroc, RandomScoresGiveAHalfPerfectOnesOneAndTiesCountHalf) {

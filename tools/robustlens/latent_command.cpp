@@ -9,6 +9,7 @@
 #include "robustlens/core/error.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/report/files.h"
+#include "robustlens/report/images.h"
 
 #include <algorithm>
 #include <cmath>
@@ -32,6 +33,7 @@ struct LatentCommand {
   LatentOptions latent;
   std::vector<std::string> models, names;
   std::int64_t train_samples = 0;
+  bool save_latents = false;
 };
 
 /// The model's folder name (runs/latent/binenc/model.pt → binenc), unless names repeat; then model-1, model-2, ...
@@ -99,7 +101,7 @@ struct Row {
   const LatentResult* result;
 };
 
-const std::vector<std::string> kColumns{"model", "accuracy", "P", "same encoding", "separation", "NC1",
+const std::vector<std::string> kColumns{"model", "accuracy", "P", "same encoding", "separation", "separation median", "NC1",
                                         "within-class variance", "DeepFool r/x", "AUROC Mahalanobis",
                                         "AUROC ODIN", "AUROC max softmax"};
 
@@ -115,6 +117,7 @@ std::vector<std::string> cells(const Row& row) {
           std::to_string(r.latent_dim),
           number(r.test_encoding.same_encoding_fraction, "%.4f"),
           number(r.binarity.separation, "%.3g"),
+          number(r.binarity.separation_median, "%.3g"),
           number(r.test_collapse.nc1, "%.3g"),
           number(r.test_collapse.within_class_variance, "%.3g"),
           number(r.robustness_ratio, "%.4f"),
@@ -188,6 +191,17 @@ void run_latent(LatentCommand command) {
     write_svg((folder / "projection.svg").string(), latent_projection(result.test_latent, test, names[m]));
     written.push_back((folder / "units.svg").string());
     written.push_back((folder / "projection.svg").string());
+    if (command.save_latents) {
+      write_tensors((folder / "latents.pt").string(), {{"train_latent", result.train_latent},
+                                                       {"train_labels", train.labels},
+                                                       {"train_predicted", result.train_predicted},
+                                                       {"test_latent", result.test_latent},
+                                                       {"test_logits", result.test_logits},
+                                                       {"test_labels", test.labels},
+                                                       {"test_predicted", result.test_predicted}});
+      written.push_back((folder / "latents.pt").string());
+    }
+    results.back().train_latent = at::Tensor();  // the largest; not needed any more
   }
   std::vector<Row> rows;
   for (std::size_t m = 0; m < results.size(); ++m) rows.push_back({names[m], &results[m]});
@@ -222,6 +236,9 @@ void add_latent_command(CLI::App& app) {
   sub->add_option("--deepfool-samples", l.deepfool_samples, "DeepFool runs on the first this many test images (0 = skip)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   add_deepfool_options(*sub, l.deepfool);
+  sub->add_flag("--save-latents", command->save_latents,
+               "Also write OUT/NAME/latents.pt: latents, labels and predictions of the training and test images, and the "
+               "test logits (torch.load gives a dict)");
   sub->add_option("--odin-temperature", l.odin_temperature, "ODIN: softmax temperature")->check(CLI::PositiveNumber)->capture_default_str();
   sub->callback([command] { run_latent(*command); });
 }

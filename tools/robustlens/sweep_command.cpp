@@ -197,7 +197,7 @@ void run_sweep(const SweepCommand& command) {
       const std::filesystem::path folder = command.seeds == 1 ? out / ("strength-" + std::to_string(i))
                                                               : out / ("strength-" + std::to_string(i)) / ("seed-" + std::to_string(j));
       const std::uint64_t seed = model_seed(common.seed, j);
-      TrainOptions options = command.training;
+      TrainOptions options = command.training.for_architecture(spec.resolved());
       options.set_objective(sweep_objective(command.training.objective, command.objective, strengths[i]))
           .set_seed(seed).set_transform(common.transform).set_out_dir(folder.string()).set_resume(!command.restart)
           .set_eval_batch_size(1000);
