@@ -41,9 +41,10 @@ struct LatentOptions {
   std::int64_t deepfool_samples = 1000;
   DeepFoolOptions deepfool = DeepFoolOptions().set_candidates(10).set_overshoot(0.02).set_max_iterations(50);
   double odin_temperature = 100;
-  /// EM stops after this many iterations or when no unit's mean log-likelihood moves by more than the tolerance.
-  std::int64_t gmm_iterations = 500;
-  double gmm_tolerance = 1e-8;
+  /// EM stops after this many iterations or when no unit's mean log-likelihood moves by more than the
+  /// tolerance: scikit-learn's defaults, which the reference uses.
+  std::int64_t gmm_iterations = 100;
+  double gmm_tolerance = 1e-3;
   /// Added to every variance (mixture components, class covariances), as scikit-learn's reg_covar.
   double covariance_regularisation = 1e-6;
 

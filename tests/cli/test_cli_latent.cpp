@@ -72,7 +72,7 @@ TEST_F(CliLatent, BadInputGetsOneClearMessage) {
 // larger perturbations, the Mahalanobis score detects misclassified images
 // better, and accuracy is not lower by more than one point. The bounds are
 // what every seed of the documented runs clears (same encoding 0.92-0.95,
-// DeepFool 3.0-3.8× nopen's; docs/latent-binary-encoding.md), not the best seed.
+// DeepFool 2.98-3.8× nopen's; docs/latent-binary-encoding.md), not the best seed.
 TEST(CliFashionMnist, BinaryEncodingCollapsesTheCodeAndRaisesRobustnessAndReliability) {
   testing::TemporaryDirectory out;
   const std::string recipe = "train --arch lenet --epochs 20 --optimizer adamw --lr 0.001 --hold-output-lr --gamma0 0.01 "
