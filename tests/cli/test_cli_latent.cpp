@@ -49,6 +49,17 @@ TEST_F(CliLatent, MeasuresEachModelAloneAndSideBySideWithTheSameNumbers) {
   }
 }
 
+TEST_F(CliLatent, MeasuresATorchScriptModelThroughItsLatentMethod) {
+  testing::TemporaryDirectory models;
+  testing::save_linear_torchscript(models.file("linear.pt"), at::randn({3, 36}), at::zeros({3}), /*with_latent=*/true);
+  const auto measured = run_cli("latent --deepfool-samples 10 --threads 1 --model " + models.file("linear.pt") + data_arg() +
+                                " --out " + out_.file("ts"));
+  ASSERT_EQ(measured.exit_code, 0) << measured.output;
+  const auto result = read_json_file(out_.file("ts/latent.json")).at("models").at(0).at("result");
+  EXPECT_EQ(result.at("latent_dim"), 36);  // latent(x) = flatten(x)
+  EXPECT_EQ(result.at("robustness").at("images"), 10);
+}
+
 TEST_F(CliLatent, BadInputGetsOneClearMessage) {
   testing::TemporaryDirectory models;
   testing::save_linear_torchscript(models.file("linear.pt"), at::randn({3, 36}), at::zeros({3}));
