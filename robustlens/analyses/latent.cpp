@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 namespace robustlens {
 namespace {
@@ -97,6 +98,23 @@ std::vector<TwoGaussians> fit_columns(const at::Tensor& x, std::int64_t max_iter
     fit.mean_log_likelihood = log_likelihood[c].item<double>();
   }
   return fits;
+}
+
+/// Each distinct label (ascending) with the indices of its rows.
+std::vector<std::pair<std::int64_t, at::Tensor>> rows_by_class(const at::Tensor& labels) {
+  std::vector<std::pair<std::int64_t, at::Tensor>> groups;
+  const at::Tensor classes = std::get<0>(at::_unique(labels)).to(at::kLong);
+  for (std::int64_t i = 0; i < classes.size(0); ++i) {
+    const std::int64_t c = classes[i].item<std::int64_t>();
+    groups.emplace_back(c, labels.eq(c).nonzero().flatten());
+  }
+  return groups;
+}
+
+/// Mean and scatter matrix Σ (x − μ)(x − μ)ᵀ of the rows of x (M×P).
+std::pair<at::Tensor, at::Tensor> mean_and_scatter(const at::Tensor& x) {
+  const at::Tensor mean = x.mean(0), deviations = x - mean;
+  return {mean, deviations.t().mm(deviations)};
 }
 
 double auroc_or_nan(const at::Tensor& scores, const at::Tensor& positives) {
@@ -208,9 +226,7 @@ EncodingResult same_encoding(const at::Tensor& latent, const at::Tensor& predict
   EncodingResult result;
   result.distinct_codes = std::get<0>(at::unique_dim(codes, 0)).size(0);
   std::int64_t most_frequent_sum = 0;
-  const at::Tensor classes = std::get<0>(at::_unique(labels)).to(at::kLong);
-  for (std::int64_t i = 0; i < classes.size(0); ++i) {
-    const at::Tensor rows = labels.eq(classes[i]).nonzero().flatten();
+  for (const auto& [label, rows] : rows_by_class(labels)) {
     const at::Tensor counts = std::get<2>(at::unique_dim(codes.index_select(0, rows), 0, true, false, true));
     most_frequent_sum += counts.max().item<std::int64_t>();
   }
@@ -232,14 +248,12 @@ CollapseResult neural_collapse(const at::Tensor& latent, const at::Tensor& predi
   const at::Tensor z = latent.detach().to(at::kCPU, at::kDouble), labels = predicted.to(at::kCPU);
   const std::int64_t p = z.size(1);
   const at::Tensor global_mean = z.mean(0);
-  const at::Tensor classes = std::get<0>(at::_unique(labels)).to(at::kLong);
   at::Tensor within = at::zeros({p, p}, z.options()), between = at::zeros({p, p}, z.options());
   std::vector<at::Tensor> centred_means;
-  for (std::int64_t i = 0; i < classes.size(0); ++i) {
-    const at::Tensor members = z.index_select(0, labels.eq(classes[i]).nonzero().flatten());
-    if (members.size(0) < 2) continue;
-    const at::Tensor mean = members.mean(0), deviations = members - mean;
-    within += deviations.t().mm(deviations) / static_cast<double>(members.size(0) - 1);
+  for (const auto& [label, rows] : rows_by_class(labels)) {
+    if (rows.size(0) < 2) continue;
+    const auto [mean, scatter] = mean_and_scatter(z.index_select(0, rows));
+    within += scatter / static_cast<double>(rows.size(0) - 1);
     const at::Tensor centred = mean - global_mean;
     between += at::outer(centred, centred);
     centred_means.push_back(centred);
@@ -303,15 +317,11 @@ at::Tensor mahalanobis_scores(const at::Tensor& train_latent, const at::Tensor& 
   const at::Tensor test_labels = test_predicted.to(at::kCPU);
   at::Tensor scores = at::full({z_test.size(0)}, kNaN, z_test.options());
   const at::Tensor identity = at::eye(z_train.size(1), z_train.options());
-  const at::Tensor classes = std::get<0>(at::_unique(test_labels)).to(at::kLong);
-  for (std::int64_t i = 0; i < classes.size(0); ++i) {
-    const at::Tensor c = classes[i];
+  for (const auto& [c, rows] : rows_by_class(test_labels)) {
     const at::Tensor fitted = z_train.index_select(0, (predicted.eq(c) & labels.eq(c)).nonzero().flatten());
     if (fitted.size(0) < 2) continue;
-    const at::Tensor class_mean = fitted.mean(0), deviations = fitted - class_mean;
-    const at::Tensor covariance =
-        deviations.t().mm(deviations) / static_cast<double>(fitted.size(0)) + regularisation * identity;
-    const at::Tensor rows = test_labels.eq(c).nonzero().flatten();
+    const auto [class_mean, scatter] = mean_and_scatter(fitted);
+    const at::Tensor covariance = scatter / static_cast<double>(fitted.size(0)) + regularisation * identity;
     // ‖L⁻¹(z − μ)‖ with Σ = LLᵀ.
     const at::Tensor whitened = at::linalg_solve_triangular(at::linalg_cholesky(covariance),
                                                             (z_test.index_select(0, rows) - class_mean).t(),
