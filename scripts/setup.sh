@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 packages=(g++ cmake ninja-build ccache pkg-config libtorch-dev libcli11-dev nlohmann-json3-dev libstb-dev
           zlib1g-dev libgtest-dev dataset-fashion-mnist python3-torch
           libopenblas0-openmp)
+# Node.js and npm install the report's charting scripts (robustlens/report/web);
+# a Node.js from elsewhere (with its own npm) is used as it is.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -22,6 +25,14 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Vega, Vega-Lite and vega-embed, pinned by package-lock.json, inlined into every
+# audit report. Reinstalled only when the lock file is newer than the install.
+web=robustlens/report/web
+if [ ! -f "$web/node_modules/.package-lock.json" ] || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+  echo "setup: installing the report's scripts (npm ci in $web)"
+  (cd "$web" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
 fi
 
 build_dir=${ROBUSTLENS_BUILD_DIR:-build}

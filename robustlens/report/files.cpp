@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 namespace robustlens {
 
@@ -50,6 +51,14 @@ nlohmann::json tensor_to_json(const at::Tensor& values) {
     for (std::int64_t i = 0; i < l.numel(); ++i) array.push_back(l.data_ptr<std::int64_t>()[i]);
   }
   return array;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  RL_CHECK(in.good(), "cannot open '", path, "'");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  RL_CHECK(!in.bad(), "cannot read '", path, "'");
+  return bytes;
 }
 
 nlohmann::json read_json_file(const std::string& path) {

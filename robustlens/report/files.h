@@ -18,6 +18,8 @@ void write_text_file(const std::string& path, const std::string& text);
 /// Pretty-printed JSON (2-space indent).
 void write_json_file(const std::string& path, const nlohmann::json& json);
 nlohmann::json read_json_file(const std::string& path);
+/// The bytes of a file; a missing or unreadable file is an Error naming it.
+std::string read_text_file(const std::string& path);
 
 /// A 1-D tensor (any device, integer, bool or floating) as a JSON array.
 nlohmann::json tensor_to_json(const at::Tensor& values);

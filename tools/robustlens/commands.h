@@ -20,5 +20,9 @@ void add_manifold_command(CLI::App& app);
 void add_align_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
 void add_latent_command(CLI::App& app);
+void add_audit_command(CLI::App& app);
+
+/// Every subcommand above, in the order --help lists them.
+void add_all_commands(CLI::App& app);
 
 }  // namespace robustlens::cli

@@ -8,6 +8,9 @@
 #include "robustlens/data/sample_selection.h"
 #include "robustlens/spectral/dct.h"
 
+#include <algorithm>
+#include <filesystem>
+#include <set>
 #include <sstream>
 
 namespace robustlens::cli {
@@ -135,6 +138,21 @@ AnalysisRun start_analysis(CommonOptions& common, const std::string& command) {
   Dataset data = select_data(load_data(common, common.split), common, &indices);
   auto model = load_model_for(common, data, device);
   return {device, std::move(indices), std::move(data), std::move(model)};
+}
+
+std::vector<std::string> model_names(const std::vector<std::string>& paths, const std::vector<std::string>& given) {
+  if (!given.empty()) {
+    RL_CHECK(given.size() == paths.size(), "--name: give one name per --model (", paths.size(), "), got ", given.size());
+    RL_CHECK(std::set<std::string>(given.begin(), given.end()).size() == given.size(), "--name: names must differ");
+    return given;
+  }
+  std::vector<std::string> names;
+  for (const std::string& path : paths) names.push_back(std::filesystem::path(path).parent_path().filename().string());
+  const bool distinct = std::set<std::string>(names.begin(), names.end()).size() == names.size();
+  if (!distinct || std::any_of(names.begin(), names.end(), [](const std::string& n) { return n.empty() || n == "."; })) {
+    for (std::size_t i = 0; i < names.size(); ++i) names[i] = "model-" + std::to_string(i + 1);
+  }
+  return names;
 }
 
 void add_deepfool_options(CLI::App& command, DeepFoolOptions& d) {

@@ -79,6 +79,11 @@ struct AnalysisRun {
 /// seed, device), selects the samples and loads the model for them.
 AnalysisRun start_analysis(CommonOptions& common, const std::string& command);
 
+/// One name per model for tables and folders: `given` (one per path, distinct)
+/// or else each model file's folder name, or model-1, model-2, ... when those
+/// are not distinct.
+std::vector<std::string> model_names(const std::vector<std::string>& paths, const std::vector<std::string>& given);
+
 /// The DeepFool options of `attack` and `margins`, declared once.
 void add_deepfool_options(CLI::App& command, DeepFoolOptions& options);
 

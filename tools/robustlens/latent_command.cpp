@@ -16,7 +16,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <set>
 #include <sstream>
 
 namespace robustlens::cli {
@@ -37,21 +36,6 @@ struct LatentCommand {
 };
 
 /// The model's folder name (runs/latent/binenc/model.pt → binenc), unless names repeat; then model-1, model-2, ...
-std::vector<std::string> model_names(const std::vector<std::string>& paths, const std::vector<std::string>& given) {
-  if (!given.empty()) {
-    RL_CHECK(given.size() == paths.size(), "--name: give one name per --model (", paths.size(), "), got ", given.size());
-    RL_CHECK(std::set<std::string>(given.begin(), given.end()).size() == given.size(), "--name: names must differ");
-    return given;
-  }
-  std::vector<std::string> names;
-  for (const std::string& path : paths) names.push_back(std::filesystem::path(path).parent_path().filename().string());
-  const bool distinct = std::set<std::string>(names.begin(), names.end()).size() == names.size();
-  if (!distinct || std::any_of(names.begin(), names.end(), [](const std::string& n) { return n.empty() || n == "."; })) {
-    for (std::size_t i = 0; i < names.size(); ++i) names[i] = "model-" + std::to_string(i + 1);
-  }
-  return names;
-}
-
 LineChart unit_histograms(const at::Tensor& latent, const std::string& name) {
   const at::Tensor z = latent.to(at::kDouble);
   const at::Tensor standardised = (z - z.mean(0)) / z.std(0, /*unbiased=*/false).clamp_min(1e-12);

@@ -13,20 +13,7 @@ int main(int argc, char** argv) {
   CLI::App app{"robustlens: audits image classifiers for robustness and interpretability"};
   app.require_subcommand(1);
   app.set_version_flag("--version", ROBUSTLENS_VERSION);
-  robustlens::cli::add_train_command(app);
-  robustlens::cli::add_train_vae_command(app);
-  robustlens::cli::add_train_denoiser_command(app);
-  robustlens::cli::add_eval_command(app);
-  robustlens::cli::add_attack_command(app);
-  robustlens::cli::add_explain_command(app);
-  robustlens::cli::add_margins_command(app);
-  robustlens::cli::add_spectral_command(app);
-  robustlens::cli::add_upi_command(app);
-  robustlens::cli::add_manifold_command(app);
-  robustlens::cli::add_align_command(app);
-  robustlens::cli::add_sweep_command(app);
-  robustlens::cli::add_latent_command(app);
-  robustlens::cli::add_info_command(app);
+  robustlens::cli::add_all_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

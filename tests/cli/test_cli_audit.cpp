@@ -1,0 +1,188 @@
+// The audit end to end: every analysis on two models, its numbers against the
+// subcommands run alone, resuming, bad input, and the report as a browser shows
+// it (Debian's chromium, installed by scripts/test.sh).
+#include "robustlens/data/image_folder.h"
+#include "robustlens/report/files.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+namespace robustlens {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::contains;
+using testing::run_cli;
+
+/// Two small MLPs (with and without the binary-encoding bottleneck) on 3-class
+/// 12×12 images (SSIM, in the alignment analysis, needs at least 11×11).
+class CliAudit : public testing::CliOnIdxData {
+ protected:
+  void SetUp() override {
+    testing::write_idx_dataset(data_.path(), testing::linear_rule_dataset(240, {1, 12, 12}, 3, 11),
+                               testing::linear_rule_dataset(60, {1, 12, 12}, 3, 12));
+    for (const std::string head : {"nopen", "binenc"}) {
+      const auto trained = run_cli("train --arch mlp --width 32 --head " + head + " --epochs 3 --batch-size 32 --threads 1 --out " +
+                                   out_.file("models/" + head) + data_arg());
+      ASSERT_EQ(trained.exit_code, 0) << trained.output;
+    }
+  }
+  std::string model(const std::string& head) const { return out_.file("models/" + head + "/model.pt"); }
+  /// The quick audit of both models (analyses' samples capped for speed), into OUT/NAME.
+  testing::CommandResult audit(const std::string& folder, const std::string& extra = "") const {
+    return run_cli("audit --quick --fit-generative --threads 1 --model " + model("nopen") + " --model " + model("binenc") +
+                   data_arg() + " --out " + out_.file(folder) + extra);
+  }
+};
+
+/// Runs a shell command, returning its exit status and standard output.
+testing::CommandResult shell(const std::string& command) {
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+/// The same JSON without the fields that name the output folder.
+nlohmann::json without_out(nlohmann::json record) {
+  record["common"].erase("out");
+  return record;
+}
+
+TEST_F(CliAudit, RunsEveryAnalysisAndReportsTheSubcommandsNumbers) {
+  const auto audited = audit("audit");
+  ASSERT_EQ(audited.exit_code, 0) << audited.output;
+  const nlohmann::json audit_json = read_json_file(out_.file("audit/audit.json"));
+  ASSERT_EQ(audit_json.at("models").size(), 2u);
+  EXPECT_EQ(audit_json.at("seed"), 0);
+  EXPECT_TRUE(audit_json.at("versions").contains("libtorch"));
+  EXPECT_TRUE(audit_json.at("versions").at("report_scripts").contains("vega-lite"));
+  for (const nlohmann::json& model : audit_json.at("models")) {
+    for (const std::string analysis : {"eval", "attack", "explain", "margins", "spectral", "upi", "manifold", "align"}) {
+      EXPECT_TRUE(model.at("analyses").contains(analysis)) << model.at("name") << " " << analysis;
+    }
+  }
+  EXPECT_EQ(audit_json.at("latent").at("result").at("models").size(), 2u);
+
+  // Each step's command, run alone into another folder, writes the same record.
+  const nlohmann::json& nopen = audit_json.at("models").at(0);
+  EXPECT_EQ(nopen.at("name"), "nopen");
+  for (const std::string analysis : {"margins", "spectral", "attack"}) {
+    std::string command = nopen.at("commands").at(analysis).get<std::string>();
+    ASSERT_EQ(command.rfind("robustlens ", 0), 0u) << command;
+    command = command.substr(11);
+    command.replace(command.find("--out "), std::string::npos, "--out " + out_.file("alone/" + analysis));
+    const auto alone = run_cli(command);
+    ASSERT_EQ(alone.exit_code, 0) << alone.output;
+    const std::string file = out_.file("alone/" + analysis + "/" + analysis + ".json");
+    EXPECT_EQ(without_out(read_json_file(file)), without_out(nopen.at("analyses").at(analysis))) << analysis;
+  }
+
+  // The summary repeats the records' numbers.
+  const nlohmann::json& row = audit_json.at("summary").at("rows").at(1);
+  const nlohmann::json& binenc = audit_json.at("models").at(1).at("analyses");
+  EXPECT_EQ(row.at("model"), "binenc");
+  EXPECT_EQ(row.at("values").at("accuracy"), binenc.at("eval").at("accuracy"));
+  EXPECT_EQ(row.at("values").at("spectral_score"), binenc.at("spectral").at("score"));
+  EXPECT_EQ(row.at("values").at("alignment"), binenc.at("align").at("mean_cosine"));
+  EXPECT_EQ(row.at("values").at("same_encoding"), audit_json.at("latent").at("result").at("models").at(1).at("result")
+                                                       .at("encoding").at("test").at("same_encoding_fraction"));
+  EXPECT_EQ(row.at("values").at("margin_low"),
+            binenc.at("margins").at("per_subspace").at(0).at("quartiles_of_flipped").at("median"));
+
+  const std::string page = read_text_file(out_.file("audit/index.html"));
+  for (const std::string section : {"id=\"summary\"", "id=\"robustness\"", "id=\"explanations\"", "id=\"margins\"",
+                                    "id=\"spectral\"", "id=\"upi\"", "id=\"manifold\"", "id=\"alignment\"", "id=\"latent\"",
+                                    "id=\"reproduce\"", "<td>binenc</td>", "data:image/png;base64,"}) {
+    EXPECT_TRUE(contains(page, section)) << section;
+  }
+  EXPECT_FALSE(contains(page, "src=\"http")) << "the report must not load anything from the network";
+}
+
+TEST_F(CliAudit, ContinuesWhereItStoppedAndRedoesOnlyWhatChanged) {
+  ASSERT_EQ(audit("audit").exit_code, 0);
+  const auto again = audit("audit");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_TRUE(contains(again.output, "(19 reused from an earlier run)")) << again.output;
+
+  // A step killed half-way leaves no marker: only it runs again.
+  fs::remove(out_.file("audit/models/binenc/upi/audit_step.json"));
+  const auto resumed = audit("audit");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "(18 reused from an earlier run)")) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "binenc: upi: robustlens upi")) << resumed.output;
+
+  // A retrained model is analysed again, and so is the latent step that compares it.
+  const auto retrained = run_cli("train --arch mlp --width 32 --head nopen --epochs 3 --batch-size 32 --seed 5 --threads 1 "
+                                 "--restart --out " + out_.file("models/nopen") + data_arg());
+  ASSERT_EQ(retrained.exit_code, 0) << retrained.output;
+  const auto changed = audit("audit");
+  ASSERT_EQ(changed.exit_code, 0) << changed.output;
+  EXPECT_TRUE(contains(changed.output, "(10 reused from an earlier run)")) << changed.output;
+}
+
+TEST_F(CliAudit, BadInputGetsOneClearMessageAndNoReport) {
+  for (const auto& [arguments, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {"audit --model " + out_.file("missing.pt"), "missing.pt"},
+           {"audit --model " + model("nopen") + " --skip margins,colour", "--skip: unknown analysis 'colour'"},
+           {"audit --model " + model("nopen") + " --name a --name b", "one name per --model"},
+           {"audit --model " + model("nopen") + " --name a/b", "cannot name a folder"},
+           {"audit --model " + model("nopen") + " --vae " + out_.file("no-vae.pt"), "--vae: no such file"},
+           {"audit --model " + model("nopen") + " --data idx:" + out_.file("nowhere"), "nowhere"},
+           {"audit", "--model"}}) {
+    const auto bad = run_cli(arguments + (contains(arguments, "--data") ? "" : data_arg()) + " --out " + out_.file("bad"));
+    EXPECT_NE(bad.exit_code, 0) << arguments;
+    EXPECT_TRUE(contains(bad.output, fragment)) << arguments << "\n" << bad.output;
+    EXPECT_FALSE(fs::exists(out_.file("bad/index.html"))) << arguments;
+  }
+  // Without the report's scripts nothing runs: the message says where they were looked for and how to install them.
+  const auto no_scripts = shell("ROBUSTLENS_WEB_ASSETS=" + out_.file("empty") + " " + ROBUSTLENS_CLI_PATH + " audit --model " +
+                                 model("nopen") + data_arg() + " --out " + out_.file("bad2") + " 2>&1");
+  EXPECT_NE(no_scripts.exit_code, 0) << no_scripts.output;
+  EXPECT_TRUE(contains(no_scripts.output, "vega.min.js") && contains(no_scripts.output, "scripts/setup.sh")) << no_scripts.output;
+  EXPECT_FALSE(fs::exists(out_.file("bad2/models"))) << "no analysis runs when the report cannot be written";
+}
+
+TEST_F(CliAudit, ReportRendersEveryChartInHeadlessChromium) {
+  ASSERT_EQ(audit("audit").exit_code, 0);
+  ASSERT_EQ(shell("command -v chromium >/dev/null").exit_code, 0)
+      << "chromium is not installed: scripts/test.sh installs Debian's chromium for this test";
+  const std::string page = "file://" + fs::absolute(out_.file("audit/index.html")).string();
+  const std::string browser = "timeout 120 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars "
+                              "--virtual-time-budget=30000 ";
+
+  // The page records what it drew once every chart has rendered.
+  const auto dom = shell(browser + "--dump-dom '" + page + "' 2>/dev/null");
+  ASSERT_EQ(dom.exit_code, 0) << dom.output.substr(0, 2000);
+  const std::string open = "<pre id=\"render-status\" data-done=\"true\">";
+  const std::size_t start = dom.output.find(open);
+  ASSERT_NE(start, std::string::npos) << "the page's script did not finish";
+  const std::size_t end = dom.output.find("</pre>", start);
+  const nlohmann::json status = nlohmann::json::parse(dom.output.substr(start + open.size(), end - start - open.size()));
+  EXPECT_EQ(status.at("errors"), nlohmann::json::array()) << status.dump();
+  EXPECT_GE(status.at("charts").get<int>(), 8) << status.dump();
+  EXPECT_EQ(status.at("rendered"), status.at("charts")) << status.dump();
+  for (const nlohmann::json& marks : status.at("marks")) EXPECT_GT(marks.get<int>(), 0) << status.dump();
+
+  // A screenshot of the top of the page is not blank: text, table and chart pixels of several shades.
+  testing::TemporaryDirectory shots;
+  fs::create_directories(shots.file("page"));
+  const auto shot = shell(browser + "--window-size=1200,1600 --screenshot=" + shots.file("page/top.png") + " '" + page +
+                          "' >/dev/null 2>&1");
+  ASSERT_EQ(shot.exit_code, 0);
+  fs::create_directories(shots.file("copy"));  // the image-folder reader wants two classes
+  fs::copy_file(shots.file("page/top.png"), shots.file("copy/top.png"));
+  const at::Tensor pixels = read_image_folder(shots.path(), {3, 1600, 1200}).images[0];
+  const double dark = pixels.lt(0.5).any(0).to(at::kDouble).mean().item<double>();
+  EXPECT_GT(dark, 0.01) << "share of dark pixels";
+  EXPECT_GT(pixels.std().item<double>(), 0.05);
+}
+
+}  // namespace
+}  // namespace robustlens

@@ -1,0 +1,580 @@
+#include "audit_report.h"
+
+#include "robustlens/report/chart.h"
+#include "robustlens/report/vega_lite.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <optional>
+
+namespace robustlens::cli {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+/// The value at a path of keys and indices, or nullptr where any step is missing.
+const json* find(const json& root, const std::vector<json>& path) {
+  const json* at = &root;
+  for (const json& key : path) {
+    if (key.is_string() && at->is_object() && at->contains(key.get<std::string>())) {
+      at = &(*at)[key.get<std::string>()];
+    } else if (key.is_number_integer() && at->is_array() && key.get<std::size_t>() < at->size()) {
+      at = &(*at)[key.get<std::size_t>()];
+    } else {
+      return nullptr;
+    }
+  }
+  return at;
+}
+std::optional<double> number(const json& root, const std::vector<json>& path) {
+  const json* value = find(root, path);
+  if (value == nullptr || !value->is_number()) return std::nullopt;
+  return value->get<double>();
+}
+
+/// This model's entry in the latent step's results, or nullptr.
+const json* latent_entry(const json& audit, const std::string& name) {
+  const json* models = find(audit, {"latent", "result", "models"});
+  if (models == nullptr) return nullptr;
+  for (const json& entry : *models) {
+    if (entry.value("name", "") == name) return &entry["result"];
+  }
+  return nullptr;
+}
+
+std::optional<double> latent_number(const json& audit, const json& model, const std::vector<json>& path) {
+  const json* result = latent_entry(audit, model["name"].get<std::string>());
+  return result == nullptr ? std::nullopt : number(*result, path);
+}
+
+/// The robust accuracy at the eps nearest 0.5 (the middle of the default L2 radii).
+std::optional<double> robust_accuracy_at_half(const json& model) {
+  const json* per_eps = find(model, {"analyses", "attack", "robust_accuracy"});
+  if (per_eps == nullptr || per_eps->empty()) return std::nullopt;
+  const json* best = &per_eps->front();
+  for (const json& entry : *per_eps) {
+    if (std::abs(entry["eps"].get<double>() - 0.5) < std::abs((*best)["eps"].get<double>() - 0.5)) best = &entry;
+  }
+  return (*best)["robust_accuracy"].get<double>();
+}
+
+/// The tangent space the manifold step measured: the VAE's when there is one, else local PCA's.
+const json* tangent_result(const json& model) {
+  const json* vae = find(model, {"analyses", "manifold", "tangent", "vae"});
+  return vae != nullptr ? vae : find(model, {"analyses", "manifold", "tangent", "local-pca"});
+}
+
+/// The metric at the largest eps of the UPI step for one method.
+std::optional<double> upi_at_largest_eps(const json& model, const std::string& method) {
+  const json* per_eps = find(model, {"analyses", "upi", "per_eps"});
+  if (per_eps == nullptr || per_eps->empty()) return std::nullopt;
+  return number(per_eps->back(), {"metrics", method, "dissimilarity"});
+}
+
+struct Column {
+  std::string key, title, note, format;  ///< format: percent, fixed (3 decimals) or general (3 digits)
+  std::function<std::optional<double>(const json& audit, const json& model)> value;
+};
+
+const std::vector<Column>& summary_columns() {
+  static const std::vector<Column> columns = {
+      {"accuracy", "accuracy", "Share of the test images classified correctly (eval).", "percent",
+       [](const json&, const json& m) { return number(m, {"analyses", "eval", "accuracy"}); }},
+      {"robust_accuracy", "robust accuracy, L2 ε≈0.5",
+       "Accuracy when an attacker may move each image by an L2 distance of 0.5 (PGD, [0,1] pixels; attack).", "percent",
+       [](const json&, const json& m) { return robust_accuracy_at_half(m); }},
+      {"deepfool_median", "DeepFool distance",
+       "Median L2 length of the smallest change DeepFool finds that alters the prediction. Larger: the decision "
+       "boundary is farther from the data (attack).",
+       "general",
+       [](const json&, const json& m) { return number(m, {"analyses", "attack", "deepfool", "norms_of_flipped", "median"}); }},
+      {"margin_low", "margin, low freq.",
+       "Median distance to the decision boundary within the lowest-frequency DCT subspace (margins).", "general",
+       [](const json&, const json& m) {
+         return number(m, {"analyses", "margins", "per_subspace", 0, "quartiles_of_flipped", "median"});
+       }},
+      {"margin_high", "margin, high freq.",
+       "Median distance to the decision boundary within the highest-frequency DCT subspace (margins). Much larger "
+       "than at low frequencies: the model is nearly invariant to high frequencies.",
+       "general",
+       [](const json&, const json& m) -> std::optional<double> {
+         const json* subspaces = find(m, {"analyses", "margins", "per_subspace"});
+         if (subspaces == nullptr || subspaces->empty()) return std::nullopt;
+         return number(subspaces->back(), {"quartiles_of_flipped", "median"});
+       }},
+      {"spectral_score", "spectral robustness score",
+       "I-ASIDE score: 0 when the predictive power is spread evenly over the Fourier bands, higher when it rests on "
+       "the low bands, which perturbations move least (spectral).",
+       "fixed",
+       [](const json&, const json& m) { return number(m, {"analyses", "spectral", "score"}); }},
+      {"upi", "UPI map change",
+       "Mean dissimilarity of the explanation maps of unseen test images after one universal perturbation "
+       "(UPI-Grad) at the largest ε; 0 = unchanged (upi).",
+       "fixed",
+       [](const json&, const json& m) {
+         const auto grad = upi_at_largest_eps(m, "upi-grad");
+         return grad ? grad : upi_at_largest_eps(m, "upi-pca");
+       }},
+      {"upi_random", "random noise map change",
+       "The same dissimilarity for random universal noise of the same size: the baseline for the UPI column (upi).",
+       "fixed", [](const json&, const json& m) { return upi_at_largest_eps(m, "universal-random"); }},
+      {"tangent_fraction", "gradient share on manifold",
+       "‖P∇f‖/‖∇f‖: how much of the input gradient lies in the data manifold's tangent space (VAE, else local PCA); "
+       "a random direction gets √(k/D) (manifold).",
+       "fixed",
+       [](const json&, const json& m) -> std::optional<double> {
+         const json* tangent = tangent_result(m);
+         return tangent == nullptr ? std::nullopt : number(*tangent, {"tangent_fraction"});
+       }},
+      {"alignment", "gradient–score cosine",
+       "Cosine similarity between the input gradient and the data score of a denoiser: perceptually aligned "
+       "gradients score higher (align).",
+       "fixed", [](const json&, const json& m) { return number(m, {"analyses", "align", "mean_cosine"}); }},
+      {"same_encoding", "same encoding",
+       "Share of test images whose latent sign pattern is their predicted class's most frequent one: 1 = a "
+       "binary code per class (latent).",
+       "fixed",
+       [](const json& a, const json& m) { return latent_number(a, m, {"encoding", "test", "same_encoding_fraction"}); }},
+      {"mahalanobis_auroc", "error detection AUROC",
+       "How well the Mahalanobis distance of the latent code tells misclassified test images from correct ones "
+       "(0.5 = chance, 1 = perfect; latent).",
+       "fixed",
+       [](const json& a, const json& m) { return latent_number(a, m, {"reliability", "mahalanobis_auroc"}); }},
+  };
+  return columns;
+}
+
+std::string format_value(const json& value, const std::string& format) {
+  if (!value.is_number()) return "—";
+  const double v = value.get<double>();
+  char text[32];
+  if (format == "percent") {
+    std::snprintf(text, sizeof text, "%.1f%%", 100 * v);
+  } else if (format == "fixed") {
+    std::snprintf(text, sizeof text, "%.3f", v);
+  } else {
+    std::snprintf(text, sizeof text, "%.3g", v);
+  }
+  return text;
+}
+std::string fixed(double value, int digits = 3) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.*f", digits, value);
+  return text;
+}
+
+/// The models that ran `analysis`, with their records.
+std::vector<std::pair<std::string, const json*>> models_with(const json& audit, const std::string& analysis) {
+  std::vector<std::pair<std::string, const json*>> found;
+  for (const json& model : audit["models"]) {
+    const json* record = find(model, {"analyses", analysis});
+    if (record != nullptr) found.emplace_back(model["name"].get<std::string>(), record);
+  }
+  return found;
+}
+
+/// A paragraph saying which models an analysis was not run on, and why.
+void skipped_note(HtmlReport& report, const json& audit, const std::string& analysis) {
+  for (const json& model : audit["models"]) {
+    const json* why = find(model, {"skipped", analysis});
+    if (why != nullptr) {
+      report.html("<p class=\"skipped\">Not run on " + html_escape(model["name"].get<std::string>()) + ": " +
+                  html_escape(why->get<std::string>()) + ".</p>");
+    }
+  }
+}
+
+std::string folder_of(const json& audit, const std::string& name, const std::string& analysis) {
+  for (const json& model : audit["models"]) {
+    if (model["name"] == name) return model["folders"][analysis].get<std::string>();
+  }
+  return "";
+}
+
+/// One picture per model that ran `analysis` (those whose file exists), side by side.
+void model_figures(HtmlReport& report, const json& audit, const std::string& analysis, const std::string& file,
+                   const std::string& caption) {
+  std::vector<Figure> pictures;
+  for (const auto& [name, record] : models_with(audit, analysis)) {
+    const fs::path path = fs::path(folder_of(audit, name, analysis)) / file;
+    if (fs::exists(path)) pictures.push_back({path.string(), name + ": " + caption});
+  }
+  if (!pictures.empty()) report.figures(pictures);
+}
+
+void charts_side_by_side(HtmlReport& report, const std::vector<json>& specs) {
+  report.html("<div class=\"figures\">");
+  for (const json& spec : specs) report.chart(spec);
+  report.html("</div>");
+}
+
+std::vector<double> numbers(const json& array) {
+  std::vector<double> values;
+  for (const json& v : array) values.push_back(v.is_number() ? v.get<double>() : std::nan(""));
+  return values;
+}
+
+void summary_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Summary", "summary");
+  report.paragraph("One row per model, one headline figure per analysis; hover over a column title for what it "
+                   "measures. The sections below explain each analysis and show its charts.");
+  std::vector<std::string> header{"model"}, notes{""};
+  for (const json& column : audit["summary"]["columns"]) {
+    header.push_back(column["title"]);
+    notes.push_back(column["note"]);
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& row : audit["summary"]["rows"]) {
+    std::vector<std::string> cells{row["model"].get<std::string>()};
+    for (const json& column : audit["summary"]["columns"]) {
+      cells.push_back(format_value(row["values"][column["key"].get<std::string>()], column["format"]));
+    }
+    rows.push_back(cells);
+  }
+  report.table(header, rows, notes);
+  std::string legend = "<ul>";
+  for (const json& column : audit["summary"]["columns"]) {
+    legend += "<li><b>" + html_escape(column["title"].get<std::string>()) + "</b>: " +
+              html_escape(column["note"].get<std::string>()) + "</li>";
+  }
+  report.html(legend + "</ul>");
+}
+
+void robustness_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Accuracy and robustness to attacks", "robustness");
+  report.paragraph("An adversarial attack looks for a small change of an image that changes the model's answer. "
+                   "Robust accuracy is the share of images still classified correctly when every image may be "
+                   "changed by up to ε (L2 length, pixels in [0,1]; ε = 0 is the clean accuracy). DeepFool finds, "
+                   "for each image, a near-smallest change that flips the prediction: its length is the distance to "
+                   "the decision boundary. Robust training moves the boundary away from the data.");
+  const auto models = models_with(audit, "attack");
+  skipped_note(report, audit, "attack");
+  if (models.empty()) return;
+  const json& options = (*models.front().second)["options"];
+  LineChart accuracy{"Accuracy under attack", "ε (L2 length of the change)", "accuracy", {}};
+  accuracy.note = options.value("attack", "pgd") + " " + options.value("norm", "l2") +
+                  (options.contains("steps") ? ", " + std::to_string(options["steps"].get<int>()) + " steps" : "") +
+                  "; " + std::to_string((*models.front().second)["data"].value("size", 0)) + " test images";
+  BarChart deepfool{"Distance to the decision boundary (DeepFool)", "", "L2 length of the smallest change found",
+                    {"first quartile", "median", "third quartile"}, {}, "over the images whose prediction flipped"};
+  for (const auto& [name, record] : models) {
+    ChartSeries series{name, {0.0}, {(*record)["clean_accuracy"].get<double>()}, {}, {}, false};
+    for (const json& entry : (*record)["robust_accuracy"]) {
+      series.x.push_back(entry["eps"]);
+      series.y.push_back(entry["robust_accuracy"]);
+    }
+    accuracy.series.push_back(series);
+    if (const json* q = find(*record, {"deepfool", "norms_of_flipped"})) {
+      deepfool.series.push_back({name, numbers(json::array({(*q)["q1"], (*q)["median"], (*q)["q3"]}))});
+    }
+  }
+  std::vector<json> charts{vega_lite_spec(accuracy)};
+  if (!deepfool.series.empty()) charts.push_back(vega_lite_spec(deepfool));
+  charts_side_by_side(report, charts);
+  report.paragraph("Each row: the image, its adversarial version at the largest ε, that change (red +, blue −) and "
+                   "the change DeepFool found.");
+  model_figures(report, audit, "attack", "examples.png", "image | attacked | its change | DeepFool's change");
+}
+
+void explanations_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Explanations (attribution maps)", "explanations");
+  report.paragraph("A saliency map shows how strongly each pixel sways the model's score for a class (the gradient "
+                   "of the score with respect to the image). Maps of robust models tend to follow the object's "
+                   "shape; maps of standard models look noisy. The same test images are shown for every model.");
+  skipped_note(report, audit, "explain");
+  const auto models = models_with(audit, "explain");
+  if (models.empty()) return;
+  model_figures(report, audit, "explain", "heatmaps.png",
+                (*models.front().second)["options"].value("method", "saliency") + " maps (image | map | overlay)");
+}
+
+void margins_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Frequency margins (Hold me tight!)", "margins");
+  report.paragraph("How far is the decision boundary when an image may only change within one band of "
+                   "frequencies? The image's DCT spectrum is cut into blocks from low (coarse shapes) to high "
+                   "(fine texture) frequencies, and a DeepFool search restricted to each block measures the "
+                   "distance (the margin). A small margin means the model's decision uses features in that band; a "
+                   "large one means the model is nearly invariant there. Networks tend to be invariant to the "
+                   "frequencies where the training data have no discriminative features.");
+  skipped_note(report, audit, "margins");
+  const auto models = models_with(audit, "margins");
+  if (models.empty()) return;
+  LineChart chart{"Margin in each DCT frequency subspace", "DCT subspace (0 = lowest frequencies)",
+                  "median L2 margin ([0,1] pixels)", {}};
+  chart.note = "lines: medians; shaded: quartiles; dashed: margin in the whole space";
+  for (const auto& [name, record] : models) {
+    ChartSeries series{name, {}, {}, {}, {}, false};
+    for (const json& subspace : (*record)["per_subspace"]) {
+      series.x.push_back(subspace["index"]);
+      const json& q = subspace["quartiles_of_flipped"];
+      series.y.push_back(q["median"].is_number() ? q["median"].get<double>() : std::nan(""));
+      series.band_low.push_back(q["q1"].is_number() ? q["q1"].get<double>() : std::nan(""));
+      series.band_high.push_back(q["q3"].is_number() ? q["q3"].get<double>() : std::nan(""));
+    }
+    if (const auto full = number(*record, {"full_space", "quartiles_of_flipped", "median"}); full && !series.x.empty()) {
+      chart.series.push_back({name + " (whole space)", {series.x.front(), series.x.back()}, {*full, *full}, {}, {}, true});
+    }
+    chart.series.push_back(series);
+  }
+  report.chart(vega_lite_spec(chart));
+}
+
+void spectral_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Spectral importance (I-ASIDE)", "spectral");
+  report.paragraph("Which frequencies does the model's predictive power come from? The image's Fourier spectrum is "
+                   "split into rings from low to high frequency; the model is scored on images rebuilt from every "
+                   "subset of rings, and the exact Shapley value of each ring is its fair share of the score. psi is "
+                   "that share normalised to sum to 1. Robust models put more of it on the low bands; the spectral "
+                   "robustness score summarises this (0 = spread evenly). The signal-to-noise ratio per band shows "
+                   "where perturbations put their energy.");
+  skipped_note(report, audit, "spectral");
+  const auto models = models_with(audit, "spectral");
+  if (models.empty()) return;
+  BarChart psi{"Spectral importance distribution psi", "Fourier band (0 = lowest, holds the mean)", "share of predictive power", {}, {}, ""};
+  LineChart snr{"Spectral signal-to-noise ratio of perturbations", "Fourier band", "SNR (dB)", {}};
+  std::string scores;
+  for (const auto& [name, record] : models) {
+    const std::vector<double> values = numbers((*record)["psi"]);
+    if (psi.categories.empty()) {
+      for (std::size_t b = 0; b < values.size(); ++b) psi.categories.push_back(std::to_string(b));
+    }
+    psi.series.push_back({name, values});
+    scores += (scores.empty() ? "score: " : ", ") + name + " " + fixed((*record)["score"].get<double>());
+    for (const json& curve : record->value("snr", json::array())) {
+      ChartSeries series{name + " · " + curve["perturbation"].get<std::string>(), {}, numbers(curve["snr_db"]), {}, {}, false};
+      for (std::size_t b = 0; b < series.y.size(); ++b) series.x.push_back(static_cast<double>(b));
+      snr.series.push_back(series);
+    }
+  }
+  psi.note = scores;
+  std::vector<json> charts{vega_lite_spec(psi)};
+  if (!snr.series.empty()) charts.push_back(vega_lite_spec(snr));
+  charts_side_by_side(report, charts);
+  report.paragraph("Images rebuilt from growing sets of bands (columns: coalitions of bands, from none to all).");
+  model_figures(report, audit, "spectral", "coalitions.png", "images rebuilt from subsets of Fourier bands");
+}
+
+void upi_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Universal perturbations of interpretations (UPI)", "upi");
+  report.paragraph("Can one small perturbation, built on some images, change the explanations of most other "
+                   "images? UPI-Grad and UPI-PCA build such a universal perturbation against the attribution maps "
+                   "of training images and score it on unseen test images: the dissimilarity says how much the maps "
+                   "change (0 = not at all), compared with random noise of the same size (universal or per image) "
+                   "and with an attack that sees each test image (an upper reference). Far above random noise means "
+                   "the explanations can be steered without access to the image explained.");
+  skipped_note(report, audit, "upi");
+  const auto models = models_with(audit, "upi");
+  if (models.empty()) return;
+  std::vector<json> charts;
+  for (const auto& [name, record] : models) {
+    LineChart chart{name + ": map dissimilarity", "ε (L2 length of the perturbation)", "dissimilarity of maps", {}};
+    chart.note = (*record)["options"]["attribution"].value("method", "") + " maps, " +
+                 std::to_string((*record).value("test_images", 0)) + " test images; dashed: baselines";
+    std::map<std::string, ChartSeries> by_method;
+    for (const json& entry : (*record)["per_eps"]) {
+      for (const auto& [method, metrics] : entry["metrics"].items()) {
+        ChartSeries& series = by_method[method];
+        series.name = method;
+        series.dashed = method.rfind("upi-", 0) != 0;
+        series.x.push_back(entry["eps"]);
+        series.y.push_back(metrics["dissimilarity"]);
+      }
+    }
+    for (auto& [method, series] : by_method) chart.series.push_back(series);
+    charts.push_back(vega_lite_spec(chart));
+  }
+  charts_side_by_side(report, charts);
+  model_figures(report, audit, "upi", "maps.png", "maps before and after the universal perturbations");
+  model_figures(report, audit, "upi", "perturbations.png", "the universal perturbations");
+}
+
+void manifold_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "On- and off-manifold robustness", "manifold");
+  report.paragraph("Natural images lie near a low-dimensional surface (the data manifold). A change along it keeps "
+                   "the image natural (a slightly different shoe); a change across it adds unnatural noise. The "
+                   "chart compares how much the prediction (softmax) changes under random changes of the same "
+                   "length along the tangent space (on-manifold) and across it (off-manifold). Models whose "
+                   "gradients are perceptually aligned are robust off the manifold while staying sensitive on it; "
+                   "the tangent fraction is the share of the input gradient that lies on the manifold.");
+  skipped_note(report, audit, "manifold");
+  const auto models = models_with(audit, "manifold");
+  if (models.empty()) return;
+  LineChart chart{"Prediction change along and across the data manifold", "ε (L2 length of the change)",
+                  "mean L1 change of the softmax", {}};
+  chart.log_x = true;
+  chart.note = "solid: along the tangent space (on-manifold); dashed: across it (off-manifold)";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [name, record] : models) {
+    const json* tangents = find(*record, {"tangent"});
+    if (tangents == nullptr) continue;
+    for (const auto& [basis, result] : tangents->items()) {
+      if (!result.contains("eps")) continue;  // subspace_agreement
+      const std::vector<double> eps = numbers(result["eps"]);
+      chart.series.push_back({name + " on (" + basis + ")", eps, numbers(result["on_manifold"]["mean"]), {}, {}, false});
+      chart.series.push_back({name + " off (" + basis + ")", eps, numbers(result["off_manifold"]["mean"]), {}, {}, true});
+      rows.push_back({name, basis, std::to_string(result["tangent_dim"].get<int>()) + " of " +
+                                       std::to_string(result["input_dim"].get<int>()),
+                      fixed(result["tangent_fraction"]) + " ± " + fixed(result["tangent_fraction_standard_error"]),
+                      fixed(result["random_baseline"])});
+    }
+  }
+  if (!chart.series.empty()) report.chart(vega_lite_spec(chart));
+  if (!rows.empty()) {
+    report.table({"model", "tangent space", "dimension k of D", "tangent fraction of gradients", "random direction"}, rows);
+  }
+}
+
+void alignment_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Perceptually aligned gradients", "alignment");
+  report.paragraph("Does the input gradient point where a generative model of the data would change the image? The "
+                   "score of a denoiser trained on the data points towards more likely images; the cosine "
+                   "similarity (and SSIM) between it and the classifier's input gradient measures the alignment. "
+                   "Moderately robust models have the most aligned gradients; too much robustness makes them "
+                   "uninformative again.");
+  skipped_note(report, audit, "align");
+  const auto models = models_with(audit, "align");
+  if (models.empty()) return;
+  BarChart chart{"Alignment of input gradients with the data score", "", "mean over the images", {"cosine", "SSIM"}, {},
+                 ""};
+  for (const auto& [name, record] : models) {
+    chart.series.push_back({name, {(*record)["mean_cosine"].get<double>(), (*record)["mean_ssim"].get<double>()}});
+  }
+  report.chart(vega_lite_spec(chart));
+  model_figures(report, audit, "align", "gradients.png", "image | input gradient | data score");
+}
+
+void latent_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Latent code (binary encoding)", "latent");
+  report.paragraph("The representation just before the output layer (the latent code z). With a narrow linear "
+                   "bottleneck and a growing penalty (BinEnc), each unit settles on two values, so every class gets "
+                   "one binary code: the same-encoding fraction approaches 1 and each unit's histogram has two "
+                   "separated peaks. Such codes go with larger DeepFool distances (relative to the image's norm) "
+                   "and with latent distances that tell misclassified images apart (AUROC).");
+  skipped_note(report, audit, "latent");
+  const json* models = find(audit, {"latent", "result", "models"});
+  if (models == nullptr || models->empty()) return;
+  std::vector<std::vector<std::string>> rows;
+  for (const json& entry : *models) {
+    const json& r = entry["result"];
+    rows.push_back({entry["name"].get<std::string>(), std::to_string(r["latent_dim"].get<int>()),
+                    format_value(r["test_accuracy"], "percent"),
+                    format_value(r["encoding"]["test"]["same_encoding_fraction"], "fixed"),
+                    std::to_string(r["encoding"]["test"]["distinct_codes"].get<long long>()),
+                    format_value(r["binarity"]["separation_median"], "general"),
+                    format_value(r["collapse"]["test"]["nc1"], "general"),
+                    format_value(r["robustness"]["deepfool_ratio"], "general"),
+                    format_value(r["reliability"]["mahalanobis_auroc"], "fixed"),
+                    format_value(r["reliability"]["odin_auroc"], "fixed"),
+                    format_value(r["reliability"]["max_softmax_auroc"], "fixed")});
+  }
+  report.table({"model", "P", "accuracy", "same encoding", "distinct codes", "separation (median)", "NC1",
+                "DeepFool ‖r‖/‖x‖", "AUROC Mahalanobis", "AUROC ODIN", "AUROC max softmax"},
+               rows,
+               {"", "latent units", "on the test images measured", "share of test images with their class's code",
+                "sign patterns among the test images", "two-Gaussian separation of each unit, median over units",
+                "within-class over between-class scatter (0 = collapsed)", "mean DeepFool length relative to the image",
+                "misclassification detection", "", ""});
+  const fs::path folder = audit["latent"]["folder"].get<std::string>();
+  std::vector<Figure> pictures;
+  for (const json& entry : *models) {
+    const std::string name = entry["name"];
+    pictures.push_back({(folder / name / "units.svg").string(), name + ": histogram of each latent unit"});
+    pictures.push_back({(folder / name / "projection.svg").string(), name + ": z projected on two principal components"});
+  }
+  report.figures(pictures);
+}
+
+void reproduce_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "How these numbers were made", "reproduce");
+  report.paragraph("Each analysis ran as the robustlens subcommand below, with the same options and seed; run "
+                   "one alone to get the same numbers. Every number of this page is in audit.json, beside the "
+                   "options, the seed and the library versions.");
+  std::string commands;
+  const json generative = audit.value("generative", json::object());
+  for (const auto& [step, entry] : generative.items()) {
+    commands += entry["command"].get<std::string>() + "\n";
+  }
+  for (const json& model : audit["models"]) {
+    for (const auto& [analysis, line] : model["commands"].items()) commands += line.get<std::string>() + "\n";
+  }
+  if (const json* latent = find(audit, {"latent", "command"})) commands += latent->get<std::string>() + "\n";
+  report.html("<pre>" + html_escape(commands) + "</pre>");
+  report.html("<pre>" + html_escape(json({{"seed", audit["seed"]}, {"options", audit["options"]},
+                                          {"versions", audit["versions"]}}).dump(2)) + "</pre>");
+}
+
+}  // namespace
+
+json audit_summary(const json& audit) {
+  json summary = {{"columns", json::array()}, {"rows", json::array()}};
+  for (const Column& column : summary_columns()) {
+    summary["columns"].push_back({{"key", column.key}, {"title", column.title}, {"note", column.note}, {"format", column.format}});
+  }
+  for (const json& model : audit["models"]) {
+    json values = json::object();
+    for (const Column& column : summary_columns()) {
+      const std::optional<double> value = column.value(audit, model);
+      values[column.key] = value && std::isfinite(*value) ? json(*value) : json(nullptr);
+    }
+    summary["rows"].push_back({{"model", model["name"]}, {"values", values}});
+  }
+  return summary;
+}
+
+std::string summary_text(const json& summary) {
+  std::vector<std::vector<std::string>> table{{"model"}};
+  for (const json& column : summary["columns"]) table[0].push_back(column["title"]);
+  for (const json& row : summary["rows"]) {
+    table.push_back({row["model"]});
+    for (const json& column : summary["columns"]) {
+      table.back().push_back(format_value(row["values"][column["key"].get<std::string>()], column["format"]));
+    }
+  }
+  // Display width in characters (UTF-8 continuation bytes do not count).
+  const auto width = [](const std::string& s) {
+    return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+  };
+  std::vector<std::size_t> widths(table[0].size(), 0);
+  for (const auto& row : table) {
+    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], width(row[c]));
+  }
+  std::string text;
+  for (const auto& row : table) {
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      const std::string padding(widths[c] - width(row[c]), ' ');
+      text += c == 0 ? row[c] + padding : "  " + padding + row[c];
+    }
+    text += "\n";
+  }
+  return text;
+}
+
+std::string render_audit_report(const json& audit, const WebAssets& assets) {
+  const std::string data = audit["data"].value("name", "the data");
+  HtmlReport report("robustlens audit: " + std::to_string(audit["models"].size()) + " model" +
+                    (audit["models"].size() == 1 ? "" : "s") + " on " + data);
+  std::string names;
+  for (const json& model : audit["models"]) {
+    names += (names.empty() ? "" : ", ") + model["name"].get<std::string>() + " (" + model["file"].get<std::string>() + ")";
+  }
+  report.html("<p class=\"lead\">Models: " + html_escape(names) + ". Data: " + html_escape(data) + ", seed " +
+              html_escape(audit["seed"].dump()) + (audit["options"].value("quick", false) ? ", quick audit (fewer samples)" : "") +
+              ". Written by robustlens " + html_escape(audit["versions"].value("robustlens", "")) + ".</p>");
+  summary_section(report, audit);
+  robustness_section(report, audit);
+  explanations_section(report, audit);
+  margins_section(report, audit);
+  spectral_section(report, audit);
+  upi_section(report, audit);
+  manifold_section(report, audit);
+  alignment_section(report, audit);
+  latent_section(report, audit);
+  reproduce_section(report, audit);
+  return report.render(assets);
+}
+
+}  // namespace robustlens::cli
