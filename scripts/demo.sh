@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# The main job: sets everything up, trains the default model (LeNet, 3 epochs)
-# on Fashion-MNIST into runs/lenet and evaluates it on the test split.
-# A second run reuses the finished training (it resumes from its checkpoint).
+# The main job: sets everything up, trains the default trio of LeNets on
+# Fashion-MNIST into runs/trio/ (standard; L2-PGD adversarial training; the
+# BinEnc bottleneck with its growing latent penalty) and audits them into one
+# self-contained report, report/index.html (every number in report/audit.json).
+# A second run reuses what the first trained and analysed: training resumes
+# from its checkpoints, the audit skips its finished steps.
+# THREADS (default 0 = all cores) sets the CPU threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 robustlens=${ROBUSTLENS_BUILD_DIR:-build}/tools/robustlens/robustlens
-"$robustlens" train --data fashion-mnist --arch lenet --epochs 3 --out runs/lenet
-"$robustlens" eval --data fashion-mnist --model runs/lenet/model.pt --out runs/lenet/eval
+threads=(--threads "${THREADS:-0}")
+
+"$robustlens" train --arch lenet --epochs 3 "${threads[@]}" --out runs/trio/standard
+"$robustlens" train --arch lenet --epochs 3 --objective pgd-l2 --eps 2 "${threads[@]}" --out runs/trio/pgd-l2
+"$robustlens" train --arch lenet --head binenc --epochs 20 --optimizer adamw --lr 0.001 --hold-output-lr \
+  --gamma0 0.01 --gamma-factor 2 --gamma-max 300 "${threads[@]}" --out runs/trio/binenc
+"$robustlens" audit --quick --fit-generative "${threads[@]}" --out report \
+  --model runs/trio/standard/model.pt --model runs/trio/pgd-l2/model.pt --model runs/trio/binenc/model.pt

@@ -93,7 +93,10 @@ void save_torchscript(const std::string& path, const std::string& forward_body) 
 }
 
 CommandResult run_cli(const std::string& arguments) {
-  const std::string command = std::string(ROBUSTLENS_CLI_PATH) + " " + arguments + " 2>&1";
+  return run_shell(std::string(ROBUSTLENS_CLI_PATH) + " " + arguments + " 2>&1");
+}
+
+CommandResult run_shell(const std::string& command) {
   FILE* pipe = popen(command.c_str(), "r");
   std::string output;
   char buffer[4096];

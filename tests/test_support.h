@@ -78,6 +78,8 @@ struct CommandResult {
 };
 /// Runs the robustlens CLI with the given arguments (shell-quoted by the caller).
 CommandResult run_cli(const std::string& arguments);
+/// Runs a shell command line; output: what it writes to stdout.
+CommandResult run_shell(const std::string& command);
 
 /// True when `fragment` occurs in `text` (CLI output, messages).
 inline bool contains(const std::string& text, const std::string& fragment) {

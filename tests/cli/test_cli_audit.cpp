@@ -7,8 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 
 namespace robustlens {
@@ -17,6 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::contains;
 using testing::run_cli;
+using testing::run_shell;
 
 /// Two small MLPs (with and without the binary-encoding bottleneck) on 3-class
 /// 12×12 images (SSIM, in the alignment analysis, needs at least 11×11).
@@ -38,16 +37,6 @@ class CliAudit : public testing::CliOnIdxData {
                    data_arg() + " --out " + out_.file(folder) + extra);
   }
 };
-
-/// Runs a shell command, returning its exit status and standard output.
-testing::CommandResult shell(const std::string& command) {
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
 
 /// The same JSON without the fields that name the output folder.
 nlohmann::json without_out(nlohmann::json record) {
@@ -142,7 +131,7 @@ TEST_F(CliAudit, BadInputGetsOneClearMessageAndNoReport) {
     EXPECT_FALSE(fs::exists(out_.file("bad/index.html"))) << arguments;
   }
   // Without the report's scripts nothing runs: the message says where they were looked for and how to install them.
-  const auto no_scripts = shell("ROBUSTLENS_WEB_ASSETS=" + out_.file("empty") + " " + ROBUSTLENS_CLI_PATH + " audit --model " +
+  const auto no_scripts = run_shell("ROBUSTLENS_WEB_ASSETS=" + out_.file("empty") + " " + ROBUSTLENS_CLI_PATH + " audit --model " +
                                  model("nopen") + data_arg() + " --out " + out_.file("bad2") + " 2>&1");
   EXPECT_NE(no_scripts.exit_code, 0) << no_scripts.output;
   EXPECT_TRUE(contains(no_scripts.output, "vega.min.js") && contains(no_scripts.output, "scripts/setup.sh")) << no_scripts.output;
@@ -151,14 +140,14 @@ TEST_F(CliAudit, BadInputGetsOneClearMessageAndNoReport) {
 
 TEST_F(CliAudit, ReportRendersEveryChartInHeadlessChromium) {
   ASSERT_EQ(audit("audit").exit_code, 0);
-  ASSERT_EQ(shell("command -v chromium >/dev/null").exit_code, 0)
+  ASSERT_EQ(run_shell("command -v chromium >/dev/null").exit_code, 0)
       << "chromium is not installed: scripts/test.sh installs Debian's chromium for this test";
   const std::string page = "file://" + fs::absolute(out_.file("audit/index.html")).string();
   const std::string browser = "timeout 120 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars "
                               "--virtual-time-budget=30000 ";
 
   // The page records what it drew once every chart has rendered.
-  const auto dom = shell(browser + "--dump-dom '" + page + "' 2>/dev/null");
+  const auto dom = run_shell(browser + "--dump-dom '" + page + "' 2>/dev/null");
   ASSERT_EQ(dom.exit_code, 0) << dom.output.substr(0, 2000);
   const std::string open = "<pre id=\"render-status\" data-done=\"true\">";
   const std::size_t start = dom.output.find(open);
@@ -173,7 +162,7 @@ TEST_F(CliAudit, ReportRendersEveryChartInHeadlessChromium) {
   // A screenshot of the top of the page is not blank: text, table and chart pixels of several shades.
   testing::TemporaryDirectory shots;
   fs::create_directories(shots.file("page"));
-  const auto shot = shell(browser + "--window-size=1200,1600 --screenshot=" + shots.file("page/top.png") + " '" + page +
+  const auto shot = run_shell(browser + "--window-size=1200,1600 --screenshot=" + shots.file("page/top.png") + " '" + page +
                           "' >/dev/null 2>&1");
   ASSERT_EQ(shot.exit_code, 0);
   fs::create_directories(shots.file("copy"));  // the image-folder reader wants two classes

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 
 namespace robustlens::cli {
@@ -177,8 +178,8 @@ std::vector<std::pair<std::string, const json*>> models_with(const json& audit, 
   return found;
 }
 
-/// A paragraph saying which models an analysis was not run on, and why.
-void skipped_note(HtmlReport& report, const json& audit, const std::string& analysis) {
+/// A paragraph saying which models an analysis was not run on, and why; returns those it ran on.
+std::vector<std::pair<std::string, const json*>> ran_on(HtmlReport& report, const json& audit, const std::string& analysis) {
   for (const json& model : audit["models"]) {
     const json* why = find(model, {"skipped", analysis});
     if (why != nullptr) {
@@ -186,6 +187,7 @@ void skipped_note(HtmlReport& report, const json& audit, const std::string& anal
                   html_escape(why->get<std::string>()) + ".</p>");
     }
   }
+  return models_with(audit, analysis);
 }
 
 std::string folder_of(const json& audit, const std::string& name, const std::string& analysis) {
@@ -251,8 +253,7 @@ void robustness_section(HtmlReport& report, const json& audit) {
                    "changed by up to ε (L2 length, pixels in [0,1]; ε = 0 is the clean accuracy). DeepFool finds, "
                    "for each image, a near-smallest change that flips the prediction: its length is the distance to "
                    "the decision boundary. Robust training moves the boundary away from the data.");
-  const auto models = models_with(audit, "attack");
-  skipped_note(report, audit, "attack");
+  const auto models = ran_on(report, audit, "attack");
   if (models.empty()) return;
   const json& options = (*models.front().second)["options"];
   LineChart accuracy{"Accuracy under attack", "ε (L2 length of the change)", "accuracy", {}};
@@ -285,8 +286,7 @@ void explanations_section(HtmlReport& report, const json& audit) {
   report.paragraph("A saliency map shows how strongly each pixel sways the model's score for a class (the gradient "
                    "of the score with respect to the image). Maps of robust models tend to follow the object's "
                    "shape; maps of standard models look noisy. The same test images are shown for every model.");
-  skipped_note(report, audit, "explain");
-  const auto models = models_with(audit, "explain");
+  const auto models = ran_on(report, audit, "explain");
   if (models.empty()) return;
   model_figures(report, audit, "explain", "heatmaps.png",
                 (*models.front().second)["options"].value("method", "saliency") + " maps (image | map | overlay)");
@@ -300,8 +300,7 @@ void margins_section(HtmlReport& report, const json& audit) {
                    "distance (the margin). A small margin means the model's decision uses features in that band; a "
                    "large one means the model is nearly invariant there. Networks tend to be invariant to the "
                    "frequencies where the training data have no discriminative features.");
-  skipped_note(report, audit, "margins");
-  const auto models = models_with(audit, "margins");
+  const auto models = ran_on(report, audit, "margins");
   if (models.empty()) return;
   LineChart chart{"Margin in each DCT frequency subspace", "DCT subspace (0 = lowest frequencies)",
                   "median L2 margin ([0,1] pixels)", {}};
@@ -331,8 +330,7 @@ void spectral_section(HtmlReport& report, const json& audit) {
                    "that share normalised to sum to 1. Robust models put more of it on the low bands; the spectral "
                    "robustness score summarises this (0 = spread evenly). The signal-to-noise ratio per band shows "
                    "where perturbations put their energy.");
-  skipped_note(report, audit, "spectral");
-  const auto models = models_with(audit, "spectral");
+  const auto models = ran_on(report, audit, "spectral");
   if (models.empty()) return;
   BarChart psi{"Spectral importance distribution psi", "Fourier band (0 = lowest, holds the mean)", "share of predictive power", {}, {}, ""};
   LineChart snr{"Spectral signal-to-noise ratio of perturbations", "Fourier band", "SNR (dB)", {}};
@@ -366,8 +364,7 @@ void upi_section(HtmlReport& report, const json& audit) {
                    "change (0 = not at all), compared with random noise of the same size (universal or per image) "
                    "and with an attack that sees each test image (an upper reference). Far above random noise means "
                    "the explanations can be steered without access to the image explained.");
-  skipped_note(report, audit, "upi");
-  const auto models = models_with(audit, "upi");
+  const auto models = ran_on(report, audit, "upi");
   if (models.empty()) return;
   std::vector<json> charts;
   for (const auto& [name, record] : models) {
@@ -400,8 +397,7 @@ void manifold_section(HtmlReport& report, const json& audit) {
                    "length along the tangent space (on-manifold) and across it (off-manifold). Models whose "
                    "gradients are perceptually aligned are robust off the manifold while staying sensitive on it; "
                    "the tangent fraction is the share of the input gradient that lies on the manifold.");
-  skipped_note(report, audit, "manifold");
-  const auto models = models_with(audit, "manifold");
+  const auto models = ran_on(report, audit, "manifold");
   if (models.empty()) return;
   LineChart chart{"Prediction change along and across the data manifold", "ε (L2 length of the change)",
                   "mean L1 change of the softmax", {}};
@@ -435,8 +431,7 @@ void alignment_section(HtmlReport& report, const json& audit) {
                    "similarity (and SSIM) between it and the classifier's input gradient measures the alignment. "
                    "Moderately robust models have the most aligned gradients; too much robustness makes them "
                    "uninformative again.");
-  skipped_note(report, audit, "align");
-  const auto models = models_with(audit, "align");
+  const auto models = ran_on(report, audit, "align");
   if (models.empty()) return;
   BarChart chart{"Alignment of input gradients with the data score", "", "mean over the images", {"cosine", "SSIM"}, {},
                  ""};
@@ -454,7 +449,7 @@ void latent_section(HtmlReport& report, const json& audit) {
                    "one binary code: the same-encoding fraction approaches 1 and each unit's histogram has two "
                    "separated peaks. Such codes go with larger DeepFool distances (relative to the image's norm) "
                    "and with latent distances that tell misclassified images apart (AUROC).");
-  skipped_note(report, audit, "latent");
+  ran_on(report, audit, "latent");  // every model's latent code is in the one latent step
   const json* models = find(audit, {"latent", "result", "models"});
   if (models == nullptr || models->empty()) return;
   std::vector<std::vector<std::string>> rows;
