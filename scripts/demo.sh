@@ -16,5 +16,5 @@ threads=(--threads "${THREADS:-0}")
 "$robustlens" train --arch lenet --epochs 3 --objective pgd-l2 --eps 2 "${threads[@]}" --out runs/trio/pgd-l2
 "$robustlens" train --arch lenet --head binenc --epochs 20 --optimizer adamw --lr 0.001 --hold-output-lr \
   --gamma0 0.01 --gamma-factor 2 --gamma-max 300 "${threads[@]}" --out runs/trio/binenc
-"$robustlens" audit --quick --fit-generative "${threads[@]}" --out report \
+"$robustlens" audit --fit-generative "${threads[@]}" --out report \
   --model runs/trio/standard/model.pt --model runs/trio/pgd-l2/model.pt --model runs/trio/binenc/model.pt

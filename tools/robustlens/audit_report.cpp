@@ -319,7 +319,12 @@ void margins_section(HtmlReport& report, const json& audit) {
     }
     chart.series.push_back(series);
   }
-  report.chart(vega_lite_spec(chart));
+  // Robust models' margins can be ten times larger: a log axis keeps every model's curve readable.
+  json spec = vega_lite_spec(chart);
+  for (json& layer : spec["layer"]) {
+    if (layer["encoding"].contains("y")) layer["encoding"]["y"]["scale"] = {{"type", "log"}};
+  }
+  report.chart(spec);
 }
 
 void spectral_section(HtmlReport& report, const json& audit) {
@@ -438,6 +443,7 @@ void alignment_section(HtmlReport& report, const json& audit) {
   for (const auto& [name, record] : models) {
     chart.series.push_back({name, {(*record)["mean_cosine"].get<double>(), (*record)["mean_ssim"].get<double>()}});
   }
+  chart.note = (*models.front().second)["options"].value("pairing", "");
   report.chart(vega_lite_spec(chart));
   model_figures(report, audit, "align", "gradients.png", "image | input gradient | data score");
 }
