@@ -103,11 +103,12 @@ AuditStep make_step(const AuditCommand& command, const std::string& model, const
   }
   if (command.quick) {
     std::vector<std::string> quick = quick_arguments().at(analysis);
-    for (std::size_t i = 0; i + 1 < quick.size(); i += 2) {  // never more samples than a small dataset has
-      const bool training = analysis.rfind("train-", 0) == 0;  // train-vae, train-denoiser: --samples of the train split
-      const std::int64_t available = quick[i] == "--samples" ? (training ? command.train_size : command.test_size)
-                                     : quick[i] == "--attack-samples" || quick[i] == "--train-samples" ? command.train_size
-                                                                                                       : 0;
+    // Never more images than the split has (train-vae and train-denoiser draw --samples from the training split).
+    const bool trains = analysis.rfind("train-", 0) == 0;
+    for (std::size_t i = 0; i + 1 < quick.size(); i += 2) {
+      const std::string& flag = quick[i];
+      const bool training_images = flag == "--attack-samples" || flag == "--train-samples" || (flag == "--samples" && trains);
+      const std::int64_t available = training_images ? command.train_size : flag == "--samples" ? command.test_size : 0;
       if (available > 0) quick[i + 1] = std::to_string(std::min<std::int64_t>(available, std::stoll(quick[i + 1])));
     }
     arguments.insert(arguments.end(), quick.begin(), quick.end());
