@@ -134,13 +134,20 @@ std::string file_fingerprint(const std::string& path) {
 }
 
 /// What makes a finished step reusable: the same arguments and the same input files.
+/// The thread count is left out: it changes how fast a step runs, not what it computes.
 nlohmann::json step_record(const AuditStep& step) {
   nlohmann::json inputs = nlohmann::json::object();
-  for (const std::string& argument : step.arguments) {
+  std::vector<std::string> arguments;
+  for (std::size_t i = 0; i < step.arguments.size(); ++i) {
+    if (step.arguments[i] == "--threads") {
+      ++i;
+      continue;
+    }
+    arguments.push_back(step.arguments[i]);
     std::error_code ec;
-    if (fs::is_regular_file(argument, ec)) inputs[argument] = file_fingerprint(argument);
+    if (fs::is_regular_file(step.arguments[i], ec)) inputs[step.arguments[i]] = file_fingerprint(step.arguments[i]);
   }
-  return {{"arguments", step.arguments}, {"inputs", inputs}};
+  return {{"arguments", arguments}, {"inputs", inputs}};
 }
 
 bool step_finished(const AuditStep& step, const nlohmann::json& record) {
