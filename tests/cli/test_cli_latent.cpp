@@ -76,17 +76,18 @@ TEST_F(CliLatent, BadInputGetsOneClearMessage) {
   }
 }
 
-// The binary-encoding claims on Fashion-MNIST with the recipe of
-// scripts/latent_experiments.sh (LeNet, 20 epochs; about 4 minutes on 2 cores):
+// The binary-encoding claims on Fashion-MNIST with the 40-epoch recipe of
+// scripts/latent_experiments.sh (LeNet, seed 0; about 12 minutes on 2 cores):
 // against the same network without a bottleneck, binenc's latent code is
-// nearly one code per class, its units far more bimodal, DeepFool needs much
-// larger perturbations, the Mahalanobis score detects misclassified images
-// better, and accuracy is not lower by more than one point. The bounds are
-// what every seed of the documented runs clears (same encoding 0.92-0.95,
-// DeepFool 2.98-3.8× nopen's; docs/latent-binary-encoding.md), not the best seed.
+// nearly one code per class, its units far more bimodal, DeepFool needs at
+// least 3× larger perturbations, the Mahalanobis score detects misclassified
+// images better, and accuracy is not lower by more than one point. These are
+// the bounds except same encoding, which is 0.94 rather than 0.95: the
+// documented runs give 0.947-0.964 (seed 0: 0.958) and DeepFool 11-15× nopen's
+// (seed 0 with these options: 15×); docs/latent-binary-encoding.md.
 TEST(CliFashionMnist, BinaryEncodingCollapsesTheCodeAndRaisesRobustnessAndReliability) {
   testing::TemporaryDirectory out;
-  const std::string recipe = "train --arch lenet --epochs 20 --optimizer adamw --lr 0.001 --hold-output-lr --gamma0 0.01 "
+  const std::string recipe = "train --arch lenet --epochs 40 --optimizer adamw --lr 0.001 --hold-output-lr --gamma0 0.01 "
                              "--gamma-factor 2 --gamma-max 300 --head ";
   for (const std::string head : {"nopen", "binenc"}) {
     const auto trained = run_cli(recipe + head + " --out " + out.file(head));
@@ -101,9 +102,11 @@ TEST(CliFashionMnist, BinaryEncodingCollapsesTheCodeAndRaisesRobustnessAndReliab
   const auto value = [](const nlohmann::json& r, const std::string& group, const std::string& key) {
     return r.at(group).at(key).get<double>();
   };
-  EXPECT_GE(binenc.at("encoding").at("test").at("same_encoding_fraction").get<double>(), 0.9) << measured.output;
-  EXPECT_GT(value(binenc, "binarity", "separation"), 2 * value(nopen, "binarity", "separation")) << measured.output;
-  EXPECT_GE(value(binenc, "robustness", "deepfool_ratio"), 2.5 * value(nopen, "robustness", "deepfool_ratio")) << measured.output;
+  EXPECT_GE(binenc.at("encoding").at("test").at("same_encoding_fraction").get<double>(), 0.94) << measured.output;
+  // The median over units: one ReLU unit of nopen that is nearly always zero can make its mean separation huge.
+  EXPECT_GT(value(binenc, "binarity", "separation_median"), 2 * value(nopen, "binarity", "separation_median"))
+      << measured.output;
+  EXPECT_GE(value(binenc, "robustness", "deepfool_ratio"), 3 * value(nopen, "robustness", "deepfool_ratio")) << measured.output;
   EXPECT_GT(value(binenc, "reliability", "mahalanobis_auroc"), value(nopen, "reliability", "mahalanobis_auroc"))
       << measured.output;
   EXPECT_GE(binenc.at("test_accuracy").get<double>(), nopen.at("test_accuracy").get<double>() - 0.01) << measured.output;
