@@ -77,7 +77,7 @@ TEST_F(CliLatent, BadInputGetsOneClearMessage) {
 }
 
 // The binary-encoding claims on Fashion-MNIST with the 40-epoch recipe of
-// scripts/latent_experiments.sh (LeNet, seed 0; about 12 minutes on 2 cores):
+// scripts/latent_experiments.sh (LeNet, seed 0; about 9 minutes on 2 cores):
 // against the same network without a bottleneck, binenc's latent code is
 // nearly one code per class, its units far more bimodal, DeepFool needs at
 // least 3× larger perturbations, the Mahalanobis score detects misclassified
