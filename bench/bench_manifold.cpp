@@ -114,24 +114,36 @@ int run_benchmark(int argc, char** argv) {
   });
   const double forwards_per_image =
       1 + 2 * static_cast<double>(tangent_options.draws * static_cast<std::int64_t>(tangent_options.eps.size()));
-  const double sensitivity_bound = n / tangents + n / gradients + n * forwards_per_image / forwards;
+  // Two backward passes: the logit gradient of the tangent fraction and the log-probability gradient of the first-order sensitivities.
+  const double sensitivity_bound = n / tangents + 2 * n / gradients + n * forwards_per_image / forwards;
   std::printf("%-22s %10.0f images/s  bound %.0f images/s, efficiency %.2f (%zu eps, %lld draws)\n", "tangent sensitivity",
               n / sensitivity_seconds, n / sensitivity_bound, sensitivity_bound / sensitivity_seconds,
               tangent_options.eps.size(), static_cast<long long>(tangent_options.draws));
 
-  const robustlens::ScoreFunction score = [&](const at::Tensor& images, const at::Tensor& labels) {
-    return robustlens::denoiser_score(*denoiser, images, labels, 0.5, batch);
+  const robustlens::ScoreFunction score = [&](const at::Tensor& images, const at::Tensor& labels, double sigma) {
+    return robustlens::denoiser_score(*denoiser, images, labels, sigma, batch);
   };
-  const double scores = measure_throughput(synchronized([&] { score(x, y); }), units).median;
-  const double label_gradients =
-      measure_throughput(synchronized([&] { robustlens::alignment_gradient(*model, x, y, true); }), units).median;
-  const double alignment_seconds = seconds_of([&] {
-    robustlens::analyse_alignment(*model, data, score, robustlens::AlignmentOptions().set_batch_size(batch));
-    bench.synchronize();
-  });
-  const double alignment_bound = n / scores + n / label_gradients;
-  std::printf("%-22s %10.0f images/s  bound %.0f images/s, efficiency %.2f (denoiser alone %.0f images/s)\n", "alignment",
-              n / alignment_seconds, n / alignment_bound, alignment_bound / alignment_seconds, scores);
+  // The bound of a pairing: one classifier backward plus its denoiser forwards at every noise level.
+  const double scores = measure_throughput(synchronized([&] { score(x, y, 0.5); }), units).median;
+  const double label_gradients = measure_throughput(synchronized([&] {
+    robustlens::alignment_gradient(*model, x, y, robustlens::AlignmentPairing::conditional);
+  }), units).median;
+  for (const robustlens::AlignmentPairing pairing :
+       {robustlens::AlignmentPairing::conditional, robustlens::AlignmentPairing::bayes}) {
+    const robustlens::AlignmentOptions options =
+        robustlens::AlignmentOptions().set_pairing(pairing).set_batch_size(batch);
+    const double alignment_seconds = seconds_of([&] {
+      robustlens::analyse_alignment(*model, data, score, options);
+      bench.synchronize();
+    });
+    const double denoiser_passes =
+        static_cast<double>(options.sigmas.size()) * (pairing == robustlens::AlignmentPairing::bayes ? 2 : 1);
+    const double alignment_bound = n / label_gradients + n * denoiser_passes / scores;
+    std::printf("%-22s %10.0f images/s  bound %.0f images/s, efficiency %.2f (%zu sigmas, %.0f denoiser passes; "
+                "denoiser alone %.0f images/s)\n",
+                ("alignment, " + robustlens::alignment_pairing_name(pairing)).c_str(), n / alignment_seconds,
+                n / alignment_bound, alignment_bound / alignment_seconds, options.sigmas.size(), denoiser_passes, scores);
+  }
 
   std::printf("\none sweep model (LeNet, %lld epoch(s) on %lld training images; measures on %lld test images):\n",
               static_cast<long long>(sweep_epochs), static_cast<long long>(sweep_samples), static_cast<long long>(images));

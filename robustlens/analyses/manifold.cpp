@@ -1,5 +1,6 @@
 #include "robustlens/analyses/manifold.h"
 
+#include "robustlens/analyses/alignment.h"
 #include "robustlens/core/error.h"
 #include "robustlens/explain/attributions.h"
 
@@ -56,7 +57,39 @@ void check_levels(const std::vector<double>& levels, const char* option) {
   for (const double v : levels) RL_CHECK(std::isfinite(v) && v >= 0, option, " values must be finite and >= 0, got ", v);
 }
 
+/// Accumulates the per-image first-order sensitivities on and off a subspace.
+class FirstOrderAccumulator {
+ public:
+  /// The gradient g N×D, its part in the subspace P·g, and the subspace's dimension per image (N or one value).
+  void add(const at::Tensor& gradient, const at::Tensor& projected, const at::Tensor& dim, std::int64_t total_dim) {
+    const at::Tensor along = projected.pow(2).sum(1), all = gradient.pow(2).sum(1);
+    on_.add(0, along / dim);
+    off_.add(0, (all - along).clamp_min(0) / (total_dim - dim));
+  }
+  FirstOrderSensitivity result() const {
+    const MeanCurve on = on_.curve(), off = off_.curve();
+    return {on.mean[0], on.standard_error[0], off.mean[0], off.standard_error[0]};
+  }
+
+ private:
+  CurveAccumulator on_{1}, off_{1};
+};
+
+/// ∇ log softmax(f(x))_ŷ for the predicted classes ŷ, N×D, float64.
+at::Tensor predicted_log_probability_gradient(Model& model, const at::Tensor& images) {
+  return alignment_gradient(model, images, {}, AlignmentPairing::conditional).first.flatten(1).to(at::kDouble);
+}
+
 }  // namespace
+
+nlohmann::json FirstOrderSensitivity::to_json() const {
+  return {{"gradient_of", "log softmax of the predicted class"},
+          {"on_manifold", on_manifold},
+          {"on_manifold_standard_error", on_manifold_standard_error},
+          {"off_manifold", off_manifold},
+          {"off_manifold_standard_error", off_manifold_standard_error},
+          {"off_to_on_ratio", off_to_on_ratio()}};
+}
 
 at::Tensor softmax_l1_change(const at::Tensor& logits, const at::Tensor& reference_logits) {
   return (logits.softmax(1) - reference_logits.softmax(1)).abs().sum(1);
@@ -106,6 +139,7 @@ nlohmann::json DistractorResult::to_json() const {
           {"whole_image", whole_image.to_json()},
           {"relative_robustness", finite_or_null(relative_robustness)},
           {"item_gradient_share", item_gradient_share},
+          {"first_order", first_order.to_json()},
           {"images", images}};
 }
 
@@ -118,6 +152,7 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
   CurveAccumulator item(levels), distractor(levels), whole(levels);
   double share_sum = 0;
   std::int64_t share_count = 0;
+  FirstOrderAccumulator first_order;
   const at::Device device = model.device();
   for (std::int64_t start = 0; start < data.size(); start += options.batch_size) {
     const std::int64_t end = std::min(data.size(), start + options.batch_size), n = end - start;
@@ -129,6 +164,9 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
     const at::Tensor nonzero = total > 0;
     share_sum += (on_item / total.clamp_min(1e-30)).masked_select(nonzero).sum().item<double>();
     share_count += nonzero.sum().item<std::int64_t>();
+    const at::Tensor flat_mask = mask.flatten(1).to(at::kDouble);
+    const at::Tensor log_probability_gradient = predicted_log_probability_gradient(model, images);
+    first_order.add(log_probability_gradient, log_probability_gradient * flat_mask, flat_mask.sum(1), flat_mask.size(1));
 
     at::NoGradGuard no_grad;
     const at::Tensor clean_logits = model.forward(images);
@@ -161,6 +199,7 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
   }
   result.item_gradient_share = share_count > 0 ? share_sum / static_cast<double>(share_count)
                                                : std::numeric_limits<double>::quiet_NaN();
+  result.first_order = first_order.result();
   result.images = data.size();
   return result;
 }
@@ -227,6 +266,7 @@ nlohmann::json TangentResult::to_json() const {
           {"off_manifold", off_manifold.to_json()},
           {"tangent_fraction", tangent_fraction},
           {"tangent_fraction_standard_error", tangent_fraction_standard_error},
+          {"first_order", first_order.to_json()},
           {"random_baseline", random_baseline()},
           {"tangent_dim", tangent_dim},
           {"input_dim", input_dim},
@@ -238,6 +278,7 @@ TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, con
   options.check();
   const std::size_t points = options.eps.size();
   CurveAccumulator on(points), off(points), fraction(1);
+  FirstOrderAccumulator first_order;
   TangentResult result;
   result.input_dim = data.images[0].numel();
   const at::Device device = model.device();
@@ -256,6 +297,10 @@ TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, con
     const at::Tensor gradient_norm = gradient.norm(2, {1});
     const at::Tensor nonzero = gradient_norm > 0;
     fraction.add(0, (project(gradient).norm(2, {1}) / gradient_norm.clamp_min(1e-30)).masked_select(nonzero));
+    const at::Tensor log_probability_gradient = predicted_log_probability_gradient(model, images);
+    first_order.add(log_probability_gradient, project(log_probability_gradient.to(tangents.scalar_type())).to(at::kDouble),
+                    at::full({1}, static_cast<double>(result.tangent_dim), log_probability_gradient.options()),
+                    result.input_dim);
 
     at::NoGradGuard no_grad;
     const at::Tensor clean_logits = model.forward(images);
@@ -284,6 +329,7 @@ TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, con
   const MeanCurve fractions = fraction.curve();
   result.tangent_fraction = fractions.mean[0];
   result.tangent_fraction_standard_error = fractions.standard_error[0];
+  result.first_order = first_order.result();
   result.images = data.size();
   return result;
 }

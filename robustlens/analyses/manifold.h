@@ -14,8 +14,12 @@
 //     tangent fraction ‖P∇f‖/‖∇f‖ against its random baseline √(k/d).
 // The change of a prediction is ‖softmax(f(x + n)) − softmax(f(x))‖₁ (the
 // reference code's metric); perturbed images are not clipped to [0,1] (nor are
-// they in the reference). ∇f is the gradient of the predicted class's logit
-// (the reference's input_gradient).
+// they in the reference). ∇f of the tangent fraction and the gradient share is
+// the gradient of the predicted class's logit (the reference's input_gradient).
+// First-order sensitivities (ours): per direction, from g = ∇ log softmax(f(x))_ŷ,
+// which no shift of all logits changes, ‖Pg‖²/k along a k-dimensional subspace
+// and ‖(I−P)g‖²/(D−k) across it; unlike the change at a large eps they do not
+// saturate, so they rank models whose predictions an eps-step already flips.
 #pragma once
 
 #include "robustlens/core/model.h"
@@ -45,6 +49,16 @@ struct MeanCurve {
   nlohmann::json to_json() const;
 };
 
+/// Per-direction first-order sensitivity of log softmax(f(x))_ŷ along a
+/// subspace (on) and across it (off): means over images of ‖Pg‖²/k and
+/// ‖(I−P)g‖²/(D−k), E[(uᵀg)²] for a random unit direction u of each.
+struct FirstOrderSensitivity {
+  double on_manifold = 0, on_manifold_standard_error = 0, off_manifold = 0, off_manifold_standard_error = 0;
+  /// off_manifold / on_manifold: below 1 when a model moves less per direction off the manifold than on it.
+  double off_to_on_ratio() const { return off_manifold / on_manifold; }
+  nlohmann::json to_json() const;
+};
+
 struct DistractorOptions {
   /// Noise standard deviations s (pixel units); the spec's {0} ∪ logspace(−2, 1, 30).
   std::vector<double> noise_levels = default_noise_levels();
@@ -71,6 +85,8 @@ struct DistractorResult {
   std::vector<double> relative_robustness;
   /// Mean over images of ‖∇f on the item half‖² / ‖∇f‖² (images with ∇f = 0 left out).
   double item_gradient_share = 0;
+  /// Per pixel: on = the item half, off = the glyph half.
+  FirstOrderSensitivity first_order;
   std::int64_t images = 0;
   nlohmann::json to_json() const;
 };
@@ -119,6 +135,8 @@ struct TangentResult {
   MeanCurve on_manifold, off_manifold;
   /// Mean and standard error over images of ‖P∇f‖/‖∇f‖ (images with ∇f = 0 left out).
   double tangent_fraction = 0, tangent_fraction_standard_error = 0;
+  /// Along the tangent space (on) and its complement (off).
+  FirstOrderSensitivity first_order;
   std::int64_t tangent_dim = 0, input_dim = 0, images = 0;
   /// √(k/D): the expected tangent fraction of a random direction.
   double random_baseline() const;
@@ -130,7 +148,8 @@ TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, con
 
 /// The regimes of a sweep of robust-training strength (the paper's claim,
 /// made operational by us): with on- and off-manifold sensitivities taken
-/// relative to the first (weakest) model, the reference,
+/// relative to the first (weakest) model, the reference (the sweep passes the
+/// square roots of the first-order sensitivities: RMS directional derivatives),
 ///   "weak"            both above `threshold`,
 ///   "bayes-aligned"   off-manifold at or below it, on-manifold above (robust off the manifold only),
 ///   "excessive"       both at or below it,

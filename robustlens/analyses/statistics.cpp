@@ -1,6 +1,9 @@
 #include "robustlens/analyses/statistics.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/explain/map_metrics.h"
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
 #include <limits>
@@ -28,6 +31,45 @@ std::pair<double, double> mean_and_standard_error(const at::Tensor& values) {
   const double mean = values.mean().item<double>();
   const double deviation = n > 1 ? values.std().item<double>() : 0.0;
   return {mean, deviation / std::sqrt(n)};
+}
+
+nlohmann::json RankCorrelation::to_json() const {
+  const auto finite = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
+  return {{"spearman", finite(spearman)}, {"interval", {finite(low), finite(high)}}, {"confidence", confidence},
+          {"pairs", pairs}, {"bootstrap_resamples", resamples}, {"seed", seed},
+          {"interval_method", "percentile bootstrap over the pairs"}};
+}
+
+RankCorrelation spearman_with_bootstrap(const std::vector<double>& x, const std::vector<double>& y,
+                                        std::int64_t resamples, std::uint64_t seed, double confidence) {
+  RL_CHECK(x.size() == y.size() && x.size() >= 3, "a rank correlation needs at least three pairs, got ", x.size(),
+           " and ", y.size(), " values");
+  RL_CHECK(resamples >= 1, "bootstrap resamples must be >= 1, got ", resamples);
+  RL_CHECK(confidence > 0 && confidence < 1, "confidence must lie in (0, 1), got ", confidence);
+  const auto n = static_cast<std::int64_t>(x.size());
+  const at::Tensor a = at::tensor(x, at::kDouble), b = at::tensor(y, at::kDouble);
+  RankCorrelation result;
+  result.pairs = n;
+  result.resamples = resamples;
+  result.seed = seed;
+  result.confidence = confidence;
+  // A constant variable has no ranks to correlate: NaN, not the 0 the clamped denominator would give.
+  const auto correlation = [](const at::Tensor& u, const at::Tensor& v) {
+    const at::Tensor r = spearman_correlation(u, v);
+    const at::Tensor constant = (u.amax(1) == u.amin(1)) | (v.amax(1) == v.amin(1));
+    return at::where(constant, at::full_like(r, std::numeric_limits<double>::quiet_NaN()), r);
+  };
+  result.spearman = correlation(a.unsqueeze(0), b.unsqueeze(0)).item<double>();
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  const at::Tensor picks = at::randint(n, {resamples, n}, generator, at::kLong);
+  const at::Tensor draws = correlation(a.index_select(0, picks.flatten()).view({resamples, n}),
+                                       b.index_select(0, picks.flatten()).view({resamples, n}));
+  // Resamples that drew one value of a variable only have no correlation; the interval is over the others.
+  const at::Tensor defined = draws.masked_select(~draws.isnan());
+  const double tail = (1 - confidence) / 2;
+  result.low = interpolated_quantile(defined, tail);
+  result.high = interpolated_quantile(defined, 1 - tail);
+  return result;
 }
 
 }  // namespace robustlens

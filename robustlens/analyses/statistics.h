@@ -1,10 +1,14 @@
-// Order statistics reported by the analyses (numpy's default linear interpolation).
+// Statistics reported by the analyses: order statistics (numpy's default
+// linear interpolation), means with standard errors, rank correlations with
+// bootstrap intervals.
 #pragma once
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <utility>
+#include <vector>
 
 namespace robustlens {
 
@@ -20,5 +24,19 @@ Quartiles quartiles(const at::Tensor& values);
 
 /// Mean and standard error (sample std / √n; 0 for one value) of the values.
 std::pair<double, double> mean_and_standard_error(const at::Tensor& values);
+
+/// Spearman's rank correlation of paired values (average ranks for ties) and
+/// its percentile bootstrap interval: the pairs resampled with replacement
+/// `resamples` times from a generator seeded with `seed`.
+struct RankCorrelation {
+  double spearman = 0, low = 0, high = 0;
+  double confidence = 0.95;
+  std::int64_t pairs = 0, resamples = 0;
+  std::uint64_t seed = 0;
+  nlohmann::json to_json() const;
+};
+RankCorrelation spearman_with_bootstrap(const std::vector<double>& x, const std::vector<double>& y,
+                                        std::int64_t resamples = 2000, std::uint64_t seed = 0,
+                                        double confidence = 0.95);
 
 }  // namespace robustlens

@@ -23,14 +23,16 @@ ObjectiveOptions sweep_objective(ObjectiveOptions base, const std::string& kind,
 }
 
 void SweepMeasureOptions::check() const {
-  RL_CHECK(std::isfinite(eps) && eps > 0, "--eps must be > 0, got ", eps);
-  RL_CHECK(std::isfinite(noise) && noise > 0, "--noise must be > 0, got ", noise);
-  RL_CHECK(draws >= 1, "--draws must be >= 1, got ", draws);
-  RL_CHECK(batch_size >= 1, "--analysis-batch-size must be >= 1, got ", batch_size);
+  RL_CHECK(std::isfinite(eps) && eps > 0, "sweep measures: eps must be > 0, got ", eps);
+  RL_CHECK(std::isfinite(noise) && noise > 0, "sweep measures: noise must be > 0, got ", noise);
+  RL_CHECK(draws >= 1, "sweep measures: draws must be >= 1, got ", draws);
+  RL_CHECK(batch_size >= 1, "sweep measures: batch size must be >= 1, got ", batch_size);
+  alignment.check();
 }
 
 nlohmann::json SweepMeasureOptions::to_json() const {
-  return {{"eps", eps}, {"noise", noise}, {"draws", draws}, {"batch_size", batch_size}, {"conditional", conditional}};
+  return {{"eps", eps}, {"noise", noise}, {"draws", draws}, {"batch_size", batch_size},
+          {"alignment", AlignmentOptions(alignment).set_batch_size(batch_size).to_json()}};
 }
 
 nlohmann::json SweepMeasures::to_json() const {
@@ -58,10 +60,31 @@ SweepMeasures measure_sweep_model(Model& model, const Dataset& data, const Tange
   if (score) {
     measures.alignment = analyse_alignment(
         model, data, score,
-        AlignmentOptions().set_conditional(options.conditional).set_batch_size(options.batch_size), progress);
+        AlignmentOptions(options.alignment).set_batch_size(options.batch_size), progress);
   }
   measures.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return measures;
+}
+
+const FirstOrderSensitivity& regime_sensitivity(const SweepMeasures& measures) {
+  return measures.distractor ? measures.distractor->first_order : measures.tangent.first_order;
+}
+
+std::vector<std::string> sweep_regimes(const std::vector<FirstOrderSensitivity>& sensitivities) {
+  std::vector<double> on, off;
+  for (const FirstOrderSensitivity& s : sensitivities) {
+    on.push_back(std::sqrt(s.on_manifold));
+    off.push_back(std::sqrt(s.off_manifold));
+  }
+  return robustness_regimes(on, off);
+}
+
+RankCorrelation alignment_robustness_correlation(const std::vector<double>& alignment,
+                                                 const std::vector<FirstOrderSensitivity>& sensitivities,
+                                                 std::uint64_t seed) {
+  std::vector<double> robustness;
+  for (const FirstOrderSensitivity& s : sensitivities) robustness.push_back(-s.off_manifold);
+  return spearman_with_bootstrap(alignment, robustness, 2000, seed);
 }
 
 }  // namespace robustlens

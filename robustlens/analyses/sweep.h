@@ -1,14 +1,17 @@
 // One model of a robust-training sweep (Srinivas, Bordt & Lakkaraju, NeurIPS
 // 2023): the objective at a given strength, and the measures taken of each
-// trained model — on- and off-manifold sensitivity at one perturbation length,
-// the distractor half changes at one noise level (data with a signal mask), and
-// the alignment of input gradients with the data score (when a score is
-// given). `robustlens sweep` trains the models and calls these; the three
-// regimes are drawn from the results by robustness_regimes (manifold.h).
+// trained model — first-order on- and off-manifold sensitivities per direction
+// and the change at one small perturbation length, the distractor halves
+// (data with a signal mask), and the alignment of input gradients with the
+// data score (when a score is given). `robustlens sweep` trains the models and
+// calls these; the three regimes are drawn from the first-order sensitivities
+// by sweep_regimes, and the paper's claim becomes a number in
+// alignment_robustness_correlation.
 #pragma once
 
 #include "robustlens/analyses/alignment.h"
 #include "robustlens/analyses/manifold.h"
+#include "robustlens/analyses/statistics.h"
 #include "robustlens/train/objectives.h"
 
 #include <nlohmann/json.hpp>
@@ -16,6 +19,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace robustlens {
 
@@ -25,22 +30,23 @@ namespace robustlens {
 ObjectiveOptions sweep_objective(ObjectiveOptions base, const std::string& kind, double strength);
 
 struct SweepMeasureOptions {
-  /// L2 length of the on- and off-manifold perturbations (pixel units).
-  double eps = 2.0;
+  /// L2 length of the on- and off-manifold perturbations (pixel units): small,
+  /// so that the change is not saturated for the weakest models.
+  double eps = 0.3;
   /// Distractor data: noise standard deviation on each half.
   double noise = 0.3;
   /// Random directions (noise draws) per image.
   std::int64_t draws = 4;
   /// Images per chunk of every measure.
   std::int64_t batch_size = 64;
-  /// Alignment pairing (alignment.h): false for an unconditional score.
-  bool conditional = true;
+  /// The alignment's pairing and noise levels (its batch size is batch_size).
+  AlignmentOptions alignment;
 
   SweepMeasureOptions& set_eps(double v) { eps = v; return *this; }
   SweepMeasureOptions& set_noise(double v) { noise = v; return *this; }
   SweepMeasureOptions& set_draws(std::int64_t v) { draws = v; return *this; }
   SweepMeasureOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  SweepMeasureOptions& set_conditional(bool v) { conditional = v; return *this; }
+  SweepMeasureOptions& set_alignment(AlignmentOptions v) { alignment = std::move(v); return *this; }
 
   void check() const;
   nlohmann::json to_json() const;
@@ -62,5 +68,21 @@ struct SweepMeasures {
 SweepMeasures measure_sweep_model(Model& model, const Dataset& data, const TangentBasis& basis,
                                   const ScoreFunction& score, const SweepMeasureOptions& options,
                                   const ProgressCallback& progress = {});
+
+/// The on/off-manifold first-order sensitivities the regimes and the
+/// correlation rest on: the distractor halves when the data have them (the
+/// glyph half is off the manifold exactly), else the tangent spaces.
+const FirstOrderSensitivity& regime_sensitivity(const SweepMeasures& measures);
+
+/// One regime per model (robustness_regimes) from the RMS directional
+/// derivatives √(first-order sensitivity), each relative to the first model's.
+std::vector<std::string> sweep_regimes(const std::vector<FirstOrderSensitivity>& sensitivities);
+
+/// The paper's claim as a number: across models, Spearman's correlation of
+/// alignment (mean cosine) with off-manifold robustness, taken as minus the
+/// off-manifold first-order sensitivity, with a bootstrap interval.
+RankCorrelation alignment_robustness_correlation(const std::vector<double>& alignment,
+                                                 const std::vector<FirstOrderSensitivity>& sensitivities,
+                                                 std::uint64_t seed);
 
 }  // namespace robustlens

@@ -13,15 +13,19 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/adam.h>
 #include <torch/serialize/input-archive.h>
+#include <ATen/ops/linalg_eigh.h>
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 namespace robustlens {
 namespace {
 
 // Independent random streams of one training run (runtime.h: derive_seed).
 constexpr std::uint64_t kShuffleAndNoiseStream = 21, kEvaluationStream = 22;
+/// Pixels per image up to which training ends with the Gaussian baselines (3×32×32 takes seconds).
+constexpr std::int64_t kLargestGaussianBaseline = 4096;
 constexpr double kPi = 3.14159265358979323846;
 
 torch::nn::Conv2d conv3x3(std::int64_t in, std::int64_t out, std::int64_t stride = 1) {
@@ -63,7 +67,10 @@ struct Denoiser::Network : torch::nn::Module {
     const std::int64_t image_channels = spec.input_shape[0], c = spec.channels, e = spec.embedding_dim;
     noise_in = register_module("noise_in", torch::nn::Linear(1, e));
     noise_out = register_module("noise_out", torch::nn::Linear(e, e));
-    if (spec.conditional()) class_embedding = register_module("class_embedding", torch::nn::Embedding(spec.num_classes, e));
+    if (spec.conditional()) {
+      const std::int64_t rows = spec.num_classes + (spec.no_label_token ? 1 : 0);
+      class_embedding = register_module("class_embedding", torch::nn::Embedding(rows, e));
+    }
     stem = register_module("stem", conv3x3(image_channels, c));
     down_half = register_module("down_half", conv3x3(c, c, 2));
     for (int i = 0; i < 2; ++i) half_blocks->push_back(ResidualBlock(c, c, e));
@@ -123,7 +130,7 @@ void DenoiserSpec::check() const {
 nlohmann::json DenoiserSpec::to_json() const {
   return {{"input_shape", input_shape}, {"num_classes", num_classes}, {"channels", channels},
           {"embedding_dim", embedding_dim}, {"sigma_data", sigma_data},
-          {"preconditioning", "edm"}};
+          {"no_label_token", conditional() && no_label_token}, {"preconditioning", "edm"}};
 }
 
 DenoiserSpec DenoiserSpec::from_json(const nlohmann::json& json) {
@@ -134,6 +141,8 @@ DenoiserSpec DenoiserSpec::from_json(const nlohmann::json& json) {
     spec.channels = json.at("channels").get<std::int64_t>();
     spec.embedding_dim = json.at("embedding_dim").get<std::int64_t>();
     spec.sigma_data = json.at("sigma_data").get<double>();
+    // Denoisers written before label dropout existed have no token.
+    spec.no_label_token = json.value("no_label_token", false);
   } catch (const nlohmann::json::exception& error) {
     RL_CHECK(false, "denoiser spec ", json.dump(), " is incomplete: ", error.what());
   }
@@ -152,15 +161,19 @@ Denoiser::~Denoiser() = default;
 
 at::Tensor Denoiser::checked_labels(const at::Tensor& labels, std::int64_t batch) const {
   if (!spec_.conditional()) return {};
+  const bool token = spec_.no_label_token;
+  if (token && !labels.defined()) return at::full({batch}, spec_.num_classes, at::TensorOptions(device_).dtype(at::kLong));
   RL_CHECK(labels.defined() && labels.numel() > 0, "the denoiser is class-conditional (", spec_.num_classes,
-           " classes) and needs one label per image; none were given");
+           " classes) and needs one label per image; none were given (it has no \"no label\" token: it was "
+           "trained without label dropout)");
   RL_CHECK(labels.dim() == 1 && labels.size(0) == batch && !at::isFloatingType(labels.scalar_type()),
            "denoiser labels must be integers, one per image (", batch, "), got a ", labels.scalar_type(),
            " tensor of shape ", labels.sizes());
   const std::int64_t low = labels.min().item<std::int64_t>(), high = labels.max().item<std::int64_t>();
-  RL_CHECK(low >= 0 && high < spec_.num_classes, "denoiser labels must lie in [0, ", spec_.num_classes - 1,
-           "], found [", low, ", ", high, "]");
-  return labels.to(device_, at::kLong);
+  RL_CHECK(low >= (token ? -1 : 0) && high < spec_.num_classes, "denoiser labels must lie in [", token ? -1 : 0, ", ",
+           spec_.num_classes - 1, "]", token ? " (-1: no label)" : "", ", found [", low, ", ", high, "]");
+  const at::Tensor on_device = labels.to(device_, at::kLong);
+  return token ? at::where(on_device < 0, at::full_like(on_device, spec_.num_classes), on_device) : on_device;
 }
 
 namespace {
@@ -248,10 +261,11 @@ at::Tensor denoiser_score(Denoiser& denoiser, const at::Tensor& images01, const 
   check_images(images01, denoiser.spec().input_shape, "denoiser score");
   RL_CHECK(sigma > 0 && std::isfinite(sigma), "denoiser score: sigma must be > 0, got ", sigma);
   RL_CHECK(batch_size >= 1, "denoiser score: batch size must be >= 1, got ", batch_size);
-  const bool with_labels = denoiser.spec().conditional();
-  RL_CHECK(!with_labels || (labels.defined() && labels.numel() > 0),
+  const bool with_labels = denoiser.spec().conditional() && labels.defined();
+  RL_CHECK(with_labels || denoiser.spec().gives_unconditional_scores(),
            "denoiser score: the denoiser is class-conditional (", denoiser.spec().num_classes,
-           " classes) and needs one label per image; none were given");
+           " classes) and needs one label per image; none were given (it has no \"no label\" token: it was "
+           "trained without label dropout)");
   RL_CHECK(!with_labels || (labels.dim() == 1 && labels.size(0) == images01.size(0)),
            "denoiser score: one label per image (", images01.size(0), ") expected, got shape ", labels.sizes());
   at::NoGradGuard no_grad;
@@ -275,13 +289,17 @@ void DenoiserTrainOptions::check() const {
            "noise levels: need 0 < --sigma-min <= --sigma-max, got --sigma-min ", sigma_min, " --sigma-max ",
            sigma_max);
   RL_CHECK(eval_batch_size >= 1, "evaluation batch size must be >= 1, got ", eval_batch_size);
+  RL_CHECK(label_dropout >= 0 && label_dropout < 1, "--label-dropout must lie in [0, 1), got ", label_dropout);
+  for (const double sigma : error_sigmas) {
+    RL_CHECK(sigma > 0 && std::isfinite(sigma), "denoising-error noise levels must be > 0, got ", sigma);
+  }
 }
 
 nlohmann::json DenoiserTrainOptions::to_json() const {
   return {{"optimizer", "adam"},        {"schedule", "cosine"},      {"lr", lr},
           {"epochs", epochs},           {"batch_size", batch_size},  {"sigma_min", sigma_min},
           {"sigma_max", sigma_max},     {"sigma_distribution", "log-uniform"}, {"loss_weighting", "edm"},
-          {"seed", seed}};
+          {"label_dropout", label_dropout}, {"seed", seed}};
 }
 
 nlohmann::json DenoiserEpochRecord::to_json() const {
@@ -292,7 +310,108 @@ nlohmann::json DenoiserEpochRecord::to_json() const {
 nlohmann::json DenoiserTrainResult::to_json() const {
   nlohmann::json records = nlohmann::json::array();
   for (const auto& record : epochs) records.push_back(record.to_json());
-  return {{"epochs", records}};
+  return {{"epochs", records}, {"denoising_errors", errors.to_json()}};
+}
+
+GaussianDenoiser::Fit GaussianDenoiser::fit(const at::Tensor& rows) {
+  const at::Tensor x = rows.to(at::kDouble);
+  const at::Tensor mean = x.mean(0);
+  const at::Tensor centred = x - mean;
+  // Population covariance: the maximum-likelihood Gaussian (a single image gives Σ = 0, a point mass).
+  const at::Tensor covariance = centred.t().matmul(centred) / static_cast<double>(x.size(0));
+  auto [eigenvalues, eigenvectors] = at::linalg_eigh(covariance);
+  return {mean, eigenvalues.clamp_min(0), eigenvectors};
+}
+
+GaussianDenoiser::GaussianDenoiser(const Dataset& data) {
+  RL_CHECK(data.size() > 0, "Gaussian denoiser: dataset '", data.name, "' is empty");
+  const at::Tensor rows = to_denoiser_space(data.images).flatten(1);
+  for (std::int64_t k = 0; k < data.num_classes(); ++k) {
+    const at::Tensor members = rows.index_select(0, (data.labels == k).nonzero().flatten());
+    RL_CHECK(members.size(0) > 0, "Gaussian denoiser: class ", k, " ('", data.class_names.at(k), "') of '", data.name,
+             "' has no images");
+    classes_.push_back(fit(members));
+  }
+  all_ = fit(rows);
+}
+
+at::Tensor GaussianDenoiser::apply(const Fit& fit, const at::Tensor& rows, double sigma) {
+  // μ + V diag(λ/(λ + σ²)) Vᵀ (x − μ)
+  const at::Tensor shrink = fit.eigenvalues / (fit.eigenvalues + sigma * sigma);
+  return fit.mean + ((rows - fit.mean).matmul(fit.eigenvectors) * shrink).matmul(fit.eigenvectors.t());
+}
+
+at::Tensor GaussianDenoiser::denoise(const at::Tensor& noisy, double sigma, const at::Tensor& labels) const {
+  const at::Tensor rows = noisy.to(at::kCPU, at::kDouble).flatten(1);
+  RL_CHECK(rows.size(1) == all_.mean.numel(), "Gaussian denoiser: fitted to ", all_.mean.numel(),
+           " pixels, got images of ", rows.size(1));
+  if (!labels.defined()) return apply(all_, rows, sigma).view(noisy.sizes());
+  const at::Tensor y = labels.to(at::kCPU, at::kLong);
+  at::Tensor denoised = at::empty_like(rows);
+  for (std::size_t k = 0; k < classes_.size(); ++k) {
+    const at::Tensor members = (y == static_cast<std::int64_t>(k)).nonzero().flatten();
+    if (members.numel() > 0) denoised.index_copy_(0, members, apply(classes_[k], rows.index_select(0, members), sigma));
+  }
+  return denoised.view(noisy.sizes());
+}
+
+nlohmann::json DenoisingErrors::to_json() const {
+  const auto column = [](const std::vector<double>& values) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const double v : values) out.push_back(std::isfinite(v) ? nlohmann::json(v) : nlohmann::json());
+    return out;
+  };
+  return {{"metric", "mean squared error per pixel, [-1,1] units, denoising x + sigma*n back to x"},
+          {"sigmas", sigmas},
+          {"denoiser_given_label", column(conditional)},
+          {"denoiser_without_label", column(unconditional)},
+          {"identity", column(identity)},
+          {"gaussian_per_class", column(gaussian_class)},
+          {"gaussian_all_images", column(gaussian_all)},
+          {"images", images}};
+}
+
+DenoisingErrors evaluate_denoising_errors(Denoiser& denoiser, const Dataset& data, const std::vector<double>& sigmas,
+                                          std::uint64_t seed, const GaussianDenoiser* gaussian,
+                                          std::int64_t batch_size) {
+  RL_CHECK(data.size() > 0, "denoising errors: dataset '", data.name, "' is empty");
+  RL_CHECK(batch_size >= 1, "denoising errors: batch size must be >= 1, got ", batch_size);
+  const DenoiserSpec& spec = denoiser.spec();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  DenoisingErrors errors;
+  errors.sigmas = sigmas;
+  errors.images = data.size();
+  at::NoGradGuard no_grad;
+  const double pixels = static_cast<double>(data.size() * data.images[0].numel());
+  for (const double sigma : sigmas) {
+    RL_CHECK(sigma > 0 && std::isfinite(sigma), "denoising errors: noise levels must be > 0, got ", sigma);
+    at::Generator generator = at::detail::createCPUGenerator(seed);
+    double given = 0, without = 0, gaussian_class = 0, gaussian_all = 0;
+    for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
+      const std::int64_t end = std::min(begin + batch_size, data.size());
+      const at::Tensor clean = to_denoiser_space(data.images.slice(0, begin, end)).to(at::kDouble);
+      const at::Tensor noisy = clean + sigma * at::randn(clean.sizes(), generator, at::kDouble);
+      const at::Tensor labels = data.labels.slice(0, begin, end);
+      const auto squared_error = [&](const at::Tensor& denoised) {
+        return (denoised.to(at::kCPU, at::kDouble) - clean).square().sum().item<double>();
+      };
+      const auto learned = [&](const at::Tensor& y) {
+        return denoiser.denoise(noisy.to(denoiser.device(), denoiser.dtype()), at::full({1}, sigma), y);
+      };
+      if (spec.conditional()) given += squared_error(learned(labels));
+      if (spec.gives_unconditional_scores()) without += squared_error(learned(at::Tensor()));
+      if (gaussian) {
+        gaussian_class += squared_error(gaussian->denoise(noisy, sigma, labels));
+        gaussian_all += squared_error(gaussian->denoise(noisy, sigma, at::Tensor()));
+      }
+    }
+    errors.conditional.push_back(spec.conditional() ? given / pixels : nan);
+    errors.unconditional.push_back(spec.gives_unconditional_scores() ? without / pixels : nan);
+    errors.identity.push_back(sigma * sigma);
+    errors.gaussian_class.push_back(gaussian ? gaussian_class / pixels : nan);
+    errors.gaussian_all.push_back(gaussian ? gaussian_all / pixels : nan);
+  }
+  return errors;
 }
 
 namespace {
@@ -342,6 +461,10 @@ DenoiserTrainResult train_denoiser(Denoiser& denoiser, const Dataset& train, con
     RL_CHECK(!spec.conditional() || data->num_classes() <= spec.num_classes, "denoiser training: dataset '",
              data->name, "' has ", data->num_classes(), " classes but the denoiser only ", spec.num_classes);
   }
+  // Only a conditional denoiser with the token drops labels, and it must (else its token stays untrained).
+  const double dropout = spec.conditional() && spec.no_label_token ? options.label_dropout : 0.0;
+  RL_CHECK(!spec.conditional() || !spec.no_label_token || dropout > 0,
+           "denoiser training: the \"no label\" token is only learned with --label-dropout > 0");
   torch::optim::Adam optimizer(denoiser.parameters(), torch::optim::AdamOptions(options.lr));
   const std::int64_t steps_per_epoch = (train.size() + options.batch_size - 1) / options.batch_size;
   const std::int64_t total_steps = steps_per_epoch * options.epochs;
@@ -360,8 +483,12 @@ DenoiserTrainResult train_denoiser(Denoiser& denoiser, const Dataset& train, con
       const std::int64_t end = std::min(begin + options.batch_size, train.size());
       const at::Tensor index = order.slice(0, begin, end);
       const at::Tensor images = to_denoiser_space(train.images.index_select(0, index));
-      const at::Tensor labels = spec.conditional() ? train.labels.index_select(0, index) : at::Tensor();
+      at::Tensor labels = spec.conditional() ? train.labels.index_select(0, index) : at::Tensor();
       const auto [sigma, noise] = draw_noise(generator, end - begin, spec.input_shape, options);
+      if (dropout > 0) {
+        const at::Tensor dropped = at::rand({end - begin}, generator) < dropout;
+        labels = at::where(dropped, at::full_like(labels, -1), labels);
+      }
 
       const double progress_fraction = static_cast<double>(epoch * steps_per_epoch + step) / total_steps;
       learning_rate = options.lr * 0.5 * (1 + std::cos(kPi * progress_fraction));
@@ -386,8 +513,16 @@ DenoiserTrainResult train_denoiser(Denoiser& denoiser, const Dataset& train, con
     result.epochs.push_back(record);
     if (on_epoch) on_epoch(record);
   }
+  // The Gaussian baselines need a D×D eigendecomposition per class: left out for large images.
+  const std::unique_ptr<GaussianDenoiser> gaussian =
+      train.images[0].numel() <= kLargestGaussianBaseline ? std::make_unique<GaussianDenoiser>(train) : nullptr;
+  result.errors = evaluate_denoising_errors(denoiser, test, options.error_sigmas,
+                                            derive_seed(options.seed, kEvaluationStream), gaussian.get(),
+                                            options.eval_batch_size);
   nlohmann::json recipe = options.to_json();
+  recipe["label_dropout"] = dropout;
   recipe["log"] = result.to_json()["epochs"];
+  recipe["denoising_errors"] = result.errors.to_json();
   recipe["train_data"] = train.name;
   denoiser.set_training_record(recipe);
   return result;

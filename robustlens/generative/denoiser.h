@@ -55,14 +55,22 @@ struct DenoiserSpec {
   std::int64_t embedding_dim = 64;
   /// EDM's sigma_data: the standard deviation assumed for images in [−1, 1].
   double sigma_data = 0.5;
+  /// A conditional denoiser with a learned "no label" embedding (row
+  /// num_classes), trained by label dropout as classifier-free guidance is:
+  /// one network then gives both s(x, y) and s(x). Files written before it
+  /// existed read as false (conditional only).
+  bool no_label_token = true;
 
   DenoiserSpec& set_input_shape(std::vector<std::int64_t> v) { input_shape = std::move(v); return *this; }
   DenoiserSpec& set_num_classes(std::int64_t v) { num_classes = v; return *this; }
   DenoiserSpec& set_channels(std::int64_t v) { channels = v; return *this; }
   DenoiserSpec& set_embedding_dim(std::int64_t v) { embedding_dim = v; return *this; }
   DenoiserSpec& set_sigma_data(double v) { sigma_data = v; return *this; }
+  DenoiserSpec& set_no_label_token(bool v) { no_label_token = v; return *this; }
 
   bool conditional() const { return num_classes > 0; }
+  /// s(x) needs an unconditional denoiser or the "no label" token (s(x, y) a conditional one).
+  bool gives_unconditional_scores() const { return !conditional() || no_label_token; }
   void check() const;
   nlohmann::json to_json() const;
   static DenoiserSpec from_json(const nlohmann::json& json);
@@ -83,6 +91,8 @@ class Denoiser {
   /// denoiser's device), sigma a tensor of N values or one value (> 0), labels
   /// int64 N in [0, num_classes) for a conditional denoiser (ignored, and may
   /// be undefined, for an unconditional one) → denoised images, same space.
+  /// With the "no label" token, a label −1 (or undefined labels: all of them)
+  /// asks for the unconditional D(x; σ).
   at::Tensor denoise(const at::Tensor& noisy, const at::Tensor& sigma, const at::Tensor& labels);
   /// The DSM loss of a batch: mean over images and pixels of
   /// λ(σ)·(D(x + σ·noise; σ, y) − x)², for clean images x in [−1, 1], sigma N,
@@ -130,7 +140,8 @@ std::unique_ptr<Denoiser> load_denoiser(const std::string& path, const at::Devic
 /// N×C×H×W on the denoiser's device, computed without autograd,
 /// `batch_size` images at a time. Labels as for Denoiser::denoise: required
 /// (int64 N, in range) for a conditional denoiser, ignored for an
-/// unconditional one. (∇ in [0,1] pixel units is twice this.)
+/// unconditional one; undefined labels with the "no label" token give the
+/// unconditional score s(x). (∇ in [0,1] pixel units is twice this.)
 at::Tensor denoiser_score(Denoiser& denoiser, const at::Tensor& images01, const at::Tensor& labels,
                           double sigma = 0.5, std::int64_t batch_size = 256);
 
@@ -149,6 +160,12 @@ struct DenoiserTrainOptions {
   std::uint64_t seed = 0;
   /// Batch size of the per-epoch test evaluation.
   std::int64_t eval_batch_size = 500;
+  /// Probability that a training image's label is replaced by the "no label"
+  /// token (a conditional denoiser with the token only; classifier-free
+  /// guidance uses 0.1-0.2).
+  double label_dropout = 0.1;
+  /// Noise levels of the denoising-error table written after training.
+  std::vector<double> error_sigmas{0.1, 0.25, 0.5, 1.0};
 
   DenoiserTrainOptions& set_epochs(std::int64_t v) { epochs = v; return *this; }
   DenoiserTrainOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
@@ -157,6 +174,8 @@ struct DenoiserTrainOptions {
   DenoiserTrainOptions& set_sigma_max(double v) { sigma_max = v; return *this; }
   DenoiserTrainOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
   DenoiserTrainOptions& set_eval_batch_size(std::int64_t v) { eval_batch_size = v; return *this; }
+  DenoiserTrainOptions& set_label_dropout(double v) { label_dropout = v; return *this; }
+  DenoiserTrainOptions& set_error_sigmas(std::vector<double> v) { error_sigmas = std::move(v); return *this; }
 
   void check() const;
   /// The recipe (optimizer "adam", schedule "cosine" included).
@@ -174,8 +193,48 @@ struct DenoiserEpochRecord {
   nlohmann::json to_json() const;
 };
 
+/// The Bayes-optimal denoiser of Gaussians fitted to data (in the [−1, 1]
+/// space): one per class and one for all images, E[x | x + σn] =
+/// μ + Σ(Σ + σ²I)⁻¹(x + σn − μ). A trivial baseline that a learned denoiser
+/// should beat: it knows the classes' means and covariances and nothing more.
+class GaussianDenoiser {
+ public:
+  /// Fits means and covariances (eigendecomposed) to `data`; every class needs an image.
+  explicit GaussianDenoiser(const Dataset& data);
+  /// Denoised N×C×H×W in the [−1, 1] space; labels undefined: the Gaussian of all images.
+  at::Tensor denoise(const at::Tensor& noisy, double sigma, const at::Tensor& labels) const;
+
+ private:
+  struct Fit {
+    at::Tensor mean, eigenvalues, eigenvectors;  // D, D, D×D (float64)
+  };
+  static Fit fit(const at::Tensor& rows);
+  static at::Tensor apply(const Fit& fit, const at::Tensor& rows, double sigma);
+  std::vector<Fit> classes_;
+  Fit all_;
+};
+
+/// Mean squared error per pixel ([−1, 1] units) of denoising x + σn back to x,
+/// per noise level: the learned denoiser given the label (conditional), given
+/// none (unconditional: an unconditional denoiser or the "no label" token),
+/// identity (σ²), and, when fitted, the Gaussian baselines per class and for all
+/// images. NaN where a denoiser cannot answer. Every column sees the same noise.
+struct DenoisingErrors {
+  std::vector<double> sigmas, conditional, unconditional, identity, gaussian_class, gaussian_all;
+  std::int64_t images = 0;
+  nlohmann::json to_json() const;
+};
+
+/// The table above on `data`, noise from a generator seeded with `seed`.
+/// `gaussian` may be null (no baseline columns).
+DenoisingErrors evaluate_denoising_errors(Denoiser& denoiser, const Dataset& data, const std::vector<double>& sigmas,
+                                          std::uint64_t seed, const GaussianDenoiser* gaussian,
+                                          std::int64_t batch_size = 500);
+
 struct DenoiserTrainResult {
   std::vector<DenoiserEpochRecord> epochs;
+  /// After the last epoch on the test images, Gaussian baselines fitted to the training images.
+  DenoisingErrors errors;
   nlohmann::json to_json() const;
 };
 
@@ -185,9 +244,11 @@ double evaluate_denoiser(Denoiser& denoiser, const Dataset& data, const Denoiser
                          std::uint64_t seed);
 
 /// Trains `denoiser` in place with Adam on `train` (labels used when it is
-/// conditional), evaluating on `test` after every epoch; `on_epoch` sees each
-/// finished epoch. Sets denoiser.training_record() to the recipe, the log and
-/// the training data's name.
+/// conditional; dropped to the "no label" token with probability
+/// label_dropout when the spec has it), evaluating on `test` after every
+/// epoch; `on_epoch` sees each finished epoch. Ends with the denoising-error
+/// table. Sets denoiser.training_record() to the recipe, the log, the error
+/// table and the training data's name.
 DenoiserTrainResult train_denoiser(Denoiser& denoiser, const Dataset& train, const Dataset& test,
                                    const DenoiserTrainOptions& options, const ProgressCallback& progress = {},
                                    const std::function<void(const DenoiserEpochRecord&)>& on_epoch = {});

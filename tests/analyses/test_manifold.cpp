@@ -148,8 +148,20 @@ TEST(TangentSensitivity, FollowsWhereTheWeightsLie) {
 
   LinearModel general(opposed_logits(w));
   const double closed_form = (basis.t().matmul(w)).norm().item<double>() / w.norm().item<double>();
-  EXPECT_NEAR(analyse_tangent_sensitivity(general, data, constant_basis(basis), options).tangent_fraction, closed_form,
-              1e-6);
+  const TangentResult mixed = analyse_tangent_sensitivity(general, data, constant_basis(basis), options);
+  EXPECT_NEAR(mixed.tangent_fraction, closed_form, 1e-6);
+
+  // First order: ∇ log softmax_ŷ = ±2(1 − p_ŷ)·w, so per direction the sensitivities are c·‖Pw‖²/k and
+  // c·‖(I − P)w‖²/(D − k) with the same c = mean of 4(1 − p_ŷ)², and a direction in one space gives 0 in the other.
+  const double along_w = basis.t().matmul(w).square().sum().item<double>();
+  const double across_w = w.square().sum().item<double>() - along_w;
+  EXPECT_NEAR(mixed.first_order.off_to_on_ratio(), (across_w / (d - k)) / (along_w / k), 1e-5);
+  const at::Tensor logit = data.images.flatten(1).to(at::kDouble).matmul(w);
+  const at::Tensor p = at::sigmoid(2 * logit.abs());
+  const double c = (4 * (1 - p).square()).mean().item<double>();
+  EXPECT_NEAR(mixed.first_order.on_manifold, c * along_w / k, 1e-4 * c * along_w / k);  // float32 gradients
+  EXPECT_LT(on.first_order.off_manifold, 1e-5 * on.first_order.on_manifold);  // float32 rounding only
+  EXPECT_LT(off.first_order.on_manifold, 1e-5 * off.first_order.off_manifold);
 }
 
 TEST(LocalPca, RecoversTheAffineSubspaceTheNeighboursLieIn) {
@@ -245,6 +257,14 @@ TEST(KnownLinearManifold, TangentSpacesRecoverItAndAGradientPenaltyRemovesTheSen
   EXPECT_GT(smooth.on_manifold.mean[0], 10 * smooth.off_manifold.mean[0]);
   EXPECT_GT(smooth.tangent_fraction, plain.tangent_fraction);
   EXPECT_GT(smooth.tangent_fraction, 2 * smooth.random_baseline());
+  // First order, per direction: the penalty lowers the sensitivity across the plane far more than along it
+  // (the off-manifold sensitivity falls first; measured ×0.003 against ×0.10).
+  const double off_fall = smooth.first_order.off_manifold / plain.first_order.off_manifold;
+  const double on_fall = smooth.first_order.on_manifold / plain.first_order.on_manifold;
+  std::printf("first order: off-manifold x%.4f, on-manifold x%.4f; off/on ratio %.4g -> %.4g\n", off_fall, on_fall,
+              plain.first_order.off_to_on_ratio(), smooth.first_order.off_to_on_ratio());
+  EXPECT_LT(off_fall, on_fall / 3);
+  EXPECT_LT(smooth.first_order.off_to_on_ratio(), plain.first_order.off_to_on_ratio() / 3);
 }
 
 }  // namespace

@@ -66,9 +66,33 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
                              out_.file("align") + data_arg());
   ASSERT_EQ(align.exit_code, 0) << align.output;
   const nlohmann::json alignment = read_json_file(out_.file("align/alignment.json"));
-  EXPECT_EQ(alignment.at("cosine_per_image").size(), 16u);
-  EXPECT_LE(std::abs(alignment.at("mean_cosine").get<double>()), 1.0);
+  EXPECT_EQ(alignment.at("pairing"), "conditional");
+  EXPECT_EQ(alignment.at("options").at("label"), "true");
+  ASSERT_EQ(alignment.at("per_sigma").size(), 4u);
+  for (const auto& level : alignment.at("per_sigma")) {
+    EXPECT_EQ(level.at("cosine_per_image").size(), 16u);
+    EXPECT_LE(std::abs(level.at("mean_cosine").get<double>()), 1.0);
+    EXPECT_EQ(level.at("class_mean_cosine").size(), 3u);
+  }
+  EXPECT_EQ(alignment.at("summary_sigma"), 0.5);
+  EXPECT_EQ(alignment.at("mean_cosine"), alignment.at("per_sigma").at(2).at("mean_cosine"));
+  // The denoiser's error beside the identity's, on these images and from its training.
+  const nlohmann::json& errors = alignment.at("denoising_errors");
+  EXPECT_EQ(errors.at("identity").at(2).get<double>(), 0.25);
+  EXPECT_TRUE(errors.at("denoiser_given_label").at(2).is_number());
+  EXPECT_TRUE(errors.at("denoiser_without_label").at(2).is_number());
+  EXPECT_TRUE(alignment.at("denoiser_training_errors").at("gaussian_per_class").at(0).is_number());
+  EXPECT_TRUE(contains(align.output, "<- summary")) << align.output;
   EXPECT_TRUE(std::filesystem::exists(out_.file("align/gradients.png")));
+  // One label-dropout denoiser gives the Bayes pairing too, at the noise levels asked for.
+  const auto bayes = run_cli("align" + model + " --denoiser " + out_.file("denoiser/denoiser.pt") +
+                             " --pairing bayes --label predicted --sigmas 0.2,0.4 --summary-sigma 0.4 --samples 8 --out " +
+                             out_.file("align-bayes") + data_arg());
+  ASSERT_EQ(bayes.exit_code, 0) << bayes.output;
+  const nlohmann::json bayes_record = read_json_file(out_.file("align-bayes/alignment.json"));
+  EXPECT_EQ(bayes_record.at("pairing"), "bayes");
+  EXPECT_EQ(bayes_record.at("options").at("label"), "predicted");
+  EXPECT_EQ(bayes_record.at("per_sigma").size(), 2u);
 
   const std::string sweep_args = "sweep --arch mlp --objective noise --strengths 0.05,0.5,5 --epochs 1 --batch-size 32"
                                  " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --denoiser " +
@@ -84,8 +108,18 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
   for (const auto& entry : swept.at("models")) {
     EXPECT_GT(entry.at("train_seconds").get<double>(), 0.0);
     EXPECT_TRUE(entry.at("distractor").contains("item_half"));
+    EXPECT_GT(entry.at("distractor").at("first_order").at("off_manifold").get<double>(), 0.0);
+    EXPECT_GT(entry.at("tangent").at("first_order").at("on_manifold").get<double>(), 0.0);
     EXPECT_TRUE(entry.at("alignment").contains("mean_cosine"));
+    EXPECT_EQ(entry.at("alignment").at("per_sigma").size(), 4u);
   }
+  // The claim as a number: Spearman's correlation of alignment with off-manifold robustness over the models.
+  const nlohmann::json& correlation = swept.at("alignment_robustness_correlation");
+  EXPECT_EQ(correlation.at("pairs"), 3);
+  EXPECT_LE(std::abs(correlation.at("spearman").get<double>()), 1.0);
+  EXPECT_EQ(correlation.at("interval").size(), 2u);
+  EXPECT_TRUE(contains(sweep.output, "Spearman correlation of alignment with off-manifold robustness")) << sweep.output;
+  EXPECT_TRUE(swept.at("per_strength").at(0).contains("off_to_on_ratio"));
   for (const auto& entry : swept.at("per_strength")) {
     const std::string regime = entry.at("regime");
     EXPECT_TRUE(regime == "weak" || regime == "bayes-aligned" || regime == "excessive" || regime == "on-manifold-first")
@@ -137,6 +171,10 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
       {"manifold" + model + " --vae " + out_.file("model/model.pt") + data_arg(), "model/model.pt"},
       {"manifold" + model + " --eps -1" + data_arg(), "--eps"},
       {"align" + model + data_arg(), "--denoiser"},
+      {"align" + model + " --denoiser " + out_.file("denoiser/denoiser.pt") + " --sigmas 0.1,0.2" + data_arg(),
+       "summary noise level 0.5 is not one of the noise levels [0.1,0.2]"},
+      {"align" + model + " --denoiser " + out_.file("denoiser/denoiser.pt") + " --pairing unconditional" + data_arg(),
+       "--pairing"},
       {"sweep --arch mlp --min 0 --max 1" + data_arg(), "--min"},
       {"sweep --arch mlp --strengths 0.5,0.1" + data_arg(), "--strengths must increase"},
       {"manifold" + model + " --transform dct-flip" + data_arg(), "--transform"},

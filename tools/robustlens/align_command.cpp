@@ -1,14 +1,18 @@
 // robustlens align: how closely a classifier's input gradients follow the data
 // score of a denoiser (robustlens train-denoiser): cosine similarity and SSIM
-// per image, as JSON, and a figure of images, gradients and scores.
+// per image and noise level, the denoiser's error beside trivial denoisers
+// (how far its score can be trusted), as JSON, and a figure of images,
+// gradients and scores.
 #include "commands.h"
 #include "common.h"
 #include "generative_support.h"
 
 #include "robustlens/analyses/alignment.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/runtime.h"
 #include "robustlens/report/files.h"
 
+#include <cmath>
 #include <filesystem>
 #include <memory>
 
@@ -18,44 +22,65 @@ namespace {
 struct AlignCommand {
   CommonOptions common;
   std::string denoiser;
-  double sigma = 0.5;
+  AlignmentFlags alignment;
   std::int64_t figure_images = 8;
 };
 
+/// The noise stream of the denoising-error table (derive_seed of --seed).
+constexpr std::uint64_t kDenoisingErrorStream = 41;
+
 void run_align(const AlignCommand& command) {
   CommonOptions common = command.common;
-  RL_CHECK(command.sigma > 0, "--sigma must be > 0, got ", command.sigma);
   RL_CHECK(command.figure_images >= 0, "--figure-images must be >= 0, got ", command.figure_images);
   const AnalysisRun run = start_analysis(common, "align");
   const std::unique_ptr<Denoiser> denoiser = load_denoiser_for(command.denoiser, run.data, run.device);
-  const AlignmentOptions options =
-      AlignmentOptions().set_conditional(denoiser->spec().num_classes > 0).set_batch_size(common.batch_size);
-  const ScoreFunction score = denoiser_score_function(*denoiser, command.sigma);
+  const AlignmentFlags& flags = command.alignment;
+  const AlignmentOptions options = alignment_options_for(*denoiser, command.denoiser, flags.pairing, flags.label,
+                                                         flags.sigmas, flags.summary_sigma, common.batch_size);
+  const ScoreFunction score = denoiser_score_function(*denoiser);
   const AlignmentResult result = analyse_alignment(*run.model, run.data, score, options, terminal_progress());
+  // The score is only as good as the denoiser: its error on these images at the same noise levels.
+  const DenoisingErrors errors = evaluate_denoising_errors(*denoiser, run.data, options.sigmas,
+                                                           derive_seed(common.seed, kDenoisingErrorStream), nullptr,
+                                                           common.batch_size);
 
   const std::filesystem::path out(common.out);
   nlohmann::json options_json = options.to_json();
-  options_json.update({{"denoiser", command.denoiser}, {"sigma", command.sigma},
-                       {"score", "Tweedie: (D(x', sigma, y) - x') / sigma^2, x' = 2x - 1"}});
+  options_json.update({{"denoiser", command.denoiser},
+                       {"score", "Tweedie: (D(x', sigma, y) - x') / sigma^2, x' = 2x - 1; s(x) from the no-label token"}});
   nlohmann::json record = run.record("align", options_json, common);
   record["denoiser_spec"] = denoiser->spec().to_json();
-  record.update(result.to_json());
-  record["cosine_per_image"] = tensor_to_json(result.cosine);
-  record["ssim_per_image"] = tensor_to_json(result.ssim);
+  record.update(result.to_json(true));
+  record["denoising_errors"] = errors.to_json();
+  const nlohmann::json& training = denoiser->training_record();
+  record["denoiser_training_errors"] = training.value("denoising_errors", nlohmann::json());
   write_json_file((out / "alignment.json").string(), record);
   const std::int64_t shown = std::min(command.figure_images, run.data.size());
   if (shown > 0) {
     const at::Tensor images = run.data.images.slice(0, 0, shown).to(run.device);
-    const at::Tensor labels = run.data.labels.slice(0, 0, shown).to(run.device);
+    const at::Tensor labels = options.predicted_label ? at::Tensor() : run.data.labels.slice(0, 0, shown).to(run.device);
+    const auto [gradient, y] = alignment_gradient(*run.model, images, labels, options.pairing);
     write_gradient_figure((out / "gradients.png").string(), images,
-                          {alignment_gradient(*run.model, images, labels, options.conditional),
-                           score(images, options.conditional ? labels : at::Tensor())});
+                          {gradient, paired_score(score, images, y, options.pairing, options.summary_sigma)});
   }
-  std::printf("alignment of input gradients with the %s score of %s (sigma %.3g) on %lld images:\n",
-              options.conditional ? "class-conditional" : "unconditional", command.denoiser.c_str(), command.sigma,
-              static_cast<long long>(result.cosine.numel()));
-  std::printf("  cosine similarity %.4f ± %.4f   SSIM %.4f ± %.4f   (mean ± standard error)\n", result.mean_cosine,
-              result.cosine_standard_error, result.mean_ssim, result.ssim_standard_error);
+  std::printf("alignment of input gradients with the data score of %s on %lld images\n  pairing %s: %s\n",
+              command.denoiser.c_str(), static_cast<long long>(result.images), alignment_pairing_name(options.pairing).c_str(),
+              alignment_pairing_description(options.pairing).c_str());
+  const auto error_cell = [](double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.5f", value);
+    return std::isfinite(value) ? std::string(text) : std::string("-");
+  };
+  std::printf("%8s %18s %18s %12s %12s %12s\n", "sigma", "cosine", "SSIM", "MSE given y", "MSE no label",
+              "MSE identity");
+  for (std::size_t s = 0; s < result.per_sigma.size(); ++s) {
+    const AlignmentAtSigma& entry = result.per_sigma[s];
+    std::printf("%8.3g %9.4f ± %.4f %9.4f ± %.4f %12s %12s %12s%s\n", entry.sigma, entry.mean_cosine,
+                entry.cosine_standard_error, entry.mean_ssim, entry.ssim_standard_error,
+                error_cell(errors.conditional[s]).c_str(), error_cell(errors.unconditional[s]).c_str(),
+                error_cell(errors.identity[s]).c_str(), entry.sigma == result.summary_sigma ? "   <- summary" : "");
+  }
+  std::printf("(mean ± standard error over images; MSE: per pixel, [-1,1] units, the denoiser on these images)\n");
   std::printf("results in %s%s\n", (out / "alignment.json").c_str(),
               shown > 0 ? (", " + (out / "gradients.png").string() + " (image | gradient | score)").c_str() : "");
 }
@@ -68,9 +93,8 @@ void add_align_command(CLI::App& app) {
   command->common.batch_size = 64;
   CLI::App* sub = app.add_subcommand("align", "Alignment of input gradients with the data score of a denoiser (perceptually aligned gradients)");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
-  sub->add_option("--denoiser", command->denoiser, "Denoiser file (robustlens train-denoiser); an unconditional one gives the unconditional pairing")
-      ->required();
-  sub->add_option("--sigma", command->sigma, "Noise level of the Tweedie score ([-1,1] pixel units)")->capture_default_str();
+  sub->add_option("--denoiser", command->denoiser, "Denoiser file (robustlens train-denoiser)")->required();
+  add_alignment_flags(*sub, command->alignment);
   sub->add_option("--figure-images", command->figure_images, "Images in gradients.png")->capture_default_str();
   sub->callback([command] { run_align(*command); });
 }

@@ -236,8 +236,8 @@ void run_audit(AuditCommand command) {
     vae = (out / "generative" / "vae" / "vae.pt").string();
   }
   if (command.fit_generative && denoiser.empty() && !skipped_by_user("align")) {
-    // Unconditional: the conditional score at a clean image is dominated by edges (docs/manifold-and-alignment.md).
-    steps.push_back(make_step(command, "", "train-denoiser", out / "generative" / "denoiser", {"--unconditional"}));
+    // Class-conditional with label dropout: one network gives s(x, y) and s(x) for every pairing of align.
+    steps.push_back(make_step(command, "", "train-denoiser", out / "generative" / "denoiser", {}));
     denoiser = (out / "generative" / "denoiser" / "denoiser.pt").string();
   }
   nlohmann::json skipped = nlohmann::json::object();  // model name → analysis → why

@@ -131,8 +131,9 @@ const std::vector<Column>& summary_columns() {
          const json* tangent = tangent_result(m);
          return tangent == nullptr ? std::nullopt : number(*tangent, {"tangent_fraction"});
        }},
-      {"alignment", "gradient–score cosine",
-       "Cosine similarity between the input gradient and the data score of a denoiser: perceptually aligned "
+      {"alignment", "gradient alignment",
+       "Cosine similarity between the input gradient of log p(y|x) and the class-conditional data score of a "
+       "denoiser at noise level 0.5 (the align step's pairing and summary noise level): perceptually aligned "
        "gradients score higher (align).",
        "fixed", [](const json&, const json& m) { return number(m, {"analyses", "align", "mean_cosine"}); }},
       {"same_encoding", "same encoding",
@@ -401,7 +402,10 @@ void manifold_section(HtmlReport& report, const json& audit) {
                    "chart compares how much the prediction (softmax) changes under random changes of the same "
                    "length along the tangent space (on-manifold) and across it (off-manifold). Models whose "
                    "gradients are perceptually aligned are robust off the manifold while staying sensitive on it; "
-                   "the tangent fraction is the share of the input gradient that lies on the manifold.");
+                   "the tangent fraction is the share of the input gradient that lies on the manifold. The "
+                   "first-order ratio compares, per direction, the squared derivative of the log-probability of the "
+                   "predicted class across the manifold with that along it: below 1, the model is more robust off "
+                   "the manifold than on it, at any small length.");
   const auto models = ran_on(report, audit, "manifold");
   if (models.empty()) return;
   LineChart chart{"Prediction change along and across the data manifold", "ε (L2 length of the change)",
@@ -420,30 +424,42 @@ void manifold_section(HtmlReport& report, const json& audit) {
       rows.push_back({name, basis, std::to_string(result["tangent_dim"].get<int>()) + " of " +
                                        std::to_string(result["input_dim"].get<int>()),
                       fixed(result["tangent_fraction"]) + " ± " + fixed(result["tangent_fraction_standard_error"]),
-                      fixed(result["random_baseline"])});
+                      fixed(result["random_baseline"]),
+                      result.contains("first_order") ? fixed(result["first_order"]["off_to_on_ratio"]) : "-"});
     }
   }
   if (!chart.series.empty()) report.chart(vega_lite_spec(chart));
   if (!rows.empty()) {
-    report.table({"model", "tangent space", "dimension k of D", "tangent fraction of gradients", "random direction"}, rows);
+    report.table({"model", "tangent space", "dimension k of D", "tangent fraction of gradients", "random direction",
+                  "first-order off/on per direction"},
+                 rows);
   }
 }
 
 void alignment_section(HtmlReport& report, const json& audit) {
   report.heading(2, "Perceptually aligned gradients", "alignment");
   report.paragraph("Does the input gradient point where a generative model of the data would change the image? The "
-                   "score of a denoiser trained on the data points towards more likely images; the cosine "
-                   "similarity (and SSIM) between it and the classifier's input gradient measures the alignment. "
-                   "Moderately robust models have the most aligned gradients; too much robustness makes them "
-                   "uninformative again.");
+                   "score of a denoiser trained on the data, given the image's class, points towards more likely "
+                   "images of that class; the cosine similarity between it and the gradient of the classifier's "
+                   "log-probability of that class measures the alignment (SSIM as a second metric). The score is "
+                   "read at several noise levels sigma: small sigma sees fine detail, large sigma the coarse shape. "
+                   "The paper reports that moderately robust models have the most aligned gradients.");
   const auto models = ran_on(report, audit, "align");
   if (models.empty()) return;
-  BarChart chart{"Alignment of input gradients with the data score", "", "mean over the images", {"cosine", "SSIM"}, {},
-                 ""};
+  LineChart chart{"Alignment of input gradients with the data score", "noise level sigma of the score",
+                  "mean cosine over the images", {}};
+  chart.log_x = true;
   for (const auto& [name, record] : models) {
-    chart.series.push_back({name, {(*record)["mean_cosine"].get<double>(), (*record)["mean_ssim"].get<double>()}});
+    std::vector<double> sigmas, cosines;
+    for (const json& level : record->value("per_sigma", json::array())) {
+      sigmas.push_back(level.at("sigma").get<double>());
+      cosines.push_back(level.at("mean_cosine").get<double>());
+    }
+    chart.series.push_back({name, sigmas, cosines, {}, {}, false});
   }
-  chart.note = (*models.front().second)["options"].value("pairing", "");
+  const json& options = (*models.front().second)["options"];
+  chart.note = "pairing: " + options.value("pairing_description", options.value("pairing", "")) +
+               "; the summary table uses sigma " + fixed(options.value("summary_sigma", 0.5), 2);
   report.chart(vega_lite_spec(chart));
   model_figures(report, audit, "align", "gradients.png", "image | input gradient | data score");
 }

@@ -23,10 +23,51 @@ std::unique_ptr<Denoiser> load_denoiser_for(const std::string& path, const Datas
   return denoiser;
 }
 
-ScoreFunction denoiser_score_function(Denoiser& denoiser, double sigma) {
-  return [&denoiser, sigma](const at::Tensor& images, const at::Tensor& labels) {
+ScoreFunction denoiser_score_function(Denoiser& denoiser) {
+  return [&denoiser](const at::Tensor& images, const at::Tensor& labels, double sigma) {
     return denoiser_score(denoiser, images, labels, sigma);
   };
+}
+
+AlignmentOptions alignment_options_for(const Denoiser& denoiser, const std::string& denoiser_path,
+                                       const std::string& pairing_name, const std::string& label,
+                                       const std::vector<double>& sigmas, double summary_sigma,
+                                       std::int64_t batch_size) {
+  const AlignmentPairing pairing = parse_alignment_pairing(pairing_name);
+  RL_CHECK(label == "true" || label == "predicted", "--label must be true or predicted, got '", label, "'");
+  const DenoiserSpec& spec = denoiser.spec();
+  RL_CHECK(!pairing_needs_class_scores(pairing) || spec.conditional(), "--pairing ", pairing_name,
+           " needs the class-conditional score s(x, y), but --denoiser '", denoiser_path,
+           "' is unconditional; train one without --unconditional");
+  RL_CHECK(!pairing_needs_unconditional_scores(pairing) || spec.gives_unconditional_scores(), "--pairing ",
+           pairing_name, " needs the unconditional score s(x), but --denoiser '", denoiser_path,
+           "' is class-conditional without a \"no label\" token (trained before label dropout); retrain it with "
+           "robustlens train-denoiser (label dropout is the default) or use --pairing conditional");
+  const AlignmentOptions options = AlignmentOptions()
+                                       .set_pairing(pairing)
+                                       .set_predicted_label(label == "predicted")
+                                       .set_sigmas(sigmas)
+                                       .set_summary_sigma(summary_sigma)
+                                       .set_batch_size(batch_size);
+  options.check();
+  return options;
+}
+
+void add_alignment_flags(CLI::App& app, AlignmentFlags& flags) {
+  app.add_option("--pairing", flags.pairing,
+                 "What is compared: conditional (grad log p(y|x) vs s(x,y)), bayes (vs s(x,y) - s(x)), or "
+                 "summed-logits (grad of the summed logits vs s(x): the reference's CIFAR script, not a measure of "
+                 "alignment)")
+      ->check(CLI::IsMember({"conditional", "bayes", "summed-logits"}))
+      ->capture_default_str();
+  app.add_option("--label", flags.label, "Class y of the pairing: the true label or the model's prediction")
+      ->check(CLI::IsMember({"true", "predicted"}))
+      ->capture_default_str();
+  app.add_option("--sigmas", flags.sigmas, "Noise levels of the score ([-1,1] pixel units), comma list; each is reported")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--summary-sigma", flags.summary_sigma, "The noise level whose numbers are the summary (one of --sigmas)")
+      ->capture_default_str();
 }
 
 void write_gradient_figure(const std::string& path, const at::Tensor& images, const std::vector<at::Tensor>& columns) {

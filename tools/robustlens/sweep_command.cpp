@@ -1,7 +1,10 @@
 // robustlens sweep: one model per robust-training strength (log-spaced), each
-// measured for accuracy, on- and off-manifold sensitivity and gradient
-// alignment; one chart against strength with the three regimes marked, and a
-// grid of every model's input gradients beside the data score.
+// measured for accuracy, on- and off-manifold sensitivity (first order, per
+// direction, and the change at a small eps) and gradient alignment; the
+// regimes from the first-order sensitivities, the Spearman correlation of
+// alignment with off-manifold robustness across the models; one chart against
+// strength with the regimes marked, and a grid of every model's input
+// gradients beside the data score.
 #include "commands.h"
 #include "common.h"
 #include "generative_support.h"
@@ -19,6 +22,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 namespace robustlens::cli {
@@ -35,13 +39,14 @@ struct SweepCommand {
   std::int64_t analysis_samples = 500;
   SweepMeasureOptions measures;
   std::string vae, denoiser;
+  AlignmentFlags alignment;
   std::int64_t pca_neighbours = 64, pca_dim = 0;
   std::int64_t seeds = 1;
   bool restart = false;
 };
 
-/// The random stream of the measures' noise draws (derive_seed).
-constexpr std::uint64_t kMeasureStream = 31;
+/// The random streams of the measures' noise draws and of the correlation's bootstrap (derive_seed).
+constexpr std::uint64_t kMeasureStream = 31, kBootstrapStream = 32;
 
 /// Four significant digits, for the table and the chart's legend.
 std::string format_number(double value) {
@@ -149,8 +154,13 @@ void run_sweep(const SweepCommand& command) {
     return vae ? vae_tangent_basis(*vae, images) : local_pca_basis(images, labels, reference, command.pca_neighbours, pca_dim);
   };
   SweepMeasureOptions measure_options = command.measures;
-  measure_options.set_conditional(!denoiser || denoiser->spec().conditional());
-  const ScoreFunction score = denoiser ? denoiser_score_function(*denoiser, 0.5) : ScoreFunction();
+  const AlignmentFlags& flags = command.alignment;
+  if (denoiser) {
+    measure_options.set_alignment(alignment_options_for(*denoiser, command.denoiser, flags.pairing, flags.label,
+                                                        flags.sigmas, flags.summary_sigma, measure_options.batch_size));
+  }
+  const AlignmentOptions& alignment_options = measure_options.alignment;
+  const ScoreFunction score = denoiser ? denoiser_score_function(*denoiser) : ScoreFunction();
   const bool has_mask = analysed.signal_mask.defined();
   ArchitectureSpec spec = command.architecture;
   spec.set_input_shape(train_data.image_shape()).set_num_classes(train_data.num_classes());
@@ -170,13 +180,15 @@ void run_sweep(const SweepCommand& command) {
   }
 
   const std::filesystem::path out(common.out);
-  const std::string regime_measure = has_mask ? "distractor halves (item half on, glyph half off the manifold)"
-                                              : tangent_source + " tangent spaces";
+  const std::string regime_measure =
+      "first-order sensitivities per direction (RMS directional derivative of log p(predicted class)) on the " +
+      (has_mask ? std::string("distractor halves (item half on, glyph half off the manifold)")
+                : tangent_source + " tangent spaces (on) and their complements (off)");
   nlohmann::json options_json = {{"objective", command.objective}, {"strengths", strengths}, {"seeds", command.seeds},
                                  {"architecture", spec.resolved().to_json()},
                                  {"tangent_source", tangent_source}, {"vae", command.vae}, {"denoiser", command.denoiser},
                                  {"pca_neighbours", command.pca_neighbours}, {"pca_dim", pca_dim},
-                                 {"measures", measure_options.to_json()}, {"score_sigma", 0.5},
+                                 {"measures", measure_options.to_json()},
                                  {"analysis_samples", command.analysis_samples},
                                  {"regime_rule", robustness_regime_rule()}, {"regime_measure", regime_measure}};
   nlohmann::json record = run_record("sweep", options_json, common);
@@ -191,6 +203,9 @@ void run_sweep(const SweepCommand& command) {
   const at::Tensor shown_images = analysed.images.slice(0, 0, shown).to(device);
   const at::Tensor shown_labels = analysed.labels.slice(0, 0, shown).to(device);
   std::vector<at::Tensor> gradient_columns;
+  // Every model (all seeds), for the correlation of alignment with off-manifold robustness.
+  std::vector<double> model_alignment;
+  std::vector<FirstOrderSensitivity> model_sensitivity;
   for (std::size_t i = 0; i < strengths.size(); ++i) {
     StrengthSummary summary;
     for (std::int64_t j = 0; j < command.seeds; ++j) {
@@ -215,22 +230,35 @@ void run_sweep(const SweepCommand& command) {
       for (const EpochRecord& epoch : trained.epochs) train_seconds += epoch.seconds;
       const SweepMeasures measured = measure(model);
 
+      const FirstOrderSensitivity& sensitivity = regime_sensitivity(measured);
       summary.add("test_accuracy", trained.epochs.back().test_accuracy);
+      summary.add("first_order_on", sensitivity.on_manifold);
+      summary.add("first_order_off", sensitivity.off_manifold);
+      summary.add("off_to_on_ratio", sensitivity.off_to_on_ratio());
       summary.add("on_manifold", measured.tangent.on_manifold.mean[0]);
       summary.add("off_manifold", measured.tangent.off_manifold.mean[0]);
       if (measured.distractor) {
         summary.add("item_half", measured.distractor->item_half.mean[0]);
         summary.add("glyph_half", measured.distractor->distractor_half.mean[0]);
       }
-      if (measured.alignment) summary.add("alignment_cosine", measured.alignment->mean_cosine);
-      if (j == 0) gradient_columns.push_back(alignment_gradient(model, shown_images, shown_labels, measure_options.conditional));
-      std::printf("  accuracy %.2f%%  on-manifold %.4f  off-manifold %.4f", 100 * trained.epochs.back().test_accuracy,
-                  measured.tangent.on_manifold.mean[0], measured.tangent.off_manifold.mean[0]);
+      if (measured.alignment) {
+        summary.add("alignment_cosine", measured.alignment->summary().mean_cosine);
+        model_alignment.push_back(measured.alignment->summary().mean_cosine);
+      }
+      model_sensitivity.push_back(sensitivity);
+      if (j == 0) {
+        const at::Tensor labels = alignment_options.predicted_label ? at::Tensor() : shown_labels;
+        gradient_columns.push_back(alignment_gradient(model, shown_images, labels, alignment_options.pairing).first);
+      }
+      std::printf("  accuracy %.2f%%  first order on %.4g off %.4g (off/on %.3g)  change at eps %.3g: on %.4f off %.4f",
+                  100 * trained.epochs.back().test_accuracy, sensitivity.on_manifold, sensitivity.off_manifold,
+                  sensitivity.off_to_on_ratio(), measure_options.eps, measured.tangent.on_manifold.mean[0],
+                  measured.tangent.off_manifold.mean[0]);
       if (measured.distractor) {
         std::printf("  item half %.4f  glyph half %.4f", measured.distractor->item_half.mean[0],
                     measured.distractor->distractor_half.mean[0]);
       }
-      if (measured.alignment) std::printf("  alignment %.4f", measured.alignment->mean_cosine);
+      if (measured.alignment) std::printf("  alignment %.4f", measured.alignment->summary().mean_cosine);
       std::printf("  (training %.0f s, measures %.0f s)\n", train_seconds, measured.seconds);
       nlohmann::json entry = measured.to_json();
       entry.update({{"strength", strengths[i]}, {"seed", seed}, {"folder", folder.string()}, {"recipe", options.to_json()},
@@ -240,10 +268,9 @@ void run_sweep(const SweepCommand& command) {
     }
     summaries.push_back(summary);
     if (i == 0) {
-      const std::string on_key = has_mask ? "item_half" : "on_manifold", off_key = has_mask ? "glyph_half" : "off_manifold";
-      RL_CHECK(summary.mean(on_key) > 0 && summary.mean(off_key) > 0, "the weakest model's sensitivities (", on_key, " ",
-               summary.mean(on_key), ", ", off_key, " ", summary.mean(off_key),
-               ") must be > 0 to compare the others with; raise --eps or --noise");
+      RL_CHECK(summary.mean("first_order_on") > 0 && summary.mean("first_order_off") > 0,
+               "the weakest model's first-order sensitivities (on ", summary.mean("first_order_on"), ", off ",
+               summary.mean("first_order_off"), ") must be > 0 to compare the others with");
     }
     // What is finished so far, marked incomplete, in case the sweep is stopped.
     write_json_file((out / "sweep.json").string(), record);
@@ -255,18 +282,37 @@ void run_sweep(const SweepCommand& command) {
     return values;
   };
   const std::vector<double> accuracy = column("test_accuracy"), on = column("on_manifold"), off = column("off_manifold");
+  const std::vector<double> first_on = column("first_order_on"), first_off = column("first_order_off");
+  const std::vector<double> ratio = column("off_to_on_ratio");
   const std::vector<double> cosine = denoiser ? column("alignment_cosine") : std::vector<double>();
   const std::vector<double> item_half = has_mask ? column("item_half") : std::vector<double>();
   const std::vector<double> glyph_half = has_mask ? column("glyph_half") : std::vector<double>();
-  // The regimes rest on the known manifold when there is one: the glyph half
-  // of distractor data is off the manifold exactly, while the complement of a
-  // k-dimensional tangent estimate still holds real variation of the data.
-  const std::vector<std::string> regimes = has_mask ? robustness_regimes(item_half, glyph_half) : robustness_regimes(on, off);
+  // The regimes rest on the known manifold when there is one (regime_sensitivity):
+  // the glyph half of distractor data is off the manifold exactly, while the
+  // complement of a k-dimensional tangent estimate still holds real variation of the data.
+  std::vector<FirstOrderSensitivity> strength_sensitivity;
+  for (std::size_t i = 0; i < strengths.size(); ++i) {
+    FirstOrderSensitivity mean;
+    mean.on_manifold = first_on[i];
+    mean.off_manifold = first_off[i];
+    strength_sensitivity.push_back(mean);
+  }
+  const std::vector<std::string> regimes = sweep_regimes(strength_sensitivity);
   record["per_strength"] = nlohmann::json::array();
   for (std::size_t i = 0; i < strengths.size(); ++i) {
     nlohmann::json entry = summaries[i].to_json();
     entry.update({{"strength", strengths[i]}, {"regime", regimes[i]}});
     record["per_strength"].push_back(entry);
+  }
+  std::optional<RankCorrelation> correlation;
+  if (denoiser && model_alignment.size() >= 3) {
+    correlation = alignment_robustness_correlation(model_alignment, model_sensitivity,
+                                                   derive_seed(common.seed, kBootstrapStream));
+    nlohmann::json json = correlation->to_json();
+    json["between"] = "alignment (" + alignment_pairing_name(alignment_options.pairing) + " pairing, mean cosine at sigma " +
+                      format_number(alignment_options.summary_sigma) +
+                      ") and off-manifold robustness (minus the off-manifold first-order sensitivity), over every model";
+    record["alignment_robustness_correlation"] = json;
   }
 
   const auto scaled = [](const std::vector<double>& values, double by) {
@@ -287,15 +333,26 @@ void run_sweep(const SweepCommand& command) {
     return series;
   };
   LineChart chart{"Sweep of " + command.objective + " strength", "strength (" + command.objective + ")", "", {}};
-  chart.note = "regimes from the " + std::string(has_mask ? "distractor halves" : tangent_source + " tangent spaces") +
+  const std::string first_order_source = has_mask ? "distractor halves" : tangent_source + " tangent spaces";
+  chart.note = "regimes from the first-order sensitivities on the " + first_order_source +
                "; rel. = relative to the weakest model";
+  if (correlation) {
+    chart.note += "; Spearman(alignment, off-manifold robustness) " + format_number(correlation->spearman) + " [" +
+                  format_number(correlation->low) + ", " + format_number(correlation->high) + "]";
+  }
   chart.log_x = true;
   chart.regions = regime_regions(strengths, regimes);
   chart.series.push_back({"test accuracy", strengths, accuracy, {}, {}, false});
+  chart.series.push_back(relative("first_order_on", first_on));
+  chart.series.back().name = "on-manifold first-order sensitivity, " + first_order_source + " (rel.)";
+  chart.series.push_back(relative("first_order_off", first_off));
+  chart.series.back().name = "off-manifold first-order sensitivity, " + first_order_source + " (rel.)";
   chart.series.push_back(relative("on_manifold", on));
-  chart.series.back().name = "on-manifold change, " + tangent_source + " tangents (rel.)";
+  chart.series.back().name = "on-manifold change at eps " + format_number(measure_options.eps) + ", " + tangent_source + " (rel.)";
+  chart.series.back().dashed = true;
   chart.series.push_back(relative("off_manifold", off));
-  chart.series.back().name = "off-manifold change, " + tangent_source + " normals (rel.)";
+  chart.series.back().name = "off-manifold change at eps " + format_number(measure_options.eps) + ", " + tangent_source + " (rel.)";
+  chart.series.back().dashed = true;
   if (denoiser) {
     // Relative to its largest value, so that its shape shows on the chart's scale.
     const double peak = *std::max_element(cosine.begin(), cosine.end());
@@ -312,19 +369,23 @@ void run_sweep(const SweepCommand& command) {
   }
   write_svg((out / "sweep.svg").string(), chart);
   if (denoiser) {
-    gradient_columns.push_back(score(shown_images, measure_options.conditional ? shown_labels : at::Tensor()));
+    // The score side for the true labels (with --label predicted each model's own y would differ).
+    gradient_columns.push_back(
+        paired_score(score, shown_images, shown_labels, alignment_options.pairing, alignment_options.summary_sigma));
   }
   write_gradient_figure((out / "gradients.png").string(), shown_images, gradient_columns);
 
   std::ostringstream csv;
   csv.precision(6);
-  csv << "strength,test_accuracy,on_manifold,off_manifold,alignment_cosine,item_half,glyph_half,regime\n";
+  csv << "strength,test_accuracy,first_order_on,first_order_off,off_to_on_ratio,on_manifold,off_manifold,"
+         "alignment_cosine,item_half,glyph_half,regime\n";
   const auto csv_cell = [&](const std::vector<double>& values, std::size_t i) {
     if (!values.empty()) csv << values[i];
     csv << ',';
   };
   for (std::size_t i = 0; i < strengths.size(); ++i) {
-    csv << strengths[i] << ',' << accuracy[i] << ',' << on[i] << ',' << off[i] << ',';
+    csv << strengths[i] << ',' << accuracy[i] << ',' << first_on[i] << ',' << first_off[i] << ',' << ratio[i] << ','
+        << on[i] << ',' << off[i] << ',';
     csv_cell(cosine, i);
     csv_cell(item_half, i);
     csv_cell(glyph_half, i);
@@ -334,17 +395,24 @@ void run_sweep(const SweepCommand& command) {
   record["complete"] = true;
   write_json_file((out / "sweep.json").string(), record);
 
-  std::printf("\n%12s %10s %12s %12s %11s %11s %10s  %s\n", "strength", "accuracy", "on-manifold", "off-manifold",
-              "item half", "glyph half", "alignment", "regime");
+  std::printf("\n%12s %10s %11s %11s %8s %11s %11s %11s %11s %10s  %s\n", "strength", "accuracy", "1st-ord on",
+              "1st-ord off", "off/on", "change on", "change off", "item half", "glyph half", "alignment", "regime");
   const auto cell = [](const std::vector<double>& values, std::size_t i) {
     return values.empty() ? std::string("-") : format_number(values[i]);
   };
   for (std::size_t i = 0; i < strengths.size(); ++i) {
-    std::printf("%12.4g %9.2f%% %12.4f %12.4f %11s %11s %10s  %s\n", strengths[i], 100 * accuracy[i], on[i], off[i],
-                cell(item_half, i).c_str(), cell(glyph_half, i).c_str(), cell(cosine, i).c_str(), regimes[i].c_str());
+    std::printf("%12.4g %9.2f%% %11.4g %11.4g %8.3g %11.4f %11.4f %11s %11s %10s  %s\n", strengths[i], 100 * accuracy[i],
+                first_on[i], first_off[i], ratio[i], on[i], off[i], cell(item_half, i).c_str(), cell(glyph_half, i).c_str(),
+                cell(cosine, i).c_str(), regimes[i].c_str());
   }
   std::printf("%sregimes from the %s\n", command.seeds > 1 ? ("means over " + std::to_string(command.seeds) + " seeds; ").c_str() : "",
               regime_measure.c_str());
+  if (correlation) {
+    std::printf("Spearman correlation of alignment with off-manifold robustness over %lld models: %.3f "
+                "(%.0f%% bootstrap interval [%.3f, %.3f])\n",
+                static_cast<long long>(correlation->pairs), correlation->spearman, 100 * correlation->confidence,
+                correlation->low, correlation->high);
+  }
   std::printf("results in %s, %s, %s, %s\n", (out / "sweep.json").c_str(), (out / "sweep.csv").c_str(),
               (out / "sweep.svg").c_str(), (out / "gradients.png").c_str());
 }
@@ -376,7 +444,8 @@ void add_sweep_command(CLI::App& app) {
   sub->add_option("--pca-dim", command->pca_dim, "Local PCA: tangent dimension (0 = the VAE's, else 16)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--denoiser", command->denoiser, "Denoiser file for the alignment (robustlens train-denoiser)");
-  sub->add_option("--eps", command->measures.eps, "L2 length of the on/off-manifold perturbations")->capture_default_str();
+  add_alignment_flags(*sub, command->alignment);
+  sub->add_option("--eps", command->measures.eps, "L2 length of the on/off-manifold perturbations (small: the change is not saturated)")->capture_default_str();
   sub->add_option("--noise", command->measures.noise, "Distractor data: noise standard deviation on each half")->capture_default_str();
   sub->add_option("--draws", command->measures.draws, "Random directions (noise draws) per image")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--seeds", command->seeds, "Models per strength (training seeds); the measures are their means")

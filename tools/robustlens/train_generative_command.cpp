@@ -10,6 +10,7 @@
 #include "robustlens/generative/vae.h"
 #include "robustlens/report/files.h"
 
+#include <cmath>
 #include <filesystem>
 #include <memory>
 
@@ -72,6 +73,24 @@ struct TrainDenoiserCommand {
   bool unconditional = false;
 };
 
+/// The denoising-error table: the learned denoiser beside the trivial ones, per noise level.
+void print_denoising_errors(const DenoisingErrors& errors) {
+  const auto cell = [](double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.5f", value);
+    return std::isfinite(value) ? std::string(text) : std::string("-");
+  };
+  std::printf("denoising error on %lld test images (MSE per pixel, [-1,1] units; Gaussians fitted to the training images):\n",
+              static_cast<long long>(errors.images));
+  std::printf("%8s %12s %12s %12s %14s %14s\n", "sigma", "given y", "no label", "identity", "Gaussian/class",
+              "Gaussian/all");
+  for (std::size_t i = 0; i < errors.sigmas.size(); ++i) {
+    std::printf("%8.3g %12s %12s %12s %14s %14s\n", errors.sigmas[i], cell(errors.conditional[i]).c_str(),
+                cell(errors.unconditional[i]).c_str(), cell(errors.identity[i]).c_str(),
+                cell(errors.gaussian_class[i]).c_str(), cell(errors.gaussian_all[i]).c_str());
+  }
+}
+
 void run_train_denoiser(const TrainDenoiserCommand& command) {
   CommonOptions common = command.common;
   if (common.out.empty()) common.out = "runs/denoiser";
@@ -83,10 +102,12 @@ void run_train_denoiser(const TrainDenoiserCommand& command) {
 
   DenoiserSpec spec = command.spec;
   spec.set_input_shape(train_data.image_shape()).set_num_classes(command.unconditional ? 0 : train_data.num_classes());
+  // --label-dropout 0: a conditional-only denoiser, without the token (s(x) is then unavailable).
+  spec.set_no_label_token(options.label_dropout > 0);
   Denoiser denoiser(spec);
   denoiser.to(device);
   std::printf("training %s denoiser (%s) on %s: %lld images, %lld epochs, sigma log-uniform in [%g, %g], device %s\n",
-              spec.conditional() ? "a class-conditional" : "an unconditional", spec.to_json().dump().c_str(),
+              spec.conditional() ? "a class-conditional (label dropout to a 'no label' token)" : "an unconditional", spec.to_json().dump().c_str(),
               train_data.name.c_str(), static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
               options.sigma_min, options.sigma_max, device.str().c_str());
   std::fflush(stdout);
@@ -104,6 +125,7 @@ void run_train_denoiser(const TrainDenoiserCommand& command) {
   log["result"] = result.to_json();
   write_json_file(output_file(common, "train_log.json"), log);
   std::printf("test loss %.4f; denoiser written to %s\n", result.epochs.back().test_loss, model_path.c_str());
+  print_denoising_errors(result.errors);
 }
 
 }  // namespace
@@ -139,6 +161,10 @@ void add_train_denoiser_command(CLI::App& app) {
   sub->add_option("--embedding-dim", spec.embedding_dim, "Width of the noise-level and class embedding")
       ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--unconditional", command->unconditional, "Ignore the labels: D(x; sigma) instead of D(x; sigma, y)");
+  sub->add_option("--label-dropout", command->training.label_dropout,
+                  "Share of training images whose label is replaced by a 'no label' token, so that one network gives "
+                  "s(x, y) and s(x) (conditional denoisers)")
+      ->capture_default_str();
   DenoiserTrainOptions& t = command->training;
   sub->add_option("--epochs", t.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(CLI::PositiveNumber)->capture_default_str();
