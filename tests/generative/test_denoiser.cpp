@@ -242,6 +242,24 @@ TEST(DenoiserFile, SaveLoadRoundTripAndBadFiles) {
   EXPECT_EQ(loaded->training_record(), denoiser->training_record());
   const at::Tensor images = at::rand({4, 1, 7, 9}), labels = at::tensor({0, 1, 2, 0}, at::kLong);
   EXPECT_TRUE(at::equal(denoiser_score(*loaded, images, labels), denoiser_score(*denoiser, images, labels)));
+  EXPECT_TRUE(at::equal(denoiser_score(*loaded, images, {}), denoiser_score(*denoiser, images, {})));
+
+  // A spec written before label dropout existed has no "no_label_token": a conditional-only denoiser, whose
+  // class embedding has one row per class.
+  nlohmann::json old_spec = denoiser->spec().to_json();
+  old_spec.erase("no_label_token");
+  const DenoiserSpec old = DenoiserSpec::from_json(old_spec);
+  EXPECT_FALSE(old.no_label_token);
+  EXPECT_FALSE(old.gives_unconditional_scores());
+  torch::manual_seed(0);
+  Denoiser conditional_only(old);
+  conditional_only.save(directory.file("old.pt"));
+  const auto reloaded = load_denoiser(directory.file("old.pt"), at::kCPU);
+  EXPECT_FALSE(reloaded->spec().no_label_token);
+  for (const auto& [name, parameter] : reloaded->named_parameters()) {
+    if (name == "class_embedding.weight") EXPECT_EQ(parameter.size(0), 3);
+  }
+  expect_error([&] { denoiser_score(*reloaded, images, {}); }, "trained without label dropout");
 
   testing::write_bytes(directory.file("text.pt"), "hello");
   torch::manual_seed(0);

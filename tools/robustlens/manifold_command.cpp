@@ -44,6 +44,13 @@ void add_csv_rows(std::ostringstream& csv, const std::string& curve, const std::
   }
 }
 
+/// The first-order sensitivities per direction, on and off the manifold, and their ratio.
+void print_first_order(const FirstOrderSensitivity& first_order, const char* on, const char* off) {
+  std::printf("  first order, per direction (squared derivative of log p(predicted class)): %s %.4g, %s %.4g, "
+              "ratio off/on %.3g\n",
+              on, first_order.on_manifold, off, first_order.off_manifold, first_order.off_to_on_ratio());
+}
+
 void run_manifold(const ManifoldCommand& command) {
   CommonOptions common = command.common;
   DistractorOptions distractor_options = command.distractor;
@@ -112,6 +119,7 @@ void run_manifold(const ManifoldCommand& command) {
 
     std::printf("distractor data, %lld images: share of input-gradient energy on the item half %.3f (0.5 = no preference)\n",
                 static_cast<long long>(result.images), result.item_gradient_share);
+    print_first_order(result.first_order, "item half", "glyph half");
     std::printf("  %10s %12s %12s %12s %10s\n", "s", "item half", "glyph half", "whole", "R(s)");
     for (std::size_t l = 0; l < result.noise_levels.size(); l += std::max<std::size_t>(1, result.noise_levels.size() / 8)) {
       std::printf("  %10.4g %12.4f %12.4f %12.4f %10.3g\n", result.noise_levels[l], result.item_half.mean[l],
@@ -136,6 +144,7 @@ void run_manifold(const ManifoldCommand& command) {
                   "(random direction: %.3f)\n",
                   name.c_str(), static_cast<long long>(result.tangent_dim), static_cast<long long>(result.input_dim),
                   result.tangent_fraction, result.tangent_fraction_standard_error, result.random_baseline());
+      print_first_order(result.first_order, "along", "across");
       std::printf("  %10s %14s %14s\n", "eps", "on-manifold", "off-manifold");
       for (std::size_t p = 0; p < result.eps.size(); ++p) {
         std::printf("  %10.4g %14.4f %14.4f\n", result.eps[p], result.on_manifold.mean[p], result.off_manifold.mean[p]);

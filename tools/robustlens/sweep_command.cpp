@@ -313,6 +313,10 @@ void run_sweep(const SweepCommand& command) {
                       format_number(alignment_options.summary_sigma) +
                       ") and off-manifold robustness (minus the off-manifold first-order sensitivity), over every model";
     record["alignment_robustness_correlation"] = json;
+  } else if (denoiser) {
+    record["alignment_robustness_correlation"] = {
+        {"spearman", nullptr}, {"why", "a rank correlation needs at least 3 models; the sweep has " +
+                                          std::to_string(model_alignment.size())}};
   }
 
   const auto scaled = [](const std::vector<double>& values, double by) {
@@ -407,6 +411,10 @@ void run_sweep(const SweepCommand& command) {
   }
   std::printf("%sregimes from the %s\n", command.seeds > 1 ? ("means over " + std::to_string(command.seeds) + " seeds; ").c_str() : "",
               regime_measure.c_str());
+  if (denoiser && !correlation) {
+    std::printf("no correlation of alignment with off-manifold robustness: %zu models, at least 3 needed\n",
+                model_alignment.size());
+  }
   if (correlation) {
     std::printf("Spearman correlation of alignment with off-manifold robustness over %lld models: %.3f "
                 "(%.0f%% bootstrap interval [%.3f, %.3f])\n",
