@@ -114,7 +114,7 @@ int run_benchmark(int argc, char** argv) {
   });
   const double forwards_per_image =
       1 + 2 * static_cast<double>(tangent_options.draws * static_cast<std::int64_t>(tangent_options.eps.size()));
-  // Two backward passes: the logit gradient of the tangent fraction and the log-probability gradient of the first-order sensitivities.
+  // Two gradients (of the tangent fraction and of the first-order sensitivities) from one forward pass: at most two full passes.
   const double sensitivity_bound = n / tangents + 2 * n / gradients + n * forwards_per_image / forwards;
   std::printf("%-22s %10.0f images/s  bound %.0f images/s, efficiency %.2f (%zu eps, %lld draws)\n", "tangent sensitivity",
               n / sensitivity_seconds, n / sensitivity_bound, sensitivity_bound / sensitivity_seconds,

@@ -1,11 +1,11 @@
 #include "robustlens/analyses/manifold.h"
 
-#include "robustlens/analyses/alignment.h"
 #include "robustlens/core/error.h"
 #include "robustlens/explain/attributions.h"
 
 #include <ATen/ops/cdist.h>
 #include <ATen/ops/linalg_svd.h>
+#include <torch/autograd.h>
 
 #include <cmath>
 #include <limits>
@@ -75,9 +75,18 @@ class FirstOrderAccumulator {
   CurveAccumulator on_{1}, off_{1};
 };
 
-/// ∇ log softmax(f(x))_ŷ for the predicted classes ŷ, N×D, float64.
-at::Tensor predicted_log_probability_gradient(Model& model, const at::Tensor& images) {
-  return alignment_gradient(model, images, {}, AlignmentPairing::conditional).first.flatten(1).to(at::kDouble);
+/// From one forward pass, for the predicted classes ŷ: ∇ logit_ŷ (the
+/// reference's input gradient, N×C×H×W) and ∇ log softmax(f(x))_ŷ (N×D, float64).
+std::pair<at::Tensor, at::Tensor> predicted_class_gradients(Model& model, const at::Tensor& images) {
+  const at::Tensor x = images.detach().requires_grad_(true);
+  const at::Tensor logits = model.forward(x);
+  check_logits(logits, x.size(0), "the model");
+  const at::Tensor predicted = logits.argmax(1, true).detach();
+  // Rows do not interact, so the gradient of a sum over rows is each row's own gradient.
+  const at::Tensor logit = torch::autograd::grad({logits.gather(1, predicted).sum()}, {x}, {}, true)[0];
+  const at::Tensor log_probability =
+      torch::autograd::grad({at::log_softmax(logits.to(at::kDouble), 1).gather(1, predicted).sum()}, {x})[0];
+  return {logit.detach(), log_probability.detach().flatten(1).to(at::kDouble)};
 }
 
 }  // namespace
@@ -159,13 +168,12 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
     const at::Tensor images = data.images.slice(0, start, end).to(device);
     const at::Tensor mask = data.signal_mask.slice(0, start, end).to(device).expand_as(images);
 
-    const at::Tensor gradient = predicted_logit_gradient(model, images);
+    const auto [gradient, log_probability_gradient] = predicted_class_gradients(model, images);
     const at::Tensor total = gradient.pow(2).flatten(1).sum(1), on_item = (gradient * mask).pow(2).flatten(1).sum(1);
     const at::Tensor nonzero = total > 0;
     share_sum += (on_item / total.clamp_min(1e-30)).masked_select(nonzero).sum().item<double>();
     share_count += nonzero.sum().item<std::int64_t>();
     const at::Tensor flat_mask = mask.flatten(1).to(at::kDouble);
-    const at::Tensor log_probability_gradient = predicted_log_probability_gradient(model, images);
     first_order.add(log_probability_gradient, log_probability_gradient * flat_mask, flat_mask.sum(1), flat_mask.size(1));
 
     at::NoGradGuard no_grad;
@@ -293,11 +301,11 @@ TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, con
       return at::bmm(tangents, at::bmm(tangents.transpose(1, 2), rows.unsqueeze(2))).squeeze(2);
     };
 
-    const at::Tensor gradient = predicted_logit_gradient(model, images).flatten(1);
+    const auto [logit_gradient, log_probability_gradient] = predicted_class_gradients(model, images);
+    const at::Tensor gradient = logit_gradient.flatten(1);
     const at::Tensor gradient_norm = gradient.norm(2, {1});
     const at::Tensor nonzero = gradient_norm > 0;
     fraction.add(0, (project(gradient).norm(2, {1}) / gradient_norm.clamp_min(1e-30)).masked_select(nonzero));
-    const at::Tensor log_probability_gradient = predicted_log_probability_gradient(model, images);
     first_order.add(log_probability_gradient, project(log_probability_gradient.to(tangents.scalar_type())).to(at::kDouble),
                     at::full({1}, static_cast<double>(result.tangent_dim), log_probability_gradient.options()),
                     result.input_dim);
