@@ -10,9 +10,10 @@
 # decade) and Gaussian noise augmentation (sigma 0.01 to 3, two per decade).
 # Each setting folder holds its generative models (vae: k = 16 for the tangent
 # spaces; denoiser: class-conditional with label dropout, the score of both
-# pairings), the sweeps (sweep-OBJECTIVE: first-order regimes, the conditional
-# alignment and its Spearman correlation with off-manifold robustness), and
-# every model's bayes-pairing alignment (strength-*/.../align-bayes).
+# pairings), the sweeps (sweep-OBJECTIVE: first-order regimes, the bayes-pairing
+# alignment, as in the audit, and its Spearman correlation with off-manifold
+# robustness), and every model's conditional-pairing alignment
+# (strength-*/.../align-conditional).
 # SETTINGS (default "distractor plain"), OBJECTIVES (default "gradnorm noise")
 # and SEEDS (default 3) select a part. Reruns reuse finished training
 # (checkpoints, and generative models already written). Threads: $THREADS
@@ -41,11 +42,11 @@ for setting in ${SETTINGS:-distractor plain}; do
     if [ "$objective" = gradnorm ]; then strengths="--strengths 0.001,0.01,0.1,1,10,100"
     else strengths="--strengths 0.01,0.03,0.1,0.3,1,3"; fi
     "$robustlens" sweep $data $threads $recipe --objective "$objective" $strengths --seeds "${SEEDS:-3}" \
-      --vae "$out/vae/vae.pt" --denoiser "$out/denoiser/denoiser.pt" --out "$out/sweep-$objective"
-    # Every model against s(x, y) - s(x) too.
+      --pairing bayes --vae "$out/vae/vae.pt" --denoiser "$out/denoiser/denoiser.pt" --out "$out/sweep-$objective"
+    # Every model against s(x, y) alone too.
     find "$out/sweep-$objective" -name model.pt | sort | while read -r model; do
-      "$robustlens" align $data $threads --model "$model" --denoiser "$out/denoiser/denoiser.pt" --pairing bayes \
-        --samples 500 --figure-images 0 --out "$(dirname "$model")/align-bayes" | grep "<- summary"
+      "$robustlens" align $data $threads --model "$model" --denoiser "$out/denoiser/denoiser.pt" --pairing conditional \
+        --samples 500 --figure-images 0 --out "$(dirname "$model")/align-conditional" | grep "<- summary"
     done
   done
 done

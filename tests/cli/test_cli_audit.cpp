@@ -80,6 +80,7 @@ TEST_F(CliAudit, RunsEveryAnalysisAndReportsTheSubcommandsNumbers) {
   EXPECT_EQ(row.at("values").at("accuracy"), binenc.at("eval").at("accuracy"));
   EXPECT_EQ(row.at("values").at("spectral_score"), binenc.at("spectral").at("score"));
   EXPECT_EQ(row.at("values").at("alignment"), binenc.at("align").at("mean_cosine"));
+  EXPECT_EQ(binenc.at("align").at("options").at("pairing"), "bayes");
   EXPECT_EQ(row.at("values").at("same_encoding"), audit_json.at("latent").at("result").at("models").at(1).at("result")
                                                        .at("encoding").at("test").at("same_encoding_fraction"));
   EXPECT_EQ(row.at("values").at("margin_low"),

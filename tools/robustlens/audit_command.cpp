@@ -264,7 +264,9 @@ void run_audit(AuditCommand command) {
                                                             : "no denoiser: give --denoiser FILE (robustlens train-denoiser) "
                                                               "or --fit-generative";
     } else {
-      add("align", {"--denoiser", denoiser});
+      // The bayes pairing: the conditional one reads about 0 for every model, since the denoisers barely use the
+      // label and s(x, y) is dominated by the class-independent pull towards the data (docs/manifold-and-alignment.md).
+      add("align", {"--denoiser", denoiser, "--pairing", "bayes"});
     }
     if (!has_latent[m]) {
       skipped[names[m]]["latent"] = "the model exposes no latent code (a TorchScript model needs a method named latent)";

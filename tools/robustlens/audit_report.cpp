@@ -132,9 +132,10 @@ const std::vector<Column>& summary_columns() {
          return tangent == nullptr ? std::nullopt : number(*tangent, {"tangent_fraction"});
        }},
       {"alignment", "gradient alignment",
-       "Cosine similarity between the input gradient of log p(y|x) and the class-conditional data score of a "
-       "denoiser at noise level 0.5 (the align step's pairing and summary noise level): perceptually aligned "
-       "gradients score higher (align).",
+       "Cosine similarity between the input gradient of log p(y|x) and s(x, y) − s(x), the gradient of a Bayes "
+       "classifier of the data (the difference of a denoiser's class-conditional and unconditional scores), at "
+       "noise level 0.5 (the align step's pairing and summary noise level): perceptually aligned gradients score "
+       "higher (align).",
        "fixed", [](const json&, const json& m) { return number(m, {"analyses", "align", "mean_cosine"}); }},
       {"same_encoding", "same encoding",
        "Share of test images whose latent sign pattern is their predicted class's most frequent one: 1 = a "
@@ -438,12 +439,15 @@ void manifold_section(HtmlReport& report, const json& audit) {
 
 void alignment_section(HtmlReport& report, const json& audit) {
   report.heading(2, "Perceptually aligned gradients", "alignment");
-  report.paragraph("Does the input gradient point where a generative model of the data would change the image? The "
-                   "score of a denoiser trained on the data, given the image's class, points towards more likely "
-                   "images of that class; the cosine similarity between it and the gradient of the classifier's "
-                   "log-probability of that class measures the alignment (SSIM as a second metric). The score is "
-                   "read at several noise levels sigma: small sigma sees fine detail, large sigma the coarse shape. "
-                   "The paper reports that moderately robust models have the most aligned gradients.");
+  report.paragraph("Does the input gradient point where a generative model of the data would change the image? A "
+                   "denoiser trained on the data gives the score of the noisy data, with the image's class "
+                   "(s(x, y)) and without it (s(x)); their difference is the input gradient of log p(y|x) of the "
+                   "Bayes classifier of that data. The cosine similarity between it and the gradient of the "
+                   "model's log-probability of the class measures the alignment (SSIM as a second metric). The "
+                   "score is read at several noise levels sigma: small sigma sees fine detail, large sigma the "
+                   "coarse shape. The paper reports that moderately robust models have the most aligned "
+                   "gradients. (robustlens align also pairs the gradient with s(x, y) alone, the conditional "
+                   "pairing; on Fashion-MNIST that reads about 0 for every model.)");
   const auto models = ran_on(report, audit, "align");
   if (models.empty()) return;
   LineChart chart{"Alignment of input gradients with the data score", "noise level sigma of the score",
