@@ -1,16 +1,21 @@
-// Throughput of PGD, DeepFool and integrated gradients next to the bound they
-// are measured against, all in one run on the same model and images:
+// Throughput of PGD, DeepFool, FMN, the minimal-perturbation ensemble and
+// integrated gradients next to the bound they are measured against, all in one
+// run on the same model and images:
 //   bound = input gradients (forward+backward of the cross-entropy) per second
 //           at the same batch size.
 // PGD with S steps needs S input gradients per sample (plus one forward to
 // score the restart); DeepFool needs k−1 class-difference gradients per
 // sample-iteration (k candidates; we share one forward among them); IG with S
-// steps needs S gradients per sample. Efficiency = gradients delivered per
-// second / bound.
+// steps needs S gradients per sample; FMN with S steps S gradients per sample;
+// the ensemble's PGD bisection R·S per sample it bisects. Efficiency =
+// gradients delivered per second / bound. The ensemble (DeepFool, FMN, PGD
+// bisection, each candidate checked) is also given as a multiple of DeepFool's
+// time alone.
 //
 //   build/bench/bench_attacks [--model FILE] [--threads N] [--samples N] [--batch N]
 // Without --model it trains LeNet for one epoch on Fashion-MNIST first.
 #include "robustlens/attacks/deepfool.h"
+#include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/attacks/pgd.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/data/dataset_source.h"
@@ -72,6 +77,27 @@ int run_benchmark(int argc, char** argv) {
   row("DeepFool, 10 candidates", deepfool_seconds, sample_iterations * 9);
   std::printf("%-28s mean %.2f iterations, median norm %.4f\n", "", sample_iterations / static_cast<double>(samples),
               fooled.norms.median().item<float>());
+
+  const robustlens::FmnOptions fmn_options = robustlens::FmnOptions().set_batch_size(batch);
+  robustlens::FmnResult fmn;
+  const double fmn_seconds = seconds_of([&] { fmn = robustlens::fmn_attack(*model, images, labels, fmn_options); });
+  row("FMN-L2, 25 steps", fmn_seconds, static_cast<double>(samples * fmn_options.steps));
+  std::printf("%-28s median norm %.4f\n", "", fmn.norms.median().item<float>());
+
+  const robustlens::MinimalPerturbationOptions ensemble_options = robustlens::MinimalPerturbationOptions().set_batch_size(batch);
+  robustlens::MinimalPerturbationResult ensemble;
+  const double ensemble_seconds =
+      seconds_of([&] { ensemble = robustlens::minimal_perturbations(*model, images, labels, ensemble_options); });
+  // The bisection ran on the samples that were correct with a finite minimum before it.
+  const at::Tensor before_bisection = std::get<0>(ensemble.per_attack_norms.slice(1, 0, 3).min(1));
+  const at::Tensor bisected = before_bisection.gt(0).logical_and(at::isfinite(before_bisection));
+  const double ensemble_gradients =
+      sample_iterations * 9 + static_cast<double>(samples * fmn_options.steps) +
+      bisected.sum().item<double>() * static_cast<double>(ensemble_options.bisection_rounds * ensemble_options.bisection_steps);
+  row("ensemble (DeepFool+FMN+PGD)", ensemble_seconds, ensemble_gradients);
+  std::printf("%-28s %.2fx DeepFool's time; median norm %.4f (DeepFool's %.4f); DeepFool above 1.5x on %.1f%%\n", "",
+              ensemble_seconds / deepfool_seconds, ensemble.norms.median().item<double>(), fooled.norms.median().item<float>(),
+              100 * ensemble.deepfool_overestimate_share);
 
   const auto ig = robustlens::AttributionOptions()
                       .set_method(robustlens::AttributionMethod::integrated_gradients)

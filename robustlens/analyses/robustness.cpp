@@ -21,6 +21,10 @@ RobustnessOptions RobustnessOptions::resolved() const {
   RL_CHECK(o.batch_size >= 1, "--batch-size must be >= 1, got ", o.batch_size);
   PgdOptions().set_steps(o.steps).set_step_size(o.step_size).set_restarts(o.restarts).resolved();  // checks
   o.deepfool_options.check();
+  // DeepFool measures L2: with Linf it is reported on its own, outside the ensemble.
+  o.ensemble_options.set_norm(o.norm).set_deepfool(o.deepfool && o.norm == Norm::l2).set_deepfool_options(o.deepfool_options)
+      .set_batch_size(o.batch_size);
+  if (o.ensemble) o.ensemble_options.check();
   return o;
 }
 
@@ -32,6 +36,7 @@ nlohmann::json RobustnessOptions::to_json() const {
     json["restarts"] = restarts;
   }
   json["deepfool"] = deepfool ? deepfool_options.to_json() : nlohmann::json(false);
+  json["ensemble"] = ensemble ? ensemble_options.to_json() : nlohmann::json(false);
   return json;
 }
 
@@ -45,6 +50,31 @@ nlohmann::json RobustnessResult::to_json() const {
                         {"not_flipped", deepfool_not_flipped},
                         {"samples", deepfool.norms.size(0)},
                         {"norms", tensor_to_json(deepfool.norms)}};
+  }
+  if (minimal) {
+    nlohmann::json within = nlohmann::json::array();
+    for (std::size_t i = 0; i < eps.size(); ++i) within.push_back({{"eps", eps[i]}, {"share", minimal_share_within_eps[i]}});
+    nlohmann::json names = nlohmann::json::array();
+    const at::Tensor who = minimal->found_by.to(at::kCPU);
+    for (std::int64_t i = 0; i < who.numel(); ++i) {
+      const std::int64_t a = who[i].item<std::int64_t>();
+      names.push_back(a < 0 ? "none" : minimal->attacks[static_cast<std::size_t>(a)]);
+    }
+    json["minimal_perturbation"] = {
+        {"attacks", minimal->attacks},
+        {"found_by_counts", minimal->found_by_counts()},
+        {"quartiles_of_correct", minimal_quartiles_correct.to_json()},
+        {"quartiles_of_all", minimal_quartiles_all.to_json()},
+        {"not_found", who.eq(-1).sum().item<std::int64_t>()},
+        {"share_within_eps", within},
+        {"deepfool_overestimate_share",
+         std::isfinite(minimal->deepfool_overestimate_share) ? nlohmann::json(minimal->deepfool_overestimate_share)
+                                                             : nlohmann::json()},
+        {"deepfool_compared", minimal->deepfool_compared},
+        {"gradient_masking_warning", minimal_warning.empty() ? nlohmann::json() : nlohmann::json(minimal_warning)},
+        {"infinite_means", "no attack found an adversarial (JSON null)"},
+        {"norms", tensor_to_json(minimal->norms)},
+        {"found_by", names}};
   }
   return json;
 }
@@ -62,6 +92,9 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
   const at::Tensor clean_correct = predictions.eq(dataset.labels);
   result.clean_accuracy = clean_correct.to(at::kDouble).mean().item<double>();
 
+  // Per sample the perturbation of the smallest eps whose adversarial fooled the model: a member of the ensemble.
+  at::Tensor smallest_grid_perturbation = at::zeros_like(dataset.images);
+  at::Tensor grid_fooled = at::zeros({n}, at::kBool);
   for (std::size_t e = 0; e < options.eps.size(); ++e) {
     std::ostringstream task;
     task << options.attack << " eps " << std::setprecision(4) << options.eps[e];
@@ -82,7 +115,12 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
                                .set_step_size(options.step_size)
                                .set_restarts(options.restarts));
       at::NoGradGuard no_grad;
-      robust.slice(0, start, end).copy_(model.forward(attacked).argmax(1).eq(y).to(at::kCPU));
+      const at::Tensor correct = model.forward(attacked).argmax(1).eq(y).to(at::kCPU);
+      robust.slice(0, start, end).copy_(correct);
+      const at::Tensor first = correct.logical_not().logical_and(grid_fooled.slice(0, start, end).logical_not());
+      smallest_grid_perturbation.slice(0, start, end).index_copy_(
+          0, first.nonzero().squeeze(1), (attacked - x).to(at::kCPU).index_select(0, first.nonzero().squeeze(1)));
+      grid_fooled.slice(0, start, end).logical_or_(correct.logical_not());
       if (options.keep_examples) adversarial.push_back(attacked.to(at::kCPU));
       report(progress, {task.str(), end, n, ""});
     }
@@ -90,10 +128,27 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
     if (options.keep_examples) result.adversarial_examples.push_back(at::cat(adversarial));
   }
 
+  const bool deepfool_in_ensemble = options.ensemble && options.ensemble_options.deepfool;
+  if (options.ensemble) {
+    const at::Tensor images = dataset.images.to(device);
+    result.minimal = minimal_perturbations(model, images, dataset.labels.to(device), options.ensemble_options,
+                                           {{options.attack, smallest_grid_perturbation.to(device)}}, progress);
+    MinimalPerturbationResult& minimal = *result.minimal;
+    for (at::Tensor* t : {&minimal.perturbations, &minimal.norms, &minimal.found_by, &minimal.per_attack_norms}) {
+      *t = t->to(at::kCPU);
+    }
+    result.minimal_quartiles_correct = quartiles(minimal.norms.masked_select(clean_correct));
+    result.minimal_quartiles_all = quartiles(minimal.norms);
+    for (const double eps : options.eps) result.minimal_share_within_eps.push_back(minimal.share_within(eps));
+    result.minimal_warning = minimal.warning(options.ensemble_options);
+    if (deepfool_in_ensemble) result.deepfool = minimal.deepfool;
+  }
   if (options.deepfool) {
-    DeepFoolOptions deepfool_options = options.deepfool_options;
-    deepfool_options.set_batch_size(options.batch_size);
-    result.deepfool = deepfool(model, dataset.images.to(device), deepfool_options, progress);
+    if (!deepfool_in_ensemble) {
+      DeepFoolOptions deepfool_options = options.deepfool_options;
+      deepfool_options.set_batch_size(options.batch_size);
+      result.deepfool = deepfool(model, dataset.images.to(device), deepfool_options, progress);
+    }
     for (at::Tensor* t : {&result.deepfool.perturbations, &result.deepfool.norms, &result.deepfool.iterations,
                           &result.deepfool.flipped, &result.deepfool.original_labels, &result.deepfool.adversarial_labels}) {
       *t = t->to(at::kCPU);

@@ -1,9 +1,12 @@
 // Adversarial robustness of a model on a dataset: clean accuracy, robust
-// accuracy under PGD or FGSM at each eps, and the distribution of DeepFool's
-// minimal perturbation norms. `robustlens attack` prints and writes it.
+// accuracy under PGD or FGSM at each eps, DeepFool's minimal perturbation
+// norms, and the minimal perturbation per sample over an ensemble of attacks
+// (DeepFool, FMN, the PGD/FGSM adversarials of the eps list, PGD bisection;
+// attacks/minimal_perturbation.h). `robustlens attack` prints and writes it.
 #pragma once
 
 #include "robustlens/attacks/deepfool.h"
+#include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/attacks/pgd.h"
 #include "robustlens/analyses/statistics.h"
 #include "robustlens/core/model.h"
@@ -12,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +35,10 @@ struct RobustnessOptions {
   /// Also measure DeepFool minimal perturbations.
   bool deepfool = true;
   DeepFoolOptions deepfool_options;
+  /// The minimal perturbation per sample over the attack ensemble, in `norm` (DeepFool a member with L2).
+  bool ensemble = true;
+  /// The ensemble's FMN, bisection and warning settings (its norm, DeepFool and batch size come from here).
+  MinimalPerturbationOptions ensemble_options;
   std::int64_t batch_size = 256;
   /// Keep the adversarial examples in the result (memory: one copy of the data per eps).
   bool keep_examples = false;
@@ -43,10 +51,12 @@ struct RobustnessOptions {
   RobustnessOptions& set_restarts(std::int64_t v) { restarts = v; return *this; }
   RobustnessOptions& set_deepfool(bool v) { deepfool = v; return *this; }
   RobustnessOptions& set_deepfool_options(DeepFoolOptions v) { deepfool_options = std::move(v); return *this; }
+  RobustnessOptions& set_ensemble(bool v) { ensemble = v; return *this; }
+  RobustnessOptions& set_ensemble_options(MinimalPerturbationOptions v) { ensemble_options = std::move(v); return *this; }
   RobustnessOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
   RobustnessOptions& set_keep_examples(bool v) { keep_examples = v; return *this; }
 
-  /// Checked, with the eps list filled in.
+  /// Checked, with the eps list filled in and the ensemble's options set from this struct's.
   RobustnessOptions resolved() const;
   nlohmann::json to_json() const;
 };
@@ -62,6 +72,15 @@ struct RobustnessResult {
   Quartiles deepfool_quartiles;
   double deepfool_mean_iterations = 0;
   std::int64_t deepfool_not_flipped = 0;
+  /// The ensemble (when run): per sample the smallest checked adversarial perturbation.
+  std::optional<MinimalPerturbationResult> minimal;
+  /// Its quartiles over the clean-correct samples (+inf counts where no attack succeeded), and over all
+  /// samples (misclassified ones at 0: the median is the eps at which robust accuracy would be 50%).
+  Quartiles minimal_quartiles_correct, minimal_quartiles_all;
+  /// Per eps of the list: the share of samples whose minimal perturbation is <= eps (float rounding allowed);
+  /// at least 1 − robust accuracy, since the list's adversarials are members.
+  std::vector<double> minimal_share_within_eps;
+  std::string minimal_warning;
   nlohmann::json to_json() const;
 };
 

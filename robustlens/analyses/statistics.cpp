@@ -19,7 +19,11 @@ double interpolated_quantile(const at::Tensor& values, double q) {
   const auto below = static_cast<std::int64_t>(std::floor(position));
   const std::int64_t above = std::min(below + 1, n - 1);
   const double fraction = position - static_cast<double>(below);
-  return sorted[below].item<double>() * (1 - fraction) + sorted[above].item<double>() * fraction;
+  const double low = sorted[below].item<double>(), high = sorted[above].item<double>();
+  // Infinite values (e.g. "no adversarial found") are order statistics like any other: no 0·inf.
+  if (fraction == 0 || low == high) return low;
+  if (std::isinf(high)) return high;
+  return low * (1 - fraction) + high * fraction;
 }
 
 Quartiles quartiles(const at::Tensor& values) {

@@ -72,7 +72,7 @@ void deepfool_chunk(Model& model, const at::Tensor& x0, std::int64_t offset, con
         w.index_select(0, moving).gather(1, best.index_select(0, moving).view(pick_shape).expand(expanded)).squeeze(1);
     const at::Tensor step = direction / row_norms(direction).clamp_min(1e-12).view({-1, 1, 1, 1}) *
                             step_length.index_select(0, moving).view({-1, 1, 1, 1});
-    r.index_add_(0, active, step);
+    r.index_add_(0, active, step.to(r.scalar_type()));  // a model may compute its logits in double
 
     const at::Tensor check = domain(x0.index_select(0, active) + (1 + options.overshoot) * r.index_select(0, active));
     const at::Tensor changed = model.forward(check).argmax(1).ne(original.index_select(0, active));

@@ -14,13 +14,14 @@ at::Tensor sample_norms(const at::Tensor& t) {
   return t.flatten(1).norm(2, 1).view({-1, 1, 1, 1});
 }
 
-at::Tensor random_start(const at::Tensor& like, Norm norm, double eps) {
-  if (norm == Norm::linf) return at::empty_like(like).uniform_(-eps, eps);
+at::Tensor random_start(const at::Tensor& like, Norm norm, const at::Tensor& radii) {
+  const at::Tensor eps = per_sample_view(radii.to(like.options()), like);
+  if (norm == Norm::linf) return (at::rand_like(like) * 2 - 1) * eps;
   // Uniform in the L2 ball: Gaussian direction, radius eps·u^(1/d).
   const at::Tensor direction = at::randn_like(like);
   const double dims = static_cast<double>(like[0].numel());
-  const at::Tensor radius = at::rand({like.size(0), 1, 1, 1}, like.options()).pow(1.0 / dims).mul(eps);
-  return direction / sample_norms(direction).clamp_min(1e-12) * radius;
+  const at::Tensor radius = at::rand({like.size(0), 1, 1, 1}, like.options()).pow(1.0 / dims).view_as(eps) * eps;
+  return direction / sample_norms(direction).view_as(eps).clamp_min(1e-12) * radius;
 }
 
 }  // namespace
@@ -48,22 +49,50 @@ nlohmann::json PgdOptions::to_json() const {
           {"restarts", restarts},            {"clip", clip}};
 }
 
+at::Tensor per_sample_view(const at::Tensor& values, const at::Tensor& like) {
+  std::vector<std::int64_t> shape(static_cast<std::size_t>(like.dim()), 1);
+  shape[0] = like.size(0);
+  return values.view(shape);
+}
+
+at::Tensor perturbation_norms(const at::Tensor& delta, Norm norm) {
+  return norm == Norm::linf ? std::get<0>(delta.flatten(1).abs().max(1)) : delta.flatten(1).norm(2, 1);
+}
+
+at::Tensor project_to_ball(const at::Tensor& delta, Norm norm, const at::Tensor& radii) {
+  const at::Tensor eps = per_sample_view(radii.to(delta.options()), delta);
+  if (norm == Norm::linf) return at::maximum(at::minimum(delta, eps), -eps);
+  return delta * (eps / sample_norms(delta).view_as(eps).clamp_min(1e-12)).clamp_max(1.0);
+}
+
 at::Tensor project_to_ball(const at::Tensor& delta, Norm norm, double eps) {
   if (norm == Norm::linf) return delta.clamp(-eps, eps);
-  const at::Tensor norms = sample_norms(delta);
-  return delta * (eps / norms.clamp_min(1e-12)).clamp_max(1.0);
+  return project_to_ball(delta, norm, at::full({delta.size(0)}, eps, delta.options()));
 }
 
 at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& requested) {
+  // The step size resolved from the scalar eps, as before per-sample radii existed.
   const PgdOptions options = requested.resolved();
+  return pgd_attack(model, images, labels, options, at::full({images.size(0)}, options.eps, images.options()));
+}
+
+at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& requested,
+                      const at::Tensor& radii) {
+  const PgdOptions options = requested.resolved();
+  RL_CHECK(radii.dim() == 1 && radii.size(0) == images.size(0), "PGD: one radius per image (", images.size(0),
+           ") expected, got shape ", radii.sizes());
   const at::Tensor x0 = images.detach();
+  const at::Tensor eps = radii.to(x0.options());
+  RL_CHECK(eps.ge(0).all().item<bool>(), "PGD radii must be >= 0");
+  const at::Tensor step_size = per_sample_view(
+      requested.step_size == 0 ? eps * 2.5 / static_cast<double>(options.steps) : at::full_like(eps, options.step_size), x0);
   at::Tensor best = x0.clone();
   at::Tensor best_loss = at::full({x0.size(0)}, -std::numeric_limits<float>::infinity(), x0.options());
   const auto keep_in_domain = [&](const at::Tensor& delta) {
     return options.clip ? (x0 + delta).clamp(0.0, 1.0) - x0 : delta;
   };
   for (std::int64_t restart = 0; restart < options.restarts; ++restart) {
-    at::Tensor delta = options.random_start ? random_start(x0, options.norm, options.eps) : at::zeros_like(x0);
+    at::Tensor delta = options.random_start ? random_start(x0, options.norm, eps) : at::zeros_like(x0);
     delta = keep_in_domain(delta);
     for (std::int64_t step = 0; step < options.steps; ++step) {
       delta.requires_grad_(true);
@@ -71,7 +100,7 @@ at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& 
       const at::Tensor grad = torch::autograd::grad({loss}, {delta})[0];
       const at::Tensor direction =
           options.norm == Norm::linf ? grad.sign() : grad / sample_norms(grad).clamp_min(1e-12);
-      delta = keep_in_domain(project_to_ball(delta.detach() + options.step_size * direction, options.norm, options.eps));
+      delta = keep_in_domain(project_to_ball(delta.detach() + step_size * direction, options.norm, eps));
     }
     at::NoGradGuard no_grad;
     const at::Tensor candidate = x0 + delta;

@@ -48,7 +48,19 @@ struct PgdOptions {
 /// cross-entropy of `labels`. Runs the model in whatever mode it is in.
 at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& options);
 
+/// The same with one radius per sample (`radii`, N; options.eps is ignored); a step size of 0
+/// becomes 2.5·radius/steps per sample. Used to bisect each sample's minimal perturbation.
+at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& options,
+                      const at::Tensor& radii);
+
 /// Projects each sample's perturbation onto the `norm` ball of radius eps.
 at::Tensor project_to_ball(const at::Tensor& delta, Norm norm, double eps);
+/// The same with one radius per sample (`radii`, N).
+at::Tensor project_to_ball(const at::Tensor& delta, Norm norm, const at::Tensor& radii);
+
+/// Per-sample `norm` of an N×... tensor, shaped N.
+at::Tensor perturbation_norms(const at::Tensor& delta, Norm norm);
+/// One value per sample (N) shaped N×1×...×1 to broadcast over `like` (N×...).
+at::Tensor per_sample_view(const at::Tensor& values, const at::Tensor& like);
 
 }  // namespace robustlens

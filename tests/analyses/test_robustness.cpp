@@ -7,6 +7,7 @@
 #include "test_support.h"
 
 #include <gtest/gtest.h>
+#include <limits>
 #include <torch/utils.h>
 
 namespace robustlens {
@@ -18,6 +19,13 @@ TEST(Statistics, QuartilesInterpolateLikeNumpy) {
   EXPECT_DOUBLE_EQ(q.median, 2.5);
   EXPECT_DOUBLE_EQ(q.q3, 3.25);
   EXPECT_TRUE(std::isnan(quartiles(at::empty({0})).median));
+  // Infinite values ("no adversarial found") are order statistics too: no 0·inf.
+  const double inf = std::numeric_limits<double>::infinity();
+  const Quartiles with_inf = quartiles(at::tensor({1.0, 2.0, inf, inf, inf}));
+  EXPECT_DOUBLE_EQ(with_inf.q1, 2.0);
+  EXPECT_EQ(with_inf.median, inf);
+  EXPECT_DOUBLE_EQ(quartiles(at::tensor({1.0, 2.0, 3.0, inf})).q1, 1.75);
+  EXPECT_EQ(quartiles(at::tensor({1.0, 2.0, 3.0, inf})).q3, inf);
 }
 
 TEST(Robustness, RobustAccuracyStartsAtCleanAccuracyAndFallsWithEps) {
@@ -46,6 +54,38 @@ TEST(Robustness, RobustAccuracyStartsAtCleanAccuracyAndFallsWithEps) {
   const RobustnessResult fgsm = analyse_robustness(model, test, RobustnessOptions(options).set_attack("fgsm").set_deepfool(false));
   EXPECT_DOUBLE_EQ(fgsm.robust_accuracy[0], fgsm.clean_accuracy);
   EXPECT_THROW(analyse_robustness(model, test, RobustnessOptions().set_eps({-0.5})), Error);
+}
+
+/// The minimal perturbation is counted against the true label, as robust accuracy is: at every eps of
+/// the list, the share of samples within eps is at least 1 − robust accuracy (the list's adversarials
+/// are members of the ensemble), and each member reports only checked adversarials.
+TEST(Robustness, EnsembleMinimumIsConsistentWithRobustAccuracyOnTrainedModels) {
+  const Dataset train = testing::linear_rule_dataset(400, {1, 6, 6}, 3, 1);
+  const Dataset test = testing::linear_rule_dataset(100, {1, 6, 6}, 3, 2);
+  for (const std::string head : {"nopen", "binenc"}) {
+    torch::manual_seed(0);
+    BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3).set_width(32).set_head(head), {});
+    train_model(model, train, test, TrainOptions().set_epochs(20).set_batch_size(32).set_lr(0.05));
+    model.set_training(false);
+    const RobustnessOptions options = RobustnessOptions().set_eps({0.05, 0.1, 0.3, 1.0}).set_batch_size(64);
+    const RobustnessResult result = analyse_robustness(model, test, options);
+    ASSERT_TRUE(result.minimal.has_value());
+    const MinimalPerturbationResult& minimal = *result.minimal;
+    for (std::size_t i = 0; i < options.eps.size(); ++i) {
+      EXPECT_GE(result.minimal_share_within_eps[i], 1 - result.robust_accuracy[i] - 0.02) << head << " eps " << options.eps[i];
+    }
+    // Each minimum is a perturbation that fools the model, in the image domain, of the reported norm.
+    const at::Tensor adversarial = test.images + minimal.perturbations;
+    const at::Tensor found = at::isfinite(minimal.norms);
+    EXPECT_TRUE(adversarial.ge(0).logical_and(adversarial.le(1)).all().item<bool>()) << head;
+    EXPECT_TRUE(batched_logits(model, adversarial, 64).argmax(1).ne(test.labels).masked_select(found).all().item<bool>())
+        << head;
+    EXPECT_TRUE(at::allclose(perturbation_norms(minimal.perturbations, Norm::l2).to(at::kDouble).masked_select(found),
+                             minimal.norms.masked_select(found), 1e-5, 1e-7)) << head;
+    // Never above what DeepFool alone found, once DeepFool's perturbation is in the domain and fools the model.
+    EXPECT_TRUE(minimal.norms.le(minimal.per_attack_norms.select(1, 1)).all().item<bool>()) << head;
+    EXPECT_EQ(result.to_json().at("minimal_perturbation").at("norms").size(), 100u);
+  }
 }
 
 }  // namespace

@@ -95,7 +95,12 @@ TEST_F(CliOnSyntheticData, AttackAgreesWithEvalAndWritesItsFiles) {
                    record.at("clean_accuracy").get<double>());
   EXPECT_EQ(record.at("deepfool").at("norms").size(), 40u);
   EXPECT_TRUE(record.at("options").contains("steps"));
-  for (const std::string file : {"robust_accuracy.csv", "deepfool.csv", "adversarial.pt", "examples.png"}) {
+  const auto& minimal = record.at("minimal_perturbation");
+  EXPECT_EQ(minimal.at("norms").size(), 40u);
+  EXPECT_EQ(minimal.at("found_by").size(), 40u);
+  EXPECT_EQ(minimal.at("attacks"), nlohmann::json({"clean", "deepfool", "pgd", "fmn", "pgd-bisection"}));
+  EXPECT_TRUE(contains(attack.output, "minimal l2 perturbation per image")) << attack.output;
+  for (const std::string file : {"robust_accuracy.csv", "deepfool.csv", "minimal_perturbation.csv", "adversarial.pt", "examples.png"}) {
     EXPECT_TRUE(std::filesystem::exists(out_.file("attack/" + file))) << file;
   }
   const auto bad = run_cli("attack --eps 0.5,-1 --model " + model + data_arg());

@@ -1,5 +1,6 @@
 // robustlens attack: clean accuracy, robust accuracy under PGD/FGSM per eps,
-// and DeepFool minimal-perturbation norms; optionally the adversarial examples.
+// DeepFool minimal-perturbation norms, and the minimal perturbation per sample
+// over the attack ensemble; optionally the adversarial examples.
 #include "commands.h"
 #include "common.h"
 
@@ -7,6 +8,7 @@
 #include "robustlens/report/files.h"
 #include "robustlens/report/images.h"
 
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <sstream>
@@ -19,6 +21,7 @@ struct AttackCommand {
   RobustnessOptions robustness;
   std::string norm = "l2";
   bool no_deepfool = false;
+  bool no_ensemble = false;
   bool save_examples = false;
 };
 
@@ -36,6 +39,20 @@ std::string deepfool_csv(const DeepFoolResult& d, const std::vector<std::int64_t
     csv << indices[i] << ',' << d.norms[i].item<float>() << ',' << d.iterations[i].item<std::int64_t>() << ','
         << d.flipped[i].item<bool>() << ',' << d.original_labels[i].item<std::int64_t>() << ','
         << d.adversarial_labels[i].item<std::int64_t>() << '\n';
+  }
+  return csv.str();
+}
+
+std::string minimal_csv(const MinimalPerturbationResult& m, const std::vector<std::int64_t>& indices) {
+  std::ostringstream csv;
+  csv << "index,norm,found_by";
+  for (const std::string& attack : m.attacks) csv << ',' << attack;
+  csv << '\n';
+  for (std::int64_t i = 0; i < m.norms.size(0); ++i) {
+    const std::int64_t who = m.found_by[i].item<std::int64_t>();
+    csv << indices[i] << ',' << m.norms[i].item<double>() << ',' << (who < 0 ? "none" : m.attacks[static_cast<std::size_t>(who)]);
+    for (std::size_t a = 0; a < m.attacks.size(); ++a) csv << ',' << m.per_attack_norms[i][static_cast<std::int64_t>(a)].item<double>();
+    csv << '\n';
   }
   return csv.str();
 }
@@ -69,6 +86,7 @@ void run_attack(AttackCommand command) {
   Model& model = *run.model;
   const RobustnessOptions options = command.robustness.set_norm(parse_norm(command.norm))
                                         .set_deepfool(!command.no_deepfool)
+                                        .set_ensemble(!command.no_ensemble)
                                         .set_batch_size(common.batch_size)
                                         .set_keep_examples(command.save_examples)
                                         .resolved();
@@ -80,6 +98,7 @@ void run_attack(AttackCommand command) {
   write_json_file((out / "attack.json").string(), record);
   write_text_file((out / "robust_accuracy.csv").string(), robust_accuracy_csv(result));
   if (options.deepfool) write_text_file((out / "deepfool.csv").string(), deepfool_csv(result.deepfool, run.indices));
+  if (result.minimal) write_text_file((out / "minimal_perturbation.csv").string(), minimal_csv(*result.minimal, run.indices));
   if (command.save_examples) write_examples(out, data, result);
 
   std::printf("clean accuracy %.2f%% on %lld images of %s\n", 100 * result.clean_accuracy,
@@ -97,6 +116,30 @@ void run_attack(AttackCommand command) {
                 static_cast<long long>(flipped), static_cast<long long>(data.size()), result.deepfool_quartiles.median,
                 result.deepfool_quartiles.q1, result.deepfool_quartiles.q3, result.deepfool_mean_iterations);
   }
+  if (result.minimal) {
+    const MinimalPerturbationResult& m = *result.minimal;
+    const std::int64_t correct = static_cast<std::int64_t>(std::llround(result.clean_accuracy * static_cast<double>(data.size())));
+    std::printf("minimal %s perturbation per image, the smallest any attack found (checked; 0 when misclassified):\n",
+                to_string(options.norm).c_str());
+    std::printf("  over the %lld correctly classified: median %.4g, quartiles %.4g-%.4g (inf: none found)\n",
+                static_cast<long long>(correct), result.minimal_quartiles_correct.median, result.minimal_quartiles_correct.q1,
+                result.minimal_quartiles_correct.q3);
+    std::printf("  found by:");
+    const nlohmann::json counts = m.found_by_counts();
+    for (const std::string& attack : m.attacks) std::printf("  %s %lld", attack.c_str(), counts.at(attack).get<long long>());
+    std::printf("  none %lld", counts.at("none").get<long long>());
+    std::printf("\n  within eps:");
+    for (std::size_t i = 0; i < result.eps.size(); ++i) {
+      std::printf("  %.4g: %.2f%% (1 - robust accuracy %.2f%%)", result.eps[i], 100 * result.minimal_share_within_eps[i],
+                  100 * (1 - result.robust_accuracy[i]));
+    }
+    std::printf("\n");
+    if (m.deepfool_compared > 0) {
+      std::printf("  DeepFool above %.2gx the minimum on %.1f%% of %lld images\n", options.ensemble_options.overestimate_factor,
+                  100 * m.deepfool_overestimate_share, static_cast<long long>(m.deepfool_compared));
+    }
+    if (!result.minimal_warning.empty()) std::printf("WARNING: %s\n", result.minimal_warning.c_str());
+  }
   std::printf("results in %s\n", (out / "attack.json").c_str());
 }
 
@@ -105,7 +148,7 @@ void run_attack(AttackCommand command) {
 void add_attack_command(CLI::App& app) {
   auto command = std::make_shared<AttackCommand>();
   command->common.samples = 1000;
-  CLI::App* sub = app.add_subcommand("attack", "Robust accuracy under PGD/FGSM and DeepFool minimal perturbations");
+  CLI::App* sub = app.add_subcommand("attack", "Robust accuracy under PGD/FGSM, DeepFool and the attack ensemble's minimal perturbations");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   RobustnessOptions& r = command->robustness;
   sub->add_option("--attack", r.attack, "Attack for robust accuracy")->check(CLI::IsMember({"pgd", "fgsm"}))->capture_default_str();
@@ -117,6 +160,14 @@ void add_attack_command(CLI::App& app) {
   sub->add_option("--step-size", r.step_size, "PGD step length (0 = 2.5·eps/steps)")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--restarts", r.restarts, "PGD random restarts")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--no-deepfool", command->no_deepfool, "Skip the DeepFool minimal-perturbation measurement");
+  sub->add_flag("--no-ensemble", command->no_ensemble,
+                "Skip the minimal perturbation over the attack ensemble (DeepFool, FMN, the eps list's adversarials, PGD bisection)");
+  MinimalPerturbationOptions& e = r.ensemble_options;
+  sub->add_option("--fmn-steps", e.fmn_options.steps, "Ensemble: FMN steps")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--bisection-rounds", e.bisection_rounds, "Ensemble: PGD bisection rounds per image (0 = none)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--bisection-steps", e.bisection_steps, "Ensemble: PGD steps per bisection round")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   add_deepfool_options(*sub, r.deepfool_options);
   sub->add_flag("--save-examples", command->save_examples, "Write OUT/adversarial.pt (torch.load) and OUT/examples.png");
   sub->callback([command] { run_attack(*command); });

@@ -1,0 +1,218 @@
+#include "robustlens/attacks/minimal_perturbation.h"
+
+#include "robustlens/core/error.h"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+namespace robustlens {
+namespace {
+
+/// The minimum so far and who found it; `offer` checks candidates and keeps the smaller ones.
+class Minimum {
+ public:
+  Minimum(Model& model, const at::Tensor& images, const at::Tensor& labels, const MinimalPerturbationOptions& options)
+      : model_(model), images_(images), labels_(labels), options_(options),
+        perturbations_(at::zeros_like(images)),
+        norms_(at::full({images.size(0)}, std::numeric_limits<double>::infinity(), images.options().dtype(at::kDouble))),
+        found_by_(at::full({images.size(0)}, -1, images.options().dtype(at::kLong))) {}
+
+  /// Checks each sample's perturbation (one forward pass per batch) and records it under `attack`. With
+  /// `shrink`, a perturbation that fools the model is first scaled down to the boundary along its own ray
+  /// (bisection of t in x + t·δ, t <= 1): an attack that overshoots (DeepFool's step, PGD at a fixed radius)
+  /// then counts at the distance its direction needs.
+  void offer(const std::string& attack, const at::Tensor& perturbations, bool shrink = false) {
+    RL_CHECK(perturbations.sizes() == images_.sizes(), "attack '", attack, "' gave perturbations of shape ",
+             perturbations.sizes(), " for images ", images_.sizes());
+    const std::int64_t n = images_.size(0);
+    at::Tensor checked = at::empty({n}, norms_.options());
+    at::NoGradGuard no_grad;
+    for (std::int64_t start = 0; start < n; start += options_.batch_size) {
+      const std::int64_t end = std::min(start + options_.batch_size, n);
+      const at::Tensor x0 = images_.slice(0, start, end), y = labels_.slice(0, start, end);
+      const auto fools = [&](const at::Tensor& delta) { return model_.forward(x0 + delta).argmax(1).ne(y); };
+      at::Tensor delta = x0 + perturbations.slice(0, start, end).to(x0.device(), x0.scalar_type());
+      if (options_.clip) delta = delta.clamp(0.0, 1.0);
+      delta = delta - x0;
+      const at::Tensor fooled = fools(delta);
+      if (shrink) {
+        at::Tensor low = at::zeros({end - start}, x0.options()), high = at::ones_like(low);
+        for (std::int64_t step = 0; step < options_.ray_search_steps; ++step) {
+          const at::Tensor middle = (low + high) / 2;
+          const at::Tensor adversarial = fools(delta * per_sample_view(middle, delta));
+          high = at::where(adversarial, middle, high);
+          low = at::where(adversarial, low, middle);
+        }
+        delta = delta * per_sample_view(at::where(fooled, high, at::ones_like(high)), delta);
+      }
+      const at::Tensor norms = perturbation_norms(delta, options_.norm).to(at::kDouble);
+      checked.slice(0, start, end).copy_(at::where(fooled, norms, at::full_like(norms, norms_infinity())));
+      const at::Tensor smaller = fooled.logical_and(norms < norms_.slice(0, start, end));
+      norms_.slice(0, start, end).copy_(at::where(smaller, norms, norms_.slice(0, start, end)));
+      perturbations_.slice(0, start, end).copy_(at::where(per_sample_view(smaller, delta), delta, perturbations_.slice(0, start, end)));
+      found_by_.slice(0, start, end).masked_fill_(smaller, static_cast<std::int64_t>(attacks_.size()));
+    }
+    attacks_.push_back(attack);
+    per_attack_.push_back(checked);
+  }
+
+  const at::Tensor& norms() const { return norms_; }
+  const at::Tensor& perturbations() const { return perturbations_; }
+
+  MinimalPerturbationResult result() const {
+    MinimalPerturbationResult result;
+    result.attacks = attacks_;
+    result.perturbations = perturbations_;
+    result.norms = norms_;
+    result.found_by = found_by_;
+    result.per_attack_norms = at::stack(per_attack_, 1);
+    return result;
+  }
+
+ private:
+  static double norms_infinity() { return std::numeric_limits<double>::infinity(); }
+  Model& model_;
+  const at::Tensor& images_;
+  const at::Tensor& labels_;
+  const MinimalPerturbationOptions& options_;
+  at::Tensor perturbations_, norms_, found_by_;
+  std::vector<std::string> attacks_;
+  std::vector<at::Tensor> per_attack_;
+};
+
+/// PGD at radii halfway between a lower bracket (0 at first) and the smallest perturbation found,
+/// for every correctly classified sample with a finite minimum; success lowers the minimum, failure
+/// raises the bracket.
+at::Tensor bisection_perturbations(Model& model, const at::Tensor& images, const at::Tensor& labels, const Minimum& minimum,
+                                   const MinimalPerturbationOptions& options, const ProgressCallback& progress) {
+  at::Tensor best = at::zeros_like(images);
+  const at::Tensor active = at::isfinite(minimum.norms()).logical_and(minimum.norms() > 0).nonzero().squeeze(1);
+  if (active.numel() == 0) return best;
+  at::Tensor high = minimum.norms().index_select(0, active);
+  at::Tensor low = at::zeros_like(high);
+  at::Tensor found = at::zeros_like(best.index_select(0, active));
+  const at::Tensor x = images.index_select(0, active), y = labels.index_select(0, active);
+  // From the image itself: a random start spends part of the radius on directions no step removes.
+  const PgdOptions pgd =
+      PgdOptions().set_norm(options.norm).set_steps(options.bisection_steps).set_clip(options.clip).set_random_start(false);
+  for (std::int64_t round = 0; round < options.bisection_rounds; ++round) {
+    const at::Tensor middle = (low + high) / 2;
+    for (std::int64_t start = 0; start < x.size(0); start += options.batch_size) {
+      const std::int64_t end = std::min(start + options.batch_size, x.size(0));
+      const at::Tensor x0 = x.slice(0, start, end);
+      const at::Tensor adversarial = pgd_attack(model, x0, y.slice(0, start, end), pgd, middle.slice(0, start, end));
+      at::NoGradGuard no_grad;
+      const at::Tensor fooled = model.forward(adversarial).argmax(1).ne(y.slice(0, start, end));
+      const at::Tensor delta = adversarial - x0;
+      const at::Tensor norms = perturbation_norms(delta, options.norm).to(at::kDouble);
+      high.slice(0, start, end).copy_(at::where(fooled, at::minimum(norms, high.slice(0, start, end)), high.slice(0, start, end)));
+      low.slice(0, start, end).copy_(at::where(fooled, low.slice(0, start, end), middle.slice(0, start, end)));
+      found.slice(0, start, end).copy_(at::where(per_sample_view(fooled, delta), delta, found.slice(0, start, end)));
+    }
+    report(progress, {"pgd bisection", round + 1, options.bisection_rounds, ""});
+  }
+  best.index_copy_(0, active, found);
+  return best;
+}
+
+}  // namespace
+
+void MinimalPerturbationOptions::check() const {
+  RL_CHECK(!deepfool || norm == Norm::l2, "minimal perturbations: DeepFool measures L2 only; turn it off for ",
+           to_string(norm));
+  if (deepfool) deepfool_options.check();
+  if (fmn) fmn_options.resolved();
+  RL_CHECK(bisection_rounds >= 0, "PGD bisection rounds must be >= 0, got ", bisection_rounds);
+  RL_CHECK(bisection_steps >= 1, "PGD bisection steps must be >= 1, got ", bisection_steps);
+  RL_CHECK(ray_search_steps >= 0, "ray search steps must be >= 0, got ", ray_search_steps);
+  RL_CHECK(overestimate_factor >= 1 && std::isfinite(overestimate_factor),
+           "the DeepFool overestimate factor must be >= 1, got ", overestimate_factor);
+  RL_CHECK(warning_share >= 0 && warning_share <= 1, "the warning share must lie in [0,1], got ", warning_share);
+  RL_CHECK(batch_size >= 1, "batch size must be >= 1, got ", batch_size);
+}
+
+nlohmann::json MinimalPerturbationOptions::to_json() const {
+  FmnOptions resolved_fmn = fmn_options;
+  resolved_fmn.set_norm(norm).set_clip(clip).set_batch_size(batch_size);
+  return {{"norm", to_string(norm)},
+          {"clip", clip},
+          {"counted_against", "the true label (0 for a misclassified image)"},
+          {"deepfool", deepfool ? deepfool_options.to_json() : nlohmann::json(false)},
+          {"fmn", fmn ? resolved_fmn.resolved().to_json() : nlohmann::json(false)},
+          {"pgd_bisection", {{"rounds", bisection_rounds}, {"steps", bisection_steps}, {"restarts", 1},
+                             {"step_size", "2.5*radius/steps"}, {"start", "the image"}}},
+          {"ray_search_steps", ray_search_steps},
+          {"overestimate_factor", overestimate_factor},
+          {"warning_share", warning_share},
+          {"batch_size", batch_size}};
+}
+
+double MinimalPerturbationResult::share_within(double eps) const {
+  // A PGD adversarial projected onto the eps-sphere in float may lie a rounding error outside it.
+  return norms.le(eps * (1 + 1e-5)).to(at::kDouble).mean().item<double>();
+}
+
+std::string MinimalPerturbationResult::warning(const MinimalPerturbationOptions& options) const {
+  if (!gradient_masking_warning) return "";
+  std::ostringstream text;
+  text << "DeepFool overestimates the minimal perturbation more than " << options.overestimate_factor << "x on "
+       << static_cast<int>(std::round(100 * deepfool_overestimate_share)) << "% of " << deepfool_compared
+       << " samples (more than " << static_cast<int>(std::round(100 * options.warning_share))
+       << "%): its linearisation misleads on this model (gradient masking or strong curvature); trust the "
+          "ensemble's minimum, not DeepFool's distance";
+  return text.str();
+}
+
+nlohmann::json MinimalPerturbationResult::found_by_counts() const {
+  nlohmann::json counts = nlohmann::json::object();
+  const at::Tensor who = found_by.to(at::kCPU);
+  for (std::size_t a = 0; a < attacks.size(); ++a) counts[attacks[a]] = who.eq(static_cast<std::int64_t>(a)).sum().item<std::int64_t>();
+  counts["none"] = who.eq(-1).sum().item<std::int64_t>();
+  return counts;
+}
+
+MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& images, const at::Tensor& labels,
+                                                const MinimalPerturbationOptions& options,
+                                                const std::vector<CandidatePerturbations>& given,
+                                                const ProgressCallback& progress) {
+  options.check();
+  check_images(images, model.info().input_shape, "minimal perturbation input");
+  RL_CHECK(labels.dim() == 1 && labels.size(0) == images.size(0), "minimal perturbations: one label per image (",
+           images.size(0), ") expected, got shape ", labels.sizes());
+  const at::Tensor x = images.detach();
+  const at::Tensor y = labels.to(x.device(), at::kLong);
+  Minimum minimum(model, x, y, options);
+  minimum.offer("clean", at::zeros_like(x));
+  DeepFoolResult deepfool_result;
+  if (options.deepfool) {
+    deepfool_result = deepfool(model, x, DeepFoolOptions(options.deepfool_options).set_batch_size(options.batch_size), progress);
+    minimum.offer("deepfool", deepfool_result.perturbations, /*shrink=*/true);
+  }
+  for (const CandidatePerturbations& candidate : given) minimum.offer(candidate.name, candidate.perturbations, /*shrink=*/true);
+  if (options.fmn) {
+    // Warm-started from the smallest adversarial so far (the image itself where there is none).
+    const FmnOptions fmn = FmnOptions(options.fmn_options).set_norm(options.norm).set_clip(options.clip).set_batch_size(options.batch_size);
+    minimum.offer("fmn", fmn_attack(model, x, y, fmn, progress, minimum.perturbations()).perturbations);
+  }
+  if (options.bisection_rounds > 0) {
+    minimum.offer("pgd-bisection", bisection_perturbations(model, x, y, minimum, options, progress));
+  }
+
+  MinimalPerturbationResult result = minimum.result();
+  result.deepfool = deepfool_result;
+  result.deepfool_overestimate_share = std::numeric_limits<double>::quiet_NaN();
+  if (options.deepfool) {
+    const at::Tensor compared = result.norms.gt(0).logical_and(at::isfinite(result.norms)).logical_and(deepfool_result.flipped);
+    result.deepfool_compared = compared.sum().item<std::int64_t>();
+    if (result.deepfool_compared > 0) {
+      const at::Tensor over = deepfool_result.norms.to(at::kDouble) > options.overestimate_factor * result.norms;
+      result.deepfool_overestimate_share =
+          over.logical_and(compared).sum().item<double>() / static_cast<double>(result.deepfool_compared);
+      result.gradient_masking_warning = result.deepfool_overestimate_share > options.warning_share;
+    }
+  }
+  return result;
+}
+
+}  // namespace robustlens

@@ -1,0 +1,109 @@
+// Minimal adversarial perturbations that a stronger attack cannot overturn:
+// per sample the smallest perturbation that any of several attacks found
+// (AutoAttack's lesson: an ensemble, the minimum per sample), in L2 or Linf,
+// counted against the true label as robust accuracy counts it.
+//
+// Attacks, in this order (found_by indexes MinimalPerturbationResult::attacks):
+//   clean          the model already misclassifies the image: norm 0
+//   deepfool       DeepFool's perturbation (L2 only; it follows the predicted label)
+//   (given)        perturbations the caller already has, under their own names,
+//                  e.g. PGD at each of the attack's radii
+//   fmn            Fast Minimum-Norm (attacks/fmn.h), warm-started from the
+//                  smallest adversarial found so far
+//   pgd-bisection  PGD at radii bisected per sample below the smallest found so far
+// DeepFool's and the given perturbations are first scaled down along their own
+// ray to the boundary (bisection over the scale, forward passes only).
+// Every candidate is checked with one forward pass in the image domain ([0,1]
+// unless clip is off): only perturbations that do make the model misclassify
+// count, with the norm of what was checked. DeepFool's own estimate exceeding
+// the minimum by more than `overestimate_factor` on more than `warning_share`
+// of the correctly classified samples is reported: DeepFool's linearisation
+// then misleads on this model (gradient masking or strong curvature), and so
+// would any verdict that rests on it alone.
+#pragma once
+
+#include "robustlens/attacks/deepfool.h"
+#include "robustlens/attacks/fmn.h"
+#include "robustlens/attacks/pgd.h"
+#include "robustlens/core/progress.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace robustlens {
+
+struct MinimalPerturbationOptions {
+  Norm norm = Norm::l2;
+  /// Keep every attack's perturbation in the image domain [0,1].
+  bool clip = true;
+  /// DeepFool as a member (L2 only), with its own options (its clip included: its estimate is reported as it is).
+  bool deepfool = true;
+  DeepFoolOptions deepfool_options;
+  /// FMN as a member; its norm and clip are set from this struct's.
+  bool fmn = true;
+  FmnOptions fmn_options;
+  /// PGD bisection: rounds per sample and PGD steps per round (0 rounds = none).
+  std::int64_t bisection_rounds = 1;
+  std::int64_t bisection_steps = 10;
+  /// Forward passes of the ray search that scales DeepFool's and the given perturbations down to the boundary.
+  std::int64_t ray_search_steps = 10;
+  /// The gradient-masking warning: DeepFool's estimate above factor × the minimum on more than share of samples.
+  double overestimate_factor = 1.5;
+  double warning_share = 0.1;
+  std::int64_t batch_size = 256;
+
+  MinimalPerturbationOptions& set_norm(Norm v) { norm = v; return *this; }
+  MinimalPerturbationOptions& set_clip(bool v) { clip = v; return *this; }
+  MinimalPerturbationOptions& set_deepfool(bool v) { deepfool = v; return *this; }
+  MinimalPerturbationOptions& set_deepfool_options(DeepFoolOptions v) { deepfool_options = std::move(v); return *this; }
+  MinimalPerturbationOptions& set_fmn(bool v) { fmn = v; return *this; }
+  MinimalPerturbationOptions& set_fmn_options(FmnOptions v) { fmn_options = v; return *this; }
+  MinimalPerturbationOptions& set_bisection_rounds(std::int64_t v) { bisection_rounds = v; return *this; }
+  MinimalPerturbationOptions& set_bisection_steps(std::int64_t v) { bisection_steps = v; return *this; }
+  MinimalPerturbationOptions& set_ray_search_steps(std::int64_t v) { ray_search_steps = v; return *this; }
+  MinimalPerturbationOptions& set_overestimate_factor(double v) { overestimate_factor = v; return *this; }
+  MinimalPerturbationOptions& set_warning_share(double v) { warning_share = v; return *this; }
+  MinimalPerturbationOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+
+  void check() const;
+  nlohmann::json to_json() const;
+};
+
+/// Perturbations an attack already found (adversarial or not: each is checked).
+struct CandidatePerturbations {
+  std::string name;          ///< the attack, as found_by will name it
+  at::Tensor perturbations;  ///< N×C×H×W
+};
+
+struct MinimalPerturbationResult {
+  std::vector<std::string> attacks;  ///< the members that ran, in order; found_by and per_attack_norms index them
+  at::Tensor perturbations;          ///< N×C×H×W, the smallest checked perturbation (zeros where none)
+  at::Tensor norms;                  ///< N, double: its norm; 0 when misclassified clean, +inf when none found
+  at::Tensor found_by;               ///< N, int64: index into attacks, −1 when none found
+  at::Tensor per_attack_norms;       ///< N×attacks, double: each member's checked norm (+inf: it failed)
+  DeepFoolResult deepfool;           ///< DeepFool's own result, when it ran
+  /// Among correctly classified samples with a finite minimum that DeepFool flipped: the share whose
+  /// DeepFool norm exceeds overestimate_factor × the minimum (NaN when DeepFool did not run or none compare).
+  double deepfool_overestimate_share = 0;
+  std::int64_t deepfool_compared = 0;
+  bool gradient_masking_warning = false;
+
+  /// Share of samples whose minimal perturbation is <= eps (misclassified ones count, at 0), allowing
+  /// float rounding (a relative 1e-5).
+  double share_within(double eps) const;
+  /// The warning as one sentence; empty when there is none.
+  std::string warning(const MinimalPerturbationOptions& options) const;
+  /// How many samples each attack was the first to reach the minimum for, by name ("none": not found).
+  nlohmann::json found_by_counts() const;
+};
+
+/// Runs the model in its current mode (use evaluation mode); results on the input's device.
+MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& images, const at::Tensor& labels,
+                                                const MinimalPerturbationOptions& options,
+                                                const std::vector<CandidatePerturbations>& given = {},
+                                                const ProgressCallback& progress = {});
+
+}  // namespace robustlens
