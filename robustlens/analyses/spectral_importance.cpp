@@ -49,13 +49,17 @@ double spectral_score_baseline(std::int64_t bands, double beta) {
   return l1 / (static_cast<double>(bands) * std::sqrt(l2));
 }
 
-double spectral_robustness_score(const std::vector<double>& psi, double beta) {
+double signed_spectral_score(const std::vector<double>& psi, double beta) {
   const auto m = static_cast<std::int64_t>(psi.size());
   double l2 = 0, inner = 0;
   for (std::int64_t k = 0; k < m; ++k) l2 += std::pow(beta, 2 * k);
   for (std::int64_t k = 0; k < m; ++k) inner += std::pow(beta, k) / std::sqrt(l2) * psi[k];
   const double eta = spectral_score_baseline(m, beta);
-  return std::abs(inner - eta) / std::abs(1 - eta);
+  return (inner - eta) / (1 - eta);
+}
+
+double spectral_robustness_score(const std::vector<double>& psi, double beta) {
+  return std::abs(signed_spectral_score(psi, beta));
 }
 
 void SpectralImportanceOptions::check() const {
@@ -80,7 +84,8 @@ SpectralImportance SpectralImportance::from_values(std::vector<double> coalition
   importance.coalition_values = std::move(coalition_values);
   importance.phi = shapley_values(importance.coalition_values, bands);
   importance.psi = importance_distribution(importance.phi);
-  importance.score = spectral_robustness_score(importance.psi, beta);
+  importance.signed_score = signed_spectral_score(importance.psi, beta);
+  importance.score = std::abs(importance.signed_score);
   return importance;
 }
 
@@ -88,6 +93,7 @@ nlohmann::json SpectralImportance::to_json() const {
   return {{"phi", phi},
           {"psi", psi},
           {"score", score},
+          {"signed_score", signed_score},
           {"v_empty", coalition_values.front()},
           {"v_full", coalition_values.back()},
           {"coalition_values", coalition_values}};

@@ -30,7 +30,11 @@ std::vector<double> shapley_values(const std::vector<double>& coalition_values, 
 std::vector<double> importance_distribution(const std::vector<double>& phi);
 /// eta = ‖b‖₁ / (M·‖b‖₂) with b_k = beta^k.
 double spectral_score_baseline(std::int64_t bands, double beta);
-/// |⟨b/‖b‖₂, psi⟩ − eta| / |1 − eta|.
+/// (⟨b/‖b‖₂, psi⟩ − eta) / (1 − eta): positive when the predictive power leans to the low bands (0.52 with
+/// all of it on the lowest of 8 bands, beta 0.75), 0 when it is spread evenly, negative when it leans to
+/// the high bands (−0.30 with all of it on the highest).
+double signed_spectral_score(const std::vector<double>& psi, double beta);
+/// The paper's unsigned score, |signed_spectral_score|: mass on the high bands also scores above 0.
 double spectral_robustness_score(const std::vector<double>& psi, double beta);
 
 struct SpectralImportanceOptions {
@@ -71,8 +75,8 @@ struct SpectralImportanceOptions {
 struct SpectralImportance {
   std::vector<double> coalition_values;  ///< v(S) by bit mask, 2^M entries
   std::vector<double> phi, psi;
-  double score = 0;
-  /// phi, psi and score from the coalition values.
+  double score = 0, signed_score = 0;
+  /// phi, psi and the scores from the coalition values.
   static SpectralImportance from_values(std::vector<double> coalition_values, std::int64_t bands, double beta);
   nlohmann::json to_json() const;
 };

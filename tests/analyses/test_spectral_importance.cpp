@@ -17,6 +17,10 @@ TEST(SpectralScore, UnitValuesOfTheSpec) {
   high[7] = 1;
   EXPECT_NEAR(spectral_robustness_score(low, 0.75), 0.52172, 5e-6);
   EXPECT_NEAR(spectral_robustness_score(high, 0.75), 0.30016, 5e-6);
+  // The signed score tells the two apart: low bands positive, high bands negative.
+  EXPECT_NEAR(signed_spectral_score(low, 0.75), 0.52172, 5e-6);
+  EXPECT_NEAR(signed_spectral_score(high, 0.75), -0.30016, 5e-6);
+  EXPECT_NEAR(signed_spectral_score(std::vector<double>(8, 1.0 / 8), 0.75), 0.0, 1e-12);
 }
 
 TEST(Shapley, AdditiveGameGivesItsWeightsAndEfficiencyHolds) {

@@ -1,5 +1,6 @@
 #include "audit_report.h"
 
+#include "robustlens/analyses/spectral_importance.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/report/vega_lite.h"
 
@@ -107,11 +108,18 @@ const std::vector<Column>& summary_columns() {
          if (subspaces == nullptr || subspaces->empty()) return std::nullopt;
          return number(subspaces->back(), {"quartiles_of_flipped", "median"});
        }},
-      {"spectral_score", "spectral robustness score",
-       "I-ASIDE score: 0 when the predictive power is spread evenly over the Fourier bands, higher when it rests on "
-       "the low bands, which perturbations move least (spectral).",
+      {"spectral_score", "signed spectral score",
+       "I-ASIDE score, signed: (⟨b̂, psi⟩ − eta)/(1 − eta), 0 when the predictive power is spread evenly over the "
+       "Fourier bands, positive when it rests on the low bands, which perturbations move least, negative when on "
+       "the high ones (the paper's score is its absolute value; spectral).",
        "fixed",
-       [](const json&, const json& m) { return number(m, {"analyses", "spectral", "score"}); }},
+       [](const json&, const json& m) -> std::optional<double> {
+         // From psi, so that records written before the signed score existed are read the same way.
+         const json* psi = find(m, {"analyses", "spectral", "psi"});
+         const json* beta = find(m, {"analyses", "spectral", "options", "beta"});
+         if (psi == nullptr || beta == nullptr) return std::nullopt;
+         return signed_spectral_score(psi->get<std::vector<double>>(), beta->get<double>());
+       }},
       {"upi", "UPI map change",
        "Mean dissimilarity of the explanation maps of unseen test images after one universal perturbation "
        "(UPI-Grad) at the largest ε; 0 = unchanged (upi).",
@@ -334,8 +342,9 @@ void spectral_section(HtmlReport& report, const json& audit) {
   report.paragraph("Which frequencies does the model's predictive power come from? The image's Fourier spectrum is "
                    "split into rings from low to high frequency; the model is scored on images rebuilt from every "
                    "subset of rings, and the exact Shapley value of each ring is its fair share of the score. psi is "
-                   "that share normalised to sum to 1. Robust models put more of it on the low bands; the spectral "
-                   "robustness score summarises this (0 = spread evenly). The signal-to-noise ratio per band shows "
+                   "that share normalised to sum to 1. Robust models put more of it on the low bands; the signed "
+                   "spectral score summarises this (0 = spread evenly, positive = low bands, negative = high bands; "
+                   "the paper's score is its absolute value). The signal-to-noise ratio per band shows "
                    "where perturbations put their energy.");
   const auto models = ran_on(report, audit, "spectral");
   if (models.empty()) return;
@@ -348,7 +357,8 @@ void spectral_section(HtmlReport& report, const json& audit) {
       for (std::size_t b = 0; b < values.size(); ++b) psi.categories.push_back(std::to_string(b));
     }
     psi.series.push_back({name, values});
-    scores += (scores.empty() ? "score: " : ", ") + name + " " + fixed((*record)["score"].get<double>());
+    scores += (scores.empty() ? "signed score: " : ", ") + name + " " +
+              fixed(signed_spectral_score(values, (*record)["options"]["beta"].get<double>()));
     for (const json& curve : record->value("snr", json::array())) {
       ChartSeries series{name + " · " + curve["perturbation"].get<std::string>(), {}, numbers(curve["snr_db"]), {}, {}, false};
       for (std::size_t b = 0; b < series.y.size(); ++b) series.x.push_back(static_cast<double>(b));

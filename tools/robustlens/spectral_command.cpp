@@ -112,11 +112,13 @@ void run_spectral(SpectralCommand command) {
   print_row("psi", result.overall.psi, "%8.3f");
   for (const ClassSpectralImportance& c : result.per_class) print_row(("psi " + c.name).c_str(), c.importance.psi, "%8.3f");
   for (const SpectralSnrCurve& curve : curves) print_row(("SNR dB " + curve.perturbation).c_str(), curve.snr_db, "%8.1f");
-  std::printf("spectral robustness score %.4f (beta %.3g; 0 = uniform psi); v(empty) %.4f, v(all) %.4f\n",
-              result.overall.score, options.beta, result.overall.coalition_values.front(),
+  std::printf("spectral robustness score %.4f, signed %+.4f (beta %.3g; 0 = uniform psi, > 0 low bands, < 0 high "
+              "bands); v(empty) %.4f, v(all) %.4f\n",
+              result.overall.score, result.overall.signed_score, options.beta, result.overall.coalition_values.front(),
               result.overall.coalition_values.back());
   for (const ClassSpectralImportance& c : result.per_class) {
-    std::printf("  class %-16s score %.4f over %lld images\n", c.name.c_str(), c.importance.score,
+    std::printf("  class %-16s score %.4f, signed %+.4f over %lld images\n", c.name.c_str(), c.importance.score,
+                c.importance.signed_score,
                 static_cast<long long>(c.images));
   }
   std::printf("results in %s, %s%s, %s\n", (out / "spectral.json").c_str(), (out / "psi.svg").c_str(),
