@@ -7,13 +7,32 @@ namespace robustlens {
 namespace {
 
 SubspaceMargins summarise(const at::Tensor& margins, const at::Tensor& flipped, const at::Tensor& iterations) {
-  SubspaceMargins s{margins, flipped, iterations, quartiles(margins.masked_select(flipped)), 0, 0};
+  SubspaceMargins s{margins, flipped, iterations, quartiles(margins.masked_select(flipped)), 0, 0, {}};
   s.not_flipped = flipped.logical_not().sum().item<std::int64_t>();
   s.mean_iterations = iterations.to(at::kDouble).mean().item<double>();
+  s.with_lower_bounds = margins_with_lower_bounds(margins, flipped);
   return s;
 }
 
 }  // namespace
+
+MarginsWithLowerBounds margins_with_lower_bounds(const at::Tensor& margins, const at::Tensor& flipped) {
+  RL_CHECK(margins.sizes() == flipped.sizes() && margins.dim() == 1, "margins and flipped must be two N-vectors, got ",
+           margins.sizes(), " and ", flipped.sizes());
+  MarginsWithLowerBounds result;
+  result.quartiles = quartiles(margins);
+  const at::Tensor not_flipped = flipped.to(at::kBool).logical_not();
+  result.not_flipped_share = margins.numel() > 0 ? not_flipped.to(at::kDouble).mean().item<double>() : 0.0;
+  result.median_is_lower_bound =
+      not_flipped.logical_and(margins.to(at::kDouble) <= result.quartiles.median).any().item<bool>();
+  return result;
+}
+
+nlohmann::json MarginsWithLowerBounds::to_json() const {
+  return {{"quartiles", quartiles.to_json()}, {"median_is_lower_bound", median_is_lower_bound},
+          {"not_flipped_share", not_flipped_share},
+          {"counts_not_flipped_as", "the norm reached (a lower bound of their margin)"}};
+}
 
 DctSubspaces MarginOptions::subspaces(std::int64_t height, std::int64_t width) const {
   RL_CHECK((block == 0) == (step == 0), "give both K and T of the DCT subspaces, or neither");
@@ -27,6 +46,7 @@ nlohmann::json MarginOptions::to_json() const {
 
 nlohmann::json SubspaceMargins::to_json() const {
   return {{"quartiles_of_flipped", quartiles.to_json()}, {"not_flipped", not_flipped},
+          {"with_lower_bounds", with_lower_bounds.to_json()},
           {"mean_iterations", mean_iterations},          {"margins", tensor_to_json(margins)},
           {"flipped", tensor_to_json(flipped)}};
 }

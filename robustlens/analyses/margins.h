@@ -5,7 +5,10 @@
 // All (sample, subspace) pairs run as one batch through the batched DeepFool
 // (each row projected onto its own subspace); flipped pairs leave the batch.
 // Statistics are over the pairs whose label flipped within max_iterations; the
-// others are counted, not hidden (their margin exceeds what was explored).
+// others are counted, not hidden (their margin exceeds what was explored), and
+// a second set of quartiles counts them at the norm DeepFool reached, a lower
+// bound of their margin: a median that such a bound could still raise is marked
+// as a lower bound.
 #pragma once
 
 #include "robustlens/analyses/statistics.h"
@@ -44,6 +47,16 @@ struct MarginOptions {
   nlohmann::json to_json() const;
 };
 
+/// Quartiles over every sample, the ones that did not flip counted at the norm reached (a lower bound of
+/// their margin). The median is a lower bound when some sample that did not flip lies at or below it.
+struct MarginsWithLowerBounds {
+  Quartiles quartiles;
+  bool median_is_lower_bound = false;
+  double not_flipped_share = 0;
+  nlohmann::json to_json() const;
+};
+MarginsWithLowerBounds margins_with_lower_bounds(const at::Tensor& margins, const at::Tensor& flipped);
+
 struct SubspaceMargins {
   at::Tensor margins;     ///< N, ‖delta‖₂ per sample (also for non-flipped ones)
   at::Tensor flipped;     ///< N, bool
@@ -51,6 +64,7 @@ struct SubspaceMargins {
   Quartiles quartiles;    ///< over flipped samples
   std::int64_t not_flipped = 0;
   double mean_iterations = 0;
+  MarginsWithLowerBounds with_lower_bounds;
   nlohmann::json to_json() const;
 };
 

@@ -53,5 +53,22 @@ TEST(Margins, BatchingPairsDoesNotChangeMargins) {
   }
 }
 
+TEST(Margins, PairsThatDidNotFlipCountAsLowerBoundsAndMarkTheMedian) {
+  const at::Tensor margins = at::tensor({1.0, 2.0, 3.0, 4.0, 5.0}, at::kDouble);
+  const MarginsWithLowerBounds all = margins_with_lower_bounds(margins, at::ones({5}, at::kBool));
+  EXPECT_DOUBLE_EQ(all.quartiles.median, 3.0);
+  EXPECT_FALSE(all.median_is_lower_bound);
+  EXPECT_DOUBLE_EQ(all.not_flipped_share, 0.0);
+  // One that did not flip above the median: its margin only grows, the median stands.
+  const MarginsWithLowerBounds above = margins_with_lower_bounds(margins, at::tensor({1, 1, 1, 1, 0}).to(at::kBool));
+  EXPECT_DOUBLE_EQ(above.quartiles.median, 3.0);
+  EXPECT_FALSE(above.median_is_lower_bound);
+  EXPECT_DOUBLE_EQ(above.not_flipped_share, 0.2);
+  // One at or below the median: its true margin could lift the median, which is then a lower bound.
+  const MarginsWithLowerBounds below = margins_with_lower_bounds(margins, at::tensor({1, 0, 1, 1, 1}).to(at::kBool));
+  EXPECT_TRUE(below.median_is_lower_bound);
+  EXPECT_TRUE(below.to_json().at("median_is_lower_bound").get<bool>());
+}
+
 }  // namespace
 }  // namespace robustlens

@@ -84,8 +84,11 @@ TEST_F(CliAudit, RunsEveryAnalysisAndReportsTheSubcommandsNumbers) {
   EXPECT_EQ(binenc.at("align").at("options").at("pairing"), "bayes");
   EXPECT_EQ(row.at("values").at("same_encoding"), audit_json.at("latent").at("result").at("models").at(1).at("result")
                                                        .at("encoding").at("test").at("same_encoding_fraction"));
-  EXPECT_EQ(row.at("values").at("margin_low"),
-            binenc.at("margins").at("per_subspace").at(0).at("quartiles_of_flipped").at("median"));
+  EXPECT_NEAR(row.at("values").at("margin_low").get<double>(),
+              binenc.at("margins").at("per_subspace").at(0).at("with_lower_bounds").at("quartiles").at("median").get<double>(),
+              1e-9);
+  EXPECT_EQ(row.at("lower_bounds").contains("margin_low"),
+            binenc.at("margins").at("per_subspace").at(0).at("with_lower_bounds").at("median_is_lower_bound").get<bool>());
 
   const std::string page = read_text_file(out_.file("audit/index.html"));
   for (const std::string section : {"id=\"summary\"", "id=\"robustness\"", "id=\"explanations\"", "id=\"margins\"",

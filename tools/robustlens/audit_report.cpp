@@ -1,5 +1,6 @@
 #include "audit_report.h"
 
+#include "robustlens/analyses/margins.h"
 #include "robustlens/analyses/spectral_importance.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/report/vega_lite.h"
@@ -77,10 +78,39 @@ std::optional<double> upi_at_largest_eps(const json& model, const std::string& m
   return number(per_eps->back(), {"metrics", method, "dissimilarity"});
 }
 
+/// A margins record's subspace entry with the samples that did not flip counted at the norm reached,
+/// computed from its per-sample arrays (so that records written before the lower bounds existed read the same).
+std::optional<MarginsWithLowerBounds> bounded_margins(const json* subspace) {
+  if (subspace == nullptr || !subspace->contains("margins") || !subspace->contains("flipped")) return std::nullopt;
+  const std::vector<double> margins = (*subspace)["margins"].get<std::vector<double>>();
+  std::vector<std::int64_t> flipped;
+  for (const json& f : (*subspace)["flipped"]) flipped.push_back(f.is_boolean() ? f.get<bool>() : f.get<std::int64_t>() != 0);
+  if (margins.empty() || margins.size() != flipped.size()) return std::nullopt;
+  return margins_with_lower_bounds(at::tensor(margins, at::kDouble), at::tensor(flipped, at::kLong).to(at::kBool));
+}
+
+/// The first or the last DCT subspace of the margins step.
+const json* margin_subspace(const json& model, bool highest) {
+  const json* subspaces = find(model, {"analyses", "margins", "per_subspace"});
+  if (subspaces == nullptr || subspaces->empty()) return nullptr;
+  return highest ? &subspaces->back() : &subspaces->front();
+}
+
 struct Column {
   std::string key, title, note, format;  ///< format: percent, fixed (3 decimals) or general (3 digits)
   std::function<std::optional<double>(const json& audit, const json& model)> value;
+  /// Whether the value is only a lower bound (shown as "≥"); empty: never.
+  std::function<bool(const json& audit, const json& model)> lower_bound = {};
 };
+
+std::optional<double> bounded_margin_median(const json& model, bool highest) {
+  const auto bounded = bounded_margins(margin_subspace(model, highest));
+  return bounded ? std::optional<double>(bounded->quartiles.median) : std::nullopt;
+}
+bool margin_median_is_lower_bound(const json& model, bool highest) {
+  const auto bounded = bounded_margins(margin_subspace(model, highest));
+  return bounded && bounded->median_is_lower_bound;
+}
 
 const std::vector<Column>& summary_columns() {
   static const std::vector<Column> columns = {
@@ -95,19 +125,15 @@ const std::vector<Column>& summary_columns() {
        "general",
        [](const json&, const json& m) { return number(m, {"analyses", "attack", "deepfool", "norms_of_flipped", "median"}); }},
       {"margin_low", "margin, low freq.",
-       "Median distance to the decision boundary within the lowest-frequency DCT subspace (margins).", "general",
-       [](const json&, const json& m) {
-         return number(m, {"analyses", "margins", "per_subspace", 0, "quartiles_of_flipped", "median"});
-       }},
+       "Median distance to the decision boundary within the lowest-frequency DCT subspace; images whose label "
+       "did not flip count at the distance reached, and ≥ marks a median that is only a lower bound (margins).",
+       "general", [](const json&, const json& m) { return bounded_margin_median(m, false); },
+       [](const json&, const json& m) { return margin_median_is_lower_bound(m, false); }},
       {"margin_high", "margin, high freq.",
-       "Median distance to the decision boundary within the highest-frequency DCT subspace (margins). Much larger "
-       "than at low frequencies: the model is nearly invariant to high frequencies.",
-       "general",
-       [](const json&, const json& m) -> std::optional<double> {
-         const json* subspaces = find(m, {"analyses", "margins", "per_subspace"});
-         if (subspaces == nullptr || subspaces->empty()) return std::nullopt;
-         return number(subspaces->back(), {"quartiles_of_flipped", "median"});
-       }},
+       "The same within the highest-frequency DCT subspace; usually much larger than at low frequencies: the "
+       "model is nearly invariant to high frequencies (margins).",
+       "general", [](const json&, const json& m) { return bounded_margin_median(m, true); },
+       [](const json&, const json& m) { return margin_median_is_lower_bound(m, true); }},
       {"spectral_score", "signed spectral score",
        "I-ASIDE score, signed: (⟨b̂, psi⟩ − eta)/(1 − eta), 0 when the predictive power is spread evenly over the "
        "Fourier bands, positive when it rests on the low bands, which perturbations move least, negative when on "
@@ -171,6 +197,13 @@ std::string format_value(const json& value, const std::string& format) {
     std::snprintf(text, sizeof text, "%.3g", v);
   }
   return text;
+}
+
+/// A summary cell: the formatted value, with "≥" when the row marks it as a lower bound.
+std::string summary_cell(const json& row, const json& column) {
+  const std::string key = column["key"].get<std::string>();
+  const bool bound = row.contains("lower_bounds") && row["lower_bounds"].value(key, false);
+  return (bound ? "≥" : "") + format_value(row["values"][key], column["format"]);
 }
 std::string fixed(double value, int digits = 3) {
   char text[32];
@@ -243,7 +276,7 @@ void summary_section(HtmlReport& report, const json& audit) {
   for (const json& row : audit["summary"]["rows"]) {
     std::vector<std::string> cells{row["model"].get<std::string>()};
     for (const json& column : audit["summary"]["columns"]) {
-      cells.push_back(format_value(row["values"][column["key"].get<std::string>()], column["format"]));
+      cells.push_back(summary_cell(row, column));
     }
     rows.push_back(cells);
   }
@@ -314,21 +347,37 @@ void margins_section(HtmlReport& report, const json& audit) {
   if (models.empty()) return;
   LineChart chart{"Margin in each DCT frequency subspace", "DCT subspace (0 = lowest frequencies)",
                   "median L2 margin ([0,1] pixels)", {}};
-  chart.note = "lines: medians; shaded: quartiles; dashed: margin in the whole space";
+  chart.note = "lines: medians, images whose label did not flip counted at the distance reached; shaded: "
+               "quartiles; dashed: margin in the whole space (over the images that flipped)";
+  std::string bounds;
   for (const auto& [name, record] : models) {
     ChartSeries series{name, {}, {}, {}, {}, false};
+    std::vector<std::string> bounded_subspaces;
+    std::int64_t not_flipped = 0, pairs = 0;
     for (const json& subspace : (*record)["per_subspace"]) {
       series.x.push_back(subspace["index"]);
-      const json& q = subspace["quartiles_of_flipped"];
-      series.y.push_back(q["median"].is_number() ? q["median"].get<double>() : std::nan(""));
-      series.band_low.push_back(q["q1"].is_number() ? q["q1"].get<double>() : std::nan(""));
-      series.band_high.push_back(q["q3"].is_number() ? q["q3"].get<double>() : std::nan(""));
+      const auto bounded = bounded_margins(&subspace);
+      series.y.push_back(bounded ? bounded->quartiles.median : std::nan(""));
+      series.band_low.push_back(bounded ? bounded->quartiles.q1 : std::nan(""));
+      series.band_high.push_back(bounded ? bounded->quartiles.q3 : std::nan(""));
+      if (bounded && bounded->median_is_lower_bound) bounded_subspaces.push_back(std::to_string(subspace["index"].get<int>()));
+      not_flipped += subspace.value("not_flipped", 0);
+      pairs += static_cast<std::int64_t>(subspace["margins"].size());
+    }
+    bounds += (bounds.empty() ? "" : "; ") + name + ": " + std::to_string(not_flipped) + " of " + std::to_string(pairs) +
+              " (image, subspace) pairs did not flip";
+    if (!bounded_subspaces.empty()) {
+      std::string list;
+      for (const std::string& t : bounded_subspaces) list += (list.empty() ? "" : ", ") + t;
+      bounds += ", so the medians of subspaces " + list + " are only lower bounds";
     }
     if (const auto full = number(*record, {"full_space", "quartiles_of_flipped", "median"}); full && !series.x.empty()) {
       chart.series.push_back({name + " (whole space)", {series.x.front(), series.x.back()}, {*full, *full}, {}, {}, true});
     }
     chart.series.push_back(series);
   }
+  report.paragraph("Images whose label did not flip within DeepFool's iterations count at the distance reached, a "
+                   "lower bound of their margin: " + bounds + ".");
   // Robust models' margins can be ten times larger: a log axis keeps every model's curve readable.
   json spec = vega_lite_spec(chart);
   for (json& layer : spec["layer"]) {
@@ -546,12 +595,13 @@ json audit_summary(const json& audit) {
     summary["columns"].push_back({{"key", column.key}, {"title", column.title}, {"note", column.note}, {"format", column.format}});
   }
   for (const json& model : audit["models"]) {
-    json values = json::object();
+    json values = json::object(), lower_bounds = json::object();
     for (const Column& column : summary_columns()) {
       const std::optional<double> value = column.value(audit, model);
       values[column.key] = value && std::isfinite(*value) ? json(*value) : json(nullptr);
+      if (column.lower_bound && column.lower_bound(audit, model)) lower_bounds[column.key] = true;
     }
-    summary["rows"].push_back({{"model", model["name"]}, {"values", values}});
+    summary["rows"].push_back({{"model", model["name"]}, {"values", values}, {"lower_bounds", lower_bounds}});
   }
   return summary;
 }
@@ -562,7 +612,7 @@ std::string summary_text(const json& summary) {
   for (const json& row : summary["rows"]) {
     table.push_back({row["model"]});
     for (const json& column : summary["columns"]) {
-      table.back().push_back(format_value(row["values"][column["key"].get<std::string>()], column["format"]));
+      table.back().push_back(summary_cell(row, column));
     }
   }
   // Display width in characters (UTF-8 continuation bytes do not count).

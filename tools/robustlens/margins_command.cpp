@@ -36,10 +36,12 @@ void parse_subspaces(const std::string& text, MarginOptions& options) {
 
 std::string margins_csv(const MarginResult& result) {
   std::ostringstream csv;
-  csv << "subspace,first_coefficient,median,q1,q3,not_flipped,mean_iterations\n";
+  csv << "subspace,first_coefficient,median,q1,q3,not_flipped,mean_iterations,median_with_lower_bounds,"
+         "median_is_lower_bound\n";
   const auto line = [&](const std::string& name, const std::string& first, const SubspaceMargins& s) {
     csv << name << ',' << first << ',' << s.quartiles.median << ',' << s.quartiles.q1 << ',' << s.quartiles.q3 << ','
-        << s.not_flipped << ',' << s.mean_iterations << '\n';
+        << s.not_flipped << ',' << s.mean_iterations << ',' << s.with_lower_bounds.quartiles.median << ','
+        << s.with_lower_bounds.median_is_lower_bound << '\n';
   };
   for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
     line(std::to_string(t), std::to_string(static_cast<std::int64_t>(t) * result.subspaces.step), result.per_subspace[t]);
@@ -56,7 +58,15 @@ LineChart margins_chart(const MarginResult& result, const std::string& title) {
     median.band_low.push_back(result.per_subspace[t].quartiles.q1);
     median.band_high.push_back(result.per_subspace[t].quartiles.q3);
   }
+  ChartSeries bounded{"median, pairs that did not flip counted at the norm reached (a lower bound)", {}, {}, {}, {}, true};
+  bool any_not_flipped = false;
+  for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
+    bounded.x.push_back(static_cast<double>(t));
+    bounded.y.push_back(result.per_subspace[t].with_lower_bounds.quartiles.median);
+    any_not_flipped = any_not_flipped || result.per_subspace[t].not_flipped > 0;
+  }
   LineChart chart{title, "DCT subspace (low → high frequency)", "L2 margin ([0,1] pixels)", {median}};
+  if (any_not_flipped) chart.series.push_back(bounded);
   if (result.full_space.margins.defined()) {
     const double full = result.full_space.quartiles.median;
     chart.series.push_back({"full space (median)", {median.x.front(), median.x.back()}, {full, full}, {}, {}, true});
@@ -75,7 +85,8 @@ void run_margins(MarginsCommand command) {
 
   const std::filesystem::path out(common.out);
   nlohmann::json record = run.record("margins", options.to_json(), common);
-  record["statistics_over"] = "samples whose label flipped; not_flipped counts the others";
+  record["statistics_over"] = "quartiles_of_flipped: samples whose label flipped, not_flipped counts the others; "
+                              "with_lower_bounds: every sample, the others at the norm reached (a lower bound)";
   record.update(result.to_json());
   write_json_file((out / "margins.json").string(), record);
   write_text_file((out / "margins.csv").string(), margins_csv(result));
@@ -91,8 +102,16 @@ void run_margins(MarginsCommand command) {
     not_flipped += result.per_subspace[t].not_flipped;
   }
   std::printf("\n");
+  if (not_flipped > 0) {
+    std::printf("counting the pairs that did not flip at the norm reached (>= marks a median that is only a lower bound):\n");
+    for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
+      const MarginsWithLowerBounds& b = result.per_subspace[t].with_lower_bounds;
+      std::printf("%s%s%.3g", t == 0 ? "  " : " ", b.median_is_lower_bound ? ">=" : "", b.quartiles.median);
+    }
+    std::printf("\n");
+  }
   if (result.full_space.margins.defined()) std::printf("full space: %.3g\n", result.full_space.quartiles.median);
-  std::printf("%lld (sample, subspace) pairs did not flip within %lld iterations (excluded from the statistics)\n",
+  std::printf("%lld (sample, subspace) pairs did not flip within %lld iterations (excluded from the first line)\n",
               static_cast<long long>(not_flipped), static_cast<long long>(options.deepfool.max_iterations));
   std::printf("results in %s, %s, %s\n", (out / "margins.json").c_str(), (out / "margins.csv").c_str(),
               (out / "margins.svg").c_str());
