@@ -1,6 +1,7 @@
 #include "robustlens/analyses/latent.h"
 
 #include "robustlens/analyses/statistics.h"
+#include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/core/error.h"
 
 #include <ATen/ATen.h>
@@ -132,12 +133,15 @@ void LatentOptions::check() const {
   RL_CHECK(gmm_tolerance >= 0, "GMM tolerance must be >= 0, got ", gmm_tolerance);
   RL_CHECK(covariance_regularisation > 0, "covariance regularisation must be > 0, got ", covariance_regularisation);
   deepfool.check();
+  if (ensemble) ensemble_options.check();
 }
 
 nlohmann::json LatentOptions::to_json() const {
   return {{"batch_size", batch_size},
           {"deepfool_samples", deepfool_samples},
           {"deepfool", deepfool.to_json()},
+          {"ensemble", ensemble ? MinimalPerturbationOptions(ensemble_options).set_deepfool_options(deepfool).set_batch_size(batch_size).to_json()
+                                : nlohmann::json(false)},
           {"odin_temperature", odin_temperature},
           {"gmm_iterations", gmm_iterations},
           {"gmm_tolerance", gmm_tolerance},
@@ -349,7 +353,15 @@ nlohmann::json LatentResult::to_json() const {
            {{"deepfool_ratio", robustness_ratio},
             {"deepfool_ratio_standard_error", robustness_ratio_standard_error},
             {"images", deepfool_images},
-            {"not_flipped", deepfool_not_flipped}}},
+            {"not_flipped", deepfool_not_flipped},
+            {"ensemble_ratio", ensemble_ratio},
+            {"ensemble_ratio_standard_error", ensemble_ratio_standard_error},
+            {"ensemble_ratio_median", ensemble_ratio_median},
+            {"ensemble_not_found", ensemble_not_found},
+            {"deepfool_overestimate_share", deepfool_overestimate_share},
+            {"ensemble_warning", ensemble_warning.empty() ? nlohmann::json() : nlohmann::json(ensemble_warning)},
+            {"ensemble_counted_against", "the true label (0 for a misclassified image); DeepFool's ratio follows the "
+                                         "predicted label"}}},
           {"reliability",
            {{"mahalanobis_auroc", mahalanobis_auroc},
             {"odin_auroc", odin_auroc},
@@ -395,9 +407,31 @@ LatentResult analyse_latent(Model& model, const Dataset& train, const Dataset& t
     result.robustness_ratio = result.robustness_ratio_standard_error = kNaN;
   } else {
     const at::Tensor images = test.images.slice(0, 0, result.deepfool_images).to(model.device());
-    const DeepFoolResult attack = deepfool(model, images, options.deepfool, progress);
-    const at::Tensor ratios =
-        attack.norms.to(at::kCPU, at::kDouble) / images.flatten(1).norm(2, 1).to(at::kCPU, at::kDouble).clamp_min(1e-12);
+    const at::Tensor image_norms = images.flatten(1).norm(2, 1).to(at::kCPU, at::kDouble).clamp_min(1e-12);
+    result.ensemble_ratio = result.ensemble_ratio_standard_error = result.ensemble_ratio_median = kNaN;
+    result.deepfool_overestimate_share = kNaN;
+    DeepFoolResult attack;
+    if (options.ensemble) {
+      // Its DeepFool member is this analysis's DeepFool: run once.
+      const MinimalPerturbationResult minimal = minimal_perturbations(
+          model, images, test.labels.slice(0, 0, result.deepfool_images).to(model.device()),
+          MinimalPerturbationOptions(options.ensemble_options).set_deepfool(true).set_deepfool_options(options.deepfool)
+              .set_batch_size(options.batch_size),
+          {}, progress);
+      attack = minimal.deepfool;
+      const at::Tensor ratios = minimal.norms.to(at::kCPU) / image_norms;
+      const at::Tensor found = at::isfinite(ratios);
+      result.ensemble_not_found = found.logical_not().sum().item<std::int64_t>();
+      if (found.any().item<bool>()) {
+        std::tie(result.ensemble_ratio, result.ensemble_ratio_standard_error) = mean_and_standard_error(ratios.masked_select(found));
+      }
+      result.ensemble_ratio_median = quartiles(ratios).median;
+      result.deepfool_overestimate_share = minimal.deepfool_overestimate_share;
+      result.ensemble_warning = minimal.warning(options.ensemble_options);
+    } else {
+      attack = deepfool(model, images, options.deepfool, progress);
+    }
+    const at::Tensor ratios = attack.norms.to(at::kCPU, at::kDouble) / image_norms;
     std::tie(result.robustness_ratio, result.robustness_ratio_standard_error) = mean_and_standard_error(ratios);
     result.deepfool_not_flipped = attack.flipped.logical_not().sum().item<std::int64_t>();
   }

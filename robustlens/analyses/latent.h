@@ -13,7 +13,11 @@
 //                variance tr(Σ_W)/P, equiangularity (std of pairwise cosines of
 //                the centred class means), equinorm (std/mean of their norms)
 //   robustness   DeepFool (top-10 candidates, overshoot 0.02, ≤ 50 iterations)
-//                ‖r‖₂ / ‖x‖₂ per test image
+//                ‖r‖₂ / ‖x‖₂ per test image (the predicted label's boundary),
+//                and the same ratio for the minimal perturbation over the
+//                attack ensemble (attacks/minimal_perturbation.h; counted
+//                against the true label, 0 for a misclassified image), which a
+//                stronger attack cannot lower the way it lowers DeepFool's
 //   reliability  misclassification-detection AUROC from ranks (ties half) of
 //                the Mahalanobis distance of z to the predicted class's
 //                Gaussian (fitted to the correctly predicted training images,
@@ -23,6 +27,7 @@
 #pragma once
 
 #include "robustlens/attacks/deepfool.h"
+#include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/core/model.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
@@ -40,6 +45,9 @@ struct LatentOptions {
   /// DeepFool runs on the first this many test images (0 = not at all).
   std::int64_t deepfool_samples = 1000;
   DeepFoolOptions deepfool = DeepFoolOptions().set_candidates(10).set_overshoot(0.02).set_max_iterations(50);
+  /// The ensemble's minimal perturbation on the same images (its DeepFool member is the DeepFool above).
+  bool ensemble = true;
+  MinimalPerturbationOptions ensemble_options;
   double odin_temperature = 100;
   /// EM stops after this many iterations or when no unit's mean log-likelihood moves by more than the
   /// tolerance: scikit-learn's defaults, which the reference uses.
@@ -51,6 +59,7 @@ struct LatentOptions {
   LatentOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
   LatentOptions& set_deepfool_samples(std::int64_t v) { deepfool_samples = v; return *this; }
   LatentOptions& set_deepfool(DeepFoolOptions v) { deepfool = std::move(v); return *this; }
+  LatentOptions& set_ensemble(bool v) { ensemble = v; return *this; }
   LatentOptions& set_odin_temperature(double v) { odin_temperature = v; return *this; }
   LatentOptions& set_gmm_iterations(std::int64_t v) { gmm_iterations = v; return *this; }
   LatentOptions& set_gmm_tolerance(double v) { gmm_tolerance = v; return *this; }
@@ -130,6 +139,12 @@ struct LatentResult {
   /// DeepFool ‖r‖/‖x‖ over the first deepfool_samples test images (NaN when 0).
   double robustness_ratio = 0, robustness_ratio_standard_error = 0;
   std::int64_t deepfool_images = 0, deepfool_not_flipped = 0;
+  /// The ensemble's ‖δ_min‖/‖x‖: mean and standard error over the images where an adversarial was found,
+  /// their median, how many had none, and DeepFool's overestimate share and warning (NaN / empty when not run).
+  double ensemble_ratio = 0, ensemble_ratio_standard_error = 0, ensemble_ratio_median = 0;
+  std::int64_t ensemble_not_found = 0;
+  double deepfool_overestimate_share = 0;
+  std::string ensemble_warning;
   double mahalanobis_auroc = 0, odin_auroc = 0, max_softmax_auroc = 0;
   std::int64_t misclassified = 0, mahalanobis_left_out = 0;
   /// The latents, logits and predictions themselves (CPU; not serialised): for charts and export.

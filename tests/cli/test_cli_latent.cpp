@@ -41,6 +41,11 @@ TEST_F(CliLatent, MeasuresEachModelAloneAndSideBySideWithTheSameNumbers) {
   EXPECT_EQ(record.at("models").at(1).at("result").at("latent_dim"), 32);  // nopen: the last hidden layer of the MLP
   EXPECT_EQ(binenc.at("model").at("training").at("latent_penalty").at("factor"), 2.0);
   EXPECT_EQ(binenc.at("result").at("robustness").at("images"), 20);
+  // The ensemble's ratio beside DeepFool's: numbers where it found adversarials.
+  const auto& robustness = binenc.at("result").at("robustness");
+  EXPECT_TRUE(robustness.at("ensemble_ratio").is_number()) << robustness;
+  EXPECT_LT(robustness.at("ensemble_not_found").get<std::int64_t>(), 20) << robustness;
+  EXPECT_TRUE(contains(both.output, "ensemble r/x")) << both.output;
   EXPECT_TRUE(std::filesystem::exists(out_.file("alone/solo/latents.pt")));
   EXPECT_FALSE(std::filesystem::exists(out_.file("both/binenc/latents.pt")));
   for (const std::string file : {"latent.json", "comparison.md", "comparison.csv", "binenc/units.svg", "binenc/projection.svg",

@@ -547,12 +547,13 @@ void latent_section(HtmlReport& report, const json& audit) {
                     format_value(r["binarity"]["separation_median"], "general"),
                     format_value(r["collapse"]["test"]["nc1"], "general"),
                     format_value(r["robustness"]["deepfool_ratio"], "general"),
+                    format_value(r["robustness"].value("ensemble_ratio", json()), "general"),
                     format_value(r["reliability"]["mahalanobis_auroc"], "fixed"),
                     format_value(r["reliability"]["odin_auroc"], "fixed"),
                     format_value(r["reliability"]["max_softmax_auroc"], "fixed")});
   }
   report.table({"model", "P", "accuracy", "same encoding", "distinct codes", "separation (median)", "NC1",
-                "DeepFool ‖r‖/‖x‖", "AUROC Mahalanobis", "AUROC ODIN", "AUROC max softmax"},
+                "DeepFool ‖r‖/‖x‖", "ensemble ‖r‖/‖x‖", "AUROC Mahalanobis", "AUROC ODIN", "AUROC max softmax"},
                rows,
                {"", "latent units", "on the test images measured", "share of test images with their class's code",
                 "sign patterns among the test images", "two-Gaussian separation of each unit, median over units",

@@ -86,7 +86,7 @@ struct Row {
 };
 
 const std::vector<std::string> kColumns{"model", "accuracy", "P", "same encoding", "separation", "separation median", "NC1",
-                                        "within-class variance", "DeepFool r/x", "AUROC Mahalanobis",
+                                        "within-class variance", "DeepFool r/x", "ensemble r/x", "AUROC Mahalanobis",
                                         "AUROC ODIN", "AUROC max softmax"};
 
 std::vector<std::string> cells(const Row& row) {
@@ -105,6 +105,7 @@ std::vector<std::string> cells(const Row& row) {
           number(r.test_collapse.nc1, "%.3g"),
           number(r.test_collapse.within_class_variance, "%.3g"),
           number(r.robustness_ratio, "%.4f"),
+          number(r.ensemble_ratio, "%.4f"),
           number(r.mahalanobis_auroc, "%.4f"),
           number(r.odin_auroc, "%.4f"),
           number(r.max_softmax_auroc, "%.4f")};
@@ -195,8 +196,12 @@ void run_latent(LatentCommand command) {
 
   std::printf("\n%s", markdown_table(rows).c_str());
   std::printf("(same encoding, NC1 and within-class variance: test images, predicted labels; separation: training "
-              "latents; DeepFool: the first %lld test images; AUROC: detecting misclassified test images)\n",
+              "latents; DeepFool and the ensemble: the first %lld test images, ensemble r/x the mean over those it "
+              "fooled, 0 for a misclassified image; AUROC: detecting misclassified test images)\n",
               static_cast<long long>(std::min(options.deepfool_samples, test.size())));
+  for (const Row& row : rows) {
+    if (!row.result->ensemble_warning.empty()) std::printf("WARNING %s: %s\n", row.name.c_str(), row.result->ensemble_warning.c_str());
+  }
   std::printf("results in %s, %s, %s", (out / "latent.json").c_str(), (out / "comparison.md").c_str(),
               (out / "comparison.csv").c_str());
   for (const std::string& file : written) std::printf(", %s", file.c_str());
@@ -217,6 +222,8 @@ void add_latent_command(CLI::App& app) {
   LatentOptions& l = command->latent;
   sub->add_option("--train-samples", command->train_samples,
                   "Training images for the binarity fits and the Mahalanobis Gaussians (0 = all)")->capture_default_str();
+  sub->add_flag("--no-ensemble", [&l](std::int64_t) { l.ensemble = false; },
+                "Skip the attack ensemble's minimal perturbation (DeepFool alone)");
   sub->add_option("--deepfool-samples", l.deepfool_samples, "DeepFool runs on the first this many test images (0 = skip)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   add_deepfool_options(*sub, l.deepfool);
