@@ -78,6 +78,8 @@ TEST_F(CliAudit, RunsEveryAnalysisAndReportsTheSubcommandsNumbers) {
   const nlohmann::json& binenc = audit_json.at("models").at(1).at("analyses");
   EXPECT_EQ(row.at("model"), "binenc");
   EXPECT_EQ(row.at("values").at("accuracy"), binenc.at("eval").at("accuracy"));
+  EXPECT_EQ(row.at("values").at("minimal_perturbation"),
+            binenc.at("attack").at("minimal_perturbation").at("quartiles_of_correct").at("median"));
   EXPECT_NEAR(row.at("values").at("spectral_score").get<double>(), binenc.at("spectral").at("signed_score").get<double>(), 1e-12);
   EXPECT_NEAR(std::abs(binenc.at("spectral").at("signed_score").get<double>()), binenc.at("spectral").at("score").get<double>(), 1e-12);
   EXPECT_EQ(row.at("values").at("alignment"), binenc.at("align").at("mean_cosine"));
