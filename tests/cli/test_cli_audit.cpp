@@ -114,6 +114,16 @@ TEST_F(CliAudit, ContinuesWhereItStoppedAndRedoesOnlyWhatChanged) {
   EXPECT_TRUE(contains(resumed.output, "(18 reused from an earlier run)")) << resumed.output;
   EXPECT_TRUE(contains(resumed.output, "binenc: upi: robustlens upi")) << resumed.output;
 
+  // A step written by an older robustlens, whose record lacks what the summary now reads, runs again.
+  nlohmann::json marker = read_json_file(out_.file("audit/models/binenc/attack/audit_step.json"));
+  ASSERT_EQ(marker.at("record_format"), 2);
+  marker.erase("record_format");
+  write_json_file(out_.file("audit/models/binenc/attack/audit_step.json"), marker);
+  const auto upgraded = audit("audit");
+  ASSERT_EQ(upgraded.exit_code, 0) << upgraded.output;
+  EXPECT_TRUE(contains(upgraded.output, "(18 reused from an earlier run)")) << upgraded.output;
+  EXPECT_TRUE(contains(upgraded.output, "binenc: attack: robustlens attack")) << upgraded.output;
+
   // A retrained model is analysed again, and so is the latent step that compares it.
   const auto retrained = run_cli("train --arch mlp --width 32 --head nopen --epochs 3 --batch-size 32 --seed 5 --threads 1 "
                                  "--restart --out " + out_.file("models/nopen") + data_arg());

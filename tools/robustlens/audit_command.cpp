@@ -133,7 +133,16 @@ std::string file_fingerprint(const std::string& path) {
   return text;
 }
 
-/// What makes a finished step reusable: the same arguments and the same input files.
+/// The version of what a subcommand writes, raised when the summary or the report needs a field that older
+/// records lack, so that an upgraded robustlens runs those steps again instead of showing "—" (2: attack's
+/// ensemble minimum, latent's ensemble ratio). Markers written before versions existed count as 1.
+int record_format(const std::string& analysis) {
+  static const std::map<std::string, int> formats = {{"attack", 2}, {"latent", 2}};
+  const auto found = formats.find(analysis);
+  return found == formats.end() ? 1 : found->second;
+}
+
+/// What makes a finished step reusable: the same arguments, the same input files and the same record format.
 /// The thread count is left out: it changes how fast a step runs, not what it computes.
 nlohmann::json step_record(const AuditStep& step) {
   nlohmann::json inputs = nlohmann::json::object();
@@ -147,7 +156,7 @@ nlohmann::json step_record(const AuditStep& step) {
     std::error_code ec;
     if (fs::is_regular_file(step.arguments[i], ec)) inputs[step.arguments[i]] = file_fingerprint(step.arguments[i]);
   }
-  return {{"arguments", arguments}, {"inputs", inputs}};
+  return {{"arguments", arguments}, {"inputs", inputs}, {"record_format", record_format(step.analysis)}};
 }
 
 bool step_finished(const AuditStep& step, const nlohmann::json& record) {
@@ -156,7 +165,8 @@ bool step_finished(const AuditStep& step, const nlohmann::json& record) {
   try {
     const nlohmann::json finished = read_json_file(marker.string());
     return finished.value("arguments", nlohmann::json()) == record["arguments"] &&
-           finished.value("inputs", nlohmann::json()) == record["inputs"];
+           finished.value("inputs", nlohmann::json()) == record["inputs"] &&
+           finished.value("record_format", 1) == record["record_format"].get<int>();
   } catch (const Error&) {
     return false;  // unreadable: run the step again
   }
