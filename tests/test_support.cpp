@@ -117,4 +117,14 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   out << bytes;
 }
 
+void expect_minimum_consistent_with_robust_accuracy(const nlohmann::json& attack_record) {
+  const nlohmann::json& within = attack_record.at("minimal_perturbation").at("share_within_eps");
+  const nlohmann::json& robust = attack_record.at("robust_accuracy");
+  ASSERT_EQ(within.size(), robust.size());
+  for (std::size_t i = 0; i < robust.size(); ++i) {
+    EXPECT_GE(within[i].at("share").get<double>(), 1 - robust[i].at("robust_accuracy").get<double>() - 0.02)
+        << "eps " << robust[i].at("eps");
+  }
+}
+
 }  // namespace robustlens::testing

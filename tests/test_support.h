@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -102,6 +103,10 @@ class CliOnIdxData : public ::testing::Test {
  private:
   std::int64_t train_size_, test_size_;
 };
+
+/// GoogleTest failures unless an attack.json's minimal perturbations are consistent with its robust
+/// accuracy: at every eps, the share of images within eps is at least 1 − robust accuracy − 0.02.
+void expect_minimum_consistent_with_robust_accuracy(const nlohmann::json& attack_record);
 
 /// Bytes of a file, and writing bytes back (to make truncated or corrupt copies).
 std::string read_bytes(const std::string& path);

@@ -215,6 +215,10 @@ TEST(CliFashionMnist, LeNetReaches89PercentInThreeEpochs) {
   const double lowest = subspaces.front().at("quartiles_of_flipped").at("median");
   const double highest = subspaces.back().at("quartiles_of_flipped").at("median");
   EXPECT_GE(highest, 3 * lowest) << margins.output;
+  // The attack ensemble's minimum agrees with robust accuracy on a trained LeNet.
+  const auto attack = run_cli("attack --samples 300 --model " + out.file("model.pt") + " --out " + out.file("a"));
+  ASSERT_EQ(attack.exit_code, 0) << attack.output;
+  testing::expect_minimum_consistent_with_robust_accuracy(read_json_file(out.file("a/attack.json")));
 }
 
 // I-ASIDE: adversarial training moves the predictive power to low frequencies.
