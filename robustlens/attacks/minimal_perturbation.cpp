@@ -9,13 +9,15 @@
 namespace robustlens {
 namespace {
 
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
 /// The minimum so far and who found it; `offer` checks candidates and keeps the smaller ones.
 class Minimum {
  public:
   Minimum(Model& model, const at::Tensor& images, const at::Tensor& labels, const MinimalPerturbationOptions& options)
       : model_(model), images_(images), labels_(labels), options_(options),
         perturbations_(at::zeros_like(images)),
-        norms_(at::full({images.size(0)}, std::numeric_limits<double>::infinity(), images.options().dtype(at::kDouble))),
+        norms_(at::full({images.size(0)}, kInfinity, images.options().dtype(at::kDouble))),
         found_by_(at::full({images.size(0)}, -1, images.options().dtype(at::kLong))) {}
 
   /// Checks each sample's perturbation (one forward pass per batch) and records it under `attack`. With
@@ -31,23 +33,25 @@ class Minimum {
     for (std::int64_t start = 0; start < n; start += options_.batch_size) {
       const std::int64_t end = std::min(start + options_.batch_size, n);
       const at::Tensor x0 = images_.slice(0, start, end), y = labels_.slice(0, start, end);
-      const auto fools = [&](const at::Tensor& delta) { return model_.forward(x0 + delta).argmax(1).ne(y); };
       at::Tensor delta = x0 + perturbations.slice(0, start, end).to(x0.device(), x0.scalar_type());
       if (options_.clip) delta = delta.clamp(0.0, 1.0);
       delta = delta - x0;
-      const at::Tensor fooled = fools(delta);
-      if (shrink) {
-        at::Tensor low = at::zeros({end - start}, x0.options()), high = at::ones_like(low);
+      const at::Tensor fooled = model_.forward(x0 + delta).argmax(1).ne(y);
+      const at::Tensor rows = fooled.nonzero().squeeze(1);
+      if (shrink && rows.numel() > 0) {
+        // Only the perturbations that fool the model are searched along their ray.
+        const at::Tensor x = x0.index_select(0, rows), target = y.index_select(0, rows), ray = delta.index_select(0, rows);
+        at::Tensor low = at::zeros({rows.numel()}, x0.options()), high = at::ones_like(low);
         for (std::int64_t step = 0; step < options_.ray_search_steps; ++step) {
           const at::Tensor middle = (low + high) / 2;
-          const at::Tensor adversarial = fools(delta * per_sample_view(middle, delta));
+          const at::Tensor adversarial = model_.forward(x + ray * per_sample_view(middle, ray)).argmax(1).ne(target);
           high = at::where(adversarial, middle, high);
           low = at::where(adversarial, low, middle);
         }
-        delta = delta * per_sample_view(at::where(fooled, high, at::ones_like(high)), delta);
+        delta = delta.index_copy(0, rows, ray * per_sample_view(high, ray));
       }
       const at::Tensor norms = perturbation_norms(delta, options_.norm).to(at::kDouble);
-      checked.slice(0, start, end).copy_(at::where(fooled, norms, at::full_like(norms, norms_infinity())));
+      checked.slice(0, start, end).copy_(at::where(fooled, norms, at::full_like(norms, kInfinity)));
       const at::Tensor smaller = fooled.logical_and(norms < norms_.slice(0, start, end));
       norms_.slice(0, start, end).copy_(at::where(smaller, norms, norms_.slice(0, start, end)));
       perturbations_.slice(0, start, end).copy_(at::where(per_sample_view(smaller, delta), delta, perturbations_.slice(0, start, end)));
@@ -71,7 +75,6 @@ class Minimum {
   }
 
  private:
-  static double norms_infinity() { return std::numeric_limits<double>::infinity(); }
   Model& model_;
   const at::Tensor& images_;
   const at::Tensor& labels_;

@@ -9,10 +9,8 @@
 namespace robustlens {
 namespace {
 
-/// Per-sample L2 norms, shaped N×1×1×1 for broadcasting.
-at::Tensor sample_norms(const at::Tensor& t) {
-  return t.flatten(1).norm(2, 1).view({-1, 1, 1, 1});
-}
+/// Per-sample L2 norms, shaped N×1×…×1 for broadcasting.
+at::Tensor sample_norms(const at::Tensor& t) { return per_sample_view(perturbation_norms(t, Norm::l2), t); }
 
 at::Tensor random_start(const at::Tensor& like, Norm norm, const at::Tensor& radii) {
   const at::Tensor eps = per_sample_view(radii.to(like.options()), like);
