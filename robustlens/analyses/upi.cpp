@@ -1,5 +1,7 @@
 #include "robustlens/analyses/upi.h"
 
+#include "robustlens/analyses/statistics.h"
+#include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/attacks/pgd.h"
 #include "robustlens/core/error.h"
 #include "robustlens/explain/map_metrics.h"
@@ -7,8 +9,12 @@
 
 #include <torch/autograd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <memory>
+#include <tuple>
+#include <utility>
 
 namespace robustlens {
 namespace {
@@ -94,6 +100,10 @@ void UpiOptions::check() const {
   RL_CHECK(pca_noise > 0, "UPI-PCA noise must be > 0, got ", pca_noise);
   RL_CHECK(power_iterations >= 1, "power iterations must be >= 1, got ", power_iterations);
   RL_CHECK(per_image_steps >= 1, "per-image attack steps must be >= 1, got ", per_image_steps);
+  RL_CHECK(std::isfinite(summary_eps) && summary_eps >= 0,
+           "--summary-eps must be >= 0 (0 = the median minimal perturbation), got ", summary_eps);
+  RL_CHECK(std::isfinite(floor_eps) && floor_eps > 0, "--floor-eps must be > 0, got ", floor_eps);
+  RL_CHECK(random_draws >= 1, "--random-draws must be >= 1, got ", random_draws);
   RL_CHECK(surrogate_beta >= 0, "--surrogate-beta must be >= 0 (0 = off), got ", surrogate_beta);
   RL_CHECK(top_k >= 0, "--top-k must be >= 0 (0 = scaled with the image area), got ", top_k);
   RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
@@ -116,6 +126,9 @@ nlohmann::json UpiOptions::to_json() const {
           {"pca_noise", pca_noise},
           {"power_iterations", power_iterations},
           {"per_image_steps", per_image_steps},
+          {"summary_eps", summary_eps},
+          {"floor_eps", floor_eps},
+          {"random_draws", random_draws},
           {"surrogate_beta", surrogate_beta},
           {"top_k", top_k},
           {"clip", clip},
@@ -233,7 +246,19 @@ at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps,
 }
 
 nlohmann::json UpiMetrics::to_json() const {
-  return {{"dissimilarity", dissimilarity}, {"topk_intersection", topk_intersection}, {"spearman", spearman}, {"fooling_rate", fooling_rate}};
+  nlohmann::json json = {{"dissimilarity", dissimilarity},
+                         {"dissimilarity_unchanged", dissimilarity_unchanged},
+                         {"topk_intersection", topk_intersection},
+                         {"spearman", spearman},
+                         {"fooling_rate", fooling_rate}};
+  if (draws > 1) {
+    json["draws"] = draws;
+    json["spread"] = {{"statistic", "standard deviation over the draws"},
+                      {"dissimilarity", dissimilarity_spread},
+                      {"dissimilarity_unchanged", dissimilarity_unchanged_spread},
+                      {"fooling_rate", fooling_rate_spread}};
+  }
+  return json;
 }
 
 UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Tensor& delta, const UpiOptions& options) {
@@ -243,29 +268,110 @@ UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Te
   model.set_training(false);
   const std::vector<std::int64_t> shape = test.image_shape();
   const std::int64_t k = options.resolved_top_k(shape[1], shape[2]);
-  double dissimilarity = 0, topk = 0, spearman = 0, fooled = 0;
+  double dissimilarity = 0, dissimilarity_unchanged = 0, unchanged = 0, topk = 0, spearman = 0;
   for_each_batch(test, options.batch_size, model.device(), [&](std::int64_t start, std::int64_t end, const at::Tensor& x, const at::Tensor& y) {
     const at::Tensor moved = perturb(x, delta_for(delta, start, end).to(x.device()), options.clip);
     const at::Tensor before = interpretation_maps(model, x, y, options.attribution);
     const at::Tensor after = interpretation_maps(model, moved, y, options.attribution);
     at::NoGradGuard no_grad;
-    dissimilarity += relative_l2(before, after).sum().item<double>();
+    const at::Tensor change = relative_l2(before, after);
+    const at::Tensor same = model.forward(moved).argmax(1).eq(model.forward(x).argmax(1));
+    dissimilarity += change.sum().item<double>();
+    dissimilarity_unchanged += change.masked_select(same).sum().item<double>();
+    unchanged += same.sum().item<double>();
     topk += topk_intersection(before, after, k).sum().item<double>();
     spearman += spearman_correlation(before, after).sum().item<double>();
-    fooled += model.forward(moved).argmax(1).ne(model.forward(x).argmax(1)).sum().item<double>();
   });
   const auto n = static_cast<double>(test.size());
-  return {dissimilarity / n, topk / n, spearman / n, fooled / n};
+  UpiMetrics metrics;
+  metrics.dissimilarity = dissimilarity / n;
+  metrics.dissimilarity_unchanged = unchanged > 0 ? dissimilarity_unchanged / unchanged : std::nan("");
+  metrics.topk_intersection = topk / n;
+  metrics.spearman = spearman / n;
+  metrics.fooling_rate = 1 - unchanged / n;
+  return metrics;
 }
 
-nlohmann::json UpiResult::to_json(const std::vector<double>& eps) const {
-  nlohmann::json per_eps = nlohmann::json::array();
-  for (std::size_t e = 0; e < metrics.size(); ++e) {
-    nlohmann::json by_name = nlohmann::json::object();
-    for (const auto& [name, m] : metrics[e]) by_name[name] = m.to_json();
-    per_eps.push_back({{"eps", eps[e]}, {"metrics", by_name}});
+namespace {
+
+/// Mean and standard deviation (n − 1; 0 for one value) of the finite values; NaN mean when there are none.
+std::pair<double, double> mean_and_spread(const std::vector<double>& values) {
+  std::vector<double> finite;
+  std::copy_if(values.begin(), values.end(), std::back_inserter(finite), [](double v) { return std::isfinite(v); });
+  if (finite.empty()) return {std::nan(""), std::nan("")};
+  double mean = 0;
+  for (const double v : finite) mean += v / static_cast<double>(finite.size());
+  double squares = 0;
+  for (const double v : finite) squares += (v - mean) * (v - mean);
+  return {mean, finite.size() > 1 ? std::sqrt(squares / static_cast<double>(finite.size() - 1)) : 0.0};
+}
+
+}  // namespace
+
+UpiMetrics average_draws(const std::vector<UpiMetrics>& draws) {
+  RL_CHECK(!draws.empty(), "UPI: no draws to average");
+  const auto over = [&](double UpiMetrics::*field) {
+    std::vector<double> values;
+    for (const UpiMetrics& m : draws) values.push_back(m.*field);
+    return mean_and_spread(values);
+  };
+  UpiMetrics mean;
+  std::tie(mean.dissimilarity, mean.dissimilarity_spread) = over(&UpiMetrics::dissimilarity);
+  std::tie(mean.dissimilarity_unchanged, mean.dissimilarity_unchanged_spread) = over(&UpiMetrics::dissimilarity_unchanged);
+  std::tie(mean.fooling_rate, mean.fooling_rate_spread) = over(&UpiMetrics::fooling_rate);
+  mean.topk_intersection = over(&UpiMetrics::topk_intersection).first;
+  mean.spearman = over(&UpiMetrics::spearman).first;
+  mean.draws = static_cast<std::int64_t>(draws.size());
+  return mean;
+}
+
+UpiMetrics random_baseline(Model& model, const Dataset& test, double eps, bool universal, const UpiOptions& options,
+                           at::Tensor* first) {
+  const std::vector<std::int64_t> shape = test.image_shape();
+  std::vector<UpiMetrics> draws;
+  for (std::int64_t draw = 0; draw < options.random_draws; ++draw) {
+    const at::Tensor noise = random_of_norm({universal ? 1 : test.size(), shape[0], shape[1], shape[2]}, eps, model.device());
+    const at::Tensor delta = universal ? noise.squeeze(0) : noise;
+    if (first != nullptr && draw == 0) *first = delta;
+    draws.push_back(evaluate_perturbation(model, test, delta, options));
   }
-  return {{"attack_images", attack_images}, {"test_images", test_images}, {"top_k", top_k}, {"per_eps", per_eps}};
+  return average_draws(draws);
+}
+
+double resolve_summary_eps(Model& model, const Dataset& correct, const UpiOptions& options, std::string& source,
+                           const ProgressCallback& progress) {
+  if (options.summary_eps > 0) {
+    source = "given";
+    return options.summary_eps;
+  }
+  RL_CHECK(correct.size() >= 1, "UPI: no correctly classified test images to find the minimal perturbations of");
+  model.set_training(false);
+  const at::Tensor images = correct.images.to(model.device()), labels = correct.labels.to(model.device());
+  const MinimalPerturbationResult minimal = minimal_perturbations(
+      model, images, labels, MinimalPerturbationOptions().set_norm(Norm::l2).set_clip(options.clip), {}, progress);
+  const double median = quartiles(minimal.norms.to(at::kCPU)).median;
+  RL_CHECK(std::isfinite(median) && median > 0, "UPI: the median minimal perturbation of the ", correct.size(),
+           " correctly classified test images is ", median,
+           " (the attack ensemble found none for half of them); give the summary radius with --summary-eps");
+  source = "the median minimal perturbation (attack ensemble: DeepFool, FMN, PGD bisection; L2) of the " +
+           std::to_string(correct.size()) + " correctly classified test images";
+  return median;
+}
+
+nlohmann::json UpiResult::to_json() const {
+  nlohmann::json per_eps = nlohmann::json::array();
+  const auto by_name = [](const std::map<std::string, UpiMetrics>& metrics) {
+    nlohmann::json json = nlohmann::json::object();
+    for (const auto& [name, m] : metrics) json[name] = m.to_json();
+    return json;
+  };
+  for (std::size_t e = 0; e < metrics.size(); ++e) per_eps.push_back({{"eps", eps[e]}, {"metrics", by_name(metrics[e])}});
+  return {{"attack_images", attack_images},
+          {"test_images", test_images},
+          {"top_k", top_k},
+          {"per_eps", per_eps},
+          {"summary", {{"eps", summary_eps}, {"eps_source", summary_eps_source}, {"metrics", by_name(metrics.at(summary_index))}}},
+          {"floor", {{"eps", floor_eps}, {"metrics", by_name(floor)}}}};
 }
 
 UpiResult analyse_upi(Model& model, const Dataset& attack, const Dataset& test, const UpiOptions& options,
@@ -277,26 +383,36 @@ UpiResult analyse_upi(Model& model, const Dataset& attack, const Dataset& test, 
            attack.size(), " attack images and ", test_set.size(), " of ", test.size(),
            " test images correctly; need at least one of each");
   const std::vector<std::int64_t> shape = test_set.image_shape();
-  const bool grad = options.method != "pca", pca = options.method != "grad";
-  const at::Tensor direction = pca ? upi_pca_direction(model, attack_set, options, progress) : at::Tensor();
   UpiResult result;
   result.attack_images = attack_set.size();
   result.test_images = test_set.size();
   result.top_k = options.resolved_top_k(shape[1], shape[2]);
-  for (const double eps : options.eps) {
+  result.summary_eps = resolve_summary_eps(model, test_set, options, result.summary_eps_source, progress);
+  // The summary radius joins the list unless it is already on it (a relative 1e-9).
+  result.eps = options.eps;
+  const auto same = [&](double e) { return std::abs(e - result.summary_eps) <= 1e-9 * result.summary_eps; };
+  if (std::none_of(result.eps.begin(), result.eps.end(), same)) result.eps.push_back(result.summary_eps);
+  std::sort(result.eps.begin(), result.eps.end());
+  result.summary_index = static_cast<std::size_t>(std::find_if(result.eps.begin(), result.eps.end(), same) - result.eps.begin());
+
+  const bool grad = options.method != "pca", pca = options.method != "grad";
+  const at::Tensor direction = pca ? upi_pca_direction(model, attack_set, options, progress) : at::Tensor();
+  for (const double eps : result.eps) {
     std::map<std::string, at::Tensor> universal;
     if (grad) universal["upi-grad"] = upi_grad(model, attack_set, eps, options, progress);
     if (pca) universal["upi-pca"] = upi_pca(model, attack_set, direction, eps, options);
-    universal["universal-random"] = random_of_norm({1, shape[0], shape[1], shape[2]}, eps, model.device()).squeeze(0);
     std::map<std::string, UpiMetrics> metrics;
     for (const auto& [name, delta] : universal) metrics[name] = evaluate_perturbation(model, test_set, delta, options);
-    metrics["per-image-random"] =
-        evaluate_perturbation(model, test_set, random_of_norm({test_set.size(), shape[0], shape[1], shape[2]}, eps, model.device()), options);
+    metrics["universal-random"] = random_baseline(model, test_set, eps, true, options, &universal["universal-random"]);
+    metrics["per-image-random"] = random_baseline(model, test_set, eps, false, options);
     metrics["per-image-attack"] = evaluate_perturbation(model, test_set, per_image_map_attack(model, test_set, eps, options), options);
     for (auto& [name, delta] : universal) delta = delta.to(at::kCPU);
     result.metrics.push_back(std::move(metrics));
     result.perturbations.push_back(std::move(universal));
   }
+  result.floor_eps = options.floor_eps;
+  result.floor["universal-random"] = random_baseline(model, test_set, options.floor_eps, true, options);
+  result.floor["per-image-random"] = random_baseline(model, test_set, options.floor_eps, false, options);
   return result;
 }
 

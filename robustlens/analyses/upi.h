@@ -5,9 +5,17 @@
 //             dissimilarity, through the map (double backprop).
 //   UPI-PCA:  the top right singular vector of the per-image map-attack
 //             directions (power iteration, matrix–vector products only).
-// Baselines at the same eps: universal random noise, per-image random noise,
-// and a per-image map attack (an upper reference). Only correctly classified
-// images are attacked and scored.
+// Baselines at the same eps: universal random noise, per-image random noise
+// (each averaged over several draws, with their spread), and a per-image map
+// attack (an upper reference). Only correctly classified images are attacked
+// and scored.
+//
+// A map change at a radius that flips labels mixes "the explanation moved"
+// with "the answer changed", and on max-pooling networks any noise at all
+// moves a map (ties on the black background). So the summary is read at a
+// radius no larger than the model's median minimal perturbation, with the
+// fooling rate, the change over the images whose prediction stayed, and the
+// floor: random noise at a radius near 0.
 #pragma once
 
 #include "robustlens/core/model.h"
@@ -51,6 +59,13 @@ struct UpiOptions {
   std::int64_t power_iterations = 200;
   /// Per-image map attack (baseline): steps of length 2.5·eps/steps.
   std::int64_t per_image_steps = 10;
+  /// The radius of the summary; 0 = the median minimal perturbation (attack ensemble, L2, this struct's
+  /// clip) of the correctly classified test images. It joins the eps list.
+  double summary_eps = 0;
+  /// The floor: random noise at this radius (ε → 0).
+  double floor_eps = 1e-3;
+  /// Draws of each random baseline, averaged; their standard deviation is the spread.
+  std::int64_t random_draws = 5;
   /// softplus beta of a smooth surrogate used only for the attack gradients of
   /// a ReLU built-in model (maps are always evaluated on the real model); 0 = off.
   double surrogate_beta = 0;
@@ -70,6 +85,9 @@ struct UpiOptions {
   UpiOptions& set_pca_noise(double v) { pca_noise = v; return *this; }
   UpiOptions& set_power_iterations(std::int64_t v) { power_iterations = v; return *this; }
   UpiOptions& set_per_image_steps(std::int64_t v) { per_image_steps = v; return *this; }
+  UpiOptions& set_summary_eps(double v) { summary_eps = v; return *this; }
+  UpiOptions& set_floor_eps(double v) { floor_eps = v; return *this; }
+  UpiOptions& set_random_draws(std::int64_t v) { random_draws = v; return *this; }
   UpiOptions& set_surrogate_beta(double v) { surrogate_beta = v; return *this; }
   UpiOptions& set_top_k(std::int64_t v) { top_k = v; return *this; }
   UpiOptions& set_clip(bool v) { clip = v; return *this; }
@@ -106,28 +124,58 @@ at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps,
 
 struct UpiMetrics {
   double dissimilarity = 0;      ///< mean relative L2 of the maps
+  /// The same over the images whose prediction did not change (NaN when every prediction changed).
+  double dissimilarity_unchanged = 0;
   double topk_intersection = 0;  ///< mean share of the top-k pixels kept
   double spearman = 0;           ///< mean rank correlation of the maps
   double fooling_rate = 0;       ///< share of images whose prediction changes
+  /// Random baselines: the number of draws averaged, and the standard deviation over them (0 for one draw).
+  std::int64_t draws = 1;
+  double dissimilarity_spread = 0, dissimilarity_unchanged_spread = 0, fooling_rate_spread = 0;
   nlohmann::json to_json() const;
 };
 
 /// The metrics of a perturbation (C×H×W universal or N×C×H×W per image) on `test`.
 UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Tensor& delta, const UpiOptions& options);
 
+/// The mean of each metric over draws (dissimilarity_unchanged over the draws where it is defined) and the
+/// standard deviation (n − 1) of the three that the spread reports.
+UpiMetrics average_draws(const std::vector<UpiMetrics>& draws);
+
+/// Random noise of L2 norm eps on `test`, averaged over options.random_draws draws (global generator):
+/// one universal C×H×W perturbation per draw, or one per image. `first` (optional) receives the first
+/// universal draw.
+UpiMetrics random_baseline(Model& model, const Dataset& test, double eps, bool universal, const UpiOptions& options,
+                           at::Tensor* first = nullptr);
+
+/// The summary radius: options.summary_eps when set, else the median of the minimal perturbations that the
+/// attack ensemble finds on `correct` (correctly classified images); `source` says which.
+double resolve_summary_eps(Model& model, const Dataset& correct, const UpiOptions& options, std::string& source,
+                           const ProgressCallback& progress = {});
+
 struct UpiResult {
   std::int64_t attack_images = 0, test_images = 0;  ///< correctly classified, used
   std::int64_t top_k = 0;
+  /// The radii measured, ascending: the options' and the summary's.
+  std::vector<double> eps;
   /// Per eps: metrics by perturbation name (upi-grad, upi-pca,
   /// universal-random, per-image-random, per-image-attack).
   std::vector<std::map<std::string, UpiMetrics>> metrics;
-  /// Per eps: the universal perturbations (C×H×W) by name.
+  /// Per eps: the universal perturbations (C×H×W) by name (universal-random: its first draw).
   std::vector<std::map<std::string, at::Tensor>> perturbations;
-  nlohmann::json to_json(const std::vector<double>& eps) const;
+  /// The summary: its radius, how it was chosen, and its index in eps.
+  double summary_eps = 0;
+  std::string summary_eps_source;
+  std::size_t summary_index = 0;
+  /// The random baselines at options.floor_eps.
+  double floor_eps = 0;
+  std::map<std::string, UpiMetrics> floor;
+  nlohmann::json to_json() const;
 };
 
-/// Runs the chosen methods and the baselines for every eps: attack on the
-/// correctly classified images of `attack`, metrics on those of `test`.
+/// Runs the chosen methods and the baselines for every eps and the summary
+/// radius, and the floor: attack on the correctly classified images of
+/// `attack`, metrics on those of `test`.
 UpiResult analyse_upi(Model& model, const Dataset& attack, const Dataset& test, const UpiOptions& options,
                       const ProgressCallback& progress = {});
 

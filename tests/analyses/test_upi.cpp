@@ -9,6 +9,9 @@
 #include <torch/autograd.h>
 #include <torch/utils.h>
 
+#include <algorithm>
+#include <cmath>
+
 namespace robustlens {
 namespace {
 
@@ -115,14 +118,107 @@ TEST(Upi, FindsTheOneDirectionThatMovesTheMapAndBeatsRandomNoise) {
   const UpiOptions options = UpiOptions().set_eps({0.3}).set_passes(5).set_batch_size(16);
   const at::Tensor direction = upi_pca_direction(model, attack, options).flatten();
   EXPECT_GT(std::abs(direction.to(at::kDouble).dot(v / v.norm()).item<double>()), 0.99);
-  const UpiResult result = analyse_upi(model, attack, test, options);
+  const UpiResult result = analyse_upi(model, attack, test, UpiOptions(options).set_summary_eps(0.3));
   const auto& m = result.metrics.at(0);
   const double random = m.at("universal-random").dissimilarity;
-  SCOPED_TRACE(result.to_json({0.3}).dump());
+  SCOPED_TRACE(result.to_json().dump());
   EXPECT_GT(m.at("upi-pca").dissimilarity, 2 * random);
   EXPECT_GT(m.at("upi-grad").dissimilarity, 2 * random);
   EXPECT_GE(m.at("per-image-attack").dissimilarity, 0.95 * std::max(m.at("upi-pca").dissimilarity, m.at("upi-grad").dissimilarity));
   EXPECT_EQ(result.test_images, 40);
+}
+
+TEST(Upi, MapChangeOverUnchangedPredictionsAndFoolingRate) {
+  // logit_0 = u·x + c(v·x)², u ⟂ v: half the images sit 0.05 from the boundary u·x = 0, half 1.0 from it, so a
+  // universal step of 0.3 along −u (on class 0 images) flips exactly the near half (the step of 0.2 along v
+  // adds at most 0.075 to the logit). The map change over the
+  // unchanged images is then the far half's own map change.
+  torch::manual_seed(6);
+  at::Tensor u = at::randn({16}, at::kDouble), v = at::randn({16}, at::kDouble);
+  u = u / u.norm();
+  v = v - v.dot(u) * u;
+  v = v / v.norm();
+  QuadraticModel model(u, v, 0.3);
+  const at::Tensor along_v = at::randn({20, 1}, at::kDouble).mul(0.1) * v;
+  const at::Tensor distance = at::cat({at::full({10, 1}, 0.05, at::kDouble), at::full({10, 1}, 1.0, at::kDouble)});
+  const at::Tensor images = (distance * u + along_v).view({20, 1, 4, 4});
+  const Dataset test = predicted_by(model, images);
+  ASSERT_TRUE(test.labels.eq(0).all().item<bool>());
+  const at::Tensor delta = (-0.3 * u + 0.2 * v).view({1, 4, 4});  // the v part moves the maps
+  const UpiOptions options = UpiOptions().set_batch_size(7);
+  const UpiMetrics all = evaluate_perturbation(model, test, delta, options);
+  EXPECT_DOUBLE_EQ(all.fooling_rate, 0.5);
+  std::vector<std::int64_t> far;
+  for (std::int64_t i = 10; i < 20; ++i) far.push_back(i);
+  const UpiMetrics far_only = evaluate_perturbation(model, test.subset(far), delta, options);
+  EXPECT_EQ(far_only.fooling_rate, 0);
+  EXPECT_NEAR(all.dissimilarity_unchanged, far_only.dissimilarity, 1e-12);
+  EXPECT_NEAR(far_only.dissimilarity_unchanged, far_only.dissimilarity, 1e-12);
+  EXPECT_GT(far_only.dissimilarity, 0);
+  // Every prediction flips: no unchanged image to average over.
+  std::vector<std::int64_t> near;
+  for (std::int64_t i = 0; i < 10; ++i) near.push_back(i);
+  const UpiMetrics near_only = evaluate_perturbation(model, test.subset(near), delta, options);
+  EXPECT_EQ(near_only.fooling_rate, 1);
+  EXPECT_TRUE(std::isnan(near_only.dissimilarity_unchanged));
+  EXPECT_TRUE(nlohmann::json::parse(near_only.to_json().dump()).at("dissimilarity_unchanged").is_null());  // written as null
+}
+
+TEST(Upi, DrawsAreAveragedWithTheirStandardDeviation) {
+  std::vector<UpiMetrics> draws(3);
+  const double dissimilarity[] = {0.1, 0.2, 0.6}, unchanged[] = {0.1, std::nan(""), 0.5}, fooled[] = {0, 0, 0.3};
+  for (int i = 0; i < 3; ++i) {
+    draws[i].dissimilarity = dissimilarity[i];
+    draws[i].dissimilarity_unchanged = unchanged[i];
+    draws[i].fooling_rate = fooled[i];
+  }
+  const UpiMetrics mean = average_draws(draws);
+  EXPECT_EQ(mean.draws, 3);
+  EXPECT_NEAR(mean.dissimilarity, 0.3, 1e-15);
+  EXPECT_NEAR(mean.dissimilarity_spread, std::sqrt((0.04 + 0.01 + 0.09) / 2), 1e-15);
+  EXPECT_NEAR(mean.dissimilarity_unchanged, 0.3, 1e-15);  // over the draws where it is defined
+  EXPECT_NEAR(mean.dissimilarity_unchanged_spread, std::sqrt(0.08 / 1), 1e-15);
+  EXPECT_NEAR(mean.fooling_rate, 0.1, 1e-15);
+  EXPECT_NEAR(mean.fooling_rate_spread, std::sqrt((0.01 + 0.01 + 0.04) / 2), 1e-15);
+  EXPECT_EQ(mean.to_json().at("spread").at("dissimilarity"), mean.dissimilarity_spread);
+  EXPECT_FALSE(draws[0].to_json().contains("spread"));  // one draw: no spread to report
+  EXPECT_THROW(average_draws({}), Error);
+}
+
+TEST(Upi, SummaryRadiusIsTheMedianMinimalPerturbationAndJoinsTheList) {
+  // Linear two-class model (c = 0): the minimal L2 perturbation of x is |u·x|/‖u‖, so the summary radius is
+  // the median of those over the correctly classified test images.
+  torch::manual_seed(7);
+  const at::Tensor u = at::randn({16}, at::kDouble), v = at::randn({16}, at::kDouble);
+  QuadraticModel model(u, v, 0.0);
+  const Dataset test = predicted_by(model, at::rand({41, 1, 4, 4}, at::kDouble) - 0.5);
+  const at::Tensor closed_form = test.images.flatten(1).matmul(u).abs() / u.norm();
+  const double median = std::get<0>(closed_form.sort())[20].item<double>();
+  std::string source;
+  const UpiOptions options = UpiOptions().set_eps({0.01, 10.0}).set_passes(1).set_power_iterations(5).set_random_draws(3);
+  EXPECT_NEAR(resolve_summary_eps(model, test, options, source), median, 1e-3 * median);
+  EXPECT_NE(source.find("median minimal perturbation"), std::string::npos) << source;
+
+  const UpiResult result = analyse_upi(model, test, test, options);
+  ASSERT_EQ(result.eps.size(), 3u);
+  EXPECT_TRUE(std::is_sorted(result.eps.begin(), result.eps.end()));
+  EXPECT_EQ(result.summary_index, 1u);
+  EXPECT_NEAR(result.eps[1], median, 1e-3 * median);
+  EXPECT_EQ(result.metrics.size(), 3u);
+  EXPECT_EQ(result.metrics[1].at("per-image-random").draws, 3);
+  EXPECT_EQ(result.floor.at("universal-random").draws, 3);
+  EXPECT_DOUBLE_EQ(result.floor_eps, 1e-3);
+  // A perturbation of the median minimal length along −u·sign flips about half; a universal one cannot flip more
+  // than the images within its length of the boundary.
+  const nlohmann::json json = result.to_json();
+  EXPECT_EQ(json.at("summary").at("metrics"), json.at("per_eps").at(1).at("metrics"));
+  EXPECT_LE(result.metrics[1].at("upi-grad").fooling_rate, 0.5 + 1.0 / 41);
+
+  // A given radius already on the list is not added twice.
+  const UpiResult given = analyse_upi(model, test, test, UpiOptions(options).set_summary_eps(10.0).set_method("pca"));
+  EXPECT_EQ(given.eps, (std::vector<double>{0.01, 10.0}));
+  EXPECT_EQ(given.summary_index, 1u);
+  EXPECT_EQ(given.summary_eps_source, "given");
 }
 
 TEST(SoftplusSurrogate, SameParametersAndOutputsCloseToTheReluModelForLargeBeta) {
@@ -156,6 +252,9 @@ TEST(Upi, BadOptionsAreRefusedWithTheirValues) {
   EXPECT_THROW(UpiOptions().set_passes(0).check(), Error);
   EXPECT_THROW(UpiOptions().set_method("svd").check(), Error);
   EXPECT_THROW(UpiOptions().set_top_k(-2).check(), Error);
+  EXPECT_THROW(UpiOptions().set_summary_eps(-0.1).check(), Error);
+  EXPECT_THROW(UpiOptions().set_floor_eps(0).check(), Error);
+  EXPECT_THROW(UpiOptions().set_random_draws(0).check(), Error);
   EXPECT_EQ(UpiOptions().resolved_top_k(28, 28), 16);
   EXPECT_EQ(UpiOptions().resolved_top_k(224, 224), 1000);
   EXPECT_THROW(UpiOptions().set_top_k(50).resolved_top_k(6, 6), Error);

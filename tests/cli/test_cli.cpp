@@ -248,11 +248,19 @@ TEST(CliFashionMnist, PgdTrainingRaisesTheSpectralScoreAndTheLowBandShare) {
 TEST(CliFashionMnist, UniversalPerturbationsMoveSaliencyMapsFarMoreThanNoise) {
   testing::TemporaryDirectory out;
   ASSERT_EQ(run_cli("train --arch mlp --epochs 1 --samples 20000 --out " + out.path()).exit_code, 0);
-  const auto upi = run_cli("upi --samples 200 --attack-samples 300 --eps 0.25,1 --batch-size 64 --model " + out.file("model.pt") +
-                           " --out " + out.file("upi"));
+  const auto upi = run_cli("upi --samples 200 --attack-samples 300 --eps 0.25,1 --summary-eps 1 --batch-size 64 --model " +
+                           out.file("model.pt") + " --out " + out.file("upi"));
   ASSERT_EQ(upi.exit_code, 0) << upi.output;
-  const auto per_eps = read_json_file(out.file("upi/upi.json")).at("per_eps");
-  ASSERT_EQ(per_eps.size(), 2u);
+  const nlohmann::json record = read_json_file(out.file("upi/upi.json"));
+  const auto per_eps = record.at("per_eps");
+  ASSERT_EQ(per_eps.size(), 2u);  // the summary radius given is already on the list
+  EXPECT_EQ(record.at("summary").at("eps"), 1.0);
+  EXPECT_EQ(record.at("summary").at("metrics"), per_eps.at(1).at("metrics"));
+  EXPECT_TRUE(contains(upi.output, "summary at eps 1 (given)")) << upi.output;
+  // The floor (random noise of length 0.001) lies below random noise of length 0.25, which lies below 1.
+  const double floor = record.at("floor").at("metrics").at("universal-random").at("dissimilarity").get<double>();
+  EXPECT_LT(floor, per_eps.at(0).at("metrics").at("universal-random").at("dissimilarity").get<double>());
+  EXPECT_EQ(per_eps.at(0).at("metrics").at("per-image-random").at("draws"), 5);
   const auto dissimilarity = [&](std::size_t e, const std::string& name) {
     return per_eps.at(e).at("metrics").at(name).at("dissimilarity").get<double>();
   };
@@ -271,6 +279,8 @@ TEST(CliFashionMnist, UniversalPerturbationsMoveSaliencyMapsFarMoreThanNoise) {
   }
   for (const auto& [arguments, fragment] : std::vector<std::pair<std::string, std::string>>{
            {"upi --eps -1 --model " + out.file("model.pt"), "--eps"},
+           {"upi --summary-eps -0.5 --model " + out.file("model.pt"), "--summary-eps must be >= 0"},
+           {"upi --random-draws 0 --model " + out.file("model.pt"), "--random-draws must be >= 1"},
            {"upi --attack-split test --samples 5000 --attack-samples 6000 --model " + out.file("model.pt"), "overlap"},
            {"upi --surrogate-beta 5 --model " + out.file("nope.pt"), "nope.pt"}}) {
     const auto bad = run_cli(arguments);

@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 namespace robustlens {
 namespace {
@@ -91,11 +93,35 @@ TEST_F(CliAudit, RunsEveryAnalysisAndReportsTheSubcommandsNumbers) {
               1e-9);
   EXPECT_EQ(row.at("lower_bounds").contains("margin_low"),
             binenc.at("margins").at("per_subspace").at(0).at("with_lower_bounds").at("median_is_lower_bound").get<bool>());
+  // UPI at the median minimal perturbation of the images it is scored on, which is on its list of radii.
+  const nlohmann::json& upi = binenc.at("upi");
+  const nlohmann::json& upi_summary = upi.at("summary");
+  EXPECT_GT(upi_summary.at("eps").get<double>(), 0);
+  const auto& per_eps = upi.at("per_eps");
+  EXPECT_TRUE(std::any_of(per_eps.begin(), per_eps.end(), [&](const nlohmann::json& e) {
+    return e.at("eps") == upi_summary.at("eps") && e.at("metrics") == upi_summary.at("metrics");
+  })) << upi.dump();
+  EXPECT_EQ(row.at("values").at("upi"), upi_summary.at("metrics").at("upi-grad").at("dissimilarity_unchanged"));
+  EXPECT_EQ(row.at("values").at("upi_fooling"), upi_summary.at("metrics").at("upi-grad").at("fooling_rate"));
+  EXPECT_EQ(row.at("values").at("upi_random"), upi_summary.at("metrics").at("universal-random").at("dissimilarity_unchanged"));
+  EXPECT_EQ(row.at("values").at("upi_floor"), upi.at("floor").at("metrics").at("universal-random").at("dissimilarity"));
+  EXPECT_EQ(upi_summary.at("metrics").at("universal-random").at("draws"), 5);
+
+  // Each model against the most similar other one: the two were trained alike but for the head.
+  const nlohmann::json& comparison = audit_json.at("comparisons").at(1);
+  EXPECT_EQ(comparison.at("model"), "binenc");
+  EXPECT_EQ(comparison.at("compared_with"), "nopen");
+  std::set<std::string> differing;
+  for (const nlohmann::json& difference : comparison.at("differences")) differing.insert(difference.at("option"));
+  EXPECT_EQ(differing, (std::set<std::string>{"architecture.bottleneck", "architecture.head", "recipe.latent_penalty"}))
+      << comparison.dump();
+  EXPECT_TRUE(contains(audited.output, "binenc differs from nopen in architecture.bottleneck")) << audited.output;
 
   const std::string page = read_text_file(out_.file("audit/index.html"));
   for (const std::string section : {"id=\"summary\"", "id=\"robustness\"", "id=\"explanations\"", "id=\"margins\"",
                                     "id=\"spectral\"", "id=\"upi\"", "id=\"manifold\"", "id=\"alignment\"", "id=\"latent\"",
-                                    "id=\"reproduce\"", "<td>binenc</td>", "data:image/png;base64,"}) {
+                                    "id=\"reproduce\"", "<td>binenc</td>", "data:image/png;base64,",
+                                    "binenc differs from nopen in"}) {
     EXPECT_TRUE(contains(page, section)) << section;
   }
   EXPECT_FALSE(contains(page, "src=\"http")) << "the report must not load anything from the network";

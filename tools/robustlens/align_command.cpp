@@ -66,11 +66,7 @@ void run_align(const AlignCommand& command) {
   std::printf("alignment of input gradients with the data score of %s on %lld images\n  pairing %s: %s\n",
               command.denoiser.c_str(), static_cast<long long>(result.images), alignment_pairing_name(options.pairing).c_str(),
               alignment_pairing_description(options.pairing).c_str());
-  const auto error_cell = [](double value) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.5f", value);
-    return std::isfinite(value) ? std::string(text) : std::string("-");
-  };
+  const auto error_cell = [](double value) { return format_number(value, "%.5f", "-"); };
   std::printf("%8s %18s %18s %12s %12s %12s\n", "sigma", "cosine", "SSIM", "MSE given y", "MSE no label",
               "MSE identity");
   for (std::size_t s = 0; s < result.per_sigma.size(); ++s) {

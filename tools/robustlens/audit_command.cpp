@@ -135,9 +135,10 @@ std::string file_fingerprint(const std::string& path) {
 
 /// The version of what a subcommand writes, raised when the summary or the report needs a field that older
 /// records lack, so that an upgraded robustlens runs those steps again instead of showing "—" (2: attack's
-/// ensemble minimum, latent's ensemble ratio). Markers written before versions existed count as 1.
+/// ensemble minimum, latent's ensemble ratio, upi's summary at the median minimal perturbation). Markers
+/// written before versions existed count as 1.
 int record_format(const std::string& analysis) {
-  static const std::map<std::string, int> formats = {{"attack", 2}, {"latent", 2}};
+  static const std::map<std::string, int> formats = {{"attack", 2}, {"latent", 2}, {"upi", 2}};
   const auto found = formats.find(analysis);
   return found == formats.end() ? 1 : found->second;
 }
@@ -197,6 +198,21 @@ void run_step(const AuditStep& step) {
     throw Error(where + " failed: LibTorch: " + first_line(error.what()) + how);
   } catch (const std::exception& error) {
     throw Error(where + " failed: " + error.what() + how);
+  }
+}
+
+/// The training options (architecture and recipe) in the train_log.json that robustlens train writes beside
+/// the model; null for a model without one (e.g. TorchScript) or with one that cannot be read.
+nlohmann::json training_options(const std::string& model) {
+  const fs::path log = fs::path(model).parent_path() / "train_log.json";
+  std::error_code ec;
+  if (!fs::is_regular_file(log, ec)) return nullptr;
+  try {
+    return read_json_file(log.string()).value("options", nlohmann::json());
+  } catch (const Error& error) {
+    std::fprintf(stderr, "warning: %s: %s; the report cannot say how this model's training differs\n", log.c_str(),
+                 error.what());
+    return nullptr;
   }
 }
 
@@ -335,6 +351,7 @@ void run_audit(AuditCommand command) {
   audit["models"] = nlohmann::json::array();
   for (std::size_t m = 0; m < command.models.size(); ++m) {
     nlohmann::json entry = {{"name", names[m]}, {"file", command.models[m]}, {"model", model_info[m]},
+                            {"training", training_options(command.models[m])},
                             {"analyses", nlohmann::json::object()}, {"commands", nlohmann::json::object()},
                             {"skipped", skipped.value(names[m], nlohmann::json::object())}};
     audit["models"].push_back(entry);
@@ -355,12 +372,14 @@ void run_audit(AuditCommand command) {
       entry["folders"][step.analysis] = folder;
     }
   }
+  audit["comparisons"] = training_comparisons(audit);
   audit["summary"] = audit_summary(audit);
   write_json_file((out / "audit.json").string(), audit);
   write_text_file((out / "index.html").string(), render_audit_report(audit, assets));
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf("\n%s\n", summary_text(audit["summary"]).c_str());
+  for (const std::string& line : comparison_lines(audit["comparisons"])) std::printf("%s\n", line.c_str());
   std::printf("%zu steps (%zu reused from an earlier run) in %.0f s; report in %s, every number in %s\n", steps.size(),
               reused, seconds, (out / "index.html").c_str(), (out / "audit.json").c_str());
 }

@@ -1,6 +1,6 @@
+#include "audit_records.h"
 #include "audit_report.h"
 
-#include "robustlens/analyses/margins.h"
 #include "robustlens/analyses/spectral_importance.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/report/vega_lite.h"
@@ -9,9 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
 #include <map>
-#include <optional>
 
 namespace robustlens::cli {
 namespace {
@@ -19,196 +17,6 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-/// The value at a path of keys and indices, or nullptr where any step is missing.
-const json* find(const json& root, const std::vector<json>& path) {
-  const json* at = &root;
-  for (const json& key : path) {
-    if (key.is_string() && at->is_object() && at->contains(key.get<std::string>())) {
-      at = &(*at)[key.get<std::string>()];
-    } else if (key.is_number_integer() && at->is_array() && key.get<std::size_t>() < at->size()) {
-      at = &(*at)[key.get<std::size_t>()];
-    } else {
-      return nullptr;
-    }
-  }
-  return at;
-}
-std::optional<double> number(const json& root, const std::vector<json>& path) {
-  const json* value = find(root, path);
-  if (value == nullptr || !value->is_number()) return std::nullopt;
-  return value->get<double>();
-}
-
-/// This model's entry in the latent step's results, or nullptr.
-const json* latent_entry(const json& audit, const std::string& name) {
-  const json* models = find(audit, {"latent", "result", "models"});
-  if (models == nullptr) return nullptr;
-  for (const json& entry : *models) {
-    if (entry.value("name", "") == name) return &entry["result"];
-  }
-  return nullptr;
-}
-
-std::optional<double> latent_number(const json& audit, const json& model, const std::vector<json>& path) {
-  const json* result = latent_entry(audit, model["name"].get<std::string>());
-  return result == nullptr ? std::nullopt : number(*result, path);
-}
-
-/// The robust accuracy at the eps nearest 0.5 (the middle of the default L2 radii).
-std::optional<double> robust_accuracy_at_half(const json& model) {
-  const json* per_eps = find(model, {"analyses", "attack", "robust_accuracy"});
-  if (per_eps == nullptr || per_eps->empty()) return std::nullopt;
-  const json* best = &per_eps->front();
-  for (const json& entry : *per_eps) {
-    if (std::abs(entry["eps"].get<double>() - 0.5) < std::abs((*best)["eps"].get<double>() - 0.5)) best = &entry;
-  }
-  return (*best)["robust_accuracy"].get<double>();
-}
-
-/// The tangent space the manifold step measured: the VAE's when there is one, else local PCA's.
-const json* tangent_result(const json& model) {
-  const json* vae = find(model, {"analyses", "manifold", "tangent", "vae"});
-  return vae != nullptr ? vae : find(model, {"analyses", "manifold", "tangent", "local-pca"});
-}
-
-/// The metric at the largest eps of the UPI step for one method.
-std::optional<double> upi_at_largest_eps(const json& model, const std::string& method) {
-  const json* per_eps = find(model, {"analyses", "upi", "per_eps"});
-  if (per_eps == nullptr || per_eps->empty()) return std::nullopt;
-  return number(per_eps->back(), {"metrics", method, "dissimilarity"});
-}
-
-/// A margins record's subspace entry with the samples that did not flip counted at the norm reached,
-/// computed from its per-sample arrays (so that records written before the lower bounds existed read the same).
-std::optional<MarginsWithLowerBounds> bounded_margins(const json* subspace) {
-  if (subspace == nullptr || !subspace->contains("margins") || !subspace->contains("flipped")) return std::nullopt;
-  const std::vector<double> margins = (*subspace)["margins"].get<std::vector<double>>();
-  std::vector<std::int64_t> flipped;
-  for (const json& f : (*subspace)["flipped"]) flipped.push_back(f.is_boolean() ? f.get<bool>() : f.get<std::int64_t>() != 0);
-  if (margins.empty() || margins.size() != flipped.size()) return std::nullopt;
-  return margins_with_lower_bounds(at::tensor(margins, at::kDouble), at::tensor(flipped, at::kLong).to(at::kBool));
-}
-
-/// The first or the last DCT subspace of the margins step.
-const json* margin_subspace(const json& model, bool highest) {
-  const json* subspaces = find(model, {"analyses", "margins", "per_subspace"});
-  if (subspaces == nullptr || subspaces->empty()) return nullptr;
-  return highest ? &subspaces->back() : &subspaces->front();
-}
-
-struct Column {
-  std::string key, title, note, format;  ///< format: percent, fixed (3 decimals) or general (3 digits)
-  std::function<std::optional<double>(const json& audit, const json& model)> value;
-  /// Whether the value is only a lower bound (shown as "≥"); empty: never.
-  std::function<bool(const json& audit, const json& model)> lower_bound = {};
-};
-
-std::optional<double> bounded_margin_median(const json& model, bool highest) {
-  const auto bounded = bounded_margins(margin_subspace(model, highest));
-  return bounded ? std::optional<double>(bounded->quartiles.median) : std::nullopt;
-}
-bool margin_median_is_lower_bound(const json& model, bool highest) {
-  const auto bounded = bounded_margins(margin_subspace(model, highest));
-  return bounded && bounded->median_is_lower_bound;
-}
-
-const std::vector<Column>& summary_columns() {
-  static const std::vector<Column> columns = {
-      {"accuracy", "accuracy", "Share of the test images classified correctly (eval).", "percent",
-       [](const json&, const json& m) { return number(m, {"analyses", "eval", "accuracy"}); }},
-      {"robust_accuracy", "robust accuracy, L2 ε≈0.5",
-       "Accuracy when an attacker may move each image by an L2 distance of 0.5 (PGD, [0,1] pixels; attack).", "percent",
-       [](const json&, const json& m) { return robust_accuracy_at_half(m); }},
-      {"minimal_perturbation", "minimal perturbation",
-       "Median L2 length of the smallest change that alters the answer on a correctly classified image: the "
-       "minimum per image over an attack ensemble (DeepFool, PGD at every ε, FMN, PGD bisection; each checked), "
-       "which a stronger attack cannot lower the way it lowers DeepFool's alone. Larger: the decision boundary is "
-       "farther from the data (attack; the report shows DeepFool's beside it).",
-       "general",
-       [](const json&, const json& m) {
-         return number(m, {"analyses", "attack", "minimal_perturbation", "quartiles_of_correct", "median"});
-       }},
-      {"margin_low", "margin, low freq.",
-       "Median distance to the decision boundary within the lowest-frequency DCT subspace; images whose label "
-       "did not flip count at the distance reached, and ≥ marks a median that is only a lower bound (margins).",
-       "general", [](const json&, const json& m) { return bounded_margin_median(m, false); },
-       [](const json&, const json& m) { return margin_median_is_lower_bound(m, false); }},
-      {"margin_high", "margin, high freq.",
-       "The same within the highest-frequency DCT subspace; usually much larger than at low frequencies: the "
-       "model is nearly invariant to high frequencies (margins).",
-       "general", [](const json&, const json& m) { return bounded_margin_median(m, true); },
-       [](const json&, const json& m) { return margin_median_is_lower_bound(m, true); }},
-      {"spectral_score", "signed spectral score",
-       "I-ASIDE score, signed: (⟨b̂, psi⟩ − eta)/(1 − eta), 0 when the predictive power is spread evenly over the "
-       "Fourier bands, positive when it rests on the low bands, which perturbations move least, negative when on "
-       "the high ones (the paper's score is its absolute value; spectral).",
-       "fixed",
-       [](const json&, const json& m) -> std::optional<double> {
-         // From psi, so that records written before the signed score existed are read the same way.
-         const json* psi = find(m, {"analyses", "spectral", "psi"});
-         const json* beta = find(m, {"analyses", "spectral", "options", "beta"});
-         if (psi == nullptr || beta == nullptr) return std::nullopt;
-         return signed_spectral_score(psi->get<std::vector<double>>(), beta->get<double>());
-       }},
-      {"upi", "UPI map change",
-       "Mean dissimilarity of the explanation maps of unseen test images after one universal perturbation "
-       "(UPI-Grad) at the largest ε; 0 = unchanged (upi).",
-       "fixed",
-       [](const json&, const json& m) {
-         const auto grad = upi_at_largest_eps(m, "upi-grad");
-         return grad ? grad : upi_at_largest_eps(m, "upi-pca");
-       }},
-      {"upi_random", "random noise map change",
-       "The same dissimilarity for random universal noise of the same size: the baseline for the UPI column (upi).",
-       "fixed", [](const json&, const json& m) { return upi_at_largest_eps(m, "universal-random"); }},
-      {"tangent_fraction", "gradient share on manifold",
-       "‖P∇f‖/‖∇f‖: how much of the input gradient lies in the data manifold's tangent space (VAE, else local PCA); "
-       "a random direction gets √(k/D) (manifold).",
-       "fixed",
-       [](const json&, const json& m) -> std::optional<double> {
-         const json* tangent = tangent_result(m);
-         return tangent == nullptr ? std::nullopt : number(*tangent, {"tangent_fraction"});
-       }},
-      {"alignment", "gradient alignment",
-       "Cosine similarity between the input gradient of log p(y|x) and s(x, y) − s(x), the gradient of a Bayes "
-       "classifier of the data (the difference of a denoiser's class-conditional and unconditional scores), at "
-       "noise level 0.5 (the align step's pairing and summary noise level): perceptually aligned gradients score "
-       "higher (align).",
-       "fixed", [](const json&, const json& m) { return number(m, {"analyses", "align", "mean_cosine"}); }},
-      {"same_encoding", "same encoding",
-       "Share of test images whose latent sign pattern is their predicted class's most frequent one: 1 = a "
-       "binary code per class (latent).",
-       "fixed",
-       [](const json& a, const json& m) { return latent_number(a, m, {"encoding", "test", "same_encoding_fraction"}); }},
-      {"mahalanobis_auroc", "error detection AUROC",
-       "How well the Mahalanobis distance of the latent code tells misclassified test images from correct ones "
-       "(0.5 = chance, 1 = perfect; latent).",
-       "fixed",
-       [](const json& a, const json& m) { return latent_number(a, m, {"reliability", "mahalanobis_auroc"}); }},
-  };
-  return columns;
-}
-
-std::string format_value(const json& value, const std::string& format) {
-  if (!value.is_number()) return "—";
-  const double v = value.get<double>();
-  char text[32];
-  if (format == "percent") {
-    std::snprintf(text, sizeof text, "%.1f%%", 100 * v);
-  } else if (format == "fixed") {
-    std::snprintf(text, sizeof text, "%.3f", v);
-  } else {
-    std::snprintf(text, sizeof text, "%.3g", v);
-  }
-  return text;
-}
-
-/// A summary cell: the formatted value, with "≥" when the row marks it as a lower bound.
-std::string summary_cell(const json& row, const json& column) {
-  const std::string key = column["key"].get<std::string>();
-  const bool bound = row.contains("lower_bounds") && row["lower_bounds"].value(key, false);
-  return (bound ? "≥" : "") + format_value(row["values"][key], column["format"]);
-}
 std::string fixed(double value, int digits = 3) {
   char text[32];
   std::snprintf(text, sizeof text, "%.*f", digits, value);
@@ -285,6 +93,14 @@ void summary_section(HtmlReport& report, const json& audit) {
     rows.push_back(cells);
   }
   report.table(header, rows, notes);
+  if (const json* comparisons = find(audit, {"comparisons"}); comparisons != nullptr && !comparisons->empty()) {
+    report.paragraph("A difference between two rows is only attributable to what their training differs in. Each "
+                     "model against the most similar other one (its training options, from the train_log.json "
+                     "beside the model; in brackets the other model's value):");
+    std::string list = "<ul>";
+    for (const std::string& line : comparison_lines(*comparisons)) list += "<li>" + html_escape(line) + "</li>";
+    report.html(list + "</ul>");
+  }
   std::string legend = "<ul>";
   for (const json& column : audit["summary"]["columns"]) {
     legend += "<li><b>" + html_escape(column["title"].get<std::string>()) + "</b>: " +
@@ -443,16 +259,54 @@ void upi_section(HtmlReport& report, const json& audit) {
   report.paragraph("Can one small perturbation, built on some images, change the explanations of most other "
                    "images? UPI-Grad and UPI-PCA build such a universal perturbation against the attribution maps "
                    "of training images and score it on unseen test images: the dissimilarity says how much the maps "
-                   "change (0 = not at all), compared with random noise of the same size (universal or per image) "
-                   "and with an attack that sees each test image (an upper reference). Far above random noise means "
-                   "the explanations can be steered without access to the image explained.");
+                   "change (0 = not at all), compared with random noise of the same size (universal or per image, "
+                   "averaged over draws) and with an attack that sees each test image (an upper reference). Far "
+                   "above random noise means the explanations can be steered without access to the image explained. "
+                   "A perturbation that also flips the answer changes the map for that reason too, so the summary "
+                   "is read at the model's median minimal perturbation, over the images whose answer stayed, beside "
+                   "the fooling rate and the floor: the change that random noise of length 0.001 already causes.");
   const auto models = ran_on(report, audit, "upi");
   if (models.empty()) return;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [name, record] : models) {
+    const json* summary = find(*record, {"summary", "metrics"});
+    if (summary == nullptr) {
+      rows.push_back({name, "— (a record without a summary: rerun the audit)", "", "", "", "", ""});
+      continue;
+    }
+    const auto cell = [&](const std::string& method, const std::string& metric, const std::string& format) {
+      const json* m = find(*summary, {method});
+      if (m == nullptr) return std::string("—");
+      std::string text = format_value((*m)[metric], format);
+      if (const json* spread = find(*m, {"spread", metric}); spread != nullptr && spread->is_number()) {
+        text += " ± " + format_value(*spread, format);
+      }
+      return text;
+    };
+    const json* floor = find(*record, {"floor", "metrics", "universal-random", "dissimilarity"});
+    rows.push_back({name, format_value((*record)["summary"]["eps"], "general"),
+                    cell("upi-grad", "dissimilarity_unchanged", "fixed") + " / " + cell("upi-grad", "fooling_rate", "percent"),
+                    cell("upi-pca", "dissimilarity_unchanged", "fixed") + " / " + cell("upi-pca", "fooling_rate", "percent"),
+                    cell("universal-random", "dissimilarity_unchanged", "fixed"),
+                    cell("per-image-attack", "dissimilarity_unchanged", "fixed") + " / " +
+                        cell("per-image-attack", "fooling_rate", "percent"),
+                    floor != nullptr ? format_value(*floor, "fixed") : "—"});
+  }
+  report.table({"model", "ε (median minimal perturbation)", "UPI-Grad: map change / fooling rate",
+                "UPI-PCA: map change / fooling rate", "random noise (mean ± sd over draws)",
+                "per-image attack: map change / fooling rate", "floor (random, ε = 0.001)"},
+               rows,
+               {"", "The L2 length of every perturbation in this table: the median of the minimal perturbations that "
+                    "the attack ensemble finds on the correctly classified test images UPI is scored on.",
+                "Map change over the images whose prediction did not change / share whose prediction changed.", "", "",
+                "An attack that sees each test image: an upper reference.",
+                "Random noise of length 0.001: the change any perturbation causes."});
   std::vector<json> charts;
   for (const auto& [name, record] : models) {
     LineChart chart{name + ": map dissimilarity", "ε (L2 length of the perturbation)", "dissimilarity of maps", {}};
     chart.note = (*record)["options"]["attribution"].value("method", "") + " maps, " +
-                 std::to_string((*record).value("test_images", 0)) + " test images; dashed: baselines";
+                 std::to_string((*record).value("test_images", 0)) +
+                 " test images; dashed: baselines, shaded: ± one standard deviation over draws";
     std::map<std::string, ChartSeries> by_method;
     for (const json& entry : (*record)["per_eps"]) {
       for (const auto& [method, metrics] : entry["metrics"].items()) {
@@ -461,6 +315,10 @@ void upi_section(HtmlReport& report, const json& audit) {
         series.dashed = method.rfind("upi-", 0) != 0;
         series.x.push_back(entry["eps"]);
         series.y.push_back(metrics["dissimilarity"]);
+        if (const json* spread = find(metrics, {"spread", "dissimilarity"})) {
+          series.band_low.push_back(metrics["dissimilarity"].get<double>() - spread->get<double>());
+          series.band_high.push_back(metrics["dissimilarity"].get<double>() + spread->get<double>());
+        }
       }
     }
     for (auto& [method, series] : by_method) chart.series.push_back(series);
@@ -605,51 +463,6 @@ void reproduce_section(HtmlReport& report, const json& audit) {
 }
 
 }  // namespace
-
-json audit_summary(const json& audit) {
-  json summary = {{"columns", json::array()}, {"rows", json::array()}};
-  for (const Column& column : summary_columns()) {
-    summary["columns"].push_back({{"key", column.key}, {"title", column.title}, {"note", column.note}, {"format", column.format}});
-  }
-  for (const json& model : audit["models"]) {
-    json values = json::object(), lower_bounds = json::object();
-    for (const Column& column : summary_columns()) {
-      const std::optional<double> value = column.value(audit, model);
-      values[column.key] = value && std::isfinite(*value) ? json(*value) : json(nullptr);
-      if (column.lower_bound && column.lower_bound(audit, model)) lower_bounds[column.key] = true;
-    }
-    summary["rows"].push_back({{"model", model["name"]}, {"values", values}, {"lower_bounds", lower_bounds}});
-  }
-  return summary;
-}
-
-std::string summary_text(const json& summary) {
-  std::vector<std::vector<std::string>> table{{"model"}};
-  for (const json& column : summary["columns"]) table[0].push_back(column["title"]);
-  for (const json& row : summary["rows"]) {
-    table.push_back({row["model"]});
-    for (const json& column : summary["columns"]) {
-      table.back().push_back(summary_cell(row, column));
-    }
-  }
-  // Display width in characters (UTF-8 continuation bytes do not count).
-  const auto width = [](const std::string& s) {
-    return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
-  };
-  std::vector<std::size_t> widths(table[0].size(), 0);
-  for (const auto& row : table) {
-    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], width(row[c]));
-  }
-  std::string text;
-  for (const auto& row : table) {
-    for (std::size_t c = 0; c < row.size(); ++c) {
-      const std::string padding(widths[c] - width(row[c]), ' ');
-      text += c == 0 ? row[c] + padding : "  " + padding + row[c];
-    }
-    text += "\n";
-  }
-  return text;
-}
 
 std::string render_audit_report(const json& audit, const WebAssets& assets) {
   const std::string data = audit["data"].value("name", "the data");

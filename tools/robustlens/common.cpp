@@ -9,6 +9,8 @@
 #include "robustlens/spectral/dct.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -138,6 +140,13 @@ AnalysisRun start_analysis(CommonOptions& common, const std::string& command) {
   Dataset data = select_data(load_data(common, common.split), common, &indices);
   auto model = load_model_for(common, data, device);
   return {device, std::move(indices), std::move(data), std::move(model)};
+}
+
+std::string format_number(double value, const char* format, const char* not_finite) {
+  if (not_finite != nullptr && !std::isfinite(value)) return not_finite;
+  char text[64];
+  std::snprintf(text, sizeof text, format, value);
+  return text;
 }
 
 std::vector<std::string> model_names(const std::vector<std::string>& paths, const std::vector<std::string>& given) {

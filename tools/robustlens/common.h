@@ -84,6 +84,10 @@ AnalysisRun start_analysis(CommonOptions& common, const std::string& command);
 /// are not distinct.
 std::vector<std::string> model_names(const std::vector<std::string>& paths, const std::vector<std::string>& given);
 
+/// One number through a printf format (e.g. "%.4g", "%.2f%%"); NaN and infinities read `not_finite`
+/// when it is given.
+std::string format_number(double value, const char* format = "%.4g", const char* not_finite = nullptr);
+
 /// The DeepFool options of `attack` and `margins`, declared once.
 void add_deepfool_options(CLI::App& command, DeepFoolOptions& options);
 

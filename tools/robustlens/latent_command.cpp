@@ -91,11 +91,7 @@ const std::vector<std::string> kColumns{"model", "accuracy", "P", "same encoding
 
 std::vector<std::string> cells(const Row& row) {
   const LatentResult& r = *row.result;
-  const auto number = [](double v, const char* format) {
-    char text[32];
-    std::snprintf(text, sizeof text, format, v);
-    return std::isfinite(v) ? std::string(text) : std::string("n/a");
-  };
+  const auto number = [](double v, const char* format) { return format_number(v, format, "n/a"); };
   return {row.name,
           number(100 * r.test_accuracy, "%.2f%%"),
           std::to_string(r.latent_dim),

@@ -48,13 +48,6 @@ struct SweepCommand {
 /// The random streams of the measures' noise draws and of the correlation's bootstrap (derive_seed).
 constexpr std::uint64_t kMeasureStream = 31, kBootstrapStream = 32;
 
-/// Four significant digits, for the table and the chart's legend.
-std::string format_number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.4g", value);
-  return text;
-}
-
 std::vector<double> sweep_strengths(const SweepCommand& command) {
   if (!command.strengths.empty()) {
     const std::vector<double>& given = command.strengths;

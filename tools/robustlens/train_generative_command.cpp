@@ -75,11 +75,7 @@ struct TrainDenoiserCommand {
 
 /// The denoising-error table: the learned denoiser beside the trivial ones, per noise level.
 void print_denoising_errors(const DenoisingErrors& errors) {
-  const auto cell = [](double value) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.5f", value);
-    return std::isfinite(value) ? std::string(text) : std::string("-");
-  };
+  const auto cell = [](double value) { return format_number(value, "%.5f", "-"); };
   std::printf("denoising error on %lld test images (MSE per pixel, [-1,1] units; Gaussians fitted to the training images):\n",
               static_cast<long long>(errors.images));
   std::printf("%8s %12s %12s %12s %14s %14s\n", "sigma", "given y", "no label", "identity", "Gaussian/class",

@@ -28,13 +28,23 @@ struct UpiCommand {
 const std::vector<std::string> kUniversal{"upi-grad", "upi-pca", "universal-random"};
 const std::vector<std::string> kAll{"upi-grad", "upi-pca", "universal-random", "per-image-random", "per-image-attack"};
 
-LineChart dissimilarity_chart(const UpiResult& result, const std::vector<double>& eps, const std::string& explainer) {
+LineChart dissimilarity_chart(const UpiResult& result, const std::string& explainer) {
   LineChart chart{"Interpretation dissimilarity (" + explainer + ")", "eps (L2, [0,1] pixels)",
                   "mean relative L2 change of the map", {}};
+  chart.note = "random baselines: mean of draws, shaded ± one standard deviation; summary at eps " +
+               format_number(result.summary_eps) + "; floor (random, eps " + format_number(result.floor_eps) + ") " +
+               format_number(result.floor.at("universal-random").dissimilarity);
   for (const std::string& name : kAll) {
     if (!result.metrics.front().count(name)) continue;
-    ChartSeries series{name, eps, {}, {}, {}, name.rfind("per-image", 0) == 0};
-    for (const auto& by_name : result.metrics) series.y.push_back(by_name.at(name).dissimilarity);
+    ChartSeries series{name, result.eps, {}, {}, {}, name.rfind("per-image", 0) == 0};
+    for (const auto& by_name : result.metrics) {
+      const UpiMetrics& m = by_name.at(name);
+      series.y.push_back(m.dissimilarity);
+      if (m.draws > 1) {
+        series.band_low.push_back(m.dissimilarity - m.dissimilarity_spread);
+        series.band_high.push_back(m.dissimilarity + m.dissimilarity_spread);
+      }
+    }
     chart.series.push_back(series);
   }
   return chart;
@@ -107,29 +117,50 @@ void run_upi(UpiCommand command) {
   nlohmann::json record = run.record("upi", options_json, common);
   record["attack_indices"] = attack_indices;
   record["scored_on"] = "correctly classified images only (attack and test)";
-  record.update(result.to_json(options.eps));
+  record.update(result.to_json());
   write_json_file((out / "upi.json").string(), record);
-  std::map<std::string, at::Tensor> tensors{{"eps", at::tensor(options.eps, at::kDouble)}};
-  for (std::size_t e = 0; e < options.eps.size(); ++e) {
+  std::map<std::string, at::Tensor> tensors{{"eps", at::tensor(result.eps, at::kDouble)}};
+  for (std::size_t e = 0; e < result.eps.size(); ++e) {
     for (const auto& [name, delta] : result.perturbations[e]) tensors[name + "_eps_" + std::to_string(e)] = delta;
   }
   write_tensors((out / "perturbations.pt").string(), tensors);
   write_perturbation_grid(out / "perturbations.png", result);
-  write_svg((out / "dissimilarity.svg").string(), dissimilarity_chart(result, options.eps, command.explainer));
+  write_svg((out / "dissimilarity.svg").string(), dissimilarity_chart(result, command.explainer));
   write_map_figure(out / "maps.png", model, run.data, result, options);
 
   std::printf("UPI against %s maps: attack on %lld correctly classified %s images, scored on %lld unseen test images (top-k %lld)\n",
               command.explainer.c_str(), static_cast<long long>(result.attack_images), command.attack_split.c_str(),
               static_cast<long long>(result.test_images), static_cast<long long>(result.top_k));
-  for (std::size_t e = 0; e < options.eps.size(); ++e) {
-    std::printf("eps %-6.4g %18s %15s %9s %13s\n", options.eps[e], "dissimilarity", "top-k kept", "spearman", "fooling rate");
+  const auto print_rows = [](const std::map<std::string, UpiMetrics>& metrics) {
     for (const std::string& name : kAll) {
-      if (!result.metrics[e].count(name)) continue;
-      const UpiMetrics& m = result.metrics[e].at(name);
-      std::printf("  %-18s %14.4f %15.3f %9.3f %12.1f%%\n", name.c_str(), m.dissimilarity, m.topk_intersection, m.spearman,
-                  100 * m.fooling_rate);
+      if (!metrics.count(name)) continue;
+      const UpiMetrics& m = metrics.at(name);
+      std::printf("  %-24s %14.4f %17.4f %11.3f %9.3f %12.1f%%", name.c_str(), m.dissimilarity, m.dissimilarity_unchanged,
+                  m.topk_intersection, m.spearman, 100 * m.fooling_rate);
+      if (m.draws > 1) std::printf("   (%lld draws, sd %.4f)", static_cast<long long>(m.draws), m.dissimilarity_spread);
+      std::printf("\n");
     }
+  };
+  const auto print_header = [](const std::string& label) {
+    std::printf("%-26s %7s %17s %11s %9s %13s\n", label.c_str(), "dissimilarity", "of unchanged", "top-k kept", "spearman",
+                "fooling rate");
+  };
+  for (std::size_t e = 0; e < result.eps.size(); ++e) {
+    print_header("eps " + format_number(result.eps[e]) + (e == result.summary_index ? " (summary)" : ""));
+    print_rows(result.metrics[e]);
   }
+  print_header("floor: eps " + format_number(result.floor_eps));
+  print_rows(result.floor);
+  const UpiMetrics& summary = result.metrics[result.summary_index].count("upi-grad")
+                                  ? result.metrics[result.summary_index].at("upi-grad")
+                                  : result.metrics[result.summary_index].at("upi-pca");
+  const UpiMetrics& random = result.metrics[result.summary_index].at("universal-random");
+  std::printf("summary at eps %.4g (%s): %s changes the maps of the unchanged predictions by %.4f (random noise %.4f ± %.4f, "
+              "floor %.4f) and fools %.1f%% <- summary\n",
+              result.summary_eps, result.summary_eps_source.c_str(),
+              result.metrics[result.summary_index].count("upi-grad") ? "UPI-Grad" : "UPI-PCA",
+              summary.dissimilarity_unchanged, random.dissimilarity_unchanged, random.dissimilarity_unchanged_spread,
+              result.floor.at("universal-random").dissimilarity, 100 * summary.fooling_rate);
   std::printf("results in %s, %s, %s, %s, %s\n", (out / "upi.json").c_str(), (out / "dissimilarity.svg").c_str(),
               (out / "perturbations.pt").c_str(), (out / "perturbations.png").c_str(), (out / "maps.png").c_str());
 }
@@ -156,6 +187,12 @@ void add_upi_command(CLI::App& app) {
   sub->add_option("--step-fraction", u.step_fraction, "UPI-Grad: first step as a fraction of eps (then /sqrt(1+pass))")->capture_default_str();
   sub->add_option("--pca-noise", u.pca_noise, "UPI-PCA: L2 norm of the noise each attack image is moved by")->capture_default_str();
   sub->add_option("--per-image-steps", u.per_image_steps, "Per-image map attack (baseline): steps")->capture_default_str();
+  sub->add_option("--summary-eps", u.summary_eps,
+                  "Radius of the summary (joins --eps); 0 = the median minimal perturbation of the correctly classified "
+                  "test images (attack ensemble, L2)")->capture_default_str();
+  sub->add_option("--floor-eps", u.floor_eps, "Radius of the floor: random noise near eps = 0")->capture_default_str();
+  sub->add_option("--random-draws", u.random_draws, "Draws of each random baseline, averaged (spread: their standard deviation)")
+      ->capture_default_str();
   sub->add_option("--surrogate-beta", u.surrogate_beta, "softplus beta of a smooth surrogate for the attack gradients of a ReLU built-in model (0 = off)")
       ->capture_default_str();
   sub->add_option("--top-k", u.top_k, "Top-k intersection: k (0 = 1000·HW/224², at least 10)")->capture_default_str();

@@ -1,0 +1,57 @@
+#include "audit_records.h"
+
+#include <cstdio>
+
+namespace robustlens::cli {
+
+using nlohmann::json;
+
+const json* find(const json& root, const std::vector<json>& path) {
+  const json* at = &root;
+  for (const json& key : path) {
+    if (key.is_string() && at->is_object() && at->contains(key.get<std::string>())) {
+      at = &(*at)[key.get<std::string>()];
+    } else if (key.is_number_integer() && at->is_array() && key.get<std::size_t>() < at->size()) {
+      at = &(*at)[key.get<std::size_t>()];
+    } else {
+      return nullptr;
+    }
+  }
+  return at;
+}
+std::optional<double> number(const json& root, const std::vector<json>& path) {
+  const json* value = find(root, path);
+  if (value == nullptr || !value->is_number()) return std::nullopt;
+  return value->get<double>();
+}
+
+std::optional<MarginsWithLowerBounds> bounded_margins(const json* subspace) {
+  if (subspace == nullptr || !subspace->contains("margins") || !subspace->contains("flipped")) return std::nullopt;
+  const std::vector<double> margins = (*subspace)["margins"].get<std::vector<double>>();
+  std::vector<std::int64_t> flipped;
+  for (const json& f : (*subspace)["flipped"]) flipped.push_back(f.is_boolean() ? f.get<bool>() : f.get<std::int64_t>() != 0);
+  if (margins.empty() || margins.size() != flipped.size()) return std::nullopt;
+  return margins_with_lower_bounds(at::tensor(margins, at::kDouble), at::tensor(flipped, at::kLong).to(at::kBool));
+}
+
+std::string format_value(const json& value, const std::string& format) {
+  if (!value.is_number()) return "—";
+  const double v = value.get<double>();
+  char text[32];
+  if (format == "percent") {
+    std::snprintf(text, sizeof text, "%.1f%%", 100 * v);
+  } else if (format == "fixed") {
+    std::snprintf(text, sizeof text, "%.3f", v);
+  } else {
+    std::snprintf(text, sizeof text, "%.3g", v);
+  }
+  return text;
+}
+
+std::string summary_cell(const json& row, const json& column) {
+  const std::string key = column["key"].get<std::string>();
+  const bool bound = row.contains("lower_bounds") && row["lower_bounds"].value(key, false);
+  return (bound ? "≥" : "") + format_value(row["values"][key], column["format"]);
+}
+
+}  // namespace robustlens::cli

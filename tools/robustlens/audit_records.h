@@ -1,0 +1,30 @@
+// Reading the audit's records (audit.json and the subcommands' JSON inside it):
+// shared by the summary (audit_summary.cpp) and the report (audit_report.cpp).
+#pragma once
+
+#include "robustlens/analyses/margins.h"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace robustlens::cli {
+
+/// The value at a path of keys and indices, or nullptr where any step is missing.
+const nlohmann::json* find(const nlohmann::json& root, const std::vector<nlohmann::json>& path);
+/// The number at that path, or nothing where it is missing or not a number.
+std::optional<double> number(const nlohmann::json& root, const std::vector<nlohmann::json>& path);
+
+/// A margins record's subspace entry with the samples that did not flip counted at the norm reached,
+/// computed from its per-sample arrays (so that records written before the lower bounds existed read the same).
+std::optional<MarginsWithLowerBounds> bounded_margins(const nlohmann::json* subspace);
+
+/// A number as the summary shows it: format percent (1 decimal), fixed (3 decimals) or general (3 digits);
+/// "—" for what is not a number.
+std::string format_value(const nlohmann::json& value, const std::string& format);
+/// A summary cell: the formatted value, with "≥" when the row marks it as a lower bound.
+std::string summary_cell(const nlohmann::json& row, const nlohmann::json& column);
+
+}  // namespace robustlens::cli
