@@ -60,6 +60,18 @@ class LinearModel : public FixedFunctionModel {
   at::Tensor weight_, bias_;
 };
 
+/// The same linear model with a third of the true slope in its input gradient: the forward pass is
+/// flatten(x)·Wᵀ + b, the backward pass sees x/3 (the rest detached). DeepFool's linearised step then
+/// lands three times too far; the direction is still right (gradient masking with a known answer).
+class MaskedLinearModel : public FixedFunctionModel {
+ public:
+  MaskedLinearModel(at::Tensor weight, at::Tensor bias);
+  at::Tensor forward(const at::Tensor& images) override;
+
+ private:
+  at::Tensor weight_, bias_;
+};
+
 /// A GoogleTest failure unless `action` throws robustlens::Error with `fragment` in its message.
 void expect_error(const std::function<void()>& action, const std::string& fragment);
 

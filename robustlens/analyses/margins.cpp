@@ -3,6 +3,8 @@
 #include "robustlens/core/error.h"
 #include "robustlens/report/files.h"
 
+#include <cmath>
+
 namespace robustlens {
 namespace {
 
@@ -39,9 +41,32 @@ DctSubspaces MarginOptions::subspaces(std::int64_t height, std::int64_t width) c
   return block == 0 ? default_dct_subspaces(height, width) : dct_subspaces(height, width, block, step);
 }
 
+MinimalPerturbationOptions MarginOptions::resolved_ensemble_options() const {
+  return MinimalPerturbationOptions(ensemble_options)
+      .set_norm(Norm::l2)
+      .set_clip(false)
+      .set_deepfool(true)
+      .set_deepfool_options(DeepFoolOptions(deepfool).set_projector({}))
+      .set_batch_size(batch_size);
+}
+
 nlohmann::json MarginOptions::to_json() const {
-  return {{"block", block}, {"step", step}, {"full_space", full_space}, {"deepfool", deepfool.to_json()},
+  return {{"block", block},
+          {"step", step},
+          {"full_space", full_space},
+          {"deepfool", deepfool.to_json()},
+          {"ensemble", full_space && ensemble ? resolved_ensemble_options().to_json() : nlohmann::json(false)},
           {"batch_size", batch_size}};
+}
+
+nlohmann::json FullSpaceMinimum::to_json() const {
+  return {{"quartiles", quartiles.to_json()},
+          {"found_by_counts", found_by_counts},
+          {"deepfool_overestimate_share", std::isfinite(deepfool_overestimate_share) ? nlohmann::json(deepfool_overestimate_share) : nlohmann::json()},
+          {"deepfool_compared", deepfool_compared},
+          {"gradient_masking_warning", warning.empty() ? nlohmann::json() : nlohmann::json(warning)},
+          {"counted_against", "the predicted label (the margin of the class the model predicts)"},
+          {"norms", tensor_to_json(norms)}};
 }
 
 nlohmann::json SubspaceMargins::to_json() const {
@@ -61,6 +86,7 @@ nlohmann::json MarginResult::to_json() const {
   }
   nlohmann::json json = {{"subspaces", subspaces.to_json()}, {"per_subspace", subspace_list}};
   if (full_space.margins.defined()) json["full_space"] = full_space.to_json();
+  if (full_space_minimum.norms.defined()) json["full_space"]["minimal_perturbation"] = full_space_minimum.to_json();
   return json;
 }
 
@@ -69,7 +95,7 @@ MarginResult analyse_margins(Model& model, const Dataset& dataset, const MarginO
   RL_CHECK(options.batch_size >= 1, "--batch-size must be >= 1, got ", options.batch_size);
   model.set_training(false);
   const std::vector<std::int64_t> shape = dataset.image_shape();
-  MarginResult result{options.subspaces(shape[1], shape[2]), {}, {}};
+  MarginResult result{options.subspaces(shape[1], shape[2]), {}, {}, {}};
   const std::int64_t n = dataset.size(), t = result.subspaces.count();
   const at::Tensor images = dataset.images.to(model.device());
   const at::Tensor masks = result.subspaces.masks(images.options());
@@ -87,7 +113,21 @@ MarginResult analyse_margins(Model& model, const Dataset& dataset, const MarginO
     result.per_subspace.push_back(summarise(norms.select(1, s).contiguous(), flipped.select(1, s).contiguous(),
                                             iterations.select(1, s).contiguous()));
   }
-  if (options.full_space) {
+  if (options.full_space && options.ensemble) {
+    // DeepFool is the ensemble's first member, with the same options: its result is the DeepFool margin.
+    const MinimalPerturbationOptions ensemble = options.resolved_ensemble_options();
+    const at::Tensor predicted = batched_logits(model, images, options.batch_size).argmax(1).to(images.device());
+    const MinimalPerturbationResult minimal = minimal_perturbations(model, images, predicted, ensemble, {}, progress);
+    const DeepFoolResult& full = minimal.deepfool;
+    result.full_space = summarise(full.norms.to(at::kCPU), full.flipped.to(at::kCPU), full.iterations.to(at::kCPU));
+    FullSpaceMinimum& minimum = result.full_space_minimum;
+    minimum.norms = minimal.norms.to(at::kCPU);
+    minimum.quartiles = quartiles(minimum.norms);
+    minimum.found_by_counts = minimal.found_by_counts();
+    minimum.deepfool_overestimate_share = minimal.deepfool_overestimate_share;
+    minimum.deepfool_compared = minimal.deepfool_compared;
+    minimum.warning = minimal.warning(ensemble);
+  } else if (options.full_space) {
     DeepFoolOptions unconstrained = options.deepfool;
     unconstrained.set_batch_size(options.batch_size).set_projector({});
     const DeepFoolResult full = deepfool(model, images, unconstrained, progress);

@@ -9,10 +9,17 @@
 // a second set of quartiles counts them at the norm DeepFool reached, a lower
 // bound of their margin: a median that such a bound could still raise is marked
 // as a lower bound.
+//
+// The full-space margin is also the minimum per sample over the attack ensemble
+// (attacks/minimal_perturbation.h: DeepFool with these options, FMN, PGD
+// bisection), unclipped like the margins and against the predicted label (a
+// margin is the distance to the boundary of the class the model predicts), so
+// that a model on which DeepFool overestimates is reported as such.
 #pragma once
 
 #include "robustlens/analyses/statistics.h"
 #include "robustlens/attacks/deepfool.h"
+#include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/core/model.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
@@ -21,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace robustlens {
@@ -31,6 +39,9 @@ struct MarginOptions {
   std::int64_t step = 0;
   /// Also measure the unconstrained (full-space) margin.
   bool full_space = true;
+  /// The full space also by the attack ensemble (its members' options; DeepFool's, clip and norm are these).
+  bool ensemble = true;
+  MinimalPerturbationOptions ensemble_options;
   /// Reference defaults: top-10 candidates, overshoot 0.02, 100 iterations, no clipping.
   DeepFoolOptions deepfool = DeepFoolOptions().set_candidates(10).set_overshoot(0.02).set_max_iterations(100);
   /// (sample, subspace) pairs per model pass.
@@ -39,9 +50,13 @@ struct MarginOptions {
   MarginOptions& set_block(std::int64_t v) { block = v; return *this; }
   MarginOptions& set_step(std::int64_t v) { step = v; return *this; }
   MarginOptions& set_full_space(bool v) { full_space = v; return *this; }
+  MarginOptions& set_ensemble(bool v) { ensemble = v; return *this; }
+  MarginOptions& set_ensemble_options(MinimalPerturbationOptions v) { ensemble_options = std::move(v); return *this; }
   MarginOptions& set_deepfool(DeepFoolOptions v) { deepfool = std::move(v); return *this; }
   MarginOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
 
+  /// The ensemble's options as run: L2, unclipped, DeepFool with `deepfool` unconstrained, this batch size.
+  MinimalPerturbationOptions resolved_ensemble_options() const;
   /// The subspaces these options give for H×W images.
   DctSubspaces subspaces(std::int64_t height, std::int64_t width) const;
   nlohmann::json to_json() const;
@@ -68,10 +83,22 @@ struct SubspaceMargins {
   nlohmann::json to_json() const;
 };
 
+/// The full-space minimum over the attack ensemble.
+struct FullSpaceMinimum {
+  at::Tensor norms;      ///< N, double (+inf where no attack found one)
+  Quartiles quartiles;   ///< over every sample (+inf counts)
+  nlohmann::json found_by_counts;
+  double deepfool_overestimate_share = 0;
+  std::int64_t deepfool_compared = 0;
+  std::string warning;   ///< DeepFool's overestimate warning; empty when none
+  nlohmann::json to_json() const;
+};
+
 struct MarginResult {
   DctSubspaces subspaces;
   std::vector<SubspaceMargins> per_subspace;  ///< index t = subspace t (low → high frequency)
-  SubspaceMargins full_space;                 ///< when measured
+  SubspaceMargins full_space;                 ///< DeepFool's, when measured
+  FullSpaceMinimum full_space_minimum;        ///< the ensemble's, when measured (norms defined)
   nlohmann::json to_json() const;
 };
 

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <torch/utils.h>
 
+#include <limits>
+
 namespace robustlens {
 namespace {
 
@@ -39,6 +41,44 @@ TEST(Margins, LinearModelMatchesClosedFormInEverySubspace) {
   }
   EXPECT_TRUE(result.full_space.margins.defined());
   EXPECT_EQ(result.to_json().at("per_subspace").size(), 5u);
+
+  // The whole space: DeepFool overshoots by its 2%; the ensemble's minimum is the closed form.
+  for (std::int64_t i = 0; i < 7; ++i) {
+    const std::int64_t c = logits[i].argmax().item<std::int64_t>();
+    double expected = std::numeric_limits<double>::infinity();
+    for (std::int64_t k = 0; k < 10; ++k) {
+      if (k != c) expected = std::min(expected, std::abs((logits[i][k] - logits[i][c]).item<double>()) / (weight[k] - weight[c]).norm().item<double>());
+    }
+    EXPECT_NEAR(result.full_space.margins[i].item<double>(), 1.02 * expected, 1e-4 * 1.02 * expected) << "sample " << i;
+    EXPECT_NEAR(result.full_space_minimum.norms[i].item<double>(), expected, 1e-3 * expected) << "sample " << i;
+  }
+  EXPECT_TRUE(result.full_space_minimum.warning.empty());
+  EXPECT_EQ(result.to_json().at("full_space").at("minimal_perturbation").at("norms").size(), 7u);
+}
+
+TEST(Margins, FullSpaceEnsembleWarnsWhereMaskedGradientsMakeDeepFoolOverestimate) {
+  // A two-class linear model whose gradient is a third of its slope: DeepFool lands 3× too far, the ensemble at the
+  // closed form |f_1 − f_0| / ‖w_1 − w_0‖; labels do not matter (margins follow the prediction).
+  torch::manual_seed(8);
+  const at::Tensor weight = at::randn({2, 36}), bias = at::randn({2});
+  testing::MaskedLinearModel model(weight, bias);
+  const Dataset data{"random", at::rand({12, 1, 6, 6}), at::zeros({12}, at::kLong), numbered_class_names(2)};
+  const MarginResult result = analyse_margins(model, data, MarginOptions().set_block(3).set_step(3));
+  const at::Tensor w = weight.to(at::kDouble), b = bias.to(at::kDouble);
+  const at::Tensor logits = data.images.flatten(1).to(at::kDouble).matmul(w.t()) + b;
+  const at::Tensor expected = (logits.select(1, 1) - logits.select(1, 0)).abs() / (w[1] - w[0]).norm();
+  for (std::int64_t i = 0; i < 12; ++i) {
+    EXPECT_NEAR(result.full_space_minimum.norms[i].item<double>(), expected[i].item<double>(), 0.02 * expected[i].item<double>())
+        << "sample " << i;
+    EXPECT_GT(result.full_space.margins[i].item<double>(), 2.5 * expected[i].item<double>()) << "sample " << i;
+  }
+  EXPECT_NE(result.full_space_minimum.warning.find("DeepFool overestimates"), std::string::npos);
+  EXPECT_DOUBLE_EQ(result.full_space_minimum.deepfool_overestimate_share, 1.0);
+  // Without the ensemble: DeepFool alone, no minimum.
+  const MarginResult alone = analyse_margins(model, data, MarginOptions().set_block(3).set_step(3).set_ensemble(false));
+  EXPECT_FALSE(alone.full_space_minimum.norms.defined());
+  EXPECT_TRUE(at::allclose(alone.full_space.margins, result.full_space.margins));
+  EXPECT_FALSE(alone.to_json().at("full_space").contains("minimal_perturbation"));
 }
 
 TEST(Margins, BatchingPairsDoesNotChangeMargins) {

@@ -12,21 +12,7 @@
 namespace robustlens {
 namespace {
 
-/// A linear model whose input gradient is a third of the true slope: its forward pass is
-/// flatten(x)·Wᵀ + b, its backward pass sees x/3 (the rest detached). DeepFool's linearised
-/// step then lands three times too far; the direction is still right.
-class MaskedLinearModel : public testing::FixedFunctionModel {
- public:
-  MaskedLinearModel(at::Tensor weight, at::Tensor bias)
-      : FixedFunctionModel(weight.size(0)), weight_(weight.to(at::kDouble)), bias_(bias.to(at::kDouble)) {}
-  at::Tensor forward(const at::Tensor& images) override {
-    const at::Tensor x = images.flatten(1).to(at::kDouble);
-    return at::addmm(bias_, x / 3 + (2 * x / 3).detach(), weight_.t());
-  }
-
- private:
-  at::Tensor weight_, bias_;
-};
+using testing::MaskedLinearModel;
 
 struct LinearCase {
   at::Tensor weight, bias, images, labels;

@@ -142,6 +142,16 @@ TEST_F(CliOnSyntheticData, MarginsWithSubspacesAndTransforms) {
   EXPECT_EQ(record.at("per_subspace").at(0).at("margins").size(), 6u);
   EXPECT_TRUE(std::filesystem::exists(out_.file("margins/margins.svg")));
   EXPECT_TRUE(contains(testing::read_bytes(out_.file("margins/margins.csv")), "full,"));
+  EXPECT_TRUE(contains(testing::read_bytes(out_.file("margins/margins.csv")), "full-ensemble,"));
+  // The whole space's minimum over the attack ensemble is at most DeepFool's margin, sample by sample.
+  const auto& full = record.at("full_space");
+  for (std::size_t i = 0; i < 6; ++i) {
+    const auto& minimum = full.at("minimal_perturbation").at("norms").at(i);
+    if (minimum.is_number() && full.at("flipped").at(i).get<int>() != 0) {
+      EXPECT_LE(minimum.get<double>(), full.at("margins").at(i).get<double>() * (1 + 1e-5)) << i;
+    }
+  }
+  EXPECT_TRUE(contains(margins.output, "minimum over the attack ensemble")) << margins.output;
   for (const auto& [arguments, fragment] : std::vector<std::pair<std::string, std::string>>{
            {"margins --subspaces dct:4 --model " + out_.file("run/model.pt") + data, "dct:K:T"},
            {"margins --subspaces dct:20:1 --model " + out_.file("run/model.pt") + data, "exceeds the image side"},

@@ -21,7 +21,6 @@ struct AttackCommand {
   RobustnessOptions robustness;
   std::string norm = "l2";
   bool no_deepfool = false;
-  bool no_ensemble = false;
   bool save_examples = false;
 };
 
@@ -86,7 +85,6 @@ void run_attack(AttackCommand command) {
   Model& model = *run.model;
   const RobustnessOptions options = command.robustness.set_norm(parse_norm(command.norm))
                                         .set_deepfool(!command.no_deepfool)
-                                        .set_ensemble(!command.no_ensemble)
                                         .set_batch_size(common.batch_size)
                                         .set_keep_examples(command.save_examples)
                                         .resolved();
@@ -160,14 +158,7 @@ void add_attack_command(CLI::App& app) {
   sub->add_option("--step-size", r.step_size, "PGD step length (0 = 2.5·eps/steps)")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--restarts", r.restarts, "PGD random restarts")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--no-deepfool", command->no_deepfool, "Skip the DeepFool minimal-perturbation measurement");
-  sub->add_flag("--no-ensemble", command->no_ensemble,
-                "Skip the minimal perturbation over the attack ensemble (DeepFool, FMN, the eps list's adversarials, PGD bisection)");
-  MinimalPerturbationOptions& e = r.ensemble_options;
-  sub->add_option("--fmn-steps", e.fmn_options.steps, "Ensemble: FMN steps")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--bisection-rounds", e.bisection_rounds, "Ensemble: PGD bisection rounds per image (0 = none)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--bisection-steps", e.bisection_steps, "Ensemble: PGD steps per bisection round")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+  add_ensemble_options(*sub, r.ensemble, r.ensemble_options, "DeepFool, FMN, the eps list's adversarials, PGD bisection");
   add_deepfool_options(*sub, r.deepfool_options);
   sub->add_flag("--save-examples", command->save_examples, "Write OUT/adversarial.pt (torch.load) and OUT/examples.png");
   sub->callback([command] { run_attack(*command); });

@@ -180,8 +180,9 @@ void margins_section(HtmlReport& report, const json& audit) {
   LineChart chart{"Margin in each DCT frequency subspace", "DCT subspace (0 = lowest frequencies)",
                   "median L2 margin ([0,1] pixels)", {}};
   chart.note = "lines: medians, images whose label did not flip counted at the distance reached; shaded: "
-               "quartiles; dashed: margin in the whole space (over the images that flipped)";
-  std::string bounds;
+               "quartiles; dashed: margin in the whole space (DeepFool, over the images that flipped; and the minimum "
+               "per image over the attack ensemble)";
+  std::string bounds, warnings;
   for (const auto& [name, record] : models) {
     ChartSeries series{name, {}, {}, {}, {}, false};
     std::vector<std::string> bounded_subspaces;
@@ -204,12 +205,20 @@ void margins_section(HtmlReport& report, const json& audit) {
       bounds += ", so the medians of subspaces " + list + " are only lower bounds";
     }
     if (const auto full = number(*record, {"full_space", "quartiles_of_flipped", "median"}); full && !series.x.empty()) {
-      chart.series.push_back({name + " (whole space)", {series.x.front(), series.x.back()}, {*full, *full}, {}, {}, true});
+      chart.series.push_back({name + " (whole space, DeepFool)", {series.x.front(), series.x.back()}, {*full, *full}, {}, {}, true});
+    }
+    if (const auto minimum = number(*record, {"full_space", "minimal_perturbation", "quartiles", "median"}); minimum && !series.x.empty()) {
+      chart.series.push_back({name + " (whole space, attack ensemble)", {series.x.front(), series.x.back()}, {*minimum, *minimum}, {}, {}, true});
+    }
+    if (const json* warning = find(*record, {"full_space", "minimal_perturbation", "gradient_masking_warning"}); warning && warning->is_string()) {
+      warnings += (warnings.empty() ? "" : " ") + name + ", whole space: " + warning->get<std::string>() +
+                  "; the subspace margins are DeepFool's too, so on this model read them as overestimates.";
     }
     chart.series.push_back(series);
   }
   report.paragraph("Images whose label did not flip within DeepFool's iterations count at the distance reached, a "
                    "lower bound of their margin: " + bounds + ".");
+  if (!warnings.empty()) report.html("<p class=\"skipped\">" + html_escape(warnings) + "</p>");
   // Robust models' margins can be ten times larger: a log axis keeps every model's curve readable.
   json spec = vega_lite_spec(chart);
   for (json& layer : spec["layer"]) {

@@ -164,6 +164,16 @@ std::vector<std::string> model_names(const std::vector<std::string>& paths, cons
   return names;
 }
 
+void add_ensemble_options(CLI::App& command, bool& ensemble, MinimalPerturbationOptions& options, const std::string& members) {
+  command.add_flag("--no-ensemble", [&ensemble](std::int64_t) { ensemble = false; },
+                   "Skip the minimal perturbation over the attack ensemble (" + members + ")");
+  command.add_option("--fmn-steps", options.fmn_options.steps, "Ensemble: FMN steps")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--bisection-rounds", options.bisection_rounds, "Ensemble: PGD bisection rounds per image (0 = none)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  command.add_option("--bisection-steps", options.bisection_steps, "Ensemble: PGD steps per bisection round")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+}
+
 void add_deepfool_options(CLI::App& command, DeepFoolOptions& d) {
   command.add_option("--candidates", d.candidates, "DeepFool: top-k candidate classes")->check(CLI::Range(2, 100000))->capture_default_str();
   command.add_option("--overshoot", d.overshoot, "DeepFool: overshoot")->check(CLI::NonNegativeNumber)->capture_default_str();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "robustlens/attacks/deepfool.h"
+#include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/explain/attributions.h"
 #include "robustlens/core/model.h"
 #include "robustlens/data/dataset.h"
@@ -87,6 +88,11 @@ std::vector<std::string> model_names(const std::vector<std::string>& paths, cons
 /// One number through a printf format (e.g. "%.4g", "%.2f%%"); NaN and infinities read `not_finite`
 /// when it is given.
 std::string format_number(double value, const char* format = "%.4g", const char* not_finite = nullptr);
+
+/// The attack ensemble's options (attacks/minimal_perturbation.h) of `attack`, `margins` and `latent`, declared
+/// once: --no-ensemble (clears `ensemble`), --fmn-steps, --bisection-rounds, --bisection-steps. `members` lists
+/// the members for the help text.
+void add_ensemble_options(CLI::App& command, bool& ensemble, MinimalPerturbationOptions& options, const std::string& members);
 
 /// The DeepFool options of `attack` and `margins`, declared once.
 void add_deepfool_options(CLI::App& command, DeepFoolOptions& options);
