@@ -56,7 +56,8 @@ std::string minimal_csv(const MinimalPerturbationResult& m, const std::vector<st
   return csv.str();
 }
 
-/// Up to 8 rows: clean | adversarial at the largest eps | its perturbation | DeepFool's perturbation.
+/// Up to 8 rows: clean | adversarial at the largest eps | its perturbation | DeepFool's perturbation | the
+/// ensemble's minimal perturbation (blank where a member did not run or, for the minimum, none was found).
 void write_examples(const std::filesystem::path& out, const Dataset& data, const RobustnessResult& result) {
   std::map<std::string, at::Tensor> tensors{{"images", data.images}, {"labels", data.labels}};
   for (std::size_t e = 0; e < result.eps.size(); ++e) {
@@ -64,6 +65,7 @@ void write_examples(const std::filesystem::path& out, const Dataset& data, const
   }
   tensors["eps"] = at::tensor(result.eps, at::kDouble);
   if (result.deepfool.perturbations.defined()) tensors["deepfool_perturbations"] = result.deepfool.perturbations;
+  if (result.minimal) tensors["minimal_perturbations"] = result.minimal->perturbations;
   write_tensors((out / "adversarial.pt").string(), tensors);
 
   std::vector<at::Tensor> tiles;
@@ -71,11 +73,15 @@ void write_examples(const std::filesystem::path& out, const Dataset& data, const
   for (std::int64_t i = 0; i < std::min<std::int64_t>(8, data.size()); ++i) {
     tiles.push_back(to_rgb(data.images[i]));
     tiles.push_back(to_rgb(strongest[i]));
-    tiles.push_back(diverging_colormap((strongest[i] - data.images[i]).sum(0)));
-    tiles.push_back(result.deepfool.perturbations.defined() ? diverging_colormap(result.deepfool.perturbations[i].sum(0))
-                                                             : at::ones_like(tiles.back()));
+    const at::Tensor change = diverging_colormap((strongest[i] - data.images[i]).sum(0));
+    tiles.push_back(change);
+    const at::Tensor blank = at::ones_like(change);
+    tiles.push_back(result.deepfool.perturbations.defined() ? diverging_colormap(result.deepfool.perturbations[i].sum(0)) : blank);
+    const bool found = result.minimal && std::isfinite(result.minimal->norms[i].item<double>()) &&
+                       result.minimal->norms[i].item<double>() > 0;
+    tiles.push_back(found ? diverging_colormap(result.minimal->perturbations[i].to(at::kCPU).sum(0)) : blank);
   }
-  write_png((out / "examples.png").string(), image_grid(tiles, 4, 4));
+  write_png((out / "examples.png").string(), image_grid(tiles, 5, 4));
 }
 
 void run_attack(AttackCommand command) {

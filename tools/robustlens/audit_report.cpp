@@ -151,9 +151,11 @@ void robustness_section(HtmlReport& report, const json& audit) {
   if (!deepfool.series.empty()) charts.push_back(vega_lite_spec(deepfool));
   charts_side_by_side(report, charts);
   if (!warnings.empty()) report.html("<p class=\"skipped\">" + html_escape(warnings) + "</p>");
-  report.paragraph("Each row: the image, its adversarial version at the largest ε, that change (red +, blue −) and "
-                   "the change DeepFool found.");
-  model_figures(report, audit, "attack", "examples.png", "image | attacked | its change | DeepFool's change");
+  report.paragraph("Each row: the image, its adversarial version at the largest ε, that change (red +, blue −), "
+                   "the change DeepFool found and the smallest change the ensemble found (blank: the image was "
+                   "already misclassified, or no attack flipped it).");
+  model_figures(report, audit, "attack", "examples.png",
+                "image | attacked | its change | DeepFool's change | the ensemble's minimal change");
 }
 
 void explanations_section(HtmlReport& report, const json& audit) {
