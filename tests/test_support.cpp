@@ -132,6 +132,11 @@ void expect_minimum_consistent_with_robust_accuracy(const nlohmann::json& attack
   for (std::size_t i = 0; i < robust.size(); ++i) {
     EXPECT_GE(within[i].at("share").get<double>(), 1 - robust[i].at("robust_accuracy").get<double>() - 0.02)
         << "eps " << robust[i].at("eps");
+    // The ensemble's robust accuracy is 1 − that share, and never above the attack's own (its adversarials are members).
+    const nlohmann::json& ensemble = attack_record.at("minimal_perturbation").at("robust_accuracy").at(i);
+    EXPECT_DOUBLE_EQ(ensemble.at("robust_accuracy").get<double>(), 1 - within[i].at("share").get<double>());
+    EXPECT_LE(ensemble.at("robust_accuracy").get<double>(), robust[i].at("robust_accuracy").get<double>() + 1e-12)
+        << "eps " << robust[i].at("eps");
   }
 }
 

@@ -53,7 +53,11 @@ nlohmann::json RobustnessResult::to_json() const {
   }
   if (minimal) {
     nlohmann::json within = nlohmann::json::array();
-    for (std::size_t i = 0; i < eps.size(); ++i) within.push_back({{"eps", eps[i]}, {"share", minimal_share_within_eps[i]}});
+    nlohmann::json ensemble_accuracy = nlohmann::json::array();
+    for (std::size_t i = 0; i < eps.size(); ++i) {
+      within.push_back({{"eps", eps[i]}, {"share", minimal_share_within_eps[i]}});
+      ensemble_accuracy.push_back({{"eps", eps[i]}, {"robust_accuracy", 1 - minimal_share_within_eps[i]}});
+    }
     nlohmann::json names = nlohmann::json::array();
     const at::Tensor who = minimal->found_by.to(at::kCPU);
     for (std::int64_t i = 0; i < who.numel(); ++i) {
@@ -67,6 +71,9 @@ nlohmann::json RobustnessResult::to_json() const {
         {"quartiles_of_all", minimal_quartiles_all.to_json()},
         {"not_found", who.eq(-1).sum().item<std::int64_t>()},
         {"share_within_eps", within},
+        {"robust_accuracy", ensemble_accuracy},
+        {"robust_accuracy_is", "the share of samples correctly classified and not fooled within eps by any member (the "
+                               "attack's adversarials included): at most the attack's own robust accuracy"},
         {"deepfool_overestimate_share",
          std::isfinite(minimal->deepfool_overestimate_share) ? nlohmann::json(minimal->deepfool_overestimate_share)
                                                              : nlohmann::json()},

@@ -80,6 +80,11 @@ TEST_F(CliAudit, RunsEveryAnalysisAndReportsTheSubcommandsNumbers) {
   const nlohmann::json& binenc = audit_json.at("models").at(1).at("analyses");
   EXPECT_EQ(row.at("model"), "binenc");
   EXPECT_EQ(row.at("values").at("accuracy"), binenc.at("eval").at("accuracy"));
+  testing::expect_minimum_consistent_with_robust_accuracy(binenc.at("attack"));
+  // Robust accuracy at the eps nearest 0.5 (0.5 is on the default list) under the whole ensemble.
+  for (const nlohmann::json& entry : binenc.at("attack").at("minimal_perturbation").at("robust_accuracy")) {
+    if (entry.at("eps") == 0.5) EXPECT_EQ(row.at("values").at("robust_accuracy"), entry.at("robust_accuracy"));
+  }
   EXPECT_EQ(row.at("values").at("minimal_perturbation"),
             binenc.at("attack").at("minimal_perturbation").at("quartiles_of_correct").at("median"));
   EXPECT_NEAR(row.at("values").at("spectral_score").get<double>(), binenc.at("spectral").at("signed_score").get<double>(), 1e-12);
@@ -142,7 +147,7 @@ TEST_F(CliAudit, ContinuesWhereItStoppedAndRedoesOnlyWhatChanged) {
 
   // A step written by an older robustlens, whose record lacks what the summary now reads, runs again.
   nlohmann::json marker = read_json_file(out_.file("audit/models/binenc/attack/audit_step.json"));
-  ASSERT_EQ(marker.at("record_format"), 2);
+  ASSERT_EQ(marker.at("record_format"), 3);
   marker.erase("record_format");
   write_json_file(out_.file("audit/models/binenc/attack/audit_step.json"), marker);
   const auto upgraded = audit("audit");

@@ -136,9 +136,10 @@ std::string file_fingerprint(const std::string& path) {
 /// The version of what a subcommand writes, raised when the summary or the report needs a field that older
 /// records lack, so that an upgraded robustlens runs those steps again instead of showing "—" (2: attack's
 /// ensemble minimum, latent's ensemble ratio, upi's summary at the median minimal perturbation, margins'
-/// full-space ensemble minimum). Markers written before versions existed count as 1.
+/// full-space ensemble minimum; 3: attack's examples.png with the ensemble's column, as the report's caption
+/// says). Markers written before versions existed count as 1.
 int record_format(const std::string& analysis) {
-  static const std::map<std::string, int> formats = {{"attack", 2}, {"latent", 2}, {"upi", 2}, {"margins", 2}};
+  static const std::map<std::string, int> formats = {{"attack", 3}, {"latent", 2}, {"upi", 2}, {"margins", 2}};
   const auto found = formats.find(analysis);
   return found == formats.end() ? 1 : found->second;
 }
