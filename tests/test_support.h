@@ -56,20 +56,17 @@ class LinearModel : public FixedFunctionModel {
   LinearModel(at::Tensor weight, at::Tensor bias);
   at::Tensor forward(const at::Tensor& images) override;
 
- private:
+ protected:
   at::Tensor weight_, bias_;
 };
 
 /// The same linear model with a third of the true slope in its input gradient: the forward pass is
 /// flatten(x)·Wᵀ + b, the backward pass sees x/3 (the rest detached). DeepFool's linearised step then
 /// lands three times too far; the direction is still right (gradient masking with a known answer).
-class MaskedLinearModel : public FixedFunctionModel {
+class MaskedLinearModel : public LinearModel {
  public:
-  MaskedLinearModel(at::Tensor weight, at::Tensor bias);
+  using LinearModel::LinearModel;
   at::Tensor forward(const at::Tensor& images) override;
-
- private:
-  at::Tensor weight_, bias_;
 };
 
 /// A GoogleTest failure unless `action` throws robustlens::Error with `fragment` in its message.
