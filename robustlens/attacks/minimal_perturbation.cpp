@@ -194,9 +194,16 @@ MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& 
   }
   for (const CandidatePerturbations& candidate : given) minimum.offer(candidate.name, candidate.perturbations, /*shrink=*/true);
   if (options.fmn) {
-    // Warm-started from the smallest adversarial so far (the image itself where there is none).
+    // Warm-started from the smallest adversarial so far (the image itself where there is none), on the
+    // images the model still classifies correctly: a misclassified one is at 0 already.
     const FmnOptions fmn = FmnOptions(options.fmn_options).set_norm(options.norm).set_clip(options.clip).set_batch_size(options.batch_size);
-    minimum.offer("fmn", fmn_attack(model, x, y, fmn, progress, minimum.perturbations()).perturbations);
+    const at::Tensor rows = minimum.norms().gt(0).nonzero().squeeze(1);
+    at::Tensor found = at::zeros_like(x);
+    if (rows.numel() > 0) {
+      found.index_copy_(0, rows, fmn_attack(model, x.index_select(0, rows), y.index_select(0, rows), fmn, progress,
+                                            minimum.perturbations().index_select(0, rows)).perturbations);
+    }
+    minimum.offer("fmn", found);
   }
   if (options.bisection_rounds > 0) {
     minimum.offer("pgd-bisection", bisection_perturbations(model, x, y, minimum, options, progress));
