@@ -348,7 +348,8 @@ double resolve_summary_eps(Model& model, const Dataset& correct, const UpiOption
   model.set_training(false);
   const at::Tensor images = correct.images.to(model.device()), labels = correct.labels.to(model.device());
   const MinimalPerturbationResult minimal = minimal_perturbations(
-      model, images, labels, MinimalPerturbationOptions().set_norm(Norm::l2).set_clip(options.clip), {}, progress);
+      model, images, labels, MinimalPerturbationOptions().set_norm(Norm::l2).set_clip(options.clip).set_batch_size(options.batch_size), {},
+      progress);
   const double median = quartiles(minimal.norms.to(at::kCPU)).median;
   RL_CHECK(std::isfinite(median) && median > 0, "UPI: the median minimal perturbation of the ", correct.size(),
            " correctly classified test images is ", median,

@@ -62,8 +62,9 @@ struct FmnResult {
 };
 
 /// Runs the model in its current mode (use evaluation mode); results on the input's device.
-/// A sample the model already misclassifies gets a zero perturbation of norm 0. `start`
-/// (N×C×H×W, optional) warm-starts the iterates, e.g. from another attack's adversarial.
+/// Without `start`, a sample the model already misclassifies gets a zero perturbation of norm 0.
+/// `start` (N×C×H×W, optional) warm-starts the iterates, e.g. from another attack's adversarial;
+/// a misclassified sample then keeps the start's norm (pass only correct samples, as the ensemble does).
 FmnResult fmn_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const FmnOptions& options,
                      const ProgressCallback& progress = {}, const at::Tensor& start = {});
 

@@ -42,8 +42,8 @@ struct MinimalPerturbationOptions {
   /// DeepFool as a member (L2 only), with its own options (its clip included: its estimate is reported as it is).
   bool deepfool = true;
   DeepFoolOptions deepfool_options;
-  /// FMN as a member; its norm and clip are set from this struct's. Warm-started from DeepFool's
-  /// adversarial, FMN must shrink its radius fast: with the paper's γ = 0.05 it can shrink by at most
+  /// FMN as a member; its norm and clip are set from this struct's. Warm-started from the smallest
+  /// adversarial so far (DeepFool's, mostly), FMN must shrink its radius fast: with the paper's γ = 0.05 it can shrink by at most
   /// exp(−Σγ) ≈ 0.53 in 25 steps, too little where DeepFool overestimates 2× or more (measured in
   /// docs/attacks-and-attributions.md: γ = 0.2 and 20 steps come closer to a 100-step reference at less cost).
   bool fmn = true;
@@ -86,7 +86,8 @@ struct MinimalPerturbationResult {
   at::Tensor perturbations;          ///< N×C×H×W, the smallest checked perturbation (zeros where none)
   at::Tensor norms;                  ///< N, double: its norm; 0 when misclassified clean, +inf when none found
   at::Tensor found_by;               ///< N, int64: index into attacks, −1 when none found
-  at::Tensor per_attack_norms;       ///< N×attacks, double: each member's checked norm (+inf: it failed)
+  at::Tensor per_attack_norms;       ///< N×attacks, double: each member's checked norm (+inf: it failed; 0 for every
+                                     ///< member on an image misclassified clean, where FMN and the bisection do not run)
   DeepFoolResult deepfool;           ///< DeepFool's own result, when it ran
   /// Among correctly classified samples with a finite minimum that DeepFool flipped: the share whose
   /// DeepFool norm exceeds overestimate_factor × the minimum (NaN when DeepFool did not run or none compare).

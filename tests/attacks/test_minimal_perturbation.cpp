@@ -166,6 +166,12 @@ TEST(MinimalPerturbation, IsTheSmallestCheckedMemberAndCountsMisclassifiedImages
   const nlohmann::json counts = result.found_by_counts();
   EXPECT_EQ(counts.at("clean"), 2);
   EXPECT_EQ(counts.at("none"), 0);
+  // Batches of 7 mix fooled and unfooled rows in the ray search and put the misclassified images
+  // (left out of FMN and the bisection) in the last batch: every member's norm is the one-batch run's.
+  const MinimalPerturbationResult batched =
+      minimal_perturbations(model, c.images, c.labels, MinimalPerturbationOptions(options).set_batch_size(7));
+  EXPECT_TRUE(at::allclose(batched.per_attack_norms, result.per_attack_norms, 1e-5, 1e-7))
+      << batched.per_attack_norms - result.per_attack_norms;
 }
 
 TEST(MinimalPerturbation, WarnsWhenMaskedGradientsMakeDeepFoolOverestimate) {

@@ -311,17 +311,19 @@ void upi_section(HtmlReport& report, const json& audit) {
                     cell("universal-random", "dissimilarity_unchanged", "fixed"),
                     cell("per-image-attack", "dissimilarity_unchanged", "fixed") + " / " +
                         cell("per-image-attack", "fooling_rate", "percent"),
-                    floor != nullptr ? format_value(*floor, "fixed") : "—"});
+                    floor != nullptr ? format_value(*floor, "fixed") + " (ε " + format_value((*record)["floor"]["eps"], "general") + ")"
+                                     : "—"});
   }
-  report.table({"model", "ε (median minimal perturbation)", "UPI-Grad: map change / fooling rate",
+  report.table({"model", "summary ε", "UPI-Grad: map change / fooling rate",
                 "UPI-PCA: map change / fooling rate", "random noise (mean ± sd over draws)",
-                "per-image attack: map change / fooling rate", "floor (random, ε = 0.001)"},
+                "per-image attack: map change / fooling rate", "floor (random noise, ε)"},
                rows,
-               {"", "The L2 length of every perturbation in this table: the median of the minimal perturbations that "
-                    "the attack ensemble finds on the correctly classified test images UPI is scored on.",
+               {"", "The L2 length of every perturbation in this table: by default the median of the minimal perturbations "
+                    "that the attack ensemble finds on the correctly classified test images UPI is scored on, or "
+                    "upi --summary-eps (upi.json's summary.eps_source says which).",
                 "Map change over the images whose prediction did not change / share whose prediction changed.", "", "",
                 "An attack that sees each test image: an upper reference.",
-                "Random noise of length 0.001: the change any perturbation causes."});
+                "Random noise of a tiny length (upi --floor-eps, default 0.001): the change any perturbation causes."});
   std::vector<json> charts;
   for (const auto& [name, record] : models) {
     LineChart chart{name + ": map dissimilarity", "ε (L2 length of the perturbation)", "dissimilarity of maps", {}};

@@ -51,11 +51,12 @@ const json* tangent_result(const json& model) {
 }
 
 /// A metric of the UPI step's summary (at the model's median minimal perturbation) for one perturbation;
-/// "upi": UPI-Grad's, or UPI-PCA's when only that ran.
+/// "upi": UPI-Grad's, or UPI-PCA's when only that ran. The method is chosen by which ran, never by which
+/// value is a number: a null (e.g. no unchanged prediction left) must not switch the column to the other.
 std::optional<double> upi_summary(const json& model, const std::string& method, const std::string& metric) {
   if (method == "upi") {
-    const auto grad = upi_summary(model, "upi-grad", metric);
-    return grad ? grad : upi_summary(model, "upi-pca", metric);
+    const bool grad_ran = find(model, {"analyses", "upi", "summary", "metrics", "upi-grad"}) != nullptr;
+    return upi_summary(model, grad_ran ? "upi-grad" : "upi-pca", metric);
   }
   return number(model, {"analyses", "upi", "summary", "metrics", method, metric});
 }
@@ -94,7 +95,7 @@ const std::vector<Column>& summary_columns() {
        [](const json&, const json& m) { return robust_accuracy_at_half(m); }},
       {"minimal_perturbation", "minimal perturbation",
        "Median L2 length of the smallest change that alters the answer on a correctly classified image: the "
-       "minimum per image over an attack ensemble (DeepFool, PGD at every ε, FMN, PGD bisection; each checked), "
+       "minimum per image over an attack ensemble (DeepFool, the smallest fooling ε's PGD adversarial, FMN, PGD bisection; each checked), "
        "which a stronger attack cannot lower the way it lowers DeepFool's alone. Larger: the decision boundary is "
        "farther from the data (attack; the report shows DeepFool's beside it).",
        "general",

@@ -170,7 +170,7 @@ void add_ensemble_options(CLI::App& command, bool& ensemble, MinimalPerturbation
   command.add_option("--fmn-steps", options.fmn_options.steps, "Ensemble: FMN steps")->check(CLI::PositiveNumber)->capture_default_str();
   command.add_option("--fmn-gamma", options.fmn_options.gamma_init,
                      "Ensemble: FMN's initial radius factor (the radius moves by up to this fraction per step, annealed)")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+      ->capture_default_str();
   command.add_option("--bisection-rounds", options.bisection_rounds, "Ensemble: PGD bisection rounds per image (0 = none)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   command.add_option("--bisection-steps", options.bisection_steps, "Ensemble: PGD steps per bisection round")
