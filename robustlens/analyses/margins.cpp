@@ -60,13 +60,10 @@ nlohmann::json MarginOptions::to_json() const {
 }
 
 nlohmann::json FullSpaceMinimum::to_json() const {
-  return {{"quartiles", quartiles.to_json()},
-          {"found_by_counts", found_by_counts},
-          {"deepfool_overestimate_share", std::isfinite(deepfool_overestimate_share) ? nlohmann::json(deepfool_overestimate_share) : nlohmann::json()},
-          {"deepfool_compared", deepfool_compared},
-          {"gradient_masking_warning", warning.empty() ? nlohmann::json() : nlohmann::json(warning)},
-          {"counted_against", "the predicted label (the margin of the class the model predicts)"},
-          {"norms", tensor_to_json(norms)}};
+  nlohmann::json json = minimal.to_json(warning);
+  json["quartiles"] = quartiles.to_json();
+  json["counted_against"] = "the predicted label (the margin of the class the model predicts)";
+  return json;
 }
 
 nlohmann::json SubspaceMargins::to_json() const {
@@ -86,7 +83,7 @@ nlohmann::json MarginResult::to_json() const {
   }
   nlohmann::json json = {{"subspaces", subspaces.to_json()}, {"per_subspace", subspace_list}};
   if (full_space.margins.defined()) json["full_space"] = full_space.to_json();
-  if (full_space_minimum.norms.defined()) json["full_space"]["minimal_perturbation"] = full_space_minimum.to_json();
+  if (full_space_minimum.minimal.norms.defined()) json["full_space"]["minimal_perturbation"] = full_space_minimum.to_json();
   return json;
 }
 
@@ -119,16 +116,13 @@ MarginResult analyse_margins(Model& model, const Dataset& dataset, const MarginO
     // DeepFool is the ensemble's first member, with the same options: its result is the DeepFool margin.
     const MinimalPerturbationOptions ensemble = options.resolved_ensemble_options();
     const at::Tensor predicted = batched_logits(model, images, options.batch_size).argmax(1).to(images.device());
-    const MinimalPerturbationResult minimal = minimal_perturbations(model, images, predicted, ensemble, {}, progress);
-    const DeepFoolResult& full = minimal.deepfool;
-    result.full_space = summarise(full.norms.to(at::kCPU), full.flipped.to(at::kCPU), full.iterations.to(at::kCPU));
     FullSpaceMinimum& minimum = result.full_space_minimum;
-    minimum.norms = minimal.norms.to(at::kCPU);
-    minimum.quartiles = quartiles(minimum.norms);
-    minimum.found_by_counts = minimal.found_by_counts();
-    minimum.deepfool_overestimate_share = minimal.deepfool_overestimate_share;
-    minimum.deepfool_compared = minimal.deepfool_compared;
-    minimum.warning = minimal.warning(ensemble);
+    minimum.minimal = minimal_perturbations(model, images, predicted, ensemble, {}, progress);
+    const DeepFoolResult& full = minimum.minimal.deepfool;
+    result.full_space = summarise(full.norms.to(at::kCPU), full.flipped.to(at::kCPU), full.iterations.to(at::kCPU));
+    minimum.minimal.to_cpu();
+    minimum.quartiles = quartiles(minimum.minimal.norms);
+    minimum.warning = minimum.minimal.warning(ensemble);
   } else if (options.full_space) {
     DeepFoolOptions unconstrained = options.deepfool;
     unconstrained.set_batch_size(options.batch_size).set_projector({});

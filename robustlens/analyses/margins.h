@@ -85,12 +85,9 @@ struct SubspaceMargins {
 
 /// The full-space minimum over the attack ensemble.
 struct FullSpaceMinimum {
-  at::Tensor norms;      ///< N, double (+inf where no attack found one)
-  Quartiles quartiles;   ///< over every sample (+inf counts)
-  nlohmann::json found_by_counts;
-  double deepfool_overestimate_share = 0;
-  std::int64_t deepfool_compared = 0;
-  std::string warning;   ///< DeepFool's overestimate warning; empty when none
+  MinimalPerturbationResult minimal;  ///< on the CPU; norms undefined when not measured
+  Quartiles quartiles;                ///< of minimal.norms over every sample (+inf counts)
+  std::string warning;                ///< DeepFool's overestimate warning; empty when none
   nlohmann::json to_json() const;
 };
 
@@ -98,7 +95,7 @@ struct MarginResult {
   DctSubspaces subspaces;
   std::vector<SubspaceMargins> per_subspace;  ///< index t = subspace t (low → high frequency)
   SubspaceMargins full_space;                 ///< DeepFool's, when measured
-  FullSpaceMinimum full_space_minimum;        ///< the ensemble's, when measured (norms defined)
+  FullSpaceMinimum full_space_minimum;        ///< the ensemble's, when measured (minimal.norms defined)
   nlohmann::json to_json() const;
 };
 

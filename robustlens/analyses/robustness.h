@@ -78,8 +78,11 @@ struct RobustnessResult {
   /// samples (misclassified ones at 0: the median is the eps at which robust accuracy would be 50%).
   Quartiles minimal_quartiles_correct, minimal_quartiles_all;
   /// Per eps of the list: the share of samples whose minimal perturbation is <= eps (float rounding allowed);
-  /// at least 1 − robust accuracy, since the list's adversarials are members.
+  /// at least 1 − robust accuracy up to float ties, since the list's adversarials are members.
   std::vector<double> minimal_share_within_eps;
+  /// Per eps of the list: the share correctly classified, robust to the attack at eps and with no member's
+  /// checked perturbation within eps; at most robust_accuracy and 1 − minimal_share_within_eps.
+  std::vector<double> ensemble_robust_accuracy;
   std::string minimal_warning;
   nlohmann::json to_json() const;
 };

@@ -371,7 +371,11 @@ nlohmann::json UpiResult::to_json() const {
           {"test_images", test_images},
           {"top_k", top_k},
           {"per_eps", per_eps},
-          {"summary", {{"eps", summary_eps}, {"eps_source", summary_eps_source}, {"metrics", by_name(metrics.at(summary_index))}}},
+          {"summary",
+           {{"eps", summary_eps},
+            {"eps_source", summary_eps_source},
+            {"method", summary_method},
+            {"metrics", by_name(metrics.at(summary_index))}}},
           {"floor", {{"eps", floor_eps}, {"metrics", by_name(floor)}}}};
 }
 
@@ -397,6 +401,7 @@ UpiResult analyse_upi(Model& model, const Dataset& attack, const Dataset& test, 
   result.summary_index = static_cast<std::size_t>(std::find_if(result.eps.begin(), result.eps.end(), same) - result.eps.begin());
 
   const bool grad = options.method != "pca", pca = options.method != "grad";
+  result.summary_method = grad ? "upi-grad" : "upi-pca";
   const at::Tensor direction = pca ? upi_pca_direction(model, attack_set, options, progress) : at::Tensor();
   for (const double eps : result.eps) {
     std::map<std::string, at::Tensor> universal;

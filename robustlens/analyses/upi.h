@@ -163,10 +163,12 @@ struct UpiResult {
   std::vector<std::map<std::string, UpiMetrics>> metrics;
   /// Per eps: the universal perturbations (C×H×W) by name (universal-random: its first draw).
   std::vector<std::map<std::string, at::Tensor>> perturbations;
-  /// The summary: its radius, how it was chosen, and its index in eps.
+  /// The summary: its radius, how it was chosen, its index in eps, and the method it reads
+  /// (upi-grad, or upi-pca when only that ran).
   double summary_eps = 0;
   std::string summary_eps_source;
   std::size_t summary_index = 0;
+  std::string summary_method;
   /// The random baselines at options.floor_eps.
   double floor_eps = 0;
   std::map<std::string, UpiMetrics> floor;

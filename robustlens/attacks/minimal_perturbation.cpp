@@ -1,6 +1,7 @@
 #include "robustlens/attacks/minimal_perturbation.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/report/files.h"
 
 #include <cmath>
 #include <limits>
@@ -151,10 +152,12 @@ nlohmann::json MinimalPerturbationOptions::to_json() const {
           {"batch_size", batch_size}};
 }
 
-double MinimalPerturbationResult::share_within(double eps) const {
+at::Tensor MinimalPerturbationResult::within(double eps) const {
   // A PGD adversarial projected onto the eps-sphere in float may lie a rounding error outside it.
-  return norms.le(eps * (1 + 1e-5)).to(at::kDouble).mean().item<double>();
+  return norms.le(eps * (1 + 1e-5));
 }
+
+double MinimalPerturbationResult::share_within(double eps) const { return within(eps).to(at::kDouble).mean().item<double>(); }
 
 std::string MinimalPerturbationResult::warning(const MinimalPerturbationOptions& options) const {
   if (!gradient_masking_warning) return "";
@@ -173,6 +176,29 @@ nlohmann::json MinimalPerturbationResult::found_by_counts() const {
   for (std::size_t a = 0; a < attacks.size(); ++a) counts[attacks[a]] = who.eq(static_cast<std::int64_t>(a)).sum().item<std::int64_t>();
   counts["none"] = who.eq(-1).sum().item<std::int64_t>();
   return counts;
+}
+
+void MinimalPerturbationResult::to_cpu() {
+  for (at::Tensor* t : {&perturbations, &norms, &found_by, &per_attack_norms}) *t = t->to(at::kCPU);
+}
+
+nlohmann::json MinimalPerturbationResult::to_json(const std::string& warning) const {
+  nlohmann::json names = nlohmann::json::array();
+  const at::Tensor who = found_by.to(at::kCPU);
+  for (std::int64_t i = 0; i < who.numel(); ++i) {
+    const std::int64_t a = who[i].item<std::int64_t>();
+    names.push_back(a < 0 ? "none" : attacks[static_cast<std::size_t>(a)]);
+  }
+  return {{"attacks", attacks},
+          {"found_by_counts", found_by_counts()},
+          {"not_found", who.eq(-1).sum().item<std::int64_t>()},
+          {"deepfool_overestimate_share",
+           std::isfinite(deepfool_overestimate_share) ? nlohmann::json(deepfool_overestimate_share) : nlohmann::json()},
+          {"deepfool_compared", deepfool_compared},
+          {"gradient_masking_warning", warning.empty() ? nlohmann::json() : nlohmann::json(warning)},
+          {"infinite_means", "no attack found an adversarial (JSON null)"},
+          {"norms", tensor_to_json(norms)},
+          {"found_by", names}};
 }
 
 MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& images, const at::Tensor& labels,

@@ -95,13 +95,20 @@ struct MinimalPerturbationResult {
   std::int64_t deepfool_compared = 0;
   bool gradient_masking_warning = false;
 
-  /// Share of samples whose minimal perturbation is <= eps (misclassified ones count, at 0), allowing
-  /// float rounding (a relative 1e-5).
+  /// Per sample (bool, on norms' device): the minimal perturbation is <= eps (misclassified ones are, at 0),
+  /// allowing float rounding (a relative 1e-5).
+  at::Tensor within(double eps) const;
+  /// The share of samples within eps.
   double share_within(double eps) const;
   /// The warning as one sentence; empty when there is none.
   std::string warning(const MinimalPerturbationOptions& options) const;
   /// How many samples each attack was the first to reach the minimum for, by name ("none": not found).
   nlohmann::json found_by_counts() const;
+  /// Moves perturbations, norms, found_by and per_attack_norms to the CPU (not DeepFool's result).
+  void to_cpu();
+  /// The per-sample record: attacks, who found each minimum, the overestimate check with `warning`
+  /// (warning(options), passed since this struct does not keep its options), and the norms.
+  nlohmann::json to_json(const std::string& warning) const;
 };
 
 /// Runs the model in its current mode (use evaluation mode); results on the input's device.

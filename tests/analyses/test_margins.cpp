@@ -50,7 +50,7 @@ TEST(Margins, LinearModelMatchesClosedFormInEverySubspace) {
       if (k != c) expected = std::min(expected, std::abs((logits[i][k] - logits[i][c]).item<double>()) / (weight[k] - weight[c]).norm().item<double>());
     }
     EXPECT_NEAR(result.full_space.margins[i].item<double>(), 1.02 * expected, 1e-4 * 1.02 * expected) << "sample " << i;
-    EXPECT_NEAR(result.full_space_minimum.norms[i].item<double>(), expected, 1e-3 * expected) << "sample " << i;
+    EXPECT_NEAR(result.full_space_minimum.minimal.norms[i].item<double>(), expected, 1e-3 * expected) << "sample " << i;
   }
   EXPECT_TRUE(result.full_space_minimum.warning.empty());
   EXPECT_EQ(result.to_json().at("full_space").at("minimal_perturbation").at("norms").size(), 7u);
@@ -68,15 +68,15 @@ TEST(Margins, FullSpaceEnsembleWarnsWhereMaskedGradientsMakeDeepFoolOverestimate
   const at::Tensor logits = data.images.flatten(1).to(at::kDouble).matmul(w.t()) + b;
   const at::Tensor expected = (logits.select(1, 1) - logits.select(1, 0)).abs() / (w[1] - w[0]).norm();
   for (std::int64_t i = 0; i < 12; ++i) {
-    EXPECT_NEAR(result.full_space_minimum.norms[i].item<double>(), expected[i].item<double>(), 0.02 * expected[i].item<double>())
+    EXPECT_NEAR(result.full_space_minimum.minimal.norms[i].item<double>(), expected[i].item<double>(), 0.02 * expected[i].item<double>())
         << "sample " << i;
     EXPECT_GT(result.full_space.margins[i].item<double>(), 2.5 * expected[i].item<double>()) << "sample " << i;
   }
   EXPECT_NE(result.full_space_minimum.warning.find("DeepFool overestimates"), std::string::npos);
-  EXPECT_DOUBLE_EQ(result.full_space_minimum.deepfool_overestimate_share, 1.0);
+  EXPECT_DOUBLE_EQ(result.full_space_minimum.minimal.deepfool_overestimate_share, 1.0);
   // Without the ensemble: DeepFool alone, no minimum.
   const MarginResult alone = analyse_margins(model, data, MarginOptions().set_block(3).set_step(3).set_ensemble(false));
-  EXPECT_FALSE(alone.full_space_minimum.norms.defined());
+  EXPECT_FALSE(alone.full_space_minimum.minimal.norms.defined());
   EXPECT_TRUE(at::allclose(alone.full_space.margins, result.full_space.margins));
   EXPECT_FALSE(alone.to_json().at("full_space").contains("minimal_perturbation"));
 }

@@ -73,6 +73,8 @@ TEST(Robustness, EnsembleMinimumIsConsistentWithRobustAccuracyOnTrainedModels) {
     const MinimalPerturbationResult& minimal = *result.minimal;
     for (std::size_t i = 0; i < options.eps.size(); ++i) {
       EXPECT_GE(result.minimal_share_within_eps[i], 1 - result.robust_accuracy[i] - 0.02) << head << " eps " << options.eps[i];
+      EXPECT_LE(result.ensemble_robust_accuracy[i], std::min(result.robust_accuracy[i], 1 - result.minimal_share_within_eps[i]))
+          << head << " eps " << options.eps[i];
     }
     // Each minimum is a perturbation that fools the model, in the image domain, of the reported norm.
     const at::Tensor adversarial = test.images + minimal.perturbations;

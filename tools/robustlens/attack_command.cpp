@@ -29,7 +29,7 @@ std::string robust_accuracy_csv(const RobustnessResult& result) {
   csv << "eps,robust_accuracy" << (result.minimal ? ",ensemble_robust_accuracy" : "") << "\n";
   for (std::size_t i = 0; i < result.eps.size(); ++i) {
     csv << result.eps[i] << ',' << result.robust_accuracy[i];
-    if (result.minimal) csv << ',' << 1 - result.minimal_share_within_eps[i];
+    if (result.minimal) csv << ',' << result.ensemble_robust_accuracy[i];
     csv << '\n';
   }
   return csv.str();
@@ -139,7 +139,7 @@ void run_attack(AttackCommand command) {
     std::printf("\n  robust accuracy under the ensemble (no member fools the image within eps):");
     double largest_gap = 0, gap_eps = 0;
     for (std::size_t i = 0; i < result.eps.size(); ++i) {
-      const double ensemble = 1 - result.minimal_share_within_eps[i];
+      const double ensemble = result.ensemble_robust_accuracy[i];
       std::printf("  eps %.4g: %.2f%%", result.eps[i], 100 * ensemble);
       if (result.robust_accuracy[i] - ensemble > largest_gap) {
         largest_gap = result.robust_accuracy[i] - ensemble;

@@ -1,6 +1,7 @@
 #include "audit_records.h"
 
-#include <cstdio>
+#include "common.h"
+
 
 namespace robustlens::cli {
 
@@ -37,15 +38,8 @@ std::optional<MarginsWithLowerBounds> bounded_margins(const json* subspace) {
 std::string format_value(const json& value, const std::string& format) {
   if (!value.is_number()) return "—";
   const double v = value.get<double>();
-  char text[32];
-  if (format == "percent") {
-    std::snprintf(text, sizeof text, "%.1f%%", 100 * v);
-  } else if (format == "fixed") {
-    std::snprintf(text, sizeof text, "%.3f", v);
-  } else {
-    std::snprintf(text, sizeof text, "%.3g", v);
-  }
-  return text;
+  if (format == "percent") return format_number(100 * v, "%.1f%%");
+  return format_number(v, format == "fixed" ? "%.3f" : "%.3g");
 }
 
 std::string summary_cell(const json& row, const json& column) {

@@ -139,11 +139,11 @@ void robustness_section(HtmlReport& report, const json& audit) {
       series.y.push_back(entry["robust_accuracy"]);
     }
     accuracy.series.push_back(series);
-    if (const json* within = find(*record, {"minimal_perturbation", "share_within_eps"})) {
+    if (const json* per_eps = find(*record, {"minimal_perturbation", "robust_accuracy"})) {
       ChartSeries ensemble{name + " (ensemble)", {0.0}, {(*record)["clean_accuracy"].get<double>()}, {}, {}, true};
-      for (const json& entry : *within) {
+      for (const json& entry : *per_eps) {
         ensemble.x.push_back(entry["eps"]);
-        ensemble.y.push_back(1 - entry["share"].get<double>());
+        ensemble.y.push_back(entry["robust_accuracy"]);
       }
       accuracy.series.push_back(ensemble);
     }

@@ -32,16 +32,16 @@ std::optional<double> latent_number(const json& audit, const json& model, const 
 }
 
 /// The robust accuracy at the eps nearest 0.5 (the middle of the default L2 radii): under the attack ensemble
-/// (1 − the share whose minimal perturbation is within eps) when it ran, else the attack's own.
+/// when it ran, else the attack's own.
 std::optional<double> robust_accuracy_at_half(const json& model) {
-  const json* ensemble = find(model, {"analyses", "attack", "minimal_perturbation", "share_within_eps"});
+  const json* ensemble = find(model, {"analyses", "attack", "minimal_perturbation", "robust_accuracy"});
   const json* per_eps = ensemble != nullptr ? ensemble : find(model, {"analyses", "attack", "robust_accuracy"});
   if (per_eps == nullptr || per_eps->empty()) return std::nullopt;
   const json* best = &per_eps->front();
   for (const json& entry : *per_eps) {
     if (std::abs(entry["eps"].get<double>() - 0.5) < std::abs((*best)["eps"].get<double>() - 0.5)) best = &entry;
   }
-  return ensemble != nullptr ? 1 - (*best)["share"].get<double>() : (*best)["robust_accuracy"].get<double>();
+  return (*best)["robust_accuracy"].get<double>();
 }
 
 /// The tangent space the manifold step measured: the VAE's when there is one, else local PCA's.
@@ -51,10 +51,13 @@ const json* tangent_result(const json& model) {
 }
 
 /// A metric of the UPI step's summary (at the model's median minimal perturbation) for one perturbation;
-/// "upi": UPI-Grad's, or UPI-PCA's when only that ran. The method is chosen by which ran, never by which
-/// value is a number: a null (e.g. no unchanged prediction left) must not switch the column to the other.
+/// "upi": the summary's method (summary.method: UPI-Grad's, or UPI-PCA's when only that ran), never chosen
+/// by which value is a number: a null (e.g. no unchanged prediction left) must not switch the column.
 std::optional<double> upi_summary(const json& model, const std::string& method, const std::string& metric) {
   if (method == "upi") {
+    const json* chosen = find(model, {"analyses", "upi", "summary", "method"});
+    if (chosen != nullptr && chosen->is_string()) return upi_summary(model, chosen->get<std::string>(), metric);
+    // Records written before summary.method: UPI-Grad's when it ran.
     const bool grad_ran = find(model, {"analyses", "upi", "summary", "metrics", "upi-grad"}) != nullptr;
     return upi_summary(model, grad_ran ? "upi-grad" : "upi-pca", metric);
   }

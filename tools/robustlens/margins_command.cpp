@@ -47,10 +47,10 @@ std::string margins_csv(const MarginResult& result) {
     line(std::to_string(t), std::to_string(static_cast<std::int64_t>(t) * result.subspaces.step), result.per_subspace[t]);
   }
   if (result.full_space.margins.defined()) line("full", "", result.full_space);
-  if (result.full_space_minimum.norms.defined()) {
+  if (result.full_space_minimum.minimal.norms.defined()) {
     const Quartiles& q = result.full_space_minimum.quartiles;
     csv << "full-ensemble,," << q.median << ',' << q.q1 << ',' << q.q3 << ','
-        << result.full_space_minimum.norms.isinf().sum().item<std::int64_t>() << ",,,\n";
+        << result.full_space_minimum.minimal.norms.isinf().sum().item<std::int64_t>() << ",,,\n";
   }
   return csv.str();
 }
@@ -76,7 +76,7 @@ LineChart margins_chart(const MarginResult& result, const std::string& title) {
     const double full = result.full_space.quartiles.median;
     chart.series.push_back({"full space, DeepFool (median)", {median.x.front(), median.x.back()}, {full, full}, {}, {}, true});
   }
-  if (result.full_space_minimum.norms.defined()) {
+  if (result.full_space_minimum.minimal.norms.defined()) {
     const double full = result.full_space_minimum.quartiles.median;
     chart.series.push_back({"full space, attack ensemble (median)", {median.x.front(), median.x.back()}, {full, full}, {}, {}, true});
   }
@@ -120,9 +120,9 @@ void run_margins(MarginsCommand command) {
     std::printf("\n");
   }
   if (result.full_space.margins.defined()) std::printf("full space: %.3g (DeepFool)", result.full_space.quartiles.median);
-  if (result.full_space_minimum.norms.defined()) {
+  if (result.full_space_minimum.minimal.norms.defined()) {
     const FullSpaceMinimum& minimum = result.full_space_minimum;
-    std::printf(", %.3g (minimum over the attack ensemble; found by %s)", minimum.quartiles.median, minimum.found_by_counts.dump().c_str());
+    std::printf(", %.3g (minimum over the attack ensemble; found by %s)", minimum.quartiles.median, minimum.minimal.found_by_counts().dump().c_str());
     if (!minimum.warning.empty()) {
       std::printf("\nwarning: %s; the subspace margins are DeepFool's too: on this model read them as overestimates",
                   minimum.warning.c_str());

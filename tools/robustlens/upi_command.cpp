@@ -151,14 +151,12 @@ void run_upi(UpiCommand command) {
   }
   print_header("floor: eps " + format_number(result.floor_eps));
   print_rows(result.floor);
-  const UpiMetrics& summary = result.metrics[result.summary_index].count("upi-grad")
-                                  ? result.metrics[result.summary_index].at("upi-grad")
-                                  : result.metrics[result.summary_index].at("upi-pca");
+  const UpiMetrics& summary = result.metrics[result.summary_index].at(result.summary_method);
   const UpiMetrics& random = result.metrics[result.summary_index].at("universal-random");
   std::printf("summary at eps %.4g (%s): %s changes the maps of the unchanged predictions by %.4f (random noise %.4f ± %.4f, "
               "floor %.4f) and fools %.1f%% <- summary\n",
               result.summary_eps, result.summary_eps_source.c_str(),
-              result.metrics[result.summary_index].count("upi-grad") ? "UPI-Grad" : "UPI-PCA",
+              result.summary_method == "upi-grad" ? "UPI-Grad" : "UPI-PCA",
               summary.dissimilarity_unchanged, random.dissimilarity_unchanged, random.dissimilarity_unchanged_spread,
               result.floor.at("universal-random").dissimilarity, 100 * summary.fooling_rate);
   std::printf("results in %s, %s, %s, %s, %s\n", (out / "upi.json").c_str(), (out / "dissimilarity.svg").c_str(),
