@@ -115,7 +115,7 @@ class CliOnIdxData : public ::testing::Test {
 
 /// GoogleTest failures unless an attack.json's minimal perturbations are consistent with its robust
 /// accuracy: at every eps, the share of images within eps is at least 1 − robust accuracy − 0.02, and the
-/// ensemble's robust accuracy (1 − that share) is at most the attack's own.
+/// ensemble's robust accuracy is at most the attack's own and within 0.02 below 1 − that share.
 void expect_minimum_consistent_with_robust_accuracy(const nlohmann::json& attack_record);
 
 /// Bytes of a file, and writing bytes back (to make truncated or corrupt copies).

@@ -23,7 +23,9 @@ bool is_image_file(const fs::path& path) {
 std::vector<fs::path> sorted_entries(const fs::path& directory, bool directories) {
   std::vector<fs::path> entries;
   for (const auto& entry : fs::directory_iterator(directory)) {
-    if (directories ? entry.is_directory() : (entry.is_regular_file() && is_image_file(entry.path()))) {
+    // Hidden folders (.ipynb_checkpoints, .git) are not classes.
+    const bool class_dir = entry.is_directory() && entry.path().filename().string().front() != '.';
+    if (directories ? class_dir : (entry.is_regular_file() && is_image_file(entry.path()))) {
       entries.push_back(entry.path());
     }
   }
@@ -60,19 +62,19 @@ Dataset read_image_folder(const std::string& directory, const std::vector<std::i
   dataset.name = directory;
   std::vector<at::Tensor> images;
   std::vector<std::int64_t> labels;
+  // Every sub-folder is a class, with or without images: skipping an empty one (a class absent from
+  // this split) would give every later class the label of the one before it.
   for (const fs::path& class_dir : sorted_entries(directory, true)) {
-    const auto files = sorted_entries(class_dir, false);
-    if (files.empty()) continue;
     const auto label = static_cast<std::int64_t>(dataset.class_names.size());
     dataset.class_names.push_back(class_dir.filename().string());
-    for (const fs::path& file : files) {
+    for (const fs::path& file : sorted_entries(class_dir, false)) {
       images.push_back(load_image(file, image_shape[0], image_shape[1], image_shape[2]));
       labels.push_back(label);
     }
   }
-  RL_CHECK(dataset.class_names.size() >= 2, "image folder '", directory,
-           "' must hold at least two sub-folders (one per class) with PNG or JPEG files; found ",
-           dataset.class_names.size());
+  RL_CHECK(dataset.class_names.size() >= 2 && !images.empty(), "image folder '", directory,
+           "' must hold at least two sub-folders (one per class) and PNG or JPEG files in them; found ",
+           dataset.class_names.size(), " sub-folders and ", images.size(), " images");
   dataset.images = at::stack(images);
   dataset.labels = at::tensor(labels, at::kLong);
   return dataset;

@@ -1,4 +1,5 @@
 // Drives the robustlens command line as a user would: exit codes, messages, files.
+#include "robustlens/data/image_folder.h"
 #include "robustlens/report/files.h"
 #include "test_support.h"
 
@@ -78,6 +79,39 @@ TEST_F(CliOnSyntheticData, BadInputGetsOneClearMessageAndNonZeroExit) {
     EXPECT_EQ(cuda.exit_code, 2);
     EXPECT_TRUE(contains(cuda.output, "--device cuda")) << cuda.output;
   }
+}
+
+/// A model is scored only against the classes it was trained on: an image folder whose test split lacks
+/// a class folder is refused by name; a class folder without images keeps every other label in place.
+TEST_F(CliOnSyntheticData, ImageFolderClassesAreMatchedToTheModelsByName) {
+  Dataset train = testing::linear_rule_dataset(240, {1, 6, 6}, 3, 11);
+  Dataset test = testing::linear_rule_dataset(60, {1, 6, 6}, 3, 12);
+  train.class_names = test.class_names = {"cat", "dog", "frog"};
+  const std::filesystem::path folder = out_.file("folder");
+  write_image_folder((folder / "train").string(), train);
+  write_image_folder((folder / "test").string(), test);
+  const std::string data = " --data folder:" + folder.string() + " --image-shape 1,6,6";
+  const std::string model = out_.file("model/model.pt");
+  ASSERT_EQ(run_cli("train --arch mlp --epochs 3" + data + " --out " + out_.file("model")).exit_code, 0);
+  const auto full = run_cli("eval --model " + model + data + " --out " + out_.file("full"));
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+
+  std::filesystem::remove_all(folder / "test" / "dog");
+  std::filesystem::create_directories(folder / "test" / "dog");
+  const auto without_images = run_cli("eval --model " + model + data + " --out " + out_.file("empty-class"));
+  ASSERT_EQ(without_images.exit_code, 0) << without_images.output;
+  const nlohmann::json before = read_json_file(out_.file("full/eval.json"));
+  const nlohmann::json after = read_json_file(out_.file("empty-class/eval.json"));
+  EXPECT_EQ(after.at("data").at("images_per_class").at(1), 0);
+  for (const std::string name : {"cat", "frog"}) {
+    EXPECT_EQ(after.at("per_class_accuracy").at(name), before.at("per_class_accuracy").at(name)) << name;
+  }
+
+  std::filesystem::remove_all(folder / "test" / "dog");
+  const auto missing = run_cli("eval --model " + model + data + " --out " + out_.file("missing-class"));
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_TRUE(contains(missing.output, "was trained on classes")) << missing.output;
+  EXPECT_FALSE(std::filesystem::exists(out_.file("missing-class/eval.json")));
 }
 
 TEST_F(CliOnSyntheticData, AttackAgreesWithEvalAndWritesItsFiles) {

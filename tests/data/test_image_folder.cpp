@@ -54,5 +54,22 @@ TEST(ImageFolder, RejectsCorruptImagesAndMissingClasses) {
   EXPECT_THROW(read_image_folder(dir.path(), {2, 8, 8}), Error);  // 2 channels are not an image format
 }
 
+TEST(ImageFolder, AClassWithoutImagesKeepsItsLabelAndTheOthersTheirs) {
+  testing::TemporaryDirectory dir;
+  const Dataset data = testing::linear_rule_dataset(30, {1, 6, 6}, 3, 4);
+  write_image_folder(dir.path(), data);
+  std::filesystem::remove_all(dir.file("1"));
+  std::filesystem::create_directories(dir.file("1"));  // the class exists, this split has none of it
+  std::filesystem::create_directories(dir.file(".ipynb_checkpoints"));  // not a class
+  const Dataset read = read_image_folder(dir.path(), {1, 6, 6});
+  EXPECT_EQ(read.class_names, data.class_names);
+  const Dataset expected = sorted_by_class(data);
+  const at::Tensor kept = expected.labels.ne(1);
+  EXPECT_TRUE(at::equal(read.labels, expected.labels.masked_select(kept))) << read.labels;
+  EXPECT_EQ(read.summary().at("images_per_class").get<std::vector<std::int64_t>>(),
+            (std::vector<std::int64_t>{expected.labels.eq(0).sum().item<std::int64_t>(), 0,
+                                       expected.labels.eq(2).sum().item<std::int64_t>()}));
+}
+
 }  // namespace
 }  // namespace robustlens

@@ -60,7 +60,7 @@ Dataset load_data(const CommonOptions& options, const std::string& split);
 Dataset select_data(const Dataset& dataset, const CommonOptions& options, std::vector<std::int64_t>* indices = nullptr);
 
 /// Loads --model and makes sure it fits the dataset (binds a TorchScript model's
-/// input shape, checks shape and class count).
+/// input shape, checks shape, class count and, where both have them, class names).
 std::unique_ptr<Model> load_model_for(const CommonOptions& options, const Dataset& dataset, const at::Device& device);
 
 /// {"command", "options", "common", "versions", "seed"} for every output file.
