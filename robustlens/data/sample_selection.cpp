@@ -14,9 +14,13 @@ namespace robustlens {
 
 std::vector<std::int64_t> select_samples(std::int64_t dataset_size, const SampleSelection& selection) {
   if (!selection.indices.empty()) {
+    std::vector<bool> seen(static_cast<std::size_t>(std::max<std::int64_t>(dataset_size, 0)));
     for (const std::int64_t i : selection.indices) {
       RL_CHECK(i >= 0 && i < dataset_size, "sample index ", i, " is out of range (the dataset has ", dataset_size,
                " images: valid indices are 0..", dataset_size - 1, ")");
+      // A repeated index would count one image twice in every share and mean.
+      RL_CHECK(!seen[static_cast<std::size_t>(i)], "sample index ", i, " is given twice; give each image once");
+      seen[static_cast<std::size_t>(i)] = true;
     }
     return selection.indices;
   }
@@ -41,9 +45,16 @@ std::vector<std::int64_t> select_samples(std::int64_t dataset_size, const Sample
 std::vector<std::int64_t> parse_index_list(const std::string& text) {
   std::string content = text;
   std::string source = "--indices";
-  if (std::filesystem::is_regular_file(text)) {
+  // Digits, commas and spaces are a list, never looked up as a path (a long list is no valid file name).
+  const bool inline_list = text.find_first_not_of("0123456789, \t\n") == std::string::npos;
+  if (!inline_list) {
+    std::error_code error;
+    RL_CHECK(std::filesystem::is_regular_file(text, error), "--indices '", text.substr(0, 80),
+             text.size() > 80 ? "...'" : "'",
+             " is neither a list of non-negative integers (e.g. 3,17,42) nor a readable file");
     std::ifstream in(text);
     content.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    RL_CHECK(in.good() || in.eof(), "index file '", text, "' cannot be read");
     source = "index file '" + text + "'";
   }
   std::replace(content.begin(), content.end(), ',', ' ');
