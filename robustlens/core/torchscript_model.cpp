@@ -5,6 +5,20 @@
 #include <torch/script.h>
 
 namespace robustlens {
+namespace {
+
+/// The line that says what went wrong: an exception raised inside the script (torch::jit::JITException,
+/// not a c10::Error) comes after a TorchScript traceback, as its last line; LibTorch's own errors put
+/// their message first and a C++ backtrace after it.
+std::string script_error_message(const std::string& what) {
+  if (what.find("Traceback of TorchScript") == std::string::npos) return first_line(what);
+  const auto end = what.find_last_not_of(" \n");
+  if (end == std::string::npos) return what;
+  const auto start = what.rfind('\n', end);
+  return what.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+}
+
+}  // namespace
 
 TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string& path,
                                    const at::Device& device)
@@ -31,9 +45,9 @@ at::Tensor TorchScriptModel::call(const std::string& method, const at::Tensor& i
   c10::IValue output;
   try {
     output = module_.get_method(method)({images});
-  } catch (const c10::Error& error) {
-    RL_CHECK(false, "TorchScript model '", info_.path, "' failed on a batch of shape ",
-             images.sizes(), ": ", first_line(error.what()));
+  } catch (const std::exception& error) {  // c10::Error and exceptions the script raises
+    RL_CHECK(false, "TorchScript model '", info_.path, "' failed in ", method, "() on a batch of shape ",
+             images.sizes(), ": ", script_error_message(error.what()));
   }
   RL_CHECK(output.isTensor(), "TorchScript model '", info_.path, "': ", method,
            "() must return a Tensor, got ", output.tagKind());

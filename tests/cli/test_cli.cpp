@@ -7,6 +7,7 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -58,10 +59,15 @@ TEST_F(CliOnSyntheticData, SampleSelectionByIndicesAndCount) {
 TEST_F(CliOnSyntheticData, BadInputGetsOneClearMessageAndNonZeroExit) {
   testing::write_bytes(out_.file("text.pt"), "hello");
   testing::save_torchscript(out_.file("vector.pt"), "return x.flatten(1).sum(1)");
+  testing::save_torchscript(out_.file("raises.pt"),
+                            "assert bool(x.sum() < -1.0e30), 'no images today'\n    return x.flatten(1)");
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"eval --model " + out_.file("absent.pt") + data_arg(), "does not exist"},
       {"eval --model " + out_.file("text.pt") + data_arg(), "expected a zip archive"},
       {"eval --model " + out_.file("vector.pt") + data_arg(), "N×K logits"},
+      {"eval --model " + out_.file("raises.pt") + data_arg(), "raises.pt' failed in forward() on a batch of shape [2, 1, 6, 6]: "
+                                                              "RuntimeError: AssertionError: no images today"},
+      {"attack --eps 0.5,-1 --model " + out_.file("vector.pt") + data_arg(), "--eps: must be >= 0, got -1"},
       {"eval --model " + out_.file("vector.pt") + " --data bogus:/x", "unknown dataset kind"},
       {"eval --model " + out_.file("vector.pt") + " --indices 99999" + data_arg(), "out of range"},
       {"train --arch mlp --objective pgd-l2 --eps -1" + data_arg(), "--eps"},
@@ -73,6 +79,9 @@ TEST_F(CliOnSyntheticData, BadInputGetsOneClearMessageAndNonZeroExit) {
     EXPECT_NE(result.exit_code, 0) << arguments;
     EXPECT_TRUE(contains(result.output, fragment)) << arguments << "\n" << result.output;
     EXPECT_FALSE(contains(result.output, "terminate called")) << arguments << "\n" << result.output;
+    // One line, and CLI11's pointer to --help after an option error.
+    EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), contains(result.output, "Run with --help") ? 2 : 1)
+        << "one line:\n" << result.output;
   }
   if (!torch::cuda::is_available()) {
     const auto cuda = run_cli("eval --device cuda --model " + out_.file("vector.pt") + data_arg());

@@ -172,10 +172,10 @@ void add_attack_command(CLI::App& app) {
   sub->add_option("--norm", command->norm, "Threat model")->check(CLI::IsMember({"l2", "linf"}))->capture_default_str();
   sub->add_option("--eps", r.eps, "Radii, comma list in [0,1] pixel units (default: l2 0.25,0.5,1,2; linf 1,2,4,8 /255)")
       ->delimiter(',')
-      ->check(CLI::NonNegativeNumber);
-  sub->add_option("--steps", r.steps, "PGD steps")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--step-size", r.step_size, "PGD step length (0 = 2.5·eps/steps)")->check(CLI::NonNegativeNumber)->capture_default_str();
-  sub->add_option("--restarts", r.restarts, "PGD random restarts")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kNonNegative);
+  sub->add_option("--steps", r.steps, "PGD steps")->check(kPositive)->capture_default_str();
+  sub->add_option("--step-size", r.step_size, "PGD step length (0 = 2.5·eps/steps)")->check(kNonNegative)->capture_default_str();
+  sub->add_option("--restarts", r.restarts, "PGD random restarts")->check(kPositive)->capture_default_str();
   sub->add_flag("--no-deepfool", command->no_deepfool, "Skip the DeepFool minimal-perturbation measurement");
   add_ensemble_options(*sub, r.ensemble, r.ensemble_options, "DeepFool, FMN, the eps list's adversarials, PGD bisection");
   add_deepfool_options(*sub, r.deepfool_options);

@@ -17,6 +17,24 @@
 
 namespace robustlens::cli {
 
+namespace {
+
+CLI::Validator bound_validator(bool strict, const std::string& name) {
+  return CLI::Validator(
+      [strict](std::string& text) -> std::string {
+        double value = 0;
+        const bool number = CLI::detail::lexical_cast(text, value) && std::isfinite(value);
+        if (number && (strict ? value > 0 : value >= 0)) return {};
+        return std::string(strict ? "must be > 0" : "must be >= 0") + ", got " + text;
+      },
+      name, name);
+}
+
+}  // namespace
+
+const CLI::Validator kNonNegative = bound_validator(false, "NONNEGATIVE");
+const CLI::Validator kPositive = bound_validator(true, "POSITIVE");
+
 nlohmann::json CommonOptions::to_json() const {
   return {{"model", model},   {"data", data},       {"split", split},   {"image_shape", image_shape}, {"transform", transform},
           {"samples", samples}, {"indices", indices}, {"batch_size", batch_size}, {"device", device},
@@ -41,17 +59,17 @@ void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
   }
   if (which & kSamples) {
     command.add_option("--samples", o.samples, "Random subset of this many samples (0 = all), drawn with --seed")
-        ->check(CLI::NonNegativeNumber)
+        ->check(kNonNegative)
         ->capture_default_str()
         ->each([&o](const std::string&) { o.samples_given = true; });
     command.add_option("--indices", o.indices, "Explicit sample indices: a comma list (3,17,42) or a file of integers");
   }
   if (which & kBatchSize) {
-    command.add_option("--batch-size", o.batch_size, "Images per batch")->check(CLI::PositiveNumber)->capture_default_str();
+    command.add_option("--batch-size", o.batch_size, "Images per batch")->check(kPositive)->capture_default_str();
   }
   if (which & kRuntime) {
     command.add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    command.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber)->capture_default_str();
+    command.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(kNonNegative)->capture_default_str();
     command.add_option("--seed", o.seed, "Seed for every random choice")->capture_default_str();
   }
   if (which & kOut) {
@@ -187,20 +205,20 @@ std::vector<std::string> model_names(const std::vector<std::string>& paths, cons
 void add_ensemble_options(CLI::App& command, bool& ensemble, MinimalPerturbationOptions& options, const std::string& members) {
   command.add_flag("--no-ensemble", [&ensemble](std::int64_t) { ensemble = false; },
                    "Skip the minimal perturbation over the attack ensemble (" + members + ")");
-  command.add_option("--fmn-steps", options.fmn_options.steps, "Ensemble: FMN steps")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--fmn-steps", options.fmn_options.steps, "Ensemble: FMN steps")->check(kPositive)->capture_default_str();
   command.add_option("--fmn-gamma", options.fmn_options.gamma_init,
                      "Ensemble: FMN's initial radius factor (the radius moves by up to this fraction per step, annealed)")
       ->capture_default_str();
   command.add_option("--bisection-rounds", options.bisection_rounds, "Ensemble: PGD bisection rounds per image (0 = none)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(kNonNegative)->capture_default_str();
   command.add_option("--bisection-steps", options.bisection_steps, "Ensemble: PGD steps per bisection round")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
 }
 
 void add_deepfool_options(CLI::App& command, DeepFoolOptions& d) {
   command.add_option("--candidates", d.candidates, "DeepFool: top-k candidate classes")->check(CLI::Range(2, 100000))->capture_default_str();
-  command.add_option("--overshoot", d.overshoot, "DeepFool: overshoot")->check(CLI::NonNegativeNumber)->capture_default_str();
-  command.add_option("--max-iterations", d.max_iterations, "DeepFool: iteration limit")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--overshoot", d.overshoot, "DeepFool: overshoot")->check(kNonNegative)->capture_default_str();
+  command.add_option("--max-iterations", d.max_iterations, "DeepFool: iteration limit")->check(kPositive)->capture_default_str();
   command.add_flag("--clip", d.clip, "DeepFool: keep iterates in [0,1] (default: unconstrained, as the reference)");
 }
 
@@ -208,10 +226,10 @@ void add_attribution_options(CLI::App& command, AttributionOptions& a, std::stri
   command.add_option(method_flag, method, "Attribution method")
       ->check(CLI::IsMember({"saliency", "input-x-gradient", "ig", "smoothgrad"}))
       ->capture_default_str();
-  command.add_option("--steps", a.steps, "ig: Riemann steps")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--steps", a.steps, "ig: Riemann steps")->check(kPositive)->capture_default_str();
   command.add_option("--baseline", a.baseline, "ig: constant baseline image value")->capture_default_str();
-  command.add_option("--noise", a.noise, "smoothgrad: noise standard deviation")->check(CLI::NonNegativeNumber)->capture_default_str();
-  command.add_option("--noise-samples", a.noise_samples, "smoothgrad: noisy copies per image")->check(CLI::PositiveNumber)->capture_default_str();
+  command.add_option("--noise", a.noise, "smoothgrad: noise standard deviation")->check(kNonNegative)->capture_default_str();
+  command.add_option("--noise-samples", a.noise_samples, "smoothgrad: noisy copies per image")->check(kPositive)->capture_default_str();
 }
 
 }  // namespace robustlens::cli

@@ -36,6 +36,11 @@ struct CommonOptions {
   nlohmann::json to_json() const;
 };
 
+/// Option validators whose message names the bound and the value given ("--eps: must be >= 0, got -1");
+/// CLI11's own NonNegativeNumber prints its range up to the largest double.
+extern const CLI::Validator kNonNegative;
+extern const CLI::Validator kPositive;
+
 /// Which of the common options a subcommand takes.
 enum CommonOption : unsigned {
   kModel = 1u << 0,

@@ -220,12 +220,12 @@ void add_latent_command(CLI::App& app) {
                   "Training images for the binarity fits and the Mahalanobis Gaussians (0 = all)")->capture_default_str();
   add_ensemble_options(*sub, l.ensemble, l.ensemble_options, "DeepFool, FMN, PGD bisection; DeepFool alone without it");
   sub->add_option("--deepfool-samples", l.deepfool_samples, "DeepFool runs on the first this many test images (0 = skip)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(kNonNegative)->capture_default_str();
   add_deepfool_options(*sub, l.deepfool);
   sub->add_flag("--save-latents", command->save_latents,
                "Also write OUT/NAME/latents.pt: latents, labels and predictions of the training and test images, and the "
                "test logits (torch.load gives a dict)");
-  sub->add_option("--odin-temperature", l.odin_temperature, "ODIN: softmax temperature")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--odin-temperature", l.odin_temperature, "ODIN: softmax temperature")->check(kPositive)->capture_default_str();
   sub->callback([command] { run_latent(*command); });
 }
 

@@ -190,16 +190,16 @@ void add_manifold_command(CLI::App& app) {
   DistractorOptions& d = command->distractor;
   sub->add_option("--noise-levels", d.noise_levels, "Distractor data: noise standard deviations, comma list (default {0} and 30 log-spaced in [0.01, 10])")
       ->delimiter(',');
-  sub->add_option("--noise-draws", d.draws, "Distractor data: noise draws per image and level")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--noise-draws", d.draws, "Distractor data: noise draws per image and level")->check(kPositive)->capture_default_str();
   TangentOptions& t = command->tangent;
   sub->add_option("--vae", command->vae, "VAE file (robustlens train-vae) whose decoder Jacobian gives the tangent spaces");
   sub->add_option("--pca-neighbours", command->pca_neighbours, "Local PCA: nearest training images of the same class (0 = off)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(kNonNegative)->capture_default_str();
   sub->add_option("--pca-dim", command->pca_dim, "Local PCA: tangent dimension k (0 = the VAE's latent dimension, else 16)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(kNonNegative)->capture_default_str();
   sub->add_option("--eps", t.eps, "Tangent spaces: L2 lengths of the perturbations, comma list (default 9 log-spaced in [0.1, 10])")
       ->delimiter(',');
-  sub->add_option("--draws", t.draws, "Tangent spaces: random directions per image")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--draws", t.draws, "Tangent spaces: random directions per image")->check(kPositive)->capture_default_str();
   sub->callback([command] { run_manifold(*command); });
 }
 

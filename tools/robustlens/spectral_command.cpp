@@ -145,7 +145,7 @@ void add_spectral_command(CLI::App& app) {
   sub->add_option("--snr", command->snr, "Perturbations whose spectral SNR is measured: gaussian:SIGMA, fgsm-l2|fgsm-linf|pgd-l2|pgd-linf:EPS, or none")
       ->delimiter(',')
       ->capture_default_str();
-  sub->add_option("--pgd-steps", command->pgd_steps, "PGD steps for the SNR perturbations")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--pgd-steps", command->pgd_steps, "PGD steps for the SNR perturbations")->check(kPositive)->capture_default_str();
   sub->callback([command] { run_spectral(*command); });
 }
 

@@ -431,26 +431,26 @@ void add_sweep_command(CLI::App& app) {
   sub->add_option("--objective", command->objective, "Robust objective whose strength is swept (lambda, sigma or eps)")
       ->check(CLI::IsMember({"gradnorm", "noise", "pgd-l2"}))->capture_default_str();
   sub->add_option("--pgd-steps", command->training.objective.pgd_steps, "pgd-l2: attack steps (step length 2·eps/steps)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
   sub->add_option("--strengths", command->strengths, "Strengths, comma list (else --min, --max, --count log-spaced)")->delimiter(',');
   sub->add_option("--min", command->min_strength, "Smallest strength");
   sub->add_option("--max", command->max_strength, "Largest strength");
   sub->add_option("--count", command->count, "Number of strengths")->capture_default_str();
   sub->add_option("--analysis-samples", command->analysis_samples, "Test images the analyses use")->capture_default_str();
   sub->add_option("--analysis-batch-size", command->measures.batch_size, "Images per chunk of the analyses")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
   sub->add_option("--vae", command->vae, "VAE file for the tangent spaces (else local PCA)");
   sub->add_option("--pca-neighbours", command->pca_neighbours, "Local PCA: nearest training images of the same class")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(kNonNegative)->capture_default_str();
   sub->add_option("--pca-dim", command->pca_dim, "Local PCA: tangent dimension (0 = the VAE's, else 16)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(kNonNegative)->capture_default_str();
   sub->add_option("--denoiser", command->denoiser, "Denoiser file for the alignment (robustlens train-denoiser)");
   add_alignment_flags(*sub, command->alignment);
   sub->add_option("--eps", command->measures.eps, "L2 length of the on/off-manifold perturbations (small: the change is not saturated)")->capture_default_str();
   sub->add_option("--noise", command->measures.noise, "Distractor data: noise standard deviation on each half")->capture_default_str();
-  sub->add_option("--draws", command->measures.draws, "Random directions (noise draws) per image")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--draws", command->measures.draws, "Random directions (noise draws) per image")->check(kPositive)->capture_default_str();
   sub->add_option("--seeds", command->seeds, "Models per strength (training seeds); the measures are their means")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
   sub->add_flag("--restart", command->restart, "Ignore existing checkpoints and retrain every model");
   sub->callback([command] { run_sweep(*command); });
 }

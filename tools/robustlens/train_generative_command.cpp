@@ -134,14 +134,14 @@ void add_train_vae_command(CLI::App& app) {
   sub->get_option("--out")->description("Output folder (default runs/vae): vae.pt, train_log.json");
   VaeSpec& spec = command->spec;
   sub->add_option("--latent-dim", spec.latent_dim, "Latent dimension k (the tangent spaces' dimension)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
   sub->add_option("--hidden", spec.hidden, "Units of each hidden layer of encoder and decoder")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
   VaeTrainOptions& t = command->training;
-  sub->add_option("--epochs", t.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--lr", t.lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--beta", t.beta, "Weight of the KL term (1 = the ELBO; below 1 keeps more latent dimensions in use)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--epochs", t.epochs, "Training epochs")->check(kPositive)->capture_default_str();
+  sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(kPositive)->capture_default_str();
+  sub->add_option("--lr", t.lr, "Adam learning rate")->check(kPositive)->capture_default_str();
+  sub->add_option("--beta", t.beta, "Weight of the KL term (1 = the ELBO; below 1 keeps more latent dimensions in use)")->check(kNonNegative)->capture_default_str();
   sub->callback([command] { run_train_vae(*command); });
 }
 
@@ -153,21 +153,21 @@ void add_train_denoiser_command(CLI::App& app) {
   sub->get_option("--out")->description("Output folder (default runs/denoiser): denoiser.pt, train_log.json");
   DenoiserSpec& spec = command->spec;
   sub->add_option("--channels", spec.channels, "Feature maps at full and half resolution (twice as many at a quarter)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
   sub->add_option("--embedding-dim", spec.embedding_dim, "Width of the noise-level and class embedding")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
   sub->add_flag("--unconditional", command->unconditional, "Ignore the labels: D(x; sigma) instead of D(x; sigma, y)");
   sub->add_option("--label-dropout", command->training.label_dropout,
                   "Share of training images whose label is replaced by a 'no label' token, so that one network gives "
                   "s(x, y) and s(x) (conditional denoisers)")
       ->capture_default_str();
   DenoiserTrainOptions& t = command->training;
-  sub->add_option("--epochs", t.epochs, "Training epochs")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--lr", t.lr, "Adam peak learning rate (cosine decay to 0)")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--epochs", t.epochs, "Training epochs")->check(kPositive)->capture_default_str();
+  sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(kPositive)->capture_default_str();
+  sub->add_option("--lr", t.lr, "Adam peak learning rate (cosine decay to 0)")->check(kPositive)->capture_default_str();
   sub->add_option("--sigma-min", t.sigma_min, "Smallest training noise level ([-1,1] pixel units)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--sigma-max", t.sigma_max, "Largest training noise level")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(kPositive)->capture_default_str();
+  sub->add_option("--sigma-max", t.sigma_max, "Largest training noise level")->check(kPositive)->capture_default_str();
   sub->callback([command] { run_train_denoiser(*command); });
 }
 
