@@ -37,8 +37,11 @@ c10::Device resolve_device(const std::string& name) {
 
 int configure_threads(int threads) {
   RL_CHECK(threads >= 0, "--threads must be >= 0 (0 = all cores), got ", threads);
-  const int resolved =
-      threads == 0 ? std::max(1, static_cast<int>(std::thread::hardware_concurrency())) : threads;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());  // 0: unknown
+  // More threads than cores only contend: OpenMP's spinning threads slowed a 0.5 s run past 30 s.
+  RL_CHECK(cores == 0 || threads <= cores, "--threads ", threads, " exceeds the ", cores,
+           " hardware threads of this machine (0 = all of them)");
+  const int resolved = threads == 0 ? std::max(1, cores) : threads;
   at::set_num_threads(resolved);
   return at::get_num_threads();
 }

@@ -14,8 +14,8 @@ namespace robustlens {
 /// Asking for CUDA where there is none is an error, not a silent fallback.
 c10::Device resolve_device(const std::string& name);
 
-/// Intra-op threads; 0 means all cores (Debian's LibTorch defaults to one).
-/// Returns the number in force.
+/// Intra-op threads; 0 means all cores (Debian's LibTorch defaults to one), more than the
+/// hardware threads is refused. Returns the number in force.
 int configure_threads(int threads);
 
 /// Keeps freed tensor memory in the heap for reuse (glibc). By default glibc

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
+#include <thread>
+
 namespace robustlens {
 namespace {
 
@@ -19,6 +21,7 @@ TEST(Runtime, ConfiguresThreads) {
   EXPECT_EQ(configure_threads(1), 1);
   EXPECT_GE(configure_threads(0), 1);
   EXPECT_THROW(configure_threads(-1), Error);
+  EXPECT_THROW(configure_threads(static_cast<int>(std::thread::hardware_concurrency()) + 1), Error);
 }
 
 TEST(Runtime, DerivedSeedsAreDistinctAndStable) {
