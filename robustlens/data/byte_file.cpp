@@ -5,25 +5,40 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 namespace robustlens {
 
-std::vector<std::uint8_t> read_maybe_gzipped_file(const std::string& path) {
-  RL_CHECK(std::filesystem::is_regular_file(path), "file '", path, "' does not exist");
+MaybeGzippedFile::MaybeGzippedFile(std::string path) : path_(std::move(path)), file_(nullptr) {
+  RL_CHECK(std::filesystem::is_regular_file(path_), "file '", path_, "' does not exist");
   // gzread passes plain files through unchanged, so one code path reads both.
-  gzFile file = gzopen(path.c_str(), "rb");
-  RL_CHECK(file != nullptr, "cannot open '", path, "'");
+  file_ = gzopen(path_.c_str(), "rb");
+  RL_CHECK(file_ != nullptr, "cannot open '", path_, "'");
+}
+
+MaybeGzippedFile::~MaybeGzippedFile() { gzclose_r(static_cast<gzFile>(file_)); }
+
+std::vector<std::uint8_t> MaybeGzippedFile::read(std::uint64_t count) {
   std::vector<std::uint8_t> bytes;
   std::uint8_t buffer[1 << 16];
-  int count = 0;
-  while ((count = gzread(file, buffer, sizeof buffer)) > 0) bytes.insert(bytes.end(), buffer, buffer + count);
-  int code = Z_OK;
-  const std::string message = count < 0 ? gzerror(file, &code) : "";
-  const int close_code = gzclose_r(file);
-  RL_CHECK(count == 0 && close_code == Z_OK, "'", path, "' is a damaged or truncated gzip file",
-           message.empty() ? "" : ": ", message);
+  while (bytes.size() < count) {
+    const auto want = static_cast<unsigned>(std::min<std::uint64_t>(sizeof buffer, count - bytes.size()));
+    const int got = gzread(static_cast<gzFile>(file_), buffer, want);
+    int code = Z_OK;
+    const char* message = gzerror(static_cast<gzFile>(file_), &code);
+    RL_CHECK(got >= 0 && code == Z_OK, "'", path_, "' is a damaged or truncated gzip file: ", message);
+    if (got == 0) break;
+    bytes.insert(bytes.end(), buffer, buffer + got);
+  }
+  return bytes;
+}
+
+std::vector<std::uint8_t> read_maybe_gzipped_file(const std::string& path, std::uint64_t max_bytes) {
+  MaybeGzippedFile file(path);
+  std::vector<std::uint8_t> bytes = file.read(max_bytes + 1);
+  RL_CHECK(bytes.size() <= max_bytes, "'", path, "' holds more than ", max_bytes, " bytes (after gunzipping)");
   return bytes;
 }
 

@@ -24,48 +24,59 @@ void put_big_endian(std::vector<std::uint8_t>& out, std::uint32_t value) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(value >> shift));
 }
 
-/// Reads the header; returns the dimensions and the offset of the data.
-std::vector<std::uint64_t> read_header(const std::vector<std::uint8_t>& bytes, std::uint32_t magic,
-                                       const std::string& path) {
+// Far beyond any real data set; checked before anything is inflated past the header.
+constexpr std::uint64_t kMaxPayload = std::uint64_t{4} << 30;
+
+struct IdxContent {
+  std::vector<std::uint64_t> shape;
+  std::vector<std::uint8_t> payload;
+};
+
+/// Reads and checks the header, then exactly the payload it promises (and one byte to find trailing data).
+IdxContent read_idx(const std::string& path, std::uint32_t magic) {
+  MaybeGzippedFile file(path);
   const std::size_t dims = magic & 0xFF;
-  RL_CHECK(bytes.size() >= 4, "idx file '", path, "' is truncated: ", bytes.size(), " bytes, no header");
-  const std::uint32_t found = big_endian(bytes.data());
+  const std::vector<std::uint8_t> head = file.read(4);
+  RL_CHECK(head.size() == 4, "idx file '", path, "' is truncated: ", head.size(), " bytes, no header");
+  const std::uint32_t found = big_endian(head.data());
   RL_CHECK(found == magic, "idx file '", path, "' has magic 0x", std::hex, found, " but 0x", magic,
            " was expected (", (magic == kImagesMagic ? "unsigned-byte images" : "unsigned-byte labels"), ")");
-  RL_CHECK(bytes.size() >= 4 + 4 * dims, "idx file '", path, "' is truncated inside its header");
-  std::vector<std::uint64_t> shape;
+  const std::vector<std::uint8_t> sizes = file.read(4 * dims);
+  RL_CHECK(sizes.size() == 4 * dims, "idx file '", path, "' is truncated inside its header");
+  IdxContent content;
   std::uint64_t payload = 1;
   for (std::size_t d = 0; d < dims; ++d) {
-    shape.push_back(big_endian(bytes.data() + 4 + 4 * d));
-    RL_CHECK(shape.back() <= (d == 0 ? kMaxItems : kMaxSide), "idx file '", path, "' declares dimension ", d,
-             " of ", shape.back(), ", beyond the supported ", (d == 0 ? kMaxItems : kMaxSide));
-    payload *= shape.back();
+    content.shape.push_back(big_endian(sizes.data() + 4 * d));
+    RL_CHECK(content.shape.back() <= (d == 0 ? kMaxItems : kMaxSide), "idx file '", path, "' declares dimension ", d,
+             " of ", content.shape.back(), ", beyond the supported ", (d == 0 ? kMaxItems : kMaxSide));
+    payload *= content.shape.back();
   }
+  RL_CHECK(payload <= kMaxPayload, "idx file '", path, "' declares ", payload, " bytes of data, beyond the supported ",
+           kMaxPayload);
   const std::uint64_t expected = 4 + 4 * dims + payload;
-  RL_CHECK(bytes.size() >= expected, "idx file '", path, "' is truncated: header promises ", expected,
-           " bytes, file has ", bytes.size());
-  RL_CHECK(bytes.size() == expected, "idx file '", path, "' is oversized: header promises ", expected,
-           " bytes, file has ", bytes.size(), " (trailing data)");
-  return shape;
+  content.payload = file.read(payload + 1);
+  RL_CHECK(content.payload.size() >= payload, "idx file '", path, "' is truncated: header promises ", expected,
+           " bytes, file has ", 4 + 4 * dims + content.payload.size());
+  RL_CHECK(content.payload.size() == payload, "idx file '", path, "' is oversized: header promises ", expected,
+           " bytes, the file has more (trailing data)");
+  return content;
 }
 
 }  // namespace
 
 at::Tensor read_idx_images(const std::string& path) {
-  const std::vector<std::uint8_t> bytes = read_maybe_gzipped_file(path);
-  const auto shape = read_header(bytes, kImagesMagic, path);
-  const auto n = static_cast<std::int64_t>(shape[0]), h = static_cast<std::int64_t>(shape[1]),
-             w = static_cast<std::int64_t>(shape[2]);
+  const IdxContent content = read_idx(path, kImagesMagic);
+  const auto n = static_cast<std::int64_t>(content.shape[0]), h = static_cast<std::int64_t>(content.shape[1]),
+             w = static_cast<std::int64_t>(content.shape[2]);
   at::Tensor raw = at::empty({n, 1, h, w}, at::kByte);
-  std::copy(bytes.begin() + 16, bytes.end(), raw.data_ptr<std::uint8_t>());
+  std::copy(content.payload.begin(), content.payload.end(), raw.data_ptr<std::uint8_t>());
   return raw.to(at::kFloat).div_(255.0f);
 }
 
 at::Tensor read_idx_labels(const std::string& path) {
-  const std::vector<std::uint8_t> bytes = read_maybe_gzipped_file(path);
-  const auto shape = read_header(bytes, kLabelsMagic, path);
-  at::Tensor raw = at::empty({static_cast<std::int64_t>(shape[0])}, at::kByte);
-  std::copy(bytes.begin() + 8, bytes.end(), raw.data_ptr<std::uint8_t>());
+  const IdxContent content = read_idx(path, kLabelsMagic);
+  at::Tensor raw = at::empty({static_cast<std::int64_t>(content.shape[0])}, at::kByte);
+  std::copy(content.payload.begin(), content.payload.end(), raw.data_ptr<std::uint8_t>());
   return raw.to(at::kLong);
 }
 

@@ -1,6 +1,7 @@
 #include "robustlens/data/idx.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/data/byte_file.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -60,6 +61,22 @@ TEST(Idx, RejectsTruncatedGzipStream) {
   const std::string bytes = testing::read_bytes(dir.file("images.gz"));
   testing::write_bytes(dir.file("cut.gz"), bytes.substr(0, bytes.size() / 2));
   expect_read_error(dir.file("cut.gz"), "gzip");
+}
+
+TEST(Idx, ChecksTheHeaderBeforeInflatingTheRest) {
+  // Two labels, then 64 MiB of zeros: a 64 KiB gzip file that inflates 1000-fold.
+  TemporaryDirectory dir;
+  std::vector<std::uint8_t> bomb{0, 0, 8, 1, 0, 0, 0, 2, 1, 0};
+  bomb.resize(bomb.size() + (std::size_t{64} << 20), 0);
+  write_byte_file(dir.file("bomb.gz"), bomb, true);
+  ASSERT_LT(testing::read_bytes(dir.file("bomb.gz")).size(), std::size_t{1} << 20);
+  expect_read_error(dir.file("bomb.gz"), "oversized", true);
+  try {
+    read_idx_labels(dir.file("bomb.gz"));
+  } catch (const Error& error) {
+    // The reader stops one byte past the promised payload: the file's true size is known only to one that inflated it all.
+    EXPECT_EQ(std::string(error.what()).find(std::to_string(bomb.size())), std::string::npos) << error.what();
+  }
 }
 
 }  // namespace
