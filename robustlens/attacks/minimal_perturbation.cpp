@@ -127,6 +127,7 @@ void MinimalPerturbationOptions::check() const {
            to_string(norm));
   if (deepfool) deepfool_options.check();
   if (fmn) fmn_options.resolved();
+  RL_CHECK(long_fmn_steps >= 0, "long FMN steps must be >= 0, got ", long_fmn_steps);
   RL_CHECK(bisection_rounds >= 0, "PGD bisection rounds must be >= 0, got ", bisection_rounds);
   RL_CHECK(bisection_steps >= 1, "PGD bisection steps must be >= 1, got ", bisection_steps);
   RL_CHECK(ray_search_steps >= 0, "ray search steps must be >= 0, got ", ray_search_steps);
@@ -146,6 +147,10 @@ nlohmann::json MinimalPerturbationOptions::to_json() const {
           {"fmn", fmn ? resolved_fmn.resolved().to_json() : nlohmann::json(false)},
           {"pgd_bisection", {{"rounds", bisection_rounds}, {"steps", bisection_steps}, {"restarts", 1},
                              {"step_size", "2.5*radius/steps"}, {"start", "the image"}}},
+          {"fmn_long", long_fmn_steps > 0 ? FmnOptions().set_steps(long_fmn_steps).set_norm(norm).set_clip(clip)
+                                                 .set_batch_size(batch_size).resolved().to_json()
+                                           : nlohmann::json(false)},
+          {"fmn_long_runs_on", "the correctly classified images no other member fooled, from the image"},
           {"ray_search_steps", ray_search_steps},
           {"overestimate_factor", overestimate_factor},
           {"warning_share", warning_share},
@@ -233,6 +238,16 @@ MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& 
   }
   if (options.bisection_rounds > 0) {
     minimum.offer("pgd-bisection", bisection_perturbations(model, x, y, minimum, options, progress));
+  }
+  if (options.long_fmn_steps > 0) {
+    const at::Tensor rows = at::isinf(minimum.norms()).nonzero().squeeze(1);
+    at::Tensor found = at::zeros_like(x);
+    if (rows.numel() > 0) {
+      const FmnOptions fmn = FmnOptions().set_steps(options.long_fmn_steps).set_norm(options.norm).set_clip(options.clip)
+                                 .set_batch_size(options.batch_size);
+      found.index_copy_(0, rows, fmn_attack(model, x.index_select(0, rows), y.index_select(0, rows), fmn, progress).perturbations);
+    }
+    minimum.offer("fmn-long", found);
   }
 
   MinimalPerturbationResult result = minimum.result();

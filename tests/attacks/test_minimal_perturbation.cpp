@@ -53,7 +53,7 @@ at::Tensor closed_form(const LinearCase& c, Norm norm) {
 
 MinimalPerturbationOptions only(Norm norm) {
   return MinimalPerturbationOptions().set_norm(norm).set_clip(false).set_deepfool(false).set_fmn(false).set_bisection_rounds(0)
-      .set_ray_search_steps(0);
+      .set_long_fmn_steps(0).set_ray_search_steps(0);
 }
 
 void expect_close(const at::Tensor& actual, const at::Tensor& expected, double relative, const std::string& what) {
@@ -143,6 +143,33 @@ TEST(MinimalPerturbation, PgdBisectionConvergesToTheClosedFormFromAnyAdversarial
   }
 }
 
+TEST(MinimalPerturbation, LongFmnRunsOnlyOnTheImagesNoOtherMemberFooled) {
+  const LinearCase c = linear_case(2);
+  testing::LinearModel model(c.weight, c.bias);
+  const std::int64_t n = c.images.size(0);
+  for (const Norm norm : {Norm::l2, Norm::linf}) {
+    const at::Tensor expected = closed_form(c, norm);
+    // A given attack that fools the first half at twice the minimum and leaves the rest alone.
+    const FmnResult fmn = fmn_attack(model, c.images, c.labels, FmnOptions().set_norm(norm).set_clip(false).set_steps(30));
+    const at::Tensor first_half = at::arange(n).lt(n / 2);
+    const at::Tensor given = fmn.perturbations * 2 * first_half.view({n, 1, 1, 1}).to(at::kFloat);
+    const MinimalPerturbationResult result =
+        minimal_perturbations(model, c.images, c.labels, only(norm).set_long_fmn_steps(300), {{"half", given}});
+    ASSERT_EQ(result.attacks, (std::vector<std::string>{"clean", "half", "fmn-long"}));
+    const at::Tensor correct = expected > 0;
+    const at::Tensor rest = correct.logical_and(first_half.logical_not());
+    expect_close(result.norms.masked_select(rest), expected.masked_select(rest), 1e-3, "long fmn " + to_string(norm));
+    EXPECT_TRUE(result.found_by.masked_select(rest).eq(2).all().item<bool>()) << result.found_by;
+    // Where the given attack had fooled the image, the long run did not run (its column is +inf).
+    const at::Tensor fooled_before = correct.logical_and(first_half);
+    EXPECT_TRUE(at::isinf(result.per_attack_norms.select(1, 2).masked_select(fooled_before)).all().item<bool>());
+    EXPECT_TRUE(result.found_by.masked_select(fooled_before).eq(1).all().item<bool>()) << result.found_by;
+    const MinimalPerturbationResult without =
+        minimal_perturbations(model, c.images, c.labels, only(norm), {{"half", given}});
+    EXPECT_EQ(without.found_by_counts().at("none"), rest.sum().item<std::int64_t>());
+  }
+}
+
 TEST(MinimalPerturbation, IsTheSmallestCheckedMemberAndCountsMisclassifiedImagesAtZero) {
   // Ten classes: the nearest boundary is often not that of the runner-up class, which FMN and PGD
   // head for; DeepFool checks every class, so the ensemble still reaches the closed form, and no
@@ -152,7 +179,7 @@ TEST(MinimalPerturbation, IsTheSmallestCheckedMemberAndCountsMisclassifiedImages
   const MinimalPerturbationOptions options = MinimalPerturbationOptions().set_clip(false).set_deepfool_options(
       DeepFoolOptions().set_overshoot(1e-4));
   const MinimalPerturbationResult result = minimal_perturbations(model, c.images, c.labels, options);
-  ASSERT_EQ(result.attacks, (std::vector<std::string>{"clean", "deepfool", "fmn", "pgd-bisection"}));
+  ASSERT_EQ(result.attacks, (std::vector<std::string>{"clean", "deepfool", "fmn", "pgd-bisection", "fmn-long"}));
   const at::Tensor expected = closed_form(c, Norm::l2);
   expect_close(result.norms, expected, 1e-3, "ensemble");
   EXPECT_TRUE(result.per_attack_norms.ge(expected.unsqueeze(1) * (1 - 1e-6)).all().item<bool>()) << result.per_attack_norms;

@@ -141,7 +141,7 @@ TEST_F(CliOnSyntheticData, AttackAgreesWithEvalAndWritesItsFiles) {
   const auto& minimal = record.at("minimal_perturbation");
   EXPECT_EQ(minimal.at("norms").size(), 40u);
   EXPECT_EQ(minimal.at("found_by").size(), 40u);
-  EXPECT_EQ(minimal.at("attacks"), nlohmann::json({"clean", "deepfool", "pgd", "fmn", "pgd-bisection"}));
+  EXPECT_EQ(minimal.at("attacks"), nlohmann::json({"clean", "deepfool", "pgd", "fmn", "pgd-bisection", "fmn-long"}));
   EXPECT_TRUE(contains(attack.output, "minimal l2 perturbation per image")) << attack.output;
   for (const std::string file : {"robust_accuracy.csv", "deepfool.csv", "minimal_perturbation.csv", "adversarial.pt", "examples.png"}) {
     EXPECT_TRUE(std::filesystem::exists(out_.file("attack/" + file))) << file;

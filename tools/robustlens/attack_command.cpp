@@ -177,7 +177,7 @@ void add_attack_command(CLI::App& app) {
   sub->add_option("--step-size", r.step_size, "PGD step length (0 = 2.5·eps/steps)")->check(kNonNegative)->capture_default_str();
   sub->add_option("--restarts", r.restarts, "PGD random restarts")->check(kPositive)->capture_default_str();
   sub->add_flag("--no-deepfool", command->no_deepfool, "Skip the DeepFool minimal-perturbation measurement");
-  add_ensemble_options(*sub, r.ensemble, r.ensemble_options, "DeepFool, FMN, the eps list's adversarials, PGD bisection");
+  add_ensemble_options(*sub, r.ensemble, r.ensemble_options, "DeepFool, FMN, the eps list's adversarials, PGD bisection, a long FMN on the images none fooled");
   add_deepfool_options(*sub, r.deepfool_options);
   sub->add_flag("--save-examples", command->save_examples, "Write OUT/adversarial.pt (torch.load) and OUT/examples.png");
   sub->callback([command] { run_attack(*command); });

@@ -118,7 +118,7 @@ void robustness_section(HtmlReport& report, const json& audit) {
                    "the summary reports. DeepFool finds, "
                    "for each image, a near-smallest change that flips the prediction: its length estimates the "
                    "distance to the decision boundary. One attack can be fooled, so the minimum per image over an "
-                   "ensemble of attacks (DeepFool, PGD, FMN, PGD bisection) is the distance the summary reports. "
+                   "ensemble of attacks (DeepFool, PGD, FMN, PGD bisection, long FMN) is the distance the summary reports. "
                    "Robust training moves the boundary away from the data.");
   const auto models = ran_on(report, audit, "attack");
   if (models.empty()) return;

@@ -93,12 +93,12 @@ const std::vector<Column>& summary_columns() {
        [](const json&, const json& m) { return number(m, {"analyses", "eval", "accuracy"}); }},
       {"robust_accuracy", "robust accuracy, L2 ε≈0.5",
        "Accuracy when an attacker may move each image by an L2 distance of 0.5 ([0,1] pixels): the share of images "
-       "classified correctly that no attack of the ensemble (PGD, DeepFool, FMN, PGD bisection) fools within 0.5, "
+       "classified correctly that no attack of the ensemble (PGD, DeepFool, FMN, PGD bisection, long FMN) fools within 0.5, "
        "which is at most PGD's alone; the report charts both (attack).", "percent",
        [](const json&, const json& m) { return robust_accuracy_at_half(m); }},
       {"minimal_perturbation", "minimal perturbation",
        "Median L2 length of the smallest change that alters the answer on a correctly classified image: the "
-       "minimum per image over an attack ensemble (DeepFool, the smallest fooling ε's PGD adversarial, FMN, PGD bisection; each checked), "
+       "minimum per image over an attack ensemble (DeepFool, the smallest fooling ε's PGD adversarial, FMN, PGD bisection, a long FMN on the images none fooled; each checked), "
        "which a stronger attack cannot lower the way it lowers DeepFool's alone. Larger: the decision boundary is "
        "farther from the data (attack; the report shows DeepFool's beside it).",
        "general",

@@ -209,6 +209,10 @@ void add_ensemble_options(CLI::App& command, bool& ensemble, MinimalPerturbation
   command.add_option("--fmn-gamma", options.fmn_options.gamma_init,
                      "Ensemble: FMN's initial radius factor (the radius moves by up to this fraction per step, annealed)")
       ->capture_default_str();
+  command.add_option("--long-fmn-steps", options.long_fmn_steps,
+                     "Ensemble: steps of the long FMN run (gamma 0.05, from the image) on the images no other member fooled "
+                     "(0 = none)")
+      ->check(kNonNegative)->capture_default_str();
   command.add_option("--bisection-rounds", options.bisection_rounds, "Ensemble: PGD bisection rounds per image (0 = none)")
       ->check(kNonNegative)->capture_default_str();
   command.add_option("--bisection-steps", options.bisection_steps, "Ensemble: PGD steps per bisection round")

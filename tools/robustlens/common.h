@@ -95,7 +95,7 @@ std::vector<std::string> model_names(const std::vector<std::string>& paths, cons
 std::string format_number(double value, const char* format = "%.4g", const char* not_finite = nullptr);
 
 /// The attack ensemble's options (attacks/minimal_perturbation.h) of `attack`, `margins` and `latent`, declared
-/// once: --no-ensemble (clears `ensemble`), --fmn-steps, --fmn-gamma, --bisection-rounds, --bisection-steps. `members` lists
+/// once: --no-ensemble (clears `ensemble`), --fmn-steps, --fmn-gamma, --long-fmn-steps, --bisection-rounds, --bisection-steps. `members` lists
 /// the members for the help text.
 void add_ensemble_options(CLI::App& command, bool& ensemble, MinimalPerturbationOptions& options, const std::string& members);
 

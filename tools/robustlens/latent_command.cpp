@@ -218,7 +218,7 @@ void add_latent_command(CLI::App& app) {
   LatentOptions& l = command->latent;
   sub->add_option("--train-samples", command->train_samples,
                   "Training images for the binarity fits and the Mahalanobis Gaussians (0 = all)")->capture_default_str();
-  add_ensemble_options(*sub, l.ensemble, l.ensemble_options, "DeepFool, FMN, PGD bisection; DeepFool alone without it");
+  add_ensemble_options(*sub, l.ensemble, l.ensemble_options, "DeepFool, FMN, PGD bisection, a long FMN on the images none fooled; DeepFool alone without it");
   sub->add_option("--deepfool-samples", l.deepfool_samples, "DeepFool runs on the first this many test images (0 = skip)")
       ->check(kNonNegative)->capture_default_str();
   add_deepfool_options(*sub, l.deepfool);

@@ -146,7 +146,7 @@ void add_margins_command(CLI::App& app) {
   add_deepfool_options(*sub, command->margins.deepfool);
   sub->add_flag("--no-full-space", command->no_full_space, "Skip the unconstrained (full-space) margin");
   add_ensemble_options(*sub, command->margins.ensemble, command->margins.ensemble_options,
-                       "full space only: DeepFool, FMN, PGD bisection; DeepFool alone without it");
+                       "full space only: DeepFool, FMN, PGD bisection, a long FMN on the images none fooled; DeepFool alone without it");
   sub->callback([command] { run_margins(*command); });
 }
 
