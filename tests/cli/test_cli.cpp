@@ -68,6 +68,8 @@ TEST_F(CliOnSyntheticData, BadInputGetsOneClearMessageAndNonZeroExit) {
       {"eval --model " + out_.file("raises.pt") + data_arg(), "raises.pt' failed in forward() on a batch of shape [2, 1, 6, 6]: "
                                                               "RuntimeError: AssertionError: no images today"},
       {"attack --eps 0.5,-1 --model " + out_.file("vector.pt") + data_arg(), "--eps: must be >= 0, got -1"},
+      {"train --arch mlp --out " + out_.file("text.pt") + data_arg(), "--out '" + out_.file("text.pt") + "' is a file"},
+      {"eval --model " + out_.file("vector.pt") + " --out " + out_.file("text.pt") + "/sub" + data_arg(), "cannot be created"},
       {"eval --model " + out_.file("vector.pt") + " --data bogus:/x", "unknown dataset kind"},
       {"eval --model " + out_.file("vector.pt") + " --indices 99999" + data_arg(), "out of range"},
       {"train --arch mlp --objective pgd-l2 --eps -1" + data_arg(), "--eps"},

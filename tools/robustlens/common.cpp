@@ -8,10 +8,13 @@
 #include "robustlens/data/sample_selection.h"
 #include "robustlens/spectral/dct.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -77,7 +80,24 @@ void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
   }
 }
 
+namespace {
+
+void prepare_output_folder(const std::string& out) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  RL_CHECK(!fs::exists(out, error) || fs::is_directory(out, error), "--out '", out, "' is a file; expected a folder");
+  fs::create_directories(out, error);
+  RL_CHECK(!error, "--out '", out, "' cannot be created: ", error.message());
+  // A folder that exists but refuses files would otherwise fail only when the results are written.
+  const fs::path probe = fs::path(out) / (".robustlens-write-test-" + std::to_string(::getpid()));
+  RL_CHECK(std::ofstream(probe).good(), "--out '", out, "' is not writable");
+  fs::remove(probe, error);
+}
+
+}  // namespace
+
 at::Device start_run(const CommonOptions& options) {
+  if (!options.out.empty()) prepare_output_folder(options.out);
   configure_memory_allocator();
   configure_threads(options.threads);
   seed_everything(options.seed);

@@ -54,7 +54,8 @@ enum CommonOption : unsigned {
 
 void add_common_options(CLI::App& command, CommonOptions& options, unsigned which);
 
-/// Allocator, threads, seed and device from the options; returns the device.
+/// Checks --out before any work (a folder, created if missing, writable), then sets allocator, threads,
+/// seed and device from the options; returns the device.
 at::Device start_run(const CommonOptions& options);
 
 std::vector<std::int64_t> parse_image_shape(const std::string& text);
