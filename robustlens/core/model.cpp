@@ -41,8 +41,21 @@ std::unique_ptr<Model> load_model(const std::string& path, const at::Device& dev
     RL_CHECK(false, "model file '", path, "' cannot be read (truncated or not a TorchScript/robustlens file): ",
              first_line(error.what()));
   }
-  if (module.hasattr(kBuiltinMetadataKey)) return load_builtin_model(path, device);
-  return std::make_unique<TorchScriptModel>(std::move(module), path, device);
+  std::unique_ptr<Model> model;
+  if (module.hasattr(kBuiltinMetadataKey)) {
+    model = load_builtin_model(path, device);
+  } else {
+    model = std::make_unique<TorchScriptModel>(std::move(module), path, device);
+  }
+  // A NaN or infinite weight makes every number computed with the model meaningless, yet argmax still
+  // returns a class: refuse it here rather than report an accuracy.
+  const std::vector<at::Tensor> parameters = model->parameters();
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    const std::int64_t bad = at::isfinite(parameters[i].detach()).logical_not().sum().item<std::int64_t>();
+    RL_CHECK(bad == 0, "model file '", path, "' holds ", bad, " NaN or infinite values in parameter ", i,
+             " (shape ", parameters[i].sizes(), "); the model cannot be measured");
+  }
+  return model;
 }
 
 void check_logits(const at::Tensor& logits, std::int64_t batch, const std::string& who) {
@@ -74,7 +87,11 @@ at::Tensor batched_logits(Model& model, const at::Tensor& images, std::int64_t b
     report(progress, {"evaluate", end, images.size(0), ""});
   }
   RL_CHECK(!chunks.empty(), "no images to evaluate");
-  return at::cat(chunks);
+  at::Tensor logits = at::cat(chunks);
+  const std::int64_t bad = at::isfinite(logits).logical_not().sum().item<std::int64_t>();
+  RL_CHECK(bad == 0, "model '", model.info().path, "' returned ", bad, " NaN or infinite logits on ", images.size(0),
+           " images; its predictions would be meaningless");
+  return logits;
 }
 
 }  // namespace robustlens

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <torch/utils.h>
 
+#include <limits>
+
 namespace robustlens {
 namespace {
 
@@ -75,6 +77,21 @@ TEST(TorchScriptModel, RejectsModelsThatDoNotReturnLogits) {
   testing::save_torchscript(dir.file("wrong_rows.pt"), "return x.flatten(1)[0:1]");
   expect_error([&] { load_model(dir.file("wrong_rows.pt"), at::kCPU)->forward(at::rand({2, 1, 3, 3})); },
                "for a batch of N=2");
+}
+
+TEST(LoadModel, RefusesNonFiniteParametersAndLogits) {
+  TemporaryDirectory dir;
+  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3), {});
+  {
+    at::NoGradGuard no_grad;
+    model.parameters().at(0).view(-1)[5] = std::numeric_limits<float>::quiet_NaN();
+  }
+  model.save(dir.file("nan.pt"));
+  expect_error([&] { load_model(dir.file("nan.pt"), at::kCPU); }, "holds 1 NaN or infinite values in parameter 0");
+  // log of a negative number: NaN logits from finite parameters.
+  testing::save_torchscript(dir.file("log.pt"), "return torch.log(x.flatten(1) - 2.0)");
+  auto scripted = load_model(dir.file("log.pt"), at::kCPU);
+  expect_error([&] { batched_logits(*scripted, at::rand({5, 1, 3, 3}), 2); }, "returned 45 NaN or infinite logits on 5 images");
 }
 
 TEST(BatchedLogits, EqualsOneBigForwardPass) {
