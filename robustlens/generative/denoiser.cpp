@@ -1,6 +1,7 @@
 #include "robustlens/generative/denoiser.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/json_fields.h"
 #include "robustlens/core/model.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/generative/generative_file.h"
@@ -133,19 +134,15 @@ nlohmann::json DenoiserSpec::to_json() const {
           {"no_label_token", conditional() && no_label_token}, {"preconditioning", "edm"}};
 }
 
-DenoiserSpec DenoiserSpec::from_json(const nlohmann::json& json) {
+DenoiserSpec DenoiserSpec::from_json(const nlohmann::json& json, const std::string& where) {
   DenoiserSpec spec;
-  try {
-    spec.input_shape = json.at("input_shape").get<std::vector<std::int64_t>>();
-    spec.num_classes = json.at("num_classes").get<std::int64_t>();
-    spec.channels = json.at("channels").get<std::int64_t>();
-    spec.embedding_dim = json.at("embedding_dim").get<std::int64_t>();
-    spec.sigma_data = json.at("sigma_data").get<double>();
-    // Denoisers written before label dropout existed have no token.
-    spec.no_label_token = json.value("no_label_token", false);
-  } catch (const nlohmann::json::exception& error) {
-    RL_CHECK(false, "denoiser spec ", json.dump(), " is incomplete: ", error.what());
-  }
+  spec.input_shape = required_field<std::vector<std::int64_t>>(json, "input_shape", where);
+  spec.num_classes = required_field<std::int64_t>(json, "num_classes", where);
+  spec.channels = required_field<std::int64_t>(json, "channels", where);
+  spec.embedding_dim = required_field<std::int64_t>(json, "embedding_dim", where);
+  spec.sigma_data = required_field<double>(json, "sigma_data", where);
+  // Denoisers written before label dropout existed have no token.
+  spec.no_label_token = optional_field<bool>(json, "no_label_token", false, where);
   spec.check();
   return spec;
 }
@@ -247,12 +244,13 @@ void Denoiser::save(const std::string& path) const {
 std::unique_ptr<Denoiser> load_denoiser(const std::string& path, const at::Device& device) {
   torch::serialize::InputArchive archive;
   const nlohmann::json metadata = open_generative_file(path, kDenoiserFormat, "denoiser", device, archive);
-  RL_CHECK(metadata.contains("spec"), "'", path, "' has no denoiser spec in its metadata");
-  auto denoiser = std::make_unique<Denoiser>(DenoiserSpec::from_json(metadata.at("spec")));
+  const std::string where = "denoiser file '" + path + "': metadata";
+  auto denoiser =
+      std::make_unique<Denoiser>(DenoiserSpec::from_json(required_field<nlohmann::json>(metadata, "spec", where), where + ".spec"));
   denoiser->to(device);
   load_generative_parameters(archive, *denoiser->net_, path);
   denoiser->net_->use_channels_last();
-  denoiser->set_training_record(metadata.value("training", nlohmann::json::object()));
+  denoiser->set_training_record(optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where));
   return denoiser;
 }
 

@@ -73,7 +73,8 @@ struct DenoiserSpec {
   bool gives_unconditional_scores() const { return !conditional() || no_label_token; }
   void check() const;
   nlohmann::json to_json() const;
-  static DenoiserSpec from_json(const nlohmann::json& json);
+  /// `where` names the record in error messages (a missing key or a wrong type is an Error).
+  static DenoiserSpec from_json(const nlohmann::json& json, const std::string& where = "denoiser spec");
 };
 
 /// Images in [0,1] → the denoiser's space [−1, 1].

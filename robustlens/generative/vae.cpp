@@ -1,6 +1,7 @@
 #include "robustlens/generative/vae.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/json_fields.h"
 #include "robustlens/core/model.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/generative/generative_file.h"
@@ -64,15 +65,11 @@ nlohmann::json VaeSpec::to_json() const {
   return {{"input_shape", input_shape}, {"latent_dim", latent_dim}, {"hidden", hidden}};
 }
 
-VaeSpec VaeSpec::from_json(const nlohmann::json& json) {
+VaeSpec VaeSpec::from_json(const nlohmann::json& json, const std::string& where) {
   VaeSpec spec;
-  try {
-    spec.input_shape = json.at("input_shape").get<std::vector<std::int64_t>>();
-    spec.latent_dim = json.at("latent_dim").get<std::int64_t>();
-    spec.hidden = json.at("hidden").get<std::int64_t>();
-  } catch (const nlohmann::json::exception& error) {
-    RL_CHECK(false, "VAE spec ", json.dump(), " is incomplete: ", error.what());
-  }
+  spec.input_shape = required_field<std::vector<std::int64_t>>(json, "input_shape", where);
+  spec.latent_dim = required_field<std::int64_t>(json, "latent_dim", where);
+  spec.hidden = required_field<std::int64_t>(json, "hidden", where);
   spec.check();
   return spec;
 }
@@ -134,11 +131,11 @@ void Vae::save(const std::string& path) const {
 std::unique_ptr<Vae> load_vae(const std::string& path, const at::Device& device) {
   torch::serialize::InputArchive archive;
   const nlohmann::json metadata = open_generative_file(path, kVaeFormat, "VAE", device, archive);
-  RL_CHECK(metadata.contains("spec"), "'", path, "' has no VAE spec in its metadata");
-  auto vae = std::make_unique<Vae>(VaeSpec::from_json(metadata.at("spec")));
+  const std::string where = "VAE file '" + path + "': metadata";
+  auto vae = std::make_unique<Vae>(VaeSpec::from_json(required_field<nlohmann::json>(metadata, "spec", where), where + ".spec"));
   vae->to(device);
   load_generative_parameters(archive, *vae->net_, path);
-  vae->set_training_record(metadata.value("training", nlohmann::json::object()));
+  vae->set_training_record(optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where));
   return vae;
 }
 

@@ -41,7 +41,8 @@ struct VaeSpec {
   std::int64_t input_dim() const;
   void check() const;
   nlohmann::json to_json() const;
-  static VaeSpec from_json(const nlohmann::json& json);
+  /// `where` names the record in error messages (a missing key or a wrong type is an Error).
+  static VaeSpec from_json(const nlohmann::json& json, const std::string& where = "VAE spec");
 };
 
 /// The Gaussian posterior q(z|x) = N(mean, diag(exp(logvar))), both N×k.

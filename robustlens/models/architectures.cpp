@@ -1,6 +1,7 @@
 #include "robustlens/models/architectures.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/json_fields.h"
 
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/pooling.h>
@@ -186,22 +187,18 @@ nlohmann::json ArchitectureSpec::to_json() const {
           {"softplus_beta", softplus_beta}, {"head", head},             {"bottleneck", bottleneck}};
 }
 
-ArchitectureSpec ArchitectureSpec::from_json(const nlohmann::json& json) {
+ArchitectureSpec ArchitectureSpec::from_json(const nlohmann::json& json, const std::string& where) {
   ArchitectureSpec spec;
-  try {
-    spec.name = json.at("name").get<std::string>();
-    spec.input_shape = json.at("input_shape").get<std::vector<std::int64_t>>();
-    spec.num_classes = json.at("num_classes").get<std::int64_t>();
-    spec.width = json.at("width").get<std::int64_t>();
-    spec.depth = json.at("depth").get<std::int64_t>();
-    spec.activation = json.at("activation").get<std::string>();
-    spec.softplus_beta = json.at("softplus_beta").get<double>();
-    // Files written before the bottleneck variants existed have the plain head.
-    spec.head = json.value("head", std::string("nopen"));
-    spec.bottleneck = json.value("bottleneck", std::int64_t{0});
-  } catch (const nlohmann::json::exception& error) {
-    RL_CHECK(false, "architecture record is incomplete: ", error.what());
-  }
+  spec.name = required_field<std::string>(json, "name", where);
+  spec.input_shape = required_field<std::vector<std::int64_t>>(json, "input_shape", where);
+  spec.num_classes = required_field<std::int64_t>(json, "num_classes", where);
+  spec.width = required_field<std::int64_t>(json, "width", where);
+  spec.depth = required_field<std::int64_t>(json, "depth", where);
+  spec.activation = required_field<std::string>(json, "activation", where);
+  spec.softplus_beta = required_field<double>(json, "softplus_beta", where);
+  // Files written before the bottleneck variants existed have the plain head.
+  spec.head = optional_field<std::string>(json, "head", "nopen", where);
+  spec.bottleneck = optional_field<std::int64_t>(json, "bottleneck", 0, where);
   return spec.resolved();
 }
 

@@ -58,7 +58,8 @@ struct ArchitectureSpec {
   /// Defaults filled in (width, depth), checked; what gets recorded.
   ArchitectureSpec resolved() const;
   nlohmann::json to_json() const;
-  static ArchitectureSpec from_json(const nlohmann::json& json);
+  /// `where` names the record in error messages (a missing key or a wrong type is an Error).
+  static ArchitectureSpec from_json(const nlohmann::json& json, const std::string& where = "architecture record");
 };
 
 /// Base of the built-in networks: logits = head(latent(x)), latent = the

@@ -1,6 +1,7 @@
 #include "robustlens/models/builtin_model.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/json_fields.h"
 #include "robustlens/report/files.h"
 
 namespace robustlens {
@@ -101,13 +102,13 @@ nlohmann::json read_builtin_metadata(torch::serialize::InputArchive& archive, co
   } catch (const nlohmann::json::exception& error) {
     RL_CHECK(false, "'", path, "': metadata is not valid JSON: ", error.what());
   }
-  const std::string format = metadata.value("format", "");
+  const std::string format = optional_field<std::string>(metadata, "format", "", "model file '" + path + "': metadata");
   RL_CHECK(format != "robustlens-vae" && format != "robustlens-denoiser", "'", path, "' is a robustlens ",
            format == "robustlens-vae" ? "VAE" : "denoiser", " file, not a classifier model file (format ", format,
            ")");
-  RL_CHECK(format == "robustlens-model" && metadata.value("format_version", 0) == 1,
-           "'", path, "': unsupported model format ", metadata.value("format", "?"), " version ",
-           metadata.value("format_version", 0), " (this robustlens reads robustlens-model version 1)");
+  const std::int64_t version = optional_field<std::int64_t>(metadata, "format_version", 0, "model file '" + path + "': metadata");
+  RL_CHECK(format == "robustlens-model" && version == 1, "'", path, "': unsupported model format '", format, "' version ",
+           version, " (this robustlens reads robustlens-model version 1)");
   return metadata;
 }
 
@@ -119,9 +120,11 @@ std::unique_ptr<BuiltinModel> load_builtin_model(const std::string& path, const 
     RL_CHECK(false, "model file '", path, "' cannot be read: ", first_line(error.what()));
   }
   const nlohmann::json metadata = read_builtin_metadata(archive, path);
+  const std::string where = "model file '" + path + "': metadata";
   auto model = std::make_unique<BuiltinModel>(
-      ArchitectureSpec::from_json(metadata.at("architecture")),
-      metadata.value("class_names", std::vector<std::string>{}), metadata.value("training", nlohmann::json::object()));
+      ArchitectureSpec::from_json(required_field<nlohmann::json>(metadata, "architecture", where), where + ".architecture"),
+      optional_field<std::vector<std::string>>(metadata, "class_names", {}, where),
+      optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where));
   model->to(device);
   model->load_parameters_from(archive);
   model->info().path = path;

@@ -6,6 +6,7 @@
 #include "test_support.h"
 
 #include <gtest/gtest.h>
+#include <torch/serialize/archive.h>
 #include <torch/utils.h>
 
 #include <limits>
@@ -92,6 +93,31 @@ TEST(LoadModel, RefusesNonFiniteParametersAndLogits) {
   testing::save_torchscript(dir.file("log.pt"), "return torch.log(x.flatten(1) - 2.0)");
   auto scripted = load_model(dir.file("log.pt"), at::kCPU);
   expect_error([&] { batched_logits(*scripted, at::rand({5, 1, 3, 3}), 2); }, "returned 45 NaN or infinite logits on 5 images");
+}
+
+TEST(LoadModel, MalformedMetadataNamesTheFileAndTheKey) {
+  TemporaryDirectory dir;
+  const auto save_with = [&](const std::string& name, const nlohmann::json& metadata) {
+    torch::serialize::OutputArchive archive;
+    archive.write(kBuiltinMetadataKey, c10::IValue(metadata.dump()));
+    archive.save_to(dir.file(name));
+    return dir.file(name);
+  };
+  nlohmann::json metadata = {{"format", "robustlens-model"},
+                             {"format_version", 1},
+                             {"architecture", ArchitectureSpec().set_name("mlp").to_json()},
+                             {"class_names", {"a", "b"}}};
+  metadata["architecture"]["width"] = "wide";
+  const std::string wrong_type = save_with("width.pt", metadata);
+  expect_error([&] { load_model(wrong_type, at::kCPU); },
+               "model file '" + wrong_type + "': metadata.architecture: key 'width' holds a value of the wrong type (string)");
+  metadata["architecture"].erase("width");
+  const std::string missing = save_with("missing.pt", metadata);
+  expect_error([&] { load_model(missing, at::kCPU); }, "metadata.architecture: key 'width' is missing");
+  metadata["class_names"] = 3;
+  metadata["architecture"] = ArchitectureSpec().set_name("mlp").to_json();
+  const std::string names = save_with("names.pt", metadata);
+  expect_error([&] { load_model(names, at::kCPU); }, "metadata: key 'class_names' holds a value of the wrong type (number)");
 }
 
 TEST(BatchedLogits, EqualsOneBigForwardPass) {
