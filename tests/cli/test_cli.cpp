@@ -78,7 +78,7 @@ TEST_F(CliOnSyntheticData, BadInputGetsOneClearMessageAndNonZeroExit) {
   };
   for (const auto& [arguments, fragment] : cases) {
     const auto result = run_cli(arguments);
-    EXPECT_NE(result.exit_code, 0) << arguments;
+    EXPECT_EQ(result.exit_code, 2) << arguments;
     EXPECT_TRUE(contains(result.output, fragment)) << arguments << "\n" << result.output;
     EXPECT_FALSE(contains(result.output, "terminate called")) << arguments << "\n" << result.output;
     // One line, and CLI11's pointer to --help after an option error.
@@ -149,7 +149,7 @@ TEST_F(CliOnSyntheticData, AttackAgreesWithEvalAndWritesItsFiles) {
     EXPECT_TRUE(std::filesystem::exists(out_.file("attack/" + file))) << file;
   }
   const auto bad = run_cli("attack --eps 0.5,-1 --model " + model + data_arg());
-  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_EQ(bad.exit_code, 2);
   EXPECT_TRUE(contains(bad.output, "--eps")) << bad.output;
 }
 
@@ -249,7 +249,7 @@ TEST_F(CliOnSyntheticData, SpectralWritesItsRecordChartsAndGrid) {
            {"spectral --snr gaussian:-1" + model + data, "positive number, got 'gaussian:-1'"},
            {"spectral --snr pgd-l3:1" + model + data, "got 'pgd-l3:1'"}}) {
     const auto bad = run_cli(arguments);
-    EXPECT_NE(bad.exit_code, 0) << arguments;
+    EXPECT_EQ(bad.exit_code, 2) << arguments;
     EXPECT_TRUE(contains(bad.output, fragment)) << arguments << "\n" << bad.output;
   }
 }
@@ -339,7 +339,7 @@ TEST(CliFashionMnist, UniversalPerturbationsMoveSaliencyMapsFarMoreThanNoise) {
            {"upi --attack-split test --samples 5000 --attack-samples 6000 --model " + out.file("model.pt"), "overlap"},
            {"upi --surrogate-beta 5 --model " + out.file("nope.pt"), "nope.pt"}}) {
     const auto bad = run_cli(arguments);
-    EXPECT_NE(bad.exit_code, 0) << arguments;
+    EXPECT_EQ(bad.exit_code, 2) << arguments;
     EXPECT_TRUE(contains(bad.output, fragment)) << arguments << "\n" << bad.output;
   }
 }

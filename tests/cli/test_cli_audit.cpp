@@ -174,14 +174,14 @@ TEST_F(CliAudit, BadInputGetsOneClearMessageAndNoReport) {
            {"audit --model " + model("nopen") + " --data idx:" + out_.file("nowhere"), "nowhere"},
            {"audit", "--model"}}) {
     const auto bad = run_cli(arguments + (contains(arguments, "--data") ? "" : data_arg()) + " --out " + out_.file("bad"));
-    EXPECT_NE(bad.exit_code, 0) << arguments;
+    EXPECT_EQ(bad.exit_code, 2) << arguments;
     EXPECT_TRUE(contains(bad.output, fragment)) << arguments << "\n" << bad.output;
     EXPECT_FALSE(fs::exists(out_.file("bad/index.html"))) << arguments;
   }
   // Without the report's scripts nothing runs: the message says where they were looked for and how to install them.
   const auto no_scripts = run_shell("ROBUSTLENS_WEB_ASSETS=" + out_.file("empty") + " " + ROBUSTLENS_CLI_PATH + " audit --model " +
                                  model("nopen") + data_arg() + " --out " + out_.file("bad2") + " 2>&1");
-  EXPECT_NE(no_scripts.exit_code, 0) << no_scripts.output;
+  EXPECT_EQ(no_scripts.exit_code, 2) << no_scripts.output;
   EXPECT_TRUE(contains(no_scripts.output, "vega.min.js") && contains(no_scripts.output, "scripts/setup.sh")) << no_scripts.output;
   EXPECT_FALSE(fs::exists(out_.file("bad2/models"))) << "no analysis runs when the report cannot be written";
 }

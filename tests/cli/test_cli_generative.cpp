@@ -73,7 +73,7 @@ TEST_F(CliGenerative, BadOptionsGiveAMessageAndNonZeroExit) {
   };
   for (const auto& [arguments, fragment] : cases) {
     const auto result = run_cli(arguments);
-    EXPECT_NE(result.exit_code, 0) << arguments;
+    EXPECT_EQ(result.exit_code, 2) << arguments;
     EXPECT_TRUE(contains(result.output, fragment)) << arguments << "\n" << result.output;
     EXPECT_FALSE(contains(result.output, "terminate called")) << arguments << "\n" << result.output;
   }

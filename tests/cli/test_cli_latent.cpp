@@ -75,7 +75,7 @@ TEST_F(CliLatent, BadInputGetsOneClearMessage) {
            {"latent --model " + models.file("linear.pt") + " --odin-temperature 0", "--odin-temperature"},
            {"latent", "--model"}}) {
     const auto bad = run_cli(arguments + data_arg() + " --out " + out_.file("bad"));
-    EXPECT_NE(bad.exit_code, 0) << arguments;
+    EXPECT_EQ(bad.exit_code, 2) << arguments;
     EXPECT_TRUE(contains(bad.output, fragment)) << arguments << "\n" << bad.output;
     EXPECT_FALSE(std::filesystem::exists(out_.file("bad/latent.json"))) << arguments;
   }

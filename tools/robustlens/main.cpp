@@ -1,6 +1,6 @@
-// robustlens <subcommand> [options]: see --help. Errors print one line
-// ("error: ...") and exit with status 2; option-parsing errors exit non-zero
-// through CLI11 with its message.
+// robustlens <subcommand> [options]: see --help. Bad input prints one line
+// ("error: ...", or CLI11's message for an option) and exits with status 2;
+// an internal error prints "internal error: ..." and exits with status 1.
 #include "commands.h"
 
 #include "robustlens/core/error.h"
@@ -14,19 +14,21 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", ROBUSTLENS_VERSION);
   robustlens::cli::add_all_commands(app);
+  // Exit status: 0 done, 2 bad input (a robustlens::Error or an option CLI11 refuses), 1 anything
+  // else: an internal error (a LibTorch failure, memory), which is a bug to report, not the user's input.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    return app.exit(error);
+    return app.exit(error) == 0 ? 0 : 2;  // --help and --version are ParseErrors with status 0
   } catch (const robustlens::Error& error) {
     std::fprintf(stderr, "error: %s\n", error.what());
     return 2;
   } catch (const c10::Error& error) {
-    std::fprintf(stderr, "error: LibTorch: %s\n", robustlens::first_line(error.what()).c_str());
-    return 2;
+    std::fprintf(stderr, "internal error: LibTorch: %s\n", robustlens::first_line(error.what()).c_str());
+    return 1;
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "error: %s\n", error.what());
-    return 2;
+    std::fprintf(stderr, "internal error: %s\n", robustlens::first_line(error.what()).c_str());
+    return 1;
   }
   return 0;
 }
