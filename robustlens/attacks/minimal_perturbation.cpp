@@ -122,6 +122,14 @@ at::Tensor bisection_perturbations(Model& model, const at::Tensor& images, const
 
 }  // namespace
 
+FmnOptions MinimalPerturbationOptions::fmn_member_options() const {
+  return FmnOptions(fmn_options).set_norm(norm).set_clip(clip).set_batch_size(batch_size);
+}
+
+FmnOptions MinimalPerturbationOptions::long_fmn_member_options() const {
+  return FmnOptions().set_steps(long_fmn_steps).set_norm(norm).set_clip(clip).set_batch_size(batch_size);
+}
+
 void MinimalPerturbationOptions::check() const {
   RL_CHECK(!deepfool || norm == Norm::l2, "minimal perturbations: DeepFool measures L2 only; turn it off for ",
            to_string(norm));
@@ -138,18 +146,14 @@ void MinimalPerturbationOptions::check() const {
 }
 
 nlohmann::json MinimalPerturbationOptions::to_json() const {
-  FmnOptions resolved_fmn = fmn_options;
-  resolved_fmn.set_norm(norm).set_clip(clip).set_batch_size(batch_size);
   return {{"norm", to_string(norm)},
           {"clip", clip},
           {"counted_against", "the true label (0 for a misclassified image)"},
           {"deepfool", deepfool ? deepfool_options.to_json() : nlohmann::json(false)},
-          {"fmn", fmn ? resolved_fmn.resolved().to_json() : nlohmann::json(false)},
+          {"fmn", fmn ? fmn_member_options().resolved().to_json() : nlohmann::json(false)},
           {"pgd_bisection", {{"rounds", bisection_rounds}, {"steps", bisection_steps}, {"restarts", 1},
                              {"step_size", "2.5*radius/steps"}, {"start", "the image"}}},
-          {"fmn_long", long_fmn_steps > 0 ? FmnOptions().set_steps(long_fmn_steps).set_norm(norm).set_clip(clip)
-                                                 .set_batch_size(batch_size).resolved().to_json()
-                                           : nlohmann::json(false)},
+          {"fmn_long", long_fmn_steps > 0 ? long_fmn_member_options().resolved().to_json() : nlohmann::json(false)},
           {"fmn_long_runs_on", "the correctly classified images no other member fooled, from the image"},
           {"ray_search_steps", ray_search_steps},
           {"overestimate_factor", overestimate_factor},
@@ -227,7 +231,7 @@ MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& 
   if (options.fmn) {
     // Warm-started from the smallest adversarial so far (the image itself where there is none), on the
     // images the model still classifies correctly: a misclassified one is at 0 already.
-    const FmnOptions fmn = FmnOptions(options.fmn_options).set_norm(options.norm).set_clip(options.clip).set_batch_size(options.batch_size);
+    const FmnOptions fmn = options.fmn_member_options();
     const at::Tensor rows = minimum.norms().gt(0).nonzero().squeeze(1);
     at::Tensor found = at::zeros_like(x);
     if (rows.numel() > 0) {
@@ -243,9 +247,8 @@ MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& 
     const at::Tensor rows = at::isinf(minimum.norms()).nonzero().squeeze(1);
     at::Tensor found = at::zeros_like(x);
     if (rows.numel() > 0) {
-      const FmnOptions fmn = FmnOptions().set_steps(options.long_fmn_steps).set_norm(options.norm).set_clip(options.clip)
-                                 .set_batch_size(options.batch_size);
-      found.index_copy_(0, rows, fmn_attack(model, x.index_select(0, rows), y.index_select(0, rows), fmn, progress).perturbations);
+      found.index_copy_(0, rows, fmn_attack(model, x.index_select(0, rows), y.index_select(0, rows),
+                                            options.long_fmn_member_options(), progress).perturbations);
     }
     minimum.offer("fmn-long", found);
   }

@@ -79,6 +79,10 @@ struct MinimalPerturbationOptions {
   MinimalPerturbationOptions& set_warning_share(double v) { warning_share = v; return *this; }
   MinimalPerturbationOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
 
+  /// The options FMN and the long FMN run with: fmn_options (or the paper's defaults with long_fmn_steps)
+  /// with this struct's norm, clip and batch size.
+  FmnOptions fmn_member_options() const;
+  FmnOptions long_fmn_member_options() const;
   void check() const;
   nlohmann::json to_json() const;
 };

@@ -1,4 +1,4 @@
-// Reading the JSON records stored in model, VAE, denoiser and checkpoint files: a missing key or a value
+// Reading the JSON records stored in model, VAE and denoiser files: a missing key or a value
 // of the wrong type is one Error naming the file and the key, not nlohmann's bare exception text.
 #pragma once
 
