@@ -37,7 +37,7 @@ for setting in ${SETTINGS:-distractor plain}; do
     data="--data fashion-mnist"; out=runs/fashion-mnist
   fi
   train_once "$out/vae/vae.pt" train-vae $data --epochs 4
-  train_once "$out/denoiser/denoiser.pt" train-denoiser $data
+  train_once "$out/denoiser/denoiser.pt" train-denoiser $data --epochs 5
   for objective in ${OBJECTIVES:-gradnorm noise}; do
     if [ "$objective" = gradnorm ]; then strengths="--strengths 0.001,0.01,0.1,1,10,100"
     else strengths="--strengths 0.01,0.03,0.1,0.3,1,3"; fi

@@ -281,34 +281,31 @@ nlohmann::json TangentResult::to_json() const {
           {"images", images}};
 }
 
-TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, const TangentBasis& basis,
-                                          const TangentOptions& options, const ProgressCallback& progress) {
-  options.check();
-  const std::size_t points = options.eps.size();
-  CurveAccumulator on(points), off(points), fraction(1);
+namespace {
+
+/// One tangent-space estimate's running measures over the chunks of a pass.
+struct TangentAccumulator {
+  CurveAccumulator on, off, fraction{1};
   FirstOrderAccumulator first_order;
-  TangentResult result;
-  result.input_dim = data.images[0].numel();
-  const at::Device device = model.device();
-  for (std::int64_t start = 0; start < data.size(); start += options.batch_size) {
-    const std::int64_t end = std::min(data.size(), start + options.batch_size), n = end - start;
-    const at::Tensor images = data.images.slice(0, start, end).to(device);
-    const at::Tensor tangents = basis(images, data.labels.slice(0, start, end).to(device));
-    RL_CHECK(tangents.dim() == 3 && tangents.size(0) == n && tangents.size(1) == result.input_dim,
-             "tangent basis: expected ", n, "×", result.input_dim, "×k, got ", tangents.sizes());
-    result.tangent_dim = tangents.size(2);
+  std::int64_t tangent_dim = 0;
+
+  explicit TangentAccumulator(std::size_t points) : on(points), off(points) {}
+
+  /// Adds one chunk: `tangents` N×D×k, `gradients` the predicted class's logit and log-probability gradients.
+  void add(Model& model, const at::Tensor& images, const at::Tensor& tangents,
+           const std::pair<at::Tensor, at::Tensor>& gradients, const TangentOptions& options) {
+    const std::int64_t n = images.size(0), input_dim = images[0].numel();
+    tangent_dim = tangents.size(2);
     const auto project = [&](const at::Tensor& rows) {
       return at::bmm(tangents, at::bmm(tangents.transpose(1, 2), rows.unsqueeze(2))).squeeze(2);
     };
-
-    const auto [logit_gradient, log_probability_gradient] = predicted_class_gradients(model, images);
-    const at::Tensor gradient = logit_gradient.flatten(1);
+    const at::Tensor gradient = gradients.first.flatten(1);
+    const at::Tensor& log_probability_gradient = gradients.second;
     const at::Tensor gradient_norm = gradient.norm(2, {1});
     const at::Tensor nonzero = gradient_norm > 0;
     fraction.add(0, (project(gradient).norm(2, {1}) / gradient_norm.clamp_min(1e-30)).masked_select(nonzero));
     first_order.add(log_probability_gradient, project(log_probability_gradient.to(tangents.scalar_type())).to(at::kDouble),
-                    at::full({1}, static_cast<double>(result.tangent_dim), log_probability_gradient.options()),
-                    result.input_dim);
+                    at::full({1}, static_cast<double>(tangent_dim), log_probability_gradient.options()), input_dim);
 
     at::NoGradGuard no_grad;
     const at::Tensor clean_logits = model.forward(images);
@@ -316,30 +313,80 @@ TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, con
     // Rows: (on, off) × draw × image.
     std::vector<at::Tensor> on_rows, off_rows;
     for (std::int64_t d = 0; d < options.draws; ++d) {
-      const at::Tensor direction = at::randn({n, result.input_dim}, images.options());
+      const at::Tensor direction = at::randn({n, input_dim}, images.options());
       const at::Tensor tangent_part = project(direction);
       on_rows.push_back(unit_rows(tangent_part));
       off_rows.push_back(unit_rows(direction - tangent_part));
     }
     const at::Tensor repeated = images.repeat({2 * options.draws, 1, 1, 1});
     const at::Tensor directions = at::cat({at::cat(on_rows), at::cat(off_rows)}).view(repeated.sizes());
-    for (std::size_t p = 0; p < points; ++p) {
+    for (std::size_t p = 0; p < options.eps.size(); ++p) {
       const at::Tensor change = softmax_l1_change(model.forward(repeated + options.eps[p] * directions), reference)
                                     .view({2, options.draws, n}).mean(1);
       on.add(p, change[0]);
       off.add(p, change[1]);
     }
+  }
+
+  TangentResult result(const TangentOptions& options, const Dataset& data) const {
+    TangentResult result;
+    result.eps = options.eps;
+    result.on_manifold = on.curve();
+    result.off_manifold = off.curve();
+    const MeanCurve fractions = fraction.curve();
+    result.tangent_fraction = fractions.mean[0];
+    result.tangent_fraction_standard_error = fractions.standard_error[0];
+    result.first_order = first_order.result();
+    result.tangent_dim = tangent_dim;
+    result.input_dim = data.images[0].numel();
+    result.images = data.size();
+    return result;
+  }
+};
+
+}  // namespace
+
+TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
+                                         const std::map<std::string, TangentBasis>& bases, const TangentOptions& options,
+                                         const ProgressCallback& progress) {
+  options.check();
+  RL_CHECK(!bases.empty(), "tangent spaces: no basis to measure");
+  std::map<std::string, TangentAccumulator> accumulators;
+  for (const auto& entry : bases) accumulators.emplace(entry.first, TangentAccumulator(options.eps.size()));
+  double agreement_sum = 0;
+  bool comparable = bases.size() == 2;
+  const std::int64_t input_dim = data.images[0].numel();
+  const at::Device device = model.device();
+  for (std::int64_t start = 0; start < data.size(); start += options.batch_size) {
+    const std::int64_t end = std::min(data.size(), start + options.batch_size), n = end - start;
+    const at::Tensor images = data.images.slice(0, start, end).to(device);
+    const at::Tensor labels = data.labels.slice(0, start, end).to(device);
+    const auto gradients = predicted_class_gradients(model, images);
+    std::vector<at::Tensor> chunk_bases;
+    for (const auto& [name, basis] : bases) {
+      at::Tensor tangents = basis(images, labels);
+      RL_CHECK(tangents.dim() == 3 && tangents.size(0) == n && tangents.size(1) == input_dim, "tangent basis '", name,
+               "': expected ", n, "×", input_dim, "×k, got ", tangents.sizes());
+      accumulators.at(name).add(model, images, tangents, gradients, options);
+      chunk_bases.push_back(std::move(tangents));
+    }
+    // Each chunk's bases are computed once: the measures above and the agreement share them.
+    comparable = comparable && chunk_bases.front().size(2) == chunk_bases.back().size(2);
+    if (comparable) {
+      agreement_sum += subspace_agreement(chunk_bases.front(), chunk_bases.back().to(chunk_bases.front().scalar_type())) *
+                       static_cast<double>(n);
+    }
     report(progress, {"tangent directions", end, data.size(), ""});
   }
-  result.eps = options.eps;
-  result.on_manifold = on.curve();
-  result.off_manifold = off.curve();
-  const MeanCurve fractions = fraction.curve();
-  result.tangent_fraction = fractions.mean[0];
-  result.tangent_fraction_standard_error = fractions.standard_error[0];
-  result.first_order = first_order.result();
-  result.images = data.size();
-  return result;
+  TangentComparison comparison;
+  for (const auto& [name, accumulator] : accumulators) comparison.results.emplace(name, accumulator.result(options, data));
+  if (comparable) comparison.agreement = agreement_sum / static_cast<double>(data.size());
+  return comparison;
+}
+
+TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, const TangentBasis& basis,
+                                          const TangentOptions& options, const ProgressCallback& progress) {
+  return analyse_tangent_spaces(model, data, {{"basis", basis}}, options, progress).results.at("basis");
 }
 
 std::vector<std::string> robustness_regimes(const std::vector<double>& on_manifold,

@@ -30,6 +30,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace robustlens {
@@ -145,6 +148,20 @@ struct TangentResult {
 
 TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, const TangentBasis& basis,
                                           const TangentOptions& options, const ProgressCallback& progress = {});
+
+/// Several tangent-space estimates of the same images (e.g. "vae" and
+/// "local-pca"), measured in one pass over the data: each chunk's bases and
+/// input gradients are computed once, for every measure and for the
+/// agreement of the two estimates.
+struct TangentComparison {
+  std::map<std::string, TangentResult> results;  ///< per basis name
+  /// subspace_agreement of the two bases over all images; set when exactly two bases of the same k were given.
+  std::optional<double> agreement;
+};
+
+TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
+                                         const std::map<std::string, TangentBasis>& bases, const TangentOptions& options,
+                                         const ProgressCallback& progress = {});
 
 /// The regimes of a sweep of robust-training strength (the paper's claim,
 /// made operational by us): with on- and off-manifold sensitivities taken

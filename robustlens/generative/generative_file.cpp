@@ -1,5 +1,6 @@
 #include "robustlens/generative/generative_file.h"
 
+#include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
 #include "robustlens/models/builtin_model.h"
 #include "robustlens/report/files.h"
@@ -34,6 +35,7 @@ void save_generative_file(const std::string& path, const std::string& format, nl
     archive.write(kBuiltinMetadataKey, c10::IValue(metadata.dump()));
     module.save(parameters);
     archive.write("parameters", parameters);
+    write_parameter_checksum(archive, module);
     archive.save_to(temporary);
   });
 }
@@ -74,6 +76,7 @@ void load_generative_parameters(torch::serialize::InputArchive& archive, torch::
   } catch (const c10::Error& error) {
     RL_CHECK(false, "'", path, "': the parameters do not fit the recorded spec: ", first_line(error.what()));
   }
+  check_parameter_checksum(archive, module, path);
 }
 
 nlohmann::json read_generative_metadata(const std::string& path) {

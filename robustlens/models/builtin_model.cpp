@@ -1,5 +1,6 @@
 #include "robustlens/models/builtin_model.h"
 
+#include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/json_fields.h"
 #include "robustlens/report/files.h"
@@ -70,17 +71,19 @@ void BuiltinModel::save_to(torch::serialize::OutputArchive& archive) const {
   torch::serialize::OutputArchive parameters;
   net_->save(parameters);
   archive.write("parameters", parameters);
+  write_parameter_checksum(archive, *net_);
 }
 
-void BuiltinModel::load_parameters_from(torch::serialize::InputArchive& archive) {
+void BuiltinModel::load_parameters_from(torch::serialize::InputArchive& archive, const std::string& path) {
   torch::serialize::InputArchive parameters;
-  RL_CHECK(archive.try_read("parameters", parameters), "model archive has no parameters");
+  RL_CHECK(archive.try_read("parameters", parameters), "'", path, "' has no parameters");
   try {
     net_->load(parameters);
   } catch (const c10::Error& error) {
     RL_CHECK(false, "model parameters do not fit architecture ", spec_.to_json().dump(), ": ",
              first_line(error.what()));
   }
+  check_parameter_checksum(archive, *net_, path);
   net_->to(device_);
 }
 
@@ -126,7 +129,7 @@ std::unique_ptr<BuiltinModel> load_builtin_model(const std::string& path, const 
       optional_field<std::vector<std::string>>(metadata, "class_names", {}, where),
       optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where));
   model->to(device);
-  model->load_parameters_from(archive);
+  model->load_parameters_from(archive, path);
   model->info().path = path;
   model->set_training(false);
   return model;

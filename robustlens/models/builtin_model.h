@@ -38,7 +38,8 @@ class BuiltinModel : public Model {
 
   /// Metadata + parameters into an archive (also used inside training checkpoints).
   void save_to(torch::serialize::OutputArchive& archive) const;
-  void load_parameters_from(torch::serialize::InputArchive& archive);
+  /// Errors naming `path` when the parameters do not fit the spec or no longer match their recorded checksum.
+  void load_parameters_from(torch::serialize::InputArchive& archive, const std::string& path);
   /// Writes the model file atomically.
   void save(const std::string& path) const;
 

@@ -1,6 +1,7 @@
 #include "robustlens/train/trainer.h"
 
 #include "robustlens/analyses/accuracy.h"
+#include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/report/files.h"
@@ -58,14 +59,21 @@ std::string checkpoint_path(const TrainOptions& options) {
   return (std::filesystem::path(options.out_dir) / "checkpoint.pt").string();
 }
 
+/// What the weights are trained from besides the recipe: the architecture and the training data (a
+/// resumed run must continue the same model on the same images).
+nlohmann::json training_inputs(const BuiltinModel& model, const Dataset& train) {
+  return {{"architecture", model.spec().to_json()},
+          {"train_data", {{"name", train.name}, {"size", train.size()}, {"checksum", data_checksum(train.images, train.labels)}}}};
+}
+
 void save_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, const TrainOptions& options,
-                     const TrainResult& result) {
+                     const nlohmann::json& inputs, const TrainResult& result) {
   write_file_atomically(checkpoint_path(options), [&](const std::string& temporary) {
     torch::serialize::OutputArchive archive, optimizer_archive;
     model.save_to(archive);
     optimizer.save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
-    const nlohmann::json state = {{"recipe", options.to_json()}, {"log", result.to_json()["epochs"]}};
+    const nlohmann::json state = {{"recipe", options.to_json()}, {"inputs", inputs}, {"log", result.to_json()["epochs"]}};
     archive.write("trainer_state", c10::IValue(state.dump()));
     archive.save_to(temporary);
   });
@@ -73,7 +81,7 @@ void save_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, co
 
 /// Restores model, optimiser and log from the checkpoint; returns false if there is none.
 bool load_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, const TrainOptions& options,
-                     TrainResult& result) {
+                     const nlohmann::json& inputs, TrainResult& result) {
   const std::string path = checkpoint_path(options);
   if (!std::filesystem::is_regular_file(path)) return false;
   torch::serialize::InputArchive archive;
@@ -90,8 +98,12 @@ bool load_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, co
   RL_CHECK(state.at("recipe") == options.to_json(), "checkpoint '", path,
            "' was made with a different recipe:\n  checkpoint: ", state.at("recipe").dump(),
            "\n  requested:  ", options.to_json().dump(), "\nuse another --out, or --restart to start afresh");
+  // Checkpoints written before the inputs were recorded are resumed on the recipe alone.
+  RL_CHECK(!state.contains("inputs") || state.at("inputs") == inputs, "checkpoint '", path,
+           "' was trained with another architecture or other training data:\n  checkpoint: ", state.value("inputs", nlohmann::json()).dump(),
+           "\n  requested:  ", inputs.dump(), "\nuse another --out, or --restart to start afresh");
   read_builtin_metadata(archive, path);
-  model.load_parameters_from(archive);
+  model.load_parameters_from(archive, path);
   torch::serialize::InputArchive optimizer_archive;
   RL_CHECK(archive.try_read("optimizer", optimizer_archive), "checkpoint '", path, "' has no optimiser state");
   optimizer.load(optimizer_archive);
@@ -164,7 +176,8 @@ TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset
            " classes but the model only ", model.spec().num_classes);
   auto optimizer = make_optimizer(model, options);
   TrainResult result;
-  if (!options.out_dir.empty() && options.resume) load_checkpoint(model, *optimizer, options, result);
+  const nlohmann::json inputs = options.out_dir.empty() ? nlohmann::json() : training_inputs(model, train);
+  if (!options.out_dir.empty() && options.resume) load_checkpoint(model, *optimizer, options, inputs, result);
 
   const std::int64_t steps_per_epoch = (train.size() + options.batch_size - 1) / options.batch_size;
   const std::int64_t total_steps = steps_per_epoch * options.epochs;
@@ -213,7 +226,7 @@ TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset
         evaluate_accuracy(model, test, AccuracyOptions().set_batch_size(options.eval_batch_size)).accuracy;
     record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
     result.epochs.push_back(record);
-    if (!options.out_dir.empty()) save_checkpoint(model, *optimizer, options, result);
+    if (!options.out_dir.empty()) save_checkpoint(model, *optimizer, options, inputs, result);
     if (on_epoch) on_epoch(record);
   }
   model.set_training(false);

@@ -164,6 +164,36 @@ TEST(TangentSensitivity, FollowsWhereTheWeightsLie) {
   EXPECT_LT(off.first_order.on_manifold, 1e-5 * off.first_order.off_manifold);
 }
 
+TEST(TangentSpaces, OnePassMatchesEachBasisAloneAndMeasuresTheirAgreement) {
+  torch::manual_seed(4);
+  const std::int64_t d = 16, k = 4;
+  const at::Tensor first = std::get<0>(at::linalg_qr(at::randn({d, k}, at::kDouble)));
+  // The second basis shares two of the first's directions: agreement 2/k exactly.
+  const at::Tensor other = std::get<0>(at::linalg_qr(at::cat({first, at::randn({d, 2}, at::kDouble)}, 1)));
+  const at::Tensor second = at::cat({first.slice(1, 0, 2), other.slice(1, k, k + 2)}, 1);
+  const Dataset data = testing::linear_rule_dataset(7, {1, 4, 4}, 2, 1);
+  LinearModel model(opposed_logits(at::randn({d}, at::kDouble)));
+  const TangentOptions options = TangentOptions().set_eps({0.5}).set_draws(2).set_batch_size(3);
+
+  const TangentComparison both = analyse_tangent_spaces(
+      model, data, {{"a", constant_basis(first)}, {"b", constant_basis(second)}}, options);
+  ASSERT_TRUE(both.agreement.has_value());
+  EXPECT_NEAR(*both.agreement, 2.0 / k, 1e-6);
+  for (const auto& [name, basis] : {std::pair{"a", first}, std::pair{"b", second}}) {
+    // The gradient measures are deterministic: one pass gives what each basis gives alone.
+    const TangentResult alone = analyse_tangent_sensitivity(model, data, constant_basis(basis), options);
+    const TangentResult& shared = both.results.at(name);
+    EXPECT_NEAR(shared.tangent_fraction, alone.tangent_fraction, 1e-9) << name;
+    EXPECT_NEAR(shared.first_order.on_manifold, alone.first_order.on_manifold, 1e-9) << name;
+    EXPECT_NEAR(shared.first_order.off_manifold, alone.first_order.off_manifold, 1e-9) << name;
+    EXPECT_EQ(shared.images, data.size());
+  }
+  const at::Tensor narrower = first.slice(1, 0, 3);
+  EXPECT_FALSE(analyse_tangent_spaces(model, data, {{"a", constant_basis(first)}, {"b", constant_basis(narrower)}},
+                                      options).agreement.has_value());
+  EXPECT_THROW(analyse_tangent_spaces(model, data, {}, options), Error);
+}
+
 TEST(LocalPca, RecoversTheAffineSubspaceTheNeighboursLieIn) {
   torch::manual_seed(3);
   const std::int64_t d = 36, k = 3, n = 200;

@@ -56,6 +56,56 @@ TEST(Robustness, RobustAccuracyStartsAtCleanAccuracyAndFallsWithEps) {
   EXPECT_THROW(analyse_robustness(model, test, RobustnessOptions().set_eps({-0.5})), Error);
 }
 
+/// Two classes, a linear model: the loss gradient points along ±(w₀ − w₁) everywhere, so PGD and FGSM find
+/// the optimal perturbation and robust accuracy has a closed form: the share of correctly classified images
+/// whose distance to the boundary, |f₀ − f₁| / ‖w₀ − w₁‖_dual, exceeds eps (L2: dual L2; L∞: dual L1).
+/// The images lie in [0.3, 0.7], far enough inside the box that clipping never binds; those whose
+/// distance lies within 4% below an eps of the list are left out (PGD's L2 iterates approach the ball's
+/// edge along the gradient geometrically, not in one step).
+TEST(Robustness, RobustAccuracyOfATwoClassLinearModelEqualsTheClosedForm) {
+  torch::manual_seed(5);
+  const std::int64_t d = 36;
+  const at::Tensor weight = at::randn({2, d}, at::kDouble);
+  const at::Tensor difference = weight[0] - weight[1];
+  // The boundary through the middle of the box: distances spread on both sides of each eps.
+  const at::Tensor bias = at::stack({-0.5 * difference.sum(), at::zeros({}, at::kDouble)});
+  testing::LinearModel model(weight, bias);
+  for (const Norm norm : {Norm::l2, Norm::linf}) {
+    const double dual = norm == Norm::l2 ? difference.norm().item<double>() : difference.abs().sum().item<double>();
+    const std::vector<double> eps = norm == Norm::l2 ? std::vector<double>{0.02, 0.05, 0.1, 0.2}
+                                                     : std::vector<double>{1 / 255.0, 2 / 255.0, 4 / 255.0, 8 / 255.0};
+    std::vector<at::Tensor> kept;
+    std::vector<double> distances;
+    while (kept.size() < 60) {
+      const at::Tensor image = 0.3 + 0.4 * at::rand({1, 6, 6});
+      const double margin = (difference.dot(image.flatten().to(at::kDouble)) + bias[0] - bias[1]).item<double>();
+      const double distance = std::abs(margin) / dual;
+      bool near_an_eps = false;
+      for (const double e : eps) near_an_eps = near_an_eps || (distance > 0.96 * e && distance < e * (1 + 1e-6));
+      if (near_an_eps) continue;
+      kept.push_back(image);
+      // Every fifth image mislabelled: it counts as not robust at any eps.
+      distances.push_back(kept.size() % 5 == 0 ? -1.0 : distance);
+    }
+    const at::Tensor images = at::stack(kept);
+    const at::Tensor predicted = batched_logits(model, images, 64).argmax(1);
+    const at::Tensor mislabelled = at::tensor(distances, at::kDouble).lt(0);
+    const Dataset data{"two-class linear", images, at::where(mislabelled, 1 - predicted, predicted), numbered_class_names(2)};
+    for (const std::string attack : {"pgd", "fgsm"}) {
+      if (attack == "fgsm" && norm == Norm::l2) continue;  // FGSM is an L∞ attack
+      const RobustnessResult result = analyse_robustness(
+          model, data, RobustnessOptions().set_attack(attack).set_norm(norm).set_eps(eps).set_steps(20).set_batch_size(16));
+      for (std::size_t i = 0; i < eps.size(); ++i) {
+        double robust = 0;
+        for (const double distance : distances) robust += distance > eps[i] ? 1 : 0;
+        robust /= static_cast<double>(distances.size());
+        EXPECT_DOUBLE_EQ(result.robust_accuracy[i], robust) << attack << " " << to_string(norm) << " eps " << eps[i];
+        EXPECT_DOUBLE_EQ(result.ensemble_robust_accuracy[i], robust) << attack << " " << to_string(norm) << " eps " << eps[i];
+      }
+    }
+  }
+}
+
 /// The minimal perturbation is counted against the true label, as robust accuracy is: at every eps of
 /// the list, the share of samples within eps is at least 1 − robust accuracy (the list's adversarials
 /// are members of the ensemble), and each member reports only checked adversarials.

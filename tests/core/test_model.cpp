@@ -95,6 +95,23 @@ TEST(LoadModel, RefusesNonFiniteParametersAndLogits) {
   expect_error([&] { batched_logits(*scripted, at::rand({5, 1, 3, 3}), 2); }, "returned 45 NaN or infinite logits on 5 images");
 }
 
+TEST(LoadModel, RefusesAFileWhoseParameterBytesWereChanged) {
+  TemporaryDirectory dir;
+  torch::manual_seed(3);
+  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3), {});
+  model.save(dir.file("m.pt"));
+  ASSERT_NO_THROW(load_model(dir.file("m.pt"), at::kCPU));
+  // The archive stores tensors uncompressed: find 64 bytes of the first weight matrix and invert them.
+  const at::Tensor weight = model.parameters().at(0).detach().contiguous();
+  const std::string weight_bytes(static_cast<const char*>(weight.data_ptr()), 64);
+  std::string bytes = testing::read_bytes(dir.file("m.pt"));
+  const std::size_t at = bytes.find(weight_bytes);
+  ASSERT_NE(at, std::string::npos);
+  for (std::size_t i = at; i < at + 64; ++i) bytes[i] = static_cast<char>(~bytes[i]);
+  testing::write_bytes(dir.file("flipped.pt"), bytes);
+  expect_error([&] { load_model(dir.file("flipped.pt"), at::kCPU); }, "do not match the checksum written with them");
+}
+
 TEST(LoadModel, MalformedMetadataNamesTheFileAndTheKey) {
   TemporaryDirectory dir;
   const auto save_with = [&](const std::string& name, const nlohmann::json& metadata) {

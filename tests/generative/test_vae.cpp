@@ -145,6 +145,14 @@ TEST(VaeFile, BadFilesGiveClearErrors) {
   expect_error(load("denoiser.pt"), "is a robustlens denoiser file, not a VAE file");
   // ... and the classifier loader names the VAE.
   expect_error([&] { load_model(directory.file("vae.pt"), at::kCPU); }, "is a robustlens VAE file, not a classifier");
+  // 64 inverted bytes of the first parameter: the file still loads as an archive, the checksum catches it.
+  const at::Tensor first = small_vae()->parameters().at(0).detach().contiguous();
+  std::string bytes = testing::read_bytes(directory.file("vae.pt"));
+  const std::size_t at = bytes.find(std::string(static_cast<const char*>(first.data_ptr()), 64));
+  ASSERT_NE(at, std::string::npos);
+  for (std::size_t i = at; i < at + 64; ++i) bytes[i] = static_cast<char>(~bytes[i]);
+  testing::write_bytes(directory.file("flipped.pt"), bytes);
+  expect_error(load("flipped.pt"), "do not match the checksum written with them");
 }
 
 TEST(VaeOptions, ChecksNameTheOffendingValues) {

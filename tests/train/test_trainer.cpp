@@ -96,6 +96,22 @@ TEST(Trainer, RefusesACheckpointOfAnotherRecipe) {
   EXPECT_THROW(train_model(*other, train_data(), test_data(), recipe(dir.path()).set_epochs(1).set_lr(0.1)), Error);
 }
 
+TEST(Trainer, RefusesACheckpointOfAnotherArchitectureOrOtherData) {
+  testing::TemporaryDirectory dir;
+  auto model = fresh_model();
+  train_model(*model, train_data(), test_data(), recipe(dir.path()).set_epochs(1));
+  // Same parameter shapes, another activation: the weights would load, but they were trained as ReLU.
+  auto softplus = fresh_model("mlp", "softplus");
+  testing::expect_error([&] { train_model(*softplus, train_data(), test_data(), recipe(dir.path()).set_epochs(1)); },
+                        "another architecture or other training data");
+  const Dataset fewer = train_data().subset({0, 1, 2, 3, 4, 5, 6, 7});
+  auto same = fresh_model();
+  testing::expect_error([&] { train_model(*same, fewer, test_data(), recipe(dir.path()).set_epochs(1)); },
+                        "another architecture or other training data");
+  // The same inputs resume: nothing left to train.
+  EXPECT_EQ(train_model(*same, train_data(), test_data(), recipe(dir.path()).set_epochs(1)).resumed_after_epoch, 1);
+}
+
 TEST(Trainer, PgdWithZeroEpsEqualsStandardTraining) {
   auto a = fresh_model();
   auto b = fresh_model();

@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "common.h"
 
+#include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/model.h"
 #include "robustlens/report/files.h"
@@ -120,17 +121,14 @@ AuditStep make_step(const AuditCommand& command, const std::string& model, const
 /// 64-bit FNV-1a of the file's bytes and its size: a changed model file is a different input.
 std::string file_fingerprint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  std::uint64_t hash = 1469598103934665603ull;
+  Fnv1a hash;
   std::uint64_t size = 0;
   char buffer[1 << 16];
   while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    for (std::streamsize i = 0; i < in.gcount(); ++i) hash = (hash ^ static_cast<unsigned char>(buffer[i])) * 1099511628211ull;
+    hash.add(buffer, static_cast<std::size_t>(in.gcount()));
     size += static_cast<std::uint64_t>(in.gcount());
   }
-  char text[64];
-  std::snprintf(text, sizeof text, "%llu bytes, fnv1a %016llx", static_cast<unsigned long long>(size),
-                static_cast<unsigned long long>(hash));
-  return text;
+  return std::to_string(size) + " bytes, fnv1a " + hash.hex();
 }
 
 /// The version of what a subcommand writes, raised when the summary or the report needs a field that older

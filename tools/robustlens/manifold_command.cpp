@@ -132,8 +132,9 @@ void run_manifold(const ManifoldCommand& command) {
                     "mean L1 change of softmax", {}};
     chart.log_x = true;
     nlohmann::json tangent_json;
-    for (const auto& [name, basis] : bases) {
-      const TangentResult result = analyse_tangent_sensitivity(model, run.data, basis, tangent_options, terminal_progress());
+    const TangentComparison comparison =
+        analyse_tangent_spaces(model, run.data, bases, tangent_options, terminal_progress());
+    for (const auto& [name, result] : comparison.results) {
       tangent_json[name] = result.to_json();
       add_csv_rows(csv, name + ":on_manifold", result.eps, result.on_manifold);
       add_csv_rows(csv, name + ":off_manifold", result.eps, result.off_manifold);
@@ -150,22 +151,14 @@ void run_manifold(const ManifoldCommand& command) {
         std::printf("  %10.4g %14.4f %14.4f\n", result.eps[p], result.on_manifold.mean[p], result.off_manifold.mean[p]);
       }
     }
-    if (bases.size() == 2 && pca_dim == vae->spec().latent_dim) {
+    if (comparison.agreement) {
       // How far the two estimates of the tangent space agree, over the same images.
-      double sum = 0;
-      for (std::int64_t start = 0; start < run.data.size(); start += common.batch_size) {
-        const std::int64_t end = std::min(run.data.size(), start + common.batch_size);
-        const at::Tensor images = run.data.images.slice(0, start, end).to(run.device);
-        const at::Tensor labels = run.data.labels.slice(0, start, end).to(run.device);
-        sum += subspace_agreement(bases["vae"](images, labels), bases["local-pca"](images, labels).to(images.dtype())) *
-               static_cast<double>(end - start);
-      }
-      const double agreement = sum / static_cast<double>(run.data.size());
-      tangent_json["subspace_agreement"] = {{"vae_vs_local_pca", agreement},
-                                            {"random_expectation", static_cast<double>(pca_dim) /
-                                                                       static_cast<double>(run.data.images[0].numel())}};
-      std::printf("VAE and local-PCA tangent spaces: agreement %.3f (1 = the same subspace; random: %.4f)\n", agreement,
-                  tangent_json["subspace_agreement"]["random_expectation"].get<double>());
+      const double random_expectation =
+          static_cast<double>(pca_dim) / static_cast<double>(run.data.images[0].numel());
+      tangent_json["subspace_agreement"] = {{"vae_vs_local_pca", *comparison.agreement},
+                                            {"random_expectation", random_expectation}};
+      std::printf("VAE and local-PCA tangent spaces: agreement %.3f (1 = the same subspace; random: %.4f)\n",
+                  *comparison.agreement, random_expectation);
     }
     record["tangent"] = tangent_json;
     write_svg((out / "tangent.svg").string(), chart);
