@@ -155,6 +155,21 @@ TEST_F(CliAudit, ContinuesWhereItStoppedAndRedoesOnlyWhatChanged) {
   EXPECT_TRUE(contains(upgraded.output, "(18 reused from an earlier run)")) << upgraded.output;
   EXPECT_TRUE(contains(upgraded.output, "binenc: attack: robustlens attack")) << upgraded.output;
 
+  // A step finished by another build of robustlens, or on other data under the same --data, runs again.
+  for (const auto& [step, key] :
+       std::vector<std::pair<std::string, std::string>>{{"binenc/explain", "build"}, {"nopen/eval", "data"}}) {
+    const std::string path = out_.file("audit/models/" + step + "/audit_step.json");
+    nlohmann::json finished = read_json_file(path);
+    ASSERT_TRUE(finished.contains(key)) << step;
+    finished[key] = "another";
+    write_json_file(path, finished);
+  }
+  const auto rebuilt = audit("audit");
+  ASSERT_EQ(rebuilt.exit_code, 0) << rebuilt.output;
+  EXPECT_TRUE(contains(rebuilt.output, "(17 reused from an earlier run)")) << rebuilt.output;
+  EXPECT_TRUE(contains(rebuilt.output, "binenc: explain: robustlens explain")) << rebuilt.output;
+  EXPECT_TRUE(contains(rebuilt.output, "nopen: eval: robustlens eval")) << rebuilt.output;
+
   // A retrained model is analysed again, and so is the latent step that compares it.
   const auto retrained = run_cli("train --arch mlp --width 32 --head nopen --epochs 3 --batch-size 32 --seed 5 --threads 1 "
                                  "--restart --out " + out_.file("models/nopen") + data_arg());

@@ -6,9 +6,10 @@
 // OUT/models/NAME/ANALYSIS/ (latent: OUT/latent/, one step over all models,
 // which it compares). So the report's numbers are the subcommands' numbers for
 // the same options and seed. A finished step leaves OUT/.../audit_step.json:
-// its arguments and a fingerprint of every input file it names. A rerun skips
-// the steps whose record matches, so a killed audit continues where it stopped
-// and a retrained model is analysed again.
+// its arguments, a fingerprint of every input file it names, of the data
+// (content of both splits) and of the robustlens binary. A rerun skips the
+// steps whose record matches, so a killed audit continues where it stopped,
+// and a retrained model, changed data or a rebuilt robustlens is analysed again.
 #include "audit_report.h"
 #include "commands.h"
 #include "common.h"
@@ -142,9 +143,17 @@ int record_format(const std::string& analysis) {
   return found == formats.end() ? 1 : found->second;
 }
 
-/// What makes a finished step reusable: the same arguments, the same input files and the same record format.
+/// This build of robustlens: a rebuilt binary may compute other numbers, so its steps are not reused.
+std::string build_fingerprint() {
+  std::error_code ec;
+  if (fs::is_regular_file("/proc/self/exe", ec)) return file_fingerprint("/proc/self/exe");
+  return std::string("robustlens ") + ROBUSTLENS_VERSION;
+}
+
+/// What makes a finished step reusable: the same arguments, the same input files, the same data (by content),
+/// the same build and the same record format. `shared` holds the data and build fingerprints, computed once.
 /// The thread count is left out: it changes how fast a step runs, not what it computes.
-nlohmann::json step_record(const AuditStep& step) {
+nlohmann::json step_record(const AuditStep& step, const nlohmann::json& shared) {
   nlohmann::json inputs = nlohmann::json::object();
   std::vector<std::string> arguments;
   for (std::size_t i = 0; i < step.arguments.size(); ++i) {
@@ -156,7 +165,9 @@ nlohmann::json step_record(const AuditStep& step) {
     std::error_code ec;
     if (fs::is_regular_file(step.arguments[i], ec)) inputs[step.arguments[i]] = file_fingerprint(step.arguments[i]);
   }
-  return {{"arguments", arguments}, {"inputs", inputs}, {"record_format", record_format(step.analysis)}};
+  nlohmann::json record = {{"arguments", arguments}, {"inputs", inputs}, {"record_format", record_format(step.analysis)}};
+  record.update(shared);
+  return record;
 }
 
 bool step_finished(const AuditStep& step, const nlohmann::json& record) {
@@ -166,6 +177,8 @@ bool step_finished(const AuditStep& step, const nlohmann::json& record) {
     const nlohmann::json finished = read_json_file(marker.string());
     return finished.value("arguments", nlohmann::json()) == record["arguments"] &&
            finished.value("inputs", nlohmann::json()) == record["inputs"] &&
+           finished.value("data", nlohmann::json()) == record["data"] &&
+           finished.value("build", nlohmann::json()) == record["build"] &&
            finished.value("record_format", 1) == record["record_format"].get<int>();
   } catch (const Error&) {
     return false;  // unreadable: run the step again
@@ -240,7 +253,12 @@ void run_audit(AuditCommand command) {
   const at::Device device = start_run(common);
   const Dataset test = load_data(common, "test");
   command.test_size = test.size();
-  command.train_size = load_data(common, "train").size();
+  const Dataset train = load_data(common, "train");
+  command.train_size = train.size();
+  // Every step also depends on the data's content (a file replaced under the same --data) and on this build.
+  const nlohmann::json shared_inputs = {
+      {"data", {{"test", data_checksum(test.images, test.labels)}, {"train", data_checksum(train.images, train.labels)}}},
+      {"build", build_fingerprint()}};
   std::vector<bool> has_latent;
   nlohmann::json model_info = nlohmann::json::array();
   for (const std::string& path : command.models) {
@@ -317,7 +335,7 @@ void run_audit(AuditCommand command) {
   for (std::size_t s = 0; s < steps.size(); ++s) {
     const AuditStep& step = steps[s];
     const std::string label = (step.model.empty() ? "" : step.model + ": ") + step.analysis;
-    const nlohmann::json record = step_record(step);
+    const nlohmann::json record = step_record(step, shared_inputs);
     if (step_finished(step, record)) {
       std::printf("[audit %zu/%zu] %s: finished earlier, reused (%s)\n", s + 1, steps.size(), label.c_str(),
                   step.folder.c_str());
