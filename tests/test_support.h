@@ -120,6 +120,8 @@ void expect_minimum_consistent_with_robust_accuracy(const nlohmann::json& attack
 
 /// Bytes of a file, and writing bytes back (to make truncated or corrupt copies).
 std::string read_bytes(const std::string& path);
+/// The id of a process that has exited (a forked child, reaped): what a killed writer's temporaries name.
+int exited_process_id();
 void write_bytes(const std::string& path, const std::string& bytes);
 
 }  // namespace robustlens::testing

@@ -2,13 +2,41 @@
 
 #include "robustlens/core/error.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <vector>
 
 namespace robustlens {
+
+namespace {
+
+constexpr const char* kTemporarySuffix = ".tmp";
+
+/// Flushes a file's or folder's data to the disk: a rename that survives a crash then never names a file
+/// whose contents did not.
+void sync_to_disk(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+/// The writer's process id when `name` is a temporary of write_file_atomically (NAME.tmpPID), else 0.
+pid_t temporary_owner(const std::string& name) {
+  const std::size_t at = name.rfind(kTemporarySuffix);
+  if (at == std::string::npos || at == 0) return 0;
+  const std::string digits = name.substr(at + std::char_traits<char>::length(kTemporarySuffix));
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return static_cast<pid_t>(std::stol(digits));
+}
+
+}  // namespace
 
 void write_file_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
   namespace fs = std::filesystem;
@@ -16,14 +44,31 @@ void write_file_atomically(const std::string& path, const std::function<void(con
   std::error_code ec;
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
   RL_CHECK(!ec, "cannot create directory '", target.parent_path().string(), "': ", ec.message());
-  const std::string temporary = path + ".tmp" + std::to_string(getpid());
+  const std::string temporary = path + kTemporarySuffix + std::to_string(getpid());
   try {
     write(temporary);
+    sync_to_disk(temporary);
     fs::rename(temporary, target);
   } catch (...) {
     fs::remove(temporary, ec);
     throw;
   }
+  sync_to_disk(target.has_parent_path() ? target.parent_path().string() : ".");
+}
+
+std::size_t remove_stale_temporaries(const std::string& folder) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (fs::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const pid_t owner = temporary_owner(it->path().filename().string());
+    // kill(pid, 0) fails with ESRCH only when no such process exists: a live writer's file is left alone.
+    if (owner > 0 && ::kill(owner, 0) != 0 && errno == ESRCH) stale.push_back(it->path());
+  }
+  std::size_t removed = 0;
+  for (const fs::path& path : stale) removed += fs::remove(path, ec) ? 1 : 0;
+  return removed;
 }
 
 void write_text_file(const std::string& path, const std::string& text) {

@@ -5,14 +5,19 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <functional>
 #include <string>
 
 namespace robustlens {
 
-/// Calls write(temporary_path), then renames the temporary file to `path`.
+/// Calls write(temporary_path) (PATH.tmpPID), flushes it to the disk and renames it to `path`.
 /// Creates the parent directory. On failure removes the temporary file and throws.
 void write_file_atomically(const std::string& path, const std::function<void(const std::string&)>& write);
+
+/// Removes the temporaries of write_file_atomically in `folder` and below whose writer no longer runs
+/// (killed before its rename); returns how many. A running process's temporaries are kept.
+std::size_t remove_stale_temporaries(const std::string& folder);
 
 void write_text_file(const std::string& path, const std::string& text);
 /// Pretty-printed JSON (2-space indent).

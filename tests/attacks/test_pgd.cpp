@@ -2,6 +2,7 @@
 
 #include "robustlens/core/error.h"
 #include "robustlens/models/builtin_model.h"
+#include "test_support.h"
 
 #include <gtest/gtest.h>
 #include <torch/utils.h>
@@ -28,6 +29,25 @@ TEST(Pgd, IteratesStayInTheBallAndInTheDomain) {
     const double attacked = at::cross_entropy_loss(model.forward(adv), y).item<double>();
     EXPECT_GT(attacked, clean) << to_string(norm);
   }
+}
+
+/// With steps too small to move, each restart is its random start: the result must be, per image, the restart
+/// with the highest loss. Restart 0 draws what a one-restart run with the same seed draws, so eight restarts
+/// can only raise each image's loss, and raise most (a last-restart or first-restart result would not).
+TEST(Pgd, RestartsKeepTheHighestLossPerImage) {
+  torch::manual_seed(4);
+  testing::LinearModel model(at::randn({3, 36}, at::kDouble), at::zeros({3}, at::kDouble));
+  const at::Tensor x = 0.3 + 0.4 * at::rand({32, 1, 6, 6});
+  const at::Tensor y = at::randint(3, {32}, at::kLong);
+  const PgdOptions options = PgdOptions().set_eps(0.5).set_steps(1).set_step_size(1e-9);
+  const auto losses = [&](std::int64_t restarts) {
+    torch::manual_seed(7);
+    const at::Tensor adversarial = pgd_attack(model, x, y, PgdOptions(options).set_restarts(restarts));
+    return at::cross_entropy_loss(model.forward(adversarial), y, {}, at::Reduction::None);
+  };
+  const at::Tensor one = losses(1), many = losses(8);
+  EXPECT_TRUE(many.ge(one - 1e-9).all().item<bool>());
+  EXPECT_GT(many.gt(one + 1e-6).sum().item<std::int64_t>(), 24);
 }
 
 TEST(Pgd, ProjectionMatchesClosedForm) {

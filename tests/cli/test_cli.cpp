@@ -34,8 +34,14 @@ TEST_F(CliOnSyntheticData, TrainResumeEvalAndInfoAgree) {
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_TRUE(contains(again.output, "already trained")) << again.output;
 
+  // What a killed earlier run left half-written in the output folder is removed, and said so.
+  const std::string stale = out_.file("eval/eval.json.tmp" + std::to_string(testing::exited_process_id()));
+  std::filesystem::create_directories(out_.file("eval"));
+  testing::write_bytes(stale, "{\"accur");
   const auto eval = run_cli("eval --threads 1 --model " + out_.file("model.pt") + " --out " + out_.file("eval") + data_arg());
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_TRUE(contains(eval.output, "removed 1 unfinished temporary file that a killed run left in")) << eval.output;
+  EXPECT_FALSE(std::filesystem::exists(stale));
   EXPECT_DOUBLE_EQ(read_json_file(out_.file("eval/eval.json")).at("accuracy").get<double>(), trained_accuracy);
 
   const auto info = run_cli("info --model " + out_.file("model.pt"));

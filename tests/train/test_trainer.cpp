@@ -186,6 +186,47 @@ TEST(Trainer, AHeldOutputLayerKeepsLearningWhileTheScheduleStopsTheRest) {
   EXPECT_LT(free_rest, 1e-6);
 }
 
+/// Each objective's loss on a two-class linear model, in closed form: the objective must train on the inputs it
+/// says it does. With margin m = f_y − f_k and Δ = w_y − w_k, CE = softplus(−m); the worst perturbation in an
+/// L2 (L∞) ball of radius eps lowers m by eps·‖Δ‖₂ (eps·‖Δ‖₁); ‖∇ₓ CE‖² = σ(−m)²·‖Δ‖².
+TEST(Objectives, EachTrainsOnTheInputsItSaysInClosedForm) {
+  torch::manual_seed(21);
+  const at::Tensor weight = at::randn({2, 36}, at::kDouble);
+  const at::Tensor difference = weight[0] - weight[1];
+  testing::LinearModel model(weight, at::stack({-0.5 * difference.sum(), at::zeros({}, at::kDouble)}));
+  const at::Tensor images = 0.4 + 0.2 * at::rand({16, 1, 6, 6});  // far enough inside [0,1] that clipping never binds
+  const at::Tensor labels = at::randint(2, {16}, at::kLong);
+  const at::Tensor sign = 1 - 2 * labels.to(at::kDouble);  // Δ = w_y − w_k = ±difference
+  const at::Tensor logits = model.forward(images);
+  const at::Tensor margins = sign * (logits.select(1, 0) - logits.select(1, 1));
+  const auto loss_at = [](const at::Tensor& m) { return at::softplus(-m).mean().item<double>(); };
+  const double eps = 0.05;
+
+  const double clean = objective_loss(model, images, labels, ObjectiveOptions()).loss.item<double>();
+  EXPECT_NEAR(clean, loss_at(margins), 1e-9);
+  const double l2 = objective_loss(model, images, labels, ObjectiveOptions().set_kind("pgd-l2").set_eps(eps).set_pgd_steps(20))
+                        .loss.item<double>();
+  EXPECT_NEAR(l2, loss_at(margins - eps * difference.norm().item<double>()), 1e-2 * l2);  // L2 iterates approach the edge
+  const double linf = objective_loss(model, images, labels, ObjectiveOptions().set_kind("pgd-linf").set_eps(eps / 10))
+                          .loss.item<double>();
+  EXPECT_NEAR(linf, loss_at(margins - eps / 10 * difference.abs().sum().item<double>()), 1e-6 * linf);
+  EXPECT_GT(l2, clean + 0.01);
+
+  // Noise: the logits are those of the images plus exactly sigma times the generator's next normal draw.
+  torch::manual_seed(5);
+  const BatchLoss noisy = objective_loss(model, images, labels, ObjectiveOptions().set_kind("noise").set_sigma(0.3));
+  torch::manual_seed(5);
+  const at::Tensor drawn = images + 0.3 * at::randn_like(images);
+  EXPECT_TRUE(at::allclose(noisy.logits, model.forward(drawn), 1e-12, 1e-12));
+  EXPECT_FALSE(at::allclose(noisy.logits, model.forward(images), 1e-3, 1e-3));
+
+  const double lambda = 2.0;
+  const double penalised = objective_loss(model, images, labels, ObjectiveOptions().set_kind("gradnorm").set_lambda(lambda))
+                               .loss.item<double>();
+  const double penalty = (at::sigmoid(-margins).square() * difference.square().sum()).mean().item<double>();
+  EXPECT_NEAR(penalised, clean + lambda * penalty, 1e-6 * penalised);  // the input gradient is float32
+}
+
 TEST(Objectives, GradientNormPenaltyGradientMatchesFiniteDifferences) {
   auto model = fresh_model("mlp", "softplus");
   model->net().to(at::kDouble);

@@ -6,6 +6,7 @@
 #include "robustlens/core/torchscript_model.h"
 #include "robustlens/data/dataset_source.h"
 #include "robustlens/data/sample_selection.h"
+#include "robustlens/report/files.h"
 #include "robustlens/spectral/dct.h"
 
 #include <unistd.h>
@@ -92,6 +93,10 @@ void prepare_output_folder(const std::string& out) {
   const fs::path probe = fs::path(out) / (".robustlens-write-test-" + std::to_string(::getpid()));
   RL_CHECK(std::ofstream(probe).good(), "--out '", out, "' is not writable");
   fs::remove(probe, error);
+  if (const std::size_t stale = remove_stale_temporaries(out)) {
+    std::printf("removed %zu unfinished temporary file%s that a killed run left in %s\n", stale, stale == 1 ? "" : "s",
+                out.c_str());
+  }
 }
 
 }  // namespace
