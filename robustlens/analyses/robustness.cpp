@@ -23,13 +23,14 @@ RobustnessOptions RobustnessOptions::resolved() const {
   o.deepfool_options.check();
   // DeepFool measures L2: with Linf it is reported on its own, outside the ensemble.
   o.ensemble_options.set_norm(o.norm).set_deepfool(o.deepfool && o.norm == Norm::l2).set_deepfool_options(o.deepfool_options)
-      .set_batch_size(o.batch_size);
+      .set_batch_size(o.batch_size).set_clip(o.clip);
   if (o.ensemble) o.ensemble_options.check();
   return o;
 }
 
 nlohmann::json RobustnessOptions::to_json() const {
-  nlohmann::json json = {{"attack", attack}, {"norm", to_string(norm)}, {"eps", eps}, {"batch_size", batch_size}};
+  nlohmann::json json = {{"attack", attack}, {"norm", to_string(norm)}, {"eps", eps}, {"batch_size", batch_size},
+                         {"clip", clip}};
   if (attack == "pgd") {
     json["steps"] = steps;
     json["step_size"] = step_size == 0 ? "2.5*eps/steps" : nlohmann::json(step_size);
@@ -100,9 +101,10 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
       const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
       const at::Tensor attacked =
           options.attack == "fgsm"
-              ? fgsm_attack(model, x, y, options.norm, options.eps[e])
+              ? fgsm_attack(model, x, y, options.norm, options.eps[e], options.clip)
               : pgd_attack(model, x, y,
                            PgdOptions()
+                               .set_clip(options.clip)
                                .set_norm(options.norm)
                                .set_eps(options.eps[e])
                                .set_steps(options.steps)

@@ -37,9 +37,12 @@ struct RobustnessOptions {
   DeepFoolOptions deepfool_options;
   /// The minimal perturbation per sample over the attack ensemble, in `norm` (DeepFool a member with L2).
   bool ensemble = true;
-  /// The ensemble's FMN, bisection and warning settings (its norm, DeepFool and batch size come from here).
+  /// The ensemble's FMN, bisection and warning settings (its norm, clip, DeepFool and batch size come from here).
   MinimalPerturbationOptions ensemble_options;
   std::int64_t batch_size = 256;
+  /// Keep attacked images in [0,1] (PGD, FGSM and the ensemble). Off for data that are not pixels in [0,1]
+  /// (e.g. DCT-transformed images), whose values lie outside it: clipping them would move them farther than eps.
+  bool clip = true;
   /// Keep the adversarial examples in the result (memory: one copy of the data per eps).
   bool keep_examples = false;
 
@@ -55,6 +58,7 @@ struct RobustnessOptions {
   RobustnessOptions& set_ensemble_options(MinimalPerturbationOptions v) { ensemble_options = std::move(v); return *this; }
   RobustnessOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
   RobustnessOptions& set_keep_examples(bool v) { keep_examples = v; return *this; }
+  RobustnessOptions& set_clip(bool v) { clip = v; return *this; }
 
   /// Checked, with the eps list filled in and the ensemble's options set from this struct's.
   RobustnessOptions resolved() const;

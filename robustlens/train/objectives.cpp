@@ -57,12 +57,13 @@ at::Tensor input_gradient_penalty(Model& model, const at::Tensor& images, const 
 }
 
 BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tensor& labels,
-                         const ObjectiveOptions& options, double latent_gamma) {
+                         const ObjectiveOptions& options, double latent_gamma, bool clip_to_pixels) {
   at::Tensor inputs = images;
   if (options.kind == "pgd-l2" || options.kind == "pgd-linf") {
     model.set_training(false);
     inputs = pgd_attack(model, images, labels,
                         PgdOptions()
+                            .set_clip(clip_to_pixels)
                             .set_norm(options.kind == "pgd-l2" ? Norm::l2 : Norm::linf)
                             .set_eps(options.eps)
                             .set_steps(options.pgd_steps)

@@ -204,7 +204,8 @@ TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset
       groups[0].options().set_lr(learning_rate);
       if (groups.size() > 1) groups[1].options().set_lr(options.lr);  // the held output layer
       optimizer->zero_grad();
-      const BatchLoss batch = objective_loss(model, images, labels, options.objective, latent_gamma);
+      // Transformed images are not pixels in [0,1]: the PGD objectives must not clip them to it.
+      const BatchLoss batch = objective_loss(model, images, labels, options.objective, latent_gamma, options.transform == "none");
       RL_CHECK(std::isfinite(batch.loss.item<double>()), "training diverged at epoch ", epoch + 1, ", step ",
                step + 1, " (loss is not finite); lower --lr (now ", options.lr, ")");
       batch.loss.backward();

@@ -37,7 +37,8 @@ struct TrainOptions {
   /// the rest (the binary-encoding recipe).
   bool hold_output_lr = false;
   /// The transform the caller applied to the training and test images ("none",
-  /// "dct-flip", "low-pass:B"): recorded in the recipe, not applied here.
+  /// "dct-flip", "low-pass:B"): recorded in the recipe, not applied here; any but
+  /// "none" keeps the PGD objectives from clipping to [0,1], which such images leave.
   std::string transform = "none";
   /// Batch size of the per-epoch test evaluation.
   std::int64_t eval_batch_size = 1000;

@@ -67,40 +67,49 @@ TEST(Robustness, RobustAccuracyOfATwoClassLinearModelEqualsTheClosedForm) {
   const std::int64_t d = 36;
   const at::Tensor weight = at::randn({2, d}, at::kDouble);
   const at::Tensor difference = weight[0] - weight[1];
-  // The boundary through the middle of the box: distances spread on both sides of each eps.
-  const at::Tensor bias = at::stack({-0.5 * difference.sum(), at::zeros({}, at::kDouble)});
-  testing::LinearModel model(weight, bias);
-  for (const Norm norm : {Norm::l2, Norm::linf}) {
-    const double dual = norm == Norm::l2 ? difference.norm().item<double>() : difference.abs().sum().item<double>();
-    const std::vector<double> eps = norm == Norm::l2 ? std::vector<double>{0.02, 0.05, 0.1, 0.2}
-                                                     : std::vector<double>{1 / 255.0, 2 / 255.0, 4 / 255.0, 8 / 255.0};
-    std::vector<at::Tensor> kept;
-    std::vector<double> distances;
-    while (kept.size() < 60) {
-      const at::Tensor image = 0.3 + 0.4 * at::rand({1, 6, 6});
-      const double margin = (difference.dot(image.flatten().to(at::kDouble)) + bias[0] - bias[1]).item<double>();
-      const double distance = std::abs(margin) / dual;
-      bool near_an_eps = false;
-      for (const double e : eps) near_an_eps = near_an_eps || (distance > 0.96 * e && distance < e * (1 + 1e-6));
-      if (near_an_eps) continue;
-      kept.push_back(image);
-      // Every fifth image mislabelled: it counts as not robust at any eps.
-      distances.push_back(kept.size() % 5 == 0 ? -1.0 : distance);
-    }
-    const at::Tensor images = at::stack(kept);
-    const at::Tensor predicted = batched_logits(model, images, 64).argmax(1);
-    const at::Tensor mislabelled = at::tensor(distances, at::kDouble).lt(0);
-    const Dataset data{"two-class linear", images, at::where(mislabelled, 1 - predicted, predicted), numbered_class_names(2)};
-    for (const std::string attack : {"pgd", "fgsm"}) {
-      if (attack == "fgsm" && norm == Norm::l2) continue;  // FGSM is an L∞ attack
-      const RobustnessResult result = analyse_robustness(
-          model, data, RobustnessOptions().set_attack(attack).set_norm(norm).set_eps(eps).set_steps(20).set_batch_size(16));
-      for (std::size_t i = 0; i < eps.size(); ++i) {
-        double robust = 0;
-        for (const double distance : distances) robust += distance > eps[i] ? 1 : 0;
-        robust /= static_cast<double>(distances.size());
-        EXPECT_DOUBLE_EQ(result.robust_accuracy[i], robust) << attack << " " << to_string(norm) << " eps " << eps[i];
-        EXPECT_DOUBLE_EQ(result.ensemble_robust_accuracy[i], robust) << attack << " " << to_string(norm) << " eps " << eps[i];
+  // Shift 2: images that are not pixels in [0,1] (as after a --transform), attacked without clipping; clipping
+  // them to [0,1] would move them much farther than eps and fool every image.
+  for (const double shift : {0.0, 2.0}) {
+    // The boundary through the middle of the images: distances spread on both sides of each eps.
+    const at::Tensor bias = at::stack({-(shift + 0.5) * difference.sum(), at::zeros({}, at::kDouble)});
+    testing::LinearModel model(weight, bias);
+    for (const Norm norm : {Norm::l2, Norm::linf}) {
+      const double dual = norm == Norm::l2 ? difference.norm().item<double>() : difference.abs().sum().item<double>();
+      const std::vector<double> eps = norm == Norm::l2 ? std::vector<double>{0.02, 0.05, 0.1, 0.2}
+                                                       : std::vector<double>{1 / 255.0, 2 / 255.0, 4 / 255.0, 8 / 255.0};
+      std::vector<at::Tensor> kept;
+      std::vector<double> distances;
+      while (kept.size() < 60) {
+        const at::Tensor image = shift + 0.3 + 0.4 * at::rand({1, 6, 6});
+        const double margin = (difference.dot(image.flatten().to(at::kDouble)) + bias[0] - bias[1]).item<double>();
+        const double distance = std::abs(margin) / dual;
+        bool near_an_eps = false;
+        for (const double e : eps) near_an_eps = near_an_eps || (distance > 0.96 * e && distance < e * (1 + 1e-6));
+        if (near_an_eps) continue;
+        kept.push_back(image);
+        // Every fifth image mislabelled: it counts as not robust at any eps.
+        distances.push_back(kept.size() % 5 == 0 ? -1.0 : distance);
+      }
+      const at::Tensor images = at::stack(kept);
+      const at::Tensor predicted = batched_logits(model, images, 64).argmax(1);
+      const at::Tensor mislabelled = at::tensor(distances, at::kDouble).lt(0);
+      const Dataset data{"two-class linear", images, at::where(mislabelled, 1 - predicted, predicted),
+                         numbered_class_names(2)};
+      for (const std::string attack : {"pgd", "fgsm"}) {
+        if (attack == "fgsm" && norm == Norm::l2) continue;  // FGSM is an L∞ attack
+        const std::string what = attack + " " + to_string(norm) + " shift " + std::to_string(shift);
+        const RobustnessResult result = analyse_robustness(
+            model, data, RobustnessOptions().set_attack(attack).set_norm(norm).set_eps(eps).set_steps(20).set_batch_size(16)
+                             .set_clip(shift == 0).set_keep_examples(true));
+        for (std::size_t i = 0; i < eps.size(); ++i) {
+          double robust = 0;
+          for (const double distance : distances) robust += distance > eps[i] ? 1 : 0;
+          robust /= static_cast<double>(distances.size());
+          EXPECT_DOUBLE_EQ(result.robust_accuracy[i], robust) << what << " eps " << eps[i];
+          EXPECT_DOUBLE_EQ(result.ensemble_robust_accuracy[i], robust) << what << " eps " << eps[i];
+          const double moved = perturbation_norms(result.adversarial_examples[i] - images, norm).max().item<double>();
+          EXPECT_LE(moved, eps[i] + 1e-6) << what << " eps " << eps[i];  // float32 rounding near 2.5: 2.4e-7
+        }
       }
     }
   }

@@ -211,6 +211,16 @@ TEST(Objectives, EachTrainsOnTheInputsItSaysInClosedForm) {
                           .loss.item<double>();
   EXPECT_NEAR(linf, loss_at(margins - eps / 10 * difference.abs().sum().item<double>()), 1e-6 * linf);
   EXPECT_GT(l2, clean + 0.01);
+  // Images that are not pixels in [0,1] (a --transform): unclipped, the PGD objective still finds the worst case
+  // (clipped to [0,1], these images would move by about 1.5 per pixel).
+  const at::Tensor shifted = images + 2;
+  testing::LinearModel shifted_model(weight, at::stack({-2.5 * difference.sum(), at::zeros({}, at::kDouble)}));
+  const at::Tensor shifted_logits = shifted_model.forward(shifted);
+  const at::Tensor shifted_margins = sign * (shifted_logits.select(1, 0) - shifted_logits.select(1, 1));
+  const double unclipped = objective_loss(shifted_model, shifted, labels, ObjectiveOptions().set_kind("pgd-linf").set_eps(eps / 10),
+                                          0, /*clip_to_pixels=*/false).loss.item<double>();
+  // float32 images near 2.5: each pixel moved within an ulp (2.4e-7) of eps/10
+  EXPECT_NEAR(unclipped, loss_at(shifted_margins - eps / 10 * difference.abs().sum().item<double>()), 1e-5 * unclipped);
 
   // Noise: the logits are those of the images plus exactly sigma times the generator's next normal draw.
   torch::manual_seed(5);

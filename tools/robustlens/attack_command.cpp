@@ -97,7 +97,12 @@ void run_attack(AttackCommand command) {
                                         .set_deepfool(!command.no_deepfool)
                                         .set_batch_size(common.batch_size)
                                         .set_keep_examples(command.save_examples)
+                                        .set_clip(images_are_pixels(common))
                                         .resolved();
+  if (!options.clip) {
+    std::printf("--transform %s: the images are not pixels in [0,1], so the attacks do not clip to it\n",
+                common.transform.c_str());
+  }
   const RobustnessResult result = analyse_robustness(model, data, options, terminal_progress());
 
   const std::filesystem::path out(common.out);

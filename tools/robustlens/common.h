@@ -36,6 +36,9 @@ struct CommonOptions {
   nlohmann::json to_json() const;
 };
 
+/// Whether the loaded images are pixels in [0,1], the box attacks clip to: not after a --transform.
+inline bool images_are_pixels(const CommonOptions& options) { return options.transform == "none"; }
+
 /// Option validators whose message names the bound and the value given ("--eps: must be >= 0, got -1");
 /// CLI11's own NonNegativeNumber prints its range up to the largest double.
 extern const CLI::Validator kNonNegative;

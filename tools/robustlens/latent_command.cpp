@@ -135,6 +135,7 @@ void run_latent(LatentCommand command) {
   CommonOptions& common = command.common;
   if (common.out.empty()) common.out = "runs/latent";
   LatentOptions options = command.latent.set_batch_size(common.batch_size);
+  options.ensemble_options.set_clip(images_are_pixels(common));  // transformed images are not pixels in [0,1]
   options.check();
   RL_CHECK(!command.models.empty(), "--model: give at least one model");
   RL_CHECK(command.train_samples >= 0, "--train-samples must be >= 0 (0 = all), got ", command.train_samples);
