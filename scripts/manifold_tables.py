@@ -44,8 +44,7 @@ def sweep_table(path):
         return f"`{path}`: not finished ({len(record['models'])} models so far)"
     distractor = any("item_half" in s for s in record["per_strength"])
     models = record["models"]
-    lines = [f"`{path}` (objective {record['options']['objective']}, {record['options']['seeds']} seeds, "
-             f"complete: {record['complete']}):", ""]
+    lines = [f"`{path}` (objective {record['options']['objective']}, {record['options']['seeds']} seeds):", ""]
     if distractor:
         lines.append("| strength | accuracy | first order, item half (on) | glyph half (off) | off/on | VAE tangent off/on "
                      "| change at eps 0.3, VAE on / off | alignment, bayes σ 0.5 | conditional σ 0.5 | regime |")

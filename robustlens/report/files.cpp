@@ -1,6 +1,7 @@
 #include "robustlens/report/files.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/report/run_folder.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -28,23 +29,32 @@ void sync_to_disk(const std::string& path) {
 }
 
 /// The writer's process id when `name` is a temporary of write_file_atomically (NAME.tmpPID), else 0.
-pid_t temporary_owner(const std::string& name) {
+long temporary_owner(const std::string& name) {
   const std::size_t at = name.rfind(kTemporarySuffix);
   if (at == std::string::npos || at == 0) return 0;
-  const std::string digits = name.substr(at + std::char_traits<char>::length(kTemporarySuffix));
-  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
-  return static_cast<pid_t>(std::stol(digits));
+  return parse_process_id(name.substr(at + std::char_traits<char>::length(kTemporarySuffix)));
 }
 
 }  // namespace
 
-void write_file_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+long parse_process_id(const std::string& digits) {
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::stol(digits);
+}
+
+bool process_has_ended(long process_id) {
+  // kill(pid, 0) fails with ESRCH only when no such process exists.
+  return process_id > 0 && ::kill(static_cast<pid_t>(process_id), 0) != 0 && errno == ESRCH;
+}
+
+void write_file_atomically(const std::string& path, const std::function<void(const std::string&)>& write,
+                           OutputKind kind) {
   namespace fs = std::filesystem;
-  const fs::path target(path);
+  const fs::path target(kind == OutputKind::kOutput ? staged_output_path(path) : path);
   std::error_code ec;
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
   RL_CHECK(!ec, "cannot create directory '", target.parent_path().string(), "': ", ec.message());
-  const std::string temporary = path + kTemporarySuffix + std::to_string(getpid());
+  const std::string temporary = target.string() + kTemporarySuffix + std::to_string(getpid());
   try {
     write(temporary);
     sync_to_disk(temporary);
@@ -62,26 +72,28 @@ std::size_t remove_stale_temporaries(const std::string& folder) {
   std::vector<fs::path> stale;
   for (fs::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;
-    const pid_t owner = temporary_owner(it->path().filename().string());
-    // kill(pid, 0) fails with ESRCH only when no such process exists: a live writer's file is left alone.
-    if (owner > 0 && ::kill(owner, 0) != 0 && errno == ESRCH) stale.push_back(it->path());
+    const long owner = temporary_owner(it->path().filename().string());
+    if (process_has_ended(owner)) stale.push_back(it->path());  // a live writer's file is left alone
   }
   std::size_t removed = 0;
   for (const fs::path& path : stale) removed += fs::remove(path, ec) ? 1 : 0;
   return removed;
 }
 
-void write_text_file(const std::string& path, const std::string& text) {
-  write_file_atomically(path, [&](const std::string& temporary) {
-    std::ofstream out(temporary, std::ios::binary);
-    out << text;
-    out.close();
-    RL_CHECK(out.good(), "cannot write '", path, "'");
-  });
+void write_text_file(const std::string& path, const std::string& text, OutputKind kind) {
+  write_file_atomically(
+      path,
+      [&](const std::string& temporary) {
+        std::ofstream out(temporary, std::ios::binary);
+        out << text;
+        out.close();
+        RL_CHECK(out.good(), "cannot write '", path, "'");
+      },
+      kind);
 }
 
-void write_json_file(const std::string& path, const nlohmann::json& json) {
-  write_text_file(path, json.dump(2) + "\n");
+void write_json_file(const std::string& path, const nlohmann::json& json, OutputKind kind) {
+  write_text_file(path, json.dump(2) + "\n", kind);
 }
 
 nlohmann::json tensor_to_json(const at::Tensor& values) {

@@ -68,15 +68,19 @@ nlohmann::json training_inputs(const BuiltinModel& model, const Dataset& train) 
 
 void save_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, const TrainOptions& options,
                      const nlohmann::json& inputs, const TrainResult& result) {
-  write_file_atomically(checkpoint_path(options), [&](const std::string& temporary) {
-    torch::serialize::OutputArchive archive, optimizer_archive;
-    model.save_to(archive);
-    optimizer.save(optimizer_archive);
-    archive.write("optimizer", optimizer_archive);
-    const nlohmann::json state = {{"recipe", options.to_json()}, {"inputs", inputs}, {"log", result.to_json()["epochs"]}};
-    archive.write("trainer_state", c10::IValue(state.dump()));
-    archive.save_to(temporary);
-  });
+  // State, not an output: a killed run resumes from it.
+  write_file_atomically(
+      checkpoint_path(options),
+      [&](const std::string& temporary) {
+        torch::serialize::OutputArchive archive, optimizer_archive;
+        model.save_to(archive);
+        optimizer.save(optimizer_archive);
+        archive.write("optimizer", optimizer_archive);
+        const nlohmann::json state = {{"recipe", options.to_json()}, {"inputs", inputs}, {"log", result.to_json()["epochs"]}};
+        archive.write("trainer_state", c10::IValue(state.dump()));
+        archive.save_to(temporary);
+      },
+      OutputKind::kState);
 }
 
 /// Restores model, optimiser and log from the checkpoint; returns false if there is none.

@@ -100,7 +100,11 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
   const auto sweep = run_cli(sweep_args);
   ASSERT_EQ(sweep.exit_code, 0) << sweep.output;
   const nlohmann::json swept = read_json_file(out_.file("sweep/sweep.json"));
-  EXPECT_TRUE(swept.at("complete").get<bool>());
+  // The sweep's manifest lists its own outputs and each model's folder, a run of its own.
+  const nlohmann::json manifest = read_json_file(out_.file("sweep/robustlens-run.json"));
+  EXPECT_EQ(manifest.at("outputs"), nlohmann::json({"gradients.png", "sweep.csv", "sweep.json", "sweep.svg"}));
+  EXPECT_EQ(manifest.at("parts"), nlohmann::json({"strength-0", "strength-1", "strength-2"}));
+  EXPECT_EQ(read_json_file(out_.file("sweep/strength-1/robustlens-run.json")).at("outputs"), nlohmann::json({"model.pt"}));
   ASSERT_EQ(swept.at("models").size(), 3u);
   ASSERT_EQ(swept.at("per_strength").size(), 3u);
   // Distractor data: the regimes come from the known manifold, the glyph half.

@@ -31,6 +31,41 @@ TEST(ImageFolder, RoundTripsGreyAndRgbPng) {
   }
 }
 
+// PNG files from an independent encoder (Python's zlib and struct, following the PNG specification), 3 pixels
+// wide and 2 high: RGB with R = 10y + x + 1, G = R + 110, B = R + 200; grey with 40y + 10x + 5.
+const std::string kRgbPng(
+    "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x03\x00\x00\x00\x02\x08\x02\x00\x00"
+    "\x00\x12\x16\xf1\x4d\x00\x00\x00\x1c\x49\x44\x41\x54\x78\x9c\x63\x60\xcc\x3f\xc9\x54\x70\x8a\xb9\xf0\x34\x03\x77"
+    "\xe5\x65\x9e\xaa\x2b\xbc\xd5\x57\x01\x47\x12\x07\xc3\x28\xce\x69\xd6\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60"
+    "\x82",
+    85);
+const std::string kGreyPng(
+    "\x89\x50\x4e\x47\x0d\x0a\x1a\x0a\x00\x00\x00\x0d\x49\x48\x44\x52\x00\x00\x00\x03\x00\x00\x00\x02\x08\x00\x00\x00"
+    "\x00\xb8\x1f\x39\xc6\x00\x00\x00\x10\x49\x44\x41\x54\x78\x9c\x63\x60\xe5\x97\x64\xd0\x35\x77\x04\x00\x02\x38\x00"
+    "\xd3\x1b\xd2\xcb\xf3\x00\x00\x00\x00\x49\x45\x4e\x44\xae\x42\x60\x82",
+    73);
+
+TEST(ImageFolder, ReadsPixelsInRowOrderAndChannelsInRgbOrder) {
+  testing::TemporaryDirectory dir;
+  testing::write_bytes(dir.file("a/rgb.png"), kRgbPng);
+  testing::write_bytes(dir.file("b/grey.png"), kGreyPng);
+  const Dataset rgb = read_image_folder(dir.path(), {3, 2, 3});
+  const Dataset grey = read_image_folder(dir.path(), {1, 2, 3});
+  at::Tensor expected_rgb = at::empty({3, 2, 3}, at::kFloat), expected_grey = at::empty({1, 2, 3}, at::kFloat);
+  for (std::int64_t y = 0; y < 2; ++y) {
+    for (std::int64_t x = 0; x < 3; ++x) {
+      const double red = 10 * y + x + 1;
+      expected_rgb[0][y][x] = red / 255;
+      expected_rgb[1][y][x] = (red + 110) / 255;
+      expected_rgb[2][y][x] = (red + 200) / 255;
+      expected_grey[0][y][x] = (40.0 * y + 10 * x + 5) / 255;
+    }
+  }
+  ASSERT_EQ(rgb.size(), 2);
+  EXPECT_TRUE(at::allclose(rgb.images[0], expected_rgb, 0, 1e-6)) << rgb.images[0];
+  EXPECT_TRUE(at::allclose(grey.images[1], expected_grey, 0, 1e-6)) << grey.images[1];
+}
+
 TEST(ImageFolder, ResizesToTheDeclaredShape) {
   testing::TemporaryDirectory dir;
   write_image_folder(dir.path(), testing::linear_rule_dataset(4, {1, 8, 8}, 2, 1));

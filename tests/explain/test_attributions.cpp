@@ -102,6 +102,36 @@ TEST(Attributions, SmoothGradWithoutNoiseIsSaliencyAndIsSeeded) {
   EXPECT_TRUE(at::equal(first, attribute(*model, x, targets, smooth)));
 }
 
+/// logit_k = (k + 1) ‖x‖² / 2: the input gradient of class k is (k + 1) x, so SmoothGrad's expectation is (k + 1) x.
+class QuadraticModel : public testing::FixedFunctionModel {
+ public:
+  QuadraticModel() : FixedFunctionModel(3) { info_.input_shape = {1, 4, 4}; }
+  at::Tensor forward(const at::Tensor& images) override {
+    const at::Tensor half_square = images.flatten(1).square().sum(1, true) / 2;
+    return half_square * at::arange(1, 4, images.options()).unsqueeze(0);
+  }
+};
+
+TEST(Attributions, SmoothGradAveragesTheGradientsOfEachImagesOwnNoisyCopies) {
+  QuadraticModel model;
+  // Two images far apart: averaging another image's copies, summing instead of averaging, or one copy alone
+  // would each miss the expectation by far more than the tolerance (6 standard errors: 6 σ / √S).
+  const at::Tensor x = at::cat({at::zeros({1, 1, 4, 4}, at::kDouble), at::ones({1, 1, 4, 4}, at::kDouble)});
+  const at::Tensor targets = at::tensor({0, 2}, at::kLong);
+  const at::Tensor expected = x * at::tensor({1.0, 3.0}, at::kDouble).view({2, 1, 1, 1});
+  const double sigma = 0.5;
+  const std::int64_t samples = 4096;
+  const auto smooth = AttributionOptions().set_method(AttributionMethod::smoothgrad).set_noise(sigma).set_batch_size(1000);
+  torch::manual_seed(3);
+  const at::Tensor averaged = attribute(model, x, targets, AttributionOptions(smooth).set_noise_samples(samples));
+  const at::Tensor error = (averaged - expected).abs().amax({1, 2, 3});
+  EXPECT_LT(error[0].item<double>(), 6 * 1 * sigma / std::sqrt(samples)) << averaged[0];
+  EXPECT_LT(error[1].item<double>(), 6 * 3 * sigma / std::sqrt(samples)) << averaged[1];
+  // One noisy copy is the gradient at x + σε: off by σ|ε| per pixel, over σ somewhere among 16 pixels.
+  const at::Tensor single = attribute(model, x, targets, AttributionOptions(smooth).set_noise_samples(1));
+  EXPECT_GT((single - expected)[0].abs().max().item<double>(), sigma);
+}
+
 TEST(Attributions, MapsAreDifferentiableWithCreateGraph) {
   // g(x) = <saliency(x), v>; its gradient needs the second derivative of the model.
   auto model = smooth_model();

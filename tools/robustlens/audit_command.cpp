@@ -19,6 +19,7 @@
 #include "robustlens/core/model.h"
 #include "robustlens/report/files.h"
 #include "robustlens/report/html_report.h"
+#include "robustlens/report/run_folder.h"
 
 #include <c10/util/Exception.h>
 
@@ -203,7 +204,9 @@ void run_step(const AuditStep& step) {
   const std::string how = " (finished steps are kept: rerun the audit to continue; the step alone: " +
                           command_line(step.arguments) + ")";
   try {
+    RunScope runs;  // the step's outputs appear when it finishes
     app.parse(reversed);
+    runs.commit();
   } catch (const CLI::ParseError& error) {
     throw Error(where + ": invalid options: " + error.what() + how);
   } catch (const c10::Error& error) {
@@ -339,6 +342,7 @@ void run_audit(AuditCommand command) {
     if (step_finished(step, record)) {
       std::printf("[audit %zu/%zu] %s: finished earlier, reused (%s)\n", s + 1, steps.size(), label.c_str(),
                   step.folder.c_str());
+      keep_output(step.folder.string());
       ++reused;
       continue;
     }
@@ -350,7 +354,7 @@ void run_audit(AuditCommand command) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     nlohmann::json marker = record;
     marker["seconds"] = seconds;
-    write_json_file((step.folder / "audit_step.json").string(), marker);
+    write_json_file((step.folder / "audit_step.json").string(), marker, OutputKind::kState);
     std::printf("[audit %zu/%zu] %s: done in %.1f s\n", s + 1, steps.size(), label.c_str(), seconds);
   }
 

@@ -7,6 +7,7 @@
 #include "robustlens/data/dataset_source.h"
 #include "robustlens/data/sample_selection.h"
 #include "robustlens/report/files.h"
+#include "robustlens/report/run_folder.h"
 #include "robustlens/spectral/dct.h"
 
 #include <unistd.h>
@@ -96,6 +97,10 @@ void prepare_output_folder(const std::string& out) {
   if (const std::size_t stale = remove_stale_temporaries(out)) {
     std::printf("removed %zu unfinished temporary file%s that a killed run left in %s\n", stale, stale == 1 ? "" : "s",
                 out.c_str());
+  }
+  // The outputs go to a staging folder until the command finishes (main commits them).
+  if (const std::size_t killed = open_run(out)) {
+    std::printf("cleaned up after %zu killed run%s in %s\n", killed, killed == 1 ? "" : "s", out.c_str());
   }
 }
 

@@ -15,6 +15,7 @@
 #include "robustlens/core/runtime.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/report/files.h"
+#include "robustlens/report/run_folder.h"
 
 #include <algorithm>
 #include <cmath>
@@ -189,7 +190,6 @@ void run_sweep(const SweepCommand& command) {
   record["analysed_data"] = analysed.summary();
   record["analysis_indices"] = analysis_indices;
   record["models"] = nlohmann::json::array();
-  record["complete"] = false;
 
   std::vector<StrengthSummary> summaries;
   const std::int64_t shown = std::min<std::int64_t>(6, analysed.size());
@@ -216,8 +216,13 @@ void run_sweep(const SweepCommand& command) {
       seed_everything(seed);  // the initial weights, as in `robustlens train --seed`
       BuiltinModel model(spec, train_data.class_names);
       model.to(device);
+      // Each model is a run of its own: a stopped sweep keeps the models it finished (and its checkpoints).
+      std::filesystem::create_directories(folder);
+      RunScope model_run;
+      open_run(folder.string());
       const TrainResult trained = train_model(model, train_data, test_data, options, terminal_progress(), print_epoch);
       model.save((folder / "model.pt").string());
+      model_run.commit();
       model.set_training(false);
       double train_seconds = 0;
       for (const EpochRecord& epoch : trained.epochs) train_seconds += epoch.seconds;
@@ -265,8 +270,6 @@ void run_sweep(const SweepCommand& command) {
                "the weakest model's first-order sensitivities (on ", summary.mean("first_order_on"), ", off ",
                summary.mean("first_order_off"), ") must be > 0 to compare the others with");
     }
-    // What is finished so far, marked incomplete, in case the sweep is stopped.
-    write_json_file((out / "sweep.json").string(), record);
   }
 
   const auto column = [&](const std::string& measure) {
@@ -389,7 +392,6 @@ void run_sweep(const SweepCommand& command) {
     csv << regimes[i] << '\n';
   }
   write_text_file((out / "sweep.csv").string(), csv.str());
-  record["complete"] = true;
   write_json_file((out / "sweep.json").string(), record);
 
   std::printf("\n%12s %10s %11s %11s %8s %11s %11s %11s %11s %10s  %s\n", "strength", "accuracy", "1st-ord on",
