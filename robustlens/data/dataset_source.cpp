@@ -1,6 +1,8 @@
 #include "robustlens/data/dataset_source.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/limits.h"
+#include "robustlens/core/parsing.h"
 #include "robustlens/data/cifar10.h"
 #include "robustlens/data/distractor.h"
 #include "robustlens/data/idx.h"
@@ -8,6 +10,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 
 namespace robustlens {
@@ -74,20 +77,54 @@ std::string default_fashion_mnist_directory() {
   return override_dir != nullptr && *override_dir != '\0' ? override_dir : "/usr/share/datasets/fashion-mnist";
 }
 
-Dataset load_dataset(const std::string& spec, Split split, const std::vector<std::int64_t>& image_shape) {
+DatasetSpec parse_dataset_spec(const std::string& spec) {
   const std::string distractor_prefix = "distractor:";
+  DatasetSpec parsed;
+  std::string base = spec;
   if (spec.rfind(distractor_prefix, 0) == 0) {
-    Dataset dataset = make_distractor_dataset(
-        load_dataset(spec.substr(distractor_prefix.size()), split, image_shape), distractor_placement_seed(split));
+    parsed.distractor = true;
+    base = spec.substr(distractor_prefix.size());
+    RL_CHECK(base.rfind(distractor_prefix, 0) != 0, "--data '", spec.substr(0, 200),
+             "': distractor data cannot be nested (expected distractor:KIND[:DIR] with another kind)");
+  }
+  const auto colon = base.find(':');
+  parsed.kind = base.substr(0, colon);
+  parsed.directory = colon == std::string::npos ? "" : base.substr(colon + 1);
+  const bool known = parsed.kind == "fashion-mnist" || parsed.kind == "mnist" || parsed.kind == "idx" ||
+                     parsed.kind == "cifar10" || parsed.kind == "folder";
+  RL_CHECK(known, "--data '", spec.substr(0, 200), "': unknown dataset kind '", parsed.kind.substr(0, 100),
+           "' (expected fashion-mnist, mnist, idx, cifar10, folder or distractor)");
+  RL_CHECK(parsed.kind == "fashion-mnist" || !parsed.directory.empty(), "--data '", spec.substr(0, 200),
+           "': expected fashion-mnist, or KIND:DIR with KIND one of fashion-mnist, mnist, idx, cifar10, folder, distractor");
+  return parsed;
+}
+
+std::vector<std::int64_t> parse_image_shape(const std::string& text) {
+  std::vector<std::int64_t> shape;
+  std::stringstream stream(text);
+  for (std::string part; shape.size() <= 3 && std::getline(stream, part, ',');) {
+    const auto value = parse_int64(part);
+    RL_CHECK(value && *value > 0, "--image-shape: '", part.substr(0, 100), "' is not a positive integer (expected C,H,W)");
+    shape.push_back(*value);
+  }
+  RL_CHECK(shape.size() == 3, "--image-shape: expected three numbers C,H,W, got '", text.substr(0, 200), "'");
+  RL_CHECK(shape[0] == 1 || shape[0] == 3, "--image-shape: C must be 1 (grey) or 3 (RGB), got ", shape[0]);
+  RL_CHECK(shape[1] <= kMaxImageSide && shape[2] <= kMaxImageSide, "--image-shape: H and W must be at most ",
+           kMaxImageSide, ", got ", shape[1], "×", shape[2]);
+  return shape;
+}
+
+Dataset load_dataset(const std::string& spec, Split split, const std::vector<std::int64_t>& image_shape) {
+  const DatasetSpec parsed = parse_dataset_spec(spec);
+  if (parsed.distractor) {
+    Dataset dataset = make_distractor_dataset(load_dataset(spec.substr(std::string("distractor:").size()), split, image_shape),
+                                              distractor_placement_seed(split));
     dataset.name = spec + " (" + to_string(split) + ")";
     dataset.validate();
     return dataset;
   }
-  const auto colon = spec.find(':');
-  const std::string kind = spec.substr(0, colon);
-  const std::string directory = colon == std::string::npos ? "" : spec.substr(colon + 1);
-  RL_CHECK(kind == "fashion-mnist" || !directory.empty(), "--data '", spec,
-           "': expected fashion-mnist, or KIND:DIR with KIND one of fashion-mnist, mnist, idx, cifar10, folder, distractor");
+  const std::string& kind = parsed.kind;
+  const std::string& directory = parsed.directory;
   Dataset dataset;
   if (kind == "fashion-mnist") {
     const std::string where = directory.empty() ? default_fashion_mnist_directory() : directory;
@@ -101,13 +138,10 @@ Dataset load_dataset(const std::string& spec, Split split, const std::vector<std
     dataset = load_idx(directory, split, {});
   } else if (kind == "cifar10") {
     dataset = load_cifar10(directory, split);
-  } else if (kind == "folder") {
+  } else {  // folder
     const fs::path split_dir = fs::path(directory) / to_string(split);
     const bool has_splits = fs::is_directory(fs::path(directory) / "train") && fs::is_directory(fs::path(directory) / "test");
     dataset = read_image_folder(has_splits ? split_dir.string() : directory, image_shape);
-  } else {
-    RL_CHECK(false, "--data '", spec, "': unknown dataset kind '", kind,
-             "' (expected fashion-mnist, mnist, idx, cifar10, folder or distractor)");
   }
   dataset.name = spec + " (" + to_string(split) + ")";
   dataset.validate();

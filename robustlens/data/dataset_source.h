@@ -20,6 +20,18 @@ namespace robustlens {
 /// Where `fashion-mnist` is looked for: $ROBUSTLENS_FASHION_MNIST_DIR, else Debian's folder.
 std::string default_fashion_mnist_directory();
 
+/// A --data spec, parsed without touching the disk.
+struct DatasetSpec {
+  bool distractor = false;  ///< distractor:BASE (BASE is kind:directory; distractors do not nest)
+  std::string kind;         ///< fashion-mnist, mnist, idx, cifar10 or folder
+  std::string directory;    ///< empty for Debian's fashion-mnist
+};
+/// Parses a --data spec; an unknown kind, a missing directory or a nested distractor is an Error.
+DatasetSpec parse_dataset_spec(const std::string& spec);
+
+/// --image-shape "C,H,W": C 1 (grey) or 3 (RGB), 1 <= H, W <= kMaxImageSide (core/limits.h).
+std::vector<std::int64_t> parse_image_shape(const std::string& text);
+
 /// Loads and validates one split. image_shape (C,H,W) is needed for folder: specs only
 /// (for distractor:folder:DIR it is the shape of the items).
 Dataset load_dataset(const std::string& spec, Split split, const std::vector<std::int64_t>& image_shape = {});

@@ -1,6 +1,7 @@
 #include "robustlens/data/image_folder.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/limits.h"
 #include "robustlens/report/images.h"
 
 #include <stb_image.h>
@@ -8,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 namespace robustlens {
@@ -33,12 +35,87 @@ std::vector<fs::path> sorted_entries(const fs::path& directory, bool directories
   return entries;
 }
 
-/// One image file → float32 C×H×W in [0,1] of the declared shape.
-at::Tensor load_image(const fs::path& path, std::int64_t channels, std::int64_t height, std::int64_t width) {
+/// The bytes of an image file, at most kMaxImageFileBytes.
+std::string read_image_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  RL_CHECK(in.good(), "image '", path.string(), "' cannot be opened");
+  std::string bytes;
+  bytes.resize(kMaxImageFileBytes + 1);
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(static_cast<std::size_t>(in.gcount()));
+  RL_CHECK(!in.bad(), "image '", path.string(), "' cannot be read");
+  RL_CHECK(bytes.size() <= kMaxImageFileBytes, "image '", path.string(), "' is larger than ", kMaxImageFileBytes, " bytes");
+  return bytes;
+}
+
+/// Debian 12's stb_image (2.27) writes past its Huffman table when a JPEG's DHT segment declares more than
+/// 256 codes (found by fuzz/fuzz_image); such a file is refused before stb reads it. Walks the marker segments
+/// as stb does: length-prefixed segments, bytes between them skipped up to the next 0xFF, and after each scan
+/// header the entropy-coded data up to the next marker.
+void check_jpeg_huffman_tables(const std::string& bytes, const std::string& path) {
+  // Past the end stb reads zeros, and so does this walk.
+  const auto byte = [&](std::size_t i) { return i < bytes.size() ? static_cast<std::uint8_t>(bytes[i]) : std::uint8_t{0}; };
+  std::size_t at = 2;  // after the start-of-image marker
+  while (at + 4 <= bytes.size()) {
+    if (byte(at) != 0xFF) {  // between segments stb skips to the next 0xFF, and so do we
+      ++at;
+      continue;
+    }
+    const std::uint8_t marker = byte(at + 1);
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (marker == 0xD9) return;                                 // end of image
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // no length
+      at += 2;
+      continue;
+    }
+    const std::size_t end = at + 2 + (std::size_t{byte(at + 2)} << 8 | byte(at + 3));
+    if (marker == 0xC4) {
+      for (std::size_t table = at + 4; table < std::min(end, bytes.size());) {
+        std::size_t codes = 0;
+        for (std::size_t i = 1; i <= 16; ++i) codes += byte(table + i);
+        RL_CHECK(codes <= 256, "image '", path, "' is not a valid JPEG file: a Huffman table declares ",
+                 codes, " codes (at most 256)");
+        table += 17 + codes;
+      }
+    }
+    at = end;
+    if (marker == 0xDA) {  // entropy-coded data: up to the next marker that is not a stuffed 0 or a restart
+      while (at + 1 < bytes.size() &&
+             !(byte(at) == 0xFF && byte(at + 1) != 0x00 && !(byte(at + 1) >= 0xD0 && byte(at + 1) <= 0xD7))) {
+        ++at;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::pair<int, int> image_file_size(const std::string& bytes, const std::string& path) {
+  if (bytes.size() >= 2 && static_cast<std::uint8_t>(bytes[0]) == 0xFF && static_cast<std::uint8_t>(bytes[1]) == 0xD8) {
+    check_jpeg_huffman_tables(bytes, path);
+  }
   int w = 0, h = 0, found_channels = 0;
+  RL_CHECK(bytes.size() <= kMaxImageFileBytes &&
+               stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w,
+                                     &h, &found_channels) == 1,
+           "image '", path, "' cannot be decoded (", stbi_failure_reason(), "); expected a PNG or JPEG file");
+  return {w, h};
+}
+
+at::Tensor decode_image(const std::string& bytes, const std::string& path, std::int64_t channels, std::int64_t height,
+                        std::int64_t width) {
+  auto [w, h] = image_file_size(bytes, path);
+  RL_CHECK(std::int64_t{w} * h <= kMaxDecodedPixels, "image '", path, "' has ", w, "×", h, " pixels, more than ",
+           kMaxDecodedPixels, ": resize it first");
+  int found_channels = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load(path.c_str(), &w, &h, &found_channels, static_cast<int>(channels)), stbi_image_free);
-  RL_CHECK(pixels != nullptr, "image '", path.string(), "' cannot be decoded (", stbi_failure_reason(),
+      stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
+                            &found_channels, static_cast<int>(channels)),
+      stbi_image_free);
+  RL_CHECK(pixels != nullptr, "image '", path, "' cannot be decoded (", stbi_failure_reason(),
            "); expected a PNG or JPEG file");
   at::Tensor image = at::empty({height, width, channels}, at::kByte);
   if (h == height && w == width) {
@@ -46,12 +123,11 @@ at::Tensor load_image(const fs::path& path, std::int64_t channels, std::int64_t 
   } else {
     RL_CHECK(stbir_resize_uint8(pixels.get(), w, h, 0, image.data_ptr<std::uint8_t>(), static_cast<int>(width),
                                 static_cast<int>(height), 0, static_cast<int>(channels)) == 1,
-             "cannot resize image '", path.string(), "'");
+             "cannot resize image '", path, "'");
   }
   return image.permute({2, 0, 1}).to(at::kFloat).div_(255.0f);
 }
 
-}  // namespace
 
 Dataset read_image_folder(const std::string& directory, const std::vector<std::int64_t>& image_shape) {
   RL_CHECK(fs::is_directory(directory), "image folder '", directory, "' does not exist");
@@ -68,7 +144,7 @@ Dataset read_image_folder(const std::string& directory, const std::vector<std::i
     const auto label = static_cast<std::int64_t>(dataset.class_names.size());
     dataset.class_names.push_back(class_dir.filename().string());
     for (const fs::path& file : sorted_entries(class_dir, false)) {
-      images.push_back(load_image(file, image_shape[0], image_shape[1], image_shape[2]));
+      images.push_back(decode_image(read_image_file(file), file.string(), image_shape[0], image_shape[1], image_shape[2]));
       labels.push_back(label);
     }
   }

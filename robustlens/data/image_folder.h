@@ -7,11 +7,20 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace robustlens {
 
 Dataset read_image_folder(const std::string& directory, const std::vector<std::int64_t>& image_shape);
+
+/// The width and height that an image file's bytes declare, after the checks that keep stb's decoder safe (a
+/// JPEG's Huffman tables); an Error names `path` when the bytes are not an image robustlens reads.
+std::pair<int, int> image_file_size(const std::string& bytes, const std::string& path);
+/// An image file's bytes decoded to float32 C×H×W in [0,1] (C 1 grey or 3 RGB), resized to height×width when
+/// its size differs; at most kMaxDecodedPixels (core/limits.h) are decoded.
+at::Tensor decode_image(const std::string& bytes, const std::string& path, std::int64_t channels, std::int64_t height,
+                        std::int64_t width);
 
 /// Writes each image as DIR/<class name>/<index>.png (for tests and exports).
 void write_image_folder(const std::string& directory, const Dataset& dataset);

@@ -2,6 +2,7 @@
 
 #include "robustlens/core/error.h"
 #include "robustlens/core/json_fields.h"
+#include "robustlens/core/limits.h"
 #include "robustlens/core/model.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/generative/generative_file.h"
@@ -120,11 +121,12 @@ struct Denoiser::Network : torch::nn::Module {
 };
 
 void DenoiserSpec::check() const {
-  RL_CHECK(input_shape.size() == 3 && input_shape[0] > 0 && input_shape[1] > 0 && input_shape[2] > 0,
-           "denoiser: input shape must be three positive numbers C,H,W, got ", nlohmann::json(input_shape).dump());
-  RL_CHECK(num_classes >= 0, "denoiser: number of classes must be >= 0 (0 = unconditional), got ", num_classes);
-  RL_CHECK(channels >= 1, "denoiser: --channels must be >= 1, got ", channels);
-  RL_CHECK(embedding_dim >= 1, "denoiser: --embedding-dim must be >= 1, got ", embedding_dim);
+  check_input_shape(input_shape, "denoiser");
+  RL_CHECK(num_classes >= 0 && num_classes <= kMaxClasses, "denoiser: number of classes must lie in [0, ", kMaxClasses,
+           "] (0 = unconditional), got ", num_classes);
+  RL_CHECK(channels >= 1 && channels <= kMaxWidth, "denoiser: --channels must lie in [1, ", kMaxWidth, "], got ", channels);
+  RL_CHECK(embedding_dim >= 1 && embedding_dim <= kMaxWidth, "denoiser: --embedding-dim must lie in [1, ", kMaxWidth,
+           "], got ", embedding_dim);
   RL_CHECK(sigma_data > 0 && std::isfinite(sigma_data), "denoiser: sigma_data must be > 0, got ", sigma_data);
 }
 

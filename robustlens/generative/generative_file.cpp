@@ -2,6 +2,7 @@
 
 #include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/json_fields.h"
 #include "robustlens/models/builtin_model.h"
 #include "robustlens/report/files.h"
 
@@ -52,18 +53,25 @@ nlohmann::json open_generative_file(const std::string& path, const std::string& 
   c10::IValue value;
   RL_CHECK(archive.try_read(kBuiltinMetadataKey, value) && value.isString(), "'", path, "' is not a robustlens ",
            what, " file (no ", kBuiltinMetadataKey, " record)");
+  return parse_generative_metadata(value.toStringRef(), format, what, path);
+}
+
+nlohmann::json parse_generative_metadata(const std::string& text, const std::string& format, const std::string& what,
+                                         const std::string& path) {
   nlohmann::json metadata;
   try {
-    metadata = nlohmann::json::parse(value.toStringRef());
+    metadata = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& error) {
     RL_CHECK(false, "'", path, "': metadata is not valid JSON: ", error.what());
   }
-  const std::string found = metadata.value("format", "");
-  RL_CHECK(found == format, "'", path, "' is a robustlens ", describe_format(found), " file, not a ", what,
-           " file (format ", found, ", expected ", format, ")");
-  RL_CHECK(metadata.value("format_version", 0) == kGenerativeFormatVersion, "'", path, "': unsupported ", what,
-           " file version ", metadata.value("format_version", 0), " (this robustlens reads version ",
-           kGenerativeFormatVersion, ")");
+  const std::string where = what + " file '" + path + "': metadata";
+  RL_CHECK(metadata.is_object(), where, " is not a JSON object");
+  const std::string found = optional_field<std::string>(metadata, "format", "", where);
+  RL_CHECK(found == format, "'", path, "' is a robustlens ", describe_format(found.substr(0, 100)), " file, not a ", what,
+           " file (format ", found.substr(0, 100), ", expected ", format, ")");
+  const std::int64_t version = optional_field<std::int64_t>(metadata, "format_version", 0, where);
+  RL_CHECK(version == kGenerativeFormatVersion, "'", path, "': unsupported ", what, " file version ", version,
+           " (this robustlens reads version ", kGenerativeFormatVersion, ")");
   return metadata;
 }
 

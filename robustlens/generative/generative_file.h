@@ -29,6 +29,11 @@ inline constexpr const char* kDenoiserFormat = "robustlens-denoiser";
 void save_generative_file(const std::string& path, const std::string& format, nlohmann::json metadata,
                           const torch::nn::Module& module);
 
+/// Parses and checks the metadata record (JSON text) of `path`, a file of kind `format`: an object of that
+/// format and version (an Error names the file and what it holds instead).
+nlohmann::json parse_generative_metadata(const std::string& text, const std::string& format, const std::string& what,
+                                         const std::string& path);
+
 /// Opens `path` on `device` and returns its metadata; errors when the file is
 /// missing, unreadable, not a robustlens file or of another kind than `format`
 /// (`what` names the expected kind in messages, e.g. "VAE").

@@ -2,6 +2,7 @@
 
 #include "robustlens/core/error.h"
 #include "robustlens/core/json_fields.h"
+#include "robustlens/core/limits.h"
 #include "robustlens/core/model.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/generative/generative_file.h"
@@ -54,11 +55,11 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 std::int64_t VaeSpec::input_dim() const { return input_shape[0] * input_shape[1] * input_shape[2]; }
 
 void VaeSpec::check() const {
-  RL_CHECK(input_shape.size() == 3 && input_shape[0] > 0 && input_shape[1] > 0 && input_shape[2] > 0,
-           "VAE: input shape must be three positive numbers C,H,W, got ", nlohmann::json(input_shape).dump());
+  check_input_shape(input_shape, "VAE");
   RL_CHECK(latent_dim >= 1 && latent_dim <= input_dim(), "VAE: --latent-dim must lie in [1, ", input_dim(),
            "] (C·H·W of the images), got ", latent_dim);
-  RL_CHECK(hidden >= 1, "VAE: --hidden must be >= 1, got ", hidden);
+  RL_CHECK(hidden >= 1 && hidden <= kMaxWidth, "VAE: --hidden must lie in [1, ", kMaxWidth, "], got ", hidden);
+  check_dense_layer(input_dim(), hidden, "VAE");
 }
 
 nlohmann::json VaeSpec::to_json() const {

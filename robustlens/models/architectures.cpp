@@ -2,12 +2,15 @@
 
 #include "robustlens/core/error.h"
 #include "robustlens/core/json_fields.h"
+#include "robustlens/core/limits.h"
 
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/pooling.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
+
+#include <cmath>
 
 namespace robustlens {
 namespace {
@@ -153,13 +156,18 @@ ArchitectureSpec ArchitectureSpec::resolved() const {
   ArchitectureSpec spec = *this;
   RL_CHECK(spec.name == "mlp" || spec.name == "lenet" || spec.name == "resnet",
            "architecture: expected mlp, lenet or resnet, got '", spec.name, "'");
-  RL_CHECK(spec.input_shape.size() == 3 && spec.input_shape[0] > 0 && spec.input_shape[1] > 0 &&
-               spec.input_shape[2] > 0,
-           "architecture: input shape must be three positive numbers C,H,W");
-  RL_CHECK(spec.num_classes >= 2, "architecture: needs at least 2 classes, got ", spec.num_classes);
+  check_input_shape(spec.input_shape, "architecture");
+  RL_CHECK(spec.num_classes >= 2 && spec.num_classes <= kMaxClasses, "architecture: needs 2 to ", kMaxClasses,
+           " classes, got ", spec.num_classes);
   RL_CHECK(spec.activation == "relu" || spec.activation == "softplus",
-           "architecture: activation must be relu or softplus, got '", spec.activation, "'");
-  RL_CHECK(spec.width >= 0 && spec.depth >= 0, "architecture: width and depth must be >= 0 (0 = default)");
+           "architecture: activation must be relu or softplus, got '", spec.activation.substr(0, 100), "'");
+  RL_CHECK(std::isfinite(spec.softplus_beta) && spec.softplus_beta > 0, "architecture: softplus beta must be > 0, got ",
+           spec.softplus_beta);
+  RL_CHECK(spec.width >= 0 && spec.width <= kMaxWidth && spec.depth >= 0 && spec.depth <= kMaxDepth,
+           "architecture: width must lie in [0, ", kMaxWidth, "] and depth in [0, ", kMaxDepth,
+           "] (0 = default), got ", spec.width, " and ", spec.depth);
+  RL_CHECK(spec.bottleneck <= kMaxWidth, "architecture: bottleneck units must be at most ", kMaxWidth, ", got ",
+           spec.bottleneck);
   RL_CHECK(spec.head == "nopen" || spec.head == "binenc" || spec.head == "linpen" || spec.head == "nonlinpen" ||
                spec.head == "wide",
            "architecture: head must be nopen, binenc, linpen, nonlinpen or wide, got '", spec.head, "'");
@@ -172,6 +180,9 @@ ArchitectureSpec ArchitectureSpec::resolved() const {
     spec.bottleneck = spec.head == "wide" ? 512 : bits + 2;
   }
   if (spec.width == 0) spec.width = spec.name == "mlp" ? 256 : 16;
+  if (spec.name == "mlp") {
+    check_dense_layer(spec.input_shape[0] * spec.input_shape[1] * spec.input_shape[2], spec.width, "architecture: the mlp");
+  }
   if (spec.depth == 0) spec.depth = spec.name == "mlp" ? 2 : 1;
   if (spec.name == "lenet") {
     spec.depth = 2;  // fixed: two convolutions

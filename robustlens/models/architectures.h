@@ -49,6 +49,7 @@ struct ArchitectureSpec {
   ArchitectureSpec& set_width(std::int64_t v) { width = v; return *this; }
   ArchitectureSpec& set_depth(std::int64_t v) { depth = v; return *this; }
   ArchitectureSpec& set_activation(std::string v) { activation = std::move(v); return *this; }
+  ArchitectureSpec& set_softplus_beta(double v) { softplus_beta = v; return *this; }
   ArchitectureSpec& set_head(std::string v) { head = std::move(v); return *this; }
   ArchitectureSpec& set_bottleneck(std::int64_t v) { bottleneck = v; return *this; }
 

@@ -95,24 +95,36 @@ void BuiltinModel::save(const std::string& path) const {
   });
 }
 
-nlohmann::json read_builtin_metadata(torch::serialize::InputArchive& archive, const std::string& path) {
-  c10::IValue value;
-  RL_CHECK(archive.try_read(kBuiltinMetadataKey, value) && value.isString(), "'", path,
-           "' is not a robustlens model file (no ", kBuiltinMetadataKey, " record)");
+BuiltinMetadata parse_builtin_metadata(const std::string& text, const std::string& path) {
   nlohmann::json metadata;
   try {
-    metadata = nlohmann::json::parse(value.toStringRef());
+    metadata = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& error) {
     RL_CHECK(false, "'", path, "': metadata is not valid JSON: ", error.what());
   }
-  const std::string format = optional_field<std::string>(metadata, "format", "", "model file '" + path + "': metadata");
+  const std::string where = "model file '" + path + "': metadata";
+  RL_CHECK(metadata.is_object(), where, " is not a JSON object");
+  const std::string format = optional_field<std::string>(metadata, "format", "", where);
   RL_CHECK(format != "robustlens-vae" && format != "robustlens-denoiser", "'", path, "' is a robustlens ",
            format == "robustlens-vae" ? "VAE" : "denoiser", " file, not a classifier model file (format ", format,
            ")");
-  const std::int64_t version = optional_field<std::int64_t>(metadata, "format_version", 0, "model file '" + path + "': metadata");
-  RL_CHECK(format == "robustlens-model" && version == 1, "'", path, "': unsupported model format '", format, "' version ",
-           version, " (this robustlens reads robustlens-model version 1)");
-  return metadata;
+  const std::int64_t version = optional_field<std::int64_t>(metadata, "format_version", 0, where);
+  RL_CHECK(format == "robustlens-model" && version == 1, "'", path, "': unsupported model format '", format.substr(0, 100),
+           "' version ", version, " (this robustlens reads robustlens-model version 1)");
+  BuiltinMetadata parsed{
+      ArchitectureSpec::from_json(required_field<nlohmann::json>(metadata, "architecture", where), where + ".architecture"),
+      optional_field<std::vector<std::string>>(metadata, "class_names", {}, where),
+      optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where)};
+  RL_CHECK(parsed.class_names.empty() || static_cast<std::int64_t>(parsed.class_names.size()) == parsed.spec.num_classes,
+           where, ": ", parsed.class_names.size(), " class names for ", parsed.spec.num_classes, " classes");
+  return parsed;
+}
+
+BuiltinMetadata read_builtin_metadata(torch::serialize::InputArchive& archive, const std::string& path) {
+  c10::IValue value;
+  RL_CHECK(archive.try_read(kBuiltinMetadataKey, value) && value.isString(), "'", path,
+           "' is not a robustlens model file (no ", kBuiltinMetadataKey, " record)");
+  return parse_builtin_metadata(value.toStringRef(), path);
 }
 
 std::unique_ptr<BuiltinModel> load_builtin_model(const std::string& path, const at::Device& device) {
@@ -122,12 +134,8 @@ std::unique_ptr<BuiltinModel> load_builtin_model(const std::string& path, const 
   } catch (const c10::Error& error) {
     RL_CHECK(false, "model file '", path, "' cannot be read: ", first_line(error.what()));
   }
-  const nlohmann::json metadata = read_builtin_metadata(archive, path);
-  const std::string where = "model file '" + path + "': metadata";
-  auto model = std::make_unique<BuiltinModel>(
-      ArchitectureSpec::from_json(required_field<nlohmann::json>(metadata, "architecture", where), where + ".architecture"),
-      optional_field<std::vector<std::string>>(metadata, "class_names", {}, where),
-      optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where));
+  BuiltinMetadata metadata = read_builtin_metadata(archive, path);
+  auto model = std::make_unique<BuiltinModel>(metadata.spec, std::move(metadata.class_names), std::move(metadata.training));
   model->to(device);
   model->load_parameters_from(archive, path);
   model->info().path = path;

@@ -51,7 +51,16 @@ class BuiltinModel : public Model {
 
 /// Reads a robustlens model file (load_model() dispatches here).
 std::unique_ptr<BuiltinModel> load_builtin_model(const std::string& path, const at::Device& device);
+/// What the metadata record of a robustlens model file says.
+struct BuiltinMetadata {
+  ArchitectureSpec spec;  ///< resolved and checked
+  std::vector<std::string> class_names;
+  nlohmann::json training;
+};
+/// Parses and checks a metadata record (JSON text) of model file `path`: format and version, the architecture,
+/// the class names. Anything malformed is an Error naming the file and the key.
+BuiltinMetadata parse_builtin_metadata(const std::string& text, const std::string& path);
 /// The metadata record of an archive written by BuiltinModel::save_to.
-nlohmann::json read_builtin_metadata(torch::serialize::InputArchive& archive, const std::string& path);
+BuiltinMetadata read_builtin_metadata(torch::serialize::InputArchive& archive, const std::string& path);
 
 }  // namespace robustlens

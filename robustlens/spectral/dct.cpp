@@ -78,14 +78,31 @@ at::Tensor project_onto_dct_subspaces(const at::Tensor& w, const at::Tensor& mas
 
 at::Tensor dct_flip(const at::Tensor& images) { return idct2(dct2(images).flip({-2, -1})); }
 
-at::Tensor apply_dct_transform(const std::string& spec, const at::Tensor& images) {
-  if (spec == "none") return images;
-  if (spec == "dct-flip") return dct_flip(images);
+DctSubspaceSpec parse_dct_subspace_spec(const std::string& text) {
+  if (text == "auto") return {};
+  const auto second = text.find(':', 4);
+  const auto block = text.rfind("dct:", 0) == 0 && second != std::string::npos ? parse_int64(text.substr(4, second - 4)) : std::nullopt;
+  const auto step = block ? parse_int64(text.substr(second + 1)) : std::nullopt;
+  RL_CHECK(block && step && *block >= 1 && *step >= 1, "--subspaces: expected auto or dct:K:T with positive K and T, got '",
+           text.substr(0, 200), "'");
+  return {*block, *step};
+}
+
+DctTransformSpec parse_dct_transform(const std::string& spec) {
+  if (spec == "none" || spec == "dct-flip") return {spec, 0};
   const auto bandwidth = spec.rfind("low-pass:", 0) == 0 ? parse_int64(spec.substr(9)) : std::nullopt;
-  RL_CHECK(bandwidth && *bandwidth >= 1 && *bandwidth <= std::min(images.size(-2), images.size(-1)),
-           "--transform: expected none, dct-flip or low-pass:B with 1 <= B <= ",
-           std::min(images.size(-2), images.size(-1)), ", got '", spec, "'");
-  return dct_low_pass(images, *bandwidth);
+  RL_CHECK(bandwidth && *bandwidth >= 1, "--transform: expected none, dct-flip or low-pass:B with B >= 1, got '",
+           spec.substr(0, 200), "'");
+  return {"low-pass", *bandwidth};
+}
+
+at::Tensor apply_dct_transform(const std::string& spec, const at::Tensor& images) {
+  const DctTransformSpec transform = parse_dct_transform(spec);
+  if (transform.kind == "none") return images;
+  if (transform.kind == "dct-flip") return dct_flip(images);
+  const std::int64_t side = std::min(images.size(-2), images.size(-1));
+  RL_CHECK(transform.bandwidth <= side, "--transform ", spec, ": the bandwidth must be at most the images' side ", side);
+  return dct_low_pass(images, transform.bandwidth);
 }
 
 at::Tensor dct_low_pass(const at::Tensor& images, std::int64_t bandwidth) {

@@ -42,14 +42,27 @@ DctSubspaces default_dct_subspaces(std::int64_t height, std::int64_t width);
 /// K and T given explicitly (checked against the image size).
 DctSubspaces dct_subspaces(std::int64_t height, std::int64_t width, std::int64_t block, std::int64_t step);
 
+/// --subspaces: "auto" (block and step 0: default_dct_subspaces) or "dct:K:T" with positive K and T.
+struct DctSubspaceSpec {
+  std::int64_t block = 0;
+  std::int64_t step = 0;
+};
+DctSubspaceSpec parse_dct_subspace_spec(const std::string& text);
+
 /// P_S w = IDCT(mask ⊙ DCT(w)) for rows w (M×C×H×W), mask chosen per row
 /// from `masks` (t×H×W) by `subspace_of_row` (int64 M). Orthogonal projection.
 at::Tensor project_onto_dct_subspaces(const at::Tensor& w, const at::Tensor& masks, const at::Tensor& subspace_of_row);
 
 /// x ↦ IDCT(flip(DCT(x))): coefficient (u, v) moves to (H−1−u, W−1−v), per channel.
 at::Tensor dct_flip(const at::Tensor& images);
-/// "none", "dct-flip" or "low-pass:B" applied to every image (the invariance
-/// experiments of Hold me tight!). The result may leave [0,1].
+/// --transform: "none", "dct-flip" or "low-pass:B" (bandwidth B >= 1; 0 for the others).
+struct DctTransformSpec {
+  std::string kind;  ///< none, dct-flip or low-pass
+  std::int64_t bandwidth = 0;
+};
+DctTransformSpec parse_dct_transform(const std::string& spec);
+/// The transform of `spec` applied to every image (the invariance experiments of Hold me tight!); the
+/// bandwidth must fit the images. The result may leave [0,1].
 at::Tensor apply_dct_transform(const std::string& spec, const at::Tensor& images);
 
 /// Keeps the DCT coefficients u < bandwidth and v < bandwidth of every image (a true 2-D low-pass).

@@ -3,6 +3,7 @@
 #include "robustlens/analyses/accuracy.h"
 #include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/json_fields.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/report/files.h"
 
@@ -98,20 +99,20 @@ bool load_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, co
   c10::IValue state_value;
   RL_CHECK(archive.try_read("trainer_state", state_value) && state_value.isString(), "checkpoint '", path,
            "' has no trainer state; delete it or pass --restart");
-  const nlohmann::json state = nlohmann::json::parse(state_value.toStringRef());
-  RL_CHECK(state.at("recipe") == options.to_json(), "checkpoint '", path,
-           "' was made with a different recipe:\n  checkpoint: ", state.at("recipe").dump(),
+  CheckpointState state = parse_checkpoint_state(state_value.toStringRef(), path);
+  RL_CHECK(state.recipe == options.to_json(), "checkpoint '", path,
+           "' was made with a different recipe:\n  checkpoint: ", state.recipe.dump(),
            "\n  requested:  ", options.to_json().dump(), "\nuse another --out, or --restart to start afresh");
   // Checkpoints written before the inputs were recorded are resumed on the recipe alone.
-  RL_CHECK(!state.contains("inputs") || state.at("inputs") == inputs, "checkpoint '", path,
-           "' was trained with another architecture or other training data:\n  checkpoint: ", state.value("inputs", nlohmann::json()).dump(),
+  RL_CHECK(state.inputs.is_null() || state.inputs == inputs, "checkpoint '", path,
+           "' was trained with another architecture or other training data:\n  checkpoint: ", state.inputs.dump(),
            "\n  requested:  ", inputs.dump(), "\nuse another --out, or --restart to start afresh");
   read_builtin_metadata(archive, path);
   model.load_parameters_from(archive, path);
   torch::serialize::InputArchive optimizer_archive;
   RL_CHECK(archive.try_read("optimizer", optimizer_archive), "checkpoint '", path, "' has no optimiser state");
   optimizer.load(optimizer_archive);
-  for (const auto& record : state.at("log")) result.epochs.push_back(EpochRecord::from_json(record));
+  result.epochs = std::move(state.epochs);
   result.resumed_after_epoch = static_cast<std::int64_t>(result.epochs.size());
   return true;
 }
@@ -157,10 +158,33 @@ nlohmann::json EpochRecord::to_json() const {
   return json;
 }
 
-EpochRecord EpochRecord::from_json(const nlohmann::json& json) {
-  return {json.at("epoch"),          json.at("learning_rate"), json.at("train_loss"),
-          json.at("train_accuracy"), json.at("test_accuracy"), json.at("seconds"),
-          json.value("latent_gamma", 0.0)};
+EpochRecord EpochRecord::from_json(const nlohmann::json& json, const std::string& where) {
+  return {required_field<std::int64_t>(json, "epoch", where),
+          required_field<double>(json, "learning_rate", where),
+          required_field<double>(json, "train_loss", where),
+          required_field<double>(json, "train_accuracy", where),
+          required_field<double>(json, "test_accuracy", where),
+          required_field<double>(json, "seconds", where),
+          optional_field<double>(json, "latent_gamma", 0.0, where)};
+}
+
+CheckpointState parse_checkpoint_state(const std::string& text, const std::string& path) {
+  const std::string where = "checkpoint '" + path + "': trainer state";
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& error) {
+    RL_CHECK(false, where, " is not valid JSON (", error.what(), "); delete it or pass --restart");
+  }
+  CheckpointState state{required_field<nlohmann::json>(json, "recipe", where),
+                        optional_field<nlohmann::json>(json, "inputs", nullptr, where), {}};
+  const auto log = required_field<std::vector<nlohmann::json>>(json, "log", where);
+  for (std::size_t i = 0; i < log.size(); ++i) {
+    state.epochs.push_back(EpochRecord::from_json(log[i], where + ": log[" + std::to_string(i) + "]"));
+    RL_CHECK(state.epochs.back().epoch == static_cast<std::int64_t>(i + 1), where, ": log[", i, "] is epoch ",
+             state.epochs.back().epoch, ", expected ", i + 1);
+  }
+  return state;
 }
 
 nlohmann::json TrainResult::to_json() const {

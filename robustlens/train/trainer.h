@@ -80,7 +80,8 @@ struct EpochRecord {
   double seconds = 0;
   double latent_gamma = 0;  ///< the latent penalty's gamma in this epoch (0 = none)
   nlohmann::json to_json() const;
-  static EpochRecord from_json(const nlohmann::json& json);
+  /// `where` names the record in errors (a missing key or a wrong type).
+  static EpochRecord from_json(const nlohmann::json& json, const std::string& where = "epoch record");
 };
 
 struct TrainResult {
@@ -88,6 +89,16 @@ struct TrainResult {
   std::int64_t resumed_after_epoch = 0;  ///< epochs taken from a checkpoint
   nlohmann::json to_json() const;
 };
+
+/// The trainer's record in a checkpoint: the recipe and inputs (architecture, data) it was made with, and
+/// the finished epochs.
+struct CheckpointState {
+  nlohmann::json recipe;
+  nlohmann::json inputs;  ///< null in checkpoints written before the inputs were recorded
+  std::vector<EpochRecord> epochs;
+};
+/// Parses a checkpoint's trainer record (JSON text) of `path`; anything malformed is an Error naming the file.
+CheckpointState parse_checkpoint_state(const std::string& text, const std::string& path);
 
 using EpochCallback = std::function<void(const EpochRecord&)>;
 

@@ -150,10 +150,13 @@ TEST_F(CliAudit, ContinuesWhereItStoppedAndRedoesOnlyWhatChanged) {
   ASSERT_EQ(marker.at("record_format"), 3);
   marker.erase("record_format");
   write_json_file(out_.file("audit/models/binenc/attack/audit_step.json"), marker);
+  // A record with values of the wrong types (damaged, or hand-edited) is not a finished step either.
+  write_json_file(out_.file("audit/models/binenc/spectral/audit_step.json"), {{"record_format", "three"}, {"arguments", 5}});
   const auto upgraded = audit("audit");
   ASSERT_EQ(upgraded.exit_code, 0) << upgraded.output;
-  EXPECT_TRUE(contains(upgraded.output, "(18 reused from an earlier run)")) << upgraded.output;
+  EXPECT_TRUE(contains(upgraded.output, "(17 reused from an earlier run)")) << upgraded.output;
   EXPECT_TRUE(contains(upgraded.output, "binenc: attack: robustlens attack")) << upgraded.output;
+  EXPECT_TRUE(contains(upgraded.output, "binenc: spectral: robustlens spectral")) << upgraded.output;
 
   // A step finished by another build of robustlens, or on other data under the same --data, runs again.
   for (const auto& [step, key] :

@@ -1,8 +1,11 @@
 #include "robustlens/core/model.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/json_fields.h"
 #include "robustlens/core/torchscript_model.h"
+#include "robustlens/generative/generative_file.h"
 #include "robustlens/models/builtin_model.h"
+#include "robustlens/report/files.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -143,6 +146,50 @@ TEST(BatchedLogits, EqualsOneBigForwardPass) {
   model.set_training(false);
   const at::Tensor x = at::rand({37, 1, 6, 6});
   EXPECT_TRUE(at::allclose(batched_logits(model, x, 8), model.forward(x), 1e-5, 1e-6));
+}
+
+TEST(ModelMetadata, TheParserRefusesWhatTheLoaderCouldNotUse) {
+  const nlohmann::json valid = {{"format", "robustlens-model"},
+                                {"format_version", 1},
+                                {"architecture", ArchitectureSpec().set_name("mlp").set_num_classes(2).resolved().to_json()},
+                                {"class_names", {"a", "b"}}};
+  EXPECT_EQ(parse_builtin_metadata(valid.dump(), "m.pt").class_names, (std::vector<std::string>{"a", "b"}));
+  expect_error([] { parse_builtin_metadata("{\"format\": ", "m.pt"); }, "'m.pt': metadata is not valid JSON");
+  expect_error([] { parse_builtin_metadata("[1, 2]", "m.pt"); }, "model file 'm.pt': metadata is not a JSON object");
+  nlohmann::json three_names = valid;
+  three_names["class_names"] = {"a", "b", "c"};
+  expect_error([&] { parse_builtin_metadata(three_names.dump(), "m.pt"); }, "3 class names for 2 classes");
+  nlohmann::json wide = valid;
+  wide["architecture"]["width"] = 1 << 20;
+  expect_error([&] { parse_builtin_metadata(wide.dump(), "m.pt"); }, "width must lie in [0, 16384]");
+  nlohmann::json flat = valid;
+  flat["architecture"]["softplus_beta"] = 0.0;
+  expect_error([&] { parse_builtin_metadata(flat.dump(), "m.pt"); }, "softplus beta must be > 0, got 0");
+}
+
+TEST(JsonFields, IntegerFieldsTakeIntegersInRangeOnly) {
+  // A float or an out-of-range number in an integer field converted with undefined behaviour (fuzz/regressions).
+  const nlohmann::json record = {{"float", 2.2e32}, {"half", 1.5}, {"big", 3000000000LL}, {"huge", UINT64_MAX},
+                                 {"negative", -1}, {"list", {1, 2, 1e300}}, {"fine", {1, 28, 28}}};
+  for (const std::string key : {"float", "half", "huge"}) {
+    expect_error([&] { required_field<std::int64_t>(record, key, "r"); }, "r: key '" + key + "' holds a value of the wrong type");
+  }
+  expect_error([&] { required_field<int>(record, "big", "r"); }, "key 'big' holds a value of the wrong type");
+  EXPECT_EQ(required_field<std::int64_t>(record, "big", "r"), 3000000000LL);
+  EXPECT_EQ(required_field<int>(record, "negative", "r"), -1);
+  expect_error([&] { required_field<std::uint64_t>(record, "negative", "r"); }, "key 'negative' holds a value of the wrong type");
+  expect_error([&] { required_field<std::vector<std::int64_t>>(record, "list", "r"); }, "key 'list' holds a value of the wrong type");
+  EXPECT_EQ(required_field<std::vector<std::int64_t>>(record, "fine", "r"), (std::vector<std::int64_t>{1, 28, 28}));
+  EXPECT_EQ(required_field<double>(record, "half", "r"), 1.5);
+}
+
+TEST(ModelMetadata, TheFuzzersFindingsAreErrorsNamingTheKey) {
+  const std::string folder = std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR);
+  expect_error([&] { parse_builtin_metadata(read_text_file(folder + "/model_metadata/float-for-an-integer-field.json"), "m.pt"); },
+               "metadata.architecture: key 'input_shape' holds a value of the wrong type (array)");
+  expect_error([&] { parse_generative_metadata(read_text_file(folder + "/generative_metadata/float-for-an-integer-field.json"),
+                                               kVaeFormat, "VAE", "v.pt"); },
+               "VAE file 'v.pt': metadata: key 'format_version' holds a value of the wrong type (number)");
 }
 
 }  // namespace

@@ -68,5 +68,24 @@ TEST(Dataset, ValidationCatchesNanPixelsAndBadLabels) {
   EXPECT_NE(error_of([&] { data.validate(); }).find("[0,1]"), std::string::npos);
 }
 
+TEST(DatasetSource, SpecsAreParsedWithoutTouchingTheDisk) {
+  const DatasetSpec spec = parse_dataset_spec("distractor:folder:/no/such/place");
+  EXPECT_TRUE(spec.distractor);
+  EXPECT_EQ(spec.kind, "folder");
+  EXPECT_EQ(spec.directory, "/no/such/place");
+  EXPECT_EQ(parse_dataset_spec("fashion-mnist").directory, "");
+  EXPECT_NE(error_of([] { parse_dataset_spec("distractor:distractor:fashion-mnist"); }).find("cannot be nested"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_dataset_spec("folder:"); }).find("expected fashion-mnist, or KIND:DIR"), std::string::npos);
+}
+
+TEST(DatasetSource, ImageShapesAreGreyOrRgbAndAtMostTheDocumentedSide) {
+  EXPECT_EQ(parse_image_shape("3,32,32"), (std::vector<std::int64_t>{3, 32, 32}));
+  EXPECT_NE(error_of([] { parse_image_shape("2,32,32"); }).find("C must be 1 (grey) or 3 (RGB), got 2"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_image_shape("1,4097,8"); }).find("at most 4096, got 4097×8"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_image_shape("1,8,8,8"); }).find("expected three numbers"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_image_shape("1,x,8"); }).find("'x' is not a positive integer"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace robustlens

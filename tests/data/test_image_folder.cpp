@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace robustlens {
 namespace {
@@ -64,6 +67,36 @@ TEST(ImageFolder, ReadsPixelsInRowOrderAndChannelsInRgbOrder) {
   ASSERT_EQ(rgb.size(), 2);
   EXPECT_TRUE(at::allclose(rgb.images[0], expected_rgb, 0, 1e-6)) << rgb.images[0];
   EXPECT_TRUE(at::allclose(grey.images[1], expected_grey, 0, 1e-6)) << grey.images[1];
+}
+
+TEST(ImageFolder, RefusesTheJpegsWhoseHuffmanTablesOverflowedStb) {
+  // Found by fuzz/fuzz_image: DHT segments declaring more than 256 codes made Debian's stb_image write past its
+  // table: in the decoder, in the header scan (stbi_info), and with a table that runs past the end of the file
+  // (stb reads zeros there).
+  for (const auto& [file, codes] : std::vector<std::pair<std::string, int>>{{"stb-huffman-table-overflow.jpg", 1734},
+                                                                         {"stb-huffman-table-overflow-in-header.jpg", 799},
+                                                                         {"stb-huffman-table-overflow-past-the-end.jpg", 2364}}) {
+    testing::TemporaryDirectory dir;
+    std::filesystem::create_directories(dir.file("a"));
+    std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file, dir.file("a/image.jpg"));
+    testing::expect_error([&] { read_image_folder(dir.path(), {3, 5, 6}); },
+                          "is not a valid JPEG file: a Huffman table declares " + std::to_string(codes) +
+                              " codes (at most 256)");
+  }
+}
+
+TEST(ImageFolder, RefusesImagesLargerThanTheDecodeLimitBeforeDecoding) {
+  // A PNG header declaring 5000×5000 RGB pixels (75 MB decoded) and no data: refused on its header alone.
+  const auto big_endian = [](std::uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  const std::string header = std::string("\x89PNG\r\n\x1a\n", 8) + big_endian(13) + "IHDR" + big_endian(5000) +
+                             big_endian(5000) + std::string("\x08\x02\x00\x00\x00", 5) + big_endian(0) +
+                             big_endian(0) + "IEND" + big_endian(0);
+  testing::TemporaryDirectory dir;
+  testing::write_bytes(dir.file("a/huge.png"), header);
+  testing::expect_error([&] { read_image_folder(dir.path(), {3, 8, 8}); },
+                        "has 5000×5000 pixels, more than 16777216: resize it first");
 }
 
 TEST(ImageFolder, ResizesToTheDeclaredShape) {

@@ -279,7 +279,7 @@ TEST(DenoiserOptions, ChecksNameTheOffendingValues) {
                "need 0 < --sigma-min <= --sigma-max, got --sigma-min 3 --sigma-max 1");
   expect_error([] { DenoiserTrainOptions().set_epochs(0).check(); }, "--epochs must be >= 1, got 0");
   expect_error([] { Denoiser(DenoiserSpec().set_num_classes(-2)); }, "got -2");
-  expect_error([] { Denoiser(DenoiserSpec().set_channels(0)); }, "--channels must be >= 1, got 0");
+  expect_error([] { Denoiser(DenoiserSpec().set_channels(0)); }, "--channels must lie in [1, 16384], got 0");
   auto denoiser = small_denoiser({1, 6, 6}, 3);
   expect_error([&] { train_denoiser(*denoiser, testing::linear_rule_dataset(8, {1, 6, 6}, 5, 1),
                                     testing::linear_rule_dataset(8, {1, 6, 6}, 5, 2), {}); },

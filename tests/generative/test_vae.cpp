@@ -3,6 +3,7 @@
 #include "robustlens/core/error.h"
 #include "robustlens/core/model.h"
 #include "robustlens/generative/denoiser.h"
+#include "robustlens/generative/generative_file.h"
 #include "robustlens/models/builtin_model.h"
 #include "test_support.h"
 
@@ -173,6 +174,19 @@ TEST(VaeOptions, JsonRecordsTheRecipe) {
   EXPECT_EQ(recipe.at("beta"), 0.5);
   EXPECT_EQ(recipe.at("epochs"), VaeTrainOptions().epochs);
   EXPECT_EQ(VaeSpec::from_json(VaeSpec().set_latent_dim(8).to_json()).latent_dim, 8);
+}
+
+TEST(GenerativeFile, MetadataOfTheWrongShapeIsAnErrorNamingTheFile) {
+  expect_error([] { parse_generative_metadata("[\"robustlens-vae\"]", kVaeFormat, "VAE", "v.pt"); },
+               "VAE file 'v.pt': metadata is not a JSON object");
+  expect_error([] { parse_generative_metadata("{\"format\": 7}", kVaeFormat, "VAE", "v.pt"); },
+               "key 'format' holds a value of the wrong type");
+  expect_error([] { parse_generative_metadata("{\"format\": \"robustlens-vae\", \"format_version\": \"one\"}", kVaeFormat,
+                                              "VAE", "v.pt"); },
+               "key 'format_version' holds a value of the wrong type");
+  expect_error([] { parse_generative_metadata("{\"format\": \"robustlens-denoiser\", \"format_version\": 1}", kVaeFormat,
+                                              "VAE", "v.pt"); },
+               "'v.pt' is a robustlens denoiser file, not a VAE file");
 }
 
 }  // namespace

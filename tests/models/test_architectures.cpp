@@ -1,10 +1,13 @@
 #include "robustlens/models/architectures.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/limits.h"
 
 #include <torch/nn/modules/linear.h>
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 namespace robustlens {
 namespace {
@@ -72,6 +75,28 @@ TEST(Architectures, BottleneckSizeDefaultsToTheHypercubeWithAMarginAndOldRecords
   EXPECT_EQ(ArchitectureSpec::from_json(old_record).head, "nopen");
   const ArchitectureSpec binenc = ArchitectureSpec().set_head("binenc").set_bottleneck(5).resolved();
   EXPECT_EQ(ArchitectureSpec::from_json(binenc.to_json()).to_json(), binenc.to_json());
+}
+
+TEST(Architectures, SpecsBeyondTheDocumentedBoundsAreRefusedBeforeAnythingIsBuilt) {
+  const auto refused = [](const ArchitectureSpec& spec, const std::string& fragment) {
+    try {
+      spec.resolved();
+      ADD_FAILURE() << "accepted " << spec.to_json().dump();
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
+    }
+  };
+  const ArchitectureSpec mlp = ArchitectureSpec().set_name("mlp").set_input_shape({1, 28, 28}).set_num_classes(10);
+  EXPECT_NO_THROW(ArchitectureSpec(mlp).set_width(kMaxWidth).resolved());
+  refused(ArchitectureSpec(mlp).set_width(kMaxWidth + 1), "width must lie in [0, 16384]");
+  refused(ArchitectureSpec(mlp).set_depth(kMaxDepth + 1), "depth in [0, 64]");
+  refused(ArchitectureSpec(mlp).set_num_classes(kMaxClasses + 1), "needs 2 to 100000 classes");
+  refused(ArchitectureSpec(mlp).set_input_shape({1, 28, kMaxImageSide + 1}), "1 <= H, W <= 4096");
+  refused(ArchitectureSpec(mlp).set_input_shape({3, 4096, 4096}).set_width(1024), "weights");
+  refused(ArchitectureSpec(mlp).set_head("binenc").set_bottleneck(kMaxWidth + 1), "bottleneck units must be at most");
+  for (const double beta : {0.0, -1.0, std::nan("")}) {
+    refused(ArchitectureSpec(mlp).set_activation("softplus").set_softplus_beta(beta), "softplus beta must be > 0");
+  }
 }
 
 }  // namespace

@@ -83,5 +83,21 @@ TEST(DctTransforms, LowPassKeepsOnlyTheLowBlockOfEveryImage) {
   }
 }
 
+TEST(DctSpecs, SubspaceAndTransformSpecsParseOrNameWhatWasExpected) {
+  EXPECT_EQ(parse_dct_subspace_spec("auto").block, 0);
+  const DctSubspaceSpec subspaces = parse_dct_subspace_spec("dct:8:2");
+  EXPECT_EQ(subspaces.block, 8);
+  EXPECT_EQ(subspaces.step, 2);
+  for (const std::string bad : {"dct:8", "dct:0:2", "dct:8:-1", "dct::", "DCT:8:2", ""}) {
+    EXPECT_THROW(parse_dct_subspace_spec(bad), Error) << bad;
+  }
+  EXPECT_EQ(parse_dct_transform("low-pass:4").bandwidth, 4);
+  EXPECT_EQ(parse_dct_transform("dct-flip").kind, "dct-flip");
+  EXPECT_THROW(parse_dct_transform("low-pass:0"), Error);
+  EXPECT_THROW(parse_dct_transform("high-pass:3"), Error);
+  // The bandwidth must fit the images it is applied to.
+  EXPECT_THROW(apply_dct_transform("low-pass:9", at::rand({1, 1, 8, 8})), Error);
+}
+
 }  // namespace
 }  // namespace robustlens

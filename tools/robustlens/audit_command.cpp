@@ -10,6 +10,7 @@
 // (content of both splits) and of the robustlens binary. A rerun skips the
 // steps whose record matches, so a killed audit continues where it stopped,
 // and a retrained model, changed data or a rebuilt robustlens is analysed again.
+#include "audit_records.h"
 #include "audit_report.h"
 #include "commands.h"
 #include "common.h"
@@ -173,14 +174,10 @@ nlohmann::json step_record(const AuditStep& step, const nlohmann::json& shared) 
 
 bool step_finished(const AuditStep& step, const nlohmann::json& record) {
   const fs::path marker = step.folder / "audit_step.json";
-  if (!fs::exists(marker)) return false;
+  std::error_code ec;
+  if (!fs::exists(marker, ec)) return false;
   try {
-    const nlohmann::json finished = read_json_file(marker.string());
-    return finished.value("arguments", nlohmann::json()) == record["arguments"] &&
-           finished.value("inputs", nlohmann::json()) == record["inputs"] &&
-           finished.value("data", nlohmann::json()) == record["data"] &&
-           finished.value("build", nlohmann::json()) == record["build"] &&
-           finished.value("record_format", 1) == record["record_format"].get<int>();
+    return step_record_matches(read_text_file(marker.string()), record);
   } catch (const Error&) {
     return false;  // unreadable: run the step again
   }

@@ -7,6 +7,15 @@ namespace robustlens::cli {
 
 using nlohmann::json;
 
+bool step_record_matches(const std::string& marker_text, const json& record) {
+  const json finished = json::parse(marker_text, nullptr, /*allow_exceptions=*/false);
+  if (!finished.is_object()) return false;
+  const auto field = [&](const char* key, const json& fallback) { return finished.contains(key) ? finished[key] : fallback; };
+  return field("arguments", nullptr) == record.at("arguments") && field("inputs", nullptr) == record.at("inputs") &&
+         field("data", nullptr) == record.at("data") && field("build", nullptr) == record.at("build") &&
+         field("record_format", 1) == record.at("record_format");
+}
+
 const json* find(const json& root, const std::vector<json>& path) {
   const json* at = &root;
   for (const json& key : path) {

@@ -12,6 +12,11 @@
 
 namespace robustlens::cli {
 
+/// Whether a finished step's record (the text of its audit_step.json) was made with what `record` holds:
+/// the same arguments, inputs, data, build and record format (a record made before one of them was recorded
+/// counts as made with another). A record that is not a JSON object matches nothing.
+bool step_record_matches(const std::string& marker_text, const nlohmann::json& record);
+
 /// The value at a path of keys and indices, or nullptr where any step is missing.
 const nlohmann::json* find(const nlohmann::json& root, const std::vector<nlohmann::json>& path);
 /// The number at that path, or nothing where it is missing or not a number.

@@ -114,18 +114,6 @@ at::Device start_run(const CommonOptions& options) {
   return resolve_device(options.device);
 }
 
-std::vector<std::int64_t> parse_image_shape(const std::string& text) {
-  std::vector<std::int64_t> shape;
-  std::stringstream stream(text);
-  for (std::string part; std::getline(stream, part, ',');) {
-    const auto value = parse_int64(part);
-    RL_CHECK(value && *value > 0, "--image-shape: '", part, "' is not a positive integer (expected C,H,W)");
-    shape.push_back(*value);
-  }
-  RL_CHECK(shape.size() == 3, "--image-shape: expected three numbers C,H,W, got '", text, "'");
-  return shape;
-}
-
 Dataset load_data(const CommonOptions& options, const std::string& split) {
   Dataset dataset = load_dataset(options.data, parse_split(split),
                                  options.image_shape.empty() ? std::vector<std::int64_t>{} : parse_image_shape(options.image_shape));

@@ -61,7 +61,6 @@ void add_common_options(CLI::App& command, CommonOptions& options, unsigned whic
 /// seed and device from the options; returns the device.
 at::Device start_run(const CommonOptions& options);
 
-std::vector<std::int64_t> parse_image_shape(const std::string& text);
 /// The split named by --split of --data (validated).
 Dataset load_data(const CommonOptions& options, const std::string& split);
 /// The dataset restricted to --samples/--indices (seeded by --seed); the chosen

@@ -5,9 +5,9 @@
 
 #include "robustlens/analyses/margins.h"
 #include "robustlens/core/error.h"
-#include "robustlens/core/parsing.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/report/files.h"
+#include "robustlens/spectral/dct.h"
 
 #include <filesystem>
 #include <memory>
@@ -22,17 +22,6 @@ struct MarginsCommand {
   std::string subspaces = "auto";
   bool no_full_space = false;
 };
-
-/// "auto" or "dct:K:T".
-void parse_subspaces(const std::string& text, MarginOptions& options) {
-  if (text == "auto") return;
-  const auto second = text.find(':', 4);
-  const auto block = text.rfind("dct:", 0) == 0 && second != std::string::npos ? parse_int64(text.substr(4, second - 4)) : std::nullopt;
-  const auto step = block ? parse_int64(text.substr(second + 1)) : std::nullopt;
-  RL_CHECK(block && step && *block >= 1 && *step >= 1, "--subspaces: expected auto or dct:K:T with positive K and T, got '",
-           text, "'");
-  options.set_block(*block).set_step(*step);
-}
 
 std::string margins_csv(const MarginResult& result) {
   std::ostringstream csv;
@@ -88,7 +77,8 @@ void run_margins(MarginsCommand command) {
   const AnalysisRun run = start_analysis(common, "margins");
   const Dataset& data = run.data;
   Model& model = *run.model;
-  parse_subspaces(command.subspaces, command.margins);
+  const DctSubspaceSpec subspaces = parse_dct_subspace_spec(command.subspaces);
+  command.margins.set_block(subspaces.block).set_step(subspaces.step);
   const MarginOptions options = command.margins.set_full_space(!command.no_full_space).set_batch_size(common.batch_size);
   const MarginResult result = analyse_margins(model, data, options, terminal_progress());
 
