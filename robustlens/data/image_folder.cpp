@@ -52,10 +52,10 @@ std::string read_image_file(const fs::path& path) {
 /// 256 codes (found by fuzz/fuzz_image); such a file is refused before stb reads it. Walks the marker segments
 /// as stb does: length-prefixed segments, bytes between them skipped up to the next 0xFF, and after each scan
 /// header the entropy-coded data up to the next marker.
-void check_jpeg_huffman_tables(const std::string& bytes, const std::string& path) {
+void check_jpeg_huffman_tables(const std::string& bytes, std::size_t after_start_marker, const std::string& path) {
   // Past the end stb reads zeros, and so does this walk.
   const auto byte = [&](std::size_t i) { return i < bytes.size() ? static_cast<std::uint8_t>(bytes[i]) : std::uint8_t{0}; };
-  std::size_t at = 2;  // after the start-of-image marker
+  std::size_t at = after_start_marker;
   while (at + 4 <= bytes.size()) {
     if (byte(at) != 0xFF) {  // between segments stb skips to the next 0xFF, and so do we
       ++at;
@@ -94,8 +94,10 @@ void check_jpeg_huffman_tables(const std::string& bytes, const std::string& path
 }  // namespace
 
 std::pair<int, int> image_file_size(const std::string& bytes, const std::string& path) {
-  if (bytes.size() >= 2 && static_cast<std::uint8_t>(bytes[0]) == 0xFF && static_cast<std::uint8_t>(bytes[1]) == 0xD8) {
-    check_jpeg_huffman_tables(bytes, path);
+  // stb takes a file for JPEG when 0xFF bytes and then the start-of-image marker 0xD8 open it.
+  const std::size_t first = bytes.find_first_not_of('\xFF');
+  if (first != 0 && first != std::string::npos && static_cast<std::uint8_t>(bytes[first]) == 0xD8) {
+    check_jpeg_huffman_tables(bytes, first + 1, path);
   }
   int w = 0, h = 0, found_channels = 0;
   RL_CHECK(bytes.size() <= kMaxImageFileBytes &&
@@ -108,6 +110,8 @@ std::pair<int, int> image_file_size(const std::string& bytes, const std::string&
 at::Tensor decode_image(const std::string& bytes, const std::string& path, std::int64_t channels, std::int64_t height,
                         std::int64_t width) {
   auto [w, h] = image_file_size(bytes, path);
+  // stb_image_resize divides by the size: an empty image made it convert NaN to int (found by fuzz/fuzz_image).
+  RL_CHECK(w >= 1 && h >= 1, "image '", path, "' has ", w, "×", h, " pixels: nothing to read");
   RL_CHECK(std::int64_t{w} * h <= kMaxDecodedPixels, "image '", path, "' has ", w, "×", h, " pixels, more than ",
            kMaxDecodedPixels, ": resize it first");
   int found_channels = 0;
@@ -117,6 +121,7 @@ at::Tensor decode_image(const std::string& bytes, const std::string& path, std::
       stbi_image_free);
   RL_CHECK(pixels != nullptr, "image '", path, "' cannot be decoded (", stbi_failure_reason(),
            "); expected a PNG or JPEG file");
+  RL_CHECK(w >= 1 && h >= 1, "image '", path, "' decodes to ", w, "×", h, " pixels: nothing to read");
   at::Tensor image = at::empty({height, width, channels}, at::kByte);
   if (h == height && w == width) {
     std::copy(pixels.get(), pixels.get() + image.numel(), image.data_ptr<std::uint8_t>());

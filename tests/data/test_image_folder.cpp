@@ -72,10 +72,11 @@ TEST(ImageFolder, ReadsPixelsInRowOrderAndChannelsInRgbOrder) {
 TEST(ImageFolder, RefusesTheJpegsWhoseHuffmanTablesOverflowedStb) {
   // Found by fuzz/fuzz_image: DHT segments declaring more than 256 codes made Debian's stb_image write past its
   // table: in the decoder, in the header scan (stbi_info), and with a table that runs past the end of the file
-  // (stb reads zeros there).
+  // (stb reads zeros there), and in a file that 0xFF fill bytes open before its start marker.
   for (const auto& [file, codes] : std::vector<std::pair<std::string, int>>{{"stb-huffman-table-overflow.jpg", 1734},
                                                                          {"stb-huffman-table-overflow-in-header.jpg", 799},
-                                                                         {"stb-huffman-table-overflow-past-the-end.jpg", 2364}}) {
+                                                                         {"stb-huffman-table-overflow-past-the-end.jpg", 2364},
+                                                                         {"stb-huffman-table-overflow-after-fill-bytes.jpg", 1091}}) {
     testing::TemporaryDirectory dir;
     std::filesystem::create_directories(dir.file("a"));
     std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file, dir.file("a/image.jpg"));
@@ -83,6 +84,14 @@ TEST(ImageFolder, RefusesTheJpegsWhoseHuffmanTablesOverflowedStb) {
                           "is not a valid JPEG file: a Huffman table declares " + std::to_string(codes) +
                               " codes (at most 256)");
   }
+}
+
+TEST(ImageFolder, RefusesAnImageWithoutPixels) {
+  // Found by fuzz/fuzz_image: a BMP of 73478×0 pixels made stb_image_resize convert NaN to int.
+  testing::TemporaryDirectory dir;
+  std::filesystem::create_directories(dir.file("a"));
+  std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/bmp-without-rows.bmp", dir.file("a/image.png"));
+  testing::expect_error([&] { read_image_folder(dir.path(), {3, 8, 8}); }, "has 73478×0 pixels: nothing to read");
 }
 
 TEST(ImageFolder, RefusesImagesLargerThanTheDecodeLimitBeforeDecoding) {
