@@ -58,21 +58,36 @@ struct LegendEntry {
   bool square = false, dashed = false;
 };
 
-/// Legends of more entries than this go below the plot, two to a row, where
-/// they hide no data; smaller ones go in the upper corner the data leave free.
+/// Legends of more entries than this go below the plot, where they hide no data; smaller ones go in the upper
+/// corner the data leave free.
 constexpr std::size_t kCornerLegendEntries = 3;
+/// A generous width of one character at 12 px (sans-serif), for laying text out without measuring it.
+constexpr double kCharWidth = 7;
+constexpr double kLineHeight = 18;
 
-/// Height added under the plot for a legend of `entries` entries.
-double legend_height(std::size_t entries) {
-  return entries > kCornerLegendEntries ? 18 * static_cast<double>((entries + 1) / 2) + 6 : 0;
+/// Lines of at most `width` characters, broken after "; " where possible, else at spaces.
+std::vector<std::string> wrap(const std::string& text, std::size_t width) {
+  std::vector<std::string> lines;
+  std::string rest = text;
+  while (rest.size() > width) {
+    std::size_t cut = rest.rfind("; ", width);
+    if (cut == std::string::npos || cut == 0) cut = rest.rfind(' ', width);
+    if (cut == std::string::npos || cut == 0) cut = width;
+    lines.push_back(rest.substr(0, cut + (rest.compare(cut, 1, ";") == 0 ? 1 : 0)));
+    rest = rest.substr(std::min(rest.size(), rest.find_first_not_of("; ", cut)));
+  }
+  if (!rest.empty()) lines.push_back(rest);
+  return lines;
 }
 
-/// The shared frame of both chart kinds: background, title, y grid with tick
-/// labels, axes and axis labels, and the legend. The y range always includes 0.
+/// The shared frame of every chart kind: background, title, note, y grid with tick labels, axes and axis labels,
+/// and the legend. The y range always includes 0. Below the plot come the legend when it has many entries (two
+/// to a row when the names fit, else one), then the note when it is too long for the line above the plot.
 class Frame {
  public:
-  Frame(std::ostringstream& svg, const std::string& title, double y_low, double y_high, std::size_t legend_entries)
-      : svg_(svg), height_(kHeight + legend_height(legend_entries)) {
+  Frame(std::ostringstream& svg, const std::string& title, const std::string& note, double y_low, double y_high,
+        const std::vector<std::string>& legend_names)
+      : svg_(svg) {
     RL_CHECK(std::isfinite(y_low) && std::isfinite(y_high), "chart '", title, "' has no finite values");
     y_low_ = std::min(0.0, y_low);
     y_high_ = std::max(0.0, y_high);
@@ -80,10 +95,34 @@ class Frame {
     const double margin = 0.05 * (y_high_ - y_low_);
     if (y_high_ > 0) y_high_ += margin;
     if (y_low_ < 0) y_low_ -= margin;
+
+    const double plot_width = kWidth - kLeft - kRight;
+    std::size_t longest_name = 0;
+    for (const std::string& name : legend_names) longest_name = std::max(longest_name, name.size());
+    legend_below_ = legend_names.size() > kCornerLegendEntries;
+    legend_columns_ = 30 + kCharWidth * static_cast<double>(longest_name) <= plot_width / 2 ? 2 : 1;
+    const std::size_t legend_rows = legend_below_ ? (legend_names.size() + legend_columns_ - 1) / legend_columns_ : 0;
+    const auto characters_across = [](double width) { return static_cast<std::size_t>(width / kCharWidth); };
+    const bool note_above = kCharWidth * static_cast<double>(note.size()) <= plot_width;
+    note_lines_ = note_above || note.empty() ? std::vector<std::string>{} : wrap(note, characters_across(plot_width));
+    note_above_ = note_above ? note : "";
+    legend_top_ = kHeight + 6;
+    note_top_ = legend_top_ + kLineHeight * static_cast<double>(legend_rows);
+    const double height =
+        legend_rows + note_lines_.size() > 0 ? note_top_ + kLineHeight * static_cast<double>(note_lines_.size()) : kHeight;
+
     svg_.precision(5);
-    svg_ << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << height_
+    svg_ << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << height
          << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
          << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << escape(title) << "</text>\n";
+    if (!note_above_.empty()) {
+      svg_ << "<text x=\"" << kWidth - kRight << "\" y=\"" << kTop - 4 << "\" text-anchor=\"end\">" << escape(note_above_)
+           << "</text>\n";
+    }
+    for (std::size_t i = 0; i < note_lines_.size(); ++i) {
+      svg_ << "<text x=\"" << kLeft << "\" y=\"" << note_top_ + kLineHeight * static_cast<double>(i) + 4 << "\" fill=\"#444\">"
+           << escape(note_lines_[i]) << "</text>\n";
+    }
     for (const double v : ticks(y_low_, y_high_)) {
       svg_ << "<line x1=\"" << kLeft << "\" x2=\"" << kWidth - kRight << "\" y1=\"" << py(v) << "\" y2=\"" << py(v)
            << "\" stroke=\"#e5e5e5\"/><text x=\"" << kLeft - 6 << "\" y=\"" << py(v) + 4 << "\" text-anchor=\"end\">" << v
@@ -104,22 +143,17 @@ class Frame {
     return svg_.str();
   }
 
-  /// A line under the title, right-aligned above the plot.
-  void note(const std::string& text) {
-    if (text.empty()) return;
-    svg_ << "<text x=\"" << kWidth - kRight << "\" y=\"" << kTop - 4 << "\" text-anchor=\"end\">" << escape(text) << "</text>\n";
-  }
-
-  /// The legend: below the plot when it has many entries (the frame was made
-  /// taller for them), else in the top-left corner or, with `right`, the
+  /// The legend, where the frame laid it out: below the plot, or in the top-left corner or, with `right`, the
   /// top-right one. Each entry is a line (dashed or not) or a filled square.
   void legend(const std::vector<LegendEntry>& entries, bool right) {
-    const bool below = entries.size() > kCornerLegendEntries;
     for (std::size_t k = 0; k < entries.size(); ++k) {
       const LegendEntry& entry = entries[k];
-      const double row = static_cast<double>(below ? k / 2 : k);
-      const double y = (below ? kHeight + 6 : kTop + 8) + 18 * row;
-      const double x = below ? kLeft + (k % 2 == 0 ? 0 : (kWidth - kLeft - kRight) / 2) : right ? kWidth - kRight - 230 : kLeft + 12;
+      const double row = static_cast<double>(legend_below_ ? k / legend_columns_ : k);
+      const double y = (legend_below_ ? legend_top_ : kTop + 8) + kLineHeight * row;
+      const double column_width = (kWidth - kLeft - kRight) / static_cast<double>(legend_columns_);
+      const double x = legend_below_ ? kLeft + column_width * static_cast<double>(k % legend_columns_)
+                       : right       ? kWidth - kRight - 230
+                                     : kLeft + 12;
       if (entry.square) {
         svg_ << "<rect x=\"" << x + 6 << "\" y=\"" << y - 6 << "\" width=\"12\" height=\"12\" fill=\"" << entry.colour << "\"/>";
       } else {
@@ -132,8 +166,12 @@ class Frame {
 
  private:
   std::ostringstream& svg_;
-  double height_;
   double y_low_ = 0, y_high_ = 1;
+  bool legend_below_ = false;
+  std::size_t legend_columns_ = 2;
+  double legend_top_ = 0, note_top_ = 0;
+  std::string note_above_;
+  std::vector<std::string> note_lines_;
 };
 
 }  // namespace
@@ -156,9 +194,10 @@ std::string render_svg(const LineChart& chart) {
     }
   }
   std::ostringstream svg;
-  Frame frame(svg, chart.title, y_low, y_high, chart.series.size());
+  std::vector<std::string> names;
+  for (const ChartSeries& s : chart.series) names.push_back(s.name);
+  Frame frame(svg, chart.title, chart.note, y_low, y_high, names);
   if (x_high == x_low) x_high = x_low + 1;
-  frame.note(chart.note);
   const auto px = [&](double x) { return kLeft + (along(x) - x_low) / (x_high - x_low) * (kWidth - kLeft - kRight); };
   const auto shown = [&](const ChartSeries& s, std::size_t i) { return std::isfinite(s.y[i]) && std::isfinite(along(s.x[i])); };
   std::vector<std::pair<double, double>> points;
@@ -225,8 +264,11 @@ std::string render_svg(const BarChart& chart) {
     }
   }
   std::ostringstream svg;
-  Frame frame(svg, chart.title, y_low, y_high, chart.series.size() > 1 ? chart.series.size() : 0);
-  frame.note(chart.note);
+  std::vector<std::string> names;
+  for (const BarSeries& s : chart.series) names.push_back(s.name);
+  // A single unnamed series needs no legend.
+  if (names.size() == 1 && names[0].empty()) names.clear();
+  Frame frame(svg, chart.title, chart.note, y_low, y_high, names);
   std::vector<std::pair<double, double>> points;
   const double last = std::max<double>(1, static_cast<double>(chart.categories.size()) - 1);
   for (const BarSeries& s : chart.series) {
@@ -268,8 +310,9 @@ std::string render_svg(const ScatterChart& chart) {
     }
   }
   std::ostringstream svg;
-  Frame frame(svg, chart.title, y_low, y_high, chart.groups.size());
-  frame.note(chart.note);
+  std::vector<std::string> names;
+  for (const ScatterGroup& g : chart.groups) names.push_back(g.name);
+  Frame frame(svg, chart.title, chart.note, y_low, y_high, names);
   if (x_high == x_low) x_high = x_low + 1;
   const double margin = 0.03 * (x_high - x_low);
   x_low -= margin;

@@ -79,6 +79,48 @@ TEST(LineChart, AManySeriesLegendGoesBelowThePlotWhereItHidesNoData) {
   EXPECT_EQ(std::stod(height[1].str()), 420.0);
 }
 
+TEST(LineChart, LongLegendNamesTakeARowEachAndALongNoteIsWrappedInsideTheChart) {
+  // A sweep's chart: names of 60 characters overlapped the next column when two shared a row, and a note of
+  // 150 characters, right-aligned above the plot, ran off the chart's left edge.
+  LineChart chart{"sweep", "x", "y", {}};
+  for (int k = 0; k < 4; ++k) {
+    chart.series.push_back({"off-manifold first-order sensitivity, distractor halves " + std::to_string(k), {0, 1}, {1.0, 2.0}, {}, {}, false});
+  }
+  chart.note = "regimes from the first-order sensitivities on the distractor halves; rel. = relative to the weakest model; "
+               "Spearman(alignment, off-manifold robustness) 0.6305 [0.1205, 0.9788]";
+  const std::string svg = render_svg(chart);
+  std::vector<double> legend_x, legend_y;
+  const std::regex entry("<text x=\"([0-9.]+)\" y=\"([0-9.]+)\">off-manifold");
+  for (std::sregex_iterator it(svg.begin(), svg.end(), entry), end; it != end; ++it) {
+    legend_x.push_back(std::stod((*it)[1]));
+    legend_y.push_back(std::stod((*it)[2]));
+  }
+  ASSERT_EQ(legend_x.size(), 4u);
+  for (std::size_t k = 1; k < 4; ++k) {
+    EXPECT_EQ(legend_x[k], legend_x[0]) << k;  // one column
+    EXPECT_GT(legend_y[k], legend_y[k - 1]) << k;
+  }
+  // The note: every piece of it, each line left-aligned within the chart and under the legend.
+  std::string text;
+  double last_line_y = 0;
+  const std::regex note_line("<text x=\"([0-9.]+)\" y=\"([0-9.]+)\" fill=\"#444\">([^<]*)<");
+  for (std::sregex_iterator it(svg.begin(), svg.end(), note_line), end; it != end; ++it) {
+    EXPECT_GE(std::stod((*it)[1]), 0.0);
+    EXPECT_LE(7.0 * static_cast<double>((*it)[3].length()), 720.0 - std::stod((*it)[1]));
+    last_line_y = std::stod((*it)[2]);
+    EXPECT_GT(last_line_y, legend_y.back());
+    text += (*it)[3].str() + " ";
+  }
+  EXPECT_NE(text.find("regimes from the first-order"), std::string::npos) << text;
+  EXPECT_NE(text.find("[0.1205, 0.9788]"), std::string::npos) << text;
+  std::smatch height;
+  ASSERT_TRUE(std::regex_search(svg, height, std::regex("<svg [^>]*height=\"([0-9.]+)\"")));
+  EXPECT_GT(std::stod(height[1].str()), last_line_y);
+  // A short note stays on the line above the plot.
+  chart.note = "rel. = relative to the weakest model";
+  EXPECT_NE(render_svg(chart).find("text-anchor=\"end\">rel. = relative"), std::string::npos);
+}
+
 TEST(ScatterChart, OnePointPerValueColouredByGroupAtItsPosition) {
   const ScatterChart chart{"projection", "pc 1", "pc 2", {{"a", {0, 1}, {0, 1}}, {"b", {0.5}, {-1}}}, ""};
   const std::string svg = render_svg(chart);
