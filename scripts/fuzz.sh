@@ -41,7 +41,10 @@ for target in $targets; do
   # The inputs that once found a bug (fuzz/regressions/TARGET) are run first, with the seeds.
   regressions=fuzz/regressions/$target
   [ -d "$regressions" ] || regressions=""
-  OMP_NUM_THREADS=1 "$build/fuzz/fuzz_$target" "$corpus" "$build/seeds/$target" $regressions -max_total_time="$seconds" \
+  # The image target also starts from the JPEG kinds other encoders write (progressive, restart markers, 4:2:0).
+  fixtures=""
+  [ "$target" = image ] && fixtures=tests/fixtures/jpeg
+  OMP_NUM_THREADS=1 "$build/fuzz/fuzz_$target" "$corpus" "$build/seeds/$target" $regressions $fixtures -max_total_time="$seconds" \
     -max_len=65536 -rss_limit_mb=4096 -timeout=10 -artifact_prefix="$findings/" -print_final_stats=1 >"$log" 2>&1
   code=$?
   set -e

@@ -3,6 +3,7 @@
 #include "robustlens/core/error.h"
 #include "robustlens/data/idx.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 
 #include <torch/script.h>
@@ -130,6 +131,23 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   if (!parent.empty()) std::filesystem::create_directories(parent);
   std::ofstream out(path, std::ios::binary);
   out << bytes;
+}
+
+int rewrite_archive(const std::string& from, const std::string& to,
+                    const std::function<void(const std::string& name, std::string& record)>& edit) {
+  caffe2::serialize::PyTorchStreamReader reader(from);
+  caffe2::serialize::PyTorchStreamWriter writer(to);
+  int changed = 0;
+  for (const std::string& name : reader.getAllRecords()) {
+    const auto [data, size] = reader.getRecord(name);
+    const std::string original(static_cast<const char*>(data.get()), size);
+    std::string record = original;
+    edit(name, record);
+    changed += record != original;
+    writer.writeRecord(name, record.data(), record.size());
+  }
+  writer.writeEndOfFile();
+  return changed;
 }
 
 void expect_minimum_consistent_with_robust_accuracy(const nlohmann::json& attack_record) {

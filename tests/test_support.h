@@ -123,5 +123,10 @@ std::string read_bytes(const std::string& path);
 /// The id of a process that has exited (a forked child, reaped): what a killed writer's temporaries name.
 int exited_process_id();
 void write_bytes(const std::string& path, const std::string& bytes);
+/// Writes the PyTorch archive `from` again as `to`, each record passed through `edit` (its name relative to the
+/// archive's top folder, and its bytes); the new archive's CRC-32s match the edited records, so what it tests
+/// gets past the CRC check to the readers behind it. Returns how many records `edit` changed.
+int rewrite_archive(const std::string& from, const std::string& to,
+                    const std::function<void(const std::string& name, std::string& record)>& edit);
 
 }  // namespace robustlens::testing

@@ -1,5 +1,6 @@
 #include "robustlens/core/model.h"
 
+#include "robustlens/core/archive_integrity.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/torchscript_model.h"
 #include "robustlens/models/builtin_model.h"
@@ -34,10 +35,11 @@ std::unique_ptr<Model> load_model(const std::string& path, const at::Device& dev
              "' is not a robustlens model or TorchScript file (expected a zip archive, "
              "as written by 'robustlens train' or torch.jit.save)");
   }
+  check_archive_records(path, "model file '" + path + "'");
   torch::jit::Module module;
   try {
     module = torch::jit::load(path, device);
-  } catch (const c10::Error& error) {
+  } catch (const std::exception& error) {  // c10::Error, and TorchScript parser errors (torch::jit::ErrorReport)
     RL_CHECK(false, "model file '", path, "' cannot be read (truncated or not a TorchScript/robustlens file): ",
              first_line(error.what()));
   }

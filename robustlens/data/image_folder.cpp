@@ -8,8 +8,10 @@
 #include <stb_image_resize.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 
 namespace robustlens {
@@ -37,24 +39,39 @@ std::vector<fs::path> sorted_entries(const fs::path& directory, bool directories
 
 /// The bytes of an image file, at most kMaxImageFileBytes.
 std::string read_image_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   RL_CHECK(in.good(), "image '", path.string(), "' cannot be opened");
-  std::string bytes;
-  bytes.resize(kMaxImageFileBytes + 1);
-  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  bytes.resize(static_cast<std::size_t>(in.gcount()));
-  RL_CHECK(!in.bad(), "image '", path.string(), "' cannot be read");
-  RL_CHECK(bytes.size() <= kMaxImageFileBytes, "image '", path.string(), "' is larger than ", kMaxImageFileBytes, " bytes");
+  const std::streamoff size = in.tellg();
+  RL_CHECK(size >= 0, "image '", path.string(), "' cannot be read");
+  RL_CHECK(static_cast<std::uint64_t>(size) <= kMaxImageFileBytes, "image '", path.string(), "' is larger than ",
+           kMaxImageFileBytes, " bytes");
+  // Sized by the file (a buffer of the largest size allowed cost 256 MiB of page faults per image).
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  in.read(bytes.data(), size);
+  RL_CHECK(in.gcount() == size, "image '", path.string(), "' cannot be read (it changed while being read)");
   return bytes;
 }
 
-/// Debian 12's stb_image (2.27) writes past its Huffman table when a JPEG's DHT segment declares more than
-/// 256 codes (found by fuzz/fuzz_image); such a file is refused before stb reads it. Walks the marker segments
-/// as stb does: length-prefixed segments, bytes between them skipped up to the next 0xFF, and after each scan
-/// header the entropy-coded data up to the next marker.
-void check_jpeg_huffman_tables(const std::string& bytes, std::size_t after_start_marker, const std::string& path) {
+/// Debian 12's stb_image (2.27) misreads two kinds of corrupt JPEG (both found by fuzz/fuzz_image), which are
+/// therefore refused before stb reads them:
+/// - a DHT segment declaring more than 256 codes: stb writes past its Huffman table;
+/// - a scan that uses a Huffman or quantisation table no segment defined: stb reads its own uninitialised
+///   memory (it mallocs the decoder without clearing it), so the pixels differ from run to run, and garbage
+///   code lengths made its bit reader shift by 33 bits.
+/// Walks the marker segments as stb does: length-prefixed segments, bytes between them skipped up to the next
+/// 0xFF, and after each scan header the entropy-coded data up to the next marker.
+void check_jpeg_tables(const std::string& bytes, std::size_t after_start_marker, const std::string& path) {
   // Past the end stb reads zeros, and so does this walk.
   const auto byte = [&](std::size_t i) { return i < bytes.size() ? static_cast<std::uint8_t>(bytes[i]) : std::uint8_t{0}; };
+  const auto refuse = [&](const auto&... what) {
+    throw Error(detail::concat("image '", path, "' is not a valid JPEG file: ", what...));
+  };
+  // What the segments so far defined, as stb keeps it: tables by class and id (0 to 3), and the frame's
+  // components by id with their quantisation table.
+  std::array<bool, 4> dc_defined{}, ac_defined{}, quant_defined{};
+  std::map<int, int> quant_table_of_component;
+  bool progressive = false;
   std::size_t at = after_start_marker;
   while (at + 4 <= bytes.size()) {
     if (byte(at) != 0xFF) {  // between segments stb skips to the next 0xFF, and so do we
@@ -72,22 +89,81 @@ void check_jpeg_huffman_tables(const std::string& bytes, std::size_t after_start
       continue;
     }
     const std::size_t end = at + 2 + (std::size_t{byte(at + 2)} << 8 | byte(at + 3));
-    if (marker == 0xC4) {
-      for (std::size_t table = at + 4; table < std::min(end, bytes.size());) {
+    const std::size_t segment_end = std::min(end, bytes.size());
+    if (marker == 0xC4) {  // Huffman tables: class (0 DC, 1 AC) and id, 16 code counts, the codes
+      for (std::size_t table = at + 4; table < segment_end;) {
         std::size_t codes = 0;
         for (std::size_t i = 1; i <= 16; ++i) codes += byte(table + i);
-        RL_CHECK(codes <= 256, "image '", path, "' is not a valid JPEG file: a Huffman table declares ",
-                 codes, " codes (at most 256)");
+        if (codes > 256) refuse("a Huffman table declares ", codes, " codes (at most 256)");
+        const int table_class = byte(table) >> 4, id = byte(table) & 15;
+        if (table_class <= 1 && id <= 3) (table_class == 0 ? dc_defined : ac_defined)[id] = true;
         table += 17 + codes;
+      }
+    } else if (marker == 0xDB) {  // quantisation tables: precision (0: 8 bits, 1: 16 bits) and id, 64 values
+      for (std::size_t table = at + 4; table < segment_end;) {
+        const int precision = byte(table) >> 4, id = byte(table) & 15;
+        if (precision <= 1 && id <= 3) quant_defined[id] = true;
+        table += 1 + (precision == 1 ? 128 : 64);
+      }
+    } else if (marker == 0xC0 || marker == 0xC1 || marker == 0xC2) {  // frame: components (id, sampling, table)
+      progressive = marker == 0xC2;
+      quant_table_of_component.clear();
+      for (std::size_t i = 0, count = byte(at + 9); i < count; ++i) {
+        quant_table_of_component[byte(at + 10 + 3 * i)] = byte(at + 12 + 3 * i);
+      }
+    } else if (marker == 0xDA) {  // scan: components (id, DC and AC table), then spectral selection
+      const std::size_t count = byte(at + 4), selection = at + 5 + 2 * count;
+      const bool first_dc_scan = byte(selection) == 0 && (byte(selection + 2) >> 4) == 0;
+      // What stb decodes with: baseline scans both tables, progressive DC scans (first pass) the DC table,
+      // progressive AC scans the AC table.
+      const bool uses_dc = !progressive || first_dc_scan, uses_ac = !progressive || byte(selection) > 0;
+      for (std::size_t i = 0; i < count; ++i) {
+        const int component = byte(at + 5 + 2 * i), dc = byte(at + 6 + 2 * i) >> 4, ac = byte(at + 6 + 2 * i) & 15;
+        if (uses_dc && dc <= 3 && !dc_defined[dc]) refuse("a scan uses DC Huffman table ", dc, ", which no DHT segment before it defines");
+        if (uses_ac && ac <= 3 && !ac_defined[ac]) refuse("a scan uses AC Huffman table ", ac, ", which no DHT segment before it defines");
+        const auto quant = quant_table_of_component.find(component);
+        if (quant != quant_table_of_component.end() && quant->second <= 3 && !quant_defined[quant->second]) {
+          refuse("a scan uses quantisation table ", quant->second, ", which no DQT segment before it defines");
+        }
       }
     }
     at = end;
-    if (marker == 0xDA) {  // entropy-coded data: up to the next marker that is not a stuffed 0 or a restart
-      while (at + 1 < bytes.size() &&
-             !(byte(at) == 0xFF && byte(at + 1) != 0x00 && !(byte(at + 1) >= 0xD0 && byte(at + 1) <= 0xD7))) {
-        ++at;
+    if (marker == 0xDA) {
+      // Entropy-coded data, up to the next marker. As stb's bit reader reads it, fill bytes (0xFF) may run
+      // before a stuffed 0 or a restart marker, which belong to the data.
+      while (at + 1 < bytes.size()) {
+        std::size_t after = at + 1;
+        if (byte(at) == 0xFF) {
+          while (after < bytes.size() && byte(after) == 0xFF) ++after;
+          if (byte(after) != 0x00 && !(byte(after) >= 0xD0 && byte(after) <= 0xD7)) {
+            at = after - 1;  // the marker: its 0xFF, then its code
+            break;
+          }
+          ++after;
+        }
+        at = after;
       }
     }
+  }
+}
+
+/// Debian 12's stb_image reserves memory for a PNG's IDAT chunk by the length the chunk declares, before it
+/// reads the chunk: a 145-byte file that declared 2 GB made it allocate 2 GB (found by fuzz/fuzz_image). A chunk
+/// longer than what is left of the file is therefore refused first.
+void check_png_chunks(const std::string& bytes, const std::string& path) {
+  const auto big_endian = [&](std::size_t at) {
+    std::uint32_t value = 0;
+    for (std::size_t i = 0; i < 4; ++i) value = value << 8 | static_cast<std::uint8_t>(bytes[at + i]);
+    return value;
+  };
+  // Each chunk: length (4 bytes), type (4), data (length), CRC (4).
+  for (std::size_t at = 8; at + 8 <= bytes.size();) {
+    const std::uint64_t length = big_endian(at), left = bytes.size() - at - 8;
+    const std::string type = bytes.substr(at + 4, 4);
+    RL_CHECK(length + 4 <= left, "image '", path, "' is not a valid PNG file: its ", type, " chunk at byte ", at,
+             " declares ", length, " bytes and a 4-byte checksum, but only ", left, " bytes follow its header");
+    if (type == "IEND") return;
+    at += 12 + length;
   }
 }
 
@@ -97,8 +173,9 @@ std::pair<int, int> image_file_size(const std::string& bytes, const std::string&
   // stb takes a file for JPEG when 0xFF bytes and then the start-of-image marker 0xD8 open it.
   const std::size_t first = bytes.find_first_not_of('\xFF');
   if (first != 0 && first != std::string::npos && static_cast<std::uint8_t>(bytes[first]) == 0xD8) {
-    check_jpeg_huffman_tables(bytes, first + 1, path);
+    check_jpeg_tables(bytes, first + 1, path);
   }
+  if (bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) check_png_chunks(bytes, path);
   int w = 0, h = 0, found_channels = 0;
   RL_CHECK(bytes.size() <= kMaxImageFileBytes &&
                stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w,

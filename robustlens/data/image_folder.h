@@ -14,8 +14,9 @@ namespace robustlens {
 
 Dataset read_image_folder(const std::string& directory, const std::vector<std::int64_t>& image_shape);
 
-/// The width and height that an image file's bytes declare, after the checks that keep stb's decoder safe (a
-/// JPEG's Huffman tables); an Error names `path` when the bytes are not an image robustlens reads.
+/// The width and height that an image file's bytes declare, after the checks that keep stb's decoder safe (the
+/// tables of a JPEG, the chunk lengths of a PNG); an Error names `path` when the bytes are not an image
+/// robustlens reads.
 std::pair<int, int> image_file_size(const std::string& bytes, const std::string& path);
 /// An image file's bytes decoded to float32 C×H×W in [0,1] (C 1 grey or 3 RGB), resized to height×width when
 /// its size differs; at most kMaxDecodedPixels (core/limits.h) are decoded.

@@ -524,6 +524,8 @@ DenoiserTrainResult train_denoiser(Denoiser& denoiser, const Dataset& train, con
   recipe["log"] = result.to_json()["epochs"];
   recipe["denoising_errors"] = result.errors.to_json();
   recipe["train_data"] = train.name;
+  // What each label of a class-conditional denoiser means (the analyses refuse data that name them otherwise).
+  recipe["train_class_names"] = train.class_names;
   denoiser.set_training_record(recipe);
   return result;
 }

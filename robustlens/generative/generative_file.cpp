@@ -1,6 +1,7 @@
 #include "robustlens/generative/generative_file.h"
 
 #include "robustlens/core/checksum.h"
+#include "robustlens/core/archive_integrity.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/json_fields.h"
 #include "robustlens/models/builtin_model.h"
@@ -44,9 +45,10 @@ void save_generative_file(const std::string& path, const std::string& format, nl
 nlohmann::json open_generative_file(const std::string& path, const std::string& format, const std::string& what,
                                     const at::Device& device, torch::serialize::InputArchive& archive) {
   RL_CHECK(std::filesystem::is_regular_file(path), what, " file '", path, "' does not exist");
+  check_archive_records(path, what + " file '" + path + "'");
   try {
     archive.load_from(path, device);
-  } catch (const c10::Error& error) {
+  } catch (const std::exception& error) {  // c10::Error, and what else LibTorch throws for a damaged file
     RL_CHECK(false, what, " file '", path, "' cannot be read (expected a PyTorch archive written by robustlens): ",
              first_line(error.what()));
   }
@@ -81,7 +83,7 @@ void load_generative_parameters(torch::serialize::InputArchive& archive, torch::
   RL_CHECK(archive.try_read("parameters", parameters), "'", path, "' has no parameters");
   try {
     module.load(parameters);
-  } catch (const c10::Error& error) {
+  } catch (const std::exception& error) {  // c10::Error, and what else LibTorch throws for a damaged file
     RL_CHECK(false, "'", path, "': the parameters do not fit the recorded spec: ", first_line(error.what()));
   }
   check_parameter_checksum(archive, module, path);
@@ -91,6 +93,7 @@ nlohmann::json read_generative_metadata(const std::string& path) {
   torch::serialize::InputArchive archive;
   c10::IValue value;
   try {
+    check_archive_records(path, "'" + path + "'");
     archive.load_from(path, at::kCPU);
     if (!archive.try_read(kBuiltinMetadataKey, value) || !value.isString()) return nullptr;
     nlohmann::json metadata = nlohmann::json::parse(value.toStringRef());

@@ -79,7 +79,7 @@ void BuiltinModel::load_parameters_from(torch::serialize::InputArchive& archive,
   RL_CHECK(archive.try_read("parameters", parameters), "'", path, "' has no parameters");
   try {
     net_->load(parameters);
-  } catch (const c10::Error& error) {
+  } catch (const std::exception& error) {
     RL_CHECK(false, "model parameters do not fit architecture ", spec_.to_json().dump(), ": ",
              first_line(error.what()));
   }
@@ -131,7 +131,7 @@ std::unique_ptr<BuiltinModel> load_builtin_model(const std::string& path, const 
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path, device);
-  } catch (const c10::Error& error) {
+  } catch (const std::exception& error) {
     RL_CHECK(false, "model file '", path, "' cannot be read: ", first_line(error.what()));
   }
   BuiltinMetadata metadata = read_builtin_metadata(archive, path);

@@ -2,6 +2,7 @@
 
 #include "robustlens/analyses/accuracy.h"
 #include "robustlens/core/checksum.h"
+#include "robustlens/core/archive_integrity.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/json_fields.h"
 #include "robustlens/core/runtime.h"
@@ -89,10 +90,15 @@ bool load_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, co
                      const nlohmann::json& inputs, TrainResult& result) {
   const std::string path = checkpoint_path(options);
   if (!std::filesystem::is_regular_file(path)) return false;
+  try {
+    check_archive_records(path, "checkpoint '" + path + "'");
+  } catch (const Error& error) {
+    RL_CHECK(false, error.what(), "; delete it or pass --restart");
+  }
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path, model.device());
-  } catch (const c10::Error& error) {
+  } catch (const std::exception& error) {  // c10::Error, and what else LibTorch throws for a damaged file
     RL_CHECK(false, "checkpoint '", path, "' cannot be read (", first_line(error.what()),
              "); delete it or pass --restart");
   }

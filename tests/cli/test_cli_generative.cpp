@@ -1,4 +1,5 @@
 // robustlens train-vae and train-denoiser as a user runs them: files, logs, info, bad options.
+#include "robustlens/data/image_folder.h"
 #include "robustlens/generative/denoiser.h"
 #include "robustlens/generative/vae.h"
 #include "robustlens/report/files.h"
@@ -79,6 +80,51 @@ TEST_F(CliGenerative, BadOptionsGiveAMessageAndNonZeroExit) {
   }
   EXPECT_FALSE(std::filesystem::exists(out_.file("x/vae.pt")));
   EXPECT_FALSE(std::filesystem::exists(out_.file("x/denoiser.pt")));
+}
+
+TEST(CliGenerativeModels, ADenoiserIsRefusedForDataThatNameItsClassesOtherwiseAndWarnedAboutOtherData) {
+  // The same images as three folders, whose class folders name the labels (in name order): "a" cat, dog, emu;
+  // "b" cat, dog, fox; "c" as "a". A denoiser trained on "a" gives, for label 2 of "b", the score of emus.
+  testing::TemporaryDirectory dir;
+  Dataset data = testing::linear_rule_dataset(36, {1, 12, 12}, 3, 5);
+  data.class_names = {"cat", "dog", "emu"};
+  write_image_folder(dir.file("a"), data);
+  write_image_folder(dir.file("c"), data);
+  data.class_names = {"cat", "dog", "fox"};
+  write_image_folder(dir.file("b"), data);
+  const auto folder = [&](const std::string& name) { return " --threads 1 --image-shape 1,12,12 --data folder:" + dir.file(name); };
+  const std::string small = " --epochs 1 --batch-size 12 --channels 4 --embedding-dim 8";
+  ASSERT_EQ(run_cli("train-denoiser" + small + " --out " + dir.file("denoiser") + folder("a")).exit_code, 0);
+  const auto model = run_cli("train --arch mlp --epochs 1 --out " + dir.file("model") + folder("b"));
+  ASSERT_EQ(model.exit_code, 0) << model.output;
+  const std::string align = "align --samples 6 --figure-images 0 --model " + dir.file("model/model.pt") + " --denoiser " +
+                            dir.file("denoiser/denoiser.pt");
+
+  const auto refused = run_cli(align + " --out " + dir.file("align-b") + folder("b"));
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_TRUE(contains(refused.output, "denoiser.pt' was trained on classes [\"cat\",\"dog\",\"emu\"] but dataset folder:" +
+                                           dir.file("b") + " (test) has [\"cat\",\"dog\",\"fox\"] (label 2 differs): its "
+                                           "class-conditional score for each label would be another class's"))
+      << refused.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("align-b/alignment.json")));
+
+  // Data "c" name the classes as "a" does but are other data by their spec: analysed, with a warning.
+  const auto model_c = run_cli("train --arch mlp --epochs 1 --out " + dir.file("model-c") + folder("c"));
+  ASSERT_EQ(model_c.exit_code, 0) << model_c.output;
+  const auto warned = run_cli("align --samples 6 --figure-images 0 --model " + dir.file("model-c/model.pt") + " --denoiser " +
+                              dir.file("denoiser/denoiser.pt") + " --out " + dir.file("align-c") + folder("c"));
+  EXPECT_EQ(warned.exit_code, 0) << warned.output;
+  EXPECT_TRUE(contains(warned.output, "warning: --denoiser '" + dir.file("denoiser/denoiser.pt") + "' was trained on folder:" +
+                                          dir.file("a") + " (train), but the data analysed are folder:" + dir.file("c") +
+                                          " (test): its scores describe other data"))
+      << warned.output;
+  // The data it was trained on: no warning.
+  const auto model_a = run_cli("train --arch mlp --epochs 1 --out " + dir.file("model-a") + folder("a"));
+  ASSERT_EQ(model_a.exit_code, 0) << model_a.output;
+  const auto same = run_cli("align --samples 6 --figure-images 0 --model " + dir.file("model-a/model.pt") + " --denoiser " +
+                            dir.file("denoiser/denoiser.pt") + " --out " + dir.file("align-a") + folder("a"));
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+  EXPECT_FALSE(contains(same.output, "warning:")) << same.output;
 }
 
 }  // namespace

@@ -98,20 +98,56 @@ TEST(LoadModel, RefusesNonFiniteParametersAndLogits) {
   expect_error([&] { batched_logits(*scripted, at::rand({5, 1, 3, 3}), 2); }, "returned 45 NaN or infinite logits on 5 images");
 }
 
+TEST(LoadModel, ADamagedTorchScriptProgramIsAnErrorNamingTheFile) {
+  // Found by flipping random bits of model files: a flip in the TorchScript code stored in the archive made
+  // LibTorch's type parser throw torch::jit::ErrorReport, which is no c10::Error, and robustlens reported an
+  // "internal error: " with an empty message and exit status 1.
+  TemporaryDirectory dir;
+  testing::save_linear_torchscript(dir.file("linear.pt"), at::randn({2, 4}), at::zeros({2}));
+  ASSERT_NO_THROW(load_model(dir.file("linear.pt"), at::kCPU));
+  // The archive again with the forward's type annotation misspelt "Tensoq" (its code records are compressed,
+  // so they are rewritten rather than edited in place).
+  const int misspelt = testing::rewrite_archive(dir.file("linear.pt"), dir.file("damaged.pt"), [](const std::string& name, std::string& record) {
+    const std::size_t at = record.find("x: Tensor");
+    if (name.rfind("code/", 0) == 0 && at != std::string::npos) record[at + std::string("x: Tenso").size()] = 'q';
+  });
+  ASSERT_GE(misspelt, 1);
+  expect_error([&] { load_model(dir.file("damaged.pt"), at::kCPU); },
+               "model file '" + dir.file("damaged.pt") + "' cannot be read (truncated or not a TorchScript/robustlens "
+               "file): Unknown type name 'Tensoq'");
+}
+
+TEST(LoadModel, ATorchScriptModelWhoseWeightsWereDamagedIsRefusedByTheArchivesCrc) {
+  // A TorchScript file carries no checksum of ours, and LibTorch does not check the CRC-32 its zip archive
+  // stores: a damaged weight loaded and gave other logits. The CRC of every record is now checked.
+  TemporaryDirectory dir;
+  const at::Tensor weight = at::randn({2, 4});
+  testing::save_linear_torchscript(dir.file("linear.pt"), weight, at::zeros({2}));
+  ASSERT_NO_THROW(load_model(dir.file("linear.pt"), at::kCPU));
+  std::string bytes = testing::read_bytes(dir.file("linear.pt"));
+  const std::size_t at = bytes.find(std::string(static_cast<const char*>(weight.data_ptr()), 16));
+  ASSERT_NE(at, std::string::npos);  // tensors are stored uncompressed
+  bytes[at + 5] = static_cast<char>(bytes[at + 5] ^ 0x10);
+  testing::write_bytes(dir.file("damaged.pt"), bytes);
+  expect_error([&] { load_model(dir.file("damaged.pt"), at::kCPU); },
+               "model file '" + dir.file("damaged.pt") + "' is damaged (record 'data/0' does not match its CRC-32: stored 0x");
+}
+
 TEST(LoadModel, RefusesAFileWhoseParameterBytesWereChanged) {
   TemporaryDirectory dir;
   torch::manual_seed(3);
   BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3), {});
   model.save(dir.file("m.pt"));
   ASSERT_NO_THROW(load_model(dir.file("m.pt"), at::kCPU));
-  // The archive stores tensors uncompressed: find 64 bytes of the first weight matrix and invert them.
+  // 64 bytes of the first weight matrix inverted, in an archive whose CRC-32s were written for the changed
+  // record (as a tool that edits weights writes it): past the CRC check, the parameter checksum catches it.
   const at::Tensor weight = model.parameters().at(0).detach().contiguous();
   const std::string weight_bytes(static_cast<const char*>(weight.data_ptr()), 64);
-  std::string bytes = testing::read_bytes(dir.file("m.pt"));
-  const std::size_t at = bytes.find(weight_bytes);
-  ASSERT_NE(at, std::string::npos);
-  for (std::size_t i = at; i < at + 64; ++i) bytes[i] = static_cast<char>(~bytes[i]);
-  testing::write_bytes(dir.file("flipped.pt"), bytes);
+  const auto invert = [&](const std::string&, std::string& record) {
+    const std::size_t at = record.find(weight_bytes);
+    if (at != std::string::npos) for (std::size_t i = at; i < at + 64; ++i) record[i] = static_cast<char>(~record[i]);
+  };
+  ASSERT_EQ(testing::rewrite_archive(dir.file("m.pt"), dir.file("flipped.pt"), invert), 1);
   expect_error([&] { load_model(dir.file("flipped.pt"), at::kCPU); }, "do not match the checksum written with them");
 }
 

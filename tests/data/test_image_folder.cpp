@@ -72,11 +72,13 @@ TEST(ImageFolder, ReadsPixelsInRowOrderAndChannelsInRgbOrder) {
 TEST(ImageFolder, RefusesTheJpegsWhoseHuffmanTablesOverflowedStb) {
   // Found by fuzz/fuzz_image: DHT segments declaring more than 256 codes made Debian's stb_image write past its
   // table: in the decoder, in the header scan (stbi_info), and with a table that runs past the end of the file
-  // (stb reads zeros there), and in a file that 0xFF fill bytes open before its start marker.
+  // (stb reads zeros there), in a file that 0xFF fill bytes open before its start marker, and after a scan
+  // whose data hold fill bytes before a stuffed 0 (stb reads on; the walk once took them for a marker).
   for (const auto& [file, codes] : std::vector<std::pair<std::string, int>>{{"stb-huffman-table-overflow.jpg", 1734},
                                                                          {"stb-huffman-table-overflow-in-header.jpg", 799},
                                                                          {"stb-huffman-table-overflow-past-the-end.jpg", 2364},
-                                                                         {"stb-huffman-table-overflow-after-fill-bytes.jpg", 1091}}) {
+                                                                         {"stb-huffman-table-overflow-after-fill-bytes.jpg", 1091},
+                                                                         {"stb-huffman-table-overflow-after-fill-bytes-in-scan.jpg", 1093}}) {
     testing::TemporaryDirectory dir;
     std::filesystem::create_directories(dir.file("a"));
     std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file, dir.file("a/image.jpg"));
@@ -86,12 +88,75 @@ TEST(ImageFolder, RefusesTheJpegsWhoseHuffmanTablesOverflowedStb) {
   }
 }
 
-TEST(ImageFolder, RefusesAnImageWithoutPixels) {
-  // Found by fuzz/fuzz_image: a BMP of 73478×0 pixels made stb_image_resize convert NaN to int.
+TEST(ImageFolder, DecodesTheJpegKindsEncodersWrite) {
+  // The checks that refuse corrupt JPEGs before stb reads them must pass the files encoders write. These were
+  // written by libjpeg-turbo's cjpeg (quality 95; tests/fixtures/jpeg/README.md) from a 16×12 pattern with
+  // red 40 + 10x, green 60 + 12y, blue 200 − 5x − 4y; the grey ones hold its luminance.
+  at::Tensor rgb = at::empty({3, 12, 16}, at::kDouble);
+  for (std::int64_t y = 0; y < 12; ++y) {
+    for (std::int64_t x = 0; x < 16; ++x) {
+      rgb[0][y][x] = (40.0 + 10 * x) / 255;
+      rgb[1][y][x] = (60.0 + 12 * y) / 255;
+      rgb[2][y][x] = (200.0 - 5 * x - 4 * y) / 255;
+    }
+  }
+  const at::Tensor luminance = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]).unsqueeze(0).expand({3, 12, 16});
+  for (const std::string kind : {"baseline", "progressive", "restart-markers", "optimized-420", "grey", "progressive-grey"}) {
+    const std::string file = std::string(ROBUSTLENS_TEST_FIXTURES_DIR) + "/jpeg/" + kind + ".jpg";
+    const at::Tensor read = decode_image(testing::read_bytes(file), file, 3, 12, 16).to(at::kDouble);
+    const at::Tensor expected = kind.find("grey") == std::string::npos ? rgb : luminance;
+    // Lossy, and 4:2:0 halves the colour resolution: a few levels on average, never far.
+    EXPECT_LT((read - expected).abs().mean().item<double>(), 3.0 / 255) << kind;
+    EXPECT_LT((read - expected).abs().max().item<double>(), 16.0 / 255) << kind;
+  }
+}
+
+TEST(ImageFolder, RefusesTheJpegsWhoseScansUseUndefinedTables) {
+  // Found by fuzz/fuzz_image: a scan that uses tables no segment defined makes Debian's stb_image decode with
+  // its own uninitialised memory (the pixels changed from run to run; garbage code lengths made its bit reader
+  // shift by 33 bits). The found file defines no quantisation table; the second one, the same file with one,
+  // still lacks its AC Huffman table 1.
+  for (const auto& [file, message] : std::vector<std::pair<std::string, std::string>>{
+           {"stb-undefined-quantisation-table.jpg", "a scan uses quantisation table 0, which no DQT segment"},
+           {"stb-undefined-huffman-table.jpg", "a scan uses AC Huffman table 1, which no DHT segment"}}) {
+    testing::TemporaryDirectory dir;
+    std::filesystem::create_directories(dir.file("a"));
+    std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file, dir.file("a/image.jpg"));
+    testing::expect_error([&] { read_image_folder(dir.path(), {3, 5, 6}); }, "is not a valid JPEG file: " + message);
+  }
+}
+
+TEST(ImageFolder, RefusesAPngChunkLongerThanTheFileBeforeStbReservesItsMemory) {
+  // Found by fuzz/fuzz_image: stb reserved 2 GB for an IDAT chunk that declared 2120099171 bytes in a 145-byte
+  // file. A PNG the tests write, cut short in its data, is refused the same way.
   testing::TemporaryDirectory dir;
   std::filesystem::create_directories(dir.file("a"));
-  std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/bmp-without-rows.bmp", dir.file("a/image.png"));
-  testing::expect_error([&] { read_image_folder(dir.path(), {3, 8, 8}); }, "has 73478×0 pixels: nothing to read");
+  std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/png-idat-chunk-longer-than-the-file.png",
+                             dir.file("a/image.png"));
+  testing::expect_error([&] { read_image_folder(dir.path(), {3, 4, 7}); },
+                        "is not a valid PNG file: its IDAT chunk at byte 144 declares 2120099171 bytes and a 4-byte "
+                        "checksum, but only 5 bytes follow its header");
+  testing::TemporaryDirectory written;
+  write_image_folder(written.path(), testing::linear_rule_dataset(2, {3, 6, 5}, 2, 7));
+  std::string png;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(written.path())) {
+    if (entry.path().extension() == ".png") png = testing::read_bytes(entry.path().string());
+  }
+  EXPECT_EQ(image_file_size(png, "whole.png"), std::make_pair(5, 6));
+  testing::expect_error([&] { image_file_size(png.substr(0, png.size() - 20), "cut.png"); },
+                        "image 'cut.png' is not a valid PNG file: its");
+}
+
+TEST(ImageFolder, RefusesFilesOtherThanPngAndJpegWhateverTheirName) {
+  // Found by fuzz/fuzz_image in stb's other decoders, which robustlens no longer compiles: a BMP of 73478×0
+  // pixels made stb_image_resize convert NaN to int, and a PNM header's size overflowed int.
+  for (const std::string file : {"bmp-without-rows.bmp", "pnm-size-overflowing-int.png"}) {
+    testing::TemporaryDirectory dir;
+    std::filesystem::create_directories(dir.file("a"));
+    std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file, dir.file("a/image.png"));
+    testing::expect_error([&] { read_image_folder(dir.path(), {3, 8, 8}); },
+                          "image.png' cannot be decoded (unknown image type); expected a PNG or JPEG file");
+  }
 }
 
 TEST(ImageFolder, RefusesImagesLargerThanTheDecodeLimitBeforeDecoding) {

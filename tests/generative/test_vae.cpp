@@ -146,14 +146,22 @@ TEST(VaeFile, BadFilesGiveClearErrors) {
   expect_error(load("denoiser.pt"), "is a robustlens denoiser file, not a VAE file");
   // ... and the classifier loader names the VAE.
   expect_error([&] { load_model(directory.file("vae.pt"), at::kCPU); }, "is a robustlens VAE file, not a classifier");
-  // 64 inverted bytes of the first parameter: the file still loads as an archive, the checksum catches it.
+  // 64 inverted bytes of the first parameter. In place, the archive's CRC-32 catches them; in an archive
+  // written again with matching CRC-32s, the file loads as an archive and the parameter checksum catches them.
   const at::Tensor first = small_vae()->parameters().at(0).detach().contiguous();
+  const std::string first_bytes(static_cast<const char*>(first.data_ptr()), 64);
   std::string bytes = testing::read_bytes(directory.file("vae.pt"));
-  const std::size_t at = bytes.find(std::string(static_cast<const char*>(first.data_ptr()), 64));
+  const std::size_t at = bytes.find(first_bytes);
   ASSERT_NE(at, std::string::npos);
   for (std::size_t i = at; i < at + 64; ++i) bytes[i] = static_cast<char>(~bytes[i]);
   testing::write_bytes(directory.file("flipped.pt"), bytes);
-  expect_error(load("flipped.pt"), "do not match the checksum written with them");
+  expect_error(load("flipped.pt"), "is damaged (record 'data/0' does not match its CRC-32");
+  const auto invert = [&](const std::string&, std::string& record) {
+    const std::size_t found = record.find(first_bytes);
+    if (found != std::string::npos) for (std::size_t i = found; i < found + 64; ++i) record[i] = static_cast<char>(~record[i]);
+  };
+  ASSERT_EQ(testing::rewrite_archive(directory.file("vae.pt"), directory.file("rewritten.pt"), invert), 1);
+  expect_error(load("rewritten.pt"), "do not match the checksum written with them");
 }
 
 TEST(VaeOptions, ChecksNameTheOffendingValues) {

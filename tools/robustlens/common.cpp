@@ -137,24 +137,20 @@ Dataset select_data(const Dataset& dataset, const CommonOptions& options, std::v
   return selection.indices.empty() && selection.count == 0 ? dataset : dataset.subset(chosen);
 }
 
-namespace {
-
-void check_class_names(const ModelInfo& info, const Dataset& dataset, const std::string& model_path) {
+void check_class_names(const std::vector<std::string>& trained_on, const Dataset& dataset, const std::string& what,
+                       const std::string& consequence) {
   // Names on both sides are compared in label order. A side without names (TorchScript without
   // robustlens_class_names; idx files, named "0", "1", ... by their labels) is trusted on the count alone.
   const auto named = [](const std::vector<std::string>& names) {
     return !names.empty() && names != numbered_class_names(static_cast<std::int64_t>(names.size()));
   };
-  if (!named(info.class_names) || !named(dataset.class_names)) return;
+  if (!named(trained_on) || !named(dataset.class_names)) return;
   for (std::size_t k = 0; k < dataset.class_names.size(); ++k) {
-    RL_CHECK(k < info.class_names.size() && info.class_names[k] == dataset.class_names[k], "model '", model_path,
-             "' was trained on classes ", nlohmann::json(info.class_names).dump(), " but dataset ", dataset.name,
-             " has ", nlohmann::json(dataset.class_names).dump(), " (label ", k,
-             " differs): every label would be scored against another class");
+    RL_CHECK(k < trained_on.size() && trained_on[k] == dataset.class_names[k], what, " was trained on classes ",
+             nlohmann::json(trained_on).dump(), " but dataset ", dataset.name, " has ",
+             nlohmann::json(dataset.class_names).dump(), " (label ", k, " differs): ", consequence);
   }
 }
-
-}  // namespace
 
 std::unique_ptr<Model> load_model_for(const CommonOptions& options, const Dataset& dataset, const at::Device& device) {
   std::unique_ptr<Model> model = load_model(options.model, device);
@@ -167,7 +163,8 @@ std::unique_ptr<Model> load_model_for(const CommonOptions& options, const Datase
            nlohmann::json(dataset.image_shape()).dump());
   RL_CHECK(info.num_classes >= dataset.num_classes(), "model '", options.model, "' has ", info.num_classes,
            " outputs but dataset ", dataset.name, " has ", dataset.num_classes(), " classes");
-  check_class_names(info, dataset, options.model);
+  check_class_names(info.class_names, dataset, "model '" + options.model + "'",
+                    "every label would be scored against another class");
   model->set_training(false);
   return model;
 }

@@ -67,6 +67,11 @@ Dataset load_data(const CommonOptions& options, const std::string& split);
 /// indices into `dataset` go to `indices` when given.
 Dataset select_data(const Dataset& dataset, const CommonOptions& options, std::vector<std::int64_t>* indices = nullptr);
 
+/// Refuses `dataset` when the class names a model (`what`, e.g. "model 'm.pt'") was trained on name its labels
+/// differently; `consequence` says what would go wrong. Either side without names is trusted on the count.
+void check_class_names(const std::vector<std::string>& trained_on, const Dataset& dataset, const std::string& what,
+                       const std::string& consequence);
+
 /// Loads --model and makes sure it fits the dataset (binds a TorchScript model's
 /// input shape, checks shape, class count and, where both have them, class names).
 std::unique_ptr<Model> load_model_for(const CommonOptions& options, const Dataset& dataset, const at::Device& device);

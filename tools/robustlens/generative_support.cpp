@@ -1,14 +1,34 @@
 #include "generative_support.h"
 
+#include "common.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/json_fields.h"
 #include "robustlens/report/images.h"
 
+#include <cstdio>
+
 namespace robustlens::cli {
+namespace {
+
+/// Warns when a generative model was trained on other data than the data analysed (its tangent spaces or
+/// scores then describe another distribution). Data are compared by their --data spec, the dataset's name
+/// without its split, so the same files given two ways warn too; files from before the record are trusted.
+void warn_about_other_training_data(const nlohmann::json& training, const Dataset& data, const std::string& what,
+                                    const std::string& describes) {
+  const std::string trained_on = optional_field<std::string>(training, "train_data", "", what + ": training record");
+  const auto spec = [](const std::string& name) { return name.substr(0, name.rfind(" (")); };
+  if (trained_on.empty() || spec(trained_on) == spec(data.name)) return;
+  std::fprintf(stderr, "warning: %s was trained on %s, but the data analysed are %s: its %s describe other data\n",
+               what.c_str(), trained_on.c_str(), data.name.c_str(), describes.c_str());
+}
+
+}  // namespace
 
 std::unique_ptr<Vae> load_vae_for(const std::string& path, const Dataset& data, const at::Device& device) {
   std::unique_ptr<Vae> vae = load_vae(path, device);
   RL_CHECK(vae->spec().input_shape == data.image_shape(), "--vae '", path, "' models images of shape ",
            nlohmann::json(vae->spec().input_shape).dump(), " but the data hold ", nlohmann::json(data.image_shape()).dump());
+  warn_about_other_training_data(vae->training_record(), data, "--vae '" + path + "'", "tangent spaces");
   return vae;
 }
 
@@ -20,6 +40,13 @@ std::unique_ptr<Denoiser> load_denoiser_for(const std::string& path, const Datas
            nlohmann::json(data.image_shape()).dump());
   RL_CHECK(denoiser->spec().num_classes == 0 || denoiser->spec().num_classes == data.num_classes(), "--denoiser '",
            path, "' is conditioned on ", denoiser->spec().num_classes, " classes but the data have ", data.num_classes());
+  const std::string what = "--denoiser '" + path + "'";
+  if (denoiser->spec().conditional()) {
+    check_class_names(optional_field<std::vector<std::string>>(denoiser->training_record(), "train_class_names", {},
+                                                               what + ": training record"),
+                      data, what, "its class-conditional score for each label would be another class's");
+  }
+  warn_about_other_training_data(denoiser->training_record(), data, what, "scores");
   return denoiser;
 }
 
