@@ -34,6 +34,12 @@ std::vector<std::uint8_t> read_maybe_gzipped_file(const std::string& path, std::
 /// Writes atomically; gzip-compressed when `compress`.
 void write_byte_file(const std::string& path, const std::vector<std::uint8_t>& bytes, bool compress);
 
+/// The 32-bit big-endian number at `bytes` (idx headers, PNG chunk lengths).
+inline std::uint32_t big_endian_u32(const std::uint8_t* bytes) {
+  return (std::uint32_t{bytes[0]} << 24) | (std::uint32_t{bytes[1]} << 16) | (std::uint32_t{bytes[2]} << 8) |
+         std::uint32_t{bytes[3]};
+}
+
 /// Float pixels in [0,1] → contiguous uint8 (rounded), same shape.
 at::Tensor to_bytes(const at::Tensor& images);
 

@@ -15,11 +15,6 @@ constexpr std::uint32_t kLabelsMagic = 0x00000801;  // unsigned byte, 1 dimensio
 constexpr std::uint64_t kMaxItems = 100'000'000;
 constexpr std::uint64_t kMaxSide = 4096;
 
-std::uint32_t big_endian(const std::uint8_t* bytes) {
-  return (std::uint32_t{bytes[0]} << 24) | (std::uint32_t{bytes[1]} << 16) | (std::uint32_t{bytes[2]} << 8) |
-         std::uint32_t{bytes[3]};
-}
-
 void put_big_endian(std::vector<std::uint8_t>& out, std::uint32_t value) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(value >> shift));
 }
@@ -38,7 +33,7 @@ IdxContent read_idx(const std::string& path, std::uint32_t magic) {
   const std::size_t dims = magic & 0xFF;
   const std::vector<std::uint8_t> head = file.read(4);
   RL_CHECK(head.size() == 4, "idx file '", path, "' is truncated: ", head.size(), " bytes, no header");
-  const std::uint32_t found = big_endian(head.data());
+  const std::uint32_t found = big_endian_u32(head.data());
   RL_CHECK(found == magic, "idx file '", path, "' has magic 0x", std::hex, found, " but 0x", magic,
            " was expected (", (magic == kImagesMagic ? "unsigned-byte images" : "unsigned-byte labels"), ")");
   const std::vector<std::uint8_t> sizes = file.read(4 * dims);
@@ -46,7 +41,7 @@ IdxContent read_idx(const std::string& path, std::uint32_t magic) {
   IdxContent content;
   std::uint64_t payload = 1;
   for (std::size_t d = 0; d < dims; ++d) {
-    content.shape.push_back(big_endian(sizes.data() + 4 * d));
+    content.shape.push_back(big_endian_u32(sizes.data() + 4 * d));
     RL_CHECK(content.shape.back() <= (d == 0 ? kMaxItems : kMaxSide), "idx file '", path, "' declares dimension ", d,
              " of ", content.shape.back(), ", beyond the supported ", (d == 0 ? kMaxItems : kMaxSide));
     payload *= content.shape.back();

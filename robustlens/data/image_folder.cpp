@@ -2,6 +2,7 @@
 
 #include "robustlens/core/error.h"
 #include "robustlens/core/limits.h"
+#include "robustlens/data/byte_file.h"
 #include "robustlens/report/images.h"
 
 #include <stb_image.h>
@@ -151,14 +152,10 @@ void check_jpeg_tables(const std::string& bytes, std::size_t after_start_marker,
 /// reads the chunk: a 145-byte file that declared 2 GB made it allocate 2 GB (found by fuzz/fuzz_image). A chunk
 /// longer than what is left of the file is therefore refused first.
 void check_png_chunks(const std::string& bytes, const std::string& path) {
-  const auto big_endian = [&](std::size_t at) {
-    std::uint32_t value = 0;
-    for (std::size_t i = 0; i < 4; ++i) value = value << 8 | static_cast<std::uint8_t>(bytes[at + i]);
-    return value;
-  };
+  const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
   // Each chunk: length (4 bytes), type (4), data (length), CRC (4).
   for (std::size_t at = 8; at + 8 <= bytes.size();) {
-    const std::uint64_t length = big_endian(at), left = bytes.size() - at - 8;
+    const std::uint64_t length = big_endian_u32(data + at), left = bytes.size() - at - 8;
     const std::string type = bytes.substr(at + 4, 4);
     RL_CHECK(length + 4 <= left, "image '", path, "' is not a valid PNG file: its ", type, " chunk at byte ", at,
              " declares ", length, " bytes and a 4-byte checksum, but only ", left, " bytes follow its header");
