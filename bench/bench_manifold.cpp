@@ -17,9 +17,10 @@
 //                              [--vae FILE] [--denoiser FILE] [--lenet FILE]
 //                              [--sweep-samples N] [--sweep-epochs E]
 #include "robustlens/analyses/sweep.h"
+#include "robustlens/data/sample_selection.h"
 #include "robustlens/generative/denoiser.h"
 #include "robustlens/generative/vae.h"
-#include "robustlens/data/sample_selection.h"
+#include "robustlens/train/objectives.h"
 #include "bench_support.h"
 
 #include <torch/autograd.h>
@@ -156,7 +157,7 @@ int run_benchmark(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     robustlens::train_model(swept, train, bench.test,
                             robustlens::TrainOptions().set_epochs(sweep_epochs).set_objective(
-                                robustlens::sweep_objective(robustlens::ObjectiveOptions(), objective, strength)));
+                                robustlens::objective_at_strength(robustlens::ObjectiveOptions(), objective, strength)));
     bench.synchronize();
     const double training = elapsed_since(start);
     swept.set_training(false);

@@ -7,9 +7,10 @@
 
 #include "robustlens/core/error.h"
 #include "robustlens/core/runtime.h"
-#include "robustlens/data/dataset_source.h"
 #include "robustlens/data/dataset.h"
+#include "robustlens/data/dataset_source.h"
 #include "robustlens/models/builtin_model.h"
+#include "robustlens/models/load_model.h"
 #include "robustlens/train/trainer.h"
 
 #include <torch/cuda.h>

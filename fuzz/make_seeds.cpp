@@ -2,11 +2,11 @@
 // own writers (as the tests make them) and the records its files carry. Usage: make_seeds FOLDER
 #include "robustlens/data/cifar10.h"
 #include "robustlens/data/idx.h"
+#include "robustlens/data/image_folder.h"
 #include "robustlens/generative/denoiser.h"
 #include "robustlens/generative/generative_file.h"
 #include "robustlens/generative/vae.h"
 #include "robustlens/models/architectures.h"
-#include "robustlens/report/images.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>

@@ -2,7 +2,7 @@
 
 #include "robustlens/attacks/fgsm.h"
 #include "robustlens/core/error.h"
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
 
 #include <cmath>
 #include <iomanip>

@@ -5,10 +5,10 @@
 // attacks/minimal_perturbation.h). `robustlens attack` prints and writes it.
 #pragma once
 
+#include "robustlens/analyses/statistics.h"
 #include "robustlens/attacks/deepfool.h"
 #include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/attacks/pgd.h"
-#include "robustlens/analyses/statistics.h"
 #include "robustlens/core/model.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"

@@ -7,21 +7,6 @@
 
 namespace robustlens {
 
-ObjectiveOptions sweep_objective(ObjectiveOptions base, const std::string& kind, double strength) {
-  RL_CHECK(std::isfinite(strength) && strength > 0, "sweep strengths must be finite and > 0, got ", strength);
-  base.set_kind(kind);
-  if (kind == "gradnorm") {
-    base.set_lambda(strength);
-  } else if (kind == "noise") {
-    base.set_sigma(strength);
-  } else if (kind == "pgd-l2") {
-    base.set_eps(strength).set_pgd_step_size(2 * strength / static_cast<double>(base.pgd_steps));
-  } else {
-    RL_CHECK(false, "a sweep's objective is gradnorm, noise or pgd-l2, got '", kind, "'");
-  }
-  return base;
-}
-
 void SweepMeasureOptions::check() const {
   RL_CHECK(std::isfinite(eps) && eps > 0, "sweep measures: eps must be > 0, got ", eps);
   RL_CHECK(std::isfinite(noise) && noise > 0, "sweep measures: noise must be > 0, got ", noise);

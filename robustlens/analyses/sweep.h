@@ -1,18 +1,17 @@
 // One model of a robust-training sweep (Srinivas, Bordt & Lakkaraju, NeurIPS
-// 2023): the objective at a given strength, and the measures taken of each
-// trained model — first-order on- and off-manifold sensitivities per direction
-// and the change at one small perturbation length, the distractor halves
-// (data with a signal mask), and the alignment of input gradients with the
-// data score (when a score is given). `robustlens sweep` trains the models and
-// calls these; the three regimes are drawn from the first-order sensitivities
-// by sweep_regimes, and the paper's claim becomes a number in
-// alignment_robustness_correlation.
+// 2023): the measures taken of each trained model — first-order on- and
+// off-manifold sensitivities per direction and the change at one small
+// perturbation length, the distractor halves (data with a signal mask), and
+// the alignment of input gradients with the data score (when a score is
+// given). `robustlens sweep` trains the models (the objective at each strength
+// is train/objectives.h's objective_at_strength) and calls these; the three
+// regimes are drawn from the first-order sensitivities by sweep_regimes, and
+// the paper's claim becomes a number in alignment_robustness_correlation.
 #pragma once
 
 #include "robustlens/analyses/alignment.h"
 #include "robustlens/analyses/manifold.h"
 #include "robustlens/analyses/statistics.h"
-#include "robustlens/train/objectives.h"
 
 #include <nlohmann/json.hpp>
 
@@ -23,11 +22,6 @@
 #include <vector>
 
 namespace robustlens {
-
-/// `base` with the swept objective `kind` at `strength`: gradnorm's lambda,
-/// noise's sigma, or pgd-l2's eps (with the spec's steps of 2·eps/steps from a
-/// random start). Errors for another kind or a strength that is not > 0.
-ObjectiveOptions sweep_objective(ObjectiveOptions base, const std::string& kind, double strength);
 
 struct SweepMeasureOptions {
   /// L2 length of the on- and off-manifold perturbations (pixel units): small,

@@ -5,7 +5,6 @@
 #include "robustlens/attacks/pgd.h"
 #include "robustlens/core/error.h"
 #include "robustlens/explain/map_metrics.h"
-#include "robustlens/models/builtin_model.h"
 
 #include <torch/autograd.h>
 
@@ -25,17 +24,14 @@ class AttackModel {
  public:
   AttackModel(Model& model, const UpiOptions& options) : model_(&model) {
     if (options.surrogate_beta <= 0) return;
-    auto* builtin = dynamic_cast<BuiltinModel*>(&model);
-    RL_CHECK(builtin != nullptr, "a softplus surrogate needs a built-in model (written by robustlens train); this one is ",
-             model.info().kind);
-    surrogate_ = builtin->softplus_surrogate(options.surrogate_beta);
+    surrogate_ = model.softplus_surrogate(options.surrogate_beta);
     surrogate_->set_training(false);
     model_ = surrogate_.get();
   }
   Model& operator*() const { return *model_; }
 
  private:
-  std::unique_ptr<BuiltinModel> surrogate_;
+  std::unique_ptr<Model> surrogate_;
   Model* model_;
 };
 

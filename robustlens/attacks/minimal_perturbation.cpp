@@ -1,7 +1,7 @@
 #include "robustlens/attacks/minimal_perturbation.h"
 
 #include "robustlens/core/error.h"
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
 
 #include <cmath>
 #include <limits>

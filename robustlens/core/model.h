@@ -1,7 +1,7 @@
 // The Model contract: a float32 batch N×C×H×W with pixels in [0,1] goes in,
 // logits N×K come out; normalisation lives inside the model. Two kinds sit
 // behind this interface: TorchScript files saved from PyTorch
-// (core/torchscript_model.h) and the built-in architectures trained here
+// (models/torchscript_model.h) and the built-in architectures trained here
 // (models/builtin_model.h). Analyses only ever see a Model&.
 #pragma once
 
@@ -52,6 +52,10 @@ class Model {
   /// Training mode (batch norm statistics); analyses run in evaluation mode.
   virtual void set_training(bool training) = 0;
   virtual std::vector<at::Tensor> parameters() = 0;
+  /// The same network with every activation replaced by softplus(beta) and the same parameters: a smooth
+  /// surrogate for attacks that need second derivatives of a ReLU network. Only built-in models can make one;
+  /// this default is an Error naming the model.
+  virtual std::unique_ptr<Model> softplus_surrogate(double beta) const;
 
   const ModelInfo& info() const { return info_; }
   ModelInfo& info() { return info_; }
@@ -59,10 +63,6 @@ class Model {
  protected:
   ModelInfo info_;
 };
-
-/// Loads a robustlens model file or a TorchScript file (decided by its content)
-/// onto `device`. Errors name the file and what was expected.
-std::unique_ptr<Model> load_model(const std::string& path, const at::Device& device);
 
 /// Checks that `logits` is the N×K floating tensor a classifier must return for
 /// a batch of N; `who` names the model in the message.

@@ -1,12 +1,13 @@
 #include "robustlens/data/image_folder.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/core/limits.h"
 #include "robustlens/data/byte_file.h"
-#include "robustlens/report/images.h"
 
 #include <stb_image.h>
 #include <stb_image_resize.h>
+#include <stb_image_write.h>
 
 #include <algorithm>
 #include <array>
@@ -240,6 +241,18 @@ void write_image_folder(const std::string& directory, const Dataset& dataset) {
     const std::string& class_name = dataset.class_names.at(dataset.labels[i].item<std::int64_t>());
     write_png((fs::path(directory) / class_name / (std::to_string(i) + ".png")).string(), dataset.images[i]);
   }
+}
+
+void write_png(const std::string& path, const at::Tensor& image) {
+  RL_CHECK(image.dim() == 3 && (image.size(0) == 1 || image.size(0) == 3), "PNG images must be 1×H×W or 3×H×W, got ",
+           image.sizes());
+  const at::Tensor bytes = to_bytes(image.detach().to(at::kCPU, at::kFloat).clamp(0, 1).permute({1, 2, 0}));
+  write_file_atomically(path, [&](const std::string& temporary) {
+    RL_CHECK(stbi_write_png(temporary.c_str(), static_cast<int>(image.size(2)), static_cast<int>(image.size(1)),
+                            static_cast<int>(image.size(0)), bytes.data_ptr<std::uint8_t>(),
+                            static_cast<int>(image.size(0) * image.size(2))) != 0,
+             "cannot write '", path, "'");
+  });
 }
 
 }  // namespace robustlens

@@ -1,11 +1,11 @@
 #include "robustlens/generative/generative_file.h"
 
-#include "robustlens/core/checksum.h"
 #include "robustlens/core/archive_integrity.h"
+#include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/core/json_fields.h"
 #include "robustlens/models/builtin_model.h"
-#include "robustlens/report/files.h"
 
 #include <torch/nn/module.h>
 #include <torch/serialize/input-archive.h>

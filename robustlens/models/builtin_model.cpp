@@ -2,8 +2,8 @@
 
 #include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/core/json_fields.h"
-#include "robustlens/report/files.h"
 
 namespace robustlens {
 
@@ -44,7 +44,7 @@ void BuiltinModel::to(const at::Device& device) {
   device_ = device;
 }
 
-std::unique_ptr<BuiltinModel> BuiltinModel::softplus_surrogate(double beta) const {
+std::unique_ptr<Model> BuiltinModel::softplus_surrogate(double beta) const {
   RL_CHECK(beta > 0, "softplus surrogate: beta must be > 0, got ", beta);
   ArchitectureSpec smooth = spec_;
   smooth.activation = "softplus";

@@ -32,9 +32,8 @@ class BuiltinModel : public Model {
   const ArchitectureSpec& spec() const { return spec_; }
 
   /// The same network with every activation replaced by softplus(beta) and the
-  /// same parameters and buffers (activations have none): a smooth surrogate
-  /// for attacks that need second derivatives of a ReLU network.
-  std::unique_ptr<BuiltinModel> softplus_surrogate(double beta) const;
+  /// same parameters and buffers (activations have none).
+  std::unique_ptr<Model> softplus_surrogate(double beta) const override;
 
   /// Metadata + parameters into an archive (also used inside training checkpoints).
   void save_to(torch::serialize::OutputArchive& archive) const;

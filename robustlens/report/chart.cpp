@@ -1,7 +1,7 @@
 #include "robustlens/report/chart.h"
 
 #include "robustlens/core/error.h"
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
 
 #include <algorithm>
 #include <cmath>

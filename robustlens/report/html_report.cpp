@@ -1,7 +1,7 @@
 #include "robustlens/report/html_report.h"
 
 #include "robustlens/core/error.h"
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
 
 #include <cstdlib>
 #include <filesystem>

@@ -1,27 +1,9 @@
 #include "robustlens/report/images.h"
 
 #include "robustlens/core/error.h"
-#include "robustlens/data/byte_file.h"
-#include "robustlens/report/files.h"
 
-#include <stb_image_write.h>
-#include <torch/csrc/jit/serialization/pickle.h>
-
-#include <fstream>
 
 namespace robustlens {
-
-void write_png(const std::string& path, const at::Tensor& image) {
-  RL_CHECK(image.dim() == 3 && (image.size(0) == 1 || image.size(0) == 3), "PNG images must be 1×H×W or 3×H×W, got ",
-           image.sizes());
-  const at::Tensor bytes = to_bytes(image.detach().to(at::kCPU, at::kFloat).clamp(0, 1).permute({1, 2, 0}));
-  write_file_atomically(path, [&](const std::string& temporary) {
-    RL_CHECK(stbi_write_png(temporary.c_str(), static_cast<int>(image.size(2)), static_cast<int>(image.size(1)),
-                            static_cast<int>(image.size(0)), bytes.data_ptr<std::uint8_t>(),
-                            static_cast<int>(image.size(0) * image.size(2))) != 0,
-             "cannot write '", path, "'");
-  });
-}
 
 at::Tensor heat_colormap(const at::Tensor& map) {
   const at::Tensor t = map.detach().to(at::kCPU, at::kFloat);
@@ -54,18 +36,6 @@ at::Tensor image_grid(const std::vector<at::Tensor>& images, std::int64_t column
     grid.slice(1, top, top + h).slice(2, left, left + w).copy_(tile);
   }
   return grid;
-}
-
-void write_tensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
-  c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, tensor] : tensors) dict.insert(name, tensor.detach().to(at::kCPU));
-  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
-  write_file_atomically(path, [&](const std::string& temporary) {
-    std::ofstream out(temporary, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    RL_CHECK(out.good(), "cannot write '", path, "'");
-  });
 }
 
 }  // namespace robustlens

@@ -1,5 +1,5 @@
-// Pictures for reports: PNG files of images, heat maps and grids, and tensor
-// files Python can read back with torch.load.
+// Pictures for reports: colour maps of heat maps and signed maps, and grids of
+// images (written as PNG by data/image_folder.h's write_png).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -11,9 +11,6 @@
 
 namespace robustlens {
 
-/// Writes a C×H×W image (C = 1 or 3) with values in [0,1] as PNG, atomically.
-void write_png(const std::string& path, const at::Tensor& image);
-
 /// H×W non-negative values → 3×H×W RGB, black → red → yellow → white, scaled to the map's maximum.
 at::Tensor heat_colormap(const at::Tensor& map);
 /// H×W signed values → 3×H×W RGB, blue (negative) → white (0) → red, scaled to the largest magnitude.
@@ -24,8 +21,5 @@ at::Tensor to_rgb(const at::Tensor& image);
 /// Tiles equally sized 3×H×W images row by row with a 1-pixel white gap,
 /// each pixel repeated `scale` times in both directions.
 at::Tensor image_grid(const std::vector<at::Tensor>& images, std::int64_t columns, std::int64_t scale = 1);
-
-/// Named tensors in one file (torch.load in Python gives a dict), written atomically.
-void write_tensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
 
 }  // namespace robustlens

@@ -85,4 +85,19 @@ BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tenso
   return {loss, logits};
 }
 
+ObjectiveOptions objective_at_strength(ObjectiveOptions base, const std::string& kind, double strength) {
+  RL_CHECK(std::isfinite(strength) && strength > 0, "an objective's strength must be finite and > 0, got ", strength);
+  base.set_kind(kind);
+  if (kind == "gradnorm") {
+    base.set_lambda(strength);
+  } else if (kind == "noise") {
+    base.set_sigma(strength);
+  } else if (kind == "pgd-l2") {
+    base.set_eps(strength).set_pgd_step_size(2 * strength / static_cast<double>(base.pgd_steps));
+  } else {
+    RL_CHECK(false, "an objective with a strength is gradnorm, noise or pgd-l2, got '", kind, "'");
+  }
+  return base;
+}
+
 }  // namespace robustlens

@@ -78,4 +78,9 @@ BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tenso
 /// norm in training mode).
 at::Tensor input_gradient_penalty(Model& model, const at::Tensor& images, const at::Tensor& labels);
 
+/// `base` with objective `kind` at `strength`, the one number a robust-training sweep varies: gradnorm's
+/// lambda, noise's sigma, or pgd-l2's eps (with steps of 2·eps/steps from a random start). Errors for another
+/// kind or a strength that is not finite and > 0.
+ObjectiveOptions objective_at_strength(ObjectiveOptions base, const std::string& kind, double strength);
+
 }  // namespace robustlens

@@ -1,12 +1,12 @@
 #include "robustlens/train/trainer.h"
 
-#include "robustlens/analyses/accuracy.h"
-#include "robustlens/core/checksum.h"
 #include "robustlens/core/archive_integrity.h"
+#include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/core/json_fields.h"
 #include "robustlens/core/runtime.h"
-#include "robustlens/report/files.h"
+#include "robustlens/models/accuracy.h"
 
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>

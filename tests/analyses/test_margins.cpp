@@ -1,6 +1,7 @@
 #include "robustlens/analyses/margins.h"
 
 #include "robustlens/models/builtin_model.h"
+#include "robustlens/models/load_model.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>

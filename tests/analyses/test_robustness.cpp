@@ -1,6 +1,6 @@
 #include "robustlens/analyses/robustness.h"
 
-#include "robustlens/analyses/accuracy.h"
+#include "robustlens/models/accuracy.h"
 
 #include "robustlens/core/error.h"
 #include "robustlens/train/trainer.h"

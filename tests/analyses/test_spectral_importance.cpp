@@ -1,6 +1,7 @@
 #include "robustlens/analyses/spectral_importance.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/models/load_model.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>

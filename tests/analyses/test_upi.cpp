@@ -226,7 +226,7 @@ TEST(SoftplusSurrogate, SameParametersAndOutputsCloseToTheReluModelForLargeBeta)
   BuiltinModel relu(ArchitectureSpec().set_name("lenet").set_input_shape({1, 28, 28}).set_num_classes(10), numbered_class_names(10));
   relu.set_training(false);
   const auto smooth = relu.softplus_surrogate(1000);
-  EXPECT_EQ(smooth->spec().activation, "softplus");
+  EXPECT_EQ(smooth->info().architecture.at("activation"), "softplus");
   const auto a = relu.parameters(), b = smooth->parameters();
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i]));

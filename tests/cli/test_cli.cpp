@@ -1,6 +1,6 @@
 // Drives the robustlens command line as a user would: exit codes, messages, files.
+#include "robustlens/core/files.h"
 #include "robustlens/data/image_folder.h"
-#include "robustlens/report/files.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>

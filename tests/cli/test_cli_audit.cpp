@@ -1,8 +1,8 @@
 // The audit end to end: every analysis on two models, its numbers against the
 // subcommands run alone, resuming, bad input, and the report as a browser shows
 // it (Debian's chromium, installed by scripts/test.sh).
+#include "robustlens/core/files.h"
 #include "robustlens/data/image_folder.h"
-#include "robustlens/report/files.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>

@@ -1,8 +1,8 @@
 // robustlens train-vae and train-denoiser as a user runs them: files, logs, info, bad options.
+#include "robustlens/core/files.h"
 #include "robustlens/data/image_folder.h"
 #include "robustlens/generative/denoiser.h"
 #include "robustlens/generative/vae.h"
-#include "robustlens/report/files.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // The latent command end to end: bottleneck variants trained by `train`, measured
 // alone and side by side, and its errors.
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // The manifold, alignment and sweep commands end to end on small distractor data.
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>

@@ -2,6 +2,7 @@
 
 #include "robustlens/core/error.h"
 #include "robustlens/models/builtin_model.h"
+#include "robustlens/models/load_model.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>

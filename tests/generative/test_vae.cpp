@@ -5,6 +5,7 @@
 #include "robustlens/generative/denoiser.h"
 #include "robustlens/generative/generative_file.h"
 #include "robustlens/models/builtin_model.h"
+#include "robustlens/models/load_model.h"
 #include "test_support.h"
 
 #include <ATen/CPUGeneratorImpl.h>

@@ -2,9 +2,9 @@
 // whose embedded data cannot close its <script> early, pictures, and the
 // Vega-Lite specifications made from the chart structs.
 #include "robustlens/core/error.h"
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
+#include "robustlens/data/image_folder.h"
 #include "robustlens/report/html_report.h"
-#include "robustlens/report/images.h"
 #include "robustlens/report/vega_lite.h"
 #include "test_support.h"
 

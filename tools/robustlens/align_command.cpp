@@ -9,8 +9,8 @@
 
 #include "robustlens/analyses/alignment.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/core/runtime.h"
-#include "robustlens/report/files.h"
 
 #include <cmath>
 #include <filesystem>

@@ -5,7 +5,8 @@
 #include "common.h"
 
 #include "robustlens/analyses/robustness.h"
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
+#include "robustlens/data/image_folder.h"
 #include "robustlens/report/images.h"
 
 #include <cmath>

@@ -17,10 +17,10 @@
 
 #include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/core/model.h"
-#include "robustlens/report/files.h"
+#include "robustlens/core/run_folder.h"
 #include "robustlens/report/html_report.h"
-#include "robustlens/report/run_folder.h"
 
 #include <c10/util/Exception.h>
 

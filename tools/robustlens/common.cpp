@@ -1,13 +1,13 @@
 #include "common.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/core/parsing.h"
+#include "robustlens/core/run_folder.h"
 #include "robustlens/core/runtime.h"
-#include "robustlens/core/torchscript_model.h"
 #include "robustlens/data/dataset_source.h"
 #include "robustlens/data/sample_selection.h"
-#include "robustlens/report/files.h"
-#include "robustlens/report/run_folder.h"
+#include "robustlens/models/load_model.h"
 #include "robustlens/spectral/dct.h"
 
 #include <unistd.h>
@@ -153,10 +153,7 @@ void check_class_names(const std::vector<std::string>& trained_on, const Dataset
 }
 
 std::unique_ptr<Model> load_model_for(const CommonOptions& options, const Dataset& dataset, const at::Device& device) {
-  std::unique_ptr<Model> model = load_model(options.model, device);
-  if (auto* scripted = dynamic_cast<TorchScriptModel*>(model.get()); scripted && model->info().input_shape.empty()) {
-    scripted->bind_input_shape(dataset.image_shape());
-  }
+  std::unique_ptr<Model> model = load_model(options.model, device, dataset.image_shape());
   const ModelInfo& info = model->info();
   RL_CHECK(info.input_shape == dataset.image_shape(), "model '", options.model, "' takes images ",
            nlohmann::json(info.input_shape).dump(), " (C,H,W) but dataset ", dataset.name, " has ",

@@ -5,9 +5,9 @@
 
 #include "robustlens/attacks/deepfool.h"
 #include "robustlens/attacks/minimal_perturbation.h"
-#include "robustlens/explain/attributions.h"
 #include "robustlens/core/model.h"
 #include "robustlens/data/dataset.h"
+#include "robustlens/explain/attributions.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>

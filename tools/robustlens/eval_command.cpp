@@ -2,8 +2,8 @@
 #include "commands.h"
 #include "common.h"
 
-#include "robustlens/analyses/accuracy.h"
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
+#include "robustlens/models/accuracy.h"
 
 #include <filesystem>
 #include <memory>

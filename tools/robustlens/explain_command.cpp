@@ -4,9 +4,10 @@
 #include "common.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/core/parsing.h"
+#include "robustlens/data/image_folder.h"
 #include "robustlens/explain/attributions.h"
-#include "robustlens/report/files.h"
 #include "robustlens/report/images.h"
 
 #include <filesystem>

@@ -3,6 +3,7 @@
 #include "common.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/json_fields.h"
+#include "robustlens/data/image_folder.h"
 #include "robustlens/report/images.h"
 
 #include <cstdio>

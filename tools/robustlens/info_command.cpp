@@ -8,6 +8,7 @@
 #include "robustlens/generative/denoiser.h"
 #include "robustlens/generative/generative_file.h"
 #include "robustlens/generative/vae.h"
+#include "robustlens/models/load_model.h"
 
 #include <iostream>
 #include <memory>

@@ -7,9 +7,8 @@
 
 #include "robustlens/analyses/latent.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/report/chart.h"
-#include "robustlens/report/files.h"
-#include "robustlens/report/images.h"
 
 #include <algorithm>
 #include <cmath>

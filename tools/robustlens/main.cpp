@@ -1,11 +1,11 @@
 // robustlens <subcommand> [options]: see --help. Bad input prints one line
 // ("error: ...", or CLI11's message for an option) and exits with status 2;
 // an internal error prints "internal error: ..." and exits with status 1.
-// A command's outputs under --out appear only when it succeeds (robustlens/report/run_folder.h).
+// A command's outputs under --out appear only when it succeeds (robustlens/core/run_folder.h).
 #include "commands.h"
 
 #include "robustlens/core/error.h"
-#include "robustlens/report/run_folder.h"
+#include "robustlens/core/run_folder.h"
 
 #include <c10/util/Exception.h>
 
@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   // Exit status: 0 done, 2 bad input (a robustlens::Error or an option CLI11 refuses), 1 anything
   // else: an internal error (a LibTorch failure, memory), which is a bug to report, not the user's input.
   try {
-    robustlens::RunScope runs;  // a command's outputs appear when it returns, or not at all (report/run_folder.h)
+    robustlens::RunScope runs;  // a command's outputs appear when it returns, or not at all (core/run_folder.h)
     app.parse(argc, argv);
     runs.commit();
   } catch (const CLI::ParseError& error) {

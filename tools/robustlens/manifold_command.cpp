@@ -8,8 +8,8 @@
 
 #include "robustlens/analyses/manifold.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/report/chart.h"
-#include "robustlens/report/files.h"
 
 #include <filesystem>
 #include <map>

@@ -5,8 +5,8 @@
 
 #include "robustlens/analyses/margins.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
 #include "robustlens/report/chart.h"
-#include "robustlens/report/files.h"
 #include "robustlens/spectral/dct.h"
 
 #include <filesystem>

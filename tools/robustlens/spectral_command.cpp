@@ -6,8 +6,9 @@
 #include "common.h"
 
 #include "robustlens/analyses/spectral_importance.h"
+#include "robustlens/core/files.h"
+#include "robustlens/data/image_folder.h"
 #include "robustlens/report/chart.h"
-#include "robustlens/report/files.h"
 #include "robustlens/report/images.h"
 
 #include <filesystem>

@@ -12,10 +12,11 @@
 
 #include "robustlens/analyses/sweep.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
+#include "robustlens/core/run_folder.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/report/chart.h"
-#include "robustlens/report/files.h"
-#include "robustlens/report/run_folder.h"
+#include "robustlens/train/objectives.h"
 
 #include <algorithm>
 #include <cmath>
@@ -206,7 +207,7 @@ void run_sweep(const SweepCommand& command) {
                                                               : out / ("strength-" + std::to_string(i)) / ("seed-" + std::to_string(j));
       const std::uint64_t seed = model_seed(common.seed, j);
       TrainOptions options = command.training.for_architecture(spec.resolved());
-      options.set_objective(sweep_objective(command.training.objective, command.objective, strengths[i]))
+      options.set_objective(objective_at_strength(command.training.objective, command.objective, strengths[i]))
           .set_seed(seed).set_transform(common.transform).set_out_dir(folder.string()).set_resume(!command.restart)
           .set_eval_batch_size(1000);
       std::printf("[%zu/%zu] %s strength %.4g%s -> %s\n", i + 1, strengths.size(), command.objective.c_str(), strengths[i],

@@ -4,8 +4,8 @@
 #include "common.h"
 #include "training_options.h"
 
+#include "robustlens/core/files.h"
 #include "robustlens/core/runtime.h"
-#include "robustlens/report/files.h"
 #include "robustlens/train/trainer.h"
 
 #include <filesystem>

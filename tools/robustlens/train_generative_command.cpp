@@ -6,9 +6,9 @@
 #include "commands.h"
 #include "common.h"
 
+#include "robustlens/core/files.h"
 #include "robustlens/generative/denoiser.h"
 #include "robustlens/generative/vae.h"
-#include "robustlens/report/files.h"
 
 #include <cmath>
 #include <filesystem>

@@ -5,8 +5,9 @@
 
 #include "robustlens/analyses/upi.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/files.h"
+#include "robustlens/data/image_folder.h"
 #include "robustlens/report/chart.h"
-#include "robustlens/report/files.h"
 #include "robustlens/report/images.h"
 
 #include <algorithm>

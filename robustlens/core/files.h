@@ -7,13 +7,14 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <string>
 
 namespace robustlens {
 
 /// What a file is to the run that writes it.
 enum class OutputKind {
-  kOutput,  ///< a result: staged while a run is open on a folder that holds it (report/run_folder.h)
+  kOutput,  ///< a result: staged while a run is open on a folder that holds it (core/run_folder.h)
   kState,   ///< what a killed run must leave behind (training checkpoints, an audit's finished-step records):
             ///< written under its final name at once
 };
@@ -40,6 +41,9 @@ void write_json_file(const std::string& path, const nlohmann::json& json, Output
 nlohmann::json read_json_file(const std::string& path);
 /// The bytes of a file; a missing or unreadable file is an Error naming it.
 std::string read_text_file(const std::string& path);
+
+/// Named tensors in one file (torch.load in Python gives a dict), written atomically.
+void write_tensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
 
 /// A 1-D tensor (any device, integer, bool or floating) as a JSON array.
 nlohmann::json tensor_to_json(const at::Tensor& values);

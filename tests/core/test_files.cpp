@@ -1,5 +1,5 @@
-#include "robustlens/report/files.h"
-#include "robustlens/report/run_folder.h"
+#include "robustlens/core/files.h"
+#include "robustlens/core/run_folder.h"
 
 #include "robustlens/core/error.h"
 #include "test_support.h"

@@ -1,11 +1,13 @@
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
 
 #include "robustlens/core/error.h"
-#include "robustlens/report/run_folder.h"
+#include "robustlens/core/run_folder.h"
 
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+
+#include <torch/csrc/jit/serialization/pickle.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -127,6 +129,18 @@ nlohmann::json read_json_file(const std::string& path) {
     RL_CHECK(false, "'", path, "' is not valid JSON: ", error.what());
   }
   return {};
+}
+
+void write_tensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [name, tensor] : tensors) dict.insert(name, tensor.detach().to(at::kCPU));
+  const std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
+  write_file_atomically(path, [&](const std::string& temporary) {
+    std::ofstream out(temporary, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    RL_CHECK(out.good(), "cannot write '", path, "'");
+  });
 }
 
 }  // namespace robustlens

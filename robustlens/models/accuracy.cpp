@@ -1,4 +1,4 @@
-#include "robustlens/analyses/accuracy.h"
+#include "robustlens/models/accuracy.h"
 
 #include "robustlens/core/error.h"
 

@@ -1,6 +1,7 @@
-#include "robustlens/analyses/accuracy.h"
+#include "robustlens/models/accuracy.h"
 
-#include "robustlens/core/torchscript_model.h"
+#include "robustlens/models/load_model.h"
+#include "robustlens/models/torchscript_model.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>

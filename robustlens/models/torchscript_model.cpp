@@ -1,4 +1,4 @@
-#include "robustlens/core/torchscript_model.h"
+#include "robustlens/models/torchscript_model.h"
 
 #include "robustlens/core/error.h"
 

@@ -1,7 +1,7 @@
-#include "robustlens/report/run_folder.h"
+#include "robustlens/core/run_folder.h"
 
 #include "robustlens/core/error.h"
-#include "robustlens/report/files.h"
+#include "robustlens/core/files.h"
 
 #include <unistd.h>
 
