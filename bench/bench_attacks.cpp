@@ -18,6 +18,7 @@
 #include "robustlens/attacks/deepfool.h"
 #include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/attacks/pgd.h"
+#include "robustlens/core/random.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/data/dataset_source.h"
 #include "robustlens/explain/attributions.h"
@@ -38,7 +39,6 @@ int run_benchmark(int argc, char** argv) {
   const std::int64_t samples = args.integer("--samples", 1000), batch = args.integer("--batch", 256);
   robustlens::configure_memory_allocator();
   robustlens::configure_threads(threads);
-  robustlens::seed_everything(0);
   const robustlens::Dataset test = robustlens::load_dataset("fashion-mnist", robustlens::Split::test);
   const std::unique_ptr<robustlens::Model> model =
       robustlens::bench::model_for("lenet", model_path, robustlens::load_dataset("fashion-mnist", robustlens::Split::train), test);
@@ -63,9 +63,10 @@ int run_benchmark(int argc, char** argv) {
 
   const std::int64_t steps = 10;
   const auto pgd = robustlens::PgdOptions().set_eps(1.0).set_steps(steps);
+  const at::Generator generator = robustlens::make_generator(0);
   const double pgd_seconds = seconds_of([&] {
     for (std::int64_t s = 0; s < samples; s += batch) {
-      robustlens::pgd_attack(*model, images.slice(0, s, s + batch), labels.slice(0, s, s + batch), pgd);
+      robustlens::pgd_attack(*model, images.slice(0, s, s + batch), labels.slice(0, s, s + batch), pgd, generator);
     }
   });
   row("PGD-L2, 10 steps", pgd_seconds, static_cast<double>(samples * steps));

@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 using robustlens::bench::measure_throughput;
@@ -110,7 +111,7 @@ int run_benchmark(int argc, char** argv) {
   };
   const auto n = static_cast<double>(images);
   const double sensitivity_seconds = seconds_of([&] {
-    robustlens::analyse_tangent_sensitivity(*model, data, basis, tangent_options);
+    robustlens::analyse_tangent_sensitivity(*model, data, basis, tangent_options, robustlens::make_generator(0));
     bench.synchronize();
   });
   const double forwards_per_image =
@@ -152,7 +153,9 @@ int run_benchmark(int argc, char** argv) {
   const robustlens::Dataset train = bench.train.subset(robustlens::select_samples(bench.train.size(), robustlens::SampleSelection().set_count(sweep_samples)));
   for (const auto& [objective, strength] : std::vector<std::pair<std::string, double>>{{"gradnorm", 1.0}, {"noise", 0.3},
                                                                                      {"pgd-l2", 0.5}}) {
-    robustlens::BuiltinModel swept(robustlens::ArchitectureSpec().set_name("lenet"), bench.train.class_names);
+    std::optional<robustlens::BuiltinModel> built;
+    robustlens::with_global_seed(0, [&] { built.emplace(robustlens::ArchitectureSpec().set_name("lenet"), bench.train.class_names); });
+    robustlens::BuiltinModel& swept = *built;
     swept.to(device);
     const auto start = std::chrono::steady_clock::now();
     robustlens::train_model(swept, train, bench.test,

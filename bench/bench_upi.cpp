@@ -57,13 +57,13 @@ int run_benchmark(int argc, char** argv) {
     }, units).median;
     const auto n = static_cast<double>(images);
     const double pca_seconds = seconds_of([&] {
-      const at::Tensor direction = robustlens::upi_pca_direction(*model, data, options);
+      const at::Tensor direction = robustlens::upi_pca_direction(*model, data, options, robustlens::make_generator(0));
       robustlens::upi_pca(*model, data, direction, 1.0, options);
       bench.synchronize();
     });
     const double pca_bound = n / maps + n / gradients + 4 * n / maps;
     const double grad_seconds = seconds_of([&] {
-      robustlens::upi_grad(*model, data, 1.0, options);
+      robustlens::upi_grad(*model, data, 1.0, options, robustlens::make_generator(0));
       bench.synchronize();
     });
     const double grad_bound = n / maps + static_cast<double>(passes) * n / gradients;

@@ -1,6 +1,7 @@
 #include "robustlens/analyses/manifold.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 #include "robustlens/explain/attributions.h"
 
 #include <ATen/ops/cdist.h>
@@ -153,6 +154,7 @@ nlohmann::json DistractorResult::to_json() const {
 }
 
 DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data, const DistractorOptions& options,
+                                               const at::Generator& generator,
                                                const ProgressCallback& progress) {
   options.check();
   RL_CHECK(data.signal_mask.defined(), "the distractor measures need data whose item half is known (--data "
@@ -182,8 +184,9 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
     const at::Tensor regions = at::stack({mask, 1 - mask, at::ones_like(mask)}).unsqueeze(1);
     const at::Tensor reference = clean_logits.repeat({3 * options.draws, 1});
     for (std::size_t l = 0; l < levels; ++l) {
-      const at::Tensor noise = options.noise_levels[l] * at::randn({3, options.draws, n, images.size(1), images.size(2),
-                                                                    images.size(3)}, images.options());
+      const at::Tensor noise =
+          options.noise_levels[l] *
+          random_normal({3, options.draws, n, images.size(1), images.size(2), images.size(3)}, generator, images.options());
       const at::Tensor perturbed = (images + noise * regions).flatten(0, 2);
       const at::Tensor change = softmax_l1_change(model.forward(perturbed), reference).view({3, options.draws, n}).mean(1);
       item.add(l, change[0]);
@@ -293,7 +296,8 @@ struct TangentAccumulator {
 
   /// Adds one chunk: `tangents` N×D×k, `gradients` the predicted class's logit and log-probability gradients.
   void add(Model& model, const at::Tensor& images, const at::Tensor& tangents,
-           const std::pair<at::Tensor, at::Tensor>& gradients, const TangentOptions& options) {
+           const std::pair<at::Tensor, at::Tensor>& gradients, const TangentOptions& options,
+           const at::Generator& generator) {
     const std::int64_t n = images.size(0), input_dim = images[0].numel();
     tangent_dim = tangents.size(2);
     const auto project = [&](const at::Tensor& rows) {
@@ -313,7 +317,7 @@ struct TangentAccumulator {
     // Rows: (on, off) × draw × image.
     std::vector<at::Tensor> on_rows, off_rows;
     for (std::int64_t d = 0; d < options.draws; ++d) {
-      const at::Tensor direction = at::randn({n, input_dim}, images.options());
+      const at::Tensor direction = random_normal({n, input_dim}, generator, images.options());
       const at::Tensor tangent_part = project(direction);
       on_rows.push_back(unit_rows(tangent_part));
       off_rows.push_back(unit_rows(direction - tangent_part));
@@ -348,7 +352,7 @@ struct TangentAccumulator {
 
 TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
                                          const std::map<std::string, TangentBasis>& bases, const TangentOptions& options,
-                                         const ProgressCallback& progress) {
+                                         const at::Generator& generator, const ProgressCallback& progress) {
   options.check();
   RL_CHECK(!bases.empty(), "tangent spaces: no basis to measure");
   std::map<std::string, TangentAccumulator> accumulators;
@@ -367,7 +371,7 @@ TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
       at::Tensor tangents = basis(images, labels);
       RL_CHECK(tangents.dim() == 3 && tangents.size(0) == n && tangents.size(1) == input_dim, "tangent basis '", name,
                "': expected ", n, "×", input_dim, "×k, got ", tangents.sizes());
-      accumulators.at(name).add(model, images, tangents, gradients, options);
+      accumulators.at(name).add(model, images, tangents, gradients, options, generator);
       chunk_bases.push_back(std::move(tangents));
     }
     // Each chunk's bases are computed once: the measures above and the agreement share them.
@@ -385,8 +389,9 @@ TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
 }
 
 TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, const TangentBasis& basis,
-                                          const TangentOptions& options, const ProgressCallback& progress) {
-  return analyse_tangent_spaces(model, data, {{"basis", basis}}, options, progress).results.at("basis");
+                                          const TangentOptions& options, const at::Generator& generator,
+                                          const ProgressCallback& progress) {
+  return analyse_tangent_spaces(model, data, {{"basis", basis}}, options, generator, progress).results.at("basis");
 }
 
 std::vector<std::string> robustness_regimes(const std::vector<double>& on_manifold,

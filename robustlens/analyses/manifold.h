@@ -94,10 +94,11 @@ struct DistractorResult {
   nlohmann::json to_json() const;
 };
 
-/// Needs data with a signal mask (distractor:SPEC). Noise is drawn from the
-/// global generator on the model's device.
+/// Needs data with a signal mask (distractor:SPEC). The noise is drawn from
+/// `generator` (core/random.h): a caller that takes several measures passes
+/// one stream through them all.
 DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data, const DistractorOptions& options,
-                                               const ProgressCallback& progress = {});
+                                               const at::Generator& generator, const ProgressCallback& progress = {});
 
 /// Orthonormal tangent bases N×D×k (D = C·H·W) for a batch of images N×C×H×W,
 /// on the images' device.
@@ -146,8 +147,10 @@ struct TangentResult {
   nlohmann::json to_json() const;
 };
 
+/// The random directions are drawn from `generator` (core/random.h).
 TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, const TangentBasis& basis,
-                                          const TangentOptions& options, const ProgressCallback& progress = {});
+                                          const TangentOptions& options, const at::Generator& generator,
+                                          const ProgressCallback& progress = {});
 
 /// Several tangent-space estimates of the same images (e.g. "vae" and
 /// "local-pca"), measured in one pass over the data: each chunk's bases and
@@ -161,7 +164,7 @@ struct TangentComparison {
 
 TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
                                          const std::map<std::string, TangentBasis>& bases, const TangentOptions& options,
-                                         const ProgressCallback& progress = {});
+                                         const at::Generator& generator, const ProgressCallback& progress = {});
 
 /// The regimes of a sweep of robust-training strength (the paper's claim,
 /// made operational by us): with on- and off-manifold sensitivities taken

@@ -3,6 +3,7 @@
 #include "robustlens/attacks/fgsm.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
+#include "robustlens/core/random.h"
 
 #include <cmath>
 #include <iomanip>
@@ -35,6 +36,7 @@ nlohmann::json RobustnessOptions::to_json() const {
     json["steps"] = steps;
     json["step_size"] = step_size == 0 ? "2.5*eps/steps" : nlohmann::json(step_size);
     json["restarts"] = restarts;
+    json["seed"] = seed;
   }
   json["deepfool"] = deepfool ? deepfool_options.to_json() : nlohmann::json(false);
   json["ensemble"] = ensemble ? ensemble_options.to_json() : nlohmann::json(false);
@@ -81,6 +83,7 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
   RobustnessResult result;
   result.eps = options.eps;
   const std::int64_t n = dataset.size();
+  const at::Generator generator = make_generator(options.seed);
 
   const at::Tensor predictions = batched_logits(model, dataset.images, options.batch_size).argmax(1);
   const at::Tensor clean_correct = predictions.eq(dataset.labels);
@@ -109,7 +112,8 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
                                .set_eps(options.eps[e])
                                .set_steps(options.steps)
                                .set_step_size(options.step_size)
-                               .set_restarts(options.restarts));
+                               .set_restarts(options.restarts),
+                           generator);
       at::NoGradGuard no_grad;
       const at::Tensor correct = model.forward(attacked).argmax(1).eq(y).to(at::kCPU);
       robust.slice(0, start, end).copy_(correct);

@@ -32,6 +32,8 @@ struct RobustnessOptions {
   std::int64_t steps = 10;
   double step_size = 0.0;
   std::int64_t restarts = 1;
+  /// PGD's random starts draw from a generator of this seed alone (core/random.h).
+  std::uint64_t seed = 0;
   /// Also measure DeepFool minimal perturbations.
   bool deepfool = true;
   DeepFoolOptions deepfool_options;
@@ -52,6 +54,7 @@ struct RobustnessOptions {
   RobustnessOptions& set_steps(std::int64_t v) { steps = v; return *this; }
   RobustnessOptions& set_step_size(double v) { step_size = v; return *this; }
   RobustnessOptions& set_restarts(std::int64_t v) { restarts = v; return *this; }
+  RobustnessOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
   RobustnessOptions& set_deepfool(bool v) { deepfool = v; return *this; }
   RobustnessOptions& set_deepfool_options(DeepFoolOptions v) { deepfool_options = std::move(v); return *this; }
   RobustnessOptions& set_ensemble(bool v) { ensemble = v; return *this; }

@@ -2,6 +2,7 @@
 
 #include "robustlens/attacks/fgsm.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 
 #include <algorithm>
 #include <cmath>
@@ -75,8 +76,10 @@ void SpectralImportanceOptions::check() const {
 }
 
 nlohmann::json SpectralImportanceOptions::to_json() const {
-  return {{"bands", bands},       {"beta", beta},           {"fill", fill},          {"output", output},
+  nlohmann::json json = {{"bands", bands},       {"beta", beta},           {"fill", fill},          {"output", output},
           {"circular", circular}, {"per_class", per_class}, {"batch_size", batch_size}};
+  if (fill == "noise") json["seed"] = seed;
+  return json;
 }
 
 SpectralImportance SpectralImportance::from_values(std::vector<double> coalition_values, std::int64_t bands, double beta) {
@@ -126,7 +129,9 @@ SpectralImportanceResult analyse_spectral_importance(Model& model, const Dataset
   const at::Tensor labels = dataset.labels.to(model.device());
   // The only FFTs of the analysis: band images (and noise bands) once per image.
   const at::Tensor bands = band_images(dataset.images.to(model.device()), masks);
-  CoalitionEnumerator coalitions(bands, fill_band_images(bands, masks, parse_coalition_fill(options.fill)),
+  CoalitionEnumerator coalitions(bands,
+                                 fill_band_images(bands, masks, parse_coalition_fill(options.fill),
+                                                  make_generator(options.seed)),
                                  parse_coalition_output(options.output));
   const std::int64_t images = dataset.size();
   const auto classes = static_cast<std::int64_t>(dataset.class_names.size());
@@ -228,7 +233,8 @@ void SpectralSnrOptions::check() const {
 nlohmann::json SpectralSnrOptions::to_json() const {
   std::vector<std::string> names;
   for (const SnrPerturbation& p : perturbations) names.push_back(p.name());
-  return {{"perturbations", names}, {"bands", bands}, {"circular", circular}, {"pgd_steps", pgd_steps}, {"batch_size", batch_size}};
+  return {{"perturbations", names}, {"bands", bands},           {"circular", circular},
+          {"pgd_steps", pgd_steps},  {"batch_size", batch_size}, {"seed", seed}};
 }
 
 nlohmann::json SpectralSnrCurve::to_json() const {
@@ -247,6 +253,7 @@ std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& 
   const at::Device device = model.device();
   const std::int64_t n = dataset.size();
   std::vector<SpectralSnrCurve> curves;
+  const at::Generator generator = make_generator(options.seed);
   for (const SnrPerturbation& p : options.perturbations) {
     std::vector<at::Tensor> deltas;
     for (std::int64_t start = 0; start < n; start += options.batch_size) {
@@ -254,9 +261,14 @@ std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& 
       const at::Tensor x = dataset.images.slice(0, start, end).to(device);
       const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
       at::Tensor perturbed;
-      if (p.kind == "gaussian") perturbed = x + p.size * at::randn_like(x);
-      else if (p.kind == "fgsm") perturbed = fgsm_attack(model, x, y, p.norm, p.size);
-      else perturbed = pgd_attack(model, x, y, PgdOptions().set_norm(p.norm).set_eps(p.size).set_steps(options.pgd_steps));
+      if (p.kind == "gaussian") {
+        perturbed = x + p.size * random_normal(x.sizes(), generator, x.options());
+      } else if (p.kind == "fgsm") {
+        perturbed = fgsm_attack(model, x, y, p.norm, p.size);
+      } else {
+        perturbed = pgd_attack(model, x, y, PgdOptions().set_norm(p.norm).set_eps(p.size).set_steps(options.pgd_steps),
+                               generator);
+      }
       deltas.push_back((perturbed - x).to(at::kCPU));
       report(progress, {"SNR " + p.name(), end, n, ""});
     }

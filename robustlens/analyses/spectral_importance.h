@@ -53,6 +53,8 @@ struct SpectralImportanceOptions {
   /// coalitions (bit masks), exactly as the model saw them.
   std::vector<std::uint32_t> example_coalitions;
   std::int64_t example_images = 0;
+  /// The noise fill draws from a generator of this seed alone (core/random.h).
+  std::uint64_t seed = 0;
 
   SpectralImportanceOptions& set_bands(std::int64_t v) { bands = v; return *this; }
   SpectralImportanceOptions& set_beta(double v) { beta = v; return *this; }
@@ -66,6 +68,7 @@ struct SpectralImportanceOptions {
     return *this;
   }
   SpectralImportanceOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  SpectralImportanceOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
 
   void check() const;
   nlohmann::json to_json() const;
@@ -126,12 +129,15 @@ struct SpectralSnrOptions {
   bool circular = false;
   std::int64_t pgd_steps = 10;
   std::int64_t batch_size = 256;
+  /// Gaussian noise and PGD's random starts draw from a generator of this seed alone (core/random.h).
+  std::uint64_t seed = 0;
 
   SpectralSnrOptions& set_perturbations(std::vector<SnrPerturbation> v) { perturbations = std::move(v); return *this; }
   SpectralSnrOptions& set_bands(std::int64_t v) { bands = v; return *this; }
   SpectralSnrOptions& set_circular(bool v) { circular = v; return *this; }
   SpectralSnrOptions& set_pgd_steps(std::int64_t v) { pgd_steps = v; return *this; }
   SpectralSnrOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  SpectralSnrOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
 
   void check() const;
   nlohmann::json to_json() const;

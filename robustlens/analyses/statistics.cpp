@@ -1,9 +1,9 @@
 #include "robustlens/analyses/statistics.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 #include "robustlens/explain/map_metrics.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
 #include <limits>
@@ -64,7 +64,7 @@ RankCorrelation spearman_with_bootstrap(const std::vector<double>& x, const std:
     return at::where(constant, at::full_like(r, std::numeric_limits<double>::quiet_NaN()), r);
   };
   result.spearman = correlation(a.unsqueeze(0), b.unsqueeze(0)).item<double>();
-  at::Generator generator = at::detail::createCPUGenerator(seed);
+  at::Generator generator = make_generator(seed);
   const at::Tensor picks = at::randint(n, {resamples, n}, generator, at::kLong);
   const at::Tensor draws = correlation(a.index_select(0, picks.flatten()).view({resamples, n}),
                                        b.index_select(0, picks.flatten()).view({resamples, n}));

@@ -1,6 +1,7 @@
 #include "robustlens/analyses/sweep.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 
 #include <chrono>
 #include <cmath>
@@ -16,7 +17,7 @@ void SweepMeasureOptions::check() const {
 }
 
 nlohmann::json SweepMeasureOptions::to_json() const {
-  return {{"eps", eps}, {"noise", noise}, {"draws", draws}, {"batch_size", batch_size},
+  return {{"eps", eps}, {"noise", noise}, {"draws", draws}, {"batch_size", batch_size}, {"seed", seed},
           {"alignment", AlignmentOptions(alignment).set_batch_size(batch_size).to_json()}};
 }
 
@@ -33,14 +34,16 @@ SweepMeasures measure_sweep_model(Model& model, const Dataset& data, const Tange
   options.check();
   const auto start = std::chrono::steady_clock::now();
   SweepMeasures measures;
+  const at::Generator generator = make_generator(options.seed);
   measures.tangent = analyse_tangent_sensitivity(
       model, data, basis,
-      TangentOptions().set_eps({options.eps}).set_draws(options.draws).set_batch_size(options.batch_size), progress);
+      TangentOptions().set_eps({options.eps}).set_draws(options.draws).set_batch_size(options.batch_size), generator,
+      progress);
   if (data.signal_mask.defined()) {
     measures.distractor = analyse_distractor_robustness(
         model, data,
         DistractorOptions().set_noise_levels({options.noise}).set_draws(options.draws).set_batch_size(options.batch_size),
-        progress);
+        generator, progress);
   }
   if (score) {
     measures.alignment = analyse_alignment(

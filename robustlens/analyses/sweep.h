@@ -33,6 +33,9 @@ struct SweepMeasureOptions {
   std::int64_t draws = 4;
   /// Images per chunk of every measure.
   std::int64_t batch_size = 64;
+  /// The measures' noise and directions come from one generator of this seed alone (core/random.h): every
+  /// model measured with the same seed sees the same draws (a paired comparison).
+  std::uint64_t seed = 0;
   /// The alignment's pairing and noise levels (its batch size is batch_size).
   AlignmentOptions alignment;
 
@@ -40,6 +43,7 @@ struct SweepMeasureOptions {
   SweepMeasureOptions& set_noise(double v) { noise = v; return *this; }
   SweepMeasureOptions& set_draws(std::int64_t v) { draws = v; return *this; }
   SweepMeasureOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  SweepMeasureOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
   SweepMeasureOptions& set_alignment(AlignmentOptions v) { alignment = std::move(v); return *this; }
 
   void check() const;

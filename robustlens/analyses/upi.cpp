@@ -4,6 +4,7 @@
 #include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/attacks/pgd.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 #include "robustlens/explain/map_metrics.h"
 
 #include <torch/autograd.h>
@@ -41,9 +42,10 @@ at::Tensor unit_rows(const at::Tensor& t) {
   return t / norms.view({-1, 1, 1, 1});
 }
 
-/// Random N×C×H×W perturbations of L2 norm `norm` each (global generator).
-at::Tensor random_of_norm(const std::vector<std::int64_t>& shape, double norm, const at::Device& device) {
-  return unit_rows(at::randn(shape)).mul(norm).to(device);
+/// Random N×C×H×W perturbations of L2 norm `norm` each.
+at::Tensor random_of_norm(const std::vector<std::int64_t>& shape, double norm, const at::Device& device,
+                          const at::Generator& generator) {
+  return unit_rows(random_normal(shape, generator)).mul(norm).to(device);
 }
 
 at::Tensor perturb(const at::Tensor& images, const at::Tensor& delta, bool clip) {
@@ -67,11 +69,12 @@ at::Tensor delta_for(const at::Tensor& delta, std::int64_t start, std::int64_t e
 
 }  // namespace
 
-at::Tensor top_right_singular_vector(const at::Tensor& rows, std::int64_t iterations, double tolerance) {
+at::Tensor top_right_singular_vector(const at::Tensor& rows, const at::Generator& generator, std::int64_t iterations,
+                                     double tolerance) {
   RL_CHECK(rows.dim() == 2 && rows.size(0) >= 1 && rows.size(1) >= 1, "power iteration: need a non-empty n×d matrix, got ",
            rows.sizes());
   RL_CHECK(iterations >= 1, "power iterations must be >= 1, got ", iterations);
-  at::Tensor v = at::randn({rows.size(1)}, rows.options());
+  at::Tensor v = random_normal({rows.size(1)}, generator, rows.options());
   v = v / v.norm();
   for (std::int64_t i = 0; i < iterations; ++i) {
     at::Tensor next = rows.t().mv(rows.mv(v));  // (RᵀR)v without forming RᵀR
@@ -128,7 +131,8 @@ nlohmann::json UpiOptions::to_json() const {
           {"surrogate_beta", surrogate_beta},
           {"top_k", top_k},
           {"clip", clip},
-          {"batch_size", batch_size}};
+          {"batch_size", batch_size},
+          {"seed", seed}};
 }
 
 Dataset correctly_classified(Model& model, const Dataset& dataset, std::int64_t batch_size) {
@@ -139,20 +143,22 @@ Dataset correctly_classified(Model& model, const Dataset& dataset, std::int64_t 
 }
 
 at::Tensor interpretation_maps(Model& model, const at::Tensor& images, const at::Tensor& labels,
-                               const AttributionOptions& options) {
-  return normalise_maps(attribute(model, images, labels, options));
+                               const AttributionOptions& options, const at::Generator& generator) {
+  return normalise_maps(attribute(model, images, labels, options, generator));
 }
 
 at::Tensor map_attack_gradients(Model& model, const at::Tensor& perturbed, const at::Tensor& clean_maps,
-                                const at::Tensor& labels, const AttributionOptions& attribution) {
+                                const at::Tensor& labels, const AttributionOptions& attribution,
+                                const at::Generator& generator) {
   const at::Tensor leaf = perturbed.detach().requires_grad_(true);
-  const at::Tensor maps = interpretation_maps(model, leaf, labels, AttributionOptions(attribution).set_create_graph(true));
+  const at::Tensor maps =
+      interpretation_maps(model, leaf, labels, AttributionOptions(attribution).set_create_graph(true), generator);
   // Σ_i D_i: sample i's term depends on x̃_i only, so its gradient is g_i.
   return torch::autograd::grad({relative_l2(clean_maps, maps).sum()}, {leaf})[0].detach();
 }
 
 at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOptions& options,
-                    const ProgressCallback& progress) {
+                    const at::Generator& generator, const ProgressCallback& progress) {
   options.check();
   RL_CHECK(attack.size() >= 1, "UPI-Grad: the attack split is empty");
   model.set_training(false);
@@ -161,22 +167,22 @@ at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOp
   // Maps without create_graph come back detached (attribute() needs grad mode on).
   std::vector<at::Tensor> maps;
   for_each_batch(attack, options.batch_size, device, [&](std::int64_t, std::int64_t, const at::Tensor& x, const at::Tensor& y) {
-    maps.push_back(interpretation_maps(*attacker, x, y, options.attribution));
+    maps.push_back(interpretation_maps(*attacker, x, y, options.attribution, generator));
   });
   const at::Tensor clean_maps = at::cat(maps);
   const std::vector<std::int64_t> shape = attack.image_shape();
   // A random start: the dissimilarity's gradient vanishes at delta = 0.
-  at::Tensor delta = random_of_norm({1, shape[0], shape[1], shape[2]}, options.start_fraction * eps, device);
+  at::Tensor delta = random_of_norm({1, shape[0], shape[1], shape[2]}, options.start_fraction * eps, device, generator);
   const AttributionOptions graph = AttributionOptions(options.attribution).set_create_graph(true);
   const at::Tensor images = attack.images.to(device), labels = attack.labels.to(device);
   for (std::int64_t pass = 0; pass < options.passes; ++pass) {
     const double step = options.step_fraction * eps / std::sqrt(1.0 + static_cast<double>(pass));
-    const at::Tensor order = at::randperm(attack.size(), at::kLong);
+    const at::Tensor order = random_permutation(attack.size(), generator);
     for (std::int64_t start = 0; start < attack.size(); start += options.batch_size) {
       const at::Tensor batch = order.slice(0, start, std::min(start + options.batch_size, attack.size())).to(device);
       const at::Tensor x = images.index_select(0, batch), y = labels.index_select(0, batch);
       const at::Tensor d = delta.detach().requires_grad_(true);
-      const at::Tensor maps = interpretation_maps(*attacker, perturb(x, d, options.clip), y, graph);
+      const at::Tensor maps = interpretation_maps(*attacker, perturb(x, d, options.clip), y, graph, generator);
       const at::Tensor objective = relative_l2(clean_maps.index_select(0, batch), maps).mean();
       const at::Tensor gradient = torch::autograd::grad({objective}, {d})[0];
       const double norm = gradient.norm().item<double>();
@@ -187,30 +193,35 @@ at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOp
   return delta.squeeze(0).detach();
 }
 
-at::Tensor upi_pca_direction(Model& model, const Dataset& attack, const UpiOptions& options, const ProgressCallback& progress) {
+at::Tensor upi_pca_direction(Model& model, const Dataset& attack, const UpiOptions& options,
+                             const at::Generator& generator, const ProgressCallback& progress) {
   options.check();
   RL_CHECK(attack.size() >= 1, "UPI-PCA: the attack split is empty");
   model.set_training(false);
   const AttackModel attacker(model, options);
   std::vector<at::Tensor> directions;
   for_each_batch(attack, options.batch_size, model.device(), [&](std::int64_t, std::int64_t end, const at::Tensor& x, const at::Tensor& y) {
-    const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution);
-    const at::Tensor moved = x + random_of_norm(x.sizes().vec(), options.pca_noise, x.device());
-    directions.push_back(unit_rows(map_attack_gradients(*attacker, moved, clean_maps, y, options.attribution)).flatten(1));
+    const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution, generator);
+    const at::Tensor moved = x + random_of_norm(x.sizes().vec(), options.pca_noise, x.device(), generator);
+    directions.push_back(
+        unit_rows(map_attack_gradients(*attacker, moved, clean_maps, y, options.attribution, generator)).flatten(1));
     report(progress, {"UPI-PCA gradients", end, attack.size(), ""});
   });
   const std::vector<std::int64_t> shape = attack.image_shape();
-  return top_right_singular_vector(at::cat(directions), options.power_iterations).view({shape[0], shape[1], shape[2]});
+  return top_right_singular_vector(at::cat(directions), generator, options.power_iterations)
+      .view({shape[0], shape[1], shape[2]});
 }
 
 namespace {
 
 /// Σ over `images` of the relative L2 change of the map under a universal delta (no other metric).
-double total_dissimilarity(Model& model, const Dataset& images, const at::Tensor& delta, const UpiOptions& options) {
+double total_dissimilarity(Model& model, const Dataset& images, const at::Tensor& delta, const UpiOptions& options,
+                           const at::Generator& generator) {
   double total = 0;
   for_each_batch(images, options.batch_size, model.device(), [&](std::int64_t, std::int64_t, const at::Tensor& x, const at::Tensor& y) {
-    const at::Tensor before = interpretation_maps(model, x, y, options.attribution);
-    const at::Tensor after = interpretation_maps(model, perturb(x, delta.unsqueeze(0), options.clip), y, options.attribution);
+    const at::Tensor before = interpretation_maps(model, x, y, options.attribution, generator);
+    const at::Tensor after =
+        interpretation_maps(model, perturb(x, delta.unsqueeze(0), options.clip), y, options.attribution, generator);
     total += relative_l2(before, after).sum().item<double>();
   });
   return total;
@@ -218,22 +229,28 @@ double total_dissimilarity(Model& model, const Dataset& images, const at::Tensor
 
 }  // namespace
 
-at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps, const UpiOptions& options) {
+at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps, const UpiOptions& options,
+                   const at::Generator& generator) {
   const at::Tensor plus = direction.to(model.device()) * eps, minus = -plus;
-  return total_dissimilarity(model, attack, plus, options) >= total_dissimilarity(model, attack, minus, options) ? plus : minus;
+  return total_dissimilarity(model, attack, plus, options, generator) >=
+                 total_dissimilarity(model, attack, minus, options, generator)
+             ? plus
+             : minus;
 }
 
-at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps, const UpiOptions& options) {
+at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps, const UpiOptions& options,
+                                const at::Generator& generator) {
   options.check();
   model.set_training(false);
   const AttackModel attacker(model, options);
   const double step = 2.5 * eps / static_cast<double>(options.per_image_steps);
   std::vector<at::Tensor> deltas;
   for_each_batch(images, options.batch_size, model.device(), [&](std::int64_t, std::int64_t, const at::Tensor& x, const at::Tensor& y) {
-    const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution);
-    at::Tensor delta = random_of_norm(x.sizes().vec(), options.start_fraction * eps, x.device());
+    const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution, generator);
+    at::Tensor delta = random_of_norm(x.sizes().vec(), options.start_fraction * eps, x.device(), generator);
     for (std::int64_t s = 0; s < options.per_image_steps; ++s) {
-      const at::Tensor gradient = map_attack_gradients(*attacker, perturb(x, delta, options.clip), clean_maps, y, options.attribution);
+      const at::Tensor gradient =
+          map_attack_gradients(*attacker, perturb(x, delta, options.clip), clean_maps, y, options.attribution, generator);
       delta = project_to_ball(delta + step * unit_rows(gradient), Norm::l2, eps);
     }
     deltas.push_back(delta.detach());
@@ -257,7 +274,8 @@ nlohmann::json UpiMetrics::to_json() const {
   return json;
 }
 
-UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Tensor& delta, const UpiOptions& options) {
+UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Tensor& delta, const UpiOptions& options,
+                                 const at::Generator& generator) {
   RL_CHECK(test.size() >= 1, "UPI: no test images to evaluate on");
   RL_CHECK(delta.dim() == 3 || (delta.dim() == 4 && delta.size(0) == test.size()), "UPI: a perturbation must be C×H×W or ",
            test.size(), "×C×H×W, got ", delta.sizes());
@@ -267,8 +285,8 @@ UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Te
   double dissimilarity = 0, dissimilarity_unchanged = 0, unchanged = 0, topk = 0, spearman = 0;
   for_each_batch(test, options.batch_size, model.device(), [&](std::int64_t start, std::int64_t end, const at::Tensor& x, const at::Tensor& y) {
     const at::Tensor moved = perturb(x, delta_for(delta, start, end).to(x.device()), options.clip);
-    const at::Tensor before = interpretation_maps(model, x, y, options.attribution);
-    const at::Tensor after = interpretation_maps(model, moved, y, options.attribution);
+    const at::Tensor before = interpretation_maps(model, x, y, options.attribution, generator);
+    const at::Tensor after = interpretation_maps(model, moved, y, options.attribution, generator);
     at::NoGradGuard no_grad;
     const at::Tensor change = relative_l2(before, after);
     const at::Tensor same = model.forward(moved).argmax(1).eq(model.forward(x).argmax(1));
@@ -322,14 +340,15 @@ UpiMetrics average_draws(const std::vector<UpiMetrics>& draws) {
 }
 
 UpiMetrics random_baseline(Model& model, const Dataset& test, double eps, bool universal, const UpiOptions& options,
-                           at::Tensor* first) {
+                           const at::Generator& generator, at::Tensor* first) {
   const std::vector<std::int64_t> shape = test.image_shape();
   std::vector<UpiMetrics> draws;
   for (std::int64_t draw = 0; draw < options.random_draws; ++draw) {
-    const at::Tensor noise = random_of_norm({universal ? 1 : test.size(), shape[0], shape[1], shape[2]}, eps, model.device());
+    const at::Tensor noise =
+        random_of_norm({universal ? 1 : test.size(), shape[0], shape[1], shape[2]}, eps, model.device(), generator);
     const at::Tensor delta = universal ? noise.squeeze(0) : noise;
     if (first != nullptr && draw == 0) *first = delta;
-    draws.push_back(evaluate_perturbation(model, test, delta, options));
+    draws.push_back(evaluate_perturbation(model, test, delta, options, generator));
   }
   return average_draws(draws);
 }
@@ -398,23 +417,28 @@ UpiResult analyse_upi(Model& model, const Dataset& attack, const Dataset& test, 
 
   const bool grad = options.method != "pca", pca = options.method != "grad";
   result.summary_method = grad ? "upi-grad" : "upi-pca";
-  const at::Tensor direction = pca ? upi_pca_direction(model, attack_set, options, progress) : at::Tensor();
+  const at::Generator generator = make_generator(options.seed);
+  const at::Tensor direction = pca ? upi_pca_direction(model, attack_set, options, generator, progress) : at::Tensor();
   for (const double eps : result.eps) {
     std::map<std::string, at::Tensor> universal;
-    if (grad) universal["upi-grad"] = upi_grad(model, attack_set, eps, options, progress);
-    if (pca) universal["upi-pca"] = upi_pca(model, attack_set, direction, eps, options);
+    if (grad) universal["upi-grad"] = upi_grad(model, attack_set, eps, options, generator, progress);
+    if (pca) universal["upi-pca"] = upi_pca(model, attack_set, direction, eps, options, generator);
     std::map<std::string, UpiMetrics> metrics;
-    for (const auto& [name, delta] : universal) metrics[name] = evaluate_perturbation(model, test_set, delta, options);
-    metrics["universal-random"] = random_baseline(model, test_set, eps, true, options, &universal["universal-random"]);
-    metrics["per-image-random"] = random_baseline(model, test_set, eps, false, options);
-    metrics["per-image-attack"] = evaluate_perturbation(model, test_set, per_image_map_attack(model, test_set, eps, options), options);
+    for (const auto& [name, delta] : universal) {
+      metrics[name] = evaluate_perturbation(model, test_set, delta, options, generator);
+    }
+    metrics["universal-random"] =
+        random_baseline(model, test_set, eps, true, options, generator, &universal["universal-random"]);
+    metrics["per-image-random"] = random_baseline(model, test_set, eps, false, options, generator);
+    metrics["per-image-attack"] = evaluate_perturbation(
+        model, test_set, per_image_map_attack(model, test_set, eps, options, generator), options, generator);
     for (auto& [name, delta] : universal) delta = delta.to(at::kCPU);
     result.metrics.push_back(std::move(metrics));
     result.perturbations.push_back(std::move(universal));
   }
   result.floor_eps = options.floor_eps;
-  result.floor["universal-random"] = random_baseline(model, test_set, options.floor_eps, true, options);
-  result.floor["per-image-random"] = random_baseline(model, test_set, options.floor_eps, false, options);
+  result.floor["universal-random"] = random_baseline(model, test_set, options.floor_eps, true, options, generator);
+  result.floor["per-image-random"] = random_baseline(model, test_set, options.floor_eps, false, options, generator);
   return result;
 }
 

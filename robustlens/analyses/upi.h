@@ -35,9 +35,10 @@ namespace robustlens {
 /// The top right singular vector (unit norm, sign: largest |entry| positive)
 /// of the n×d matrix `rows`, by power iteration on RᵀR using only the
 /// products R·v and Rᵀ·u (the d×d matrix is never formed). Starts from a
-/// random vector (global generator); stops when the direction moves by less
+/// random vector drawn from `generator`; stops when the direction moves by less
 /// than `tolerance`.
-at::Tensor top_right_singular_vector(const at::Tensor& rows, std::int64_t iterations = 200, double tolerance = 1e-7);
+at::Tensor top_right_singular_vector(const at::Tensor& rows, const at::Generator& generator, std::int64_t iterations = 200,
+                                     double tolerance = 1e-7);
 
 struct UpiOptions {
   /// The interpretation under attack (any method of explain/attributions.h);
@@ -75,6 +76,9 @@ struct UpiOptions {
   /// Keep x + delta in [0,1].
   bool clip = false;
   std::int64_t batch_size = 128;
+  /// analyse_upi's random starts, noise, shuffles, baselines and SmoothGrad draw from one generator of this
+  /// seed alone (core/random.h); the functions below it take that generator.
+  std::uint64_t seed = 0;
 
   UpiOptions& set_attribution(AttributionOptions v) { attribution = std::move(v); return *this; }
   UpiOptions& set_eps(std::vector<double> v) { eps = std::move(v); return *this; }
@@ -92,6 +96,7 @@ struct UpiOptions {
   UpiOptions& set_top_k(std::int64_t v) { top_k = v; return *this; }
   UpiOptions& set_clip(bool v) { clip = v; return *this; }
   UpiOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  UpiOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
 
   void check() const;
   /// k for images of H×W pixels.
@@ -104,23 +109,26 @@ Dataset correctly_classified(Model& model, const Dataset& dataset, std::int64_t 
 
 /// Interpretation maps N×H×W (each sums to 1) of the images for their labels.
 at::Tensor interpretation_maps(Model& model, const at::Tensor& images, const at::Tensor& labels,
-                               const AttributionOptions& options);
+                               const AttributionOptions& options, const at::Generator& generator = {});
 
 /// The per-sample gradients g_i of D(I(x̃_i), I(x_i)) at x̃_i, batched: one
 /// backward pass per batch (samples do not interact in evaluation mode).
 at::Tensor map_attack_gradients(Model& model, const at::Tensor& perturbed, const at::Tensor& clean_maps,
-                                const at::Tensor& labels, const AttributionOptions& attribution);
+                                const at::Tensor& labels, const AttributionOptions& attribution,
+                                const at::Generator& generator = {});
 
 /// UPI-Grad's perturbation for radius eps (C×H×W).
 at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOptions& options,
-                    const ProgressCallback& progress = {});
+                    const at::Generator& generator, const ProgressCallback& progress = {});
 /// UPI-PCA's direction (C×H×W, unit norm): it does not depend on eps.
 at::Tensor upi_pca_direction(Model& model, const Dataset& attack, const UpiOptions& options,
-                             const ProgressCallback& progress = {});
+                             const at::Generator& generator, const ProgressCallback& progress = {});
 /// ±eps·direction, the sign with the larger mean dissimilarity on `attack`.
-at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps, const UpiOptions& options);
+at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps, const UpiOptions& options,
+                   const at::Generator& generator = {});
 /// Per-image map attack (N×C×H×W, each of norm ≤ eps): the baseline UPIs are measured against.
-at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps, const UpiOptions& options);
+at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps, const UpiOptions& options,
+                                const at::Generator& generator);
 
 struct UpiMetrics {
   double dissimilarity = 0;      ///< mean relative L2 of the maps
@@ -136,17 +144,18 @@ struct UpiMetrics {
 };
 
 /// The metrics of a perturbation (C×H×W universal or N×C×H×W per image) on `test`.
-UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Tensor& delta, const UpiOptions& options);
+UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Tensor& delta, const UpiOptions& options,
+                                 const at::Generator& generator = {});
 
 /// The mean of each metric over draws (dissimilarity_unchanged over the draws where it is defined) and the
 /// standard deviation (n − 1) of the three that the spread reports.
 UpiMetrics average_draws(const std::vector<UpiMetrics>& draws);
 
-/// Random noise of L2 norm eps on `test`, averaged over options.random_draws draws (global generator):
+/// Random noise of L2 norm eps on `test`, averaged over options.random_draws draws from `generator`:
 /// one universal C×H×W perturbation per draw, or one per image. `first` (optional) receives the first
 /// universal draw.
 UpiMetrics random_baseline(Model& model, const Dataset& test, double eps, bool universal, const UpiOptions& options,
-                           at::Tensor* first = nullptr);
+                           const at::Generator& generator, at::Tensor* first = nullptr);
 
 /// The summary radius: options.summary_eps when set, else the median of the minimal perturbations that the
 /// attack ensemble finds on `correct` (correctly classified images); `source` says which.

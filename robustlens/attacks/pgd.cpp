@@ -1,6 +1,7 @@
 #include "robustlens/attacks/pgd.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 
 #include <torch/autograd.h>
 
@@ -12,13 +13,15 @@ namespace {
 /// Per-sample L2 norms, shaped N×1×…×1 for broadcasting.
 at::Tensor sample_norms(const at::Tensor& t) { return per_sample_view(perturbation_norms(t, Norm::l2), t); }
 
-at::Tensor random_start(const at::Tensor& like, Norm norm, const at::Tensor& radii) {
+at::Tensor random_start(const at::Tensor& like, Norm norm, const at::Tensor& radii, const at::Generator& generator) {
+  RL_CHECK(generator.defined(), "PGD with a random start draws from a generator: pass one (core/random.h)");
   const at::Tensor eps = per_sample_view(radii.to(like.options()), like);
-  if (norm == Norm::linf) return (at::rand_like(like) * 2 - 1) * eps;
+  if (norm == Norm::linf) return (random_uniform(like.sizes(), generator, like.options()) * 2 - 1) * eps;
   // Uniform in the L2 ball: Gaussian direction, radius eps·u^(1/d).
-  const at::Tensor direction = at::randn_like(like);
+  const at::Tensor direction = random_normal(like.sizes(), generator, like.options());
   const double dims = static_cast<double>(like[0].numel());
-  const at::Tensor radius = at::rand({like.size(0), 1, 1, 1}, like.options()).pow(1.0 / dims).view_as(eps) * eps;
+  const at::Tensor radius =
+      random_uniform({like.size(0), 1, 1, 1}, generator, like.options()).pow(1.0 / dims).view_as(eps) * eps;
   return direction / sample_norms(direction).view_as(eps).clamp_min(1e-12) * radius;
 }
 
@@ -68,14 +71,16 @@ at::Tensor project_to_ball(const at::Tensor& delta, Norm norm, double eps) {
   return project_to_ball(delta, norm, at::full({delta.size(0)}, eps, delta.options()));
 }
 
-at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& requested) {
+at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& requested,
+                      const at::Generator& generator) {
   // The step size resolved from the scalar eps, as before per-sample radii existed.
   const PgdOptions options = requested.resolved();
-  return pgd_attack(model, images, labels, options, at::full({images.size(0)}, options.eps, images.options()));
+  return pgd_attack(model, images, labels, options, at::full({images.size(0)}, options.eps, images.options()),
+                    generator);
 }
 
 at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& requested,
-                      const at::Tensor& radii) {
+                      const at::Tensor& radii, const at::Generator& generator) {
   const PgdOptions options = requested.resolved();
   RL_CHECK(radii.dim() == 1 && radii.size(0) == images.size(0), "PGD: one radius per image (", images.size(0),
            ") expected, got shape ", radii.sizes());
@@ -90,7 +95,7 @@ at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& 
     return options.clip ? (x0 + delta).clamp(0.0, 1.0) - x0 : delta;
   };
   for (std::int64_t restart = 0; restart < options.restarts; ++restart) {
-    at::Tensor delta = options.random_start ? random_start(x0, options.norm, eps) : at::zeros_like(x0);
+    at::Tensor delta = options.random_start ? random_start(x0, options.norm, eps, generator) : at::zeros_like(x0);
     delta = keep_in_domain(delta);
     for (std::int64_t step = 0; step < options.steps; ++step) {
       delta.requires_grad_(true);

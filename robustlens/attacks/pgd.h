@@ -45,13 +45,16 @@ struct PgdOptions {
 };
 
 /// Adversarial images (detached, same device as `images`) maximising the
-/// cross-entropy of `labels`. Runs the model in whatever mode it is in.
-at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& options);
+/// cross-entropy of `labels`. Runs the model in whatever mode it is in. The
+/// random starts draw from `generator` (core/random.h), which a random start
+/// needs; without one only random_start = false runs.
+at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& options,
+                      const at::Generator& generator = {});
 
 /// The same with one radius per sample (`radii`, N; options.eps is ignored); a step size of 0
 /// becomes 2.5·radius/steps per sample. Used to bisect each sample's minimal perturbation.
 at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& options,
-                      const at::Tensor& radii);
+                      const at::Tensor& radii, const at::Generator& generator = {});
 
 /// Projects each sample's perturbation onto the `norm` ball of radius eps.
 at::Tensor project_to_ball(const at::Tensor& delta, Norm norm, double eps);

@@ -53,16 +53,6 @@ void configure_memory_allocator() {
 #endif
 }
 
-void seed_everything(std::uint64_t seed) { torch::manual_seed(seed); }
-
-std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) {
-  // splitmix64 of (seed, stream): nearby seeds give unrelated streams.
-  std::uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return (z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFFULL;  // LibTorch seeds are taken as signed
-}
-
 nlohmann::json library_versions() {
   return {{"robustlens", ROBUSTLENS_VERSION},
           {"libtorch", TORCH_VERSION},

@@ -1,4 +1,4 @@
-// Process-wide run-time settings: device, threads, seed, and the versions that
+// Process-wide run-time settings: device, threads, and the versions that
 // every output echoes so that its numbers can be reproduced.
 #pragma once
 
@@ -24,11 +24,6 @@ int configure_threads(int threads);
 /// every pass and throughput flips between two modes run to run (measured: LeNet
 /// input gradients at batch 32, 2.2k vs 8-9k samples/s on two cores).
 void configure_memory_allocator();
-
-/// One seed for everything: LibTorch's CPU and CUDA generators. Code that needs
-/// its own stream derives it with derive_seed so that streams stay independent.
-void seed_everything(std::uint64_t seed);
-std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream);
 
 /// {"robustlens": ..., "libtorch": ..., "cuda": ..., "threads": ...}
 nlohmann::json library_versions();

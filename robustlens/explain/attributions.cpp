@@ -1,6 +1,7 @@
 #include "robustlens/explain/attributions.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 
 #include <torch/autograd.h>
 
@@ -90,7 +91,7 @@ nlohmann::json AttributionOptions::to_json() const {
 }
 
 at::Tensor attribute(Model& model, const at::Tensor& images, const at::Tensor& targets,
-                     const AttributionOptions& options) {
+                     const AttributionOptions& options, const at::Generator& generator) {
   options.check();
   check_images(images, model.info().input_shape, "attribution input");
   RL_CHECK(targets.dim() == 1 && targets.size(0) == images.size(0), "attribution needs one target class per image (",
@@ -115,7 +116,8 @@ at::Tensor attribute(Model& model, const at::Tensor& images, const at::Tensor& t
     case AttributionMethod::smoothgrad: {
       const std::int64_t s = options.noise_samples;
       const at::Tensor copies = repeat_rows(images, s);
-      const at::Tensor noisy = copies + options.noise * at::randn_like(copies);
+      RL_CHECK(generator.defined(), "SmoothGrad draws its noise from a generator: pass one (core/random.h)");
+      const at::Tensor noisy = copies + options.noise * random_normal(copies.sizes(), generator, copies.options());
       maps = mean_of_groups(target_gradients(model, noisy, repeat_rows(targets, s), options), s);
       break;
     }

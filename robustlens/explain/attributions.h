@@ -50,9 +50,10 @@ struct AttributionOptions {
   nlohmann::json to_json() const;
 };
 
-/// Raw attribution maps N×C×H×W for the classes `targets` (int64 N).
+/// Raw attribution maps N×C×H×W for the classes `targets` (int64 N). SmoothGrad's noise draws from
+/// `generator` (core/random.h), which it needs; the other methods draw nothing.
 at::Tensor attribute(Model& model, const at::Tensor& images, const at::Tensor& targets,
-                     const AttributionOptions& options);
+                     const AttributionOptions& options, const at::Generator& generator = {});
 
 /// |map| summed over channels and divided by its L1 norm: N×H×W maps that sum
 /// to 1 (an all-zero map stays zero). Differentiable.

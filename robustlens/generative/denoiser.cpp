@@ -4,10 +4,9 @@
 #include "robustlens/core/json_fields.h"
 #include "robustlens/core/limits.h"
 #include "robustlens/core/model.h"
-#include "robustlens/core/runtime.h"
+#include "robustlens/core/random.h"
 #include "robustlens/generative/generative_file.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
@@ -24,7 +23,7 @@
 namespace robustlens {
 namespace {
 
-// Independent random streams of one training run (runtime.h: derive_seed).
+// Independent random streams of one training run (core/random.h: derive_seed).
 constexpr std::uint64_t kShuffleAndNoiseStream = 21, kEvaluationStream = 22;
 /// Pixels per image up to which training ends with the Gaussian baselines (3×32×32 takes seconds).
 constexpr std::int64_t kLargestGaussianBaseline = 4096;
@@ -385,7 +384,7 @@ DenoisingErrors evaluate_denoising_errors(Denoiser& denoiser, const Dataset& dat
   const double pixels = static_cast<double>(data.size() * data.images[0].numel());
   for (const double sigma : sigmas) {
     RL_CHECK(sigma > 0 && std::isfinite(sigma), "denoising errors: noise levels must be > 0, got ", sigma);
-    at::Generator generator = at::detail::createCPUGenerator(seed);
+    at::Generator generator = make_generator(seed);
     double given = 0, without = 0, gaussian_class = 0, gaussian_all = 0;
     for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
       const std::int64_t end = std::min(begin + batch_size, data.size());
@@ -435,7 +434,7 @@ double evaluate_denoiser(Denoiser& denoiser, const Dataset& data, const Denoiser
   options.check();
   RL_CHECK(data.size() > 0, "denoiser evaluation: dataset '", data.name, "' is empty");
   at::NoGradGuard no_grad;
-  at::Generator generator = at::detail::createCPUGenerator(seed);
+  at::Generator generator = make_generator(seed);
   double sum = 0;
   for (std::int64_t begin = 0; begin < data.size(); begin += options.eval_batch_size) {
     const std::int64_t end = std::min(begin + options.eval_batch_size, data.size());
@@ -472,7 +471,7 @@ DenoiserTrainResult train_denoiser(Denoiser& denoiser, const Dataset& train, con
   for (std::int64_t epoch = 0; epoch < options.epochs; ++epoch) {
     const auto start_time = std::chrono::steady_clock::now();
     // Order, noise levels and noise of epoch e depend only on (seed, e), drawn on the CPU.
-    at::Generator generator = at::detail::createCPUGenerator(
+    at::Generator generator = make_generator(
         derive_seed(derive_seed(options.seed, kShuffleAndNoiseStream), static_cast<std::uint64_t>(epoch)));
     const at::Tensor order = at::randperm(train.size(), generator, at::kLong);
     const std::string task = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs);

@@ -82,7 +82,8 @@ at::Tensor to_denoiser_space(const at::Tensor& images01);
 
 class Denoiser {
  public:
-  /// Fresh parameters from LibTorch's global generator (seed it first).
+  /// Fresh parameters from LibTorch's layer initialisers, which draw from the global generator only: build it
+  /// inside with_global_seed (core/random.h) to fix them.
   explicit Denoiser(const DenoiserSpec& spec);
   ~Denoiser();
   Denoiser(const Denoiser&) = delete;
@@ -160,8 +161,8 @@ struct DenoiserTrainOptions {
   /// Training noise levels, log-uniform in [sigma_min, sigma_max] ([−1, 1] units).
   double sigma_min = 0.02;
   double sigma_max = 2.0;
-  /// Shuffling, noise levels and noise; the initial weights come from the
-  /// global generator when the Denoiser is built.
+  /// Shuffling, noise levels and noise; the initial weights are fixed where
+  /// the Denoiser is built (with_global_seed).
   std::uint64_t seed = 0;
   /// Batch size of the per-epoch test evaluation.
   std::int64_t eval_batch_size = 500;

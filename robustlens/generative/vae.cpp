@@ -4,10 +4,9 @@
 #include "robustlens/core/json_fields.h"
 #include "robustlens/core/limits.h"
 #include "robustlens/core/model.h"
-#include "robustlens/core/runtime.h"
+#include "robustlens/core/random.h"
 #include "robustlens/generative/generative_file.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/autograd.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
@@ -43,7 +42,7 @@ struct Vae::Network : torch::nn::Module {
 
 namespace {
 
-// Independent random streams of one training run (runtime.h: derive_seed).
+// Independent random streams of one training run (core/random.h: derive_seed).
 constexpr std::uint64_t kShuffleAndNoiseStream = 11, kEvaluationStream = 12;
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
@@ -177,7 +176,7 @@ VaeEpochRecord evaluate_vae(Vae& vae, const Dataset& data, double beta, std::int
   RL_CHECK(batch_size >= 1, "evaluation batch size must be >= 1, got ", batch_size);
   RL_CHECK(data.size() > 0, "VAE evaluation: dataset '", data.name, "' is empty");
   at::NoGradGuard no_grad;
-  at::Generator generator = at::detail::createCPUGenerator(seed);
+  at::Generator generator = make_generator(seed);
   double reconstruction = 0, kl = 0;
   std::vector<at::Tensor> means, logvars;
   for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
@@ -217,7 +216,7 @@ VaeTrainResult train_vae(Vae& vae, const Dataset& train, const Dataset& test, co
   for (std::int64_t epoch = 0; epoch < options.epochs; ++epoch) {
     const auto start_time = std::chrono::steady_clock::now();
     // Order and noise of epoch e depend only on (seed, e), drawn on the CPU.
-    at::Generator generator = at::detail::createCPUGenerator(
+    at::Generator generator = make_generator(
         derive_seed(derive_seed(options.seed, kShuffleAndNoiseStream), static_cast<std::uint64_t>(epoch)));
     const at::Tensor order = at::randperm(train.size(), generator, at::kLong);
     const std::string task = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs);

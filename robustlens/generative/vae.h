@@ -60,7 +60,8 @@ struct VaeLoss {
 
 class Vae {
  public:
-  /// Fresh parameters from LibTorch's global generator (seed it first).
+  /// Fresh parameters from LibTorch's layer initialisers, which draw from the global generator only: build it
+  /// inside with_global_seed (core/random.h) to fix them.
   explicit Vae(const VaeSpec& spec);
   ~Vae();
   Vae(const Vae&) = delete;
@@ -123,8 +124,8 @@ struct VaeTrainOptions {
   /// 0.02-0.06 against 1-6), beta 0.1 14, beta 0.05 all 16 (singular values
   /// 4.1 down to 0.54).
   double beta = 0.05;
-  /// Shuffling and the reparameterisation noise; the initial weights come from
-  /// the global generator when the Vae is built.
+  /// Shuffling and the reparameterisation noise; the initial weights are fixed where
+  /// the Vae is built (with_global_seed).
   std::uint64_t seed = 0;
   /// Batch size of the per-epoch test evaluation.
   std::int64_t eval_batch_size = 1000;

@@ -16,6 +16,8 @@ inline constexpr const char* kBuiltinMetadataKey = "robustlens_metadata";
 
 class BuiltinModel : public Model {
  public:
+  /// Fresh parameters from LibTorch's layer initialisers, which draw from the global generator only: build it
+  /// inside with_global_seed (core/random.h) to fix them.
   BuiltinModel(const ArchitectureSpec& spec, std::vector<std::string> class_names,
                nlohmann::json training = nlohmann::json::object());
 

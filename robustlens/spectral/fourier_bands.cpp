@@ -1,6 +1,7 @@
 #include "robustlens/spectral/fourier_bands.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 
 #include <cmath>
 
@@ -61,13 +62,15 @@ CoalitionOutput parse_coalition_output(const std::string& name) {
   return name == "reference" ? CoalitionOutput::reference : CoalitionOutput::real_clip;
 }
 
-at::Tensor fill_band_images(const at::Tensor& bands, const at::Tensor& masks, CoalitionFill fill) {
+at::Tensor fill_band_images(const at::Tensor& bands, const at::Tensor& masks, CoalitionFill fill,
+                            const at::Generator& generator) {
   if (fill == CoalitionFill::zero) return at::zeros_like(bands);
   if (fill == CoalitionFill::donor) return bands.roll(1, 0);
+  RL_CHECK(generator.defined(), "the noise fill draws from a generator: pass one (core/random.h)");
   // One complex white-noise spectrum per image, split into the bands like the images.
-  const at::Tensor noise_spectrum = at::complex(at::randn({bands.size(0), bands.size(2), bands.size(3), bands.size(4)}),
-                                                at::randn({bands.size(0), bands.size(2), bands.size(3), bands.size(4)}))
-                                        .to(bands.device());
+  const std::vector<std::int64_t> shape = {bands.size(0), bands.size(2), bands.size(3), bands.size(4)};
+  const at::Tensor real = random_normal(shape, generator), imaginary = random_normal(shape, generator);
+  const at::Tensor noise_spectrum = at::complex(real, imaginary).to(bands.device());
   const at::Tensor noise = at::fft_ifft2(at::fft_ifftshift(
       noise_spectrum.unsqueeze(1) * masks.to(bands.device()).unsqueeze(1).unsqueeze(0), {-2, -1}));
   const auto energy = [](const at::Tensor& t) { return t.abs().pow(2).sum({2, 3, 4}, true); };  // N×M×1×1×1

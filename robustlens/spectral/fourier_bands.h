@@ -40,8 +40,9 @@ CoalitionOutput parse_coalition_output(const std::string& name);
 /// complex like `bands`: zero; donor (the band images of the previous image of
 /// the batch, cyclically); noise (complex Gaussian white noise restricted to
 /// each band, scaled to the energy the image has in that band; drawn once, so
-/// every coalition sees the same noise).
-at::Tensor fill_band_images(const at::Tensor& bands, const at::Tensor& masks, CoalitionFill fill);
+/// every coalition sees the same noise, from `generator`, which only noise needs).
+at::Tensor fill_band_images(const at::Tensor& bands, const at::Tensor& masks, CoalitionFill fill,
+                            const at::Generator& generator = {});
 
 /// The model's input (float32 N×C×H×W in [0,1]) from complex coalition images.
 at::Tensor coalition_output(const at::Tensor& complex_images, CoalitionOutput output);

@@ -2,6 +2,7 @@
 
 #include "robustlens/attacks/pgd.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 
 #include <torch/autograd.h>
 
@@ -57,7 +58,8 @@ at::Tensor input_gradient_penalty(Model& model, const at::Tensor& images, const 
 }
 
 BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tensor& labels,
-                         const ObjectiveOptions& options, double latent_gamma, bool clip_to_pixels) {
+                         const ObjectiveOptions& options, const at::Generator& generator, double latent_gamma,
+                         bool clip_to_pixels) {
   at::Tensor inputs = images;
   if (options.kind == "pgd-l2" || options.kind == "pgd-linf") {
     model.set_training(false);
@@ -67,10 +69,12 @@ BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tenso
                             .set_norm(options.kind == "pgd-l2" ? Norm::l2 : Norm::linf)
                             .set_eps(options.eps)
                             .set_steps(options.pgd_steps)
-                            .set_step_size(options.pgd_step_size));
+                            .set_step_size(options.pgd_step_size),
+                        generator);
     model.set_training(true);
   } else if (options.kind == "noise") {
-    inputs = images + options.sigma * at::randn_like(images);
+    RL_CHECK(generator.defined(), "the noise objective draws from a generator: pass one (core/random.h)");
+    inputs = images + options.sigma * random_normal(images.sizes(), generator, images.options());
   }
   at::Tensor logits, loss;
   if (latent_gamma > 0) {

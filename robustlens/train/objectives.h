@@ -69,9 +69,11 @@ struct BatchLoss {
 /// are not updated by attack passes) and switches back. With latent_gamma > 0
 /// the loss adds latent_gamma · mean z² of the inputs the loss is computed on.
 /// `clip_to_pixels`: the PGD objectives keep their attacked images in [0,1]; off for images that are not
-/// pixels in [0,1] (a --transform), which clipping would move farther than eps.
+/// pixels in [0,1] (a --transform), which clipping would move farther than eps. The noise objective and PGD's
+/// random starts draw from `generator` (core/random.h), which they need.
 BatchLoss objective_loss(Model& model, const at::Tensor& images, const at::Tensor& labels,
-                         const ObjectiveOptions& options, double latent_gamma = 0, bool clip_to_pixels = true);
+                         const ObjectiveOptions& options, const at::Generator& generator = {}, double latent_gamma = 0,
+                         bool clip_to_pixels = true);
 
 /// mean_i ‖∇_x CE(f(x_i), y_i)‖², differentiable with respect to the parameters.
 /// Per-example exactly when the model has no cross-example coupling (no batch

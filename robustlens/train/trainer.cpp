@@ -5,7 +5,7 @@
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/json_fields.h"
-#include "robustlens/core/runtime.h"
+#include "robustlens/core/random.h"
 #include "robustlens/models/accuracy.h"
 
 #include <torch/optim/adamw.h>
@@ -23,7 +23,7 @@
 namespace robustlens {
 namespace {
 
-constexpr std::uint64_t kShuffleStream = 1, kTorchStream = 2;
+constexpr std::uint64_t kShuffleStream = 1, kObjectiveStream = 2;
 
 /// One parameter group, or two with hold_output_lr: the rest, then the output layer.
 std::vector<torch::optim::OptimizerParamGroup> parameter_groups(BuiltinModel& model, const TrainOptions& options) {
@@ -218,7 +218,8 @@ TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset
   const at::Device device = model.device();
   for (std::int64_t epoch = result.resumed_after_epoch; epoch < options.epochs; ++epoch) {
     const auto start_time = std::chrono::steady_clock::now();
-    torch::manual_seed(derive_seed(derive_seed(options.seed, kTorchStream), static_cast<std::uint64_t>(epoch)));
+    const at::Generator generator =
+        make_generator(derive_seed(derive_seed(options.seed, kObjectiveStream), static_cast<std::uint64_t>(epoch)));
     const std::vector<std::int64_t> order = epoch_order(train.size(), options.seed, epoch);
     model.set_training(true);
     double loss_sum = 0, learning_rate = options.lr;
@@ -239,7 +240,8 @@ TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset
       if (groups.size() > 1) groups[1].options().set_lr(options.lr);  // the held output layer
       optimizer->zero_grad();
       // Transformed images are not pixels in [0,1]: the PGD objectives must not clip them to it.
-      const BatchLoss batch = objective_loss(model, images, labels, options.objective, latent_gamma, options.transform == "none");
+      const BatchLoss batch = objective_loss(model, images, labels, options.objective, generator, latent_gamma,
+                                              options.transform == "none");
       RL_CHECK(std::isfinite(batch.loss.item<double>()), "training diverged at epoch ", epoch + 1, ", step ",
                step + 1, " (loss is not finite); lower --lr (now ", options.lr, ")");
       batch.loss.backward();

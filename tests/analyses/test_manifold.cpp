@@ -1,6 +1,7 @@
 #include "robustlens/analyses/manifold.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 #include "robustlens/data/distractor.h"
 #include "robustlens/generative/vae.h"
 #include "robustlens/models/builtin_model.h"
@@ -70,7 +71,7 @@ TEST(DistractorRobustness, AModelThatReadsOnlyTheItemHalfIgnoresGlyphNoise) {
   const Dataset chosen = data.subset(same_half);
   LinearModel reads_item(opposed_logits(at::randn({32}) * item_region));
   const DistractorResult item = analyse_distractor_robustness(
-      reads_item, chosen, DistractorOptions().set_noise_levels({0.0, 0.5}).set_draws(8));
+      reads_item, chosen, DistractorOptions().set_noise_levels({0.0, 0.5}).set_draws(8), make_generator(0));
   EXPECT_EQ(item.item_half.mean[0], 0.0);
   EXPECT_TRUE(std::isnan(item.relative_robustness[0]));
   EXPECT_GT(item.item_half.mean[1], 0.0);
@@ -80,7 +81,7 @@ TEST(DistractorRobustness, AModelThatReadsOnlyTheItemHalfIgnoresGlyphNoise) {
 
   LinearModel reads_glyph(opposed_logits(at::randn({32}) * (1 - item_region)));
   const DistractorResult glyph = analyse_distractor_robustness(
-      reads_glyph, chosen, DistractorOptions().set_noise_levels({0.5}).set_draws(8));
+      reads_glyph, chosen, DistractorOptions().set_noise_levels({0.5}).set_draws(8), make_generator(1));
   EXPECT_EQ(glyph.item_half.mean[0], 0.0);
   EXPECT_GT(glyph.distractor_half.mean[0], 0.0);
   EXPECT_EQ(glyph.relative_robustness[0], 0.0);
@@ -94,7 +95,8 @@ TEST(DistractorRobustness, MeanChangeMatchesTheClosedFormOfALinearModel) {
   LinearModel model(opposed_logits(w));
   const double s = 0.3;
   const DistractorResult result =
-      analyse_distractor_robustness(model, data, DistractorOptions().set_noise_levels({s}).set_draws(4000));
+      analyse_distractor_robustness(model, data, DistractorOptions().set_noise_levels({s}).set_draws(4000),
+                                    make_generator(1));
   double item = 0, glyph = 0, whole = 0;
   for (std::int64_t i = 0; i < data.size(); ++i) {
     const at::Tensor x = data.images[i].flatten().to(at::kDouble), mask = data.signal_mask[i].flatten().to(at::kDouble);
@@ -111,7 +113,7 @@ TEST(DistractorRobustness, MeanChangeMatchesTheClosedFormOfALinearModel) {
 TEST(DistractorRobustness, RefusesDataWithoutASignalMaskAndBadOptions) {
   LinearModel model(opposed_logits(at::randn({16})));
   const Dataset plain = testing::linear_rule_dataset(4, {1, 4, 4}, 2, 0);
-  EXPECT_THROW(analyse_distractor_robustness(model, plain, DistractorOptions()), Error);
+  EXPECT_THROW(analyse_distractor_robustness(model, plain, DistractorOptions(), make_generator(0)), Error);
   EXPECT_THROW(DistractorOptions().set_noise_levels({-1.0}).check(), Error);
   EXPECT_THROW(DistractorOptions().set_draws(0).check(), Error);
 }
@@ -131,7 +133,7 @@ TEST(TangentSensitivity, FollowsWhereTheWeightsLie) {
   const TangentOptions options = TangentOptions().set_eps({0.5, 2.0}).set_draws(3);
 
   LinearModel along(opposed_logits(basis.matmul(at::randn({k}, at::kDouble))));
-  const TangentResult on = analyse_tangent_sensitivity(along, data, constant_basis(basis), options);
+  const TangentResult on = analyse_tangent_sensitivity(along, data, constant_basis(basis), options, make_generator(0));
   EXPECT_NEAR(on.tangent_fraction, 1.0, 1e-6);
   EXPECT_LT(on.off_manifold.mean[1], 1e-6);
   EXPECT_GT(on.on_manifold.mean[1], 1e-3);
@@ -141,14 +143,14 @@ TEST(TangentSensitivity, FollowsWhereTheWeightsLie) {
 
   const at::Tensor w = at::randn({d}, at::kDouble);
   LinearModel across(opposed_logits(w - basis.matmul(basis.t().matmul(w))));
-  const TangentResult off = analyse_tangent_sensitivity(across, data, constant_basis(basis), options);
+  const TangentResult off = analyse_tangent_sensitivity(across, data, constant_basis(basis), options, make_generator(0));
   EXPECT_NEAR(off.tangent_fraction, 0.0, 1e-6);
   EXPECT_LT(off.on_manifold.mean[1], 1e-6);
   EXPECT_GT(off.off_manifold.mean[1], 1e-3);
 
   LinearModel general(opposed_logits(w));
   const double closed_form = (basis.t().matmul(w)).norm().item<double>() / w.norm().item<double>();
-  const TangentResult mixed = analyse_tangent_sensitivity(general, data, constant_basis(basis), options);
+  const TangentResult mixed = analyse_tangent_sensitivity(general, data, constant_basis(basis), options, make_generator(0));
   EXPECT_NEAR(mixed.tangent_fraction, closed_form, 1e-6);
 
   // First order: ∇ log softmax_ŷ = ±2(1 − p_ŷ)·w, so per direction the sensitivities are c·‖Pw‖²/k and
@@ -176,12 +178,12 @@ TEST(TangentSpaces, OnePassMatchesEachBasisAloneAndMeasuresTheirAgreement) {
   const TangentOptions options = TangentOptions().set_eps({0.5}).set_draws(2).set_batch_size(3);
 
   const TangentComparison both = analyse_tangent_spaces(
-      model, data, {{"a", constant_basis(first)}, {"b", constant_basis(second)}}, options);
+      model, data, {{"a", constant_basis(first)}, {"b", constant_basis(second)}}, options, make_generator(0));
   ASSERT_TRUE(both.agreement.has_value());
   EXPECT_NEAR(*both.agreement, 2.0 / k, 1e-6);
   for (const auto& [name, basis] : {std::pair{"a", first}, std::pair{"b", second}}) {
     // The gradient measures are deterministic: one pass gives what each basis gives alone.
-    const TangentResult alone = analyse_tangent_sensitivity(model, data, constant_basis(basis), options);
+    const TangentResult alone = analyse_tangent_sensitivity(model, data, constant_basis(basis), options, make_generator(0));
     const TangentResult& shared = both.results.at(name);
     EXPECT_NEAR(shared.tangent_fraction, alone.tangent_fraction, 1e-9) << name;
     EXPECT_NEAR(shared.first_order.on_manifold, alone.first_order.on_manifold, 1e-9) << name;
@@ -190,8 +192,8 @@ TEST(TangentSpaces, OnePassMatchesEachBasisAloneAndMeasuresTheirAgreement) {
   }
   const at::Tensor narrower = first.slice(1, 0, 3);
   EXPECT_FALSE(analyse_tangent_spaces(model, data, {{"a", constant_basis(first)}, {"b", constant_basis(narrower)}},
-                                      options).agreement.has_value());
-  EXPECT_THROW(analyse_tangent_spaces(model, data, {}, options), Error);
+                                      options, make_generator(0)).agreement.has_value());
+  EXPECT_THROW(analyse_tangent_spaces(model, data, {}, options, make_generator(0)), Error);
 }
 
 TEST(LocalPca, RecoversTheAffineSubspaceTheNeighboursLieIn) {
@@ -276,8 +278,8 @@ TEST(KnownLinearManifold, TangentSpacesRecoverItAndAGradientPenaltyRemovesTheSen
   const TangentOptions options = TangentOptions().set_eps({0.5}).set_draws(8);
   auto standard = trained(ObjectiveOptions());
   auto robust = trained(ObjectiveOptions().set_kind("gradnorm").set_lambda(0.1));
-  const TangentResult plain = analyse_tangent_sensitivity(*standard, test, constant_basis(span), options);
-  const TangentResult smooth = analyse_tangent_sensitivity(*robust, test, constant_basis(span), options);
+  const TangentResult plain = analyse_tangent_sensitivity(*standard, test, constant_basis(span), options, make_generator(0));
+  const TangentResult smooth = analyse_tangent_sensitivity(*robust, test, constant_basis(span), options, make_generator(0));
   std::printf("standard: on %.4f off %.4f tangent fraction %.3f; gradnorm: on %.4f off %.4f tangent fraction %.3f "
               "(random %.3f)\n", plain.on_manifold.mean[0], plain.off_manifold.mean[0], plain.tangent_fraction,
               smooth.on_manifold.mean[0], smooth.off_manifold.mean[0], smooth.tangent_fraction, smooth.random_baseline());

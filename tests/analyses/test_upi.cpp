@@ -1,6 +1,7 @@
 #include "robustlens/analyses/upi.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 #include "robustlens/explain/map_metrics.h"
 #include "robustlens/models/builtin_model.h"
 #include "test_support.h"
@@ -40,11 +41,11 @@ Dataset predicted_by(Model& model, const at::Tensor& images) {
 TEST(PowerIteration, AgreesWithADenseSvd) {
   torch::manual_seed(0);
   const at::Tensor rows = at::randn({30, 12}, at::kDouble);
-  const at::Tensor top = top_right_singular_vector(rows, 2000, 1e-13);
+  const at::Tensor top = top_right_singular_vector(rows, make_generator(0), 2000, 1e-13);
   const at::Tensor reference = std::get<2>(at::linalg_svd(rows, false))[0];
   EXPECT_NEAR(std::abs(top.dot(reference).item<double>()), 1.0, 1e-9);
   EXPECT_NEAR(top.norm().item<double>(), 1.0, 1e-12);
-  EXPECT_THROW(top_right_singular_vector(at::zeros({0, 3})), Error);
+  EXPECT_THROW(top_right_singular_vector(at::zeros({0, 3}), make_generator(0)), Error);
 }
 
 TEST(Upi, MapsSumToOneAndPerturbationsRespectTheBall) {
@@ -57,10 +58,11 @@ TEST(Upi, MapsSumToOneAndPerturbationsRespectTheBall) {
   const UpiOptions options = UpiOptions().set_passes(3).set_batch_size(8);
   const at::Tensor maps = interpretation_maps(*model, data.images, data.labels, options.attribution);
   EXPECT_TRUE(at::allclose(maps.sum({1, 2}), at::ones({24}), 1e-5, 1e-5));
-  EXPECT_LE(upi_grad(*model, data, 0.5, options).norm().item<double>(), 0.5 + 1e-5);
-  const at::Tensor pca = upi_pca(*model, data, upi_pca_direction(*model, data, options), 0.5, options);
+  const at::Generator generator = make_generator(1);
+  EXPECT_LE(upi_grad(*model, data, 0.5, options, generator).norm().item<double>(), 0.5 + 1e-5);
+  const at::Tensor pca = upi_pca(*model, data, upi_pca_direction(*model, data, options, generator), 0.5, options);
   EXPECT_NEAR(pca.norm().item<double>(), 0.5, 1e-5);
-  const at::Tensor per_image = per_image_map_attack(*model, data, 0.5, options);
+  const at::Tensor per_image = per_image_map_attack(*model, data, 0.5, options, generator);
   EXPECT_LE(per_image.flatten(1).norm(2, 1).max().item<double>(), 0.5 + 1e-5);
 }
 
@@ -116,7 +118,7 @@ TEST(Upi, FindsTheOneDirectionThatMovesTheMapAndBeatsRandomNoise) {
   const Dataset attack = predicted_by(model, at::rand({40, 1, 6, 6}));
   const Dataset test = predicted_by(model, at::rand({40, 1, 6, 6}));
   const UpiOptions options = UpiOptions().set_eps({0.3}).set_passes(5).set_batch_size(16);
-  const at::Tensor direction = upi_pca_direction(model, attack, options).flatten();
+  const at::Tensor direction = upi_pca_direction(model, attack, options, make_generator(4)).flatten();
   EXPECT_GT(std::abs(direction.to(at::kDouble).dot(v / v.norm()).item<double>()), 0.99);
   const UpiResult result = analyse_upi(model, attack, test, UpiOptions(options).set_summary_eps(0.3));
   const auto& m = result.metrics.at(0);
@@ -240,7 +242,7 @@ TEST(Upi, SurrogateNeedsABuiltinModel) {
   QuadraticModel model(at::randn({4}, at::kDouble), at::randn({4}, at::kDouble), 1.0);
   const Dataset data = predicted_by(model, at::rand({3, 1, 2, 2}));
   try {
-    upi_grad(model, data, 0.1, UpiOptions().set_surrogate_beta(10).set_passes(1));
+    upi_grad(model, data, 0.1, UpiOptions().set_surrogate_beta(10).set_passes(1), make_generator(0));
     FAIL() << "surrogate accepted for a non-built-in model";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("built-in"), std::string::npos) << error.what();

@@ -24,12 +24,6 @@ TEST(Runtime, ConfiguresThreads) {
   EXPECT_THROW(configure_threads(static_cast<int>(std::thread::hardware_concurrency()) + 1), Error);
 }
 
-TEST(Runtime, DerivedSeedsAreDistinctAndStable) {
-  EXPECT_EQ(derive_seed(7, 1), derive_seed(7, 1));
-  EXPECT_NE(derive_seed(7, 1), derive_seed(7, 2));
-  EXPECT_NE(derive_seed(7, 1), derive_seed(8, 1));
-}
-
 TEST(Runtime, VersionsNameLibTorch) {
   const auto versions = library_versions();
   EXPECT_FALSE(versions.at("libtorch").get<std::string>().empty());

@@ -1,6 +1,7 @@
 #include "robustlens/explain/attributions.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 #include "robustlens/models/builtin_model.h"
 #include "robustlens/models/load_model.h"
 #include "test_support.h"
@@ -95,12 +96,18 @@ TEST(Attributions, SmoothGradWithoutNoiseIsSaliencyAndIsSeeded) {
   const at::Tensor x = at::rand({2, 1, 4, 4}, at::kDouble);
   const at::Tensor targets = at::tensor({1, 4}, at::kLong);
   const auto smooth = AttributionOptions().set_method(AttributionMethod::smoothgrad).set_noise_samples(7);
-  EXPECT_TRUE(at::allclose(attribute(*model, x, targets, AttributionOptions(smooth).set_noise(0.0)),
+  EXPECT_TRUE(at::allclose(attribute(*model, x, targets, AttributionOptions(smooth).set_noise(0.0), make_generator(1)),
                            attribute(*model, x, targets, AttributionOptions()), 1e-10, 1e-12));
-  torch::manual_seed(1);
-  const at::Tensor first = attribute(*model, x, targets, smooth);
-  torch::manual_seed(1);
-  EXPECT_TRUE(at::equal(first, attribute(*model, x, targets, smooth)));
+  const at::Tensor first = attribute(*model, x, targets, smooth, make_generator(1));
+  EXPECT_TRUE(at::equal(first, attribute(*model, x, targets, smooth, make_generator(1))));
+  EXPECT_FALSE(at::equal(first, attribute(*model, x, targets, smooth, make_generator(2))));
+  // Without a generator SmoothGrad refuses rather than drawing from the process-wide one.
+  try {
+    attribute(*model, x, targets, smooth);
+    FAIL() << "SmoothGrad ran without a generator";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("draws its noise from a generator"), std::string::npos) << error.what();
+  }
 }
 
 /// logit_k = (k + 1) ‖x‖² / 2: the input gradient of class k is (k + 1) x, so SmoothGrad's expectation is (k + 1) x.
@@ -123,13 +130,13 @@ TEST(Attributions, SmoothGradAveragesTheGradientsOfEachImagesOwnNoisyCopies) {
   const double sigma = 0.5;
   const std::int64_t samples = 4096;
   const auto smooth = AttributionOptions().set_method(AttributionMethod::smoothgrad).set_noise(sigma).set_batch_size(1000);
-  torch::manual_seed(3);
-  const at::Tensor averaged = attribute(model, x, targets, AttributionOptions(smooth).set_noise_samples(samples));
+  const at::Tensor averaged =
+      attribute(model, x, targets, AttributionOptions(smooth).set_noise_samples(samples), make_generator(3));
   const at::Tensor error = (averaged - expected).abs().amax({1, 2, 3});
   EXPECT_LT(error[0].item<double>(), 6 * 1 * sigma / std::sqrt(samples)) << averaged[0];
   EXPECT_LT(error[1].item<double>(), 6 * 3 * sigma / std::sqrt(samples)) << averaged[1];
   // One noisy copy is the gradient at x + σε: off by σ|ε| per pixel, over σ somewhere among 16 pixels.
-  const at::Tensor single = attribute(model, x, targets, AttributionOptions(smooth).set_noise_samples(1));
+  const at::Tensor single = attribute(model, x, targets, AttributionOptions(smooth).set_noise_samples(1), make_generator(3));
   EXPECT_GT((single - expected)[0].abs().max().item<double>(), sigma);
 }
 

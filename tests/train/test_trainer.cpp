@@ -1,6 +1,7 @@
 #include "robustlens/train/trainer.h"
 
 #include "robustlens/core/error.h"
+#include "robustlens/core/random.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -149,7 +150,7 @@ TEST(Trainer, LatentPenaltyGrowsPerEpochUpToItsMaximumAndIsRecordedOnlyForPenali
 TEST(Objectives, LatentPenaltyAddsGammaTimesTheMeanSquaredLatent) {
   auto model = binenc_model();
   const at::Tensor x = train_data().images.slice(0, 0, 16), y = train_data().labels.slice(0, 0, 16);
-  const BatchLoss with = objective_loss(*model, x, y, ObjectiveOptions(), 0.7);
+  const BatchLoss with = objective_loss(*model, x, y, ObjectiveOptions(), {}, 0.7);
   const BatchLoss without = objective_loss(*model, x, y, ObjectiveOptions());
   const double mean_square = model->latent(x).pow(2).mean().item<double>();
   EXPECT_NEAR(with.loss.item<double>(), without.loss.item<double>() + 0.7 * mean_square, 1e-5);
@@ -204,11 +205,14 @@ TEST(Objectives, EachTrainsOnTheInputsItSaysInClosedForm) {
 
   const double clean = objective_loss(model, images, labels, ObjectiveOptions()).loss.item<double>();
   EXPECT_NEAR(clean, loss_at(margins), 1e-9);
-  const double l2 = objective_loss(model, images, labels, ObjectiveOptions().set_kind("pgd-l2").set_eps(eps).set_pgd_steps(20))
-                        .loss.item<double>();
+  const at::Generator generator = make_generator(0);
+  const double l2 =
+      objective_loss(model, images, labels, ObjectiveOptions().set_kind("pgd-l2").set_eps(eps).set_pgd_steps(20), generator)
+          .loss.item<double>();
   EXPECT_NEAR(l2, loss_at(margins - eps * difference.norm().item<double>()), 1e-2 * l2);  // L2 iterates approach the edge
-  const double linf = objective_loss(model, images, labels, ObjectiveOptions().set_kind("pgd-linf").set_eps(eps / 10))
-                          .loss.item<double>();
+  const double linf =
+      objective_loss(model, images, labels, ObjectiveOptions().set_kind("pgd-linf").set_eps(eps / 10), generator)
+          .loss.item<double>();
   EXPECT_NEAR(linf, loss_at(margins - eps / 10 * difference.abs().sum().item<double>()), 1e-6 * linf);
   EXPECT_GT(l2, clean + 0.01);
   // Images that are not pixels in [0,1] (a --transform): unclipped, the PGD objective still finds the worst case
@@ -218,15 +222,14 @@ TEST(Objectives, EachTrainsOnTheInputsItSaysInClosedForm) {
   const at::Tensor shifted_logits = shifted_model.forward(shifted);
   const at::Tensor shifted_margins = sign * (shifted_logits.select(1, 0) - shifted_logits.select(1, 1));
   const double unclipped = objective_loss(shifted_model, shifted, labels, ObjectiveOptions().set_kind("pgd-linf").set_eps(eps / 10),
-                                          0, /*clip_to_pixels=*/false).loss.item<double>();
+                                          generator, 0, /*clip_to_pixels=*/false).loss.item<double>();
   // float32 images near 2.5: each pixel moved within an ulp (2.4e-7) of eps/10
   EXPECT_NEAR(unclipped, loss_at(shifted_margins - eps / 10 * difference.abs().sum().item<double>()), 1e-5 * unclipped);
 
   // Noise: the logits are those of the images plus exactly sigma times the generator's next normal draw.
-  torch::manual_seed(5);
-  const BatchLoss noisy = objective_loss(model, images, labels, ObjectiveOptions().set_kind("noise").set_sigma(0.3));
-  torch::manual_seed(5);
-  const at::Tensor drawn = images + 0.3 * at::randn_like(images);
+  const BatchLoss noisy =
+      objective_loss(model, images, labels, ObjectiveOptions().set_kind("noise").set_sigma(0.3), make_generator(5));
+  const at::Tensor drawn = images + 0.3 * random_normal(images.sizes(), make_generator(5), images.options());
   EXPECT_TRUE(at::allclose(noisy.logits, model.forward(drawn), 1e-12, 1e-12));
   EXPECT_FALSE(at::allclose(noisy.logits, model.forward(images), 1e-3, 1e-3));
 

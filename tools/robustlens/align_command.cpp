@@ -10,7 +10,7 @@
 #include "robustlens/analyses/alignment.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
-#include "robustlens/core/runtime.h"
+#include "robustlens/core/random.h"
 
 #include <cmath>
 #include <filesystem>

@@ -97,6 +97,7 @@ void run_attack(AttackCommand command) {
   const RobustnessOptions options = command.robustness.set_norm(parse_norm(command.norm))
                                         .set_deepfool(!command.no_deepfool)
                                         .set_batch_size(common.batch_size)
+                                        .set_seed(common.seed)
                                         .set_keep_examples(command.save_examples)
                                         .set_clip(images_are_pixels(common))
                                         .resolved();

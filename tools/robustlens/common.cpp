@@ -110,7 +110,6 @@ at::Device start_run(const CommonOptions& options) {
   if (!options.out.empty()) prepare_output_folder(options.out);
   configure_memory_allocator();
   configure_threads(options.threads);
-  seed_everything(options.seed);
   return resolve_device(options.device);
 }
 

@@ -6,6 +6,7 @@
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/parsing.h"
+#include "robustlens/core/random.h"
 #include "robustlens/data/image_folder.h"
 #include "robustlens/explain/attributions.h"
 #include "robustlens/report/images.h"
@@ -44,11 +45,12 @@ void run_explain(ExplainCommand command) {
   const at::Tensor targets = target_classes(command.target, data, predictions, model.info().num_classes);
 
   const ProgressCallback progress = terminal_progress();
+  const at::Generator generator = make_generator(common.seed);  // SmoothGrad's noise
   std::vector<at::Tensor> raw_chunks;
   for (std::int64_t start = 0; start < data.size(); start += common.batch_size) {
     const std::int64_t end = std::min(start + common.batch_size, data.size());
     raw_chunks.push_back(attribute(model, data.images.slice(0, start, end).to(run.device),
-                                   targets.slice(0, start, end).to(run.device), options)
+                                   targets.slice(0, start, end).to(run.device), options, generator)
                              .to(at::kCPU));
     report(progress, {to_string(options.method), end, data.size(), ""});
   }

@@ -9,6 +9,7 @@
 #include "robustlens/analyses/manifold.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
+#include "robustlens/core/random.h"
 #include "robustlens/report/chart.h"
 
 #include <filesystem>
@@ -96,9 +97,11 @@ void run_manifold(const ManifoldCommand& command) {
   std::ostringstream csv;
   csv << "curve,x,mean,standard_error\n";
   std::vector<std::string> written{(out / "manifold.json").string(), (out / "manifold_curves.csv").string()};
+  const at::Generator generator = make_generator(common.seed);  // one stream through the measures below
 
   if (has_mask) {
-    const DistractorResult result = analyse_distractor_robustness(model, run.data, distractor_options, terminal_progress());
+    const DistractorResult result =
+        analyse_distractor_robustness(model, run.data, distractor_options, generator, terminal_progress());
     record["distractor"] = result.to_json();
     add_csv_rows(csv, "distractor:item_half", result.noise_levels, result.item_half);
     add_csv_rows(csv, "distractor:distractor_half", result.noise_levels, result.distractor_half);
@@ -133,7 +136,7 @@ void run_manifold(const ManifoldCommand& command) {
     chart.log_x = true;
     nlohmann::json tangent_json;
     const TangentComparison comparison =
-        analyse_tangent_spaces(model, run.data, bases, tangent_options, terminal_progress());
+        analyse_tangent_spaces(model, run.data, bases, tangent_options, generator, terminal_progress());
     for (const auto& [name, result] : comparison.results) {
       tangent_json[name] = result.to_json();
       add_csv_rows(csv, name + ":on_manifold", result.eps, result.on_manifold);

@@ -64,13 +64,14 @@ void run_spectral(SpectralCommand command) {
   Model& model = *run.model;
   const std::int64_t bands = command.importance.bands;
   const SpectralImportanceOptions options =
-      command.importance.set_batch_size(common.batch_size).set_examples(example_coalitions(bands), std::min<std::int64_t>(4, run.data.size()));
+      command.importance.set_batch_size(common.batch_size).set_seed(common.seed).set_examples(example_coalitions(bands), std::min<std::int64_t>(4, run.data.size()));
   const SpectralSnrOptions snr_options = SpectralSnrOptions()
                                              .set_perturbations(perturbations)
                                              .set_bands(bands)
                                              .set_circular(options.circular)
                                              .set_pgd_steps(command.pgd_steps)
-                                             .set_batch_size(common.batch_size);
+                                             .set_batch_size(common.batch_size)
+                                             .set_seed(common.seed);
   snr_options.check();
   const SpectralImportanceResult result = analyse_spectral_importance(model, run.data, options, terminal_progress());
   const std::vector<SpectralSnrCurve> curves = analyse_spectral_snr(model, run.data, snr_options, terminal_progress());

@@ -13,8 +13,8 @@
 #include "robustlens/analyses/sweep.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
+#include "robustlens/core/random.h"
 #include "robustlens/core/run_folder.h"
-#include "robustlens/core/runtime.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/train/objectives.h"
 
@@ -161,8 +161,8 @@ void run_sweep(const SweepCommand& command) {
   spec.set_input_shape(train_data.image_shape()).set_num_classes(train_data.num_classes());
   // Every model is measured with the same noise draws (a paired comparison),
   // whether it was trained now or resumed from its checkpoint.
+  measure_options.set_seed(derive_seed(common.seed, kMeasureStream));
   const auto measure = [&](Model& model) {
-    seed_everything(derive_seed(common.seed, kMeasureStream));
     return measure_sweep_model(model, analysed, basis, score, measure_options, terminal_progress());
   };
   {
@@ -214,8 +214,10 @@ void run_sweep(const SweepCommand& command) {
                   command.seeds == 1 ? "" : (", seed " + std::to_string(j + 1) + "/" + std::to_string(command.seeds)).c_str(),
                   folder.c_str());
       std::fflush(stdout);
-      seed_everything(seed);  // the initial weights, as in `robustlens train --seed`
-      BuiltinModel model(spec, train_data.class_names);
+      std::optional<BuiltinModel> built;
+      // The initial weights, as in `robustlens train --seed`.
+      with_global_seed(seed, [&] { built.emplace(spec, train_data.class_names); });
+      BuiltinModel& model = *built;
       model.to(device);
       // Each model is a run of its own: a stopped sweep keeps the models it finished (and its checkpoints).
       std::filesystem::create_directories(folder);

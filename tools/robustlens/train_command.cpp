@@ -5,11 +5,13 @@
 #include "training_options.h"
 
 #include "robustlens/core/files.h"
+#include "robustlens/core/random.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/train/trainer.h"
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 namespace robustlens::cli {
 namespace {
@@ -30,7 +32,9 @@ void run_train(const TrainCommand& command) {
 
   ArchitectureSpec spec = command.architecture;
   spec.set_input_shape(train_data.image_shape()).set_num_classes(train_data.num_classes());
-  BuiltinModel model(spec, train_data.class_names);
+  std::optional<BuiltinModel> built;
+  with_global_seed(common.seed, [&] { built.emplace(spec, train_data.class_names); });  // the initial weights
+  BuiltinModel& model = *built;
   model.to(device);
   TrainOptions options = command.training.for_architecture(model.spec());
   options.set_seed(common.seed).set_transform(common.transform).set_out_dir(common.out).set_resume(!command.restart).set_eval_batch_size(1000);

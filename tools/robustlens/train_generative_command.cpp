@@ -7,12 +7,14 @@
 #include "common.h"
 
 #include "robustlens/core/files.h"
+#include "robustlens/core/random.h"
 #include "robustlens/generative/denoiser.h"
 #include "robustlens/generative/vae.h"
 
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 namespace robustlens::cli {
 namespace {
@@ -38,7 +40,9 @@ void run_train_vae(const TrainVaeCommand& command) {
 
   VaeSpec spec = command.spec;
   spec.set_input_shape(train_data.image_shape());
-  Vae vae(spec);
+  std::optional<Vae> built;
+  with_global_seed(common.seed, [&] { built.emplace(spec); });  // the initial weights
+  Vae& vae = *built;
   vae.to(device);
   std::printf("training a VAE (%s) on %s: %lld images, %lld epochs, beta %g, device %s\n", spec.to_json().dump().c_str(),
               train_data.name.c_str(), static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
@@ -100,7 +104,9 @@ void run_train_denoiser(const TrainDenoiserCommand& command) {
   spec.set_input_shape(train_data.image_shape()).set_num_classes(command.unconditional ? 0 : train_data.num_classes());
   // --label-dropout 0: a conditional-only denoiser, without the token (s(x) is then unavailable).
   spec.set_no_label_token(options.label_dropout > 0);
-  Denoiser denoiser(spec);
+  std::optional<Denoiser> built;
+  with_global_seed(common.seed, [&] { built.emplace(spec); });  // the initial weights
+  Denoiser& denoiser = *built;
   denoiser.to(device);
   std::printf("training %s denoiser (%s) on %s: %lld images, %lld epochs, sigma log-uniform in [%g, %g], device %s\n",
               spec.conditional() ? "a class-conditional (label dropout to a 'no label' token)" : "an unconditional", spec.to_json().dump().c_str(),

@@ -6,6 +6,7 @@
 #include "robustlens/analyses/upi.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
+#include "robustlens/core/random.h"
 #include "robustlens/data/image_folder.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/report/images.h"
@@ -64,6 +65,9 @@ void write_perturbation_grid(const std::filesystem::path& path, const UpiResult&
   write_png(path.string(), image_grid(tiles, columns, tiles.front().size(-1) < 64 ? 4 : 1));
 }
 
+/// The random stream of the map figure (derive_seed of --seed).
+constexpr std::uint64_t kFigureStream = 41;
+
 /// Up to 6 test images at the largest eps: image | its map | the map under each universal perturbation.
 void write_map_figure(const std::filesystem::path& path, Model& model, const Dataset& test, const UpiResult& result,
                       const UpiOptions& options) {
@@ -75,12 +79,15 @@ void write_map_figure(const std::filesystem::path& path, Model& model, const Dat
   const std::int64_t rows = std::min<std::int64_t>(6, shown.size());
   if (rows == 0) return;
   const at::Tensor x = shown.images.slice(0, 0, rows).to(model.device()), y = shown.labels.slice(0, 0, rows).to(model.device());
-  std::vector<at::Tensor> columns{interpretation_maps(model, x, y, options.attribution).to(at::kCPU)};
+  const at::Generator generator = make_generator(derive_seed(options.seed, kFigureStream));  // SmoothGrad's noise
+  std::vector<at::Tensor> columns{interpretation_maps(model, x, y, options.attribution, generator).to(at::kCPU)};
   const auto& strongest = result.perturbations.back();
   for (const std::string& name : kUniversal) {
     if (!strongest.count(name)) continue;
     const at::Tensor moved = x + strongest.at(name).to(model.device()).unsqueeze(0);
-    columns.push_back(interpretation_maps(model, options.clip ? moved.clamp(0, 1) : moved, y, options.attribution).to(at::kCPU));
+    columns.push_back(
+        interpretation_maps(model, options.clip ? moved.clamp(0, 1) : moved, y, options.attribution, generator)
+            .to(at::kCPU));
   }
   std::vector<at::Tensor> tiles;
   for (std::int64_t i = 0; i < rows; ++i) {
@@ -94,7 +101,8 @@ void run_upi(UpiCommand command) {
   CommonOptions& common = command.common;
   const UpiOptions options = command.upi.set_attribution(command.upi.attribution.set_method(parse_attribution_method(command.explainer))
                                                              .set_softmax(!command.logit))
-                                 .set_batch_size(common.batch_size);
+                                 .set_batch_size(common.batch_size)
+                                 .set_seed(common.seed);
   options.check();
   RL_CHECK(command.attack_samples >= 1, "--attack-samples must be >= 1, got ", command.attack_samples);
   const AnalysisRun run = start_analysis(common, "upi");

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Fails when a library folder includes a folder on its own or a higher floor.
+"""Fails when the library's code leaves its shape.
 
-The library's folders stand on floors (the README's "Code shape"); a file may
-include headers of its own folder and of lower floors only, so that no folder
-depends on one above it and folders form no cycle. Also refuses includes of
-the library that do not name their folder ("robustlens/<folder>/<file>.h").
+- Floors: the library's folders stand on floors (the README's "Code shape"); a
+  file may include headers of its own folder and of lower floors only, so that
+  no folder depends on one above it and folders form no cycle. Includes of the
+  library name their folder ("robustlens/<folder>/<file>.h").
+- Owned randomness: no draw from LibTorch's process-wide generator; every
+  random draw names its generator (core/random.h), so that an analysis gives
+  the same numbers whatever ran before it in the process.
 
-    scripts/check_layers.py [ROOT]     # ROOT: the repository (default: this script's parent's parent)
+    scripts/check_code_shape.py [ROOT]     # ROOT: the repository (default: this script's parent's parent)
 """
 import pathlib
 import re
@@ -22,6 +25,11 @@ FLOORS = [
 ]
 FLOOR_OF = {folder: level for level, folders in enumerate(FLOORS) for folder in folders}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+# LibTorch's random functions; a call passes a generator or draws from the global one.
+RANDOM_DRAW = re.compile(r'\b(?:at|torch)::(?:rand|randn|randint|randperm|rand_like|randn_like|randint_like|bernoulli|'
+                         r'normal|multinomial|manual_seed)\s*\(')
+# The one file that wraps them.
+RANDOM_HOME = "robustlens/core/random.cpp"
 
 
 def violations(root):
@@ -37,6 +45,10 @@ def violations(root):
         relative = path.relative_to(root)
         folder = path.relative_to(library).parts[0] if len(path.relative_to(library).parts) > 1 else None
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("//")[0]
+            if RANDOM_DRAW.search(code) and "generator" not in code and str(relative) != RANDOM_HOME:
+                found.append(f"{relative}:{number}: draws from LibTorch's global generator; draw from a generator "
+                             "of the analysis's own (core/random.h)")
             match = INCLUDE.match(line)
             if not match:
                 continue
@@ -60,10 +72,11 @@ def main():
     for line in found:
         print(line)
     if found:
-        print(f"{len(found)} include(s) against the floors " +
-              " < ".join("/".join(folders) for folders in FLOORS), file=sys.stderr)
+        print(f"{len(found)} problem(s); the floors are " + " < ".join("/".join(folders) for folders in FLOORS),
+              file=sys.stderr)
         return 1
-    print("includes follow the floors " + " < ".join("/".join(folders) for folders in FLOORS))
+    print("includes follow the floors " + " < ".join("/".join(folders) for folders in FLOORS) +
+          "; every random draw names its generator")
     return 0
 
 

@@ -1,0 +1,35 @@
+// Random numbers with an owner. Every analysis and training run draws from a
+// generator of its own, made from the seed in its options, never from
+// LibTorch's process-wide generator: its numbers then do not depend on what
+// else ran before in the process. Draws are made on the CPU and moved to the
+// tensor's device, so that a seed gives the same numbers on every device.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+
+namespace robustlens {
+
+/// An independent stream of `seed`: splitmix64 of (seed, stream), so that nearby seeds and streams give
+/// unrelated numbers. Code with several random needs (shuffling, noise, evaluation) gives each its own stream.
+std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream);
+
+/// A CPU generator seeded with `seed`. Copies of an at::Generator share one state: pass it on, and every draw
+/// continues the same stream.
+at::Generator make_generator(std::uint64_t seed);
+
+/// Standard normal, uniform [0,1) and uniform-integer draws from `generator`, made on the CPU in the dtype of
+/// `options` and moved to its device.
+at::Tensor random_normal(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options = {});
+at::Tensor random_uniform(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options = {});
+/// A random order of 0..n-1 (int64, CPU).
+at::Tensor random_permutation(std::int64_t n, const at::Generator& generator);
+
+/// Runs `build` with LibTorch's global CPU generator seeded with `seed` and restores its state afterwards. Only
+/// for what cannot take a generator: the initialisers of LibTorch's layers (the weights of a model built on the
+/// CPU).
+void with_global_seed(std::uint64_t seed, const std::function<void()>& build);
+
+}  // namespace robustlens
