@@ -10,8 +10,8 @@
 //
 //   build/bench/bench_margins [--threads N] [--device cpu|cuda] [--samples N] [--lenet FILE] [--resnet FILE]
 // Without model files it trains each architecture for one epoch first.
-#include "robustlens/analyses/margins.h"
 #include "bench_support.h"
+#include "robustlens/analyses/margins.h"
 
 #include <torch/autograd.h>
 
@@ -34,8 +34,9 @@ int run_benchmark(int argc, char** argv) {
   const robustlens::Dataset& train = bench.train;
   const robustlens::Dataset data = bench.first_test_images(samples);
   std::printf("bench_margins: %s, device %s\n", robustlens::library_versions().dump().c_str(), device.str().c_str());
-  std::printf("%lld Fashion-MNIST test samples × 21 DCT subspaces (8×8, step 1); reference: 50-65 pairs/s on 1 thread\n\n",
-              static_cast<long long>(samples));
+  std::printf(
+      "%lld Fashion-MNIST test samples × 21 DCT subspaces (8×8, step 1); reference: 50-65 pairs/s on 1 thread\n\n",
+      static_cast<long long>(samples));
   std::printf("%-7s %9s %10s %12s %16s %16s %11s\n", "model", "pairs/s", "seconds", "iterations", "best grad/s",
               "best fwd/s", "efficiency");
   for (const std::string arch : {"lenet", "resnet"}) {
@@ -45,16 +46,23 @@ int run_benchmark(int argc, char** argv) {
     double best_gradient = 0, best_forward = 0;
     for (const std::int64_t batch : {32, 128, 256, 512}) {
       const at::Tensor x = test.images.slice(0, 0, batch).to(device), y = test.labels.slice(0, 0, batch).to(device);
-      best_gradient = std::max(best_gradient, measure_throughput([&] {
-        const at::Tensor leaf = x.detach().requires_grad_(true);
-        torch::autograd::grad({at::cross_entropy_loss(model->forward(leaf), y)}, {leaf});
-        synchronize();
-      }, static_cast<double>(batch)).median);
-      best_forward = std::max(best_forward, measure_throughput([&] {
-        at::NoGradGuard no_grad;
-        model->forward(x);
-        synchronize();
-      }, static_cast<double>(batch)).median);
+      best_gradient = std::max(best_gradient, measure_throughput(
+                                                  [&] {
+                                                    const at::Tensor leaf = x.detach().requires_grad_(true);
+                                                    torch::autograd::grad(
+                                                        {at::cross_entropy_loss(model->forward(leaf), y)}, {leaf});
+                                                    synchronize();
+                                                  },
+                                                  static_cast<double>(batch))
+                                                  .median);
+      best_forward = std::max(best_forward, measure_throughput(
+                                                [&] {
+                                                  at::NoGradGuard no_grad;
+                                                  model->forward(x);
+                                                  synchronize();
+                                                },
+                                                static_cast<double>(batch))
+                                                .median);
     }
     const auto options = robustlens::MarginOptions().set_full_space(false).set_batch_size(256);
     robustlens::analyse_margins(*model, data.subset({0, 1}), options);  // warm-up

@@ -6,10 +6,10 @@
 //   build/bench/bench_models [--threads N] [--device cpu|cuda] [--arch lenet]
 // Prints one row per (architecture, batch): the median of 5 wall-clock
 // repetitions of >= 0.3 s, with the slowest and fastest in brackets.
+#include "bench_support.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/models/builtin_model.h"
 #include "robustlens/train/objectives.h"
-#include "bench_support.h"
 
 #include <torch/autograd.h>
 #include <torch/cuda.h>
@@ -56,26 +56,32 @@ int run_benchmark(int argc, char** argv) {
       const at::Tensor labels = at::randint(10, {batch}, at::kLong).to(device);
 
       model.set_training(false);
-      const Throughput forward = measure_throughput([&] {
-        at::NoGradGuard no_grad;
-        model.forward(images);
-        synchronize(device);
-      }, static_cast<double>(batch));
-      const Throughput forward_backward = measure_throughput([&] {
-        const at::Tensor x = images.detach().requires_grad_(true);
-        torch::autograd::grad({at::cross_entropy_loss(model.forward(x), labels)}, {x});
-        synchronize(device);
-      }, static_cast<double>(batch));
+      const Throughput forward = measure_throughput(
+          [&] {
+            at::NoGradGuard no_grad;
+            model.forward(images);
+            synchronize(device);
+          },
+          static_cast<double>(batch));
+      const Throughput forward_backward = measure_throughput(
+          [&] {
+            const at::Tensor x = images.detach().requires_grad_(true);
+            torch::autograd::grad({at::cross_entropy_loss(model.forward(x), labels)}, {x});
+            synchronize(device);
+          },
+          static_cast<double>(batch));
 
       model.set_training(true);
       torch::optim::SGD optimizer(model.parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
       const robustlens::ObjectiveOptions standard;
-      const Throughput training = measure_throughput([&] {
-        optimizer.zero_grad();
-        robustlens::objective_loss(model, images, labels, standard).loss.backward();
-        optimizer.step();
-        synchronize(device);
-      }, static_cast<double>(batch));
+      const Throughput training = measure_throughput(
+          [&] {
+            optimizer.zero_grad();
+            robustlens::objective_loss(model, images, labels, standard).loss.backward();
+            optimizer.step();
+            synchronize(device);
+          },
+          static_cast<double>(batch));
       std::printf("%-7s %6lld %24s %24s %24s\n", arch.c_str(), static_cast<long long>(batch), cell(forward).c_str(),
                   cell(forward_backward).c_str(), cell(training).c_str());
       std::fflush(stdout);

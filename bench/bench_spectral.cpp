@@ -10,9 +10,8 @@
 //   build/bench/bench_spectral [--threads N] [--device cpu|cuda] [--images K] [--batch B]
 //                              [--fills donor,noise] [--lenet FILE] [--resnet FILE]
 // Without model files it trains each architecture for one epoch first.
-#include "robustlens/analyses/spectral_importance.h"
 #include "bench_support.h"
-
+#include "robustlens/analyses/spectral_importance.h"
 
 #include <cstdio>
 #include <sstream>
@@ -40,30 +39,35 @@ int run_benchmark(int argc, char** argv) {
               device.str().c_str(), threads);
   std::printf("%lld Fashion-MNIST test images × 2^%lld coalitions, batch %lld, output reference\n\n",
               static_cast<long long>(images), static_cast<long long>(bands), static_cast<long long>(batch));
-  std::printf("%-7s %-6s %13s %10s %13s %12s %16s\n", "model", "fill", "evaluations/s", "seconds", "forward/s", "vs forward",
-              "filtering share");
+  std::printf("%-7s %-6s %13s %10s %13s %12s %16s\n", "model", "fill", "evaluations/s", "seconds", "forward/s",
+              "vs forward", "filtering share");
   for (const std::string arch : {"lenet", "resnet"}) {
     auto model = robustlens::bench::model_for(arch, arch == "lenet" ? lenet_path : resnet_path, train, test);
     model->to(device);
     model->set_training(false);
     const at::Tensor x = test.images.slice(0, 0, batch).to(device);
-    const double forward = measure_throughput([&] {
-      at::NoGradGuard no_grad;
-      model->forward(x);
-      synchronize();
-    }, static_cast<double>(x.size(0))).median;
+    const double forward = measure_throughput(
+                               [&] {
+                                 at::NoGradGuard no_grad;
+                                 model->forward(x);
+                                 synchronize();
+                               },
+                               static_cast<double>(x.size(0)))
+                               .median;
     std::stringstream fill_list(fills);
     for (std::string fill; std::getline(fill_list, fill, ',');) {
-      const auto options = robustlens::SpectralImportanceOptions().set_bands(bands).set_fill(fill).set_batch_size(batch);
+      const auto options =
+          robustlens::SpectralImportanceOptions().set_bands(bands).set_fill(fill).set_batch_size(batch);
       // Filtering alone: the band images of the K images and all 2^M coalition images.
       const at::Tensor masks = robustlens::fourier_band_masks(28, 28, bands);
       const at::Tensor on_device = data.images.to(device);
       const double filtering = seconds_of([&] {
         at::NoGradGuard no_grad;
         const at::Tensor band_images = robustlens::band_images(on_device, masks);
-        const at::Tensor filler = robustlens::fill_band_images(band_images, masks, robustlens::parse_coalition_fill(fill));
-        for (robustlens::CoalitionEnumerator all(band_images, filler, robustlens::CoalitionOutput::reference); !all.done();
-             all.advance()) {
+        const at::Tensor filler =
+            robustlens::fill_band_images(band_images, masks, robustlens::parse_coalition_fill(fill));
+        for (robustlens::CoalitionEnumerator all(band_images, filler, robustlens::CoalitionOutput::reference);
+             !all.done(); all.advance()) {
           all.images();
         }
         synchronize();

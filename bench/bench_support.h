@@ -30,7 +30,7 @@
 namespace robustlens::bench {
 
 struct Throughput {
-  double median;  ///< units per second
+  double median;     ///< units per second
   double low, high;  ///< slowest and fastest repetition
 };
 
@@ -76,7 +76,8 @@ class Arguments {
     if (found == values_.end()) return fallback;
     char* end = nullptr;
     const long long value = std::strtoll(found->second.c_str(), &end, 10);
-    RL_CHECK(end != found->second.c_str() && *end == '\0', "option ", name, ": '", found->second, "' is not an integer");
+    RL_CHECK(end != found->second.c_str() && *end == '\0', "option ", name, ": '", found->second,
+             "' is not an integer");
     return value;
   }
 
@@ -99,7 +100,8 @@ inline std::unique_ptr<Model> model_for(const std::string& arch, const std::stri
                                         const Dataset& test) {
   if (!path.empty()) return load_model(path, at::kCPU);
   std::unique_ptr<BuiltinModel> model;
-  with_global_seed(0, [&] { model = std::make_unique<BuiltinModel>(ArchitectureSpec().set_name(arch), test.class_names); });
+  with_global_seed(
+      0, [&] { model = std::make_unique<BuiltinModel>(ArchitectureSpec().set_name(arch), test.class_names); });
   train_model(*model, train, test, TrainOptions().set_epochs(1));
   return model;
 }

@@ -4,11 +4,11 @@
 
 #include "robustlens/core/error.h"
 
+#include <unistd.h>
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 namespace robustlens::fuzz {
 

@@ -4,8 +4,8 @@
 // PCH of all of <torch/torch.h> (650 MB) costs ~6 s per file just to load.
 #pragma once
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>

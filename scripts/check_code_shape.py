@@ -8,6 +8,11 @@
 - Owned randomness: no draw from LibTorch's process-wide generator; every
   random draw names its generator (core/random.h), so that an analysis gives
   the same numbers whatever ran before it in the process.
+- Width: no line of C++ over 120 characters (clang-format keeps code within
+  it; this also covers what it cannot break, such as raw strings).
+- Length: no C++ file over 450 lines, apart from the two that issue 20 splits
+  next (listed below; the check fails once one of them fits, so that the list
+  cannot go stale).
 
     scripts/check_code_shape.py [ROOT]     # ROOT: the repository (default: this script's parent's parent)
 """
@@ -30,6 +35,14 @@ RANDOM_DRAW = re.compile(r'\b(?:at|torch)::(?:rand|randn|randint|randperm|rand_l
                          r'normal|multinomial|manual_seed)\s*\(')
 # The one file that wraps them.
 RANDOM_HOME = "robustlens/core/random.cpp"
+MAX_COLUMNS = 120
+MAX_LINES = 450
+# Too long today, each with the change that splits it.
+LONG_FILES_TO_SPLIT = {
+    "tools/robustlens/audit_report.cpp": "report sections beside their analyses (issue 20, the analysis registry)",
+    "tools/robustlens/sweep_command.cpp": "run_sweep as a typed library entry point (issue 20)",
+}
+CODE_FOLDERS = ["robustlens", "tools", "tests", "bench", "fuzz"]
 
 
 def violations(root):
@@ -63,6 +76,19 @@ def violations(root):
                 lower = [f for f, level in FLOOR_OF.items() if level < FLOOR_OF[folder]]
                 found.append(f"{relative}:{number}: includes robustlens/{target[1]}/{target[2]}, but {folder}/ "
                              f"may include only {', '.join(lower) if lower else 'its own folder'}")
+    for folder in CODE_FOLDERS:
+        for path in sorted((root / folder).rglob("*")):
+            if path.suffix not in (".h", ".cpp") or "node_modules" in path.parts or "fixtures" in path.parts:
+                continue
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for number, line in enumerate(lines, 1):
+                if len(line) > MAX_COLUMNS:
+                    found.append(f"{path.relative_to(root)}:{number}: {len(line)} characters, over {MAX_COLUMNS}")
+            name = str(path.relative_to(root))
+            if len(lines) > MAX_LINES and name not in LONG_FILES_TO_SPLIT:
+                found.append(f"{name}: {len(lines)} lines, over {MAX_LINES}: split it")
+            if len(lines) <= MAX_LINES and name in LONG_FILES_TO_SPLIT:
+                found.append(f"{name}: {len(lines)} lines now; remove it from LONG_FILES_TO_SPLIT")
     return found
 
 
@@ -76,7 +102,8 @@ def main():
               file=sys.stderr)
         return 1
     print("includes follow the floors " + " < ".join("/".join(folders) for folders in FLOORS) +
-          "; every random draw names its generator")
+          f"; every random draw names its generator; no line over {MAX_COLUMNS} characters; no file over "
+          f"{MAX_LINES} lines but the {len(LONG_FILES_TO_SPLIT)} to split")
     return 0
 
 

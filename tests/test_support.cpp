@@ -8,13 +8,13 @@
 
 #include <torch/script.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace robustlens::testing {
 
@@ -35,7 +35,8 @@ Dataset linear_rule_dataset(std::int64_t size, std::vector<std::int64_t> shape, 
   full.insert(full.end(), shape.begin(), shape.end());
   const at::Tensor images = at::rand(full, generator).mul(255).round().div(255);
   // The rule depends on the shape and class count only, so that train and test sets agree.
-  at::Generator rule_generator = at::detail::createCPUGenerator(shape[0] * 1000003 + shape[1] * 1009 + shape[2] + classes);
+  at::Generator rule_generator =
+      at::detail::createCPUGenerator(shape[0] * 1000003 + shape[1] * 1009 + shape[2] + classes);
   const at::Tensor rule = at::randn({shape[0] * shape[1] * shape[2], classes}, rule_generator);
   const at::Tensor labels = (images.flatten(1) - 0.5).matmul(rule).argmax(1);
   return {"synthetic", images, labels, numbered_class_names(classes)};
@@ -164,7 +165,8 @@ void expect_minimum_consistent_with_robust_accuracy(const nlohmann::json& attack
     const double under_ensemble = ensemble[i].at("robust_accuracy").get<double>();
     EXPECT_LE(under_ensemble, pgd) << "eps " << robust[i].at("eps");
     EXPECT_LE(under_ensemble, 1 - share + 1e-12) << "eps " << robust[i].at("eps");
-    EXPECT_GE(under_ensemble, 1 - share - 0.02) << "eps " << robust[i].at("eps");  // the attack's verdict adds only ties
+    EXPECT_GE(under_ensemble, 1 - share - 0.02)
+        << "eps " << robust[i].at("eps");  // the attack's verdict adds only ties
   }
 }
 

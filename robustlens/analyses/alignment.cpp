@@ -1,6 +1,7 @@
 #include "robustlens/analyses/alignment.h"
 
 #include "robustlens/analyses/statistics.h"
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/explain/map_metrics.h"
 
@@ -14,9 +15,12 @@ namespace robustlens {
 
 std::string alignment_pairing_name(AlignmentPairing pairing) {
   switch (pairing) {
-    case AlignmentPairing::conditional: return "conditional";
-    case AlignmentPairing::bayes: return "bayes";
-    case AlignmentPairing::summed_logits: return "summed-logits";
+    case AlignmentPairing::conditional:
+      return "conditional";
+    case AlignmentPairing::bayes:
+      return "bayes";
+    case AlignmentPairing::summed_logits:
+      return "summed-logits";
   }
   return "";
 }
@@ -32,10 +36,13 @@ AlignmentPairing parse_alignment_pairing(const std::string& name) {
 
 std::string alignment_pairing_description(AlignmentPairing pairing) {
   switch (pairing) {
-    case AlignmentPairing::conditional: return "grad of log softmax(f(x))_y vs the class-conditional score s(x, y)";
-    case AlignmentPairing::bayes: return "grad of log softmax(f(x))_y vs s(x, y) - s(x), the Bayes classifier's gradient";
+    case AlignmentPairing::conditional:
+      return "grad of log softmax(f(x))_y vs the class-conditional score s(x, y)";
+    case AlignmentPairing::bayes:
+      return "grad of log softmax(f(x))_y vs s(x, y) - s(x), the Bayes classifier's gradient";
     case AlignmentPairing::summed_logits:
-      return "grad of the summed logits vs the unconditional score s(x) (the reference's CIFAR script; its direction is "
+      return "grad of the summed logits vs the unconditional score s(x) (the reference's CIFAR script; its direction "
+             "is "
              "left where initialisation put it, so it does not measure alignment)";
   }
   return "";
@@ -50,16 +57,20 @@ void AlignmentOptions::check() const {
   for (std::size_t i = 0; i < sigmas.size(); ++i) {
     RL_CHECK(std::isfinite(sigmas[i]) && sigmas[i] > 0, "alignment: noise levels must be finite and > 0, got ",
              sigmas[i]);
-    for (std::size_t j = 0; j < i; ++j) RL_CHECK(sigmas[j] != sigmas[i], "alignment: noise level ", sigmas[i], " given twice");
+    for (std::size_t j = 0; j < i; ++j)
+      RL_CHECK(sigmas[j] != sigmas[i], "alignment: noise level ", sigmas[i], " given twice");
   }
-  RL_CHECK(std::find(sigmas.begin(), sigmas.end(), summary_sigma) != sigmas.end(), "alignment: the summary noise level ",
-           summary_sigma, " is not one of the noise levels ", nlohmann::json(sigmas).dump());
+  RL_CHECK(std::find(sigmas.begin(), sigmas.end(), summary_sigma) != sigmas.end(),
+           "alignment: the summary noise level ", summary_sigma, " is not one of the noise levels ",
+           nlohmann::json(sigmas).dump());
 }
 
 nlohmann::json AlignmentOptions::to_json() const {
   return {{"pairing", alignment_pairing_name(pairing)},
           {"pairing_description", alignment_pairing_description(pairing)},
-          {"label", pairing == AlignmentPairing::summed_logits ? "none" : predicted_label ? "predicted" : "true"},
+          {"label", pairing == AlignmentPairing::summed_logits ? "none"
+                    : predicted_label                          ? "predicted"
+                                                               : "true"},
           {"sigmas", sigmas},
           {"summary_sigma", summary_sigma},
           {"batch_size", batch_size},
@@ -86,9 +97,12 @@ at::Tensor paired_score(const ScoreFunction& score, const at::Tensor& images, co
     return s.to(images.device(), at::kDouble);
   };
   switch (pairing) {
-    case AlignmentPairing::conditional: return checked(score(images, labels, sigma));
-    case AlignmentPairing::bayes: return checked(score(images, labels, sigma)) - checked(score(images, {}, sigma));
-    case AlignmentPairing::summed_logits: return checked(score(images, {}, sigma));
+    case AlignmentPairing::conditional:
+      return checked(score(images, labels, sigma));
+    case AlignmentPairing::bayes:
+      return checked(score(images, labels, sigma)) - checked(score(images, {}, sigma));
+    case AlignmentPairing::summed_logits:
+      return checked(score(images, {}, sigma));
   }
   return {};
 }
@@ -103,7 +117,8 @@ nlohmann::json AlignmentAtSigma::to_json(bool per_image) const {
                          {"ssim_standard_error", ssim_standard_error},
                          {"class_mean_cosine", classes}};
   if (per_image) {
-    json["cosine_per_image"] = std::vector<double>(cosine.data_ptr<double>(), cosine.data_ptr<double>() + cosine.numel());
+    json["cosine_per_image"] =
+        std::vector<double>(cosine.data_ptr<double>(), cosine.data_ptr<double>() + cosine.numel());
     json["ssim_per_image"] = std::vector<double>(ssim.data_ptr<double>(), ssim.data_ptr<double>() + ssim.numel());
   }
   return json;
@@ -138,8 +153,7 @@ AlignmentResult analyse_alignment(Model& model, const Dataset& data, const Score
   const std::size_t levels = options.sigmas.size();
   std::vector<std::vector<at::Tensor>> cosines(levels), ssims(levels);
   std::vector<at::Tensor> used_labels;
-  for (std::int64_t start = 0; start < data.size(); start += options.batch_size) {
-    const std::int64_t end = std::min(data.size(), start + options.batch_size);
+  for (const auto [start, end] : batches(data.size(), options.batch_size)) {
     const at::Tensor images = data.images.slice(0, start, end).to(model.device());
     const at::Tensor labels = options.predicted_label ? at::Tensor() : data.labels.slice(0, start, end);
     const auto [gradient, y] = alignment_gradient(model, images, labels, options.pairing);
@@ -147,10 +161,13 @@ AlignmentResult analyse_alignment(Model& model, const Dataset& data, const Score
     const at::Tensor gradient64 = gradient.to(at::kDouble);
     const at::Tensor normalised_gradient = max_abs_normalise(gradient);
     for (std::size_t s = 0; s < levels; ++s) {
-      const at::Tensor data_score = paired_score(score, images, y, options.pairing, options.sigmas[s]).to(gradient.device());
+      const at::Tensor data_score =
+          paired_score(score, images, y, options.pairing, options.sigmas[s]).to(gradient.device());
       cosines[s].push_back(map_cosine(gradient64, data_score).cpu());
-      ssims[s].push_back(structural_similarity(normalised_gradient, max_abs_normalise(data_score.to(gradient.scalar_type())), 2.0)
-                             .to(at::kDouble).cpu());
+      ssims[s].push_back(
+          structural_similarity(normalised_gradient, max_abs_normalise(data_score.to(gradient.scalar_type())), 2.0)
+              .to(at::kDouble)
+              .cpu());
     }
     report(progress, {"alignment", end, data.size(), ""});
   }

@@ -23,6 +23,7 @@
 #pragma once
 
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 
@@ -63,11 +64,11 @@ struct AlignmentOptions {
   /// Images per chunk.
   std::int64_t batch_size = 64;
 
-  AlignmentOptions& set_pairing(AlignmentPairing v) { pairing = v; return *this; }
-  AlignmentOptions& set_predicted_label(bool v) { predicted_label = v; return *this; }
-  AlignmentOptions& set_sigmas(std::vector<double> v) { sigmas = std::move(v); return *this; }
-  AlignmentOptions& set_summary_sigma(double v) { summary_sigma = v; return *this; }
-  AlignmentOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  RL_SETTER(pairing)
+  RL_SETTER(predicted_label)
+  RL_SETTER(sigmas)
+  RL_SETTER(summary_sigma)
+  RL_SETTER(batch_size)
 
   void check() const;
   nlohmann::json to_json() const;

@@ -2,6 +2,7 @@
 
 #include "robustlens/analyses/statistics.h"
 #include "robustlens/attacks/minimal_perturbation.h"
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 
 #include <ATen/ATen.h>
@@ -26,8 +27,7 @@ LatentPass latent_pass(Model& model, const Dataset& data, std::int64_t batch_siz
                        const ProgressCallback& progress) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> logits, latents;
-  for (std::int64_t start = 0; start < data.size(); start += batch_size) {
-    const std::int64_t end = std::min(data.size(), start + batch_size);
+  for (const auto [start, end] : batches(data.size(), batch_size)) {
     const at::Tensor images = data.images.slice(0, start, end).to(model.device());
     auto [batch_logits, batch_latent] = model.forward_with_latent(images);
     check_logits(batch_logits, end - start, "model '" + model.info().path + "'");
@@ -57,7 +57,8 @@ std::vector<TwoGaussians> fit_columns(const at::Tensor& x, std::int64_t max_iter
   at::Tensor nearer_high;
   for (int step = 0; step < 50; ++step) {
     nearer_high = (x - high).abs() < (x - low).abs();
-    const at::Tensor in_high = nearer_high.to(at::kDouble), count_high = in_high.sum(0), count_low = x.size(0) - count_high;
+    const at::Tensor in_high = nearer_high.to(at::kDouble), count_high = in_high.sum(0),
+                     count_low = x.size(0) - count_high;
     const at::Tensor new_high = at::where(count_high > 0, (x * in_high).sum(0) / count_high.clamp_min(1), high);
     const at::Tensor new_low = at::where(count_low > 0, (x * (1 - in_high)).sum(0) / count_low.clamp_min(1), low);
     const bool settled = new_high.equal(high) && new_low.equal(low);
@@ -69,7 +70,7 @@ std::vector<TwoGaussians> fit_columns(const at::Tensor& x, std::int64_t max_iter
   at::Tensor mean = at::stack({low, high}), weight, variance;  // 2×C
   const auto m_step = [&](const at::Tensor& r_high) {
     const at::Tensor r = at::stack({1 - r_high, r_high});  // 2×N×C
-    const at::Tensor mass = r.sum(1).clamp_min(1e-300);   // 2×C
+    const at::Tensor mass = r.sum(1).clamp_min(1e-300);    // 2×C
     weight = mass / static_cast<double>(x.size(0));
     mean = (r * x.unsqueeze(0)).sum(1) / mass;
     variance = (r * (x.unsqueeze(0) - mean.unsqueeze(1)).pow(2)).sum(1) / mass + regularisation;
@@ -136,11 +137,18 @@ void LatentOptions::check() const {
   if (ensemble) ensemble_options.check();
 }
 
+DeepFoolOptions LatentOptions::resolved_deepfool() const {
+  return DeepFoolOptions(deepfool).set_batch_size(batch_size);
+}
+
 nlohmann::json LatentOptions::to_json() const {
   return {{"batch_size", batch_size},
           {"deepfool_samples", deepfool_samples},
-          {"deepfool", deepfool.to_json()},
-          {"ensemble", ensemble ? MinimalPerturbationOptions(ensemble_options).set_deepfool_options(deepfool).set_batch_size(batch_size).to_json()
+          {"deepfool", resolved_deepfool().to_json()},
+          {"ensemble", ensemble ? MinimalPerturbationOptions(ensemble_options)
+                                      .set_deepfool_options(resolved_deepfool())
+                                      .set_batch_size(batch_size)
+                                      .to_json()
                                 : nlohmann::json(false)},
           {"odin_temperature", odin_temperature},
           {"gmm_iterations", gmm_iterations},
@@ -151,8 +159,11 @@ nlohmann::json LatentOptions::to_json() const {
 double TwoGaussians::separation() const { return std::abs(mean[1] - mean[0]) / (0.5 * (std[0] + std[1])); }
 
 nlohmann::json TwoGaussians::to_json() const {
-  return {{"weights", {weight[0], weight[1]}}, {"means", {mean[0], mean[1]}}, {"stds", {std[0], std[1]}},
-          {"separation", separation()},       {"mean_log_likelihood", mean_log_likelihood}};
+  return {{"weights", {weight[0], weight[1]}},
+          {"means", {mean[0], mean[1]}},
+          {"stds", {std[0], std[1]}},
+          {"separation", separation()},
+          {"mean_log_likelihood", mean_log_likelihood}};
 }
 
 std::vector<TwoGaussians> fit_two_gaussians(const at::Tensor& values, std::int64_t max_iterations, double tolerance,
@@ -162,9 +173,9 @@ std::vector<TwoGaussians> fit_two_gaussians(const at::Tensor& values, std::int64
   RL_CHECK(regularisation > 0, "two-Gaussian fit: regularisation must be > 0, got ", regularisation);
   const at::Tensor x = values.detach().to(at::kCPU, at::kDouble);
   std::vector<TwoGaussians> fits;
-  for (std::int64_t start = 0; start < x.size(1); start += kColumnsPerFit) {
-    const std::int64_t end = std::min(x.size(1), start + kColumnsPerFit);
-    const std::vector<TwoGaussians> part = fit_columns(x.slice(1, start, end), max_iterations, tolerance, regularisation);
+  for (const auto [start, end] : batches(x.size(1), kColumnsPerFit)) {
+    const std::vector<TwoGaussians> part =
+        fit_columns(x.slice(1, start, end), max_iterations, tolerance, regularisation);
     fits.insert(fits.end(), part.begin(), part.end());
   }
   return fits;
@@ -282,31 +293,6 @@ CollapseResult neural_collapse(const at::Tensor& latent, const at::Tensor& predi
   return result;
 }
 
-double rank_auroc(const at::Tensor& scores, const at::Tensor& positives) {
-  RL_CHECK(scores.dim() == 1 && positives.dim() == 1 && scores.size(0) == positives.size(0),
-           "AUROC needs as many labels as scores, got ", scores.sizes(), " and ", positives.sizes());
-  const at::Tensor s = scores.detach().to(at::kCPU, at::kDouble), positive = positives.to(at::kCPU, at::kBool);
-  const std::int64_t n = s.size(0), n_positive = positive.sum().item<std::int64_t>(), n_negative = n - n_positive;
-  if (n_positive == 0 || n_negative == 0) return kNaN;
-  RL_CHECK(at::isfinite(s).all().item<bool>(), "AUROC: scores must be finite");
-  // Mid-ranks: tied scores share the mean of the ranks they occupy.
-  const auto [sorted, order] = s.sort();
-  const double* values = sorted.data_ptr<double>();
-  std::vector<double> rank_of_sorted(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n;) {
-    std::int64_t j = i;
-    while (j + 1 < n && values[j + 1] == values[i]) ++j;
-    const double mid_rank = 0.5 * static_cast<double>(i + j) + 1;
-    for (std::int64_t k = i; k <= j; ++k) rank_of_sorted[static_cast<std::size_t>(k)] = mid_rank;
-    i = j + 1;
-  }
-  const at::Tensor ranks = at::empty({n}, s.options());
-  ranks.index_put_({order}, at::tensor(rank_of_sorted, at::kDouble));
-  const double positive_rank_sum = ranks.masked_select(positive).sum().item<double>();
-  const auto p = static_cast<double>(n_positive);
-  return (positive_rank_sum - p * (p + 1) / 2) / (p * static_cast<double>(n_negative));
-}
-
 at::Tensor mahalanobis_scores(const at::Tensor& train_latent, const at::Tensor& train_labels,
                               const at::Tensor& train_predicted, const at::Tensor& test_latent,
                               const at::Tensor& test_predicted, double regularisation) {
@@ -327,9 +313,9 @@ at::Tensor mahalanobis_scores(const at::Tensor& train_latent, const at::Tensor& 
     const auto [class_mean, scatter] = mean_and_scatter(fitted);
     const at::Tensor covariance = scatter / static_cast<double>(fitted.size(0)) + regularisation * identity;
     // ‖L⁻¹(z − μ)‖ with Σ = LLᵀ.
-    const at::Tensor whitened = at::linalg_solve_triangular(at::linalg_cholesky(covariance),
-                                                            (z_test.index_select(0, rows) - class_mean).t(),
-                                                            /*upper=*/false);
+    const at::Tensor whitened =
+        at::linalg_solve_triangular(at::linalg_cholesky(covariance), (z_test.index_select(0, rows) - class_mean).t(),
+                                    /*upper=*/false);
     scores.index_put_({rows}, whitened.pow(2).sum(0).sqrt());
   }
   return scores;
@@ -360,8 +346,9 @@ nlohmann::json LatentResult::to_json() const {
             {"ensemble_not_found", ensemble_not_found},
             {"deepfool_overestimate_share", deepfool_overestimate_share},
             {"ensemble_warning", ensemble_warning.empty() ? nlohmann::json() : nlohmann::json(ensemble_warning)},
-            {"ensemble_counted_against", "the true label (0 for a misclassified image); DeepFool's ratio follows the "
-                                         "predicted label"}}},
+            {"ensemble_counted_against",
+             "the true label (0 for a misclassified image); DeepFool's ratio follows the "
+             "predicted label"}}},
           {"reliability",
            {{"mahalanobis_auroc", mahalanobis_auroc},
             {"odin_auroc", odin_auroc},
@@ -413,23 +400,26 @@ LatentResult analyse_latent(Model& model, const Dataset& train, const Dataset& t
     DeepFoolResult attack;
     if (options.ensemble) {
       // Its DeepFool member is this analysis's DeepFool: run once.
-      const MinimalPerturbationResult minimal = minimal_perturbations(
-          model, images, test.labels.slice(0, 0, result.deepfool_images).to(model.device()),
-          MinimalPerturbationOptions(options.ensemble_options).set_deepfool(true).set_deepfool_options(options.deepfool)
-              .set_batch_size(options.batch_size),
-          {}, progress);
+      const MinimalPerturbationResult minimal =
+          minimal_perturbations(model, images, test.labels.slice(0, 0, result.deepfool_images).to(model.device()),
+                                MinimalPerturbationOptions(options.ensemble_options)
+                                    .set_deepfool(true)
+                                    .set_deepfool_options(options.resolved_deepfool())
+                                    .set_batch_size(options.batch_size),
+                                {}, progress);
       attack = minimal.deepfool;
       const at::Tensor ratios = minimal.norms.to(at::kCPU) / image_norms;
       const at::Tensor found = at::isfinite(ratios);
       result.ensemble_not_found = found.logical_not().sum().item<std::int64_t>();
       if (found.any().item<bool>()) {
-        std::tie(result.ensemble_ratio, result.ensemble_ratio_standard_error) = mean_and_standard_error(ratios.masked_select(found));
+        std::tie(result.ensemble_ratio, result.ensemble_ratio_standard_error) =
+            mean_and_standard_error(ratios.masked_select(found));
       }
       result.ensemble_ratio_median = quartiles(ratios).median;
       result.deepfool_overestimate_share = minimal.deepfool_overestimate_share;
       result.ensemble_warning = minimal.warning(options.ensemble_options);
     } else {
-      attack = deepfool(model, images, options.deepfool, progress);
+      attack = deepfool(model, images, options.resolved_deepfool(), progress);
     }
     const at::Tensor ratios = attack.norms.to(at::kCPU, at::kDouble) / image_norms;
     std::tie(result.robustness_ratio, result.robustness_ratio_standard_error) = mean_and_standard_error(ratios);

@@ -26,9 +26,11 @@
 //                preprocessing) and of the plain largest softmax (T = 1)
 #pragma once
 
+#include "robustlens/analyses/statistics.h"
 #include "robustlens/attacks/deepfool.h"
 #include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 
@@ -56,16 +58,18 @@ struct LatentOptions {
   /// Added to every variance (mixture components, class covariances), as scikit-learn's reg_covar.
   double covariance_regularisation = 1e-6;
 
-  LatentOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  LatentOptions& set_deepfool_samples(std::int64_t v) { deepfool_samples = v; return *this; }
-  LatentOptions& set_deepfool(DeepFoolOptions v) { deepfool = std::move(v); return *this; }
-  LatentOptions& set_ensemble(bool v) { ensemble = v; return *this; }
-  LatentOptions& set_odin_temperature(double v) { odin_temperature = v; return *this; }
-  LatentOptions& set_gmm_iterations(std::int64_t v) { gmm_iterations = v; return *this; }
-  LatentOptions& set_gmm_tolerance(double v) { gmm_tolerance = v; return *this; }
-  LatentOptions& set_covariance_regularisation(double v) { covariance_regularisation = v; return *this; }
+  RL_SETTER(batch_size)
+  RL_SETTER(deepfool_samples)
+  RL_SETTER(deepfool)
+  RL_SETTER(ensemble)
+  RL_SETTER(odin_temperature)
+  RL_SETTER(gmm_iterations)
+  RL_SETTER(gmm_tolerance)
+  RL_SETTER(covariance_regularisation)
 
   void check() const;
+  /// DeepFool as it runs, alone or as the ensemble's first member: with this struct's batch size.
+  DeepFoolOptions resolved_deepfool() const;
   nlohmann::json to_json() const;
 };
 
@@ -111,11 +115,6 @@ struct CollapseResult {
   nlohmann::json to_json() const;
 };
 CollapseResult neural_collapse(const at::Tensor& latent, const at::Tensor& predicted);
-
-/// Area under the ROC curve of `scores` separating positives (bool) from the
-/// rest: the Mann–Whitney statistic from mid-ranks, so ties count half. NaN
-/// when either side is empty.
-double rank_auroc(const at::Tensor& scores, const at::Tensor& positives);
 
 /// Mahalanobis distance of each test latent to the Gaussian of its predicted
 /// class; the Gaussians (mean, covariance + regularisation·I) are fitted to the

@@ -1,5 +1,6 @@
 #include "robustlens/analyses/manifold.h"
 
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/random.h"
 #include "robustlens/explain/attributions.h"
@@ -55,7 +56,8 @@ at::Tensor unit_rows(const at::Tensor& rows) { return rows / rows.norm(2, {1}, t
 
 void check_levels(const std::vector<double>& levels, const char* option) {
   RL_CHECK(!levels.empty(), option, " needs at least one value");
-  for (const double v : levels) RL_CHECK(std::isfinite(v) && v >= 0, option, " values must be finite and >= 0, got ", v);
+  for (const double v : levels)
+    RL_CHECK(std::isfinite(v) && v >= 0, option, " values must be finite and >= 0, got ", v);
 }
 
 /// Accumulates the per-image first-order sensitivities on and off a subspace.
@@ -93,12 +95,9 @@ std::pair<at::Tensor, at::Tensor> predicted_class_gradients(Model& model, const 
 }  // namespace
 
 nlohmann::json FirstOrderSensitivity::to_json() const {
-  return {{"gradient_of", "log softmax of the predicted class"},
-          {"on_manifold", on_manifold},
-          {"on_manifold_standard_error", on_manifold_standard_error},
-          {"off_manifold", off_manifold},
-          {"off_manifold_standard_error", off_manifold_standard_error},
-          {"off_to_on_ratio", off_to_on_ratio()}};
+  return {{"gradient_of", "log softmax of the predicted class"},        {"on_manifold", on_manifold},
+          {"on_manifold_standard_error", on_manifold_standard_error},   {"off_manifold", off_manifold},
+          {"off_manifold_standard_error", off_manifold_standard_error}, {"off_to_on_ratio", off_to_on_ratio()}};
 }
 
 at::Tensor softmax_l1_change(const at::Tensor& logits, const at::Tensor& reference_logits) {
@@ -138,8 +137,11 @@ void DistractorOptions::check() const {
 }
 
 nlohmann::json DistractorOptions::to_json() const {
-  return {{"noise_levels", noise_levels}, {"draws", draws}, {"batch_size", batch_size},
-          {"metric", "L1 distance of softmax outputs"}, {"clipped", false}};
+  return {{"noise_levels", noise_levels},
+          {"draws", draws},
+          {"batch_size", batch_size},
+          {"metric", "L1 distance of softmax outputs"},
+          {"clipped", false}};
 }
 
 nlohmann::json DistractorResult::to_json() const {
@@ -154,19 +156,20 @@ nlohmann::json DistractorResult::to_json() const {
 }
 
 DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data, const DistractorOptions& options,
-                                               const at::Generator& generator,
-                                               const ProgressCallback& progress) {
+                                               const at::Generator& generator, const ProgressCallback& progress) {
   options.check();
-  RL_CHECK(data.signal_mask.defined(), "the distractor measures need data whose item half is known (--data "
-           "distractor:SPEC); '", data.name, "' has no signal mask");
+  RL_CHECK(data.signal_mask.defined(),
+           "the distractor measures need data whose item half is known (--data "
+           "distractor:SPEC); '",
+           data.name, "' has no signal mask");
   const std::size_t levels = options.noise_levels.size();
   CurveAccumulator item(levels), distractor(levels), whole(levels);
   double share_sum = 0;
   std::int64_t share_count = 0;
   FirstOrderAccumulator first_order;
   const at::Device device = model.device();
-  for (std::int64_t start = 0; start < data.size(); start += options.batch_size) {
-    const std::int64_t end = std::min(data.size(), start + options.batch_size), n = end - start;
+  for (const auto [start, end] : batches(data.size(), options.batch_size)) {
+    const std::int64_t n = end - start;
     const at::Tensor images = data.images.slice(0, start, end).to(device);
     const at::Tensor mask = data.signal_mask.slice(0, start, end).to(device).expand_as(images);
 
@@ -176,7 +179,8 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
     share_sum += (on_item / total.clamp_min(1e-30)).masked_select(nonzero).sum().item<double>();
     share_count += nonzero.sum().item<std::int64_t>();
     const at::Tensor flat_mask = mask.flatten(1).to(at::kDouble);
-    first_order.add(log_probability_gradient, log_probability_gradient * flat_mask, flat_mask.sum(1), flat_mask.size(1));
+    first_order.add(log_probability_gradient, log_probability_gradient * flat_mask, flat_mask.sum(1),
+                    flat_mask.size(1));
 
     at::NoGradGuard no_grad;
     const at::Tensor clean_logits = model.forward(images);
@@ -185,10 +189,11 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
     const at::Tensor reference = clean_logits.repeat({3 * options.draws, 1});
     for (std::size_t l = 0; l < levels; ++l) {
       const at::Tensor noise =
-          options.noise_levels[l] *
-          random_normal({3, options.draws, n, images.size(1), images.size(2), images.size(3)}, generator, images.options());
+          options.noise_levels[l] * random_normal({3, options.draws, n, images.size(1), images.size(2), images.size(3)},
+                                                  generator, images.options());
       const at::Tensor perturbed = (images + noise * regions).flatten(0, 2);
-      const at::Tensor change = softmax_l1_change(model.forward(perturbed), reference).view({3, options.draws, n}).mean(1);
+      const at::Tensor change =
+          softmax_l1_change(model.forward(perturbed), reference).view({3, options.draws, n}).mean(1);
       item.add(l, change[0]);
       distractor.add(l, change[1]);
       whole.add(l, change[2]);
@@ -208,8 +213,8 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
                                              ? result.item_half.mean[l] / denominator
                                              : std::numeric_limits<double>::quiet_NaN());
   }
-  result.item_gradient_share = share_count > 0 ? share_sum / static_cast<double>(share_count)
-                                               : std::numeric_limits<double>::quiet_NaN();
+  result.item_gradient_share =
+      share_count > 0 ? share_sum / static_cast<double>(share_count) : std::numeric_limits<double>::quiet_NaN();
   result.first_order = first_order.result();
   result.images = data.size();
   return result;
@@ -219,14 +224,14 @@ at::Tensor local_pca_basis(const at::Tensor& images, const at::Tensor& labels, c
                            std::int64_t neighbours, std::int64_t k) {
   RL_CHECK(k >= 1 && neighbours > k, "local PCA needs 1 <= k < neighbours, got k ", k, " and ", neighbours,
            " neighbours");
-  RL_CHECK(images.dim() == 4 && images.sizes().slice(1) == reference.images.sizes().slice(1),
-           "local PCA: images ", images.sizes(), " do not match the reference images ", reference.images.sizes());
+  RL_CHECK(images.dim() == 4 && images.sizes().slice(1) == reference.images.sizes().slice(1), "local PCA: images ",
+           images.sizes(), " do not match the reference images ", reference.images.sizes());
   const std::int64_t n = images.size(0), dim = images[0].numel();
   RL_CHECK(k <= dim, "local PCA: k (", k, ") exceeds the ", dim, " pixels of an image");
   if (n > 0) {
     const std::int64_t low = labels.min().item<std::int64_t>(), high = labels.max().item<std::int64_t>();
-    RL_CHECK(low >= 0 && high < reference.num_classes(), "local PCA: labels must lie in [0, ", reference.num_classes() - 1,
-             "] (the reference's classes), got [", low, ", ", high, "]");
+    RL_CHECK(low >= 0 && high < reference.num_classes(), "local PCA: labels must lie in [0, ",
+             reference.num_classes() - 1, "] (the reference's classes), got [", low, ", ", high, "]");
   }
   at::Tensor basis = at::empty({n, dim, k}, images.options());
   const at::Tensor flat = images.flatten(1);
@@ -239,7 +244,8 @@ at::Tensor local_pca_basis(const at::Tensor& images, const at::Tensor& labels, c
     const at::Tensor members = reference_flat.index_select(0, (reference_labels == c).nonzero().flatten());
     RL_CHECK(members.size(0) >= neighbours, "local PCA: class ", c, " has ", members.size(0),
              " reference images, fewer than the ", neighbours, " neighbours asked for");
-    const at::Tensor nearest = std::get<1>(at::cdist(flat.index_select(0, queries), members).topk(neighbours, 1, false));
+    const at::Tensor nearest =
+        std::get<1>(at::cdist(flat.index_select(0, queries), members).topk(neighbours, 1, false));
     const at::Tensor patches = members.index_select(0, nearest.flatten()).view({queries.size(0), neighbours, dim});
     const at::Tensor centred = patches - patches.mean(1, true);
     // Rows of Vh are the principal directions, by decreasing singular value.
@@ -250,8 +256,10 @@ at::Tensor local_pca_basis(const at::Tensor& images, const at::Tensor& labels, c
 }
 
 double subspace_agreement(const at::Tensor& basis_a, const at::Tensor& basis_b) {
-  RL_CHECK(basis_a.dim() == 3 && basis_a.sizes() == basis_b.sizes(), "subspace agreement needs two N×D×k bases of "
-           "the same shape, got ", basis_a.sizes(), " and ", basis_b.sizes());
+  RL_CHECK(basis_a.dim() == 3 && basis_a.sizes() == basis_b.sizes(),
+           "subspace agreement needs two N×D×k bases of "
+           "the same shape, got ",
+           basis_a.sizes(), " and ", basis_b.sizes());
   const double k = static_cast<double>(basis_a.size(2));
   return (at::bmm(basis_a.transpose(1, 2), basis_b).pow(2).sum({1, 2}) / k).mean().item<double>();
 }
@@ -263,7 +271,10 @@ void TangentOptions::check() const {
 }
 
 nlohmann::json TangentOptions::to_json() const {
-  return {{"eps", eps}, {"draws", draws}, {"batch_size", batch_size}, {"metric", "L1 distance of softmax outputs"},
+  return {{"eps", eps},
+          {"draws", draws},
+          {"batch_size", batch_size},
+          {"metric", "L1 distance of softmax outputs"},
           {"clipped", false}};
 }
 
@@ -308,7 +319,8 @@ struct TangentAccumulator {
     const at::Tensor gradient_norm = gradient.norm(2, {1});
     const at::Tensor nonzero = gradient_norm > 0;
     fraction.add(0, (project(gradient).norm(2, {1}) / gradient_norm.clamp_min(1e-30)).masked_select(nonzero));
-    first_order.add(log_probability_gradient, project(log_probability_gradient.to(tangents.scalar_type())).to(at::kDouble),
+    first_order.add(log_probability_gradient,
+                    project(log_probability_gradient.to(tangents.scalar_type())).to(at::kDouble),
                     at::full({1}, static_cast<double>(tangent_dim), log_probability_gradient.options()), input_dim);
 
     at::NoGradGuard no_grad;
@@ -326,7 +338,8 @@ struct TangentAccumulator {
     const at::Tensor directions = at::cat({at::cat(on_rows), at::cat(off_rows)}).view(repeated.sizes());
     for (std::size_t p = 0; p < options.eps.size(); ++p) {
       const at::Tensor change = softmax_l1_change(model.forward(repeated + options.eps[p] * directions), reference)
-                                    .view({2, options.draws, n}).mean(1);
+                                    .view({2, options.draws, n})
+                                    .mean(1);
       on.add(p, change[0]);
       off.add(p, change[1]);
     }
@@ -351,8 +364,9 @@ struct TangentAccumulator {
 }  // namespace
 
 TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
-                                         const std::map<std::string, TangentBasis>& bases, const TangentOptions& options,
-                                         const at::Generator& generator, const ProgressCallback& progress) {
+                                         const std::map<std::string, TangentBasis>& bases,
+                                         const TangentOptions& options, const at::Generator& generator,
+                                         const ProgressCallback& progress) {
   options.check();
   RL_CHECK(!bases.empty(), "tangent spaces: no basis to measure");
   std::map<std::string, TangentAccumulator> accumulators;
@@ -361,8 +375,8 @@ TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
   bool comparable = bases.size() == 2;
   const std::int64_t input_dim = data.images[0].numel();
   const at::Device device = model.device();
-  for (std::int64_t start = 0; start < data.size(); start += options.batch_size) {
-    const std::int64_t end = std::min(data.size(), start + options.batch_size), n = end - start;
+  for (const auto [start, end] : batches(data.size(), options.batch_size)) {
+    const std::int64_t n = end - start;
     const at::Tensor images = data.images.slice(0, start, end).to(device);
     const at::Tensor labels = data.labels.slice(0, start, end).to(device);
     const auto gradients = predicted_class_gradients(model, images);
@@ -377,13 +391,15 @@ TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
     // Each chunk's bases are computed once: the measures above and the agreement share them.
     comparable = comparable && chunk_bases.front().size(2) == chunk_bases.back().size(2);
     if (comparable) {
-      agreement_sum += subspace_agreement(chunk_bases.front(), chunk_bases.back().to(chunk_bases.front().scalar_type())) *
-                       static_cast<double>(n);
+      agreement_sum +=
+          subspace_agreement(chunk_bases.front(), chunk_bases.back().to(chunk_bases.front().scalar_type())) *
+          static_cast<double>(n);
     }
     report(progress, {"tangent directions", end, data.size(), ""});
   }
   TangentComparison comparison;
-  for (const auto& [name, accumulator] : accumulators) comparison.results.emplace(name, accumulator.result(options, data));
+  for (const auto& [name, accumulator] : accumulators)
+    comparison.results.emplace(name, accumulator.result(options, data));
   if (comparable) comparison.agreement = agreement_sum / static_cast<double>(data.size());
   return comparison;
 }
@@ -413,8 +429,10 @@ std::vector<std::string> robustness_regimes(const std::vector<double>& on_manifo
 std::string robustness_regime_rule(double threshold) {
   const std::string t = std::to_string(threshold).substr(0, 4);
   return "sensitivities relative to the first model: weak while both are above " + t +
-         ", bayes-aligned once off-manifold is at or below " + t + " and on-manifold above, excessive once both are, "
-         "on-manifold-first if on-manifold falls to " + t + " first";
+         ", bayes-aligned once off-manifold is at or below " + t +
+         " and on-manifold above, excessive once both are, "
+         "on-manifold-first if on-manifold falls to " +
+         t + " first";
 }
 
 }  // namespace robustlens

@@ -23,6 +23,7 @@
 #pragma once
 
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 
@@ -70,9 +71,9 @@ struct DistractorOptions {
   /// Images per chunk; each model pass holds 3·draws·batch_size rows.
   std::int64_t batch_size = 64;
 
-  DistractorOptions& set_noise_levels(std::vector<double> v) { noise_levels = std::move(v); return *this; }
-  DistractorOptions& set_draws(std::int64_t v) { draws = v; return *this; }
-  DistractorOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  RL_SETTER(noise_levels)
+  RL_SETTER(draws)
+  RL_SETTER(batch_size)
 
   static std::vector<double> default_noise_levels();
   void check() const;
@@ -125,9 +126,9 @@ struct TangentOptions {
   /// Images per chunk; each model pass holds 2·batch_size rows.
   std::int64_t batch_size = 64;
 
-  TangentOptions& set_eps(std::vector<double> v) { eps = std::move(v); return *this; }
-  TangentOptions& set_draws(std::int64_t v) { draws = v; return *this; }
-  TangentOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  RL_SETTER(eps)
+  RL_SETTER(draws)
+  RL_SETTER(batch_size)
 
   void check() const;
   nlohmann::json to_json() const;
@@ -163,8 +164,9 @@ struct TangentComparison {
 };
 
 TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
-                                         const std::map<std::string, TangentBasis>& bases, const TangentOptions& options,
-                                         const at::Generator& generator, const ProgressCallback& progress = {});
+                                         const std::map<std::string, TangentBasis>& bases,
+                                         const TangentOptions& options, const at::Generator& generator,
+                                         const ProgressCallback& progress = {});
 
 /// The regimes of a sweep of robust-training strength (the paper's claim,
 /// made operational by us): with on- and off-manifold sensitivities taken

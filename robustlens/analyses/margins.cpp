@@ -31,7 +31,8 @@ MarginsWithLowerBounds margins_with_lower_bounds(const at::Tensor& margins, cons
 }
 
 nlohmann::json MarginsWithLowerBounds::to_json() const {
-  return {{"quartiles", quartiles.to_json()}, {"median_is_lower_bound", median_is_lower_bound},
+  return {{"quartiles", quartiles.to_json()},
+          {"median_is_lower_bound", median_is_lower_bound},
           {"not_flipped_share", not_flipped_share},
           {"counts_not_flipped_as", "the norm reached (a lower bound of their margin)"}};
 }
@@ -46,15 +47,21 @@ MinimalPerturbationOptions MarginOptions::resolved_ensemble_options() const {
       .set_norm(Norm::l2)
       .set_clip(false)
       .set_deepfool(true)
-      .set_deepfool_options(DeepFoolOptions(deepfool).set_projector({}))
+      .set_deepfool_options(resolved_deepfool())
       .set_batch_size(batch_size);
 }
 
+DeepFoolOptions MarginOptions::resolved_deepfool() const {
+  return DeepFoolOptions(deepfool).set_batch_size(batch_size).set_projector({});
+}
+
 nlohmann::json MarginOptions::to_json() const {
+  nlohmann::json deepfool_json = resolved_deepfool().to_json();
+  deepfool_json.erase("subspace");  // it runs in each subspace (block, step) and in the full space
   return {{"block", block},
           {"step", step},
           {"full_space", full_space},
-          {"deepfool", deepfool.to_json()},
+          {"deepfool", deepfool_json},
           {"ensemble", full_space && ensemble ? resolved_ensemble_options().to_json() : nlohmann::json(false)},
           {"batch_size", batch_size}};
 }
@@ -67,9 +74,11 @@ nlohmann::json FullSpaceMinimum::to_json() const {
 }
 
 nlohmann::json SubspaceMargins::to_json() const {
-  return {{"quartiles_of_flipped", quartiles.to_json()}, {"not_flipped", not_flipped},
+  return {{"quartiles_of_flipped", quartiles.to_json()},
+          {"not_flipped", not_flipped},
           {"with_lower_bounds", with_lower_bounds.to_json()},
-          {"mean_iterations", mean_iterations},          {"margins", tensor_to_json(margins)},
+          {"mean_iterations", mean_iterations},
+          {"margins", tensor_to_json(margins)},
           {"flipped", tensor_to_json(flipped)}};
 }
 
@@ -83,7 +92,8 @@ nlohmann::json MarginResult::to_json() const {
   }
   nlohmann::json json = {{"subspaces", subspaces.to_json()}, {"per_subspace", subspace_list}};
   if (full_space.margins.defined()) json["full_space"] = full_space.to_json();
-  if (full_space_minimum.minimal.norms.defined()) json["full_space"]["minimal_perturbation"] = full_space_minimum.to_json();
+  if (full_space_minimum.minimal.norms.defined())
+    json["full_space"]["minimal_perturbation"] = full_space_minimum.to_json();
   return json;
 }
 
@@ -100,8 +110,8 @@ MarginResult analyse_margins(Model& model, const Dataset& dataset, const MarginO
   const at::Tensor masks = result.subspaces.masks(images.options());
 
   // Row r is the pair (sample r / t, subspace r % t).
-  DeepFoolOptions constrained = options.deepfool;
-  constrained.set_batch_size(options.batch_size).set_projector([&](const at::Tensor& w, const at::Tensor& rows) {
+  DeepFoolOptions constrained = options.resolved_deepfool();
+  constrained.set_projector([&](const at::Tensor& w, const at::Tensor& rows) {
     return project_onto_dct_subspaces(w, masks, rows.remainder(t));
   });
   const DeepFoolResult pairs = deepfool(model, images.repeat_interleave(t, 0), constrained, progress);
@@ -124,9 +134,7 @@ MarginResult analyse_margins(Model& model, const Dataset& dataset, const MarginO
     minimum.quartiles = quartiles(minimum.minimal.norms);
     minimum.warning = minimum.minimal.warning(ensemble);
   } else if (options.full_space) {
-    DeepFoolOptions unconstrained = options.deepfool;
-    unconstrained.set_batch_size(options.batch_size).set_projector({});
-    const DeepFoolResult full = deepfool(model, images, unconstrained, progress);
+    const DeepFoolResult full = deepfool(model, images, options.resolved_deepfool(), progress);
     result.full_space = summarise(full.norms.to(at::kCPU), full.flipped.to(at::kCPU), full.iterations.to(at::kCPU));
   }
   return result;

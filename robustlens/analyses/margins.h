@@ -21,6 +21,7 @@
 #include "robustlens/attacks/deepfool.h"
 #include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 #include "robustlens/spectral/dct.h"
@@ -47,16 +48,18 @@ struct MarginOptions {
   /// (sample, subspace) pairs per model pass.
   std::int64_t batch_size = 256;
 
-  MarginOptions& set_block(std::int64_t v) { block = v; return *this; }
-  MarginOptions& set_step(std::int64_t v) { step = v; return *this; }
-  MarginOptions& set_full_space(bool v) { full_space = v; return *this; }
-  MarginOptions& set_ensemble(bool v) { ensemble = v; return *this; }
-  MarginOptions& set_ensemble_options(MinimalPerturbationOptions v) { ensemble_options = std::move(v); return *this; }
-  MarginOptions& set_deepfool(DeepFoolOptions v) { deepfool = std::move(v); return *this; }
-  MarginOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  RL_SETTER(block)
+  RL_SETTER(step)
+  RL_SETTER(full_space)
+  RL_SETTER(ensemble)
+  RL_SETTER(ensemble_options)
+  RL_SETTER(deepfool)
+  RL_SETTER(batch_size)
 
   /// The ensemble's options as run: L2, unclipped, DeepFool with `deepfool` unconstrained, this batch size.
   MinimalPerturbationOptions resolved_ensemble_options() const;
+  /// DeepFool as it runs, in every subspace and in the full space: with this struct's batch size.
+  DeepFoolOptions resolved_deepfool() const;
   /// The subspaces these options give for H×W images.
   DctSubspaces subspaces(std::int64_t height, std::int64_t width) const;
   nlohmann::json to_json() const;

@@ -1,6 +1,7 @@
 #include "robustlens/analyses/robustness.h"
 
 #include "robustlens/attacks/fgsm.h"
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/random.h"
@@ -23,15 +24,18 @@ RobustnessOptions RobustnessOptions::resolved() const {
   PgdOptions().set_steps(o.steps).set_step_size(o.step_size).set_restarts(o.restarts).resolved();  // checks
   o.deepfool_options.check();
   // DeepFool measures L2: with Linf it is reported on its own, outside the ensemble.
-  o.ensemble_options.set_norm(o.norm).set_deepfool(o.deepfool && o.norm == Norm::l2).set_deepfool_options(o.deepfool_options)
-      .set_batch_size(o.batch_size).set_clip(o.clip);
+  o.ensemble_options.set_norm(o.norm)
+      .set_deepfool(o.deepfool && o.norm == Norm::l2)
+      .set_deepfool_options(o.deepfool_options)
+      .set_batch_size(o.batch_size)
+      .set_clip(o.clip);
   if (o.ensemble) o.ensemble_options.check();
   return o;
 }
 
 nlohmann::json RobustnessOptions::to_json() const {
-  nlohmann::json json = {{"attack", attack}, {"norm", to_string(norm)}, {"eps", eps}, {"batch_size", batch_size},
-                         {"clip", clip}};
+  nlohmann::json json = {
+      {"attack", attack}, {"norm", to_string(norm)}, {"eps", eps}, {"batch_size", batch_size}, {"clip", clip}};
   if (attack == "pgd") {
     json["steps"] = steps;
     json["step_size"] = step_size == 0 ? "2.5*eps/steps" : nlohmann::json(step_size);
@@ -45,7 +49,8 @@ nlohmann::json RobustnessOptions::to_json() const {
 
 nlohmann::json RobustnessResult::to_json() const {
   nlohmann::json per_eps = nlohmann::json::array();
-  for (std::size_t i = 0; i < eps.size(); ++i) per_eps.push_back({{"eps", eps[i]}, {"robust_accuracy", robust_accuracy[i]}});
+  for (std::size_t i = 0; i < eps.size(); ++i)
+    per_eps.push_back({{"eps", eps[i]}, {"robust_accuracy", robust_accuracy[i]}});
   nlohmann::json json = {{"clean_accuracy", clean_accuracy}, {"robust_accuracy", per_eps}};
   if (deepfool.norms.defined()) {
     json["deepfool"] = {{"norms_of_flipped", deepfool_quartiles.to_json()},
@@ -98,28 +103,27 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
     task << options.attack << " eps " << std::setprecision(4) << options.eps[e];
     std::vector<at::Tensor> adversarial;
     at::Tensor robust = at::zeros({n}, at::kBool);
-    for (std::int64_t start = 0; start < n; start += options.batch_size) {
-      const std::int64_t end = std::min(start + options.batch_size, n);
+    for (const auto [start, end] : batches(n, options.batch_size)) {
       const at::Tensor x = dataset.images.slice(0, start, end).to(device);
       const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
-      const at::Tensor attacked =
-          options.attack == "fgsm"
-              ? fgsm_attack(model, x, y, options.norm, options.eps[e], options.clip)
-              : pgd_attack(model, x, y,
-                           PgdOptions()
-                               .set_clip(options.clip)
-                               .set_norm(options.norm)
-                               .set_eps(options.eps[e])
-                               .set_steps(options.steps)
-                               .set_step_size(options.step_size)
-                               .set_restarts(options.restarts),
-                           generator);
+      const at::Tensor attacked = options.attack == "fgsm"
+                                      ? fgsm_attack(model, x, y, options.norm, options.eps[e], options.clip)
+                                      : pgd_attack(model, x, y,
+                                                   PgdOptions()
+                                                       .set_clip(options.clip)
+                                                       .set_norm(options.norm)
+                                                       .set_eps(options.eps[e])
+                                                       .set_steps(options.steps)
+                                                       .set_step_size(options.step_size)
+                                                       .set_restarts(options.restarts),
+                                                   generator);
       at::NoGradGuard no_grad;
       const at::Tensor correct = model.forward(attacked).argmax(1).eq(y).to(at::kCPU);
       robust.slice(0, start, end).copy_(correct);
       const at::Tensor first = correct.logical_not().logical_and(grid_fooled.slice(0, start, end).logical_not());
-      smallest_grid_perturbation.slice(0, start, end).index_copy_(
-          0, first.nonzero().squeeze(1), (attacked - x).to(at::kCPU).index_select(0, first.nonzero().squeeze(1)));
+      smallest_grid_perturbation.slice(0, start, end)
+          .index_copy_(0, first.nonzero().squeeze(1),
+                       (attacked - x).to(at::kCPU).index_select(0, first.nonzero().squeeze(1)));
       grid_fooled.slice(0, start, end).logical_or_(correct.logical_not());
       if (options.keep_examples) adversarial.push_back(attacked.to(at::kCPU));
       report(progress, {task.str(), end, n, ""});
@@ -143,8 +147,11 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
       result.minimal_share_within_eps.push_back(minimal.share_within(options.eps[e]));
       // Robust means robust to every member, the attack's own verdict included: re-adding its adversarial
       // perturbation to the image can round a tie the other way, and that must not count as robust.
-      result.ensemble_robust_accuracy.push_back(
-          robust_per_eps[e].logical_and(minimal.within(options.eps[e]).logical_not()).to(at::kDouble).mean().item<double>());
+      result.ensemble_robust_accuracy.push_back(robust_per_eps[e]
+                                                    .logical_and(minimal.within(options.eps[e]).logical_not())
+                                                    .to(at::kDouble)
+                                                    .mean()
+                                                    .item<double>());
     }
     result.minimal_warning = minimal.warning(options.ensemble_options);
     if (deepfool_in_ensemble) result.deepfool = minimal.deepfool;
@@ -155,8 +162,9 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
       deepfool_options.set_batch_size(options.batch_size);
       result.deepfool = deepfool(model, dataset.images.to(device), deepfool_options, progress);
     }
-    for (at::Tensor* t : {&result.deepfool.perturbations, &result.deepfool.norms, &result.deepfool.iterations,
-                          &result.deepfool.flipped, &result.deepfool.original_labels, &result.deepfool.adversarial_labels}) {
+    for (at::Tensor* t :
+         {&result.deepfool.perturbations, &result.deepfool.norms, &result.deepfool.iterations, &result.deepfool.flipped,
+          &result.deepfool.original_labels, &result.deepfool.adversarial_labels}) {
       *t = t->to(at::kCPU);
     }
     result.deepfool_quartiles = quartiles(result.deepfool.norms.masked_select(result.deepfool.flipped));

@@ -10,6 +10,7 @@
 #include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/attacks/pgd.h"
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 
@@ -48,20 +49,20 @@ struct RobustnessOptions {
   /// Keep the adversarial examples in the result (memory: one copy of the data per eps).
   bool keep_examples = false;
 
-  RobustnessOptions& set_attack(std::string v) { attack = std::move(v); return *this; }
-  RobustnessOptions& set_norm(Norm v) { norm = v; return *this; }
-  RobustnessOptions& set_eps(std::vector<double> v) { eps = std::move(v); return *this; }
-  RobustnessOptions& set_steps(std::int64_t v) { steps = v; return *this; }
-  RobustnessOptions& set_step_size(double v) { step_size = v; return *this; }
-  RobustnessOptions& set_restarts(std::int64_t v) { restarts = v; return *this; }
-  RobustnessOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
-  RobustnessOptions& set_deepfool(bool v) { deepfool = v; return *this; }
-  RobustnessOptions& set_deepfool_options(DeepFoolOptions v) { deepfool_options = std::move(v); return *this; }
-  RobustnessOptions& set_ensemble(bool v) { ensemble = v; return *this; }
-  RobustnessOptions& set_ensemble_options(MinimalPerturbationOptions v) { ensemble_options = std::move(v); return *this; }
-  RobustnessOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  RobustnessOptions& set_keep_examples(bool v) { keep_examples = v; return *this; }
-  RobustnessOptions& set_clip(bool v) { clip = v; return *this; }
+  RL_SETTER(attack)
+  RL_SETTER(norm)
+  RL_SETTER(eps)
+  RL_SETTER(steps)
+  RL_SETTER(step_size)
+  RL_SETTER(restarts)
+  RL_SETTER(seed)
+  RL_SETTER(deepfool)
+  RL_SETTER(deepfool_options)
+  RL_SETTER(ensemble)
+  RL_SETTER(ensemble_options)
+  RL_SETTER(batch_size)
+  RL_SETTER(keep_examples)
+  RL_SETTER(clip)
 
   /// Checked, with the eps list filled in and the ensemble's options set from this struct's.
   RobustnessOptions resolved() const;

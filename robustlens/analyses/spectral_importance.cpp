@@ -1,6 +1,7 @@
 #include "robustlens/analyses/spectral_importance.h"
 
 #include "robustlens/attacks/fgsm.h"
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/random.h"
 
@@ -18,7 +19,8 @@ std::vector<double> shapley_values(const std::vector<double>& v, std::int64_t m)
   std::vector<double> weight(static_cast<std::size_t>(m));
   for (std::int64_t s = 0; s < m; ++s) {
     double binomial = 1;
-    for (std::int64_t j = 1; j <= s; ++j) binomial = binomial * static_cast<double>(m - 1 - s + j) / static_cast<double>(j);
+    for (std::int64_t j = 1; j <= s; ++j)
+      binomial = binomial * static_cast<double>(m - 1 - s + j) / static_cast<double>(j);
     weight[s] = 1.0 / (static_cast<double>(m) * binomial);
   }
   std::vector<double> phi(static_cast<std::size_t>(m), 0.0);
@@ -76,13 +78,15 @@ void SpectralImportanceOptions::check() const {
 }
 
 nlohmann::json SpectralImportanceOptions::to_json() const {
-  nlohmann::json json = {{"bands", bands},       {"beta", beta},           {"fill", fill},          {"output", output},
-          {"circular", circular}, {"per_class", per_class}, {"batch_size", batch_size}};
+  nlohmann::json json = {{"bands", bands},          {"beta", beta},         {"fill", fill},
+                         {"output", output},        {"circular", circular}, {"per_class", per_class},
+                         {"batch_size", batch_size}};
   if (fill == "noise") json["seed"] = seed;
   return json;
 }
 
-SpectralImportance SpectralImportance::from_values(std::vector<double> coalition_values, std::int64_t bands, double beta) {
+SpectralImportance SpectralImportance::from_values(std::vector<double> coalition_values, std::int64_t bands,
+                                                   double beta) {
   SpectralImportance importance;
   importance.coalition_values = std::move(coalition_values);
   importance.phi = shapley_values(importance.coalition_values, bands);
@@ -129,10 +133,9 @@ SpectralImportanceResult analyse_spectral_importance(Model& model, const Dataset
   const at::Tensor labels = dataset.labels.to(model.device());
   // The only FFTs of the analysis: band images (and noise bands) once per image.
   const at::Tensor bands = band_images(dataset.images.to(model.device()), masks);
-  CoalitionEnumerator coalitions(bands,
-                                 fill_band_images(bands, masks, parse_coalition_fill(options.fill),
-                                                  make_generator(options.seed)),
-                                 parse_coalition_output(options.output));
+  CoalitionEnumerator coalitions(
+      bands, fill_band_images(bands, masks, parse_coalition_fill(options.fill), make_generator(options.seed)),
+      parse_coalition_output(options.output));
   const std::int64_t images = dataset.size();
   const auto classes = static_cast<std::int64_t>(dataset.class_names.size());
 
@@ -148,19 +151,22 @@ SpectralImportanceResult analyse_spectral_importance(Model& model, const Dataset
       members.push_back(coalitions.members());
       stacked.push_back(coalitions.images());
       for (std::size_t e = 0; e < options.example_coalitions.size(); ++e) {
-        if (options.example_coalitions[e] == members.back()) examples[e] = stacked.back().slice(0, 0, options.example_images).to(at::kCPU);
+        if (options.example_coalitions[e] == members.back())
+          examples[e] = stacked.back().slice(0, 0, options.example_images).to(at::kCPU);
       }
     }
     const at::Tensor x = at::cat(stacked);
     const at::Tensor y = labels.repeat({static_cast<std::int64_t>(members.size())});
     std::vector<at::Tensor> log_p;
-    for (std::int64_t start = 0; start < x.size(0); start += options.batch_size) {
-      const std::int64_t end = std::min(start + options.batch_size, x.size(0));
-      log_p.push_back(model.forward(x.slice(0, start, end)).log_softmax(1).gather(1, y.slice(0, start, end).unsqueeze(1)));
+    for (const auto [start, end] : batches(x.size(0), options.batch_size)) {
+      log_p.push_back(
+          model.forward(x.slice(0, start, end)).log_softmax(1).gather(1, y.slice(0, start, end).unsqueeze(1)));
     }
-    const at::Tensor per_image = at::cat(log_p).view({static_cast<std::int64_t>(members.size()), images}).to(at::kCPU).to(at::kDouble);
+    const at::Tensor per_image =
+        at::cat(log_p).view({static_cast<std::int64_t>(members.size()), images}).to(at::kCPU).to(at::kDouble);
     class_sums.index_copy_(0, at::tensor(members, at::kLong),
-                           at::zeros({static_cast<std::int64_t>(members.size()), classes}, at::kDouble).index_add_(1, dataset.labels, per_image));
+                           at::zeros({static_cast<std::int64_t>(members.size()), classes}, at::kDouble)
+                               .index_add_(1, dataset.labels, per_image));
     report(progress, {"coalitions", done, coalition_count, ""});
   }
 
@@ -169,8 +175,8 @@ SpectralImportanceResult analyse_spectral_importance(Model& model, const Dataset
     return std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + coalition_count);
   };
   SpectralImportanceResult result;
-  result.overall = SpectralImportance::from_values(values(class_sums.sum(1), static_cast<double>(images)), options.bands,
-                                                   options.beta);
+  result.overall = SpectralImportance::from_values(values(class_sums.sum(1), static_cast<double>(images)),
+                                                   options.bands, options.beta);
   result.eta = spectral_score_baseline(options.bands, options.beta);
   if (!examples.empty() && options.example_images > 0) result.examples = at::stack(examples, 1);
   if (options.per_class) {
@@ -178,9 +184,10 @@ SpectralImportanceResult analyse_spectral_importance(Model& model, const Dataset
     for (std::int64_t c = 0; c < classes; ++c) {
       const std::int64_t count = counts[c].item<std::int64_t>();
       if (count == 0) continue;
-      result.per_class.push_back({c, dataset.class_names[c], count,
-                                  SpectralImportance::from_values(values(class_sums.select(1, c), static_cast<double>(count)),
-                                                                  options.bands, options.beta)});
+      result.per_class.push_back(
+          {c, dataset.class_names[c], count,
+           SpectralImportance::from_values(values(class_sums.select(1, c), static_cast<double>(count)), options.bands,
+                                           options.beta)});
     }
   }
   return result;
@@ -208,11 +215,14 @@ SnrPerturbation SnrPerturbation::parse(const std::string& text) {
   SnrPerturbation p;
   char* end = nullptr;
   if (colon != std::string::npos) p.size = std::strtod(text.c_str() + colon + 1, &end);
-  const bool number = colon != std::string::npos && end != text.c_str() + colon + 1 && *end == '\0' && std::isfinite(p.size) &&
-                      p.size > 0;
-  const bool known = kind == "gaussian" || kind == "fgsm-l2" || kind == "fgsm-linf" || kind == "pgd-l2" || kind == "pgd-linf";
-  RL_CHECK(known && number, "--snr: expected gaussian:SIGMA, fgsm-l2:EPS, fgsm-linf:EPS, pgd-l2:EPS or pgd-linf:EPS with a "
-           "positive number, got '", text, "'");
+  const bool number = colon != std::string::npos && end != text.c_str() + colon + 1 && *end == '\0' &&
+                      std::isfinite(p.size) && p.size > 0;
+  const bool known =
+      kind == "gaussian" || kind == "fgsm-l2" || kind == "fgsm-linf" || kind == "pgd-l2" || kind == "pgd-linf";
+  RL_CHECK(known && number,
+           "--snr: expected gaussian:SIGMA, fgsm-l2:EPS, fgsm-linf:EPS, pgd-l2:EPS or pgd-linf:EPS with a "
+           "positive number, got '",
+           text, "'");
   p.kind = kind.substr(0, kind.find('-'));
   if (p.kind != "gaussian") p.norm = parse_norm(kind.substr(kind.find('-') + 1));
   return p;
@@ -234,7 +244,7 @@ nlohmann::json SpectralSnrOptions::to_json() const {
   std::vector<std::string> names;
   for (const SnrPerturbation& p : perturbations) names.push_back(p.name());
   return {{"perturbations", names}, {"bands", bands},           {"circular", circular},
-          {"pgd_steps", pgd_steps},  {"batch_size", batch_size}, {"seed", seed}};
+          {"pgd_steps", pgd_steps}, {"batch_size", batch_size}, {"seed", seed}};
 }
 
 nlohmann::json SpectralSnrCurve::to_json() const {
@@ -243,7 +253,8 @@ nlohmann::json SpectralSnrCurve::to_json() const {
   return {{"perturbation", perturbation}, {"snr_db", db}, {"excluded", excluded}, {"mean_l2", mean_l2}};
 }
 
-std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& dataset, const SpectralSnrOptions& options,
+std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& dataset,
+                                                   const SpectralSnrOptions& options,
                                                    const ProgressCallback& progress) {
   options.check();
   dataset.validate();
@@ -256,8 +267,7 @@ std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& 
   const at::Generator generator = make_generator(options.seed);
   for (const SnrPerturbation& p : options.perturbations) {
     std::vector<at::Tensor> deltas;
-    for (std::int64_t start = 0; start < n; start += options.batch_size) {
-      const std::int64_t end = std::min(start + options.batch_size, n);
+    for (const auto [start, end] : batches(n, options.batch_size)) {
       const at::Tensor x = dataset.images.slice(0, start, end).to(device);
       const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
       at::Tensor perturbed;

@@ -11,6 +11,7 @@
 
 #include "robustlens/attacks/pgd.h"
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 #include "robustlens/spectral/fourier_bands.h"
@@ -56,19 +57,19 @@ struct SpectralImportanceOptions {
   /// The noise fill draws from a generator of this seed alone (core/random.h).
   std::uint64_t seed = 0;
 
-  SpectralImportanceOptions& set_bands(std::int64_t v) { bands = v; return *this; }
-  SpectralImportanceOptions& set_beta(double v) { beta = v; return *this; }
-  SpectralImportanceOptions& set_fill(std::string v) { fill = std::move(v); return *this; }
-  SpectralImportanceOptions& set_output(std::string v) { output = std::move(v); return *this; }
-  SpectralImportanceOptions& set_circular(bool v) { circular = v; return *this; }
-  SpectralImportanceOptions& set_per_class(bool v) { per_class = v; return *this; }
+  RL_SETTER(bands)
+  RL_SETTER(beta)
+  RL_SETTER(fill)
+  RL_SETTER(output)
+  RL_SETTER(circular)
+  RL_SETTER(per_class)
   SpectralImportanceOptions& set_examples(std::vector<std::uint32_t> coalitions, std::int64_t images) {
     example_coalitions = std::move(coalitions);
     example_images = images;
     return *this;
   }
-  SpectralImportanceOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  SpectralImportanceOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
+  RL_SETTER(batch_size)
+  RL_SETTER(seed)
 
   void check() const;
   nlohmann::json to_json() const;
@@ -118,7 +119,7 @@ std::vector<double> spectral_snr_db(const at::Tensor& images, const at::Tensor& 
 struct SnrPerturbation {
   std::string kind;  ///< gaussian, fgsm or pgd
   Norm norm = Norm::l2;
-  double size = 0;   ///< sigma or eps, [0,1] pixel units
+  double size = 0;  ///< sigma or eps, [0,1] pixel units
   static SnrPerturbation parse(const std::string& text);
   std::string name() const;
 };
@@ -132,12 +133,12 @@ struct SpectralSnrOptions {
   /// Gaussian noise and PGD's random starts draw from a generator of this seed alone (core/random.h).
   std::uint64_t seed = 0;
 
-  SpectralSnrOptions& set_perturbations(std::vector<SnrPerturbation> v) { perturbations = std::move(v); return *this; }
-  SpectralSnrOptions& set_bands(std::int64_t v) { bands = v; return *this; }
-  SpectralSnrOptions& set_circular(bool v) { circular = v; return *this; }
-  SpectralSnrOptions& set_pgd_steps(std::int64_t v) { pgd_steps = v; return *this; }
-  SpectralSnrOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  SpectralSnrOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
+  RL_SETTER(perturbations)
+  RL_SETTER(bands)
+  RL_SETTER(circular)
+  RL_SETTER(pgd_steps)
+  RL_SETTER(batch_size)
+  RL_SETTER(seed)
 
   void check() const;
   nlohmann::json to_json() const;
@@ -145,15 +146,16 @@ struct SpectralSnrOptions {
 
 struct SpectralSnrCurve {
   std::string perturbation;
-  std::vector<double> snr_db;           ///< per band
-  std::vector<std::int64_t> excluded;   ///< per band, images left out of the mean
-  double mean_l2 = 0;                   ///< mean ‖Δ‖₂ over the images
+  std::vector<double> snr_db;          ///< per band
+  std::vector<std::int64_t> excluded;  ///< per band, images left out of the mean
+  double mean_l2 = 0;                  ///< mean ‖Δ‖₂ over the images
   nlohmann::json to_json() const;
 };
 
 /// The SNR curve of each perturbation on the dataset's images (the attacks use
 /// the dataset's labels).
-std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& dataset, const SpectralSnrOptions& options,
+std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& dataset,
+                                                   const SpectralSnrOptions& options,
                                                    const ProgressCallback& progress = {});
 
 }  // namespace robustlens

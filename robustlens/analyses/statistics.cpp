@@ -4,7 +4,6 @@
 #include "robustlens/core/random.h"
 #include "robustlens/explain/map_metrics.h"
 
-
 #include <cmath>
 #include <limits>
 
@@ -39,8 +38,12 @@ std::pair<double, double> mean_and_standard_error(const at::Tensor& values) {
 
 nlohmann::json RankCorrelation::to_json() const {
   const auto finite = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
-  return {{"spearman", finite(spearman)}, {"interval", {finite(low), finite(high)}}, {"confidence", confidence},
-          {"pairs", pairs}, {"bootstrap_resamples", resamples}, {"seed", seed},
+  return {{"spearman", finite(spearman)},
+          {"interval", {finite(low), finite(high)}},
+          {"confidence", confidence},
+          {"pairs", pairs},
+          {"bootstrap_resamples", resamples},
+          {"seed", seed},
           {"interval_method", "percentile bootstrap over the pairs"}};
 }
 
@@ -74,6 +77,50 @@ RankCorrelation spearman_with_bootstrap(const std::vector<double>& x, const std:
   result.low = interpolated_quantile(defined, tail);
   result.high = interpolated_quantile(defined, 1 - tail);
   return result;
+}
+
+double rank_auroc(const at::Tensor& scores, const at::Tensor& positives) {
+  RL_CHECK(scores.dim() == 1 && positives.dim() == 1 && scores.size(0) == positives.size(0),
+           "AUROC needs as many labels as scores, got ", scores.sizes(), " and ", positives.sizes());
+  const at::Tensor s = scores.detach().to(at::kCPU, at::kDouble), positive = positives.to(at::kCPU, at::kBool);
+  const std::int64_t n = s.size(0), n_positive = positive.sum().item<std::int64_t>(), n_negative = n - n_positive;
+  if (n_positive == 0 || n_negative == 0) return std::numeric_limits<double>::quiet_NaN();
+  RL_CHECK(at::isfinite(s).all().item<bool>(), "AUROC: scores must be finite");
+  // Mid-ranks: tied scores share the mean of the ranks they occupy.
+  const auto [sorted, order] = s.sort();
+  const double* values = sorted.data_ptr<double>();
+  std::vector<double> rank_of_sorted(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n;) {
+    std::int64_t j = i;
+    while (j + 1 < n && values[j + 1] == values[i]) ++j;
+    const double mid_rank = 0.5 * static_cast<double>(i + j) + 1;
+    for (std::int64_t k = i; k <= j; ++k) rank_of_sorted[static_cast<std::size_t>(k)] = mid_rank;
+    i = j + 1;
+  }
+  const at::Tensor ranks = at::empty({n}, s.options());
+  ranks.index_put_({order}, at::tensor(rank_of_sorted, at::kDouble));
+  const double positive_rank_sum = ranks.masked_select(positive).sum().item<double>();
+  const auto p = static_cast<double>(n_positive);
+  return (positive_rank_sum - p * (p + 1) / 2) / (p * static_cast<double>(n_negative));
+}
+
+at::Tensor top_right_singular_vector(const at::Tensor& rows, const at::Generator& generator, std::int64_t iterations,
+                                     double tolerance) {
+  RL_CHECK(rows.dim() == 2 && rows.size(0) >= 1 && rows.size(1) >= 1,
+           "power iteration: need a non-empty n×d matrix, got ", rows.sizes());
+  RL_CHECK(iterations >= 1, "power iterations must be >= 1, got ", iterations);
+  at::Tensor v = random_normal({rows.size(1)}, generator, rows.options());
+  v = v / v.norm();
+  for (std::int64_t i = 0; i < iterations; ++i) {
+    at::Tensor next = rows.t().mv(rows.mv(v));  // (RᵀR)v without forming RᵀR
+    const double norm = next.norm().item<double>();
+    if (norm == 0) break;  // v is in the null space: R is zero
+    next = next / norm;
+    const bool converged = (next - v).norm().item<double>() < tolerance;
+    v = next;
+    if (converged) break;
+  }
+  return v * v[v.abs().argmax()].sign();
 }
 
 }  // namespace robustlens

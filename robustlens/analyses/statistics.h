@@ -39,4 +39,17 @@ RankCorrelation spearman_with_bootstrap(const std::vector<double>& x, const std:
                                         std::int64_t resamples = 2000, std::uint64_t seed = 0,
                                         double confidence = 0.95);
 
+/// Area under the ROC curve of `scores` separating positives (bool) from the
+/// rest: the Mann–Whitney statistic from mid-ranks, so ties count half. NaN
+/// when either side is empty.
+double rank_auroc(const at::Tensor& scores, const at::Tensor& positives);
+
+/// The top right singular vector (unit norm, sign: largest |entry| positive)
+/// of the n×d matrix `rows`, by power iteration on RᵀR using only the
+/// products R·v and Rᵀ·u (the d×d matrix is never formed). Starts from a
+/// random vector drawn from `generator`; stops when the direction moves by less
+/// than `tolerance`.
+at::Tensor top_right_singular_vector(const at::Tensor& rows, const at::Generator& generator,
+                                     std::int64_t iterations = 200, double tolerance = 1e-7);
+
 }  // namespace robustlens

@@ -17,8 +17,9 @@ void SweepMeasureOptions::check() const {
 }
 
 nlohmann::json SweepMeasureOptions::to_json() const {
-  return {{"eps", eps}, {"noise", noise}, {"draws", draws}, {"batch_size", batch_size}, {"seed", seed},
-          {"alignment", AlignmentOptions(alignment).set_batch_size(batch_size).to_json()}};
+  return {{"eps", eps},     {"noise", noise},
+          {"draws", draws}, {"batch_size", batch_size},
+          {"seed", seed},   {"alignment", AlignmentOptions(alignment).set_batch_size(batch_size).to_json()}};
 }
 
 nlohmann::json SweepMeasures::to_json() const {
@@ -40,15 +41,16 @@ SweepMeasures measure_sweep_model(Model& model, const Dataset& data, const Tange
       TangentOptions().set_eps({options.eps}).set_draws(options.draws).set_batch_size(options.batch_size), generator,
       progress);
   if (data.signal_mask.defined()) {
-    measures.distractor = analyse_distractor_robustness(
-        model, data,
-        DistractorOptions().set_noise_levels({options.noise}).set_draws(options.draws).set_batch_size(options.batch_size),
-        generator, progress);
+    measures.distractor = analyse_distractor_robustness(model, data,
+                                                        DistractorOptions()
+                                                            .set_noise_levels({options.noise})
+                                                            .set_draws(options.draws)
+                                                            .set_batch_size(options.batch_size),
+                                                        generator, progress);
   }
   if (score) {
     measures.alignment = analyse_alignment(
-        model, data, score,
-        AlignmentOptions(options.alignment).set_batch_size(options.batch_size), progress);
+        model, data, score, AlignmentOptions(options.alignment).set_batch_size(options.batch_size), progress);
   }
   measures.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return measures;

@@ -12,6 +12,7 @@
 #include "robustlens/analyses/alignment.h"
 #include "robustlens/analyses/manifold.h"
 #include "robustlens/analyses/statistics.h"
+#include "robustlens/core/options.h"
 
 #include <nlohmann/json.hpp>
 
@@ -39,12 +40,12 @@ struct SweepMeasureOptions {
   /// The alignment's pairing and noise levels (its batch size is batch_size).
   AlignmentOptions alignment;
 
-  SweepMeasureOptions& set_eps(double v) { eps = v; return *this; }
-  SweepMeasureOptions& set_noise(double v) { noise = v; return *this; }
-  SweepMeasureOptions& set_draws(std::int64_t v) { draws = v; return *this; }
-  SweepMeasureOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  SweepMeasureOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
-  SweepMeasureOptions& set_alignment(AlignmentOptions v) { alignment = std::move(v); return *this; }
+  RL_SETTER(eps)
+  RL_SETTER(noise)
+  RL_SETTER(draws)
+  RL_SETTER(batch_size)
+  RL_SETTER(seed)
+  RL_SETTER(alignment)
 
   void check() const;
   nlohmann::json to_json() const;

@@ -3,6 +3,7 @@
 #include "robustlens/analyses/statistics.h"
 #include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/attacks/pgd.h"
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/random.h"
 #include "robustlens/explain/map_metrics.h"
@@ -53,15 +54,6 @@ at::Tensor perturb(const at::Tensor& images, const at::Tensor& delta, bool clip)
   return clip ? x.clamp(0, 1) : x;
 }
 
-/// Calls work(first, end, images, labels) for each batch of `data`, on the model's device.
-template <typename Work>
-void for_each_batch(const Dataset& data, std::int64_t batch_size, const at::Device& device, Work&& work) {
-  for (std::int64_t start = 0; start < data.size(); start += batch_size) {
-    const std::int64_t end = std::min(start + batch_size, data.size());
-    work(start, end, data.images.slice(0, start, end).to(device), data.labels.slice(0, start, end).to(device));
-  }
-}
-
 /// The slice of a universal (C×H×W) or per-image (N×C×H×W) perturbation for samples [start, end).
 at::Tensor delta_for(const at::Tensor& delta, std::int64_t start, std::int64_t end) {
   return delta.dim() == 3 ? delta.unsqueeze(0) : delta.slice(0, start, end);
@@ -69,33 +61,16 @@ at::Tensor delta_for(const at::Tensor& delta, std::int64_t start, std::int64_t e
 
 }  // namespace
 
-at::Tensor top_right_singular_vector(const at::Tensor& rows, const at::Generator& generator, std::int64_t iterations,
-                                     double tolerance) {
-  RL_CHECK(rows.dim() == 2 && rows.size(0) >= 1 && rows.size(1) >= 1, "power iteration: need a non-empty n×d matrix, got ",
-           rows.sizes());
-  RL_CHECK(iterations >= 1, "power iterations must be >= 1, got ", iterations);
-  at::Tensor v = random_normal({rows.size(1)}, generator, rows.options());
-  v = v / v.norm();
-  for (std::int64_t i = 0; i < iterations; ++i) {
-    at::Tensor next = rows.t().mv(rows.mv(v));  // (RᵀR)v without forming RᵀR
-    const double norm = next.norm().item<double>();
-    if (norm == 0) break;  // v is in the null space: R is zero
-    next = next / norm;
-    const bool converged = (next - v).norm().item<double>() < tolerance;
-    v = next;
-    if (converged) break;
-  }
-  return v * v[v.abs().argmax()].sign();
-}
-
 void UpiOptions::check() const {
   attribution.check();
   RL_CHECK(!eps.empty(), "--eps: need at least one radius");
   for (const double e : eps) RL_CHECK(std::isfinite(e) && e > 0, "--eps: radii must be > 0, got ", e);
-  RL_CHECK(method == "grad" || method == "pca" || method == "both", "--method: expected grad, pca or both, got '", method, "'");
+  RL_CHECK(method == "grad" || method == "pca" || method == "both", "--method: expected grad, pca or both, got '",
+           method, "'");
   RL_CHECK(passes >= 1, "--passes must be >= 1, got ", passes);
   RL_CHECK(step_fraction > 0, "UPI-Grad step fraction must be > 0, got ", step_fraction);
-  RL_CHECK(start_fraction > 0 && start_fraction <= 1, "UPI-Grad start fraction must lie in (0, 1], got ", start_fraction);
+  RL_CHECK(start_fraction > 0 && start_fraction <= 1, "UPI-Grad start fraction must lie in (0, 1], got ",
+           start_fraction);
   RL_CHECK(pca_noise > 0, "UPI-PCA noise must be > 0, got ", pca_noise);
   RL_CHECK(power_iterations >= 1, "power iterations must be >= 1, got ", power_iterations);
   RL_CHECK(per_image_steps >= 1, "per-image attack steps must be >= 1, got ", per_image_steps);
@@ -109,7 +84,10 @@ void UpiOptions::check() const {
 }
 
 std::int64_t UpiOptions::resolved_top_k(std::int64_t height, std::int64_t width) const {
-  const std::int64_t k = top_k > 0 ? top_k : std::max<std::int64_t>(10, std::llround(1000.0 * static_cast<double>(height * width) / (224.0 * 224.0)));
+  const std::int64_t k =
+      top_k > 0
+          ? top_k
+          : std::max<std::int64_t>(10, std::llround(1000.0 * static_cast<double>(height * width) / (224.0 * 224.0)));
   RL_CHECK(k <= height * width, "--top-k ", k, " exceeds the ", height * width, " pixels of a map");
   return k;
 }
@@ -133,13 +111,6 @@ nlohmann::json UpiOptions::to_json() const {
           {"clip", clip},
           {"batch_size", batch_size},
           {"seed", seed}};
-}
-
-Dataset correctly_classified(Model& model, const Dataset& dataset, std::int64_t batch_size) {
-  model.set_training(false);
-  const at::Tensor correct = batched_logits(model, dataset.images, batch_size).argmax(1).eq(dataset.labels);
-  const at::Tensor kept = correct.nonzero().flatten().contiguous();
-  return dataset.subset(std::vector<std::int64_t>(kept.data_ptr<std::int64_t>(), kept.data_ptr<std::int64_t>() + kept.numel()));
 }
 
 at::Tensor interpretation_maps(Model& model, const at::Tensor& images, const at::Tensor& labels,
@@ -166,9 +137,11 @@ at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOp
   const at::Device device = model.device();
   // Maps without create_graph come back detached (attribute() needs grad mode on).
   std::vector<at::Tensor> maps;
-  for_each_batch(attack, options.batch_size, device, [&](std::int64_t, std::int64_t, const at::Tensor& x, const at::Tensor& y) {
+  for (const auto [start, end] : batches(attack.size(), options.batch_size)) {
+    const at::Tensor x = attack.images.slice(0, start, end).to(device),
+                     y = attack.labels.slice(0, start, end).to(device);
     maps.push_back(interpretation_maps(*attacker, x, y, options.attribution, generator));
-  });
+  }
   const at::Tensor clean_maps = at::cat(maps);
   const std::vector<std::int64_t> shape = attack.image_shape();
   // A random start: the dissimilarity's gradient vanishes at delta = 0.
@@ -178,8 +151,8 @@ at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOp
   for (std::int64_t pass = 0; pass < options.passes; ++pass) {
     const double step = options.step_fraction * eps / std::sqrt(1.0 + static_cast<double>(pass));
     const at::Tensor order = random_permutation(attack.size(), generator);
-    for (std::int64_t start = 0; start < attack.size(); start += options.batch_size) {
-      const at::Tensor batch = order.slice(0, start, std::min(start + options.batch_size, attack.size())).to(device);
+    for (const auto [start, end] : batches(attack.size(), options.batch_size)) {
+      const at::Tensor batch = order.slice(0, start, end).to(device);
       const at::Tensor x = images.index_select(0, batch), y = labels.index_select(0, batch);
       const at::Tensor d = delta.detach().requires_grad_(true);
       const at::Tensor maps = interpretation_maps(*attacker, perturb(x, d, options.clip), y, graph, generator);
@@ -200,13 +173,15 @@ at::Tensor upi_pca_direction(Model& model, const Dataset& attack, const UpiOptio
   model.set_training(false);
   const AttackModel attacker(model, options);
   std::vector<at::Tensor> directions;
-  for_each_batch(attack, options.batch_size, model.device(), [&](std::int64_t, std::int64_t end, const at::Tensor& x, const at::Tensor& y) {
+  for (const auto [start, end] : batches(attack.size(), options.batch_size)) {
+    const at::Tensor x = attack.images.slice(0, start, end).to(model.device()),
+                     y = attack.labels.slice(0, start, end).to(model.device());
     const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution, generator);
     const at::Tensor moved = x + random_of_norm(x.sizes().vec(), options.pca_noise, x.device(), generator);
     directions.push_back(
         unit_rows(map_attack_gradients(*attacker, moved, clean_maps, y, options.attribution, generator)).flatten(1));
     report(progress, {"UPI-PCA gradients", end, attack.size(), ""});
-  });
+  }
   const std::vector<std::int64_t> shape = attack.image_shape();
   return top_right_singular_vector(at::cat(directions), generator, options.power_iterations)
       .view({shape[0], shape[1], shape[2]});
@@ -218,19 +193,21 @@ namespace {
 double total_dissimilarity(Model& model, const Dataset& images, const at::Tensor& delta, const UpiOptions& options,
                            const at::Generator& generator) {
   double total = 0;
-  for_each_batch(images, options.batch_size, model.device(), [&](std::int64_t, std::int64_t, const at::Tensor& x, const at::Tensor& y) {
+  for (const auto [start, end] : batches(images.size(), options.batch_size)) {
+    const at::Tensor x = images.images.slice(0, start, end).to(model.device()),
+                     y = images.labels.slice(0, start, end).to(model.device());
     const at::Tensor before = interpretation_maps(model, x, y, options.attribution, generator);
     const at::Tensor after =
         interpretation_maps(model, perturb(x, delta.unsqueeze(0), options.clip), y, options.attribution, generator);
     total += relative_l2(before, after).sum().item<double>();
-  });
+  }
   return total;
 }
 
 }  // namespace
 
-at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps, const UpiOptions& options,
-                   const at::Generator& generator) {
+at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps,
+                   const UpiOptions& options, const at::Generator& generator) {
   const at::Tensor plus = direction.to(model.device()) * eps, minus = -plus;
   return total_dissimilarity(model, attack, plus, options, generator) >=
                  total_dissimilarity(model, attack, minus, options, generator)
@@ -245,16 +222,18 @@ at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps,
   const AttackModel attacker(model, options);
   const double step = 2.5 * eps / static_cast<double>(options.per_image_steps);
   std::vector<at::Tensor> deltas;
-  for_each_batch(images, options.batch_size, model.device(), [&](std::int64_t, std::int64_t, const at::Tensor& x, const at::Tensor& y) {
+  for (const auto [start, end] : batches(images.size(), options.batch_size)) {
+    const at::Tensor x = images.images.slice(0, start, end).to(model.device()),
+                     y = images.labels.slice(0, start, end).to(model.device());
     const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution, generator);
     at::Tensor delta = random_of_norm(x.sizes().vec(), options.start_fraction * eps, x.device(), generator);
     for (std::int64_t s = 0; s < options.per_image_steps; ++s) {
-      const at::Tensor gradient =
-          map_attack_gradients(*attacker, perturb(x, delta, options.clip), clean_maps, y, options.attribution, generator);
+      const at::Tensor gradient = map_attack_gradients(*attacker, perturb(x, delta, options.clip), clean_maps, y,
+                                                       options.attribution, generator);
       delta = project_to_ball(delta + step * unit_rows(gradient), Norm::l2, eps);
     }
     deltas.push_back(delta.detach());
-  });
+  }
   return at::cat(deltas);
 }
 
@@ -277,13 +256,15 @@ nlohmann::json UpiMetrics::to_json() const {
 UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Tensor& delta, const UpiOptions& options,
                                  const at::Generator& generator) {
   RL_CHECK(test.size() >= 1, "UPI: no test images to evaluate on");
-  RL_CHECK(delta.dim() == 3 || (delta.dim() == 4 && delta.size(0) == test.size()), "UPI: a perturbation must be C×H×W or ",
-           test.size(), "×C×H×W, got ", delta.sizes());
+  RL_CHECK(delta.dim() == 3 || (delta.dim() == 4 && delta.size(0) == test.size()),
+           "UPI: a perturbation must be C×H×W or ", test.size(), "×C×H×W, got ", delta.sizes());
   model.set_training(false);
   const std::vector<std::int64_t> shape = test.image_shape();
   const std::int64_t k = options.resolved_top_k(shape[1], shape[2]);
   double dissimilarity = 0, dissimilarity_unchanged = 0, unchanged = 0, topk = 0, spearman = 0;
-  for_each_batch(test, options.batch_size, model.device(), [&](std::int64_t start, std::int64_t end, const at::Tensor& x, const at::Tensor& y) {
+  for (const auto [start, end] : batches(test.size(), options.batch_size)) {
+    const at::Tensor x = test.images.slice(0, start, end).to(model.device()),
+                     y = test.labels.slice(0, start, end).to(model.device());
     const at::Tensor moved = perturb(x, delta_for(delta, start, end).to(x.device()), options.clip);
     const at::Tensor before = interpretation_maps(model, x, y, options.attribution, generator);
     const at::Tensor after = interpretation_maps(model, moved, y, options.attribution, generator);
@@ -295,7 +276,7 @@ UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Te
     unchanged += same.sum().item<double>();
     topk += topk_intersection(before, after, k).sum().item<double>();
     spearman += spearman_correlation(before, after).sum().item<double>();
-  });
+  }
   const auto n = static_cast<double>(test.size());
   UpiMetrics metrics;
   metrics.dissimilarity = dissimilarity / n;
@@ -331,7 +312,8 @@ UpiMetrics average_draws(const std::vector<UpiMetrics>& draws) {
   };
   UpiMetrics mean;
   std::tie(mean.dissimilarity, mean.dissimilarity_spread) = over(&UpiMetrics::dissimilarity);
-  std::tie(mean.dissimilarity_unchanged, mean.dissimilarity_unchanged_spread) = over(&UpiMetrics::dissimilarity_unchanged);
+  std::tie(mean.dissimilarity_unchanged, mean.dissimilarity_unchanged_spread) =
+      over(&UpiMetrics::dissimilarity_unchanged);
   std::tie(mean.fooling_rate, mean.fooling_rate_spread) = over(&UpiMetrics::fooling_rate);
   mean.topk_intersection = over(&UpiMetrics::topk_intersection).first;
   mean.spearman = over(&UpiMetrics::spearman).first;
@@ -363,7 +345,8 @@ double resolve_summary_eps(Model& model, const Dataset& correct, const UpiOption
   model.set_training(false);
   const at::Tensor images = correct.images.to(model.device()), labels = correct.labels.to(model.device());
   const MinimalPerturbationResult minimal = minimal_perturbations(
-      model, images, labels, MinimalPerturbationOptions().set_norm(Norm::l2).set_clip(options.clip).set_batch_size(options.batch_size), {},
+      model, images, labels,
+      MinimalPerturbationOptions().set_norm(Norm::l2).set_clip(options.clip).set_batch_size(options.batch_size), {},
       progress);
   const double median = quartiles(minimal.norms.to(at::kCPU)).median;
   RL_CHECK(std::isfinite(median) && median > 0, "UPI: the median minimal perturbation of the ", correct.size(),
@@ -381,7 +364,8 @@ nlohmann::json UpiResult::to_json() const {
     for (const auto& [name, m] : metrics) json[name] = m.to_json();
     return json;
   };
-  for (std::size_t e = 0; e < metrics.size(); ++e) per_eps.push_back({{"eps", eps[e]}, {"metrics", by_name(metrics[e])}});
+  for (std::size_t e = 0; e < metrics.size(); ++e)
+    per_eps.push_back({{"eps", eps[e]}, {"metrics", by_name(metrics[e])}});
   return {{"attack_images", attack_images},
           {"test_images", test_images},
           {"top_k", top_k},
@@ -413,7 +397,8 @@ UpiResult analyse_upi(Model& model, const Dataset& attack, const Dataset& test, 
   const auto same = [&](double e) { return std::abs(e - result.summary_eps) <= 1e-9 * result.summary_eps; };
   if (std::none_of(result.eps.begin(), result.eps.end(), same)) result.eps.push_back(result.summary_eps);
   std::sort(result.eps.begin(), result.eps.end());
-  result.summary_index = static_cast<std::size_t>(std::find_if(result.eps.begin(), result.eps.end(), same) - result.eps.begin());
+  result.summary_index =
+      static_cast<std::size_t>(std::find_if(result.eps.begin(), result.eps.end(), same) - result.eps.begin());
 
   const bool grad = options.method != "pca", pca = options.method != "grad";
   result.summary_method = grad ? "upi-grad" : "upi-pca";

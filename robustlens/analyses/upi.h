@@ -18,10 +18,13 @@
 // floor: random noise at a radius near 0.
 #pragma once
 
+#include "robustlens/analyses/statistics.h"
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 #include "robustlens/explain/attributions.h"
+#include "robustlens/models/accuracy.h"
 
 #include <nlohmann/json.hpp>
 
@@ -31,14 +34,6 @@
 #include <vector>
 
 namespace robustlens {
-
-/// The top right singular vector (unit norm, sign: largest |entry| positive)
-/// of the n×d matrix `rows`, by power iteration on RᵀR using only the
-/// products R·v and Rᵀ·u (the d×d matrix is never formed). Starts from a
-/// random vector drawn from `generator`; stops when the direction moves by less
-/// than `tolerance`.
-at::Tensor top_right_singular_vector(const at::Tensor& rows, const at::Generator& generator, std::int64_t iterations = 200,
-                                     double tolerance = 1e-7);
 
 struct UpiOptions {
   /// The interpretation under attack (any method of explain/attributions.h);
@@ -80,32 +75,29 @@ struct UpiOptions {
   /// seed alone (core/random.h); the functions below it take that generator.
   std::uint64_t seed = 0;
 
-  UpiOptions& set_attribution(AttributionOptions v) { attribution = std::move(v); return *this; }
-  UpiOptions& set_eps(std::vector<double> v) { eps = std::move(v); return *this; }
-  UpiOptions& set_method(std::string v) { method = std::move(v); return *this; }
-  UpiOptions& set_passes(std::int64_t v) { passes = v; return *this; }
-  UpiOptions& set_step_fraction(double v) { step_fraction = v; return *this; }
-  UpiOptions& set_start_fraction(double v) { start_fraction = v; return *this; }
-  UpiOptions& set_pca_noise(double v) { pca_noise = v; return *this; }
-  UpiOptions& set_power_iterations(std::int64_t v) { power_iterations = v; return *this; }
-  UpiOptions& set_per_image_steps(std::int64_t v) { per_image_steps = v; return *this; }
-  UpiOptions& set_summary_eps(double v) { summary_eps = v; return *this; }
-  UpiOptions& set_floor_eps(double v) { floor_eps = v; return *this; }
-  UpiOptions& set_random_draws(std::int64_t v) { random_draws = v; return *this; }
-  UpiOptions& set_surrogate_beta(double v) { surrogate_beta = v; return *this; }
-  UpiOptions& set_top_k(std::int64_t v) { top_k = v; return *this; }
-  UpiOptions& set_clip(bool v) { clip = v; return *this; }
-  UpiOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  UpiOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
+  RL_SETTER(attribution)
+  RL_SETTER(eps)
+  RL_SETTER(method)
+  RL_SETTER(passes)
+  RL_SETTER(step_fraction)
+  RL_SETTER(start_fraction)
+  RL_SETTER(pca_noise)
+  RL_SETTER(power_iterations)
+  RL_SETTER(per_image_steps)
+  RL_SETTER(summary_eps)
+  RL_SETTER(floor_eps)
+  RL_SETTER(random_draws)
+  RL_SETTER(surrogate_beta)
+  RL_SETTER(top_k)
+  RL_SETTER(clip)
+  RL_SETTER(batch_size)
+  RL_SETTER(seed)
 
   void check() const;
   /// k for images of H×W pixels.
   std::int64_t resolved_top_k(std::int64_t height, std::int64_t width) const;
   nlohmann::json to_json() const;
 };
-
-/// The images of `dataset` the model classifies correctly.
-Dataset correctly_classified(Model& model, const Dataset& dataset, std::int64_t batch_size);
 
 /// Interpretation maps N×H×W (each sums to 1) of the images for their labels.
 at::Tensor interpretation_maps(Model& model, const at::Tensor& images, const at::Tensor& labels,
@@ -124,14 +116,14 @@ at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOp
 at::Tensor upi_pca_direction(Model& model, const Dataset& attack, const UpiOptions& options,
                              const at::Generator& generator, const ProgressCallback& progress = {});
 /// ±eps·direction, the sign with the larger mean dissimilarity on `attack`.
-at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps, const UpiOptions& options,
-                   const at::Generator& generator = {});
+at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps,
+                   const UpiOptions& options, const at::Generator& generator = {});
 /// Per-image map attack (N×C×H×W, each of norm ≤ eps): the baseline UPIs are measured against.
 at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps, const UpiOptions& options,
                                 const at::Generator& generator);
 
 struct UpiMetrics {
-  double dissimilarity = 0;      ///< mean relative L2 of the maps
+  double dissimilarity = 0;  ///< mean relative L2 of the maps
   /// The same over the images whose prediction did not change (NaN when every prediction changed).
   double dissimilarity_unchanged = 0;
   double topk_intersection = 0;  ///< mean share of the top-k pixels kept

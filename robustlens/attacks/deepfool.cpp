@@ -1,5 +1,6 @@
 #include "robustlens/attacks/deepfool.h"
 
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 
 #include <torch/autograd.h>
@@ -100,8 +101,9 @@ void DeepFoolOptions::check() const {
 }
 
 nlohmann::json DeepFoolOptions::to_json() const {
-  return {{"candidates", candidates}, {"overshoot", overshoot},       {"max_iterations", max_iterations},
-          {"clip", clip},             {"batch_size", batch_size},     {"subspace", static_cast<bool>(projector)}};
+  return {{"candidates", candidates},         {"overshoot", overshoot},
+          {"max_iterations", max_iterations}, {"clip", clip},
+          {"batch_size", batch_size},         {"subspace", static_cast<bool>(projector)}};
 }
 
 DeepFoolResult deepfool(Model& model, const at::Tensor& images, const DeepFoolOptions& options,
@@ -110,11 +112,10 @@ DeepFoolResult deepfool(Model& model, const at::Tensor& images, const DeepFoolOp
   check_images(images, model.info().input_shape, "DeepFool input");
   const std::int64_t n = images.size(0);
   const auto long_options = at::TensorOptions().dtype(at::kLong).device(images.device());
-  DeepFoolResult result{at::empty_like(images), at::empty({n}, images.options()), at::empty({n}, long_options),
-                        at::empty({n}, long_options.dtype(at::kBool)), at::empty({n}, long_options),
-                        at::empty({n}, long_options)};
-  for (std::int64_t start = 0; start < n; start += options.batch_size) {
-    const std::int64_t end = std::min(start + options.batch_size, n);
+  DeepFoolResult result{at::empty_like(images),       at::empty({n}, images.options()),
+                        at::empty({n}, long_options), at::empty({n}, long_options.dtype(at::kBool)),
+                        at::empty({n}, long_options), at::empty({n}, long_options)};
+  for (const auto [start, end] : batches(n, options.batch_size)) {
     deepfool_chunk(model, images.slice(0, start, end).detach(), start, options, result);
     report(progress, {"deepfool", end, n, ""});
   }

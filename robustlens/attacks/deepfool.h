@@ -15,6 +15,7 @@
 #pragma once
 
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 
 #include <nlohmann/json.hpp>
@@ -42,23 +43,23 @@ struct DeepFoolOptions {
   /// Optional subspace constraint (empty = full space).
   Projector projector;
 
-  DeepFoolOptions& set_candidates(std::int64_t v) { candidates = v; return *this; }
-  DeepFoolOptions& set_overshoot(double v) { overshoot = v; return *this; }
-  DeepFoolOptions& set_max_iterations(std::int64_t v) { max_iterations = v; return *this; }
-  DeepFoolOptions& set_clip(bool v) { clip = v; return *this; }
-  DeepFoolOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  DeepFoolOptions& set_projector(Projector v) { projector = std::move(v); return *this; }
+  RL_SETTER(candidates)
+  RL_SETTER(overshoot)
+  RL_SETTER(max_iterations)
+  RL_SETTER(clip)
+  RL_SETTER(batch_size)
+  RL_SETTER(projector)
 
   void check() const;
   nlohmann::json to_json() const;
 };
 
 struct DeepFoolResult {
-  at::Tensor perturbations;     ///< N×C×H×W, delta = (1+overshoot)·r (clipped domain difference with clip)
-  at::Tensor norms;             ///< N, ‖delta‖₂
-  at::Tensor iterations;        ///< N, int64
-  at::Tensor flipped;           ///< N, bool: the label changed within max_iterations
-  at::Tensor original_labels;   ///< N, predicted label of the clean input
+  at::Tensor perturbations;       ///< N×C×H×W, delta = (1+overshoot)·r (clipped domain difference with clip)
+  at::Tensor norms;               ///< N, ‖delta‖₂
+  at::Tensor iterations;          ///< N, int64
+  at::Tensor flipped;             ///< N, bool: the label changed within max_iterations
+  at::Tensor original_labels;     ///< N, predicted label of the clean input
   at::Tensor adversarial_labels;  ///< N, predicted label at x0 + delta
 };
 

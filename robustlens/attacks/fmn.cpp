@@ -1,5 +1,6 @@
 #include "robustlens/attacks/fmn.h"
 
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 
 #include <torch/autograd.h>
@@ -23,8 +24,8 @@ void fmn_chunk(Model& model, const at::Tensor& x0, const at::Tensor& labels, con
   const bool linf = options.norm == Norm::linf;
   const double infinity = std::numeric_limits<double>::infinity();
   // The largest perturbation the domain allows: ε never needs to exceed it.
-  const at::Tensor worst_norm = options.clip ? perturbation_norms(at::maximum(x0, 1 - x0), options.norm)
-                                             : at::full({n}, infinity, x0.options());
+  const at::Tensor worst_norm =
+      options.clip ? perturbation_norms(at::maximum(x0, 1 - x0), options.norm) : at::full({n}, infinity, x0.options());
   at::Tensor epsilon = at::full({n}, infinity, x0.options());
   at::Tensor best_norm = at::full({n}, infinity, x0.options());
   at::Tensor best_delta = at::zeros_like(x0);
@@ -51,7 +52,8 @@ void fmn_chunk(Model& model, const at::Tensor& x0, const at::Tensor& labels, con
       // below it or one at 1 above it. Otherwise the ε-ball projection spends the radius on directions the
       // clamp then removes (most of a Fashion-MNIST image is black), and the iterate never reaches the boundary.
       const at::Tensor x = x0 + delta;
-      gradient = gradient.masked_fill(x.le(0).logical_and(gradient > 0).logical_or(x.ge(1).logical_and(gradient < 0)), 0);
+      gradient =
+          gradient.masked_fill(x.le(0).logical_and(gradient > 0).logical_or(x.ge(1).logical_and(gradient < 0)), 0);
     }
     const at::Tensor norms = perturbation_norms(delta, options.norm);
     const at::Tensor adversarial = difference.detach() < 0;
@@ -94,9 +96,14 @@ FmnOptions FmnOptions::resolved() const {
 }
 
 nlohmann::json FmnOptions::to_json() const {
-  return {{"norm", to_string(norm)},   {"steps", steps},           {"alpha_init", alpha_init},
-          {"alpha_final", alpha_final}, {"gamma_init", gamma_init}, {"gamma_final", gamma_final},
-          {"clip", clip},               {"batch_size", batch_size}};
+  return {{"norm", to_string(norm)},
+          {"steps", steps},
+          {"alpha_init", alpha_init},
+          {"alpha_final", alpha_final},
+          {"gamma_init", gamma_init},
+          {"gamma_final", gamma_final},
+          {"clip", clip},
+          {"batch_size", batch_size}};
 }
 
 FmnResult fmn_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const FmnOptions& requested,
@@ -110,8 +117,7 @@ FmnResult fmn_attack(Model& model, const at::Tensor& images, const at::Tensor& l
   const std::int64_t n = images.size(0);
   FmnResult result{at::zeros_like(images), at::empty({n}, images.options()),
                    at::empty({n}, images.options().dtype(at::kBool))};
-  for (std::int64_t begin = 0; begin < n; begin += options.batch_size) {
-    const std::int64_t end = std::min(begin + options.batch_size, n);
+  for (const auto [begin, end] : batches(n, options.batch_size)) {
     fmn_chunk(model, images.slice(0, begin, end).detach(), labels.slice(0, begin, end).to(images.device(), at::kLong),
               start.defined() ? start.slice(0, begin, end).detach() : at::Tensor(), options, result, begin);
     report(progress, {"fmn", end, n, ""});

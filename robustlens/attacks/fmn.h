@@ -21,6 +21,7 @@
 #pragma once
 
 #include "robustlens/attacks/pgd.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 
 #include <nlohmann/json.hpp>
@@ -41,14 +42,14 @@ struct FmnOptions {
   bool clip = true;
   std::int64_t batch_size = 256;
 
-  FmnOptions& set_norm(Norm v) { norm = v; return *this; }
-  FmnOptions& set_steps(std::int64_t v) { steps = v; return *this; }
-  FmnOptions& set_alpha_init(double v) { alpha_init = v; return *this; }
-  FmnOptions& set_alpha_final(double v) { alpha_final = v; return *this; }
-  FmnOptions& set_gamma_init(double v) { gamma_init = v; return *this; }
-  FmnOptions& set_gamma_final(double v) { gamma_final = v; return *this; }
-  FmnOptions& set_clip(bool v) { clip = v; return *this; }
-  FmnOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  RL_SETTER(norm)
+  RL_SETTER(steps)
+  RL_SETTER(alpha_init)
+  RL_SETTER(alpha_final)
+  RL_SETTER(gamma_init)
+  RL_SETTER(gamma_final)
+  RL_SETTER(clip)
+  RL_SETTER(batch_size)
 
   /// Checked, with alpha_final filled in.
   FmnOptions resolved() const;

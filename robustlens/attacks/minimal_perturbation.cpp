@@ -1,5 +1,6 @@
 #include "robustlens/attacks/minimal_perturbation.h"
 
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 
@@ -16,7 +17,10 @@ constexpr double kInfinity = std::numeric_limits<double>::infinity();
 class Minimum {
  public:
   Minimum(Model& model, const at::Tensor& images, const at::Tensor& labels, const MinimalPerturbationOptions& options)
-      : model_(model), images_(images), labels_(labels), options_(options),
+      : model_(model),
+        images_(images),
+        labels_(labels),
+        options_(options),
         perturbations_(at::zeros_like(images)),
         norms_(at::full({images.size(0)}, kInfinity, images.options().dtype(at::kDouble))),
         found_by_(at::full({images.size(0)}, -1, images.options().dtype(at::kLong))) {}
@@ -31,8 +35,7 @@ class Minimum {
     const std::int64_t n = images_.size(0);
     at::Tensor checked = at::empty({n}, norms_.options());
     at::NoGradGuard no_grad;
-    for (std::int64_t start = 0; start < n; start += options_.batch_size) {
-      const std::int64_t end = std::min(start + options_.batch_size, n);
+    for (const auto [start, end] : batches(n, options_.batch_size)) {
       const at::Tensor x0 = images_.slice(0, start, end), y = labels_.slice(0, start, end);
       at::Tensor delta = x0 + perturbations.slice(0, start, end).to(x0.device(), x0.scalar_type());
       if (options_.clip) delta = delta.clamp(0.0, 1.0);
@@ -41,7 +44,8 @@ class Minimum {
       const at::Tensor rows = fooled.nonzero().squeeze(1);
       if (shrink && rows.numel() > 0) {
         // Only the perturbations that fool the model are searched along their ray.
-        const at::Tensor x = x0.index_select(0, rows), target = y.index_select(0, rows), ray = delta.index_select(0, rows);
+        const at::Tensor x = x0.index_select(0, rows), target = y.index_select(0, rows),
+                         ray = delta.index_select(0, rows);
         at::Tensor low = at::zeros({rows.numel()}, x0.options()), high = at::ones_like(low);
         for (std::int64_t step = 0; step < options_.ray_search_steps; ++step) {
           const at::Tensor middle = (low + high) / 2;
@@ -55,7 +59,8 @@ class Minimum {
       checked.slice(0, start, end).copy_(at::where(fooled, norms, at::full_like(norms, kInfinity)));
       const at::Tensor smaller = fooled.logical_and(norms < norms_.slice(0, start, end));
       norms_.slice(0, start, end).copy_(at::where(smaller, norms, norms_.slice(0, start, end)));
-      perturbations_.slice(0, start, end).copy_(at::where(per_sample_view(smaller, delta), delta, perturbations_.slice(0, start, end)));
+      perturbations_.slice(0, start, end)
+          .copy_(at::where(per_sample_view(smaller, delta), delta, perturbations_.slice(0, start, end)));
       found_by_.slice(0, start, end).masked_fill_(smaller, static_cast<std::int64_t>(attacks_.size()));
     }
     attacks_.push_back(attack);
@@ -88,8 +93,9 @@ class Minimum {
 /// PGD at radii halfway between a lower bracket (0 at first) and the smallest perturbation found,
 /// for every correctly classified sample with a finite minimum; success lowers the minimum, failure
 /// raises the bracket.
-at::Tensor bisection_perturbations(Model& model, const at::Tensor& images, const at::Tensor& labels, const Minimum& minimum,
-                                   const MinimalPerturbationOptions& options, const ProgressCallback& progress) {
+at::Tensor bisection_perturbations(Model& model, const at::Tensor& images, const at::Tensor& labels,
+                                   const Minimum& minimum, const MinimalPerturbationOptions& options,
+                                   const ProgressCallback& progress) {
   at::Tensor best = at::zeros_like(images);
   const at::Tensor active = at::isfinite(minimum.norms()).logical_and(minimum.norms() > 0).nonzero().squeeze(1);
   if (active.numel() == 0) return best;
@@ -98,19 +104,22 @@ at::Tensor bisection_perturbations(Model& model, const at::Tensor& images, const
   at::Tensor found = at::zeros_like(best.index_select(0, active));
   const at::Tensor x = images.index_select(0, active), y = labels.index_select(0, active);
   // From the image itself: a random start spends part of the radius on directions no step removes.
-  const PgdOptions pgd =
-      PgdOptions().set_norm(options.norm).set_steps(options.bisection_steps).set_clip(options.clip).set_random_start(false);
+  const PgdOptions pgd = PgdOptions()
+                             .set_norm(options.norm)
+                             .set_steps(options.bisection_steps)
+                             .set_clip(options.clip)
+                             .set_random_start(false);
   for (std::int64_t round = 0; round < options.bisection_rounds; ++round) {
     const at::Tensor middle = (low + high) / 2;
-    for (std::int64_t start = 0; start < x.size(0); start += options.batch_size) {
-      const std::int64_t end = std::min(start + options.batch_size, x.size(0));
+    for (const auto [start, end] : batches(x.size(0), options.batch_size)) {
       const at::Tensor x0 = x.slice(0, start, end);
       const at::Tensor adversarial = pgd_attack(model, x0, y.slice(0, start, end), pgd, middle.slice(0, start, end));
       at::NoGradGuard no_grad;
       const at::Tensor fooled = model.forward(adversarial).argmax(1).ne(y.slice(0, start, end));
       const at::Tensor delta = adversarial - x0;
       const at::Tensor norms = perturbation_norms(delta, options.norm).to(at::kDouble);
-      high.slice(0, start, end).copy_(at::where(fooled, at::minimum(norms, high.slice(0, start, end)), high.slice(0, start, end)));
+      high.slice(0, start, end)
+          .copy_(at::where(fooled, at::minimum(norms, high.slice(0, start, end)), high.slice(0, start, end)));
       low.slice(0, start, end).copy_(at::where(fooled, low.slice(0, start, end), middle.slice(0, start, end)));
       found.slice(0, start, end).copy_(at::where(per_sample_view(fooled, delta), delta, found.slice(0, start, end)));
     }
@@ -151,8 +160,12 @@ nlohmann::json MinimalPerturbationOptions::to_json() const {
           {"counted_against", "the true label (0 for a misclassified image)"},
           {"deepfool", deepfool ? deepfool_options.to_json() : nlohmann::json(false)},
           {"fmn", fmn ? fmn_member_options().resolved().to_json() : nlohmann::json(false)},
-          {"pgd_bisection", {{"rounds", bisection_rounds}, {"steps", bisection_steps}, {"restarts", 1},
-                             {"step_size", "2.5*radius/steps"}, {"start", "the image"}}},
+          {"pgd_bisection",
+           {{"rounds", bisection_rounds},
+            {"steps", bisection_steps},
+            {"restarts", 1},
+            {"step_size", "2.5*radius/steps"},
+            {"start", "the image"}}},
           {"fmn_long", long_fmn_steps > 0 ? long_fmn_member_options().resolved().to_json() : nlohmann::json(false)},
           {"fmn_long_runs_on", "the correctly classified images no other member fooled, from the image"},
           {"ray_search_steps", ray_search_steps},
@@ -166,7 +179,9 @@ at::Tensor MinimalPerturbationResult::within(double eps) const {
   return norms.le(eps * (1 + 1e-5));
 }
 
-double MinimalPerturbationResult::share_within(double eps) const { return within(eps).to(at::kDouble).mean().item<double>(); }
+double MinimalPerturbationResult::share_within(double eps) const {
+  return within(eps).to(at::kDouble).mean().item<double>();
+}
 
 std::string MinimalPerturbationResult::warning(const MinimalPerturbationOptions& options) const {
   if (!gradient_masking_warning) return "";
@@ -182,7 +197,8 @@ std::string MinimalPerturbationResult::warning(const MinimalPerturbationOptions&
 nlohmann::json MinimalPerturbationResult::found_by_counts() const {
   nlohmann::json counts = nlohmann::json::object();
   const at::Tensor who = found_by.to(at::kCPU);
-  for (std::size_t a = 0; a < attacks.size(); ++a) counts[attacks[a]] = who.eq(static_cast<std::int64_t>(a)).sum().item<std::int64_t>();
+  for (std::size_t a = 0; a < attacks.size(); ++a)
+    counts[attacks[a]] = who.eq(static_cast<std::int64_t>(a)).sum().item<std::int64_t>();
   counts["none"] = who.eq(-1).sum().item<std::int64_t>();
   return counts;
 }
@@ -224,10 +240,12 @@ MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& 
   minimum.offer("clean", at::zeros_like(x));
   DeepFoolResult deepfool_result;
   if (options.deepfool) {
-    deepfool_result = deepfool(model, x, DeepFoolOptions(options.deepfool_options).set_batch_size(options.batch_size), progress);
+    deepfool_result =
+        deepfool(model, x, DeepFoolOptions(options.deepfool_options).set_batch_size(options.batch_size), progress);
     minimum.offer("deepfool", deepfool_result.perturbations, /*shrink=*/true);
   }
-  for (const CandidatePerturbations& candidate : given) minimum.offer(candidate.name, candidate.perturbations, /*shrink=*/true);
+  for (const CandidatePerturbations& candidate : given)
+    minimum.offer(candidate.name, candidate.perturbations, /*shrink=*/true);
   if (options.fmn) {
     // Warm-started from the smallest adversarial so far (the image itself where there is none), on the
     // images the model still classifies correctly: a misclassified one is at 0 already.
@@ -235,8 +253,10 @@ MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& 
     const at::Tensor rows = minimum.norms().gt(0).nonzero().squeeze(1);
     at::Tensor found = at::zeros_like(x);
     if (rows.numel() > 0) {
-      found.index_copy_(0, rows, fmn_attack(model, x.index_select(0, rows), y.index_select(0, rows), fmn, progress,
-                                            minimum.perturbations().index_select(0, rows)).perturbations);
+      found.index_copy_(0, rows,
+                        fmn_attack(model, x.index_select(0, rows), y.index_select(0, rows), fmn, progress,
+                                   minimum.perturbations().index_select(0, rows))
+                            .perturbations);
     }
     minimum.offer("fmn", found);
   }
@@ -247,8 +267,10 @@ MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& 
     const at::Tensor rows = at::isinf(minimum.norms()).nonzero().squeeze(1);
     at::Tensor found = at::zeros_like(x);
     if (rows.numel() > 0) {
-      found.index_copy_(0, rows, fmn_attack(model, x.index_select(0, rows), y.index_select(0, rows),
-                                            options.long_fmn_member_options(), progress).perturbations);
+      found.index_copy_(0, rows,
+                        fmn_attack(model, x.index_select(0, rows), y.index_select(0, rows),
+                                   options.long_fmn_member_options(), progress)
+                            .perturbations);
     }
     minimum.offer("fmn-long", found);
   }
@@ -257,7 +279,8 @@ MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& 
   result.deepfool = deepfool_result;
   result.deepfool_overestimate_share = std::numeric_limits<double>::quiet_NaN();
   if (options.deepfool) {
-    const at::Tensor compared = result.norms.gt(0).logical_and(at::isfinite(result.norms)).logical_and(deepfool_result.flipped);
+    const at::Tensor compared =
+        result.norms.gt(0).logical_and(at::isfinite(result.norms)).logical_and(deepfool_result.flipped);
     result.deepfool_compared = compared.sum().item<std::int64_t>();
     if (result.deepfool_compared > 0) {
       const at::Tensor over = deepfool_result.norms.to(at::kDouble) > options.overestimate_factor * result.norms;

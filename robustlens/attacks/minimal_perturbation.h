@@ -28,6 +28,7 @@
 #include "robustlens/attacks/deepfool.h"
 #include "robustlens/attacks/fmn.h"
 #include "robustlens/attacks/pgd.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 
 #include <nlohmann/json.hpp>
@@ -46,8 +47,8 @@ struct MinimalPerturbationOptions {
   bool deepfool = true;
   DeepFoolOptions deepfool_options;
   /// FMN as a member; its norm and clip are set from this struct's. Warm-started from the smallest
-  /// adversarial so far (DeepFool's, mostly), FMN must shrink its radius fast: with the paper's γ = 0.05 it can shrink by at most
-  /// exp(−Σγ) ≈ 0.53 in 25 steps, too little where DeepFool overestimates 2× or more (measured in
+  /// adversarial so far (DeepFool's, mostly), FMN must shrink its radius fast: with the paper's γ = 0.05 it can shrink
+  /// by at most exp(−Σγ) ≈ 0.53 in 25 steps, too little where DeepFool overestimates 2× or more (measured in
   /// docs/attacks-and-attributions.md: γ = 0.2 and 20 steps come closer to a 100-step reference at less cost).
   bool fmn = true;
   FmnOptions fmn_options = FmnOptions().set_steps(20).set_gamma_init(0.2);
@@ -65,19 +66,19 @@ struct MinimalPerturbationOptions {
   double warning_share = 0.1;
   std::int64_t batch_size = 256;
 
-  MinimalPerturbationOptions& set_norm(Norm v) { norm = v; return *this; }
-  MinimalPerturbationOptions& set_clip(bool v) { clip = v; return *this; }
-  MinimalPerturbationOptions& set_deepfool(bool v) { deepfool = v; return *this; }
-  MinimalPerturbationOptions& set_deepfool_options(DeepFoolOptions v) { deepfool_options = std::move(v); return *this; }
-  MinimalPerturbationOptions& set_fmn(bool v) { fmn = v; return *this; }
-  MinimalPerturbationOptions& set_fmn_options(FmnOptions v) { fmn_options = v; return *this; }
-  MinimalPerturbationOptions& set_long_fmn_steps(std::int64_t v) { long_fmn_steps = v; return *this; }
-  MinimalPerturbationOptions& set_bisection_rounds(std::int64_t v) { bisection_rounds = v; return *this; }
-  MinimalPerturbationOptions& set_bisection_steps(std::int64_t v) { bisection_steps = v; return *this; }
-  MinimalPerturbationOptions& set_ray_search_steps(std::int64_t v) { ray_search_steps = v; return *this; }
-  MinimalPerturbationOptions& set_overestimate_factor(double v) { overestimate_factor = v; return *this; }
-  MinimalPerturbationOptions& set_warning_share(double v) { warning_share = v; return *this; }
-  MinimalPerturbationOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  RL_SETTER(norm)
+  RL_SETTER(clip)
+  RL_SETTER(deepfool)
+  RL_SETTER(deepfool_options)
+  RL_SETTER(fmn)
+  RL_SETTER(fmn_options)
+  RL_SETTER(long_fmn_steps)
+  RL_SETTER(bisection_rounds)
+  RL_SETTER(bisection_steps)
+  RL_SETTER(ray_search_steps)
+  RL_SETTER(overestimate_factor)
+  RL_SETTER(warning_share)
+  RL_SETTER(batch_size)
 
   /// The options FMN and the long FMN run with: fmn_options (or the paper's defaults with long_fmn_steps)
   /// with this struct's norm, clip and batch size.
@@ -99,8 +100,8 @@ struct MinimalPerturbationResult {
   at::Tensor norms;                  ///< N, double: its norm; 0 when misclassified clean, +inf when none found
   at::Tensor found_by;               ///< N, int64: index into attacks, −1 when none found
   at::Tensor per_attack_norms;       ///< N×attacks, double: each member's checked norm (+inf: it failed; 0 for every
-                                     ///< member on an image misclassified clean, where FMN and the bisection do not run)
-  DeepFoolResult deepfool;           ///< DeepFool's own result, when it ran
+                                ///< member on an image misclassified clean, where FMN and the bisection do not run)
+  DeepFoolResult deepfool;  ///< DeepFool's own result, when it ran
   /// Among correctly classified samples with a finite minimum that DeepFool flipped: the share whose
   /// DeepFool norm exceeds overestimate_factor × the minimum (NaN when DeepFool did not run or none compare).
   double deepfool_overestimate_share = 0;

@@ -45,9 +45,8 @@ PgdOptions PgdOptions::resolved() const {
 }
 
 nlohmann::json PgdOptions::to_json() const {
-  return {{"norm", to_string(norm)},         {"eps", eps},           {"steps", steps},
-          {"step_size", step_size},          {"random_start", random_start},
-          {"restarts", restarts},            {"clip", clip}};
+  return {{"norm", to_string(norm)},      {"eps", eps},           {"steps", steps}, {"step_size", step_size},
+          {"random_start", random_start}, {"restarts", restarts}, {"clip", clip}};
 }
 
 at::Tensor per_sample_view(const at::Tensor& values, const at::Tensor& like) {
@@ -88,7 +87,8 @@ at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& 
   const at::Tensor eps = radii.to(x0.options());
   RL_CHECK(eps.ge(0).all().item<bool>(), "PGD radii must be >= 0");
   const at::Tensor step_size = per_sample_view(
-      requested.step_size == 0 ? eps * 2.5 / static_cast<double>(options.steps) : at::full_like(eps, options.step_size), x0);
+      requested.step_size == 0 ? eps * 2.5 / static_cast<double>(options.steps) : at::full_like(eps, options.step_size),
+      x0);
   at::Tensor best = x0.clone();
   at::Tensor best_loss = at::full({x0.size(0)}, -std::numeric_limits<float>::infinity(), x0.options());
   const auto keep_in_domain = [&](const at::Tensor& delta) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 
 #include <nlohmann/json.hpp>
 
@@ -31,13 +32,13 @@ struct PgdOptions {
   /// Keep iterates in [0,1].
   bool clip = true;
 
-  PgdOptions& set_norm(Norm v) { norm = v; return *this; }
-  PgdOptions& set_eps(double v) { eps = v; return *this; }
-  PgdOptions& set_steps(std::int64_t v) { steps = v; return *this; }
-  PgdOptions& set_step_size(double v) { step_size = v; return *this; }
-  PgdOptions& set_random_start(bool v) { random_start = v; return *this; }
-  PgdOptions& set_restarts(std::int64_t v) { restarts = v; return *this; }
-  PgdOptions& set_clip(bool v) { clip = v; return *this; }
+  RL_SETTER(norm)
+  RL_SETTER(eps)
+  RL_SETTER(steps)
+  RL_SETTER(step_size)
+  RL_SETTER(random_start)
+  RL_SETTER(restarts)
+  RL_SETTER(clip)
 
   /// Checked, with step_size filled in.
   PgdOptions resolved() const;

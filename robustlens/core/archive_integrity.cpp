@@ -91,7 +91,8 @@ void check_archive_records(const std::string& path, const std::string& what) {
     }
     const std::uint64_t stored_crc = little_endian(directory, at + 16, 4);
     const std::size_t name_size = little_endian(directory, at + 28, 2);
-    const std::size_t next = at + 46 + name_size + little_endian(directory, at + 30, 2) + little_endian(directory, at + 32, 2);
+    const std::size_t next =
+        at + 46 + name_size + little_endian(directory, at + 30, 2) + little_endian(directory, at + 32, 2);
     if (next > directory.size()) throw damaged("zip directory entry ", entry, " runs past the directory");
     const std::string name(directory.data() + at + 46, name_size);
     at = next;

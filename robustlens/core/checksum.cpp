@@ -57,8 +57,9 @@ void check_parameter_checksum(torch::serialize::InputArchive& archive, const tor
   if (!archive.try_read(kParameterChecksumKey, recorded)) return;
   RL_CHECK(recorded.isString(), "'", path, "': the parameter checksum record is not a string");
   const std::string actual = module_checksum(module);
-  RL_CHECK(actual == recorded.toStringRef(), "'", path, "': the parameters do not match the checksum written with them (",
-           recorded.toStringRef(), ", now ", actual, "): the file was changed or corrupted after it was written");
+  RL_CHECK(actual == recorded.toStringRef(), "'", path,
+           "': the parameters do not match the checksum written with them (", recorded.toStringRef(), ", now ", actual,
+           "): the file was changed or corrupted after it was written");
 }
 
 std::string data_checksum(const at::Tensor& images, const at::Tensor& labels) {

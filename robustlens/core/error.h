@@ -28,9 +28,9 @@ std::string first_line(const std::string& message);
 }  // namespace robustlens
 
 /// TORCH_CHECK-style check: RL_CHECK(x >= 0, "eps must be >= 0, got ", x);
-#define RL_CHECK(condition, ...)                                    \
-  do {                                                              \
-    if (!(condition)) {                                             \
+#define RL_CHECK(condition, ...)                                            \
+  do {                                                                      \
+    if (!(condition)) {                                                     \
       throw ::robustlens::Error(::robustlens::detail::concat(__VA_ARGS__)); \
-    }                                                               \
+    }                                                                       \
   } while (false)

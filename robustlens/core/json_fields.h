@@ -22,11 +22,13 @@ namespace detail {
 /// undefined behaviour (found by fuzz/fuzz_model_metadata), so integer fields take integers in range only.
 template <typename T>
 bool holds_integer(const nlohmann::json& value) {
-  if (value.is_number_unsigned()) return value.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+  if (value.is_number_unsigned())
+    return value.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max());
   if (!value.is_number_integer()) return false;
   const std::int64_t number = value.get<std::int64_t>();
   return number >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
-         static_cast<std::uint64_t>(std::max<std::int64_t>(number, 0)) <= static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+         static_cast<std::uint64_t>(std::max<std::int64_t>(number, 0)) <=
+             static_cast<std::uint64_t>(std::numeric_limits<T>::max());
 }
 
 template <typename T>

@@ -35,7 +35,8 @@ inline void check_input_shape(const std::vector<std::int64_t>& shape, const std:
 /// Checks that a dense layer of `inputs` × `units` weights stays within kMaxLayerWeights (both within limits,
 /// so that the product cannot overflow).
 inline void check_dense_layer(std::int64_t inputs, std::int64_t units, const std::string& what) {
-  RL_CHECK(inputs <= kMaxChannels * kMaxImageSide * kMaxImageSide && units <= kMaxWidth && inputs * units <= kMaxLayerWeights,
+  RL_CHECK(inputs <= kMaxChannels * kMaxImageSide * kMaxImageSide && units <= kMaxWidth &&
+               inputs * units <= kMaxLayerWeights,
            what, ": a dense layer of ", inputs, " inputs and ", units, " units has more than ", kMaxLayerWeights,
            " weights");
 }

@@ -1,5 +1,6 @@
 #include "robustlens/core/model.h"
 
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 
 namespace robustlens {
@@ -21,20 +22,18 @@ std::unique_ptr<Model> Model::softplus_surrogate(double /*beta*/) const {
 }
 
 void check_logits(const at::Tensor& logits, std::int64_t batch, const std::string& who) {
-  RL_CHECK(logits.dim() == 2 && logits.size(0) == batch, who, " must return N×K logits for a batch of N=",
-           batch, ", got a tensor of shape ", logits.sizes());
+  RL_CHECK(logits.dim() == 2 && logits.size(0) == batch, who, " must return N×K logits for a batch of N=", batch,
+           ", got a tensor of shape ", logits.sizes());
   RL_CHECK(at::isFloatingType(logits.scalar_type()), who, " must return floating-point logits, got ",
            logits.scalar_type());
 }
 
-void check_images(const at::Tensor& images, const std::vector<std::int64_t>& input_shape,
-                  const std::string& who) {
+void check_images(const at::Tensor& images, const std::vector<std::int64_t>& input_shape, const std::string& who) {
   RL_CHECK(images.dim() == 4, who, " takes images N×C×H×W, got a tensor of shape ", images.sizes());
   if (input_shape.size() == 3) {
-    RL_CHECK(images.size(1) == input_shape[0] && images.size(2) == input_shape[1] &&
-                 images.size(3) == input_shape[2],
-             who, " takes images of shape C×H×W = ", input_shape[0], "×", input_shape[1], "×",
-             input_shape[2], ", got ", images.size(1), "×", images.size(2), "×", images.size(3));
+    RL_CHECK(images.size(1) == input_shape[0] && images.size(2) == input_shape[1] && images.size(3) == input_shape[2],
+             who, " takes images of shape C×H×W = ", input_shape[0], "×", input_shape[1], "×", input_shape[2], ", got ",
+             images.size(1), "×", images.size(2), "×", images.size(3));
   }
 }
 
@@ -43,8 +42,7 @@ at::Tensor batched_logits(Model& model, const at::Tensor& images, std::int64_t b
   RL_CHECK(batch_size > 0, "--batch-size must be > 0, got ", batch_size);
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> chunks;
-  for (std::int64_t start = 0; start < images.size(0); start += batch_size) {
-    const std::int64_t end = std::min(start + batch_size, images.size(0));
+  for (const auto [start, end] : batches(images.size(0), batch_size)) {
     chunks.push_back(model.forward(images.slice(0, start, end).to(model.device())).to(at::kCPU, at::kFloat));
     report(progress, {"evaluate", end, images.size(0), ""});
   }

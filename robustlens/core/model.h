@@ -26,8 +26,8 @@ struct ModelInfo {
   std::vector<std::int64_t> input_shape;  ///< C, H, W
   std::int64_t num_classes = 0;
   std::vector<std::string> class_names;
-  nlohmann::json architecture;            ///< builtin: the ArchitectureSpec
-  nlohmann::json training;                ///< builtin: the recipe it was trained with
+  nlohmann::json architecture;  ///< builtin: the ArchitectureSpec
+  nlohmann::json training;      ///< builtin: the recipe it was trained with
   nlohmann::json to_json() const;
 };
 
@@ -69,8 +69,7 @@ class Model {
 void check_logits(const at::Tensor& logits, std::int64_t batch, const std::string& who);
 
 /// Checks that `images` is N×C×H×W float matching `input_shape` (when known).
-void check_images(const at::Tensor& images, const std::vector<std::int64_t>& input_shape,
-                  const std::string& who);
+void check_images(const at::Tensor& images, const std::vector<std::int64_t>& input_shape, const std::string& who);
 
 /// Logits of a whole tensor of images, evaluated in chunks of batch_size
 /// without autograd; returned on the CPU as float32. Reports progress per chunk.

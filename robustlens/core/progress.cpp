@@ -6,8 +6,7 @@
 
 namespace robustlens {
 
-TerminalProgressBar::TerminalProgressBar(std::FILE* stream)
-    : stream_(stream), enabled_(isatty(fileno(stream)) != 0) {}
+TerminalProgressBar::TerminalProgressBar(std::FILE* stream) : stream_(stream), enabled_(isatty(fileno(stream)) != 0) {}
 
 void TerminalProgressBar::operator()(const ProgressUpdate& update) {
   if (!enabled_) return;
@@ -22,16 +21,14 @@ void TerminalProgressBar::operator()(const ProgressUpdate& update) {
   last_draw_ = now;
 
   constexpr int kWidth = 30;
-  const double fraction =
-      update.total > 0 ? std::min(1.0, static_cast<double>(update.done) / update.total) : 0.0;
+  const double fraction = update.total > 0 ? std::min(1.0, static_cast<double>(update.done) / update.total) : 0.0;
   const int filled = static_cast<int>(fraction * kWidth);
   std::string bar(filled, '#');
   bar.append(kWidth - filled, '.');
   const double seconds = std::chrono::duration<double>(now - task_start_).count();
   const double rate = seconds > 0 ? update.done / seconds : 0.0;
   std::fprintf(stream_, "\r\033[K%s [%s] %lld/%lld %.0f/s %s", update.task.c_str(), bar.c_str(),
-               static_cast<long long>(update.done), static_cast<long long>(update.total), rate,
-               update.status.c_str());
+               static_cast<long long>(update.done), static_cast<long long>(update.total), rate, update.status.c_str());
   if (finished) std::fprintf(stream_, "  (%.1f s)\n", seconds);
   std::fflush(stream_);
 }

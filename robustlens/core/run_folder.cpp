@@ -18,9 +18,10 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kStagingPrefix = ".robustlens-staging-";
-constexpr const char* kPlanName = "commit.json";  ///< in the staging folder, written before anything moves
+constexpr const char* kPlanName = "commit.json";   ///< in the staging folder, written before anything moves
 constexpr const char* kStagedFilesName = "files";  ///< the staged outputs, under their paths relative to the folder
-constexpr const char* kPartsName = "parts.json";  ///< in the staging folder: the parts so far, should the run not finish
+constexpr const char* kPartsName =
+    "parts.json";  ///< in the staging folder: the parts so far, should the run not finish
 
 struct OpenRun {
   fs::path folder;  ///< absolute and normal
@@ -118,7 +119,9 @@ void remember_unfinished_parts(const fs::path& folder, const std::vector<std::st
   if (parts.empty()) return;
   const fs::path manifest = folder / kRunManifestName;
   std::error_code ec;
-  nlohmann::json json = {{"format", "robustlens-run"}, {"format_version", 1}, {"outputs", nlohmann::json::array()},
+  nlohmann::json json = {{"format", "robustlens-run"},
+                         {"format_version", 1},
+                         {"outputs", nlohmann::json::array()},
                          {"parts", nlohmann::json::array()}};
   if (fs::exists(manifest, ec)) json = read_json_file(manifest.string());
   std::set<std::string> unfinished;
@@ -141,13 +144,15 @@ void commit_run(const OpenRun& run) {
   current.insert(current.end(), run.parts.begin(), run.parts.end());
   nlohmann::json remove = nlohmann::json::array();
   for (const std::string& old : previous_outputs(run.folder)) {
-    const bool still_used = std::any_of(current.begin(), current.end(), [&](const fs::path& p) { return overlaps(old, p); });
+    const bool still_used =
+        std::any_of(current.begin(), current.end(), [&](const fs::path& p) { return overlaps(old, p); });
     if (!still_used) remove.push_back(old);
   }
   const nlohmann::json plan = {
       {"move", run.outputs},
       {"remove", remove},
-      {"manifest", {{"format", "robustlens-run"}, {"format_version", 1}, {"outputs", run.outputs}, {"parts", run.parts}}}};
+      {"manifest",
+       {{"format", "robustlens-run"}, {"format_version", 1}, {"outputs", run.outputs}, {"parts", run.parts}}}};
   write_json_file((run.staging / kPlanName).string(), plan, OutputKind::kState);
   apply_plan(run.folder, run.staging);
 }

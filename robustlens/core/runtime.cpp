@@ -19,8 +19,8 @@ c10::Device resolve_device(const std::string& name) {
   if (name == "auto") {
     return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   }
-  RL_CHECK(name == "cpu" || name.rfind("cuda", 0) == 0,
-           "--device: expected cpu, cuda, cuda:N or auto, got '", name, "'");
+  RL_CHECK(name == "cpu" || name.rfind("cuda", 0) == 0, "--device: expected cpu, cuda, cuda:N or auto, got '", name,
+           "'");
   if (name == "cpu") return c10::Device(c10::kCPU);
   RL_CHECK(torch::cuda::is_available(), "--device ", name,
            ": this LibTorch build sees no CUDA device (use --device cpu or auto)");
@@ -30,8 +30,8 @@ c10::Device resolve_device(const std::string& name) {
   } catch (const std::exception&) {
     RL_CHECK(false, "--device: cannot parse '", name, "' (expected cuda or cuda:N)");
   }
-  RL_CHECK(device.index() < static_cast<int>(torch::cuda::device_count()), "--device ", name,
-           ": only ", torch::cuda::device_count(), " CUDA device(s) present");
+  RL_CHECK(device.index() < static_cast<int>(torch::cuda::device_count()), "--device ", name, ": only ",
+           torch::cuda::device_count(), " CUDA device(s) present");
   return device;
 }
 

@@ -11,7 +11,7 @@ namespace {
 constexpr std::int64_t kSide = 32, kChannels = 3, kPixels = kChannels * kSide * kSide, kRecord = 1 + kPixels;
 // A CIFAR-10 batch holds 10,000 images; the whole data set 60,000. More is not a CIFAR-10 batch.
 constexpr std::int64_t kMaxRecords = 60'000;
-}
+}  // namespace
 
 std::pair<at::Tensor, at::Tensor> read_cifar10_batch(const std::string& path) {
   const std::vector<std::uint8_t> bytes = read_maybe_gzipped_file(path, kMaxRecords * kRecord);

@@ -18,8 +18,8 @@ std::vector<std::int64_t> Dataset::image_shape() const {
 
 Dataset Dataset::subset(const std::vector<std::int64_t>& indices) const {
   for (const std::int64_t i : indices) {
-    RL_CHECK(i >= 0 && i < size(), "sample index ", i, " is out of range for dataset '", name, "' of ",
-             size(), " images (valid: 0..", size() - 1, ")");
+    RL_CHECK(i >= 0 && i < size(), "sample index ", i, " is out of range for dataset '", name, "' of ", size(),
+             " images (valid: 0..", size() - 1, ")");
   }
   const at::Tensor index = at::tensor(indices, at::kLong);
   return {name, images.index_select(0, index), labels.index_select(0, index), class_names,
@@ -27,17 +27,17 @@ Dataset Dataset::subset(const std::vector<std::int64_t>& indices) const {
 }
 
 void Dataset::validate() const {
-  RL_CHECK(images.defined() && images.dim() == 4 && images.scalar_type() == at::kFloat,
-           "dataset '", name, "': images must be float32 N×C×H×W");
-  RL_CHECK(labels.defined() && labels.dim() == 1 && labels.scalar_type() == at::kLong &&
-               labels.size(0) == images.size(0),
-           "dataset '", name, "': labels must be int64 with one per image (", images.size(0), "), got ",
-           labels.defined() ? labels.sizes() : at::IntArrayRef{});
+  RL_CHECK(images.defined() && images.dim() == 4 && images.scalar_type() == at::kFloat, "dataset '", name,
+           "': images must be float32 N×C×H×W");
+  RL_CHECK(
+      labels.defined() && labels.dim() == 1 && labels.scalar_type() == at::kLong && labels.size(0) == images.size(0),
+      "dataset '", name, "': labels must be int64 with one per image (", images.size(0), "), got ",
+      labels.defined() ? labels.sizes() : at::IntArrayRef{});
   RL_CHECK(size() > 0, "dataset '", name, "' is empty");
   RL_CHECK(at::isfinite(images).all().item<bool>(), "dataset '", name, "' has NaN or infinite pixels");
   const float low = images.min().item<float>(), high = images.max().item<float>();
-  RL_CHECK(low >= 0.0f && high <= 1.0f, "dataset '", name, "': pixels must lie in [0,1], found [", low, ", ",
-           high, "]");
+  RL_CHECK(low >= 0.0f && high <= 1.0f, "dataset '", name, "': pixels must lie in [0,1], found [", low, ", ", high,
+           "]");
   RL_CHECK(!signal_mask.defined() ||
                (signal_mask.dim() == 4 && signal_mask.size(0) == images.size(0) && signal_mask.size(1) == 1 &&
                 signal_mask.size(2) == images.size(2) && signal_mask.size(3) == images.size(3)),

@@ -10,8 +10,8 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <sstream>
 #include <fstream>
+#include <sstream>
 
 namespace robustlens {
 namespace fs = std::filesystem;
@@ -35,8 +35,8 @@ Dataset load_idx(const fs::path& directory, Split split, std::vector<std::string
   Dataset dataset;
   dataset.images = read_idx_images(find_idx_file(directory, prefix + "-images-idx3-ubyte"));
   dataset.labels = read_idx_labels(find_idx_file(directory, prefix + "-labels-idx1-ubyte"));
-  RL_CHECK(dataset.images.size(0) == dataset.labels.size(0), "idx dataset '", directory.string(), "': ",
-           dataset.images.size(0), " images but ", dataset.labels.size(0), " labels in the ", to_string(split),
+  RL_CHECK(dataset.images.size(0) == dataset.labels.size(0), "idx dataset '", directory.string(),
+           "': ", dataset.images.size(0), " images but ", dataset.labels.size(0), " labels in the ", to_string(split),
            " split");
   if (class_names.empty()) {
     std::ifstream names_file(directory / "classes.txt");
@@ -94,8 +94,9 @@ DatasetSpec parse_dataset_spec(const std::string& spec) {
                      parsed.kind == "cifar10" || parsed.kind == "folder";
   RL_CHECK(known, "--data '", spec.substr(0, 200), "': unknown dataset kind '", parsed.kind.substr(0, 100),
            "' (expected fashion-mnist, mnist, idx, cifar10, folder or distractor)");
-  RL_CHECK(parsed.kind == "fashion-mnist" || !parsed.directory.empty(), "--data '", spec.substr(0, 200),
-           "': expected fashion-mnist, or KIND:DIR with KIND one of fashion-mnist, mnist, idx, cifar10, folder, distractor");
+  RL_CHECK(
+      parsed.kind == "fashion-mnist" || !parsed.directory.empty(), "--data '", spec.substr(0, 200),
+      "': expected fashion-mnist, or KIND:DIR with KIND one of fashion-mnist, mnist, idx, cifar10, folder, distractor");
   return parsed;
 }
 
@@ -104,7 +105,8 @@ std::vector<std::int64_t> parse_image_shape(const std::string& text) {
   std::stringstream stream(text);
   for (std::string part; shape.size() <= 3 && std::getline(stream, part, ',');) {
     const auto value = parse_int64(part);
-    RL_CHECK(value && *value > 0, "--image-shape: '", part.substr(0, 100), "' is not a positive integer (expected C,H,W)");
+    RL_CHECK(value && *value > 0, "--image-shape: '", part.substr(0, 100),
+             "' is not a positive integer (expected C,H,W)");
     shape.push_back(*value);
   }
   RL_CHECK(shape.size() == 3, "--image-shape: expected three numbers C,H,W, got '", text.substr(0, 200), "'");
@@ -117,8 +119,9 @@ std::vector<std::int64_t> parse_image_shape(const std::string& text) {
 Dataset load_dataset(const std::string& spec, Split split, const std::vector<std::int64_t>& image_shape) {
   const DatasetSpec parsed = parse_dataset_spec(spec);
   if (parsed.distractor) {
-    Dataset dataset = make_distractor_dataset(load_dataset(spec.substr(std::string("distractor:").size()), split, image_shape),
-                                              distractor_placement_seed(split));
+    Dataset dataset =
+        make_distractor_dataset(load_dataset(spec.substr(std::string("distractor:").size()), split, image_shape),
+                                distractor_placement_seed(split));
     dataset.name = spec + " (" + to_string(split) + ")";
     dataset.validate();
     return dataset;
@@ -140,7 +143,8 @@ Dataset load_dataset(const std::string& spec, Split split, const std::vector<std
     dataset = load_cifar10(directory, split);
   } else {  // folder
     const fs::path split_dir = fs::path(directory) / to_string(split);
-    const bool has_splits = fs::is_directory(fs::path(directory) / "train") && fs::is_directory(fs::path(directory) / "test");
+    const bool has_splits =
+        fs::is_directory(fs::path(directory) / "train") && fs::is_directory(fs::path(directory) / "test");
     dataset = read_image_folder(has_splits ? split_dir.string() : directory, image_shape);
   }
   dataset.name = spec + " (" + to_string(split) + ")";

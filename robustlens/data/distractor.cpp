@@ -19,8 +19,7 @@ double segment_distance(double pr, double pc, double ar, double ac, double br, d
 }  // namespace
 
 at::Tensor distractor_glyph(std::int64_t height, std::int64_t width) {
-  RL_CHECK(height >= 4 && width >= 4, "distractor glyph: images must be at least 4×4 pixels, got ", height, "×",
-           width);
+  RL_CHECK(height >= 4 && width >= 4, "distractor glyph: images must be at least 4×4 pixels, got ", height, "×", width);
   // Two legs from the apex and a crossbar, in coordinates relative to the image.
   const double top = 0.15 * height, bottom = 0.85 * height, middle = 0.5 * width;
   const double left = 0.2 * width, right = 0.8 * width, bar = 0.62 * height;
@@ -58,8 +57,8 @@ Dataset make_distractor_dataset(const Dataset& items, std::uint64_t placement_se
   const at::Tensor glyphs = glyph.unsqueeze(0).expand({n, channels, height, width});
   Dataset dataset;
   dataset.name = "distractor:" + items.name;
-  dataset.images = at::cat({at::where(on_top, items.images, glyphs), at::where(on_top, glyphs, items.images)}, 2)
-                       .contiguous();
+  dataset.images =
+      at::cat({at::where(on_top, items.images, glyphs), at::where(on_top, glyphs, items.images)}, 2).contiguous();
   const at::Tensor ones = at::ones({n, 1, height, width}), zeros = at::zeros({n, 1, height, width});
   dataset.signal_mask = at::cat({at::where(on_top, ones, zeros), at::where(on_top, zeros, ones)}, 2).contiguous();
   dataset.labels = items.labels;

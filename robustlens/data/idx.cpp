@@ -34,8 +34,8 @@ IdxContent read_idx(const std::string& path, std::uint32_t magic) {
   const std::vector<std::uint8_t> head = file.read(4);
   RL_CHECK(head.size() == 4, "idx file '", path, "' is truncated: ", head.size(), " bytes, no header");
   const std::uint32_t found = big_endian_u32(head.data());
-  RL_CHECK(found == magic, "idx file '", path, "' has magic 0x", std::hex, found, " but 0x", magic,
-           " was expected (", (magic == kImagesMagic ? "unsigned-byte images" : "unsigned-byte labels"), ")");
+  RL_CHECK(found == magic, "idx file '", path, "' has magic 0x", std::hex, found, " but 0x", magic, " was expected (",
+           (magic == kImagesMagic ? "unsigned-byte images" : "unsigned-byte labels"), ")");
   const std::vector<std::uint8_t> sizes = file.read(4 * dims);
   RL_CHECK(sizes.size() == 4 * dims, "idx file '", path, "' is truncated inside its header");
   IdxContent content;

@@ -65,7 +65,9 @@ std::string read_image_file(const fs::path& path) {
 /// 0xFF, and after each scan header the entropy-coded data up to the next marker.
 void check_jpeg_tables(const std::string& bytes, std::size_t after_start_marker, const std::string& path) {
   // Past the end stb reads zeros, and so does this walk.
-  const auto byte = [&](std::size_t i) { return i < bytes.size() ? static_cast<std::uint8_t>(bytes[i]) : std::uint8_t{0}; };
+  const auto byte = [&](std::size_t i) {
+    return i < bytes.size() ? static_cast<std::uint8_t>(bytes[i]) : std::uint8_t{0};
+  };
   const auto refuse = [&](const auto&... what) {
     throw Error(detail::concat("image '", path, "' is not a valid JPEG file: ", what...));
   };
@@ -85,7 +87,7 @@ void check_jpeg_tables(const std::string& bytes, std::size_t after_start_marker,
       ++at;
       continue;
     }
-    if (marker == 0xD9) return;                                 // end of image
+    if (marker == 0xD9) return;                                  // end of image
     if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // no length
       at += 2;
       continue;
@@ -121,8 +123,10 @@ void check_jpeg_tables(const std::string& bytes, std::size_t after_start_marker,
       const bool uses_dc = !progressive || first_dc_scan, uses_ac = !progressive || byte(selection) > 0;
       for (std::size_t i = 0; i < count; ++i) {
         const int component = byte(at + 5 + 2 * i), dc = byte(at + 6 + 2 * i) >> 4, ac = byte(at + 6 + 2 * i) & 15;
-        if (uses_dc && dc <= 3 && !dc_defined[dc]) refuse("a scan uses DC Huffman table ", dc, ", which no DHT segment before it defines");
-        if (uses_ac && ac <= 3 && !ac_defined[ac]) refuse("a scan uses AC Huffman table ", ac, ", which no DHT segment before it defines");
+        if (uses_dc && dc <= 3 && !dc_defined[dc])
+          refuse("a scan uses DC Huffman table ", dc, ", which no DHT segment before it defines");
+        if (uses_ac && ac <= 3 && !ac_defined[ac])
+          refuse("a scan uses AC Huffman table ", ac, ", which no DHT segment before it defines");
         const auto quant = quant_table_of_component.find(component);
         if (quant != quant_table_of_component.end() && quant->second <= 3 && !quant_defined[quant->second]) {
           refuse("a scan uses quantisation table ", quant->second, ", which no DQT segment before it defines");
@@ -208,7 +212,6 @@ at::Tensor decode_image(const std::string& bytes, const std::string& path, std::
   return image.permute({2, 0, 1}).to(at::kFloat).div_(255.0f);
 }
 
-
 Dataset read_image_folder(const std::string& directory, const std::vector<std::int64_t>& image_shape) {
   RL_CHECK(fs::is_directory(directory), "image folder '", directory, "' does not exist");
   RL_CHECK(image_shape.size() == 3 && (image_shape[0] == 1 || image_shape[0] == 3) && image_shape[1] > 0 &&
@@ -224,7 +227,8 @@ Dataset read_image_folder(const std::string& directory, const std::vector<std::i
     const auto label = static_cast<std::int64_t>(dataset.class_names.size());
     dataset.class_names.push_back(class_dir.filename().string());
     for (const fs::path& file : sorted_entries(class_dir, false)) {
-      images.push_back(decode_image(read_image_file(file), file.string(), image_shape[0], image_shape[1], image_shape[2]));
+      images.push_back(
+          decode_image(read_image_file(file), file.string(), image_shape[0], image_shape[1], image_shape[2]));
       labels.push_back(label);
     }
   }

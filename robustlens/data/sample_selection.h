@@ -2,6 +2,8 @@
 // count, or an explicit index list (to compare with another tool on the same images).
 #pragma once
 
+#include "robustlens/core/options.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,9 +18,9 @@ struct SampleSelection {
   /// Explicit indices, used as given (order kept).
   std::vector<std::int64_t> indices;
 
-  SampleSelection& set_count(std::int64_t v) { count = v; return *this; }
-  SampleSelection& set_seed(std::uint64_t v) { seed = v; return *this; }
-  SampleSelection& set_indices(std::vector<std::int64_t> v) { indices = std::move(v); return *this; }
+  RL_SETTER(count)
+  RL_SETTER(seed)
+  RL_SETTER(indices)
 };
 
 /// Indices into a dataset of `dataset_size` images, sorted for a random subset.

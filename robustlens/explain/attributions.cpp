@@ -1,5 +1,6 @@
 #include "robustlens/explain/attributions.h"
 
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/random.h"
 
@@ -17,7 +18,8 @@ namespace {
 at::Tensor target_probability(const at::Tensor& logits, const at::Tensor& targets) {
   if (logits.size(1) == 1) return at::ones({logits.size(0)}, logits.options());  // one class: p = 1 everywhere
   const at::Tensor column = targets.unsqueeze(1);
-  const at::Tensor others = (logits - logits.gather(1, column)).scatter(1, column, -std::numeric_limits<double>::infinity());
+  const at::Tensor others =
+      (logits - logits.gather(1, column)).scatter(1, column, -std::numeric_limits<double>::infinity());
   return at::exp(-at::softplus(others.logsumexp(1)));
 }
 
@@ -25,15 +27,14 @@ at::Tensor target_probability(const at::Tensor& logits, const at::Tensor& target
 at::Tensor target_gradients(Model& model, const at::Tensor& z, const at::Tensor& targets,
                             const AttributionOptions& options) {
   std::vector<at::Tensor> chunks;
-  for (std::int64_t start = 0; start < z.size(0); start += options.batch_size) {
-    const std::int64_t end = std::min(start + options.batch_size, z.size(0));
+  for (const auto [start, end] : batches(z.size(0), options.batch_size)) {
     at::Tensor rows = z.slice(0, start, end);
     // Without create_graph the rows are fresh leaves; with it they stay attached to the caller's input.
     if (!options.create_graph || !rows.requires_grad()) rows = rows.detach().requires_grad_(true);
     const at::Tensor logits = model.forward(rows), rows_targets = targets.slice(0, start, end);
-    const at::Tensor selected = (options.softmax ? target_probability(logits, rows_targets)
-                                                 : logits.gather(1, rows_targets.unsqueeze(1)))
-                                    .sum();
+    const at::Tensor selected =
+        (options.softmax ? target_probability(logits, rows_targets) : logits.gather(1, rows_targets.unsqueeze(1)))
+            .sum();
     chunks.push_back(torch::autograd::grad({selected}, {rows}, {}, options.create_graph, options.create_graph)[0]);
   }
   return at::cat(chunks);
@@ -62,10 +63,14 @@ AttributionMethod parse_attribution_method(const std::string& name) {
 
 std::string to_string(AttributionMethod method) {
   switch (method) {
-    case AttributionMethod::saliency: return "saliency";
-    case AttributionMethod::input_x_gradient: return "input-x-gradient";
-    case AttributionMethod::integrated_gradients: return "integrated-gradients";
-    case AttributionMethod::smoothgrad: return "smoothgrad";
+    case AttributionMethod::saliency:
+      return "saliency";
+    case AttributionMethod::input_x_gradient:
+      return "input-x-gradient";
+    case AttributionMethod::integrated_gradients:
+      return "integrated-gradients";
+    case AttributionMethod::smoothgrad:
+      return "smoothgrad";
   }
   return "?";
 }

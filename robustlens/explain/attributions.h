@@ -9,6 +9,7 @@
 #pragma once
 
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 
 #include <nlohmann/json.hpp>
 
@@ -37,14 +38,14 @@ struct AttributionOptions {
   /// Keep the graph so that the map can be differentiated with respect to the input.
   bool create_graph = false;
 
-  AttributionOptions& set_method(AttributionMethod v) { method = v; return *this; }
-  AttributionOptions& set_softmax(bool v) { softmax = v; return *this; }
-  AttributionOptions& set_steps(std::int64_t v) { steps = v; return *this; }
-  AttributionOptions& set_baseline(double v) { baseline = v; return *this; }
-  AttributionOptions& set_noise(double v) { noise = v; return *this; }
-  AttributionOptions& set_noise_samples(std::int64_t v) { noise_samples = v; return *this; }
-  AttributionOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  AttributionOptions& set_create_graph(bool v) { create_graph = v; return *this; }
+  RL_SETTER(method)
+  RL_SETTER(softmax)
+  RL_SETTER(steps)
+  RL_SETTER(baseline)
+  RL_SETTER(noise)
+  RL_SETTER(noise_samples)
+  RL_SETTER(batch_size)
+  RL_SETTER(create_graph)
 
   void check() const;
   nlohmann::json to_json() const;

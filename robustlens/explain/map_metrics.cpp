@@ -93,7 +93,8 @@ at::Tensor structural_similarity(const at::Tensor& a, const at::Tensor& b, doubl
     return matrix;
   };
   const std::vector<at::Tensor> moments =
-      at::matmul(at::matmul(window_matrix(x.size(2)), at::cat({x, y, x * x, y * y, x * y})), window_matrix(x.size(3)).t())
+      at::matmul(at::matmul(window_matrix(x.size(2)), at::cat({x, y, x * x, y * y, x * y})),
+                 window_matrix(x.size(3)).t())
           .chunk(5);
   const at::Tensor &mean_x = moments[0], &mean_y = moments[1];
   const at::Tensor variance_x = moments[2] - mean_x.pow(2), variance_y = moments[3] - mean_y.pow(2);

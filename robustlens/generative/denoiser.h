@@ -27,6 +27,7 @@
 // (format robustlens-denoiser).
 #pragma once
 
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 
@@ -61,12 +62,12 @@ struct DenoiserSpec {
   /// existed read as false (conditional only).
   bool no_label_token = true;
 
-  DenoiserSpec& set_input_shape(std::vector<std::int64_t> v) { input_shape = std::move(v); return *this; }
-  DenoiserSpec& set_num_classes(std::int64_t v) { num_classes = v; return *this; }
-  DenoiserSpec& set_channels(std::int64_t v) { channels = v; return *this; }
-  DenoiserSpec& set_embedding_dim(std::int64_t v) { embedding_dim = v; return *this; }
-  DenoiserSpec& set_sigma_data(double v) { sigma_data = v; return *this; }
-  DenoiserSpec& set_no_label_token(bool v) { no_label_token = v; return *this; }
+  RL_SETTER(input_shape)
+  RL_SETTER(num_classes)
+  RL_SETTER(channels)
+  RL_SETTER(embedding_dim)
+  RL_SETTER(sigma_data)
+  RL_SETTER(no_label_token)
 
   bool conditional() const { return num_classes > 0; }
   /// s(x) needs an unconditional denoiser or the "no label" token (s(x, y) a conditional one).
@@ -100,8 +101,7 @@ class Denoiser {
   /// λ(σ)·(D(x + σ·noise; σ, y) − x)², for clean images x in [−1, 1], sigma N,
   /// standard normal noise like x (drawn by the caller: training and
   /// evaluation keep their own random streams).
-  at::Tensor loss(const at::Tensor& clean, const at::Tensor& sigma, const at::Tensor& noise,
-                  const at::Tensor& labels);
+  at::Tensor loss(const at::Tensor& clean, const at::Tensor& sigma, const at::Tensor& noise, const at::Tensor& labels);
 
   void to(const at::Device& device, at::ScalarType dtype = at::kFloat);
   at::Device device() const { return device_; }
@@ -144,8 +144,8 @@ std::unique_ptr<Denoiser> load_denoiser(const std::string& path, const at::Devic
 /// (int64 N, in range) for a conditional denoiser, ignored for an
 /// unconditional one; undefined labels with the "no label" token give the
 /// unconditional score s(x). (∇ in [0,1] pixel units is twice this.)
-at::Tensor denoiser_score(Denoiser& denoiser, const at::Tensor& images01, const at::Tensor& labels,
-                          double sigma = 0.5, std::int64_t batch_size = 256);
+at::Tensor denoiser_score(Denoiser& denoiser, const at::Tensor& images01, const at::Tensor& labels, double sigma = 0.5,
+                          std::int64_t batch_size = 256);
 
 struct DenoiserTrainOptions {
   /// 3: at 1, 3, 5 and 10 epochs (16 channels) the bayes alignment gap between the
@@ -173,15 +173,15 @@ struct DenoiserTrainOptions {
   /// Noise levels of the denoising-error table written after training.
   std::vector<double> error_sigmas{0.1, 0.25, 0.5, 1.0};
 
-  DenoiserTrainOptions& set_epochs(std::int64_t v) { epochs = v; return *this; }
-  DenoiserTrainOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  DenoiserTrainOptions& set_lr(double v) { lr = v; return *this; }
-  DenoiserTrainOptions& set_sigma_min(double v) { sigma_min = v; return *this; }
-  DenoiserTrainOptions& set_sigma_max(double v) { sigma_max = v; return *this; }
-  DenoiserTrainOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
-  DenoiserTrainOptions& set_eval_batch_size(std::int64_t v) { eval_batch_size = v; return *this; }
-  DenoiserTrainOptions& set_label_dropout(double v) { label_dropout = v; return *this; }
-  DenoiserTrainOptions& set_error_sigmas(std::vector<double> v) { error_sigmas = std::move(v); return *this; }
+  RL_SETTER(epochs)
+  RL_SETTER(batch_size)
+  RL_SETTER(lr)
+  RL_SETTER(sigma_min)
+  RL_SETTER(sigma_max)
+  RL_SETTER(seed)
+  RL_SETTER(eval_batch_size)
+  RL_SETTER(label_dropout)
+  RL_SETTER(error_sigmas)
 
   void check() const;
   /// The recipe (optimizer "adam", schedule "cosine" included).
@@ -189,7 +189,7 @@ struct DenoiserTrainOptions {
 };
 
 struct DenoiserEpochRecord {
-  std::int64_t epoch = 0;  ///< 1-based
+  std::int64_t epoch = 0;    ///< 1-based
   double learning_rate = 0;  ///< at the epoch's last step
   /// Mean weighted DSM loss over the epoch's training batches.
   double train_loss = 0;

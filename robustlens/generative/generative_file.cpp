@@ -49,12 +49,12 @@ nlohmann::json open_generative_file(const std::string& path, const std::string& 
   try {
     archive.load_from(path, device);
   } catch (const std::exception& error) {  // c10::Error, and what else LibTorch throws for a damaged file
-    RL_CHECK(false, what, " file '", path, "' cannot be read (expected a PyTorch archive written by robustlens): ",
-             first_line(error.what()));
+    RL_CHECK(false, what, " file '", path,
+             "' cannot be read (expected a PyTorch archive written by robustlens): ", first_line(error.what()));
   }
   c10::IValue value;
-  RL_CHECK(archive.try_read(kBuiltinMetadataKey, value) && value.isString(), "'", path, "' is not a robustlens ",
-           what, " file (no ", kBuiltinMetadataKey, " record)");
+  RL_CHECK(archive.try_read(kBuiltinMetadataKey, value) && value.isString(), "'", path, "' is not a robustlens ", what,
+           " file (no ", kBuiltinMetadataKey, " record)");
   return parse_generative_metadata(value.toStringRef(), format, what, path);
 }
 
@@ -69,8 +69,8 @@ nlohmann::json parse_generative_metadata(const std::string& text, const std::str
   const std::string where = what + " file '" + path + "': metadata";
   RL_CHECK(metadata.is_object(), where, " is not a JSON object");
   const std::string found = optional_field<std::string>(metadata, "format", "", where);
-  RL_CHECK(found == format, "'", path, "' is a robustlens ", describe_format(found.substr(0, 100)), " file, not a ", what,
-           " file (format ", found.substr(0, 100), ", expected ", format, ")");
+  RL_CHECK(found == format, "'", path, "' is a robustlens ", describe_format(found.substr(0, 100)), " file, not a ",
+           what, " file (format ", found.substr(0, 100), ", expected ", format, ")");
   const std::int64_t version = optional_field<std::int64_t>(metadata, "format_version", 0, where);
   RL_CHECK(version == kGenerativeFormatVersion, "'", path, "': unsupported ", what, " file version ", version,
            " (this robustlens reads version ", kGenerativeFormatVersion, ")");

@@ -1,5 +1,6 @@
 #include "robustlens/generative/vae.h"
 
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/json_fields.h"
 #include "robustlens/core/limits.h"
@@ -101,8 +102,8 @@ at::Tensor Vae::decode(const at::Tensor& latents) { return at::sigmoid(decode_lo
 
 VaeLoss Vae::loss(const at::Tensor& images, const at::Tensor& noise) {
   const VaeEncoding posterior = encode(images);
-  RL_CHECK(noise.sizes() == posterior.mean.sizes(), "VAE loss: noise must be N×k = ", posterior.mean.sizes(),
-           ", got ", noise.sizes());
+  RL_CHECK(noise.sizes() == posterior.mean.sizes(), "VAE loss: noise must be N×k = ", posterior.mean.sizes(), ", got ",
+           noise.sizes());
   const at::Tensor z = posterior.mean + at::exp(0.5 * posterior.logvar) * noise.to(device_, dtype_);
   const at::Tensor logits = net_->decode(z);
   const double count = static_cast<double>(images.size(0));
@@ -110,8 +111,7 @@ VaeLoss Vae::loss(const at::Tensor& images, const at::Tensor& noise) {
       at::binary_cross_entropy_with_logits(logits, images.to(device_, dtype_).flatten(1), {}, {}, at::Reduction::Sum) /
       count;
   // KL(N(m, s²) ‖ N(0, 1)) = ½ Σ (m² + s² − 1 − log s²).
-  const at::Tensor kl =
-      0.5 * (posterior.mean.square() + posterior.logvar.exp() - 1 - posterior.logvar).sum() / count;
+  const at::Tensor kl = 0.5 * (posterior.mean.square() + posterior.logvar.exp() - 1 - posterior.logvar).sum() / count;
   return {reconstruction, kl};
 }
 
@@ -132,7 +132,8 @@ std::unique_ptr<Vae> load_vae(const std::string& path, const at::Device& device)
   torch::serialize::InputArchive archive;
   const nlohmann::json metadata = open_generative_file(path, kVaeFormat, "VAE", device, archive);
   const std::string where = "VAE file '" + path + "': metadata";
-  auto vae = std::make_unique<Vae>(VaeSpec::from_json(required_field<nlohmann::json>(metadata, "spec", where), where + ".spec"));
+  auto vae = std::make_unique<Vae>(
+      VaeSpec::from_json(required_field<nlohmann::json>(metadata, "spec", where), where + ".spec"));
   vae->to(device);
   load_generative_parameters(archive, *vae->net_, path);
   vae->set_training_record(optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where));
@@ -148,20 +149,14 @@ void VaeTrainOptions::check() const {
 }
 
 nlohmann::json VaeTrainOptions::to_json() const {
-  return {{"optimizer", "adam"}, {"lr", lr},     {"epochs", epochs},
+  return {{"optimizer", "adam"},      {"lr", lr},     {"epochs", epochs},
           {"batch_size", batch_size}, {"beta", beta}, {"seed", seed}};
 }
 
 nlohmann::json VaeEpochRecord::to_json() const {
-  return {{"epoch", epoch},
-          {"train_loss", train_loss},
-          {"train_reconstruction", train_reconstruction},
-          {"train_kl", train_kl},
-          {"test_loss", test_loss},
-          {"test_reconstruction", test_reconstruction},
-          {"test_kl", test_kl},
-          {"active_dims", active_dims},
-          {"test_kl_per_dim", test_kl_per_dim},
+  return {{"epoch", epoch},       {"train_loss", train_loss},   {"train_reconstruction", train_reconstruction},
+          {"train_kl", train_kl}, {"test_loss", test_loss},     {"test_reconstruction", test_reconstruction},
+          {"test_kl", test_kl},   {"active_dims", active_dims}, {"test_kl_per_dim", test_kl_per_dim},
           {"seconds", seconds}};
 }
 
@@ -171,16 +166,14 @@ nlohmann::json VaeTrainResult::to_json() const {
   return {{"epochs", records}};
 }
 
-VaeEpochRecord evaluate_vae(Vae& vae, const Dataset& data, double beta, std::int64_t batch_size,
-                            std::uint64_t seed) {
+VaeEpochRecord evaluate_vae(Vae& vae, const Dataset& data, double beta, std::int64_t batch_size, std::uint64_t seed) {
   RL_CHECK(batch_size >= 1, "evaluation batch size must be >= 1, got ", batch_size);
   RL_CHECK(data.size() > 0, "VAE evaluation: dataset '", data.name, "' is empty");
   at::NoGradGuard no_grad;
   at::Generator generator = make_generator(seed);
   double reconstruction = 0, kl = 0;
   std::vector<at::Tensor> means, logvars;
-  for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
-    const std::int64_t end = std::min(begin + batch_size, data.size());
+  for (const auto [begin, end] : batches(data.size(), batch_size)) {
     // Noise drawn on the CPU: the same numbers whatever the device.
     const at::Tensor noise = at::randn({end - begin, vae.spec().latent_dim}, generator);
     const at::Tensor images = data.images.slice(0, begin, end);
@@ -229,8 +222,8 @@ VaeTrainResult train_vae(Vae& vae, const Dataset& train, const Dataset& test, co
       const at::Tensor noise = at::randn({end - begin, vae.spec().latent_dim}, generator);
       const VaeLoss loss = vae.loss(images, noise);
       const at::Tensor total = loss.total(options.beta);
-      RL_CHECK(std::isfinite(total.item<double>()), "VAE training diverged at epoch ", epoch + 1, ", step ",
-               step + 1, " (loss is not finite); lower --lr (now ", options.lr, ")");
+      RL_CHECK(std::isfinite(total.item<double>()), "VAE training diverged at epoch ", epoch + 1, ", step ", step + 1,
+               " (loss is not finite); lower --lr (now ", options.lr, ")");
       optimizer.zero_grad();
       total.backward();
       optimizer.step();
@@ -240,8 +233,8 @@ VaeTrainResult train_vae(Vae& vae, const Dataset& train, const Dataset& test, co
       const double running = (reconstruction_sum + options.beta * kl_sum) / static_cast<double>(seen);
       report(progress, {task, seen, train.size(), "loss " + std::to_string(running).substr(0, 7)});
     }
-    VaeEpochRecord record = evaluate_vae(vae, test, options.beta, options.eval_batch_size,
-                                         derive_seed(options.seed, kEvaluationStream));
+    VaeEpochRecord record =
+        evaluate_vae(vae, test, options.beta, options.eval_batch_size, derive_seed(options.seed, kEvaluationStream));
     record.epoch = epoch + 1;
     record.train_reconstruction = reconstruction_sum / static_cast<double>(seen);
     record.train_kl = kl_sum / static_cast<double>(seen);
@@ -289,8 +282,7 @@ VaeTangentSpace vae_tangent_space(Vae& vae, const at::Tensor& images, std::int64
   check_images(images, vae.spec().input_shape, "VAE tangent space");
   RL_CHECK(batch_size >= 1, "tangent space: batch size must be >= 1, got ", batch_size);
   std::vector<at::Tensor> bases, jacobians, means, reconstructions;
-  for (std::int64_t begin = 0; begin < images.size(0); begin += batch_size) {
-    const std::int64_t end = std::min(begin + batch_size, images.size(0));
+  for (const auto [begin, end] : batches(images.size(0), batch_size)) {
     VaeTangentSpace chunk = tangent_space_of_batch(vae, images.slice(0, begin, end));
     bases.push_back(chunk.basis);
     jacobians.push_back(chunk.jacobian);

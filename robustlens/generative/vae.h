@@ -10,6 +10,7 @@
 // Files: generative/generative_file.h (format robustlens-vae).
 #pragma once
 
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 
@@ -33,9 +34,9 @@ struct VaeSpec {
   /// Units of each of the two hidden layers of encoder and decoder.
   std::int64_t hidden = 512;
 
-  VaeSpec& set_input_shape(std::vector<std::int64_t> v) { input_shape = std::move(v); return *this; }
-  VaeSpec& set_latent_dim(std::int64_t v) { latent_dim = v; return *this; }
-  VaeSpec& set_hidden(std::int64_t v) { hidden = v; return *this; }
+  RL_SETTER(input_shape)
+  RL_SETTER(latent_dim)
+  RL_SETTER(hidden)
 
   /// D = C·H·W.
   std::int64_t input_dim() const;
@@ -130,12 +131,12 @@ struct VaeTrainOptions {
   /// Batch size of the per-epoch test evaluation.
   std::int64_t eval_batch_size = 1000;
 
-  VaeTrainOptions& set_epochs(std::int64_t v) { epochs = v; return *this; }
-  VaeTrainOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  VaeTrainOptions& set_lr(double v) { lr = v; return *this; }
-  VaeTrainOptions& set_beta(double v) { beta = v; return *this; }
-  VaeTrainOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
-  VaeTrainOptions& set_eval_batch_size(std::int64_t v) { eval_batch_size = v; return *this; }
+  RL_SETTER(epochs)
+  RL_SETTER(batch_size)
+  RL_SETTER(lr)
+  RL_SETTER(beta)
+  RL_SETTER(seed)
+  RL_SETTER(eval_batch_size)
 
   void check() const;
   /// The recipe (optimizer "adam" included).
@@ -166,8 +167,7 @@ struct VaeTrainResult {
 
 /// Negative-ELBO terms over a whole dataset (no gradients), z drawn from a
 /// generator seeded with `seed`: the same number for the same weights and seed.
-VaeEpochRecord evaluate_vae(Vae& vae, const Dataset& data, double beta, std::int64_t batch_size,
-                            std::uint64_t seed);
+VaeEpochRecord evaluate_vae(Vae& vae, const Dataset& data, double beta, std::int64_t batch_size, std::uint64_t seed);
 
 /// Trains `vae` in place with Adam on `train`, evaluating on `test` after every
 /// epoch; `on_epoch` sees each finished epoch. Sets vae.training_record() to the

@@ -2,7 +2,6 @@
 
 #include "robustlens/core/error.h"
 
-
 namespace robustlens {
 
 nlohmann::json AccuracyResult::to_json(const std::vector<std::string>& class_names) const {
@@ -10,7 +9,8 @@ nlohmann::json AccuracyResult::to_json(const std::vector<std::string>& class_nam
   for (std::size_t k = 0; k < per_class_accuracy.size() && k < class_names.size(); ++k) {
     per_class[class_names[k]] = per_class_accuracy[k];
   }
-  return {{"accuracy", accuracy}, {"mean_loss", mean_loss}, {"samples", logits.size(0)}, {"per_class_accuracy", per_class}};
+  return {
+      {"accuracy", accuracy}, {"mean_loss", mean_loss}, {"samples", logits.size(0)}, {"per_class_accuracy", per_class}};
 }
 
 AccuracyResult evaluate_accuracy(Model& model, const Dataset& dataset, const AccuracyOptions& options,
@@ -32,6 +32,14 @@ AccuracyResult evaluate_accuracy(Model& model, const Dataset& dataset, const Acc
         count == 0 ? 0.0 : correct.logical_and(of_class).sum().item<double>() / static_cast<double>(count));
   }
   return result;
+}
+
+Dataset correctly_classified(Model& model, const Dataset& dataset, std::int64_t batch_size) {
+  model.set_training(false);
+  const at::Tensor correct = batched_logits(model, dataset.images, batch_size).argmax(1).eq(dataset.labels);
+  const at::Tensor kept = correct.nonzero().flatten().contiguous();
+  return dataset.subset(
+      std::vector<std::int64_t>(kept.data_ptr<std::int64_t>(), kept.data_ptr<std::int64_t>() + kept.numel()));
 }
 
 }  // namespace robustlens

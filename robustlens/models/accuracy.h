@@ -2,6 +2,7 @@
 #pragma once
 
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 
@@ -14,7 +15,7 @@ namespace robustlens {
 
 struct AccuracyOptions {
   std::int64_t batch_size = 500;
-  AccuracyOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
+  RL_SETTER(batch_size)
   nlohmann::json to_json() const { return {{"batch_size", batch_size}}; }
 };
 
@@ -31,5 +32,8 @@ struct AccuracyResult {
 /// Model in evaluation mode, no autograd, batched.
 AccuracyResult evaluate_accuracy(Model& model, const Dataset& dataset, const AccuracyOptions& options,
                                  const ProgressCallback& progress = {});
+
+/// The images of `dataset` the model classifies correctly.
+Dataset correctly_classified(Model& model, const Dataset& dataset, std::int64_t batch_size);
 
 }  // namespace robustlens

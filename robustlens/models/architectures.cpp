@@ -80,12 +80,14 @@ class BasicBlockImpl : public torch::nn::Module {
  public:
   BasicBlockImpl(std::int64_t in, std::int64_t out, std::int64_t stride, Activation activation)
       : activation_(activation) {
-    conv1_ = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
+    conv1_ = register_module(
+        "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
     bn1_ = register_module("bn1", torch::nn::BatchNorm2d(out));
     conv2_ = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
     bn2_ = register_module("bn2", torch::nn::BatchNorm2d(out));
     if (stride != 1 || in != out) {
-      shortcut_conv_ = register_module("shortcut_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+      shortcut_conv_ = register_module(
+          "shortcut_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
       shortcut_bn_ = register_module("shortcut_bn", torch::nn::BatchNorm2d(out));
     }
   }
@@ -107,7 +109,8 @@ class ResNetImpl : public ClassifierNetImpl {
  public:
   ResNetImpl(const ArchitectureSpec& spec, Activation activation) : activation_(activation) {
     const std::int64_t w = spec.width;
-    stem_conv_ = register_module("stem_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(spec.input_shape[0], w, 3).padding(1).bias(false)));
+    stem_conv_ = register_module(
+        "stem_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(spec.input_shape[0], w, 3).padding(1).bias(false)));
     stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(w));
     std::int64_t in = w;
     for (std::int64_t stage = 0; stage < 3; ++stage) {
@@ -164,8 +167,8 @@ ArchitectureSpec ArchitectureSpec::resolved() const {
   RL_CHECK(std::isfinite(spec.softplus_beta) && spec.softplus_beta > 0, "architecture: softplus beta must be > 0, got ",
            spec.softplus_beta);
   RL_CHECK(spec.width >= 0 && spec.width <= kMaxWidth && spec.depth >= 0 && spec.depth <= kMaxDepth,
-           "architecture: width must lie in [0, ", kMaxWidth, "] and depth in [0, ", kMaxDepth,
-           "] (0 = default), got ", spec.width, " and ", spec.depth);
+           "architecture: width must lie in [0, ", kMaxWidth, "] and depth in [0, ", kMaxDepth, "] (0 = default), got ",
+           spec.width, " and ", spec.depth);
   RL_CHECK(spec.bottleneck <= kMaxWidth, "architecture: bottleneck units must be at most ", kMaxWidth, ", got ",
            spec.bottleneck);
   RL_CHECK(spec.head == "nopen" || spec.head == "binenc" || spec.head == "linpen" || spec.head == "nonlinpen" ||
@@ -181,7 +184,8 @@ ArchitectureSpec ArchitectureSpec::resolved() const {
   }
   if (spec.width == 0) spec.width = spec.name == "mlp" ? 256 : 16;
   if (spec.name == "mlp") {
-    check_dense_layer(spec.input_shape[0] * spec.input_shape[1] * spec.input_shape[2], spec.width, "architecture: the mlp");
+    check_dense_layer(spec.input_shape[0] * spec.input_shape[1] * spec.input_shape[2], spec.width,
+                      "architecture: the mlp");
   }
   if (spec.depth == 0) spec.depth = spec.name == "mlp" ? 2 : 1;
   if (spec.name == "lenet") {
@@ -193,9 +197,15 @@ ArchitectureSpec ArchitectureSpec::resolved() const {
 }
 
 nlohmann::json ArchitectureSpec::to_json() const {
-  return {{"name", name},           {"input_shape", input_shape}, {"num_classes", num_classes},
-          {"width", width},         {"depth", depth},             {"activation", activation},
-          {"softplus_beta", softplus_beta}, {"head", head},             {"bottleneck", bottleneck}};
+  return {{"name", name},
+          {"input_shape", input_shape},
+          {"num_classes", num_classes},
+          {"width", width},
+          {"depth", depth},
+          {"activation", activation},
+          {"softplus_beta", softplus_beta},
+          {"head", head},
+          {"bottleneck", bottleneck}};
 }
 
 ArchitectureSpec ArchitectureSpec::from_json(const nlohmann::json& json, const std::string& where) {

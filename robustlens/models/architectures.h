@@ -10,6 +10,8 @@
 //   wide       binenc with a wide bottleneck (512 units by default)
 #pragma once
 
+#include "robustlens/core/options.h"
+
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 #include <nlohmann/json.hpp>
@@ -43,15 +45,15 @@ struct ArchitectureSpec {
   /// K vertices plus a margin of 2; 6 for 10 classes), 512 for wide. Unused by nopen.
   std::int64_t bottleneck = 0;
 
-  ArchitectureSpec& set_name(std::string v) { name = std::move(v); return *this; }
-  ArchitectureSpec& set_input_shape(std::vector<std::int64_t> v) { input_shape = std::move(v); return *this; }
-  ArchitectureSpec& set_num_classes(std::int64_t v) { num_classes = v; return *this; }
-  ArchitectureSpec& set_width(std::int64_t v) { width = v; return *this; }
-  ArchitectureSpec& set_depth(std::int64_t v) { depth = v; return *this; }
-  ArchitectureSpec& set_activation(std::string v) { activation = std::move(v); return *this; }
-  ArchitectureSpec& set_softplus_beta(double v) { softplus_beta = v; return *this; }
-  ArchitectureSpec& set_head(std::string v) { head = std::move(v); return *this; }
-  ArchitectureSpec& set_bottleneck(std::int64_t v) { bottleneck = v; return *this; }
+  RL_SETTER(name)
+  RL_SETTER(input_shape)
+  RL_SETTER(num_classes)
+  RL_SETTER(width)
+  RL_SETTER(depth)
+  RL_SETTER(activation)
+  RL_SETTER(softplus_beta)
+  RL_SETTER(head)
+  RL_SETTER(bottleneck)
 
   /// True for the variants trained with the latent penalty (binenc, wide).
   bool penalised() const { return head == "binenc" || head == "wide"; }

@@ -7,11 +7,10 @@
 
 namespace robustlens {
 
-BuiltinModel::BuiltinModel(const ArchitectureSpec& spec, std::vector<std::string> class_names,
-                           nlohmann::json training)
+BuiltinModel::BuiltinModel(const ArchitectureSpec& spec, std::vector<std::string> class_names, nlohmann::json training)
     : spec_(spec.resolved()), net_(build_architecture(spec_)) {
-  RL_CHECK(class_names.empty() || static_cast<std::int64_t>(class_names.size()) == spec_.num_classes,
-           "model has ", spec_.num_classes, " classes but ", class_names.size(), " class names were given");
+  RL_CHECK(class_names.empty() || static_cast<std::int64_t>(class_names.size()) == spec_.num_classes, "model has ",
+           spec_.num_classes, " classes but ", class_names.size(), " class names were given");
   if (class_names.empty()) {
     for (std::int64_t k = 0; k < spec_.num_classes; ++k) class_names.push_back(std::to_string(k));
   }
@@ -106,17 +105,17 @@ BuiltinMetadata parse_builtin_metadata(const std::string& text, const std::strin
   RL_CHECK(metadata.is_object(), where, " is not a JSON object");
   const std::string format = optional_field<std::string>(metadata, "format", "", where);
   RL_CHECK(format != "robustlens-vae" && format != "robustlens-denoiser", "'", path, "' is a robustlens ",
-           format == "robustlens-vae" ? "VAE" : "denoiser", " file, not a classifier model file (format ", format,
-           ")");
+           format == "robustlens-vae" ? "VAE" : "denoiser", " file, not a classifier model file (format ", format, ")");
   const std::int64_t version = optional_field<std::int64_t>(metadata, "format_version", 0, where);
-  RL_CHECK(format == "robustlens-model" && version == 1, "'", path, "': unsupported model format '", format.substr(0, 100),
-           "' version ", version, " (this robustlens reads robustlens-model version 1)");
-  BuiltinMetadata parsed{
-      ArchitectureSpec::from_json(required_field<nlohmann::json>(metadata, "architecture", where), where + ".architecture"),
-      optional_field<std::vector<std::string>>(metadata, "class_names", {}, where),
-      optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where)};
-  RL_CHECK(parsed.class_names.empty() || static_cast<std::int64_t>(parsed.class_names.size()) == parsed.spec.num_classes,
-           where, ": ", parsed.class_names.size(), " class names for ", parsed.spec.num_classes, " classes");
+  RL_CHECK(format == "robustlens-model" && version == 1, "'", path, "': unsupported model format '",
+           format.substr(0, 100), "' version ", version, " (this robustlens reads robustlens-model version 1)");
+  BuiltinMetadata parsed{ArchitectureSpec::from_json(required_field<nlohmann::json>(metadata, "architecture", where),
+                                                     where + ".architecture"),
+                         optional_field<std::vector<std::string>>(metadata, "class_names", {}, where),
+                         optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where)};
+  RL_CHECK(
+      parsed.class_names.empty() || static_cast<std::int64_t>(parsed.class_names.size()) == parsed.spec.num_classes,
+      where, ": ", parsed.class_names.size(), " class names for ", parsed.spec.num_classes, " classes");
   return parsed;
 }
 
@@ -135,7 +134,8 @@ std::unique_ptr<BuiltinModel> load_builtin_model(const std::string& path, const 
     RL_CHECK(false, "model file '", path, "' cannot be read: ", first_line(error.what()));
   }
   BuiltinMetadata metadata = read_builtin_metadata(archive, path);
-  auto model = std::make_unique<BuiltinModel>(metadata.spec, std::move(metadata.class_names), std::move(metadata.training));
+  auto model =
+      std::make_unique<BuiltinModel>(metadata.spec, std::move(metadata.class_names), std::move(metadata.training));
   model->to(device);
   model->load_parameters_from(archive, path);
   model->info().path = path;

@@ -30,8 +30,8 @@ std::unique_ptr<Model> load_model(const std::string& path, const at::Device& dev
   try {
     module = torch::jit::load(path, device);
   } catch (const std::exception& error) {  // c10::Error, and TorchScript parser errors (torch::jit::ErrorReport)
-    RL_CHECK(false, "model file '", path, "' cannot be read (truncated or not a TorchScript/robustlens file): ",
-             first_line(error.what()));
+    RL_CHECK(false, "model file '", path,
+             "' cannot be read (truncated or not a TorchScript/robustlens file): ", first_line(error.what()));
   }
   std::unique_ptr<Model> model;
   TorchScriptModel* scripted = nullptr;
@@ -47,8 +47,8 @@ std::unique_ptr<Model> load_model(const std::string& path, const at::Device& dev
   const std::vector<at::Tensor> parameters = model->parameters();
   for (std::size_t i = 0; i < parameters.size(); ++i) {
     const std::int64_t bad = at::isfinite(parameters[i].detach()).logical_not().sum().item<std::int64_t>();
-    RL_CHECK(bad == 0, "model file '", path, "' holds ", bad, " NaN or infinite values in parameter ", i,
-             " (shape ", parameters[i].sizes(), "); the model cannot be measured");
+    RL_CHECK(bad == 0, "model file '", path, "' holds ", bad, " NaN or infinite values in parameter ", i, " (shape ",
+             parameters[i].sizes(), "); the model cannot be measured");
   }
   if (scripted != nullptr && scripted->info().input_shape.empty() && !input_shape.empty()) {
     scripted->bind_input_shape(input_shape);

@@ -15,13 +15,13 @@ std::string script_error_message(const std::string& what) {
   const auto end = what.find_last_not_of(" \n");
   if (end == std::string::npos) return what;
   const auto start = what.rfind('\n', end);
-  return what.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  return what.substr(start == std::string::npos ? 0 : start + 1,
+                     end - (start == std::string::npos ? 0 : start + 1) + 1);
 }
 
 }  // namespace
 
-TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string& path,
-                                   const at::Device& device)
+TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string& path, const at::Device& device)
     : module_(std::move(module)), device_(device) {
   has_latent_ = module_.find_method("latent").has_value();
   info_.kind = "torchscript";
@@ -30,7 +30,8 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string&
   module_.to(device_);
   // Optional metadata a user may attach in Python (python/export_torchscript.py does).
   if (module_.hasattr("robustlens_input_shape")) {
-    for (const c10::IValue& v : module_.attr("robustlens_input_shape").toListRef()) info_.input_shape.push_back(v.toInt());
+    for (const c10::IValue& v : module_.attr("robustlens_input_shape").toListRef())
+      info_.input_shape.push_back(v.toInt());
   }
   if (module_.hasattr("robustlens_class_names")) {
     for (const c10::IValue& name : module_.attr("robustlens_class_names").toListRef()) {
@@ -49,8 +50,8 @@ at::Tensor TorchScriptModel::call(const std::string& method, const at::Tensor& i
     RL_CHECK(false, "TorchScript model '", info_.path, "' failed in ", method, "() on a batch of shape ",
              images.sizes(), ": ", script_error_message(error.what()));
   }
-  RL_CHECK(output.isTensor(), "TorchScript model '", info_.path, "': ", method,
-           "() must return a Tensor, got ", output.tagKind());
+  RL_CHECK(output.isTensor(), "TorchScript model '", info_.path, "': ", method, "() must return a Tensor, got ",
+           output.tagKind());
   return output.toTensor();
 }
 
@@ -86,8 +87,7 @@ void TorchScriptModel::bind_input_shape(const std::vector<std::int64_t>& input_s
   std::vector<std::int64_t> batch_shape{2};
   batch_shape.insert(batch_shape.end(), input_shape.begin(), input_shape.end());
   at::NoGradGuard no_grad;
-  const at::Tensor logits =
-      forward(at::zeros(batch_shape, at::TensorOptions().dtype(at::kFloat).device(device_)));
+  const at::Tensor logits = forward(at::zeros(batch_shape, at::TensorOptions().dtype(at::kFloat).device(device_)));
   info_.num_classes = logits.size(1);
 }
 

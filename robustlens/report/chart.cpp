@@ -31,10 +31,14 @@ std::vector<double> ticks(double low, double high) {
 std::string escape(const std::string& text) {
   std::string out;
   for (const char c : text) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else out += c;
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else
+      out += c;
   }
   return out;
 }
@@ -108,29 +112,33 @@ class Frame {
     note_above_ = note_above ? note : "";
     legend_top_ = kHeight + 6;
     note_top_ = legend_top_ + kLineHeight * static_cast<double>(legend_rows);
-    const double height =
-        legend_rows + note_lines_.size() > 0 ? note_top_ + kLineHeight * static_cast<double>(note_lines_.size()) : kHeight;
+    const double height = legend_rows + note_lines_.size() > 0
+                              ? note_top_ + kLineHeight * static_cast<double>(note_lines_.size())
+                              : kHeight;
 
     svg_.precision(5);
     svg_ << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << height
          << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-         << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << escape(title) << "</text>\n";
+         << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << escape(title)
+         << "</text>\n";
     if (!note_above_.empty()) {
-      svg_ << "<text x=\"" << kWidth - kRight << "\" y=\"" << kTop - 4 << "\" text-anchor=\"end\">" << escape(note_above_)
-           << "</text>\n";
+      svg_ << "<text x=\"" << kWidth - kRight << "\" y=\"" << kTop - 4 << "\" text-anchor=\"end\">"
+           << escape(note_above_) << "</text>\n";
     }
     for (std::size_t i = 0; i < note_lines_.size(); ++i) {
-      svg_ << "<text x=\"" << kLeft << "\" y=\"" << note_top_ + kLineHeight * static_cast<double>(i) + 4 << "\" fill=\"#444\">"
-           << escape(note_lines_[i]) << "</text>\n";
+      svg_ << "<text x=\"" << kLeft << "\" y=\"" << note_top_ + kLineHeight * static_cast<double>(i) + 4
+           << "\" fill=\"#444\">" << escape(note_lines_[i]) << "</text>\n";
     }
     for (const double v : ticks(y_low_, y_high_)) {
       svg_ << "<line x1=\"" << kLeft << "\" x2=\"" << kWidth - kRight << "\" y1=\"" << py(v) << "\" y2=\"" << py(v)
-           << "\" stroke=\"#e5e5e5\"/><text x=\"" << kLeft - 6 << "\" y=\"" << py(v) + 4 << "\" text-anchor=\"end\">" << v
-           << "</text>\n";
+           << "\" stroke=\"#e5e5e5\"/><text x=\"" << kLeft - 6 << "\" y=\"" << py(v) + 4 << "\" text-anchor=\"end\">"
+           << v << "</text>\n";
     }
   }
 
-  double py(double y) const { return kHeight - kBottom - (y - y_low_) / (y_high_ - y_low_) * (kHeight - kTop - kBottom); }
+  double py(double y) const {
+    return kHeight - kBottom - (y - y_low_) / (y_high_ - y_low_) * (kHeight - kTop - kBottom);
+  }
 
   /// Axes (the horizontal one at y = 0), axis labels, closing tag.
   std::string finish(const std::string& x_label, const std::string& y_label) {
@@ -155,7 +163,8 @@ class Frame {
                        : right       ? kWidth - kRight - 230
                                      : kLeft + 12;
       if (entry.square) {
-        svg_ << "<rect x=\"" << x + 6 << "\" y=\"" << y - 6 << "\" width=\"12\" height=\"12\" fill=\"" << entry.colour << "\"/>";
+        svg_ << "<rect x=\"" << x + 6 << "\" y=\"" << y - 6 << "\" width=\"12\" height=\"12\" fill=\"" << entry.colour
+             << "\"/>";
       } else {
         svg_ << "<line x1=\"" << x << "\" x2=\"" << x + 24 << "\" y1=\"" << y << "\" y2=\"" << y << "\" stroke=\""
              << entry.colour << "\" stroke-width=\"2\"" << (entry.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>";
@@ -184,7 +193,8 @@ std::string render_svg(const LineChart& chart) {
   };
   double x_low = std::numeric_limits<double>::infinity(), x_high = -x_low, y_low = x_low, y_high = -x_low;
   for (const ChartSeries& s : chart.series) {
-    RL_CHECK(s.x.size() == s.y.size(), "chart series '", s.name, "' has ", s.x.size(), " x values but ", s.y.size(), " y values");
+    RL_CHECK(s.x.size() == s.y.size(), "chart series '", s.name, "' has ", s.x.size(), " x values but ", s.y.size(),
+             " y values");
     for (std::size_t i = 0; i < s.x.size(); ++i) {
       if (!std::isfinite(s.y[i]) || !std::isfinite(along(s.x[i]))) continue;
       x_low = std::min(x_low, along(s.x[i]));
@@ -199,7 +209,9 @@ std::string render_svg(const LineChart& chart) {
   Frame frame(svg, chart.title, chart.note, y_low, y_high, names);
   if (x_high == x_low) x_high = x_low + 1;
   const auto px = [&](double x) { return kLeft + (along(x) - x_low) / (x_high - x_low) * (kWidth - kLeft - kRight); };
-  const auto shown = [&](const ChartSeries& s, std::size_t i) { return std::isfinite(s.y[i]) && std::isfinite(along(s.x[i])); };
+  const auto shown = [&](const ChartSeries& s, std::size_t i) {
+    return std::isfinite(s.y[i]) && std::isfinite(along(s.x[i]));
+  };
   std::vector<std::pair<double, double>> points;
   for (const ChartSeries& s : chart.series) {
     for (std::size_t i = 0; i < s.x.size(); ++i) {
@@ -208,7 +220,8 @@ std::string render_svg(const LineChart& chart) {
   }
   std::vector<double> x_ticks;
   if (chart.log_x) {
-    for (double decade = std::ceil(x_low - 1e-9); decade <= x_high + 1e-9; ++decade) x_ticks.push_back(std::pow(10.0, decade));
+    for (double decade = std::ceil(x_low - 1e-9); decade <= x_high + 1e-9; ++decade)
+      x_ticks.push_back(std::pow(10.0, decade));
   } else {
     x_ticks = ticks(x_low, x_high);
   }
@@ -218,12 +231,13 @@ std::string render_svg(const LineChart& chart) {
     const double left = std::max(kLeft, px(region.x_low)), right = std::min(kWidth - kRight, px(region.x_high));
     if (!(right > left)) continue;
     svg << "<rect x=\"" << left << "\" y=\"" << kTop << "\" width=\"" << right - left << "\" height=\""
-        << kHeight - kTop - kBottom << "\" fill=\"" << region_fills[r % 3] << "\" fill-opacity=\"0.6\"/><text x=\"" << (left + right) / 2
-        << "\" y=\"" << kHeight - kBottom - 6 << "\" text-anchor=\"middle\" fill=\"#555\">" << escape(region.label)
-        << "</text>\n";
+        << kHeight - kTop - kBottom << "\" fill=\"" << region_fills[r % 3] << "\" fill-opacity=\"0.6\"/><text x=\""
+        << (left + right) / 2 << "\" y=\"" << kHeight - kBottom - 6 << "\" text-anchor=\"middle\" fill=\"#555\">"
+        << escape(region.label) << "</text>\n";
   }
   for (const double v : x_ticks) {
-    svg << "<text x=\"" << px(v) << "\" y=\"" << kHeight - kBottom + 18 << "\" text-anchor=\"middle\">" << v << "</text>\n";
+    svg << "<text x=\"" << px(v) << "\" y=\"" << kHeight - kBottom + 18 << "\" text-anchor=\"middle\">" << v
+        << "</text>\n";
   }
   std::vector<LegendEntry> legend;
   for (std::size_t k = 0; k < chart.series.size(); ++k) {
@@ -239,8 +253,8 @@ std::string render_svg(const LineChart& chart) {
       }
       svg << "\"/>\n";
     }
-    svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "")
-        << " points=\"";
+    svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\""
+        << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << " points=\"";
     for (std::size_t i = 0; i < s.x.size(); ++i) {
       if (shown(s, i)) svg << px(s.x[i]) << ',' << frame.py(s.y[i]) << ' ';
     }
@@ -255,8 +269,8 @@ std::string render_svg(const BarChart& chart) {
   RL_CHECK(!chart.categories.empty() && !chart.series.empty(), "bar chart '", chart.title, "' has no bars");
   double y_low = std::numeric_limits<double>::infinity(), y_high = -y_low;
   for (const BarSeries& s : chart.series) {
-    RL_CHECK(s.values.size() == chart.categories.size(), "bar series '", s.name, "' has ", s.values.size(), " values for ",
-             chart.categories.size(), " categories");
+    RL_CHECK(s.values.size() == chart.categories.size(), "bar series '", s.name, "' has ", s.values.size(),
+             " values for ", chart.categories.size(), " categories");
     for (const double v : s.values) {
       if (!std::isfinite(v)) continue;
       y_low = std::min(y_low, v);
@@ -287,11 +301,12 @@ std::string render_svg(const BarChart& chart) {
       const double v = chart.series[k].values[c];
       if (!std::isfinite(v)) continue;
       svg << "<rect x=\"" << kLeft + group * (static_cast<double>(c) + 0.1) + bar * static_cast<double>(k) << "\" y=\""
-          << std::min(frame.py(v), frame.py(0)) << "\" width=\"" << bar << "\" height=\"" << std::abs(frame.py(v) - frame.py(0))
-          << "\" fill=\"" << colour << "\"><title>" << escape(chart.series[k].name) << ", " << escape(chart.categories[c])
-          << ": " << v << "</title></rect>\n";
+          << std::min(frame.py(v), frame.py(0)) << "\" width=\"" << bar << "\" height=\""
+          << std::abs(frame.py(v) - frame.py(0)) << "\" fill=\"" << colour << "\"><title>"
+          << escape(chart.series[k].name) << ", " << escape(chart.categories[c]) << ": " << v << "</title></rect>\n";
     }
-    if (chart.series.size() > 1 || !chart.series[k].name.empty()) legend.push_back({chart.series[k].name, colour, true});
+    if (chart.series.size() > 1 || !chart.series[k].name.empty())
+      legend.push_back({chart.series[k].name, colour, true});
   }
   frame.legend(legend, legend_goes_right(points));
   return frame.finish(chart.x_label, chart.y_label);
@@ -300,7 +315,8 @@ std::string render_svg(const BarChart& chart) {
 std::string render_svg(const ScatterChart& chart) {
   double x_low = std::numeric_limits<double>::infinity(), x_high = -x_low, y_low = x_low, y_high = -x_low;
   for (const ScatterGroup& g : chart.groups) {
-    RL_CHECK(g.x.size() == g.y.size(), "scatter group '", g.name, "' has ", g.x.size(), " x values but ", g.y.size(), " y values");
+    RL_CHECK(g.x.size() == g.y.size(), "scatter group '", g.name, "' has ", g.x.size(), " x values but ", g.y.size(),
+             " y values");
     for (std::size_t i = 0; i < g.x.size(); ++i) {
       if (!std::isfinite(g.x[i]) || !std::isfinite(g.y[i])) continue;
       x_low = std::min(x_low, g.x[i]);
@@ -319,7 +335,8 @@ std::string render_svg(const ScatterChart& chart) {
   x_high += margin;
   const auto px = [&](double x) { return kLeft + (x - x_low) / (x_high - x_low) * (kWidth - kLeft - kRight); };
   for (const double v : ticks(x_low, x_high)) {
-    svg << "<text x=\"" << px(v) << "\" y=\"" << kHeight - kBottom + 18 << "\" text-anchor=\"middle\">" << v << "</text>\n";
+    svg << "<text x=\"" << px(v) << "\" y=\"" << kHeight - kBottom + 18 << "\" text-anchor=\"middle\">" << v
+        << "</text>\n";
   }
   std::vector<LegendEntry> legend;
   std::vector<std::pair<double, double>> points;

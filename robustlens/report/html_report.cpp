@@ -24,7 +24,8 @@ std::string script_safe(std::string text, const std::string& closing) {
 }
 
 const char* kStyle = R"css(
-body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 0; background: #fafafa; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+       margin: 0; background: #fafafa; }
 main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 64px; background: #fff; }
 h1 { font-size: 28px; margin: 8px 0 4px; }
 h2 { font-size: 22px; margin-top: 40px; padding-top: 12px; border-top: 1px solid #ddd; }
@@ -61,7 +62,8 @@ const char* kRenderScript = R"js(
   status.charts = specs.length;
   for (let i = 0; i < specs.length; ++i) {
     try {
-      await vegaEmbed('#chart-' + i, specs[i], { renderer: 'svg', actions: { export: true, source: false, compiled: false, editor: false } });
+      await vegaEmbed('#chart-' + i, specs[i],
+                      { renderer: 'svg', actions: { export: true, source: false, compiled: false, editor: false } });
       const marks = document.querySelectorAll('#chart-' + i + ' svg .role-mark > *').length;
       status.marks.push(marks);
       if (marks > 0) status.rendered += 1;
@@ -79,8 +81,8 @@ const char* kRenderScript = R"js(
 std::string read_asset(const std::filesystem::path& folder, const std::string& package, const std::string& file,
                        nlohmann::json& versions) {
   const std::filesystem::path path = folder / package / "build" / file;
-  RL_CHECK(std::filesystem::is_regular_file(path), "the HTML report needs ", path.string(),
-           " (npm package ", package, "): run scripts/setup.sh, which installs it with npm, or point "
+  RL_CHECK(std::filesystem::is_regular_file(path), "the HTML report needs ", path.string(), " (npm package ", package,
+           "): run scripts/setup.sh, which installs it with npm, or point "
            "ROBUSTLENS_WEB_ASSETS at a node_modules folder holding vega, vega-lite and vega-embed");
   versions[package] = read_json_file((folder / package / "package.json").string()).value("version", "unknown");
   return read_text_file(path.string());
@@ -104,12 +106,23 @@ std::string html_escape(const std::string& text) {
   escaped.reserve(text.size());
   for (const char c : text) {
     switch (c) {
-      case '&': escaped += "&amp;"; break;
-      case '<': escaped += "&lt;"; break;
-      case '>': escaped += "&gt;"; break;
-      case '"': escaped += "&quot;"; break;
-      case '\'': escaped += "&#39;"; break;
-      default: escaped += c;
+      case '&':
+        escaped += "&amp;";
+        break;
+      case '<':
+        escaped += "&lt;";
+        break;
+      case '>':
+        escaped += "&gt;";
+        break;
+      case '"':
+        escaped += "&quot;";
+        break;
+      case '\'':
+        escaped += "&#39;";
+        break;
+      default:
+        escaped += c;
     }
   }
   return escaped;
@@ -143,7 +156,8 @@ HtmlReport& HtmlReport::html(const std::string& markup) {
 HtmlReport& HtmlReport::heading(int level, const std::string& text, const std::string& id) {
   RL_CHECK(level >= 1 && level <= 6, "heading level must be 1..6, got ", level);
   const std::string tag = "h" + std::to_string(level);
-  body_ += "<" + tag + (id.empty() ? "" : " id=\"" + html_escape(id) + "\"") + ">" + html_escape(text) + "</" + tag + ">\n";
+  body_ +=
+      "<" + tag + (id.empty() ? "" : " id=\"" + html_escape(id) + "\"") + ">" + html_escape(text) + "</" + tag + ">\n";
   if (level == 2 && !id.empty()) contents_.emplace_back(id, text);
   return *this;
 }
@@ -160,7 +174,8 @@ HtmlReport& HtmlReport::table(const std::vector<std::string>& header, const std:
   }
   markup += "</tr></thead>\n<tbody>\n";
   for (const std::vector<std::string>& row : rows) {
-    RL_CHECK(row.size() == header.size(), "report table row has ", row.size(), " cells but the header has ", header.size());
+    RL_CHECK(row.size() == header.size(), "report table row has ", row.size(), " cells but the header has ",
+             header.size());
     markup += "<tr>";
     for (const std::string& cell : row) markup += "<td>" + html_escape(cell) + "</td>";
     markup += "</tr>\n";
@@ -181,7 +196,8 @@ HtmlReport& HtmlReport::figures(const std::vector<Figure>& pictures) {
     const std::string content = read_text_file(figure.path);
     markup += "<figure>";
     if (extension == ".png") {
-      markup += "<img alt=\"" + html_escape(figure.caption) + "\" src=\"data:image/png;base64," + base64_encode(content) + "\">";
+      markup += "<img alt=\"" + html_escape(figure.caption) + "\" src=\"data:image/png;base64," +
+                base64_encode(content) + "\">";
     } else {
       RL_CHECK(extension == ".svg", "report figure '", figure.path, "': expected a .png or .svg file");
       const std::size_t svg_start = content.find("<svg");
@@ -194,21 +210,24 @@ HtmlReport& HtmlReport::figures(const std::vector<Figure>& pictures) {
 }
 
 std::string HtmlReport::render(const WebAssets& assets) const {
-  std::string page = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
-                     html_escape(title_) + "</title>\n<style>" + kStyle + "</style>\n";
+  std::string page =
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
+      html_escape(title_) + "</title>\n<style>" + kStyle + "</style>\n";
   page += "<script>" + script_safe(assets.vega, "</script") + "</script>\n";
   page += "<script>" + script_safe(assets.vega_lite, "</script") + "</script>\n";
   page += "<script>" + script_safe(assets.vega_embed, "</script") + "</script>\n</head>\n<body>\n<main>\n";
   page += "<h1>" + html_escape(title_) + "</h1>\n";
   if (!contents_.empty()) {
     page += "<nav><ol>\n";
-    for (const auto& [id, text] : contents_) page += "<li><a href=\"#" + html_escape(id) + "\">" + html_escape(text) + "</a></li>\n";
+    for (const auto& [id, text] : contents_)
+      page += "<li><a href=\"#" + html_escape(id) + "\">" + html_escape(text) + "</a></li>\n";
     page += "</ol></nav>\n";
   }
   page += body_;
   page += "<pre id=\"render-status\" data-done=\"false\"></pre>\n</main>\n";
-  page += "<script type=\"application/json\" id=\"chart-specs\">" + script_safe(nlohmann::json(charts_).dump(), "</") + "</script>\n";
+  page += "<script type=\"application/json\" id=\"chart-specs\">" + script_safe(nlohmann::json(charts_).dump(), "</") +
+          "</script>\n";
   page += std::string("<script>") + kRenderScript + "</script>\n</body>\n</html>\n";
   return page;
 }

@@ -2,7 +2,6 @@
 
 #include "robustlens/core/error.h"
 
-
 namespace robustlens {
 
 at::Tensor heat_colormap(const at::Tensor& map) {

@@ -38,8 +38,8 @@ nlohmann::json vega_lite_spec(const LineChart& chart) {
     order.push_back(series.name);
     for (std::size_t i = 0; i < series.x.size(); ++i) {
       if (chart.log_x && !(series.x[i] > 0)) continue;  // as the SVG chart: no x <= 0 on a log axis
-      nlohmann::json row = {{"series", series.name}, {"x", number(series.x[i])}, {"y", number(series.y[i])},
-                            {"dashed", series.dashed}};
+      nlohmann::json row = {
+          {"series", series.name}, {"x", number(series.x[i])}, {"y", number(series.y[i])}, {"dashed", series.dashed}};
       if (i < series.band_low.size() && i < series.band_high.size()) {
         row["low"] = number(series.band_low[i]);
         row["high"] = number(series.band_high[i]);
@@ -50,19 +50,24 @@ nlohmann::json vega_lite_spec(const LineChart& chart) {
   }
   const nlohmann::json x_scale = chart.log_x ? nlohmann::json{{"type", "log"}} : nlohmann::json{{"zero", false}};
   const nlohmann::json x = {{"field", "x"}, {"type", "quantitative"}, {"title", chart.x_label}, {"scale", x_scale}};
-  const nlohmann::json color = {{"field", "series"}, {"type", "nominal"}, {"title", nullptr}, {"sort", order},
+  const nlohmann::json color = {{"field", "series"},
+                                {"type", "nominal"},
+                                {"title", nullptr},
+                                {"sort", order},
                                 {"legend", {{"orient", "bottom"}, {"columns", 2}, {"labelLimit", 360}}}};
   nlohmann::json layers = nlohmann::json::array();
   if (!chart.regions.empty()) {
     nlohmann::json regions = nlohmann::json::array();
-    for (const ChartRegion& r : chart.regions) regions.push_back({{"x", r.x_low}, {"x2", r.x_high}, {"label", r.label}});
+    for (const ChartRegion& r : chart.regions)
+      regions.push_back({{"x", r.x_low}, {"x2", r.x_high}, {"label", r.label}});
     const nlohmann::json region_x = {{"field", "x"}, {"type", "quantitative"}, {"scale", x_scale}};
     layers.push_back({{"data", {{"values", regions}}},
                       {"mark", {{"type", "rect"}, {"color", "#888"}, {"opacity", 0.08}}},
                       {"encoding", {{"x", region_x}, {"x2", {{"field", "x2"}}}, {"tooltip", {{"field", "label"}}}}}});
-    layers.push_back({{"data", {{"values", regions}}},
-                      {"mark", {{"type", "text"}, {"dy", -6}, {"baseline", "bottom"}, {"fontSize", 10}, {"color", "#555"}}},
-                      {"encoding", {{"x", region_x}, {"y", {{"value", kHeight}}}, {"text", {{"field", "label"}}}}}});
+    layers.push_back(
+        {{"data", {{"values", regions}}},
+         {"mark", {{"type", "text"}, {"dy", -6}, {"baseline", "bottom"}, {"fontSize", 10}, {"color", "#555"}}},
+         {"encoding", {{"x", region_x}, {"y", {{"value", kHeight}}}, {"text", {{"field", "label"}}}}}});
   }
   if (any_band) {
     layers.push_back({{"mark", {{"type", "area"}}},
@@ -81,7 +86,9 @@ nlohmann::json vega_lite_spec(const LineChart& chart) {
          {"y", {{"field", "y"}, {"type", "quantitative"}, {"title", chart.y_label}, {"scale", {{"zero", false}}}}},
          {"color", color},
          {"strokeDash",
-          {{"field", "dashed"}, {"type", "nominal"}, {"legend", nullptr},
+          {{"field", "dashed"},
+           {"type", "nominal"},
+           {"legend", nullptr},
            {"scale", {{"domain", {false, true}}, {"range", {{1, 0}, {6, 4}}}}}}},
          {"opacity", highlighted_opacity(1, 0.15)},
          {"tooltip",
@@ -100,24 +107,33 @@ nlohmann::json vega_lite_spec(const BarChart& chart) {
   for (const BarSeries& series : chart.series) {
     order.push_back(series.name);
     for (std::size_t c = 0; c < series.values.size() && c < chart.categories.size(); ++c) {
-      values.push_back({{"category", chart.categories[c]}, {"series", series.name}, {"value", number(series.values[c])}});
+      values.push_back(
+          {{"category", chart.categories[c]}, {"series", series.name}, {"value", number(series.values[c])}});
     }
   }
   nlohmann::json spec = frame(chart.title, chart.note);
   spec["data"] = {{"values", values}};
   spec["params"] = {legend_highlight("series")};
   spec["mark"] = {{"type", "bar"}};
-  spec["encoding"] = {
-      {"x", {{"field", "category"}, {"type", "nominal"}, {"title", chart.x_label}, {"sort", chart.categories},
-             {"axis", {{"labelAngle", 0}}}}},
-      {"xOffset", {{"field", "series"}, {"sort", order}}},
-      {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", chart.y_label}}},
-      {"color", {{"field", "series"}, {"type", "nominal"}, {"title", nullptr}, {"sort", order},
-                 {"legend", {{"orient", "bottom"}, {"labelLimit", 360}}}}},
-      {"opacity", highlighted_opacity(1, 0.25)},
-      {"tooltip",
-       {{{"field", "series"}}, {{"field", "category"}, {"title", chart.x_label}},
-        {{"field", "value"}, {"title", chart.y_label}, {"format", ".4~g"}}}}};
+  spec["encoding"] = {{"x",
+                       {{"field", "category"},
+                        {"type", "nominal"},
+                        {"title", chart.x_label},
+                        {"sort", chart.categories},
+                        {"axis", {{"labelAngle", 0}}}}},
+                      {"xOffset", {{"field", "series"}, {"sort", order}}},
+                      {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", chart.y_label}}},
+                      {"color",
+                       {{"field", "series"},
+                        {"type", "nominal"},
+                        {"title", nullptr},
+                        {"sort", order},
+                        {"legend", {{"orient", "bottom"}, {"labelLimit", 360}}}}},
+                      {"opacity", highlighted_opacity(1, 0.25)},
+                      {"tooltip",
+                       {{{"field", "series"}},
+                        {{"field", "category"}, {"title", chart.x_label}},
+                        {{"field", "value"}, {"title", chart.y_label}, {"format", ".4~g"}}}}};
   return spec;
 }
 
@@ -134,12 +150,17 @@ nlohmann::json vega_lite_spec(const ScatterChart& chart) {
   spec["data"] = {{"values", values}};
   spec["params"] = {legend_highlight("group")};
   spec["mark"] = {{"type", "circle"}, {"size", 14}};
-  spec["encoding"] = {{"x", {{"field", "x"}, {"type", "quantitative"}, {"title", chart.x_label}, {"scale", {{"zero", false}}}}},
-                      {"y", {{"field", "y"}, {"type", "quantitative"}, {"title", chart.y_label}, {"scale", {{"zero", false}}}}},
-                      {"color", {{"field", "group"}, {"type", "nominal"}, {"title", nullptr}, {"sort", order},
-                                 {"legend", {{"orient", "right"}}}}},
-                      {"opacity", highlighted_opacity(1, 0.05)},
-                      {"tooltip", {{{"field", "group"}}, {{"field", "x"}, {"format", ".3~g"}}, {{"field", "y"}, {"format", ".3~g"}}}}};
+  spec["encoding"] = {
+      {"x", {{"field", "x"}, {"type", "quantitative"}, {"title", chart.x_label}, {"scale", {{"zero", false}}}}},
+      {"y", {{"field", "y"}, {"type", "quantitative"}, {"title", chart.y_label}, {"scale", {{"zero", false}}}}},
+      {"color",
+       {{"field", "group"},
+        {"type", "nominal"},
+        {"title", nullptr},
+        {"sort", order},
+        {"legend", {{"orient", "right"}}}}},
+      {"opacity", highlighted_opacity(1, 0.05)},
+      {"tooltip", {{{"field", "group"}}, {{"field", "x"}, {"format", ".3~g"}}, {{"field", "y"}, {"format", ".3~g"}}}}};
   return spec;
 }
 

@@ -20,7 +20,8 @@ at::Tensor dct_matrix(std::int64_t n, const at::TensorOptions& options) {
   if (const auto found = cache.find(key); found != cache.end()) return found->second;
   // Built in float64 on the CPU, then converted: the same matrix on every device.
   const at::Tensor k = at::arange(n, at::kDouble).unsqueeze(1), i = at::arange(n, at::kDouble).unsqueeze(0);
-  at::Tensor d = at::cos(M_PI * (2 * i + 1) * k / (2.0 * static_cast<double>(n))) * std::sqrt(2.0 / static_cast<double>(n));
+  at::Tensor d =
+      at::cos(M_PI * (2 * i + 1) * k / (2.0 * static_cast<double>(n))) * std::sqrt(2.0 / static_cast<double>(n));
   d[0] = d[0] / std::sqrt(2.0);
   const at::Tensor converted = d.to(options);
   cache.emplace(key, converted);
@@ -81,10 +82,11 @@ at::Tensor dct_flip(const at::Tensor& images) { return idct2(dct2(images).flip({
 DctSubspaceSpec parse_dct_subspace_spec(const std::string& text) {
   if (text == "auto") return {};
   const auto second = text.find(':', 4);
-  const auto block = text.rfind("dct:", 0) == 0 && second != std::string::npos ? parse_int64(text.substr(4, second - 4)) : std::nullopt;
+  const auto block = text.rfind("dct:", 0) == 0 && second != std::string::npos ? parse_int64(text.substr(4, second - 4))
+                                                                               : std::nullopt;
   const auto step = block ? parse_int64(text.substr(second + 1)) : std::nullopt;
-  RL_CHECK(block && step && *block >= 1 && *step >= 1, "--subspaces: expected auto or dct:K:T with positive K and T, got '",
-           text.substr(0, 200), "'");
+  RL_CHECK(block && step && *block >= 1 && *step >= 1,
+           "--subspaces: expected auto or dct:K:T with positive K and T, got '", text.substr(0, 200), "'");
   return {*block, *step};
 }
 
@@ -101,7 +103,8 @@ at::Tensor apply_dct_transform(const std::string& spec, const at::Tensor& images
   if (transform.kind == "none") return images;
   if (transform.kind == "dct-flip") return dct_flip(images);
   const std::int64_t side = std::min(images.size(-2), images.size(-1));
-  RL_CHECK(transform.bandwidth <= side, "--transform ", spec, ": the bandwidth must be at most the images' side ", side);
+  RL_CHECK(transform.bandwidth <= side, "--transform ", spec, ": the bandwidth must be at most the images' side ",
+           side);
   return dct_low_pass(images, transform.bandwidth);
 }
 

@@ -8,8 +8,8 @@
 namespace robustlens {
 
 at::Tensor fourier_band_masks(std::int64_t height, std::int64_t width, std::int64_t bands, bool circular) {
-  RL_CHECK(bands >= 1 && bands <= std::min(height, width), "Fourier bands: need 1 <= M <= min(H, W) = ",
-           std::min(height, width), ", got M=", bands);
+  RL_CHECK(bands >= 1 && bands <= std::min(height, width),
+           "Fourier bands: need 1 <= M <= min(H, W) = ", std::min(height, width), ", got M=", bands);
   const std::int64_t d = std::min(height, width);
   // inside[i]: the region of bands 0..i-1 (square of side floor(d·i/M), or disc).
   const auto inside = [&](std::int64_t i) {
@@ -19,10 +19,15 @@ at::Tensor fourier_band_masks(std::int64_t height, std::int64_t width, std::int6
     if (circular) {
       const at::Tensor y = at::arange(height, at::kFloat).sub(static_cast<double>(height / 2)).view({-1, 1});
       const at::Tensor x = at::arange(width, at::kFloat).sub(static_cast<double>(width / 2)).view({1, -1});
-      return (y * y + x * x).sqrt().le(0.5 * static_cast<double>(d) * static_cast<double>(i) / static_cast<double>(bands)).to(at::kFloat);
+      return (y * y + x * x)
+          .sqrt()
+          .le(0.5 * static_cast<double>(d) * static_cast<double>(i) / static_cast<double>(bands))
+          .to(at::kFloat);
     }
     const std::int64_t side = d * i / bands;
-    region.slice(0, (height - side) / 2, (height - side) / 2 + side).slice(1, (width - side) / 2, (width - side) / 2 + side).fill_(1);
+    region.slice(0, (height - side) / 2, (height - side) / 2 + side)
+        .slice(1, (width - side) / 2, (width - side) / 2 + side)
+        .fill_(1);
     return region;
   };
   std::vector<at::Tensor> masks;
@@ -42,18 +47,20 @@ at::Tensor centred_spectrum(const at::Tensor& images, const at::Tensor& masks, c
 }  // namespace
 
 at::Tensor band_energies(const at::Tensor& images, const at::Tensor& masks) {
-  const at::Tensor power = centred_spectrum(images.to(at::kDouble), masks, "band energies").abs().pow(2).sum(1);  // N×H×W
+  const at::Tensor power =
+      centred_spectrum(images.to(at::kDouble), masks, "band energies").abs().pow(2).sum(1);  // N×H×W
   return at::einsum("nhw,mhw->nm", {power, masks.to(power.device()).to(at::kDouble)});
 }
 
 at::Tensor band_images(const at::Tensor& images, const at::Tensor& masks) {
-  const at::Tensor spectrum = centred_spectrum(images, masks, "band images").unsqueeze(1);  // N×1×C×H×W
+  const at::Tensor spectrum = centred_spectrum(images, masks, "band images").unsqueeze(1);   // N×1×C×H×W
   const at::Tensor banded = spectrum * masks.to(images.device()).unsqueeze(1).unsqueeze(0);  // N×M×C×H×W
   return at::fft_ifft2(at::fft_ifftshift(banded, {-2, -1}));
 }
 
 CoalitionFill parse_coalition_fill(const std::string& name) {
-  RL_CHECK(name == "zero" || name == "noise" || name == "donor", "--fill: expected zero, noise or donor, got '", name, "'");
+  RL_CHECK(name == "zero" || name == "noise" || name == "donor", "--fill: expected zero, noise or donor, got '", name,
+           "'");
   return name == "zero" ? CoalitionFill::zero : name == "noise" ? CoalitionFill::noise : CoalitionFill::donor;
 }
 
@@ -71,8 +78,8 @@ at::Tensor fill_band_images(const at::Tensor& bands, const at::Tensor& masks, Co
   const std::vector<std::int64_t> shape = {bands.size(0), bands.size(2), bands.size(3), bands.size(4)};
   const at::Tensor real = random_normal(shape, generator), imaginary = random_normal(shape, generator);
   const at::Tensor noise_spectrum = at::complex(real, imaginary).to(bands.device());
-  const at::Tensor noise = at::fft_ifft2(at::fft_ifftshift(
-      noise_spectrum.unsqueeze(1) * masks.to(bands.device()).unsqueeze(1).unsqueeze(0), {-2, -1}));
+  const at::Tensor noise = at::fft_ifft2(
+      at::fft_ifftshift(noise_spectrum.unsqueeze(1) * masks.to(bands.device()).unsqueeze(1).unsqueeze(0), {-2, -1}));
   const auto energy = [](const at::Tensor& t) { return t.abs().pow(2).sum({2, 3, 4}, true); };  // N×M×1×1×1
   return noise * (energy(bands) / energy(noise).clamp_min(1e-30)).sqrt();
 }
@@ -92,7 +99,8 @@ at::Tensor empty_coalition(const at::Tensor& bands) {
 
 }  // namespace
 
-at::Tensor coalition_images(const at::Tensor& bands, const at::Tensor& fill, std::uint32_t members, CoalitionOutput output) {
+at::Tensor coalition_images(const at::Tensor& bands, const at::Tensor& fill, std::uint32_t members,
+                            CoalitionOutput output) {
   const std::int64_t m = bands.size(1);
   RL_CHECK(bands.dim() == 5 && fill.sizes() == bands.sizes(), "coalition images: band images ", bands.sizes(),
            " and fill ", fill.sizes(), " must both be N×M×C×H×W");
@@ -120,8 +128,10 @@ void CoalitionEnumerator::advance() {
   if (done()) return;
   const std::uint32_t changed = before ^ members();
   const at::Tensor band = differences_.select(1, __builtin_ctz(changed));
-  if (members() & changed) current_.add_(band);
-  else current_.sub_(band);
+  if (members() & changed)
+    current_.add_(band);
+  else
+    current_.sub_(band);
 }
 
 }  // namespace robustlens

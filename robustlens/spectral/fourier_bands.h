@@ -49,7 +49,8 @@ at::Tensor coalition_output(const at::Tensor& complex_images, CoalitionOutput ou
 
 /// The images of coalition `members` (bit i set = band i kept): Σ_{i∈S} bands_i
 /// + Σ_{i∉S} fill_i, then `output`. The empty coalition is an all-zero image.
-at::Tensor coalition_images(const at::Tensor& bands, const at::Tensor& fill, std::uint32_t members, CoalitionOutput output);
+at::Tensor coalition_images(const at::Tensor& bands, const at::Tensor& fill, std::uint32_t members,
+                            CoalitionOutput output);
 
 /// Every coalition's images, in Gray-code order: consecutive coalitions differ
 /// in one band, so each is one addition (± bands_i − fill_i) away from the

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "robustlens/core/model.h"
+#include "robustlens/core/options.h"
 
 #include <nlohmann/json.hpp>
 
@@ -26,12 +27,12 @@ struct ObjectiveOptions {
   /// Weight of the input-gradient-norm penalty (gradnorm).
   double lambda = 0.0;
 
-  ObjectiveOptions& set_kind(std::string v) { kind = std::move(v); return *this; }
-  ObjectiveOptions& set_eps(double v) { eps = v; return *this; }
-  ObjectiveOptions& set_pgd_steps(std::int64_t v) { pgd_steps = v; return *this; }
-  ObjectiveOptions& set_pgd_step_size(double v) { pgd_step_size = v; return *this; }
-  ObjectiveOptions& set_sigma(double v) { sigma = v; return *this; }
-  ObjectiveOptions& set_lambda(double v) { lambda = v; return *this; }
+  RL_SETTER(kind)
+  RL_SETTER(eps)
+  RL_SETTER(pgd_steps)
+  RL_SETTER(pgd_step_size)
+  RL_SETTER(sigma)
+  RL_SETTER(lambda)
 
   void check() const;
   /// Only the fields the chosen objective uses.
@@ -48,10 +49,10 @@ struct LatentPenaltyOptions {
   double factor = 1.05;
   double gamma_max = 1e6;
 
-  LatentPenaltyOptions& set_enabled(bool v) { enabled = v; return *this; }
-  LatentPenaltyOptions& set_gamma0(double v) { gamma0 = v; return *this; }
-  LatentPenaltyOptions& set_factor(double v) { factor = v; return *this; }
-  LatentPenaltyOptions& set_gamma_max(double v) { gamma_max = v; return *this; }
+  RL_SETTER(enabled)
+  RL_SETTER(gamma0)
+  RL_SETTER(factor)
+  RL_SETTER(gamma_max)
 
   /// 0 when not enabled.
   double gamma_at(std::int64_t epoch) const;

@@ -2,6 +2,8 @@
 // follows exactly the schedule of an uninterrupted one.
 #pragma once
 
+#include "robustlens/core/options.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -17,10 +19,10 @@ struct ScheduleOptions {
   std::int64_t step_epochs = 10;
   double warmup = 0.3;
 
-  ScheduleOptions& set_kind(std::string v) { kind = std::move(v); return *this; }
-  ScheduleOptions& set_gamma(double v) { gamma = v; return *this; }
-  ScheduleOptions& set_step_epochs(std::int64_t v) { step_epochs = v; return *this; }
-  ScheduleOptions& set_warmup(double v) { warmup = v; return *this; }
+  RL_SETTER(kind)
+  RL_SETTER(gamma)
+  RL_SETTER(step_epochs)
+  RL_SETTER(warmup)
 
   void check() const;
   nlohmann::json to_json() const;

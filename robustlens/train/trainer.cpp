@@ -10,9 +10,9 @@
 
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
-#include <torch/utils.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
+#include <torch/utils.h>
 
 #include <algorithm>
 #include <chrono>
@@ -31,8 +31,8 @@ std::vector<torch::optim::OptimizerParamGroup> parameter_groups(BuiltinModel& mo
   const std::vector<at::Tensor> output = model.net().head->parameters();
   std::vector<at::Tensor> rest;
   for (const at::Tensor& parameter : model.parameters()) {
-    const bool in_output = std::any_of(output.begin(), output.end(),
-                                       [&](const at::Tensor& p) { return p.is_same(parameter); });
+    const bool in_output =
+        std::any_of(output.begin(), output.end(), [&](const at::Tensor& p) { return p.is_same(parameter); });
     if (!in_output) rest.push_back(parameter);
   }
   return {torch::optim::OptimizerParamGroup(rest), torch::optim::OptimizerParamGroup(output)};
@@ -65,7 +65,8 @@ std::string checkpoint_path(const TrainOptions& options) {
 /// resumed run must continue the same model on the same images).
 nlohmann::json training_inputs(const BuiltinModel& model, const Dataset& train) {
   return {{"architecture", model.spec().to_json()},
-          {"train_data", {{"name", train.name}, {"size", train.size()}, {"checksum", data_checksum(train.images, train.labels)}}}};
+          {"train_data",
+           {{"name", train.name}, {"size", train.size()}, {"checksum", data_checksum(train.images, train.labels)}}}};
 }
 
 void save_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, const TrainOptions& options,
@@ -78,7 +79,8 @@ void save_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, co
         model.save_to(archive);
         optimizer.save(optimizer_archive);
         archive.write("optimizer", optimizer_archive);
-        const nlohmann::json state = {{"recipe", options.to_json()}, {"inputs", inputs}, {"log", result.to_json()["epochs"]}};
+        const nlohmann::json state = {
+            {"recipe", options.to_json()}, {"inputs", inputs}, {"log", result.to_json()["epochs"]}};
         archive.write("trainer_state", c10::IValue(state.dump()));
         archive.save_to(temporary);
       },
@@ -145,12 +147,16 @@ TrainOptions TrainOptions::for_architecture(const ArchitectureSpec& spec) const 
 }
 
 nlohmann::json TrainOptions::to_json() const {
-  nlohmann::json json = {{"optimizer", optimizer},   {"lr", lr},
+  nlohmann::json json = {{"optimizer", optimizer},
+                         {"lr", lr},
                          {"momentum", optimizer == "sgd" ? momentum : 0.0},
                          {"weight_decay", weight_decay},
                          {"schedule", schedule.to_json()},
-                         {"epochs", epochs},         {"batch_size", batch_size},
-                         {"seed", seed},             {"objective", objective.to_json()}, {"transform", transform}};
+                         {"epochs", epochs},
+                         {"batch_size", batch_size},
+                         {"seed", seed},
+                         {"objective", objective.to_json()},
+                         {"transform", transform}};
   // Only when used, so that recipes (and checkpoints) without them stay as they were.
   if (latent_penalty.enabled) json["latent_penalty"] = latent_penalty.to_json();
   if (hold_output_lr) json["hold_output_lr"] = true;
@@ -158,20 +164,22 @@ nlohmann::json TrainOptions::to_json() const {
 }
 
 nlohmann::json EpochRecord::to_json() const {
-  nlohmann::json json = {{"epoch", epoch},           {"learning_rate", learning_rate}, {"train_loss", train_loss},
-                         {"train_accuracy", train_accuracy}, {"test_accuracy", test_accuracy}, {"seconds", seconds}};
+  nlohmann::json json = {{"epoch", epoch},
+                         {"learning_rate", learning_rate},
+                         {"train_loss", train_loss},
+                         {"train_accuracy", train_accuracy},
+                         {"test_accuracy", test_accuracy},
+                         {"seconds", seconds}};
   if (latent_gamma > 0) json["latent_gamma"] = latent_gamma;
   return json;
 }
 
 EpochRecord EpochRecord::from_json(const nlohmann::json& json, const std::string& where) {
-  return {required_field<std::int64_t>(json, "epoch", where),
-          required_field<double>(json, "learning_rate", where),
-          required_field<double>(json, "train_loss", where),
-          required_field<double>(json, "train_accuracy", where),
-          required_field<double>(json, "test_accuracy", where),
-          required_field<double>(json, "seconds", where),
-          optional_field<double>(json, "latent_gamma", 0.0, where)};
+  return {
+      required_field<std::int64_t>(json, "epoch", where),      required_field<double>(json, "learning_rate", where),
+      required_field<double>(json, "train_loss", where),       required_field<double>(json, "train_accuracy", where),
+      required_field<double>(json, "test_accuracy", where),    required_field<double>(json, "seconds", where),
+      optional_field<double>(json, "latent_gamma", 0.0, where)};
 }
 
 CheckpointState parse_checkpoint_state(const std::string& text, const std::string& path) {
@@ -183,7 +191,8 @@ CheckpointState parse_checkpoint_state(const std::string& text, const std::strin
     RL_CHECK(false, where, " is not valid JSON (", error.what(), "); delete it or pass --restart");
   }
   CheckpointState state{required_field<nlohmann::json>(json, "recipe", where),
-                        optional_field<nlohmann::json>(json, "inputs", nullptr, where), {}};
+                        optional_field<nlohmann::json>(json, "inputs", nullptr, where),
+                        {}};
   const auto log = required_field<std::vector<nlohmann::json>>(json, "log", where);
   for (std::size_t i = 0; i < log.size(); ++i) {
     state.epochs.push_back(EpochRecord::from_json(log[i], where + ": log[" + std::to_string(i) + "]"));
@@ -229,29 +238,30 @@ TrainResult train_model(BuiltinModel& model, const Dataset& train, const Dataset
     for (std::int64_t step = 0; step < steps_per_epoch; ++step) {
       const std::int64_t begin = step * options.batch_size;
       const std::int64_t end = std::min(begin + options.batch_size, train.size());
-      const at::Tensor index = at::tensor(std::vector<std::int64_t>(order.begin() + begin, order.begin() + end), at::kLong);
+      const at::Tensor index =
+          at::tensor(std::vector<std::int64_t>(order.begin() + begin, order.begin() + end), at::kLong);
       const at::Tensor images = train.images.index_select(0, index).to(device);
       const at::Tensor labels = train.labels.index_select(0, index).to(device);
 
-      learning_rate = learning_rate_at(options.schedule, options.lr, epoch * steps_per_epoch + step, total_steps,
-                                       steps_per_epoch);
+      learning_rate =
+          learning_rate_at(options.schedule, options.lr, epoch * steps_per_epoch + step, total_steps, steps_per_epoch);
       auto& groups = optimizer->param_groups();
       groups[0].options().set_lr(learning_rate);
       if (groups.size() > 1) groups[1].options().set_lr(options.lr);  // the held output layer
       optimizer->zero_grad();
       // Transformed images are not pixels in [0,1]: the PGD objectives must not clip them to it.
       const BatchLoss batch = objective_loss(model, images, labels, options.objective, generator, latent_gamma,
-                                              options.transform == "none");
-      RL_CHECK(std::isfinite(batch.loss.item<double>()), "training diverged at epoch ", epoch + 1, ", step ",
-               step + 1, " (loss is not finite); lower --lr (now ", options.lr, ")");
+                                             options.transform == "none");
+      RL_CHECK(std::isfinite(batch.loss.item<double>()), "training diverged at epoch ", epoch + 1, ", step ", step + 1,
+               " (loss is not finite); lower --lr (now ", options.lr, ")");
       batch.loss.backward();
       optimizer->step();
 
       loss_sum += batch.loss.item<double>() * static_cast<double>(end - begin);
       correct += batch.logits.argmax(1).eq(labels).sum().item<std::int64_t>();
       seen += end - begin;
-      report(progress, {task, seen, train.size(),
-                        "loss " + std::to_string(loss_sum / static_cast<double>(seen)).substr(0, 6)});
+      report(progress,
+             {task, seen, train.size(), "loss " + std::to_string(loss_sum / static_cast<double>(seen)).substr(0, 6)});
     }
     EpochRecord record;
     record.epoch = epoch + 1;

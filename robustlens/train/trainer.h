@@ -5,6 +5,7 @@
 // uninterrupted one (on CPU).
 #pragma once
 
+#include "robustlens/core/options.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/dataset.h"
 #include "robustlens/models/builtin_model.h"
@@ -47,21 +48,21 @@ struct TrainOptions {
   /// Continue from out_dir/checkpoint.pt when it exists (else start afresh).
   bool resume = true;
 
-  TrainOptions& set_optimizer(std::string v) { optimizer = std::move(v); return *this; }
-  TrainOptions& set_lr(double v) { lr = v; return *this; }
-  TrainOptions& set_momentum(double v) { momentum = v; return *this; }
-  TrainOptions& set_weight_decay(double v) { weight_decay = v; return *this; }
-  TrainOptions& set_schedule(ScheduleOptions v) { schedule = std::move(v); return *this; }
-  TrainOptions& set_epochs(std::int64_t v) { epochs = v; return *this; }
-  TrainOptions& set_batch_size(std::int64_t v) { batch_size = v; return *this; }
-  TrainOptions& set_seed(std::uint64_t v) { seed = v; return *this; }
-  TrainOptions& set_objective(ObjectiveOptions v) { objective = std::move(v); return *this; }
-  TrainOptions& set_latent_penalty(LatentPenaltyOptions v) { latent_penalty = std::move(v); return *this; }
-  TrainOptions& set_hold_output_lr(bool v) { hold_output_lr = v; return *this; }
-  TrainOptions& set_transform(std::string v) { transform = std::move(v); return *this; }
-  TrainOptions& set_eval_batch_size(std::int64_t v) { eval_batch_size = v; return *this; }
-  TrainOptions& set_out_dir(std::string v) { out_dir = std::move(v); return *this; }
-  TrainOptions& set_resume(bool v) { resume = v; return *this; }
+  RL_SETTER(optimizer)
+  RL_SETTER(lr)
+  RL_SETTER(momentum)
+  RL_SETTER(weight_decay)
+  RL_SETTER(schedule)
+  RL_SETTER(epochs)
+  RL_SETTER(batch_size)
+  RL_SETTER(seed)
+  RL_SETTER(objective)
+  RL_SETTER(latent_penalty)
+  RL_SETTER(hold_output_lr)
+  RL_SETTER(transform)
+  RL_SETTER(eval_batch_size)
+  RL_SETTER(out_dir)
+  RL_SETTER(resume)
 
   void check() const;
   /// These options with the latent penalty enabled exactly when the
@@ -72,7 +73,7 @@ struct TrainOptions {
 };
 
 struct EpochRecord {
-  std::int64_t epoch = 0;  ///< 1-based
+  std::int64_t epoch = 0;    ///< 1-based
   double learning_rate = 0;  ///< at the epoch's last step
   double train_loss = 0;
   double train_accuracy = 0;  ///< on the (possibly perturbed) training inputs

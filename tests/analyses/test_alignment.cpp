@@ -54,7 +54,8 @@ TEST(Alignment, PairsEachGradientWithItsScoreAtEveryNoiseLevel) {
     return [=](const at::Tensor& images, const at::Tensor& labels, double sigma) {
       const at::Tensor unconditional = shared * sigma * common.expand({images.size(0), 144});
       if (!labels.defined()) return unconditional.view(images.sizes());
-      return (scale * sigma * linear_log_probability_gradient(w, b, images, labels) + unconditional).view(images.sizes());
+      return (scale * sigma * linear_log_probability_gradient(w, b, images, labels) + unconditional)
+          .view(images.sizes());
     };
   };
   const std::vector<double> sigmas{0.1, 0.5, 2.0};
@@ -77,13 +78,14 @@ TEST(Alignment, PairsEachGradientWithItsScoreAtEveryNoiseLevel) {
   // A large shared part: the conditional pairing sees it, the bayes pairing subtracts it.
   const ScoreFunction shared = score_function(1, 50);
   const AlignmentResult conditional = analyse_alignment(model, data, shared, options);
-  const AlignmentResult bayes = analyse_alignment(model, data, shared, AlignmentOptions(options).set_pairing(AlignmentPairing::bayes));
+  const AlignmentResult bayes =
+      analyse_alignment(model, data, shared, AlignmentOptions(options).set_pairing(AlignmentPairing::bayes));
   EXPECT_LT(std::abs(conditional.summary().mean_cosine), 0.5);
   EXPECT_NEAR(bayes.summary().mean_cosine, 1.0, 1e-9);
   // The summed-logits pairing compares the column sum of W with s(x).
   const at::Tensor total = w.sum(0);
-  const AlignmentResult summed = analyse_alignment(
-      model, data, shared, AlignmentOptions(options).set_pairing(AlignmentPairing::summed_logits));
+  const AlignmentResult summed =
+      analyse_alignment(model, data, shared, AlignmentOptions(options).set_pairing(AlignmentPairing::summed_logits));
   const double expected = total.dot(common).item<double>() / (total.norm() * common.norm()).item<double>();
   EXPECT_NEAR(summed.summary().mean_cosine, expected, 1e-6);  // the gradient comes back in the images' float32
   // Per-class means cover the classes present.
@@ -164,8 +166,8 @@ struct IsotropicMixture {
     return [this](const at::Tensor& images, const at::Tensor& labels, double sigma) {
       const double variance = tau * tau + sigma * sigma;
       const at::Tensor x = (2 * images.to(at::kDouble) - 1).flatten(1);
-      const at::Tensor mean = labels.defined() ? means.index_select(0, labels)
-                                               : at::softmax(log_likelihoods(x, variance), 1).matmul(means);
+      const at::Tensor mean =
+          labels.defined() ? means.index_select(0, labels) : at::softmax(log_likelihoods(x, variance), 1).matmul(means);
       return (-(x - mean) / variance).view(images.sizes());
     };
   }
@@ -238,8 +240,8 @@ TEST(AlignmentOracle, TheBayesClassifierOfAGaussianMixtureIsAlignedAndARandomOne
       RandomFeatureClassifier random(4, seed);
       const AlignmentResult result = analyse_alignment(random, data, score, AlignmentOptions().set_pairing(pairing));
       for (const AlignmentAtSigma& entry : result.per_sigma) {
-        EXPECT_LE(std::abs(entry.mean_cosine), 0.1) << alignment_pairing_name(pairing) << " seed " << seed
-                                                    << " sigma " << entry.sigma;
+        EXPECT_LE(std::abs(entry.mean_cosine), 0.1)
+            << alignment_pairing_name(pairing) << " seed " << seed << " sigma " << entry.sigma;
       }
     }
   }
@@ -248,16 +250,20 @@ TEST(AlignmentOracle, TheBayesClassifierOfAGaussianMixtureIsAlignedAndARandomOne
 TEST(Alignment, BadScoresAndOptionsAreRefused) {
   LinearModel model(at::randn({2, 144}, at::kDouble), at::zeros({2}, at::kDouble));
   const Dataset data = testing::linear_rule_dataset(3, {1, 12, 12}, 2, 2);
-  expect_error([&] {
-    analyse_alignment(model, data, [](const at::Tensor& images, const at::Tensor&, double) { return images.flatten(1); },
-                      AlignmentOptions());
-  }, "the score function returned");
+  expect_error(
+      [&] {
+        analyse_alignment(
+            model, data, [](const at::Tensor& images, const at::Tensor&, double) { return images.flatten(1); },
+            AlignmentOptions());
+      },
+      "the score function returned");
   expect_error([] { AlignmentOptions().set_batch_size(0).check(); }, "batch size must be >= 1, got 0");
   expect_error([] { AlignmentOptions().set_sigmas({}).check(); }, "at least one noise level");
   expect_error([] { AlignmentOptions().set_sigmas({0.5, -1}).check(); }, "finite and > 0, got -1");
   expect_error([] { AlignmentOptions().set_sigmas({0.5, 0.5}).check(); }, "0.5 given twice");
   expect_error([] { AlignmentOptions().set_sigmas({0.1, 1}).check(); }, "summary noise level 0.5 is not one of");
-  expect_error([] { parse_alignment_pairing("unconditional"); }, "conditional, bayes or summed-logits, got 'unconditional'");
+  expect_error([] { parse_alignment_pairing("unconditional"); },
+               "conditional, bayes or summed-logits, got 'unconditional'");
   EXPECT_EQ(parse_alignment_pairing("summed-logits"), AlignmentPairing::summed_logits);
 }
 

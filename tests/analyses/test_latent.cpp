@@ -17,7 +17,8 @@ TEST(TwoGaussianFit, RecoversTwoKnownModesAndFitsColumnsIndependently) {
   const std::int64_t n = 20000;
   const at::Tensor pick = at::rand({n}, rule) < 0.3;
   const at::Tensor first = at::where(pick, -2 + 0.5 * at::randn({n}, rule), 3 + 1.0 * at::randn({n}, rule));
-  const at::Tensor second = at::where(at::rand({n}, rule) < 0.5, -1 + 0.2 * at::randn({n}, rule), 1 + 0.2 * at::randn({n}, rule));
+  const at::Tensor second =
+      at::where(at::rand({n}, rule) < 0.5, -1 + 0.2 * at::randn({n}, rule), 1 + 0.2 * at::randn({n}, rule));
   const std::vector<TwoGaussians> both = fit_two_gaussians(at::stack({first, second}, 1), 500, 1e-10, 1e-6);
   ASSERT_EQ(both.size(), 2u);
   const TwoGaussians& a = both[0];
@@ -80,7 +81,8 @@ TEST(NeuralCollapse, MatchesTheClosedFormOfTwoClassesOnALine) {
   EXPECT_NEAR(result.equinorm, 0, 1e-12);
 
   // Class means on a regular simplex (the vertices of an equilateral triangle), collapsed.
-  const at::Tensor vertices = at::tensor({1.0, 0.0, -0.5, std::sqrt(3.0) / 2, -0.5, -std::sqrt(3.0) / 2}, at::kDouble).view({3, 2});
+  const at::Tensor vertices =
+      at::tensor({1.0, 0.0, -0.5, std::sqrt(3.0) / 2, -0.5, -std::sqrt(3.0) / 2}, at::kDouble).view({3, 2});
   const CollapseResult simplex = neural_collapse(vertices.repeat_interleave(5, 0), at::arange(3).repeat_interleave(5));
   EXPECT_NEAR(simplex.nc1, 0, 1e-12);
   EXPECT_NEAR(simplex.equiangularity, 0, 1e-12);
@@ -102,15 +104,18 @@ TEST(MahalanobisScores, MatchTheDistanceComputedByHand) {
   const at::Tensor mean = train.mean(0), deviation = train.std(0, false);
   for (std::int64_t i = 0; i < 10; ++i) {
     const std::int64_t c = test_predicted[i].item<std::int64_t>();
-    const at::Tensor members = ((train - mean) / deviation).index_select(0, (predicted.eq(c) & labels.eq(c)).nonzero().flatten());
+    const at::Tensor members =
+        ((train - mean) / deviation).index_select(0, (predicted.eq(c) & labels.eq(c)).nonzero().flatten());
     const at::Tensor centred = members - members.mean(0);
-    const at::Tensor covariance = centred.t().mm(centred) / static_cast<double>(members.size(0)) + 1e-6 * at::eye(2, at::kDouble);
+    const at::Tensor covariance =
+        centred.t().mm(centred) / static_cast<double>(members.size(0)) + 1e-6 * at::eye(2, at::kDouble);
     const at::Tensor d = (test[i] - mean) / deviation - members.mean(0);
     const double expected = std::sqrt(d.dot(at::linalg_inv(covariance).mv(d)).item<double>());
     EXPECT_NEAR(scores[i].item<double>(), expected, 1e-9) << i;
   }
   // A predicted class without training fits gets no score.
-  const at::Tensor none = mahalanobis_scores(train, labels, predicted, test.slice(0, 0, 1), at::tensor({2}, at::kLong), 1e-6);
+  const at::Tensor none =
+      mahalanobis_scores(train, labels, predicted, test.slice(0, 0, 1), at::tensor({2}, at::kLong), 1e-6);
   EXPECT_TRUE(std::isnan(none[0].item<double>()));
 }
 
@@ -134,20 +139,31 @@ TEST(LatentBinaryEncoding, OnAToyFourClassProblemZConvergesToTheVerticesOfTheSqu
   const Dataset train = four_clusters(800, 1), test = four_clusters(200, 2);
   const auto trained = [&](const std::string& head) {
     torch::manual_seed(7);
-    auto model = std::make_unique<BuiltinModel>(
-        ArchitectureSpec().set_name("mlp").set_input_shape({1, 1, 8}).set_num_classes(4).set_width(32).set_head(head).set_bottleneck(2),
-        train.class_names);
+    auto model = std::make_unique<BuiltinModel>(ArchitectureSpec()
+                                                    .set_name("mlp")
+                                                    .set_input_shape({1, 1, 8})
+                                                    .set_num_classes(4)
+                                                    .set_width(32)
+                                                    .set_head(head)
+                                                    .set_bottleneck(2),
+                                                train.class_names);
     train_model(*model, train, test,
-                TrainOptions().set_optimizer("adamw").set_lr(0.01).set_epochs(60).set_batch_size(32).set_hold_output_lr(true)
+                TrainOptions()
+                    .set_optimizer("adamw")
+                    .set_lr(0.01)
+                    .set_epochs(60)
+                    .set_batch_size(32)
+                    .set_hold_output_lr(true)
                     .set_latent_penalty(LatentPenaltyOptions().set_gamma0(0.1).set_factor(1.2).set_gamma_max(100)));
     return model;
   };
   auto binenc = trained("binenc");
   const LatentResult result = analyse_latent(*binenc, train, test, LatentOptions().set_deepfool_samples(50));
-  std::printf("binenc: accuracy %.3f, same encoding %.4f, within-class variance %.3g, NC1 %.3g, separation %.1f, "
-              "DeepFool ratio %.3f\n", result.test_accuracy, result.test_encoding.same_encoding_fraction,
-              result.test_collapse.within_class_variance, result.test_collapse.nc1, result.binarity.separation,
-              result.robustness_ratio);
+  std::printf(
+      "binenc: accuracy %.3f, same encoding %.4f, within-class variance %.3g, NC1 %.3g, separation %.1f, "
+      "DeepFool ratio %.3f\n",
+      result.test_accuracy, result.test_encoding.same_encoding_fraction, result.test_collapse.within_class_variance,
+      result.test_collapse.nc1, result.binarity.separation, result.robustness_ratio);
   EXPECT_GT(result.test_accuracy, 0.99);
   EXPECT_EQ(result.latent_dim, 2);
   EXPECT_GE(result.test_encoding.same_encoding_fraction, 0.99);

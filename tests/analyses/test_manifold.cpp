@@ -94,9 +94,8 @@ TEST(DistractorRobustness, MeanChangeMatchesTheClosedFormOfALinearModel) {
   const at::Tensor w = at::randn({32}, at::kDouble) * 0.7;
   LinearModel model(opposed_logits(w));
   const double s = 0.3;
-  const DistractorResult result =
-      analyse_distractor_robustness(model, data, DistractorOptions().set_noise_levels({s}).set_draws(4000),
-                                    make_generator(1));
+  const DistractorResult result = analyse_distractor_robustness(
+      model, data, DistractorOptions().set_noise_levels({s}).set_draws(4000), make_generator(1));
   double item = 0, glyph = 0, whole = 0;
   for (std::int64_t i = 0; i < data.size(); ++i) {
     const at::Tensor x = data.images[i].flatten().to(at::kDouble), mask = data.signal_mask[i].flatten().to(at::kDouble);
@@ -143,14 +142,16 @@ TEST(TangentSensitivity, FollowsWhereTheWeightsLie) {
 
   const at::Tensor w = at::randn({d}, at::kDouble);
   LinearModel across(opposed_logits(w - basis.matmul(basis.t().matmul(w))));
-  const TangentResult off = analyse_tangent_sensitivity(across, data, constant_basis(basis), options, make_generator(0));
+  const TangentResult off =
+      analyse_tangent_sensitivity(across, data, constant_basis(basis), options, make_generator(0));
   EXPECT_NEAR(off.tangent_fraction, 0.0, 1e-6);
   EXPECT_LT(off.on_manifold.mean[1], 1e-6);
   EXPECT_GT(off.off_manifold.mean[1], 1e-3);
 
   LinearModel general(opposed_logits(w));
   const double closed_form = (basis.t().matmul(w)).norm().item<double>() / w.norm().item<double>();
-  const TangentResult mixed = analyse_tangent_sensitivity(general, data, constant_basis(basis), options, make_generator(0));
+  const TangentResult mixed =
+      analyse_tangent_sensitivity(general, data, constant_basis(basis), options, make_generator(0));
   EXPECT_NEAR(mixed.tangent_fraction, closed_form, 1e-6);
 
   // First order: ∇ log softmax_ŷ = ±2(1 − p_ŷ)·w, so per direction the sensitivities are c·‖Pw‖²/k and
@@ -162,7 +163,7 @@ TEST(TangentSensitivity, FollowsWhereTheWeightsLie) {
   const at::Tensor p = at::sigmoid(2 * logit.abs());
   const double c = (4 * (1 - p).square()).mean().item<double>();
   EXPECT_NEAR(mixed.first_order.on_manifold, c * along_w / k, 1e-4 * c * along_w / k);  // float32 gradients
-  EXPECT_LT(on.first_order.off_manifold, 1e-5 * on.first_order.on_manifold);  // float32 rounding only
+  EXPECT_LT(on.first_order.off_manifold, 1e-5 * on.first_order.on_manifold);            // float32 rounding only
   EXPECT_LT(off.first_order.on_manifold, 1e-5 * off.first_order.off_manifold);
 }
 
@@ -183,7 +184,8 @@ TEST(TangentSpaces, OnePassMatchesEachBasisAloneAndMeasuresTheirAgreement) {
   EXPECT_NEAR(*both.agreement, 2.0 / k, 1e-6);
   for (const auto& [name, basis] : {std::pair{"a", first}, std::pair{"b", second}}) {
     // The gradient measures are deterministic: one pass gives what each basis gives alone.
-    const TangentResult alone = analyse_tangent_sensitivity(model, data, constant_basis(basis), options, make_generator(0));
+    const TangentResult alone =
+        analyse_tangent_sensitivity(model, data, constant_basis(basis), options, make_generator(0));
     const TangentResult& shared = both.results.at(name);
     EXPECT_NEAR(shared.tangent_fraction, alone.tangent_fraction, 1e-9) << name;
     EXPECT_NEAR(shared.first_order.on_manifold, alone.first_order.on_manifold, 1e-9) << name;
@@ -192,7 +194,8 @@ TEST(TangentSpaces, OnePassMatchesEachBasisAloneAndMeasuresTheirAgreement) {
   }
   const at::Tensor narrower = first.slice(1, 0, 3);
   EXPECT_FALSE(analyse_tangent_spaces(model, data, {{"a", constant_basis(first)}, {"b", constant_basis(narrower)}},
-                                      options, make_generator(0)).agreement.has_value());
+                                      options, make_generator(0))
+                   .agreement.has_value());
   EXPECT_THROW(analyse_tangent_spaces(model, data, {}, options, make_generator(0)), Error);
 }
 
@@ -217,8 +220,7 @@ TEST(LocalPca, RecoversTheAffineSubspaceTheNeighboursLieIn) {
 }
 
 TEST(RobustnessRegimes, OffManifoldRobustnessFirstThenOnManifold) {
-  const std::vector<std::string> regimes =
-      robustness_regimes({1.0, 0.9, 0.8, 0.6, 0.3}, {2.0, 1.5, 0.8, 0.4, 0.1});
+  const std::vector<std::string> regimes = robustness_regimes({1.0, 0.9, 0.8, 0.6, 0.3}, {2.0, 1.5, 0.8, 0.4, 0.1});
   EXPECT_EQ(regimes, (std::vector<std::string>{"weak", "weak", "bayes-aligned", "bayes-aligned", "excessive"}));
   // On-manifold robustness first is the opposite of the paper's order and says so.
   EXPECT_EQ(robustness_regimes({1.0, 0.5, 0.4}, {1.0, 1.0, 0.5}),
@@ -269,8 +271,8 @@ TEST(KnownLinearManifold, TangentSpacesRecoverItAndAGradientPenaltyRemovesTheSen
       at::NoGradGuard no_grad;
       model->parameters().front().mul_(5);
     }
-    const TrainResult result = train_model(*model, train, test, TrainOptions().set_epochs(20).set_batch_size(64)
-                                                                      .set_lr(0.05).set_objective(objective));
+    const TrainResult result = train_model(
+        *model, train, test, TrainOptions().set_epochs(20).set_batch_size(64).set_lr(0.05).set_objective(objective));
     EXPECT_GT(result.epochs.back().test_accuracy, 0.9) << objective.to_json().dump();
     model->set_training(false);
     return model;
@@ -278,11 +280,15 @@ TEST(KnownLinearManifold, TangentSpacesRecoverItAndAGradientPenaltyRemovesTheSen
   const TangentOptions options = TangentOptions().set_eps({0.5}).set_draws(8);
   auto standard = trained(ObjectiveOptions());
   auto robust = trained(ObjectiveOptions().set_kind("gradnorm").set_lambda(0.1));
-  const TangentResult plain = analyse_tangent_sensitivity(*standard, test, constant_basis(span), options, make_generator(0));
-  const TangentResult smooth = analyse_tangent_sensitivity(*robust, test, constant_basis(span), options, make_generator(0));
-  std::printf("standard: on %.4f off %.4f tangent fraction %.3f; gradnorm: on %.4f off %.4f tangent fraction %.3f "
-              "(random %.3f)\n", plain.on_manifold.mean[0], plain.off_manifold.mean[0], plain.tangent_fraction,
-              smooth.on_manifold.mean[0], smooth.off_manifold.mean[0], smooth.tangent_fraction, smooth.random_baseline());
+  const TangentResult plain =
+      analyse_tangent_sensitivity(*standard, test, constant_basis(span), options, make_generator(0));
+  const TangentResult smooth =
+      analyse_tangent_sensitivity(*robust, test, constant_basis(span), options, make_generator(0));
+  std::printf(
+      "standard: on %.4f off %.4f tangent fraction %.3f; gradnorm: on %.4f off %.4f tangent fraction %.3f "
+      "(random %.3f)\n",
+      plain.on_manifold.mean[0], plain.off_manifold.mean[0], plain.tangent_fraction, smooth.on_manifold.mean[0],
+      smooth.off_manifold.mean[0], smooth.tangent_fraction, smooth.random_baseline());
   // The penalty removes most of the sensitivity off the plane and little along it.
   EXPECT_LT(smooth.off_manifold.mean[0], plain.off_manifold.mean[0] / 3);
   EXPECT_GT(smooth.on_manifold.mean[0], 0.7 * plain.on_manifold.mean[0]);

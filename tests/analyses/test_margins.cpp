@@ -48,7 +48,9 @@ TEST(Margins, LinearModelMatchesClosedFormInEverySubspace) {
     const std::int64_t c = logits[i].argmax().item<std::int64_t>();
     double expected = std::numeric_limits<double>::infinity();
     for (std::int64_t k = 0; k < 10; ++k) {
-      if (k != c) expected = std::min(expected, std::abs((logits[i][k] - logits[i][c]).item<double>()) / (weight[k] - weight[c]).norm().item<double>());
+      if (k != c)
+        expected = std::min(expected, std::abs((logits[i][k] - logits[i][c]).item<double>()) /
+                                          (weight[k] - weight[c]).norm().item<double>());
     }
     EXPECT_NEAR(result.full_space.margins[i].item<double>(), 1.02 * expected, 1e-4 * 1.02 * expected) << "sample " << i;
     EXPECT_NEAR(result.full_space_minimum.minimal.norms[i].item<double>(), expected, 1e-3 * expected) << "sample " << i;
@@ -69,7 +71,8 @@ TEST(Margins, FullSpaceEnsembleWarnsWhereMaskedGradientsMakeDeepFoolOverestimate
   const at::Tensor logits = data.images.flatten(1).to(at::kDouble).matmul(w.t()) + b;
   const at::Tensor expected = (logits.select(1, 1) - logits.select(1, 0)).abs() / (w[1] - w[0]).norm();
   for (std::int64_t i = 0; i < 12; ++i) {
-    EXPECT_NEAR(result.full_space_minimum.minimal.norms[i].item<double>(), expected[i].item<double>(), 0.02 * expected[i].item<double>())
+    EXPECT_NEAR(result.full_space_minimum.minimal.norms[i].item<double>(), expected[i].item<double>(),
+                0.02 * expected[i].item<double>())
         << "sample " << i;
     EXPECT_GT(result.full_space.margins[i].item<double>(), 2.5 * expected[i].item<double>()) << "sample " << i;
   }
@@ -84,11 +87,13 @@ TEST(Margins, FullSpaceEnsembleWarnsWhereMaskedGradientsMakeDeepFoolOverestimate
 
 TEST(Margins, BatchingPairsDoesNotChangeMargins) {
   torch::manual_seed(2);
-  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 10, 10}).set_num_classes(4).set_width(32), {});
+  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 10, 10}).set_num_classes(4).set_width(32),
+                     {});
   model.set_training(false);
   const Dataset data{"random", at::rand({5, 1, 10, 10}), at::zeros({5}, at::kLong), numbered_class_names(4)};
   const MarginResult small = analyse_margins(model, data, MarginOptions().set_block(4).set_step(3).set_batch_size(3));
-  const MarginResult large = analyse_margins(model, data, MarginOptions().set_block(4).set_step(3).set_batch_size(1000));
+  const MarginResult large =
+      analyse_margins(model, data, MarginOptions().set_block(4).set_step(3).set_batch_size(1000));
   for (std::size_t t = 0; t < small.per_subspace.size(); ++t) {
     EXPECT_TRUE(at::allclose(small.per_subspace[t].margins, large.per_subspace[t].margins, 1e-4, 1e-6)) << t;
   }

@@ -7,8 +7,8 @@
 #include "test_support.h"
 
 #include <gtest/gtest.h>
-#include <limits>
 #include <torch/utils.h>
+#include <limits>
 
 namespace robustlens {
 namespace {
@@ -32,7 +32,8 @@ TEST(Robustness, RobustAccuracyStartsAtCleanAccuracyAndFallsWithEps) {
   const Dataset train = testing::linear_rule_dataset(400, {1, 6, 6}, 3, 1);
   const Dataset test = testing::linear_rule_dataset(100, {1, 6, 6}, 3, 2);
   torch::manual_seed(0);
-  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3).set_width(32), {});
+  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3).set_width(32),
+                     {});
   train_model(model, train, test, TrainOptions().set_epochs(20).set_batch_size(32).set_lr(0.05));
   ASSERT_GT(evaluate_accuracy(model, test, AccuracyOptions()).accuracy, 0.7);
 
@@ -51,7 +52,8 @@ TEST(Robustness, RobustAccuracyStartsAtCleanAccuracyAndFallsWithEps) {
   EXPECT_LE(result.deepfool_quartiles.q1, result.deepfool_quartiles.median);
   EXPECT_LE(result.deepfool_quartiles.median, result.deepfool_quartiles.q3);
 
-  const RobustnessResult fgsm = analyse_robustness(model, test, RobustnessOptions(options).set_attack("fgsm").set_deepfool(false));
+  const RobustnessResult fgsm =
+      analyse_robustness(model, test, RobustnessOptions(options).set_attack("fgsm").set_deepfool(false));
   EXPECT_DOUBLE_EQ(fgsm.robust_accuracy[0], fgsm.clean_accuracy);
   EXPECT_THROW(analyse_robustness(model, test, RobustnessOptions().set_eps({-0.5})), Error);
 }
@@ -75,8 +77,9 @@ TEST(Robustness, RobustAccuracyOfATwoClassLinearModelEqualsTheClosedForm) {
     testing::LinearModel model(weight, bias);
     for (const Norm norm : {Norm::l2, Norm::linf}) {
       const double dual = norm == Norm::l2 ? difference.norm().item<double>() : difference.abs().sum().item<double>();
-      const std::vector<double> eps = norm == Norm::l2 ? std::vector<double>{0.02, 0.05, 0.1, 0.2}
-                                                       : std::vector<double>{1 / 255.0, 2 / 255.0, 4 / 255.0, 8 / 255.0};
+      const std::vector<double> eps = norm == Norm::l2
+                                          ? std::vector<double>{0.02, 0.05, 0.1, 0.2}
+                                          : std::vector<double>{1 / 255.0, 2 / 255.0, 4 / 255.0, 8 / 255.0};
       std::vector<at::Tensor> kept;
       std::vector<double> distances;
       while (kept.size() < 60) {
@@ -98,9 +101,15 @@ TEST(Robustness, RobustAccuracyOfATwoClassLinearModelEqualsTheClosedForm) {
       for (const std::string attack : {"pgd", "fgsm"}) {
         if (attack == "fgsm" && norm == Norm::l2) continue;  // FGSM is an L∞ attack
         const std::string what = attack + " " + to_string(norm) + " shift " + std::to_string(shift);
-        const RobustnessResult result = analyse_robustness(
-            model, data, RobustnessOptions().set_attack(attack).set_norm(norm).set_eps(eps).set_steps(20).set_batch_size(16)
-                             .set_clip(shift == 0).set_keep_examples(true));
+        const RobustnessResult result = analyse_robustness(model, data,
+                                                           RobustnessOptions()
+                                                               .set_attack(attack)
+                                                               .set_norm(norm)
+                                                               .set_eps(eps)
+                                                               .set_steps(20)
+                                                               .set_batch_size(16)
+                                                               .set_clip(shift == 0)
+                                                               .set_keep_examples(true));
         for (std::size_t i = 0; i < eps.size(); ++i) {
           double robust = 0;
           for (const double distance : distances) robust += distance > eps[i] ? 1 : 0;
@@ -123,7 +132,9 @@ TEST(Robustness, EnsembleMinimumIsConsistentWithRobustAccuracyOnTrainedModels) {
   const Dataset test = testing::linear_rule_dataset(100, {1, 6, 6}, 3, 2);
   for (const std::string head : {"nopen", "binenc"}) {
     torch::manual_seed(0);
-    BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3).set_width(32).set_head(head), {});
+    BuiltinModel model(
+        ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3).set_width(32).set_head(head),
+        {});
     train_model(model, train, test, TrainOptions().set_epochs(20).set_batch_size(32).set_lr(0.05));
     model.set_training(false);
     const RobustnessOptions options = RobustnessOptions().set_eps({0.05, 0.1, 0.3, 1.0}).set_batch_size(64);
@@ -131,18 +142,22 @@ TEST(Robustness, EnsembleMinimumIsConsistentWithRobustAccuracyOnTrainedModels) {
     ASSERT_TRUE(result.minimal.has_value());
     const MinimalPerturbationResult& minimal = *result.minimal;
     for (std::size_t i = 0; i < options.eps.size(); ++i) {
-      EXPECT_GE(result.minimal_share_within_eps[i], 1 - result.robust_accuracy[i] - 0.02) << head << " eps " << options.eps[i];
-      EXPECT_LE(result.ensemble_robust_accuracy[i], std::min(result.robust_accuracy[i], 1 - result.minimal_share_within_eps[i]))
+      EXPECT_GE(result.minimal_share_within_eps[i], 1 - result.robust_accuracy[i] - 0.02)
+          << head << " eps " << options.eps[i];
+      EXPECT_LE(result.ensemble_robust_accuracy[i],
+                std::min(result.robust_accuracy[i], 1 - result.minimal_share_within_eps[i]))
           << head << " eps " << options.eps[i];
     }
     // Each minimum is a perturbation that fools the model, in the image domain, of the reported norm.
     const at::Tensor adversarial = test.images + minimal.perturbations;
     const at::Tensor found = at::isfinite(minimal.norms);
     EXPECT_TRUE(adversarial.ge(0).logical_and(adversarial.le(1)).all().item<bool>()) << head;
-    EXPECT_TRUE(batched_logits(model, adversarial, 64).argmax(1).ne(test.labels).masked_select(found).all().item<bool>())
+    EXPECT_TRUE(
+        batched_logits(model, adversarial, 64).argmax(1).ne(test.labels).masked_select(found).all().item<bool>())
         << head;
     EXPECT_TRUE(at::allclose(perturbation_norms(minimal.perturbations, Norm::l2).to(at::kDouble).masked_select(found),
-                             minimal.norms.masked_select(found), 1e-5, 1e-7)) << head;
+                             minimal.norms.masked_select(found), 1e-5, 1e-7))
+        << head;
     // Never above what DeepFool alone found, once DeepFool's perturbation is in the domain and fools the model.
     EXPECT_TRUE(minimal.norms.le(minimal.per_attack_norms.select(1, 1)).all().item<bool>()) << head;
     EXPECT_EQ(result.to_json().at("minimal_perturbation").at("norms").size(), 100u);

@@ -61,10 +61,14 @@ TEST(FourierBands, BandImagesSumToTheImage) {
   EXPECT_TRUE(at::allclose(at::real(bands.sum(1)), x, 1e-10, 1e-12));
   EXPECT_LT(at::imag(bands.sum(1)).abs().max().item<double>(), 1e-10);
   const at::Tensor masks = fourier_band_masks(12, 10, 4);
-  const at::Tensor full = coalition_images(bands, fill_band_images(bands, masks, CoalitionFill::zero), 15, CoalitionOutput::real_clip);
+  const at::Tensor full =
+      coalition_images(bands, fill_band_images(bands, masks, CoalitionFill::zero), 15, CoalitionOutput::real_clip);
   EXPECT_TRUE(at::allclose(full, x.to(at::kFloat), 1e-5, 1e-6));
   EXPECT_EQ(coalition_images(bands, fill_band_images(bands, masks, CoalitionFill::donor), 0, CoalitionOutput::reference)
-                .abs().max().item<double>(), 0.0);
+                .abs()
+                .max()
+                .item<double>(),
+            0.0);
 }
 
 TEST(FourierBands, GrayCodeEnumerationMatchesDirectSumsForEveryFill) {
@@ -76,7 +80,8 @@ TEST(FourierBands, GrayCodeEnumerationMatchesDirectSumsForEveryFill) {
     std::vector<bool> seen(32, false);
     for (CoalitionEnumerator all(bands, filler, CoalitionOutput::reference); !all.done(); all.advance()) {
       seen[all.members()] = true;
-      EXPECT_TRUE(at::allclose(all.images(), coalition_images(bands, filler, all.members(), CoalitionOutput::reference), 1e-5, 1e-5))
+      EXPECT_TRUE(at::allclose(all.images(), coalition_images(bands, filler, all.members(), CoalitionOutput::reference),
+                               1e-5, 1e-5))
           << "coalition " << all.members();
     }
     EXPECT_EQ(std::count(seen.begin(), seen.end(), true), 32);
@@ -99,8 +104,9 @@ TEST(SpectralImportance, ModelThatSeesOnlyTheLowestBandPutsPsiThere) {
   const at::Tensor labels = images.mean({1, 2, 3}).gt(0.5).logical_not().to(at::kLong);  // class 0 when bright
   const Dataset data{"dc", images, labels, numbered_class_names(2)};
   for (const std::string fill : {"zero", "donor"}) {
-    const auto result =
-        analyse_spectral_importance(*model, data, SpectralImportanceOptions().set_bands(4).set_fill(fill).set_output("real")).overall;
+    const auto result = analyse_spectral_importance(
+                            *model, data, SpectralImportanceOptions().set_bands(4).set_fill(fill).set_output("real"))
+                            .overall;
     EXPECT_GT(result.psi[0], 0.9) << fill << ": " << nlohmann::json(result.psi).dump();
     double sum = 0;
     for (const double p : result.phi) sum += p;
@@ -124,7 +130,8 @@ TEST(SpectralImportance, ModelThatSeesOnlyTheTopBandPutsPsiThere) {
   const at::Tensor images = 0.3 + 0.4 * at::rand({48, 1, 12, 12});
   const at::Tensor labels = images.flatten(1).matmul(checker).lt(0).to(at::kLong);  // class 0 when w·x > 0
   const Dataset data{"nyquist", images, labels, numbered_class_names(2)};
-  const auto result = analyse_spectral_importance(*model, data, SpectralImportanceOptions().set_bands(4).set_fill("donor").set_output("real"));
+  const auto result = analyse_spectral_importance(
+      *model, data, SpectralImportanceOptions().set_bands(4).set_fill("donor").set_output("real"));
   EXPECT_GT(result.overall.psi[3], 0.9) << nlohmann::json(result.overall.psi).dump();
   EXPECT_LT(result.overall.score, 0.1 + spectral_robustness_score({0, 0, 0, 1}, 0.75));
 }
@@ -137,7 +144,8 @@ TEST(SpectralImportance, StackingCoalitionsIntoBatchesChangesNothingAndClassesAv
   const at::Tensor images = at::rand({10, 1, 8, 8});
   const Dataset data{"random", images, at::tensor({0, 1, 2, 0, 1, 2, 0, 0, 1, 2}, at::kLong), numbered_class_names(3)};
   const auto options = SpectralImportanceOptions().set_bands(4).set_per_class(true).set_examples({1, 15}, 2);
-  const auto one_image = analyse_spectral_importance(*model, data, SpectralImportanceOptions(options).set_batch_size(3));
+  const auto one_image =
+      analyse_spectral_importance(*model, data, SpectralImportanceOptions(options).set_batch_size(3));
   const auto stacked = analyse_spectral_importance(*model, data, SpectralImportanceOptions(options).set_batch_size(64));
   for (std::size_t s = 0; s < 16; ++s) {
     EXPECT_NEAR(one_image.overall.coalition_values[s], stacked.overall.coalition_values[s], 1e-5) << "coalition " << s;
@@ -145,7 +153,8 @@ TEST(SpectralImportance, StackingCoalitionsIntoBatchesChangesNothingAndClassesAv
   ASSERT_EQ(stacked.per_class.size(), 3u);
   for (std::size_t s = 0; s < 16; ++s) {
     double weighted = 0;
-    for (const auto& c : stacked.per_class) weighted += c.importance.coalition_values[s] * static_cast<double>(c.images);
+    for (const auto& c : stacked.per_class)
+      weighted += c.importance.coalition_values[s] * static_cast<double>(c.images);
     EXPECT_NEAR(weighted / 10, stacked.overall.coalition_values[s], 1e-9);
   }
   // The examples are the images the model saw: all bands with the reference

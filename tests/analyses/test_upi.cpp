@@ -22,7 +22,8 @@ namespace {
 /// direction that moves it is v.
 class QuadraticModel : public testing::FixedFunctionModel {
  public:
-  QuadraticModel(at::Tensor u, at::Tensor v, double c) : FixedFunctionModel(2), u_(std::move(u)), v_(std::move(v)), c_(c) {}
+  QuadraticModel(at::Tensor u, at::Tensor v, double c)
+      : FixedFunctionModel(2), u_(std::move(u)), v_(std::move(v)), c_(c) {}
   at::Tensor forward(const at::Tensor& images) override {
     const at::Tensor x = images.flatten(1).to(at::kDouble);
     const at::Tensor z = x.matmul(u_) + c_ * x.matmul(v_).pow(2);
@@ -80,7 +81,9 @@ TEST(Upi, ObjectiveGradientAgreesWithFiniteDifferences) {
   const AttributionOptions saliency = AttributionOptions().set_softmax(true);
   const at::Tensor clean = interpretation_maps(*model, x, y, saliency).detach();
   const auto objective = [&](const at::Tensor& delta, bool graph) {
-    return relative_l2(clean, interpretation_maps(*model, x + delta, y, AttributionOptions(saliency).set_create_graph(graph))).mean();
+    return relative_l2(clean,
+                       interpretation_maps(*model, x + delta, y, AttributionOptions(saliency).set_create_graph(graph)))
+        .mean();
   };
   const at::Tensor delta = (0.1 * at::randn({1, 1, 4, 4}, at::kDouble)).requires_grad_(true);
   const at::Tensor gradient = torch::autograd::grad({objective(delta, true)}, {delta})[0];
@@ -88,7 +91,8 @@ TEST(Upi, ObjectiveGradientAgreesWithFiniteDifferences) {
     const at::Tensor direction = at::randn({1, 1, 4, 4}, at::kDouble);
     const double h = 1e-5;
     const double numeric = (objective(delta.detach() + h * direction, false).item<double>() -
-                            objective(delta.detach() - h * direction, false).item<double>()) / (2 * h);
+                            objective(delta.detach() - h * direction, false).item<double>()) /
+                           (2 * h);
     EXPECT_NEAR(gradient.mul(direction).sum().item<double>(), numeric, 1e-6 * std::max(1.0, std::abs(numeric)));
   }
 }
@@ -101,12 +105,14 @@ TEST(Upi, BatchedMapAttackGradientsEqualPerSample) {
   model->set_training(false);
   const at::Tensor x = at::rand({6, 1, 5, 5});
   const at::Tensor y = model->forward(x).argmax(1);
-  const AttributionOptions ig = AttributionOptions().set_method(AttributionMethod::integrated_gradients).set_steps(8).set_softmax(true);
+  const AttributionOptions ig =
+      AttributionOptions().set_method(AttributionMethod::integrated_gradients).set_steps(8).set_softmax(true);
   const at::Tensor clean = interpretation_maps(*model, x, y, ig).detach();
   const at::Tensor moved = x + 0.05 * at::randn_like(x);
   const at::Tensor batched = map_attack_gradients(*model, moved, clean, y, ig);
   for (std::int64_t i = 0; i < 6; ++i) {
-    const at::Tensor single = map_attack_gradients(*model, moved.slice(0, i, i + 1), clean.slice(0, i, i + 1), y.slice(0, i, i + 1), ig);
+    const at::Tensor single =
+        map_attack_gradients(*model, moved.slice(0, i, i + 1), clean.slice(0, i, i + 1), y.slice(0, i, i + 1), ig);
     EXPECT_TRUE(at::allclose(batched.slice(0, i, i + 1), single, 1e-4, 1e-7)) << "sample " << i;
   }
 }
@@ -126,7 +132,8 @@ TEST(Upi, FindsTheOneDirectionThatMovesTheMapAndBeatsRandomNoise) {
   SCOPED_TRACE(result.to_json().dump());
   EXPECT_GT(m.at("upi-pca").dissimilarity, 2 * random);
   EXPECT_GT(m.at("upi-grad").dissimilarity, 2 * random);
-  EXPECT_GE(m.at("per-image-attack").dissimilarity, 0.95 * std::max(m.at("upi-pca").dissimilarity, m.at("upi-grad").dissimilarity));
+  EXPECT_GE(m.at("per-image-attack").dissimilarity,
+            0.95 * std::max(m.at("upi-pca").dissimilarity, m.at("upi-grad").dissimilarity));
   EXPECT_EQ(result.test_images, 40);
 }
 
@@ -163,7 +170,8 @@ TEST(Upi, MapChangeOverUnchangedPredictionsAndFoolingRate) {
   const UpiMetrics near_only = evaluate_perturbation(model, test.subset(near), delta, options);
   EXPECT_EQ(near_only.fooling_rate, 1);
   EXPECT_TRUE(std::isnan(near_only.dissimilarity_unchanged));
-  EXPECT_TRUE(nlohmann::json::parse(near_only.to_json().dump()).at("dissimilarity_unchanged").is_null());  // written as null
+  EXPECT_TRUE(
+      nlohmann::json::parse(near_only.to_json().dump()).at("dissimilarity_unchanged").is_null());  // written as null
 }
 
 TEST(Upi, DrawsAreAveragedWithTheirStandardDeviation) {
@@ -197,7 +205,8 @@ TEST(Upi, SummaryRadiusIsTheMedianMinimalPerturbationAndJoinsTheList) {
   const at::Tensor closed_form = test.images.flatten(1).matmul(u).abs() / u.norm();
   const double median = std::get<0>(closed_form.sort())[20].item<double>();
   std::string source;
-  const UpiOptions options = UpiOptions().set_eps({0.01, 10.0}).set_passes(1).set_power_iterations(5).set_random_draws(3);
+  const UpiOptions options =
+      UpiOptions().set_eps({0.01, 10.0}).set_passes(1).set_power_iterations(5).set_random_draws(3);
   EXPECT_NEAR(resolve_summary_eps(model, test, options, source), median, 1e-3 * median);
   EXPECT_NE(source.find("median minimal perturbation"), std::string::npos) << source;
 
@@ -225,7 +234,8 @@ TEST(Upi, SummaryRadiusIsTheMedianMinimalPerturbationAndJoinsTheList) {
 
 TEST(SoftplusSurrogate, SameParametersAndOutputsCloseToTheReluModelForLargeBeta) {
   torch::manual_seed(5);
-  BuiltinModel relu(ArchitectureSpec().set_name("lenet").set_input_shape({1, 28, 28}).set_num_classes(10), numbered_class_names(10));
+  BuiltinModel relu(ArchitectureSpec().set_name("lenet").set_input_shape({1, 28, 28}).set_num_classes(10),
+                    numbered_class_names(10));
   relu.set_training(false);
   const auto smooth = relu.softplus_surrogate(1000);
   EXPECT_EQ(smooth->info().architecture.at("activation"), "softplus");

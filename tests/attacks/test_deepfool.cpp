@@ -68,7 +68,8 @@ TEST(DeepFool, LinearModelMarginEqualsClosedFormInFullSpaceAndSubspace) {
 
 TEST(DeepFool, BatchedEqualsOneSampleAtATime) {
   torch::manual_seed(4);
-  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(10).set_width(64), {});
+  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(10).set_width(64),
+                     {});
   model.set_training(false);
   const at::Tensor images = at::rand({12, 1, 6, 6});
   const DeepFoolResult batched = deepfool(model, images, DeepFoolOptions().set_batch_size(5));
@@ -91,8 +92,9 @@ TEST(DeepFool, ClipKeepsTheResultInTheImageDomainAndReportsNonFlipped) {
   EXPECT_LE(adversarial.max().item<float>(), 1.0f);
   // A subspace orthogonal to every class difference: no sample can move; each
   // stops after one iteration, reported as not flipped, with a zero perturbation.
-  const DeepFoolResult stuck = deepfool(*c.model, c.images, DeepFoolOptions().set_projector(
-                                                                [](const at::Tensor& w, const at::Tensor&) { return w * 0; }));
+  const DeepFoolResult stuck =
+      deepfool(*c.model, c.images,
+               DeepFoolOptions().set_projector([](const at::Tensor& w, const at::Tensor&) { return w * 0; }));
   EXPECT_FALSE(stuck.flipped.any().item<bool>());
   EXPECT_EQ(stuck.iterations.max().item<std::int64_t>(), 1);
   EXPECT_EQ(stuck.norms.abs().max().item<float>(), 0.0f);

@@ -22,7 +22,8 @@ struct LinearCase {
 LinearCase linear_case(std::int64_t classes) {
   torch::manual_seed(11);
   LinearCase c{at::randn({classes, 36}), at::randn({classes}), at::rand({20, 1, 6, 6}), {}};
-  c.labels = (c.images.flatten(1).to(at::kDouble).matmul(c.weight.t().to(at::kDouble)) + c.bias.to(at::kDouble)).argmax(1);
+  c.labels =
+      (c.images.flatten(1).to(at::kDouble).matmul(c.weight.t().to(at::kDouble)) + c.bias.to(at::kDouble)).argmax(1);
   c.labels.slice(0, 18).add_(1).remainder_(classes);
   return c;
 }
@@ -52,8 +53,14 @@ at::Tensor closed_form(const LinearCase& c, Norm norm) {
 }
 
 MinimalPerturbationOptions only(Norm norm) {
-  return MinimalPerturbationOptions().set_norm(norm).set_clip(false).set_deepfool(false).set_fmn(false).set_bisection_rounds(0)
-      .set_long_fmn_steps(0).set_ray_search_steps(0);
+  return MinimalPerturbationOptions()
+      .set_norm(norm)
+      .set_clip(false)
+      .set_deepfool(false)
+      .set_fmn(false)
+      .set_bisection_rounds(0)
+      .set_long_fmn_steps(0)
+      .set_ray_search_steps(0);
 }
 
 void expect_close(const at::Tensor& actual, const at::Tensor& expected, double relative, const std::string& what) {
@@ -85,7 +92,8 @@ double box_minimum(const LinearCase& c, std::int64_t i) {
   const at::Tensor w = c.weight.to(at::kDouble), x = c.images[i].flatten().to(at::kDouble);
   const std::int64_t y = c.labels[i].item<std::int64_t>();
   const at::Tensor a = w[1 - y] - w[y];
-  const double needed = ((w[y] - w[1 - y]).dot(x) + c.bias[y].item<double>() - c.bias[1 - y].item<double>()).item<double>();
+  const double needed =
+      ((w[y] - w[1 - y]).dot(x) + c.bias[y].item<double>() - c.bias[1 - y].item<double>()).item<double>();
   const auto delta = [&](double lambda) { return at::max(at::min(lambda * a, 1 - x), -x); };
   double low = 0, high = 1;
   while (a.dot(delta(high)).item<double>() < needed) high *= 2;
@@ -113,7 +121,8 @@ TEST(Fmn, FindsTheMinimumInsideTheImageDomainWhenManyPixelsAreSaturated) {
 
 TEST(Fmn, BatchedEqualsOneSampleAtATime) {
   torch::manual_seed(4);
-  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(10).set_width(64), {});
+  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(10).set_width(64),
+                     {});
   model.set_training(false);
   const at::Tensor images = at::rand({9, 1, 6, 6});
   const at::Tensor labels = batched_logits(model, images, 9).argmax(1);
@@ -131,7 +140,8 @@ TEST(MinimalPerturbation, PgdBisectionConvergesToTheClosedFormFromAnyAdversarial
   for (const Norm norm : {Norm::l2, Norm::linf}) {
     const at::Tensor expected = closed_form(c, norm);
     // Start from a perturbation far beyond the boundary: four times FMN's.
-    const FmnResult start = fmn_attack(model, c.images, c.labels, FmnOptions().set_norm(norm).set_clip(false).set_steps(30));
+    const FmnResult start =
+        fmn_attack(model, c.images, c.labels, FmnOptions().set_norm(norm).set_clip(false).set_steps(30));
     const MinimalPerturbationResult result =
         minimal_perturbations(model, c.images, c.labels, only(norm).set_bisection_rounds(14).set_bisection_steps(20),
                               {{"far", start.perturbations * 4}});
@@ -150,7 +160,8 @@ TEST(MinimalPerturbation, LongFmnRunsOnlyOnTheImagesNoOtherMemberFooled) {
   for (const Norm norm : {Norm::l2, Norm::linf}) {
     const at::Tensor expected = closed_form(c, norm);
     // A given attack that fools the first half at twice the minimum and leaves the rest alone.
-    const FmnResult fmn = fmn_attack(model, c.images, c.labels, FmnOptions().set_norm(norm).set_clip(false).set_steps(30));
+    const FmnResult fmn =
+        fmn_attack(model, c.images, c.labels, FmnOptions().set_norm(norm).set_clip(false).set_steps(30));
     const at::Tensor first_half = at::arange(n).lt(n / 2);
     const at::Tensor given = fmn.perturbations * 2 * first_half.view({n, 1, 1, 1}).to(at::kFloat);
     const MinimalPerturbationResult result =
@@ -176,13 +187,14 @@ TEST(MinimalPerturbation, IsTheSmallestCheckedMemberAndCountsMisclassifiedImages
   // member ever reports less than it (every candidate is a checked adversarial).
   const LinearCase c = linear_case(10);
   testing::LinearModel model(c.weight, c.bias);
-  const MinimalPerturbationOptions options = MinimalPerturbationOptions().set_clip(false).set_deepfool_options(
-      DeepFoolOptions().set_overshoot(1e-4));
+  const MinimalPerturbationOptions options =
+      MinimalPerturbationOptions().set_clip(false).set_deepfool_options(DeepFoolOptions().set_overshoot(1e-4));
   const MinimalPerturbationResult result = minimal_perturbations(model, c.images, c.labels, options);
   ASSERT_EQ(result.attacks, (std::vector<std::string>{"clean", "deepfool", "fmn", "pgd-bisection", "fmn-long"}));
   const at::Tensor expected = closed_form(c, Norm::l2);
   expect_close(result.norms, expected, 1e-3, "ensemble");
-  EXPECT_TRUE(result.per_attack_norms.ge(expected.unsqueeze(1) * (1 - 1e-6)).all().item<bool>()) << result.per_attack_norms;
+  EXPECT_TRUE(result.per_attack_norms.ge(expected.unsqueeze(1) * (1 - 1e-6)).all().item<bool>())
+      << result.per_attack_norms;
   EXPECT_TRUE(at::equal(std::get<0>(result.per_attack_norms.min(1)), result.norms));
   EXPECT_EQ(result.norms[18].item<double>(), 0);
   EXPECT_EQ(result.found_by[19].item<std::int64_t>(), 0);
@@ -230,14 +242,19 @@ TEST(MinimalPerturbation, WarnsWhenMaskedGradientsMakeDeepFoolOverestimate) {
 TEST(MinimalPerturbation, RefusesBadOptionsAndInputs) {
   const LinearCase c = linear_case(10);
   testing::LinearModel model(c.weight, c.bias);
-  testing::expect_error([&] { minimal_perturbations(model, c.images, c.labels, MinimalPerturbationOptions().set_norm(Norm::linf)); },
-                        "DeepFool measures L2 only");
+  testing::expect_error(
+      [&] { minimal_perturbations(model, c.images, c.labels, MinimalPerturbationOptions().set_norm(Norm::linf)); },
+      "DeepFool measures L2 only");
   testing::expect_error([&] { minimal_perturbations(model, c.images, c.labels.slice(0, 3), only(Norm::l2)); },
                         "one label per image");
-  testing::expect_error([&] { minimal_perturbations(model, c.images, c.labels, only(Norm::l2).set_overestimate_factor(0.5)); },
-                        "overestimate factor");
-  testing::expect_error([&] { minimal_perturbations(model, c.images, c.labels, only(Norm::l2), {{"short", c.images.slice(0, 2)}}); },
-                        "attack 'short' gave perturbations of shape");
+  testing::expect_error(
+      [&] { minimal_perturbations(model, c.images, c.labels, only(Norm::l2).set_overestimate_factor(0.5)); },
+      "overestimate factor");
+  testing::expect_error(
+      [&] {
+        minimal_perturbations(model, c.images, c.labels, only(Norm::l2), {{"short", c.images.slice(0, 2)}});
+      },
+      "attack 'short' gave perturbations of shape");
   testing::expect_error([&] { fmn_attack(model, c.images, c.labels, FmnOptions().set_gamma_init(1.5)); }, "FMN gamma");
 }
 

@@ -19,7 +19,8 @@ TEST(Pgd, IteratesStayInTheBallAndInTheDomain) {
   const at::Tensor y = at::randint(5, {16}, at::kLong);
   for (const Norm norm : {Norm::l2, Norm::linf}) {
     const double eps = norm == Norm::l2 ? 1.0 : 0.1;
-    const at::Tensor adv = pgd_attack(model, x, y, PgdOptions().set_norm(norm).set_eps(eps).set_restarts(2), make_generator(0));
+    const at::Tensor adv =
+        pgd_attack(model, x, y, PgdOptions().set_norm(norm).set_eps(eps).set_restarts(2), make_generator(0));
     const at::Tensor delta = (adv - x).flatten(1);
     const at::Tensor norms = norm == Norm::l2 ? delta.norm(2, 1) : delta.abs().amax(1);
     EXPECT_LE(norms.max().item<double>(), eps * (1 + 1e-5));
@@ -42,7 +43,8 @@ TEST(Pgd, RestartsKeepTheHighestLossPerImage) {
   const at::Tensor y = at::randint(3, {32}, at::kLong);
   const PgdOptions options = PgdOptions().set_eps(0.5).set_steps(1).set_step_size(1e-9);
   const auto losses = [&](std::int64_t restarts) {
-    const at::Tensor adversarial = pgd_attack(model, x, y, PgdOptions(options).set_restarts(restarts), make_generator(7));
+    const at::Tensor adversarial =
+        pgd_attack(model, x, y, PgdOptions(options).set_restarts(restarts), make_generator(7));
     return at::cross_entropy_loss(model.forward(adversarial), y, {}, at::Reduction::None);
   };
   const at::Tensor one = losses(1), many = losses(8);

@@ -38,7 +38,8 @@ TEST_F(CliOnSyntheticData, TrainResumeEvalAndInfoAgree) {
   const std::string stale = out_.file("eval/eval.json.tmp" + std::to_string(testing::exited_process_id()));
   std::filesystem::create_directories(out_.file("eval"));
   testing::write_bytes(stale, "{\"accur");
-  const auto eval = run_cli("eval --threads 1 --model " + out_.file("model.pt") + " --out " + out_.file("eval") + data_arg());
+  const auto eval =
+      run_cli("eval --threads 1 --model " + out_.file("model.pt") + " --out " + out_.file("eval") + data_arg());
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   EXPECT_TRUE(contains(eval.output, "removed 1 unfinished temporary file that a killed run left in")) << eval.output;
   EXPECT_FALSE(std::filesystem::exists(stale));
@@ -53,11 +54,12 @@ TEST_F(CliOnSyntheticData, TrainResumeEvalAndInfoAgree) {
 TEST_F(CliOnSyntheticData, SampleSelectionByIndicesAndCount) {
   testing::TemporaryDirectory model_dir;
   testing::save_linear_torchscript(model_dir.file("linear.pt"), at::randn({3, 36}), at::zeros({3}));
-  const auto by_indices = run_cli("eval --model " + model_dir.file("linear.pt") + " --indices 0,5,9 --out " +
-                                  out_.path() + data_arg());
+  const auto by_indices =
+      run_cli("eval --model " + model_dir.file("linear.pt") + " --indices 0,5,9 --out " + out_.path() + data_arg());
   ASSERT_EQ(by_indices.exit_code, 0) << by_indices.output;
   EXPECT_EQ(read_json_file(out_.file("eval.json")).at("samples"), 3);
-  const auto by_count = run_cli("eval --model " + model_dir.file("linear.pt") + " --samples 17 --out " + out_.path() + data_arg());
+  const auto by_count =
+      run_cli("eval --model " + model_dir.file("linear.pt") + " --samples 17 --out " + out_.path() + data_arg());
   ASSERT_EQ(by_count.exit_code, 0) << by_count.output;
   EXPECT_EQ(read_json_file(out_.file("eval.json")).at("samples"), 17);
 }
@@ -71,11 +73,13 @@ TEST_F(CliOnSyntheticData, BadInputGetsOneClearMessageAndNonZeroExit) {
       {"eval --model " + out_.file("absent.pt") + data_arg(), "does not exist"},
       {"eval --model " + out_.file("text.pt") + data_arg(), "expected a zip archive"},
       {"eval --model " + out_.file("vector.pt") + data_arg(), "N×K logits"},
-      {"eval --model " + out_.file("raises.pt") + data_arg(), "raises.pt' failed in forward() on a batch of shape [2, 1, 6, 6]: "
-                                                              "RuntimeError: AssertionError: no images today"},
+      {"eval --model " + out_.file("raises.pt") + data_arg(),
+       "raises.pt' failed in forward() on a batch of shape [2, 1, 6, 6]: "
+       "RuntimeError: AssertionError: no images today"},
       {"attack --eps 0.5,-1 --model " + out_.file("vector.pt") + data_arg(), "--eps: must be >= 0, got -1"},
       {"train --arch mlp --out " + out_.file("text.pt") + data_arg(), "--out '" + out_.file("text.pt") + "' is a file"},
-      {"eval --model " + out_.file("vector.pt") + " --out " + out_.file("text.pt") + "/sub" + data_arg(), "cannot be created"},
+      {"eval --model " + out_.file("vector.pt") + " --out " + out_.file("text.pt") + "/sub" + data_arg(),
+       "cannot be created"},
       {"eval --model " + out_.file("vector.pt") + " --data bogus:/x", "unknown dataset kind"},
       {"eval --model " + out_.file("vector.pt") + " --indices 99999" + data_arg(), "out of range"},
       {"train --arch mlp --objective pgd-l2 --eps -1" + data_arg(), "--eps"},
@@ -88,8 +92,10 @@ TEST_F(CliOnSyntheticData, BadInputGetsOneClearMessageAndNonZeroExit) {
     EXPECT_TRUE(contains(result.output, fragment)) << arguments << "\n" << result.output;
     EXPECT_FALSE(contains(result.output, "terminate called")) << arguments << "\n" << result.output;
     // One line, and CLI11's pointer to --help after an option error.
-    EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), contains(result.output, "Run with --help") ? 2 : 1)
-        << "one line:\n" << result.output;
+    EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'),
+              contains(result.output, "Run with --help") ? 2 : 1)
+        << "one line:\n"
+        << result.output;
   }
   if (!torch::cuda::is_available()) {
     const auto cuda = run_cli("eval --device cuda --model " + out_.file("vector.pt") + data_arg());
@@ -133,7 +139,9 @@ TEST_F(CliOnSyntheticData, ImageFolderClassesAreMatchedToTheModelsByName) {
 
 TEST_F(CliOnSyntheticData, AttackAgreesWithEvalAndWritesItsFiles) {
   const std::string model = out_.file("run/model.pt");
-  ASSERT_EQ(run_cli("train --arch mlp --epochs 3 --batch-size 32 --threads 1 --out " + out_.file("run") + data_arg()).exit_code, 0);
+  ASSERT_EQ(run_cli("train --arch mlp --epochs 3 --batch-size 32 --threads 1 --out " + out_.file("run") + data_arg())
+                .exit_code,
+            0);
   const auto eval = run_cli("eval --samples 40 --seed 3 --model " + model + " --out " + out_.file("eval") + data_arg());
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   const auto attack = run_cli("attack --samples 40 --seed 3 --eps 0,0.2,0.5 --save-examples --model " + model +
@@ -151,7 +159,8 @@ TEST_F(CliOnSyntheticData, AttackAgreesWithEvalAndWritesItsFiles) {
   EXPECT_EQ(minimal.at("found_by").size(), 40u);
   EXPECT_EQ(minimal.at("attacks"), nlohmann::json({"clean", "deepfool", "pgd", "fmn", "pgd-bisection", "fmn-long"}));
   EXPECT_TRUE(contains(attack.output, "minimal l2 perturbation per image")) << attack.output;
-  for (const std::string file : {"robust_accuracy.csv", "deepfool.csv", "minimal_perturbation.csv", "adversarial.pt", "examples.png"}) {
+  for (const std::string file :
+       {"robust_accuracy.csv", "deepfool.csv", "minimal_perturbation.csv", "adversarial.pt", "examples.png"}) {
     EXPECT_TRUE(std::filesystem::exists(out_.file("attack/" + file))) << file;
   }
   const auto bad = run_cli("attack --eps 0.5,-1 --model " + model + data_arg());
@@ -183,7 +192,8 @@ TEST_F(CliOnSyntheticData, MarginsWithSubspacesAndTransforms) {
   testing::write_idx_dataset(images.path(), testing::linear_rule_dataset(240, {1, 12, 12}, 3, 11),
                              testing::linear_rule_dataset(60, {1, 12, 12}, 3, 12));
   const std::string data = " --data idx:" + images.path();
-  ASSERT_EQ(run_cli("train --arch mlp --epochs 2 --transform low-pass:6 --out " + out_.file("run") + data).exit_code, 0);
+  ASSERT_EQ(run_cli("train --arch mlp --epochs 2 --transform low-pass:6 --out " + out_.file("run") + data).exit_code,
+            0);
   EXPECT_EQ(read_json_file(out_.file("run/train_log.json")).at("options").at("recipe").at("transform"), "low-pass:6");
   const auto margins = run_cli("margins --samples 6 --subspaces dct:4:2 --transform low-pass:6 --model " +
                                out_.file("run/model.pt") + " --out " + out_.file("margins") + data);
@@ -220,8 +230,9 @@ TEST_F(CliOnSyntheticData, SpectralWritesItsRecordChartsAndGrid) {
   const std::string data = " --data idx:" + images.path();
   ASSERT_EQ(run_cli("train --arch mlp --epochs 2 --out " + out_.file("run") + data).exit_code, 0);
   const std::string model = " --model " + out_.file("run/model.pt");
-  const auto spectral = run_cli("spectral --samples 20 --bands 4 --per-class --snr gaussian:0.1,pgd-linf:0.03 --pgd-steps 3 --seed 5" +
-                                model + " --out " + out_.file("spectral") + data);
+  const auto spectral =
+      run_cli("spectral --samples 20 --bands 4 --per-class --snr gaussian:0.1,pgd-linf:0.03 --pgd-steps 3 --seed 5" +
+              model + " --out " + out_.file("spectral") + data);
   ASSERT_EQ(spectral.exit_code, 0) << spectral.output;
   EXPECT_TRUE(contains(spectral.output, "spectral robustness score")) << spectral.output;
   const auto record = read_json_file(out_.file("spectral/spectral.json"));
@@ -244,8 +255,11 @@ TEST_F(CliOnSyntheticData, SpectralWritesItsRecordChartsAndGrid) {
     EXPECT_TRUE(std::filesystem::exists(out_.file("spectral/" + std::string(file)))) << file;
   }
   // the same run gives the same numbers (seeded noise, PGD start and donor order)
-  ASSERT_EQ(run_cli("spectral --samples 20 --bands 4 --per-class --snr gaussian:0.1,pgd-linf:0.03 --pgd-steps 3 --seed 5" + model +
-                    " --out " + out_.file("again") + data).exit_code, 0);
+  ASSERT_EQ(
+      run_cli("spectral --samples 20 --bands 4 --per-class --snr gaussian:0.1,pgd-linf:0.03 --pgd-steps 3 --seed 5" +
+              model + " --out " + out_.file("again") + data)
+          .exit_code,
+      0);
   const auto again = read_json_file(out_.file("again/spectral.json"));
   EXPECT_EQ(again.at("phi"), record.at("phi"));
   EXPECT_EQ(again.at("snr"), record.at("snr"));
@@ -270,7 +284,8 @@ TEST(CliFashionMnist, LeNetReaches89PercentInThreeEpochs) {
   const double accuracy = log.at("result").at("epochs").back().at("test_accuracy");
   EXPECT_GE(accuracy, 0.89) << result.output;
   // Hold me tight!: on natural images the margin grows from low to high DCT frequencies.
-  const auto margins = run_cli("margins --samples 40 --no-full-space --model " + out.file("model.pt") + " --out " + out.file("m"));
+  const auto margins =
+      run_cli("margins --samples 40 --no-full-space --model " + out.file("model.pt") + " --out " + out.file("m"));
   ASSERT_EQ(margins.exit_code, 0) << margins.output;
   const auto subspaces = read_json_file(out.file("m/margins.json")).at("per_subspace");
   const double lowest = subspaces.front().at("quartiles_of_flipped").at("median");
@@ -292,11 +307,14 @@ TEST(CliFashionMnist, PgdTrainingRaisesTheSpectralScoreAndTheLowBandShare) {
   ASSERT_EQ(run_cli(recipe + out.file("pgd") + " --objective pgd-l2 --eps 2 --pgd-steps 3").exit_code, 0);
   std::map<std::string, nlohmann::json> records;
   for (const std::string name : {"standard", "pgd"}) {
-    const auto spectral = run_cli("spectral --snr none --model " + out.file(name + "/model.pt") + " --out " + out.file(name + "/s"));
+    const auto spectral =
+        run_cli("spectral --snr none --model " + out.file(name + "/model.pt") + " --out " + out.file(name + "/s"));
     ASSERT_EQ(spectral.exit_code, 0) << spectral.output;
     records[name] = read_json_file(out.file(name + "/s/spectral.json"));
   }
-  const auto low_share = [](const nlohmann::json& r) { return r.at("psi").at(0).get<double>() + r.at("psi").at(1).get<double>(); };
+  const auto low_share = [](const nlohmann::json& r) {
+    return r.at("psi").at(0).get<double>() + r.at("psi").at(1).get<double>();
+  };
   EXPECT_GT(records["pgd"].at("score").get<double>(), records["standard"].at("score").get<double>())
       << records["pgd"].at("psi") << " vs " << records["standard"].at("psi");
   EXPECT_GT(low_share(records["pgd"]), low_share(records["standard"]));
@@ -309,8 +327,9 @@ TEST(CliFashionMnist, PgdTrainingRaisesTheSpectralScoreAndTheLowBandShare) {
 TEST(CliFashionMnist, UniversalPerturbationsMoveSaliencyMapsFarMoreThanNoise) {
   testing::TemporaryDirectory out;
   ASSERT_EQ(run_cli("train --arch mlp --epochs 1 --samples 20000 --out " + out.path()).exit_code, 0);
-  const auto upi = run_cli("upi --samples 200 --attack-samples 300 --eps 0.25,1 --summary-eps 1 --batch-size 64 --model " +
-                           out.file("model.pt") + " --out " + out.file("upi"));
+  const auto upi =
+      run_cli("upi --samples 200 --attack-samples 300 --eps 0.25,1 --summary-eps 1 --batch-size 64 --model " +
+              out.file("model.pt") + " --out " + out.file("upi"));
   ASSERT_EQ(upi.exit_code, 0) << upi.output;
   const nlohmann::json record = read_json_file(out.file("upi/upi.json"));
   const auto per_eps = record.at("per_eps");

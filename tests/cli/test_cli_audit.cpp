@@ -27,8 +27,9 @@ class CliAudit : public testing::CliOnIdxData {
     testing::write_idx_dataset(data_.path(), testing::linear_rule_dataset(240, {1, 12, 12}, 3, 11),
                                testing::linear_rule_dataset(60, {1, 12, 12}, 3, 12));
     for (const std::string head : {"nopen", "binenc"}) {
-      const auto trained = run_cli("train --arch mlp --width 32 --head " + head + " --epochs 3 --batch-size 32 --threads 1 --out " +
-                                   out_.file("models/" + head) + data_arg());
+      const auto trained =
+          run_cli("train --arch mlp --width 32 --head " + head + " --epochs 3 --batch-size 32 --threads 1 --out " +
+                  out_.file("models/" + head) + data_arg());
       ASSERT_EQ(trained.exit_code, 0) << trained.output;
     }
   }
@@ -55,7 +56,8 @@ TEST_F(CliAudit, RunsEveryAnalysisAndReportsTheSubcommandsNumbers) {
   EXPECT_TRUE(audit_json.at("versions").contains("libtorch"));
   EXPECT_TRUE(audit_json.at("versions").at("report_scripts").contains("vega-lite"));
   for (const nlohmann::json& model : audit_json.at("models")) {
-    for (const std::string analysis : {"eval", "attack", "explain", "margins", "spectral", "upi", "manifold", "align"}) {
+    for (const std::string analysis :
+         {"eval", "attack", "explain", "margins", "spectral", "upi", "manifold", "align"}) {
       EXPECT_TRUE(model.at("analyses").contains(analysis)) << model.at("name") << " " << analysis;
     }
   }
@@ -87,17 +89,27 @@ TEST_F(CliAudit, RunsEveryAnalysisAndReportsTheSubcommandsNumbers) {
   }
   EXPECT_EQ(row.at("values").at("minimal_perturbation"),
             binenc.at("attack").at("minimal_perturbation").at("quartiles_of_correct").at("median"));
-  EXPECT_NEAR(row.at("values").at("spectral_score").get<double>(), binenc.at("spectral").at("signed_score").get<double>(), 1e-12);
-  EXPECT_NEAR(std::abs(binenc.at("spectral").at("signed_score").get<double>()), binenc.at("spectral").at("score").get<double>(), 1e-12);
+  EXPECT_NEAR(row.at("values").at("spectral_score").get<double>(),
+              binenc.at("spectral").at("signed_score").get<double>(), 1e-12);
+  EXPECT_NEAR(std::abs(binenc.at("spectral").at("signed_score").get<double>()),
+              binenc.at("spectral").at("score").get<double>(), 1e-12);
   EXPECT_EQ(row.at("values").at("alignment"), binenc.at("align").at("mean_cosine"));
   EXPECT_EQ(binenc.at("align").at("options").at("pairing"), "bayes");
-  EXPECT_EQ(row.at("values").at("same_encoding"), audit_json.at("latent").at("result").at("models").at(1).at("result")
-                                                       .at("encoding").at("test").at("same_encoding_fraction"));
-  EXPECT_NEAR(row.at("values").at("margin_low").get<double>(),
-              binenc.at("margins").at("per_subspace").at(0).at("with_lower_bounds").at("quartiles").at("median").get<double>(),
-              1e-9);
-  EXPECT_EQ(row.at("lower_bounds").contains("margin_low"),
-            binenc.at("margins").at("per_subspace").at(0).at("with_lower_bounds").at("median_is_lower_bound").get<bool>());
+  EXPECT_EQ(row.at("values").at("same_encoding"), audit_json.at("latent")
+                                                      .at("result")
+                                                      .at("models")
+                                                      .at(1)
+                                                      .at("result")
+                                                      .at("encoding")
+                                                      .at("test")
+                                                      .at("same_encoding_fraction"));
+  EXPECT_NEAR(
+      row.at("values").at("margin_low").get<double>(),
+      binenc.at("margins").at("per_subspace").at(0).at("with_lower_bounds").at("quartiles").at("median").get<double>(),
+      1e-9);
+  EXPECT_EQ(
+      row.at("lower_bounds").contains("margin_low"),
+      binenc.at("margins").at("per_subspace").at(0).at("with_lower_bounds").at("median_is_lower_bound").get<bool>());
   // UPI at the median minimal perturbation of the images it is scored on, which is on its list of radii.
   const nlohmann::json& upi = binenc.at("upi");
   const nlohmann::json& upi_summary = upi.at("summary");
@@ -108,7 +120,8 @@ TEST_F(CliAudit, RunsEveryAnalysisAndReportsTheSubcommandsNumbers) {
   })) << upi.dump();
   EXPECT_EQ(row.at("values").at("upi"), upi_summary.at("metrics").at("upi-grad").at("dissimilarity_unchanged"));
   EXPECT_EQ(row.at("values").at("upi_fooling"), upi_summary.at("metrics").at("upi-grad").at("fooling_rate"));
-  EXPECT_EQ(row.at("values").at("upi_random"), upi_summary.at("metrics").at("universal-random").at("dissimilarity_unchanged"));
+  EXPECT_EQ(row.at("values").at("upi_random"),
+            upi_summary.at("metrics").at("universal-random").at("dissimilarity_unchanged"));
   EXPECT_EQ(row.at("values").at("upi_floor"), upi.at("floor").at("metrics").at("universal-random").at("dissimilarity"));
   EXPECT_EQ(upi_summary.at("metrics").at("universal-random").at("draws"), 5);
 
@@ -123,10 +136,10 @@ TEST_F(CliAudit, RunsEveryAnalysisAndReportsTheSubcommandsNumbers) {
   EXPECT_TRUE(contains(audited.output, "binenc differs from nopen in architecture.bottleneck")) << audited.output;
 
   const std::string page = read_text_file(out_.file("audit/index.html"));
-  for (const std::string section : {"id=\"summary\"", "id=\"robustness\"", "id=\"explanations\"", "id=\"margins\"",
-                                    "id=\"spectral\"", "id=\"upi\"", "id=\"manifold\"", "id=\"alignment\"", "id=\"latent\"",
-                                    "id=\"reproduce\"", "<td>binenc</td>", "data:image/png;base64,",
-                                    "binenc differs from nopen in"}) {
+  for (const std::string section :
+       {"id=\"summary\"", "id=\"robustness\"", "id=\"explanations\"", "id=\"margins\"", "id=\"spectral\"", "id=\"upi\"",
+        "id=\"manifold\"", "id=\"alignment\"", "id=\"latent\"", "id=\"reproduce\"", "<td>binenc</td>",
+        "data:image/png;base64,", "binenc differs from nopen in"}) {
     EXPECT_TRUE(contains(page, section)) << section;
   }
   EXPECT_FALSE(contains(page, "src=\"http")) << "the report must not load anything from the network";
@@ -151,7 +164,8 @@ TEST_F(CliAudit, ContinuesWhereItStoppedAndRedoesOnlyWhatChanged) {
   marker.erase("record_format");
   write_json_file(out_.file("audit/models/binenc/attack/audit_step.json"), marker);
   // A record with values of the wrong types (damaged, or hand-edited) is not a finished step either.
-  write_json_file(out_.file("audit/models/binenc/spectral/audit_step.json"), {{"record_format", "three"}, {"arguments", 5}});
+  write_json_file(out_.file("audit/models/binenc/spectral/audit_step.json"),
+                  {{"record_format", "three"}, {"arguments", 5}});
   const auto upgraded = audit("audit");
   ASSERT_EQ(upgraded.exit_code, 0) << upgraded.output;
   EXPECT_TRUE(contains(upgraded.output, "(17 reused from an earlier run)")) << upgraded.output;
@@ -174,8 +188,10 @@ TEST_F(CliAudit, ContinuesWhereItStoppedAndRedoesOnlyWhatChanged) {
   EXPECT_TRUE(contains(rebuilt.output, "nopen: eval: robustlens eval")) << rebuilt.output;
 
   // A retrained model is analysed again, and so is the latent step that compares it.
-  const auto retrained = run_cli("train --arch mlp --width 32 --head nopen --epochs 3 --batch-size 32 --seed 5 --threads 1 "
-                                 "--restart --out " + out_.file("models/nopen") + data_arg());
+  const auto retrained = run_cli(
+      "train --arch mlp --width 32 --head nopen --epochs 3 --batch-size 32 --seed 5 --threads 1 "
+      "--restart --out " +
+      out_.file("models/nopen") + data_arg());
   ASSERT_EQ(retrained.exit_code, 0) << retrained.output;
   const auto changed = audit("audit");
   ASSERT_EQ(changed.exit_code, 0) << changed.output;
@@ -191,16 +207,19 @@ TEST_F(CliAudit, BadInputGetsOneClearMessageAndNoReport) {
            {"audit --model " + model("nopen") + " --vae " + out_.file("no-vae.pt"), "--vae: no such file"},
            {"audit --model " + model("nopen") + " --data idx:" + out_.file("nowhere"), "nowhere"},
            {"audit", "--model"}}) {
-    const auto bad = run_cli(arguments + (contains(arguments, "--data") ? "" : data_arg()) + " --out " + out_.file("bad"));
+    const auto bad =
+        run_cli(arguments + (contains(arguments, "--data") ? "" : data_arg()) + " --out " + out_.file("bad"));
     EXPECT_EQ(bad.exit_code, 2) << arguments;
     EXPECT_TRUE(contains(bad.output, fragment)) << arguments << "\n" << bad.output;
     EXPECT_FALSE(fs::exists(out_.file("bad/index.html"))) << arguments;
   }
   // Without the report's scripts nothing runs: the message says where they were looked for and how to install them.
-  const auto no_scripts = run_shell("ROBUSTLENS_WEB_ASSETS=" + out_.file("empty") + " " + ROBUSTLENS_CLI_PATH + " audit --model " +
-                                 model("nopen") + data_arg() + " --out " + out_.file("bad2") + " 2>&1");
+  const auto no_scripts =
+      run_shell("ROBUSTLENS_WEB_ASSETS=" + out_.file("empty") + " " + ROBUSTLENS_CLI_PATH + " audit --model " +
+                model("nopen") + data_arg() + " --out " + out_.file("bad2") + " 2>&1");
   EXPECT_EQ(no_scripts.exit_code, 2) << no_scripts.output;
-  EXPECT_TRUE(contains(no_scripts.output, "vega.min.js") && contains(no_scripts.output, "scripts/setup.sh")) << no_scripts.output;
+  EXPECT_TRUE(contains(no_scripts.output, "vega.min.js") && contains(no_scripts.output, "scripts/setup.sh"))
+      << no_scripts.output;
   EXPECT_FALSE(fs::exists(out_.file("bad2/models"))) << "no analysis runs when the report cannot be written";
 }
 
@@ -209,8 +228,9 @@ TEST_F(CliAudit, ReportRendersEveryChartInHeadlessChromium) {
   ASSERT_EQ(run_shell("command -v chromium >/dev/null").exit_code, 0)
       << "chromium is not installed: scripts/test.sh installs Debian's chromium for this test";
   const std::string page = "file://" + fs::absolute(out_.file("audit/index.html")).string();
-  const std::string browser = "timeout 120 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars "
-                              "--virtual-time-budget=30000 ";
+  const std::string browser =
+      "timeout 120 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars "
+      "--virtual-time-budget=30000 ";
 
   // The page records what it drew once every chart has rendered.
   const auto dom = run_shell(browser + "--dump-dom '" + page + "' 2>/dev/null");
@@ -219,7 +239,8 @@ TEST_F(CliAudit, ReportRendersEveryChartInHeadlessChromium) {
   const std::size_t start = dom.output.find(open);
   ASSERT_NE(start, std::string::npos) << "the page's script did not finish";
   const std::size_t end = dom.output.find("</pre>", start);
-  const nlohmann::json status = nlohmann::json::parse(dom.output.substr(start + open.size(), end - start - open.size()));
+  const nlohmann::json status =
+      nlohmann::json::parse(dom.output.substr(start + open.size(), end - start - open.size()));
   EXPECT_EQ(status.at("errors"), nlohmann::json::array()) << status.dump();
   EXPECT_GE(status.at("charts").get<int>(), 8) << status.dump();
   EXPECT_EQ(status.at("rendered"), status.at("charts")) << status.dump();
@@ -228,8 +249,8 @@ TEST_F(CliAudit, ReportRendersEveryChartInHeadlessChromium) {
   // A screenshot of the top of the page is not blank: text, table and chart pixels of several shades.
   testing::TemporaryDirectory shots;
   fs::create_directories(shots.file("page"));
-  const auto shot = run_shell(browser + "--window-size=1200,1600 --screenshot=" + shots.file("page/top.png") + " '" + page +
-                          "' >/dev/null 2>&1");
+  const auto shot = run_shell(browser + "--window-size=1200,1600 --screenshot=" + shots.file("page/top.png") + " '" +
+                              page + "' >/dev/null 2>&1");
   ASSERT_EQ(shot.exit_code, 0);
   fs::create_directories(shots.file("copy"));  // the image-folder reader wants two classes
   fs::copy_file(shots.file("page/top.png"), shots.file("copy/top.png"));

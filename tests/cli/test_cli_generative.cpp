@@ -22,7 +22,8 @@ class CliGenerative : public testing::CliOnIdxData {
 };
 
 TEST_F(CliGenerative, TrainVaeWritesTheModelAndItsLog) {
-  const auto result = run_cli("train-vae --epochs 2 --batch-size 16 --latent-dim 3 --hidden 16 --out " + out_.file("vae") + data_arg());
+  const auto result =
+      run_cli("train-vae --epochs 2 --batch-size 16 --latent-dim 3 --hidden 16 --out " + out_.file("vae") + data_arg());
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_TRUE(contains(result.output, "epoch 2  loss")) << result.output;
   const auto vae = load_vae(out_.file("vae/vae.pt"), at::kCPU);
@@ -55,7 +56,8 @@ TEST_F(CliGenerative, TrainDenoiserConditionalAndUnconditional) {
   EXPECT_EQ(log.at("train_data").at("size"), 64);
   EXPECT_EQ(log.at("options").at("recipe").at("sigma_max"), 2.0);
 
-  const auto unconditional = run_cli("train-denoiser --unconditional" + common + " --out " + out_.file("unconditional") + data_arg());
+  const auto unconditional =
+      run_cli("train-denoiser --unconditional" + common + " --out " + out_.file("unconditional") + data_arg());
   ASSERT_EQ(unconditional.exit_code, 0) << unconditional.output;
   EXPECT_EQ(load_denoiser(out_.file("unconditional/denoiser.pt"), at::kCPU)->spec().num_classes, 0);
   const auto info = run_cli("info --model " + out_.file("unconditional/denoiser.pt"));
@@ -66,10 +68,12 @@ TEST_F(CliGenerative, TrainDenoiserConditionalAndUnconditional) {
 TEST_F(CliGenerative, BadOptionsGiveAMessageAndNonZeroExit) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"train-vae --latent-dim 0" + data_arg(), "--latent-dim"},
-      {"train-vae --latent-dim 99 --out " + out_.file("x") + data_arg(), "--latent-dim must lie in [1, 36] (C·H·W of the images), got 99"},
+      {"train-vae --latent-dim 99 --out " + out_.file("x") + data_arg(),
+       "--latent-dim must lie in [1, 36] (C·H·W of the images), got 99"},
       {"train-vae --lr -1" + data_arg(), "--lr"},
       {"train-vae --data idx:" + out_.file("nowhere"), "does not exist"},
-      {"train-denoiser --sigma-min 3 --sigma-max 1 --out " + out_.file("x") + data_arg(), "--sigma-min 3 --sigma-max 1"},
+      {"train-denoiser --sigma-min 3 --sigma-max 1 --out " + out_.file("x") + data_arg(),
+       "--sigma-min 3 --sigma-max 1"},
       {"train-denoiser --channels 0" + data_arg(), "--channels"},
   };
   for (const auto& [arguments, fragment] : cases) {
@@ -92,37 +96,44 @@ TEST(CliGenerativeModels, ADenoiserIsRefusedForDataThatNameItsClassesOtherwiseAn
   write_image_folder(dir.file("c"), data);
   data.class_names = {"cat", "dog", "fox"};
   write_image_folder(dir.file("b"), data);
-  const auto folder = [&](const std::string& name) { return " --threads 1 --image-shape 1,12,12 --data folder:" + dir.file(name); };
+  const auto folder = [&](const std::string& name) {
+    return " --threads 1 --image-shape 1,12,12 --data folder:" + dir.file(name);
+  };
   const std::string small = " --epochs 1 --batch-size 12 --channels 4 --embedding-dim 8";
   ASSERT_EQ(run_cli("train-denoiser" + small + " --out " + dir.file("denoiser") + folder("a")).exit_code, 0);
   const auto model = run_cli("train --arch mlp --epochs 1 --out " + dir.file("model") + folder("b"));
   ASSERT_EQ(model.exit_code, 0) << model.output;
-  const std::string align = "align --samples 6 --figure-images 0 --model " + dir.file("model/model.pt") + " --denoiser " +
-                            dir.file("denoiser/denoiser.pt");
+  const std::string align = "align --samples 6 --figure-images 0 --model " + dir.file("model/model.pt") +
+                            " --denoiser " + dir.file("denoiser/denoiser.pt");
 
   const auto refused = run_cli(align + " --out " + dir.file("align-b") + folder("b"));
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
-  EXPECT_TRUE(contains(refused.output, "denoiser.pt' was trained on classes [\"cat\",\"dog\",\"emu\"] but dataset folder:" +
-                                           dir.file("b") + " (test) has [\"cat\",\"dog\",\"fox\"] (label 2 differs): its "
-                                           "class-conditional score for each label would be another class's"))
+  EXPECT_TRUE(
+      contains(refused.output,
+               "denoiser.pt' was trained on classes [\"cat\",\"dog\",\"emu\"] but dataset folder:" + dir.file("b") +
+                   " (test) has [\"cat\",\"dog\",\"fox\"] (label 2 differs): its "
+                   "class-conditional score for each label would be another class's"))
       << refused.output;
   EXPECT_FALSE(std::filesystem::exists(dir.file("align-b/alignment.json")));
 
   // Data "c" name the classes as "a" does but are other data by their spec: analysed, with a warning.
   const auto model_c = run_cli("train --arch mlp --epochs 1 --out " + dir.file("model-c") + folder("c"));
   ASSERT_EQ(model_c.exit_code, 0) << model_c.output;
-  const auto warned = run_cli("align --samples 6 --figure-images 0 --model " + dir.file("model-c/model.pt") + " --denoiser " +
-                              dir.file("denoiser/denoiser.pt") + " --out " + dir.file("align-c") + folder("c"));
+  const auto warned =
+      run_cli("align --samples 6 --figure-images 0 --model " + dir.file("model-c/model.pt") + " --denoiser " +
+              dir.file("denoiser/denoiser.pt") + " --out " + dir.file("align-c") + folder("c"));
   EXPECT_EQ(warned.exit_code, 0) << warned.output;
-  EXPECT_TRUE(contains(warned.output, "warning: --denoiser '" + dir.file("denoiser/denoiser.pt") + "' was trained on folder:" +
-                                          dir.file("a") + " (train), but the data analysed are folder:" + dir.file("c") +
+  EXPECT_TRUE(contains(warned.output, "warning: --denoiser '" + dir.file("denoiser/denoiser.pt") +
+                                          "' was trained on folder:" + dir.file("a") +
+                                          " (train), but the data analysed are folder:" + dir.file("c") +
                                           " (test): its scores describe other data"))
       << warned.output;
   // The data it was trained on: no warning.
   const auto model_a = run_cli("train --arch mlp --epochs 1 --out " + dir.file("model-a") + folder("a"));
   ASSERT_EQ(model_a.exit_code, 0) << model_a.output;
-  const auto same = run_cli("align --samples 6 --figure-images 0 --model " + dir.file("model-a/model.pt") + " --denoiser " +
-                            dir.file("denoiser/denoiser.pt") + " --out " + dir.file("align-a") + folder("a"));
+  const auto same =
+      run_cli("align --samples 6 --figure-images 0 --model " + dir.file("model-a/model.pt") + " --denoiser " +
+              dir.file("denoiser/denoiser.pt") + " --out " + dir.file("align-a") + folder("a"));
   EXPECT_EQ(same.exit_code, 0) << same.output;
   EXPECT_FALSE(contains(same.output, "warning:")) << same.output;
 }

@@ -17,19 +17,21 @@ using CliLatent = testing::CliOnIdxData;
 
 TEST_F(CliLatent, MeasuresEachModelAloneAndSideBySideWithTheSameNumbers) {
   for (const std::string head : {"binenc", "nopen"}) {
-    const auto trained = run_cli("train --arch mlp --width 32 --head " + head + " --epochs 3 --batch-size 32 --gamma0 0.1 "
-                                 "--gamma-factor 2 --hold-output-lr --threads 1 --out " + out_.file(head) + data_arg());
+    const auto trained = run_cli("train --arch mlp --width 32 --head " + head +
+                                 " --epochs 3 --batch-size 32 --gamma0 0.1 "
+                                 "--gamma-factor 2 --hold-output-lr --threads 1 --out " +
+                                 out_.file(head) + data_arg());
     ASSERT_EQ(trained.exit_code, 0) << trained.output;
     if (head == "binenc") EXPECT_TRUE(contains(trained.output, "gamma 0.4")) << trained.output;  // epoch 3: 0.1·2²
   }
   const std::string common = " --deepfool-samples 20 --threads 1" + data_arg();
-  const auto both = run_cli("latent --model " + out_.file("binenc/model.pt") + " --model " + out_.file("nopen/model.pt") +
-                            common + " --out " + out_.file("both"));
+  const auto both = run_cli("latent --model " + out_.file("binenc/model.pt") + " --model " +
+                            out_.file("nopen/model.pt") + common + " --out " + out_.file("both"));
   ASSERT_EQ(both.exit_code, 0) << both.output;
   EXPECT_TRUE(contains(both.output, "| binenc |")) << both.output;
   EXPECT_TRUE(contains(both.output, "| nopen |")) << both.output;
-  const auto alone = run_cli("latent --model " + out_.file("binenc/model.pt") + " --name solo --save-latents" + common + " --out " +
-                             out_.file("alone"));
+  const auto alone = run_cli("latent --model " + out_.file("binenc/model.pt") + " --name solo --save-latents" + common +
+                             " --out " + out_.file("alone"));
   ASSERT_EQ(alone.exit_code, 0) << alone.output;
 
   const auto record = read_json_file(out_.file("both/latent.json"));
@@ -37,7 +39,7 @@ TEST_F(CliLatent, MeasuresEachModelAloneAndSideBySideWithTheSameNumbers) {
   const auto& binenc = record.at("models").at(0);
   EXPECT_EQ(binenc.at("name"), "binenc");
   EXPECT_EQ(binenc.at("result"), read_json_file(out_.file("alone/latent.json")).at("models").at(0).at("result"));
-  EXPECT_EQ(binenc.at("result").at("latent_dim"), 4);  // 2² >= 3 classes, + 2
+  EXPECT_EQ(binenc.at("result").at("latent_dim"), 4);                      // 2² >= 3 classes, + 2
   EXPECT_EQ(record.at("models").at(1).at("result").at("latent_dim"), 32);  // nopen: the last hidden layer of the MLP
   EXPECT_EQ(binenc.at("model").at("training").at("latent_penalty").at("factor"), 2.0);
   EXPECT_EQ(binenc.at("result").at("robustness").at("images"), 20);
@@ -48,8 +50,8 @@ TEST_F(CliLatent, MeasuresEachModelAloneAndSideBySideWithTheSameNumbers) {
   EXPECT_TRUE(contains(both.output, "ensemble r/x")) << both.output;
   EXPECT_TRUE(std::filesystem::exists(out_.file("alone/solo/latents.pt")));
   EXPECT_FALSE(std::filesystem::exists(out_.file("both/binenc/latents.pt")));
-  for (const std::string file : {"latent.json", "comparison.md", "comparison.csv", "binenc/units.svg", "binenc/projection.svg",
-                                 "nopen/units.svg", "nopen/projection.svg"}) {
+  for (const std::string file : {"latent.json", "comparison.md", "comparison.csv", "binenc/units.svg",
+                                 "binenc/projection.svg", "nopen/units.svg", "nopen/projection.svg"}) {
     EXPECT_TRUE(std::filesystem::exists(out_.file("both/" + file))) << file;
   }
 }
@@ -57,8 +59,8 @@ TEST_F(CliLatent, MeasuresEachModelAloneAndSideBySideWithTheSameNumbers) {
 TEST_F(CliLatent, MeasuresATorchScriptModelThroughItsLatentMethod) {
   testing::TemporaryDirectory models;
   testing::save_linear_torchscript(models.file("linear.pt"), at::randn({3, 36}), at::zeros({3}), /*with_latent=*/true);
-  const auto measured = run_cli("latent --deepfool-samples 10 --threads 1 --model " + models.file("linear.pt") + data_arg() +
-                                " --out " + out_.file("ts"));
+  const auto measured = run_cli("latent --deepfool-samples 10 --threads 1 --model " + models.file("linear.pt") +
+                                data_arg() + " --out " + out_.file("ts"));
   ASSERT_EQ(measured.exit_code, 0) << measured.output;
   const auto result = read_json_file(out_.file("ts/latent.json")).at("models").at(0).at("result");
   EXPECT_EQ(result.at("latent_dim"), 36);  // latent(x) = flatten(x)
@@ -92,8 +94,9 @@ TEST_F(CliLatent, BadInputGetsOneClearMessage) {
 // (seed 0 with these options: 15×); docs/latent-binary-encoding.md.
 TEST(CliFashionMnist, BinaryEncodingCollapsesTheCodeAndRaisesRobustnessAndReliability) {
   testing::TemporaryDirectory out;
-  const std::string recipe = "train --arch lenet --epochs 40 --optimizer adamw --lr 0.001 --hold-output-lr --gamma0 0.01 "
-                             "--gamma-factor 2 --gamma-max 300 --head ";
+  const std::string recipe =
+      "train --arch lenet --epochs 40 --optimizer adamw --lr 0.001 --hold-output-lr --gamma0 0.01 "
+      "--gamma-factor 2 --gamma-max 300 --head ";
   for (const std::string head : {"nopen", "binenc"}) {
     const auto trained = run_cli(recipe + head + " --out " + out.file(head));
     ASSERT_EQ(trained.exit_code, 0) << trained.output;
@@ -111,12 +114,16 @@ TEST(CliFashionMnist, BinaryEncodingCollapsesTheCodeAndRaisesRobustnessAndReliab
   // The median over units: one ReLU unit of nopen that is nearly always zero can make its mean separation huge.
   EXPECT_GT(value(binenc, "binarity", "separation_median"), 2 * value(nopen, "binarity", "separation_median"))
       << measured.output;
-  EXPECT_GE(value(binenc, "robustness", "deepfool_ratio"), 3 * value(nopen, "robustness", "deepfool_ratio")) << measured.output;
+  EXPECT_GE(value(binenc, "robustness", "deepfool_ratio"), 3 * value(nopen, "robustness", "deepfool_ratio"))
+      << measured.output;
   EXPECT_GT(value(binenc, "reliability", "mahalanobis_auroc"), value(nopen, "reliability", "mahalanobis_auroc"))
       << measured.output;
-  EXPECT_GE(binenc.at("test_accuracy").get<double>(), nopen.at("test_accuracy").get<double>() - 0.01) << measured.output;
-  // The attack ensemble's minimum agrees with robust accuracy on the BinEnc LeNet, whose DeepFool distance it undercuts.
-  const auto attack = run_cli("attack --samples 300 --model " + out.file("binenc/model.pt") + " --out " + out.file("attack"));
+  EXPECT_GE(binenc.at("test_accuracy").get<double>(), nopen.at("test_accuracy").get<double>() - 0.01)
+      << measured.output;
+  // The attack ensemble's minimum agrees with robust accuracy on the BinEnc LeNet, whose DeepFool distance it
+  // undercuts.
+  const auto attack =
+      run_cli("attack --samples 300 --model " + out.file("binenc/model.pt") + " --out " + out.file("attack"));
   ASSERT_EQ(attack.exit_code, 0) << attack.output;
   testing::expect_minimum_consistent_with_robust_accuracy(read_json_file(out.file("attack/attack.json")));
 }

@@ -62,8 +62,8 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
     EXPECT_TRUE(std::filesystem::exists(out_.file(std::string("manifold/") + file))) << file;
   }
 
-  const auto align = run_cli("align" + model + " --denoiser " + out_.file("denoiser/denoiser.pt") + " --samples 16 --out " +
-                             out_.file("align") + data_arg());
+  const auto align = run_cli("align" + model + " --denoiser " + out_.file("denoiser/denoiser.pt") +
+                             " --samples 16 --out " + out_.file("align") + data_arg());
   ASSERT_EQ(align.exit_code, 0) << align.output;
   const nlohmann::json alignment = read_json_file(out_.file("align/alignment.json"));
   EXPECT_EQ(alignment.at("pairing"), "conditional");
@@ -85,18 +85,20 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
   EXPECT_TRUE(contains(align.output, "<- summary")) << align.output;
   EXPECT_TRUE(std::filesystem::exists(out_.file("align/gradients.png")));
   // One label-dropout denoiser gives the Bayes pairing too, at the noise levels asked for.
-  const auto bayes = run_cli("align" + model + " --denoiser " + out_.file("denoiser/denoiser.pt") +
-                             " --pairing bayes --label predicted --sigmas 0.2,0.4 --summary-sigma 0.4 --samples 8 --out " +
-                             out_.file("align-bayes") + data_arg());
+  const auto bayes =
+      run_cli("align" + model + " --denoiser " + out_.file("denoiser/denoiser.pt") +
+              " --pairing bayes --label predicted --sigmas 0.2,0.4 --summary-sigma 0.4 --samples 8 --out " +
+              out_.file("align-bayes") + data_arg());
   ASSERT_EQ(bayes.exit_code, 0) << bayes.output;
   const nlohmann::json bayes_record = read_json_file(out_.file("align-bayes/alignment.json"));
   EXPECT_EQ(bayes_record.at("pairing"), "bayes");
   EXPECT_EQ(bayes_record.at("options").at("label"), "predicted");
   EXPECT_EQ(bayes_record.at("per_sigma").size(), 2u);
 
-  const std::string sweep_args = "sweep --arch mlp --objective noise --strengths 0.05,0.5,5 --epochs 1 --batch-size 32"
-                                 " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --denoiser " +
-                                 out_.file("denoiser/denoiser.pt") + " --out " + out_.file("sweep") + data_arg();
+  const std::string sweep_args =
+      "sweep --arch mlp --objective noise --strengths 0.05,0.5,5 --epochs 1 --batch-size 32"
+      " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --denoiser " +
+      out_.file("denoiser/denoiser.pt") + " --out " + out_.file("sweep") + data_arg();
   const auto sweep = run_cli(sweep_args);
   ASSERT_EQ(sweep.exit_code, 0) << sweep.output;
   const nlohmann::json swept = read_json_file(out_.file("sweep/sweep.json"));
@@ -104,7 +106,8 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
   const nlohmann::json manifest = read_json_file(out_.file("sweep/robustlens-run.json"));
   EXPECT_EQ(manifest.at("outputs"), nlohmann::json({"gradients.png", "sweep.csv", "sweep.json", "sweep.svg"}));
   EXPECT_EQ(manifest.at("parts"), nlohmann::json({"strength-0", "strength-1", "strength-2"}));
-  EXPECT_EQ(read_json_file(out_.file("sweep/strength-1/robustlens-run.json")).at("outputs"), nlohmann::json({"model.pt"}));
+  EXPECT_EQ(read_json_file(out_.file("sweep/strength-1/robustlens-run.json")).at("outputs"),
+            nlohmann::json({"model.pt"}));
   ASSERT_EQ(swept.at("models").size(), 3u);
   ASSERT_EQ(swept.at("per_strength").size(), 3u);
   // Distractor data: the regimes come from the known manifold, the glyph half.
@@ -158,8 +161,10 @@ TEST_F(CliOnDistractorData, ManifoldAlignAndSweepWriteTheirRecordsAndCharts) {
   EXPECT_EQ(read_json_file(out_.file("sweep/sweep.json")).at("per_strength"), swept.at("per_strength"));
 
   // Several seeds per strength: one model each, and their mean and standard error.
-  const auto seeded = run_cli("sweep --arch mlp --objective gradnorm --strengths 0.01,1 --seeds 2 --epochs 1 --batch-size 32"
-                              " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --out " + out_.file("seeded") + data_arg());
+  const auto seeded = run_cli(
+      "sweep --arch mlp --objective gradnorm --strengths 0.01,1 --seeds 2 --epochs 1 --batch-size 32"
+      " --analysis-samples 12 --pca-neighbours 12 --pca-dim 4 --out " +
+      out_.file("seeded") + data_arg());
   ASSERT_EQ(seeded.exit_code, 0) << seeded.output;
   const nlohmann::json per_seed = read_json_file(out_.file("seeded/sweep.json"));
   ASSERT_EQ(per_seed.at("models").size(), 4u);

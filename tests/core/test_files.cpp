@@ -34,19 +34,20 @@ TEST(RemoveStaleTemporaries, RemovesOnlyTheFilesOfWritersThatNoLongerRun) {
   testing::TemporaryDirectory dir;
   const std::string dead = std::to_string(testing::exited_process_id()), alive = std::to_string(::getpid());
   fs::create_directories(dir.file("models/a"));
-  for (const std::string& name : std::vector<std::string>{"model.pt.tmp" + dead, "models/a/upi.json.tmp" + dead,
-                                                          "report.json.tmp" + alive, "notes.tmp", "data.tmpfile", "upi.json"}) {
+  for (const std::string& name :
+       std::vector<std::string>{"model.pt.tmp" + dead, "models/a/upi.json.tmp" + dead, "report.json.tmp" + alive,
+                                "notes.tmp", "data.tmpfile", "upi.json"}) {
     testing::write_bytes(dir.file(name), "x");
   }
   EXPECT_EQ(remove_stale_temporaries(dir.path()), 2u);
   EXPECT_FALSE(fs::exists(dir.file("model.pt.tmp" + dead)));
   EXPECT_FALSE(fs::exists(dir.file("models/a/upi.json.tmp" + dead)));
-  for (const std::string& kept : std::vector<std::string>{"report.json.tmp" + alive, "notes.tmp", "data.tmpfile", "upi.json"}) {
+  for (const std::string& kept :
+       std::vector<std::string>{"report.json.tmp" + alive, "notes.tmp", "data.tmpfile", "upi.json"}) {
     EXPECT_TRUE(fs::exists(dir.file(kept))) << kept;
   }
   EXPECT_EQ(remove_stale_temporaries(dir.file("absent")), 0u);
 }
-
 
 /// The files below `folder`, relative, sorted.
 std::set<std::string> files_below(const std::string& folder) {
@@ -58,7 +59,8 @@ std::set<std::string> files_below(const std::string& folder) {
 }
 
 /// A finished run on `folder` that writes each name with the text `text`.
-void finished_run(const testing::TemporaryDirectory& dir, const std::vector<std::string>& names, const std::string& text) {
+void finished_run(const testing::TemporaryDirectory& dir, const std::vector<std::string>& names,
+                  const std::string& text) {
   RunScope runs;
   open_run(dir.path());
   for (const std::string& name : names) write_text_file(dir.file(name), text);
@@ -104,7 +106,8 @@ TEST(RunFolder, ARerunReplacesThePreviousRunsOutputsAndKeepsOtherFiles) {
   testing::write_bytes(dir.file("notes.txt"), "the user's");
   testing::write_bytes(dir.file("old/notes.txt"), "the user's");
   finished_run(dir, {"a.json", "c.json"}, "second");
-  EXPECT_EQ(files_below(dir.path()), (std::set<std::string>{"a.json", "c.json", "notes.txt", "old/notes.txt", kRunManifestName}));
+  EXPECT_EQ(files_below(dir.path()),
+            (std::set<std::string>{"a.json", "c.json", "notes.txt", "old/notes.txt", kRunManifestName}));
   EXPECT_EQ(read_text_file(dir.file("a.json")), "second");
 }
 
@@ -129,13 +132,14 @@ TEST(RunFolder, NestedRunsCommitOnTheirOwnAndArePartsOfTheEnclosingRun) {
   EXPECT_THROW(audit({"models/a/eval", "models/b/eval"}, {}, true), Error);
   // The finished steps stay (a rerun reuses them), marked unfinished; the audit's own output does not appear.
   EXPECT_EQ(files_below(dir.path()),
-            (std::set<std::string>{kRunManifestName, "models/a/eval/result.json", std::string("models/a/eval/") + kRunManifestName,
-                                   "models/b/eval/result.json", std::string("models/b/eval/") + kRunManifestName}));
-  EXPECT_EQ(read_json_file(dir.file(kRunManifestName)).at("unfinished"), nlohmann::json({"models/a/eval", "models/b/eval"}));
+            (std::set<std::string>{kRunManifestName, "models/a/eval/result.json",
+                                   std::string("models/a/eval/") + kRunManifestName, "models/b/eval/result.json",
+                                   std::string("models/b/eval/") + kRunManifestName}));
+  EXPECT_EQ(read_json_file(dir.file(kRunManifestName)).at("unfinished"),
+            nlohmann::json({"models/a/eval", "models/b/eval"}));
   audit({}, {"models/a/eval"}, false);  // reuses a, drops b
-  EXPECT_EQ(files_below(dir.path()),
-            (std::set<std::string>{"audit.json", kRunManifestName, "models/a/eval/result.json",
-                                   std::string("models/a/eval/") + kRunManifestName}));
+  EXPECT_EQ(files_below(dir.path()), (std::set<std::string>{"audit.json", kRunManifestName, "models/a/eval/result.json",
+                                                            std::string("models/a/eval/") + kRunManifestName}));
   EXPECT_EQ(read_json_file(dir.file(kRunManifestName)).at("parts"), nlohmann::json({"models/a/eval"}));
 }
 
@@ -152,13 +156,16 @@ TEST(RunFolder, AKilledRunIsRemovedAndAKilledCommitIsFinished) {
   testing::write_bytes(dir.file("sub/c.json"), "first");
   const std::string staging = "sub/.robustlens-staging-" + dead;
   testing::write_bytes(dir.file(staging + "/files/b.json"), "second");
-  write_json_file(dir.file(staging + "/commit.json"),
-                  {{"move", {"a.json", "b.json"}}, {"remove", {"c.json"}},
-                   {"manifest", {{"format", "robustlens-run"}, {"outputs", {"a.json", "b.json"}}, {"parts", nlohmann::json::array()}}}});
+  write_json_file(
+      dir.file(staging + "/commit.json"),
+      {{"move", {"a.json", "b.json"}},
+       {"remove", {"c.json"}},
+       {"manifest",
+        {{"format", "robustlens-run"}, {"outputs", {"a.json", "b.json"}}, {"parts", nlohmann::json::array()}}}});
   RunScope runs;
   EXPECT_EQ(open_run(dir.path()), 2u);
-  EXPECT_EQ(files_below(dir.path()), (std::set<std::string>{"a.json", "b.json", kRunManifestName, "sub/a.json", "sub/b.json",
-                                                            std::string("sub/") + kRunManifestName}));
+  EXPECT_EQ(files_below(dir.path()), (std::set<std::string>{"a.json", "b.json", kRunManifestName, "sub/a.json",
+                                                            "sub/b.json", std::string("sub/") + kRunManifestName}));
   EXPECT_EQ(read_text_file(dir.file("a.json")), "first");
   EXPECT_EQ(read_text_file(dir.file("sub/b.json")), "second");
   EXPECT_EQ(read_json_file(dir.file(kRunManifestName)).at("unfinished"), nlohmann::json({"sub"}));
@@ -168,7 +175,8 @@ TEST(RunFolder, AManifestThatNamesPathsOutsideItsFolderIsNotFollowed) {
   testing::TemporaryDirectory dir;
   fs::create_directories(dir.file("run"));
   testing::write_bytes(dir.file("precious.txt"), "keep");
-  write_json_file(dir.file(std::string("run/") + kRunManifestName), {{"outputs", {"../precious.txt"}}, {"parts", nlohmann::json::array()}});
+  write_json_file(dir.file(std::string("run/") + kRunManifestName),
+                  {{"outputs", {"../precious.txt"}}, {"parts", nlohmann::json::array()}});
   RunScope runs;
   open_run(dir.file("run"));
   write_text_file(dir.file("run/a.json"), "1");

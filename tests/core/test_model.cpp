@@ -25,16 +25,20 @@ TEST(BatchedLogits, EqualsOneBigForwardPass) {
 
 TEST(JsonFields, IntegerFieldsTakeIntegersInRangeOnly) {
   // A float or an out-of-range number in an integer field converted with undefined behaviour (fuzz/regressions).
-  const nlohmann::json record = {{"float", 2.2e32}, {"half", 1.5}, {"big", 3000000000LL}, {"huge", UINT64_MAX},
-                                 {"negative", -1}, {"list", {1, 2, 1e300}}, {"fine", {1, 28, 28}}};
+  const nlohmann::json record = {{"float", 2.2e32},    {"half", 1.5},    {"big", 3000000000LL},
+                                 {"huge", UINT64_MAX}, {"negative", -1}, {"list", {1, 2, 1e300}},
+                                 {"fine", {1, 28, 28}}};
   for (const std::string key : {"float", "half", "huge"}) {
-    expect_error([&] { required_field<std::int64_t>(record, key, "r"); }, "r: key '" + key + "' holds a value of the wrong type");
+    expect_error([&] { required_field<std::int64_t>(record, key, "r"); },
+                 "r: key '" + key + "' holds a value of the wrong type");
   }
   expect_error([&] { required_field<int>(record, "big", "r"); }, "key 'big' holds a value of the wrong type");
   EXPECT_EQ(required_field<std::int64_t>(record, "big", "r"), 3000000000LL);
   EXPECT_EQ(required_field<int>(record, "negative", "r"), -1);
-  expect_error([&] { required_field<std::uint64_t>(record, "negative", "r"); }, "key 'negative' holds a value of the wrong type");
-  expect_error([&] { required_field<std::vector<std::int64_t>>(record, "list", "r"); }, "key 'list' holds a value of the wrong type");
+  expect_error([&] { required_field<std::uint64_t>(record, "negative", "r"); },
+               "key 'negative' holds a value of the wrong type");
+  expect_error([&] { required_field<std::vector<std::int64_t>>(record, "list", "r"); },
+               "key 'list' holds a value of the wrong type");
   EXPECT_EQ(required_field<std::vector<std::int64_t>>(record, "fine", "r"), (std::vector<std::int64_t>{1, 28, 28}));
   EXPECT_EQ(required_field<double>(record, "half", "r"), 1.5);
 }

@@ -68,22 +68,34 @@ TEST(Random, WithGlobalSeedFixesTheWeightsAndRestoresTheGlobalStream) {
 nlohmann::json random_analyses(Model& model, const Dataset& data, bool upi_first) {
   nlohmann::json results;
   const auto robustness = [&] {
-    results["robustness"] = analyse_robustness(model, data, RobustnessOptions().set_eps({0.5}).set_steps(3)
-                                                                .set_deepfool(false).set_ensemble(false).set_seed(3))
-                                .to_json();
+    results["robustness"] =
+        analyse_robustness(
+            model, data,
+            RobustnessOptions().set_eps({0.5}).set_steps(3).set_deepfool(false).set_ensemble(false).set_seed(3))
+            .to_json();
   };
   const auto spectral = [&] {
-    results["spectral"] = analyse_spectral_importance(
-        model, data, SpectralImportanceOptions().set_bands(3).set_fill("noise").set_seed(4)).to_json();
-    results["snr"] = analyse_spectral_snr(model, data, SpectralSnrOptions()
-                                                           .set_bands(3)
-                                                           .set_perturbations({SnrPerturbation::parse("gaussian:0.1"),
-                                                                               SnrPerturbation::parse("pgd-l2:0.5")})
-                                                           .set_seed(4))[0].to_json();
+    results["spectral"] =
+        analyse_spectral_importance(model, data, SpectralImportanceOptions().set_bands(3).set_fill("noise").set_seed(4))
+            .to_json();
+    results["snr"] =
+        analyse_spectral_snr(
+            model, data,
+            SpectralSnrOptions()
+                .set_bands(3)
+                .set_perturbations({SnrPerturbation::parse("gaussian:0.1"), SnrPerturbation::parse("pgd-l2:0.5")})
+                .set_seed(4))[0]
+            .to_json();
   };
   const auto upi = [&] {
-    results["upi"] = analyse_upi(model, data, data, UpiOptions().set_eps({0.5}).set_summary_eps(0.5).set_passes(2)
-                                                        .set_random_draws(2).set_batch_size(8).set_seed(5))
+    results["upi"] = analyse_upi(model, data, data,
+                                 UpiOptions()
+                                     .set_eps({0.5})
+                                     .set_summary_eps(0.5)
+                                     .set_passes(2)
+                                     .set_random_draws(2)
+                                     .set_batch_size(8)
+                                     .set_seed(5))
                          .to_json();
   };
   if (upi_first) upi();
@@ -94,8 +106,10 @@ nlohmann::json random_analyses(Model& model, const Dataset& data, bool upi_first
 }
 
 TEST(Random, AnalysesGiveTheSameNumbersWhicheverRanBefore) {
-  BuiltinModel model(ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3).set_width(16)
-                         .set_activation("softplus"), numbered_class_names(3));
+  BuiltinModel model(
+      ArchitectureSpec().set_name("mlp").set_input_shape({1, 6, 6}).set_num_classes(3).set_width(16).set_activation(
+          "softplus"),
+      numbered_class_names(3));
   model.set_training(false);
   const Dataset data = testing::linear_rule_dataset(16, {1, 6, 6}, 3, 1);
   torch::manual_seed(1);

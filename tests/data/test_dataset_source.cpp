@@ -53,7 +53,8 @@ TEST(DatasetSource, LoadsDebianFashionMnist) {
 TEST(DatasetSource, RejectsUnknownSpecs) {
   EXPECT_NE(error_of([] { load_dataset("imagenet:/x", Split::test); }).find("unknown dataset kind"), std::string::npos);
   EXPECT_NE(error_of([] { load_dataset("mnist", Split::test); }).find("expected fashion-mnist"), std::string::npos);
-  EXPECT_NE(error_of([] { load_dataset("mnist:/nonexistent", Split::test); }).find("does not exist"), std::string::npos);
+  EXPECT_NE(error_of([] { load_dataset("mnist:/nonexistent", Split::test); }).find("does not exist"),
+            std::string::npos);
 }
 
 TEST(Dataset, ValidationCatchesNanPixelsAndBadLabels) {
@@ -76,12 +77,14 @@ TEST(DatasetSource, SpecsAreParsedWithoutTouchingTheDisk) {
   EXPECT_EQ(parse_dataset_spec("fashion-mnist").directory, "");
   EXPECT_NE(error_of([] { parse_dataset_spec("distractor:distractor:fashion-mnist"); }).find("cannot be nested"),
             std::string::npos);
-  EXPECT_NE(error_of([] { parse_dataset_spec("folder:"); }).find("expected fashion-mnist, or KIND:DIR"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_dataset_spec("folder:"); }).find("expected fashion-mnist, or KIND:DIR"),
+            std::string::npos);
 }
 
 TEST(DatasetSource, ImageShapesAreGreyOrRgbAndAtMostTheDocumentedSide) {
   EXPECT_EQ(parse_image_shape("3,32,32"), (std::vector<std::int64_t>{3, 32, 32}));
-  EXPECT_NE(error_of([] { parse_image_shape("2,32,32"); }).find("C must be 1 (grey) or 3 (RGB), got 2"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_image_shape("2,32,32"); }).find("C must be 1 (grey) or 3 (RGB), got 2"),
+            std::string::npos);
   EXPECT_NE(error_of([] { parse_image_shape("1,4097,8"); }).find("at most 4096, got 4097×8"), std::string::npos);
   EXPECT_NE(error_of([] { parse_image_shape("1,8,8,8"); }).find("expected three numbers"), std::string::npos);
   EXPECT_NE(error_of([] { parse_image_shape("1,x,8"); }).find("'x' is not a positive integer"), std::string::npos);

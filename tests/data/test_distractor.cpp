@@ -37,7 +37,8 @@ TEST(DistractorData, ItemInOneHalfTheSameGlyphInTheOtherAndTheMaskMarksTheItem) 
 
 TEST(DistractorData, ASpecWrapsAnyDatasetAndABadMaskIsRefused) {
   testing::TemporaryDirectory directory;
-  const Dataset train = testing::linear_rule_dataset(20, {1, 8, 8}, 2, 0), test = testing::linear_rule_dataset(10, {1, 8, 8}, 2, 1);
+  const Dataset train = testing::linear_rule_dataset(20, {1, 8, 8}, 2, 0),
+                test = testing::linear_rule_dataset(10, {1, 8, 8}, 2, 1);
   testing::write_idx_dataset(directory.path(), train, test);
   const Dataset loaded = load_dataset("distractor:idx:" + directory.path(), Split::test);
   EXPECT_EQ(loaded.image_shape(), (std::vector<std::int64_t>{1, 16, 8}));

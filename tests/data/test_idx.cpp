@@ -74,7 +74,8 @@ TEST(Idx, ChecksTheHeaderBeforeInflatingTheRest) {
   try {
     read_idx_labels(dir.file("bomb.gz"));
   } catch (const Error& error) {
-    // The reader stops one byte past the promised payload: the file's true size is known only to one that inflated it all.
+    // The reader stops one byte past the promised payload: the file's true size is known only to one that inflated it
+    // all.
     EXPECT_EQ(std::string(error.what()).find(std::to_string(bomb.size())), std::string::npos) << error.what();
   }
 }

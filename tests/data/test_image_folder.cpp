@@ -74,17 +74,21 @@ TEST(ImageFolder, RefusesTheJpegsWhoseHuffmanTablesOverflowedStb) {
   // table: in the decoder, in the header scan (stbi_info), and with a table that runs past the end of the file
   // (stb reads zeros there), in a file that 0xFF fill bytes open before its start marker, and after a scan
   // whose data hold fill bytes before a stuffed 0 (stb reads on; the walk once took them for a marker).
-  for (const auto& [file, codes] : std::vector<std::pair<std::string, int>>{{"stb-huffman-table-overflow.jpg", 1734},
-                                                                         {"stb-huffman-table-overflow-in-header.jpg", 799},
-                                                                         {"stb-huffman-table-overflow-past-the-end.jpg", 2364},
-                                                                         {"stb-huffman-table-overflow-after-fill-bytes.jpg", 1091},
-                                                                         {"stb-huffman-table-overflow-after-fill-bytes-in-scan.jpg", 1093}}) {
+  for (const auto& [file, codes] :
+       std::vector<std::pair<std::string, int>>{{"stb-huffman-table-overflow.jpg", 1734},
+                                                {"stb-huffman-table-overflow-in-header.jpg", 799},
+                                                {"stb-huffman-table-overflow-past-the-end.jpg", 2364},
+                                                {"stb-huffman-table-overflow-after-fill-bytes.jpg", 1091},
+                                                {"stb-huffman-table-overflow-after-fill-bytes-in-scan.jpg", 1093}}) {
     testing::TemporaryDirectory dir;
     std::filesystem::create_directories(dir.file("a"));
-    std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file, dir.file("a/image.jpg"));
-    testing::expect_error([&] { read_image_folder(dir.path(), {3, 5, 6}); },
-                          "is not a valid JPEG file: a Huffman table declares " + std::to_string(codes) +
-                              " codes (at most 256)");
+    std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file,
+                               dir.file("a/image.jpg"));
+    testing::expect_error(
+        [&] {
+          read_image_folder(dir.path(), {3, 5, 6});
+        },
+        "is not a valid JPEG file: a Huffman table declares " + std::to_string(codes) + " codes (at most 256)");
   }
 }
 
@@ -101,7 +105,8 @@ TEST(ImageFolder, DecodesTheJpegKindsEncodersWrite) {
     }
   }
   const at::Tensor luminance = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]).unsqueeze(0).expand({3, 12, 16});
-  for (const std::string kind : {"baseline", "progressive", "restart-markers", "optimized-420", "grey", "progressive-grey"}) {
+  for (const std::string kind :
+       {"baseline", "progressive", "restart-markers", "optimized-420", "grey", "progressive-grey"}) {
     const std::string file = std::string(ROBUSTLENS_TEST_FIXTURES_DIR) + "/jpeg/" + kind + ".jpg";
     const at::Tensor read = decode_image(testing::read_bytes(file), file, 3, 12, 16).to(at::kDouble);
     const at::Tensor expected = kind.find("grey") == std::string::npos ? rgb : luminance;
@@ -121,7 +126,8 @@ TEST(ImageFolder, RefusesTheJpegsWhoseScansUseUndefinedTables) {
            {"stb-undefined-huffman-table.jpg", "a scan uses AC Huffman table 1, which no DHT segment"}}) {
     testing::TemporaryDirectory dir;
     std::filesystem::create_directories(dir.file("a"));
-    std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file, dir.file("a/image.jpg"));
+    std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file,
+                               dir.file("a/image.jpg"));
     testing::expect_error([&] { read_image_folder(dir.path(), {3, 5, 6}); }, "is not a valid JPEG file: " + message);
   }
 }
@@ -131,11 +137,15 @@ TEST(ImageFolder, RefusesAPngChunkLongerThanTheFileBeforeStbReservesItsMemory) {
   // file. A PNG the tests write, cut short in its data, is refused the same way.
   testing::TemporaryDirectory dir;
   std::filesystem::create_directories(dir.file("a"));
-  std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/png-idat-chunk-longer-than-the-file.png",
-                             dir.file("a/image.png"));
-  testing::expect_error([&] { read_image_folder(dir.path(), {3, 4, 7}); },
-                        "is not a valid PNG file: its IDAT chunk at byte 144 declares 2120099171 bytes and a 4-byte "
-                        "checksum, but only 5 bytes follow its header");
+  std::filesystem::copy_file(
+      std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/png-idat-chunk-longer-than-the-file.png",
+      dir.file("a/image.png"));
+  testing::expect_error(
+      [&] {
+        read_image_folder(dir.path(), {3, 4, 7});
+      },
+      "is not a valid PNG file: its IDAT chunk at byte 144 declares 2120099171 bytes and a 4-byte "
+      "checksum, but only 5 bytes follow its header");
   testing::TemporaryDirectory written;
   write_image_folder(written.path(), testing::linear_rule_dataset(2, {3, 6, 5}, 2, 7));
   std::string png;
@@ -153,24 +163,32 @@ TEST(ImageFolder, RefusesFilesOtherThanPngAndJpegWhateverTheirName) {
   for (const std::string file : {"bmp-without-rows.bmp", "pnm-size-overflowing-int.png"}) {
     testing::TemporaryDirectory dir;
     std::filesystem::create_directories(dir.file("a"));
-    std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file, dir.file("a/image.png"));
-    testing::expect_error([&] { read_image_folder(dir.path(), {3, 8, 8}); },
-                          "image.png' cannot be decoded (unknown image type); expected a PNG or JPEG file");
+    std::filesystem::copy_file(std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR) + "/image/" + file,
+                               dir.file("a/image.png"));
+    testing::expect_error(
+        [&] {
+          read_image_folder(dir.path(), {3, 8, 8});
+        },
+        "image.png' cannot be decoded (unknown image type); expected a PNG or JPEG file");
   }
 }
 
 TEST(ImageFolder, RefusesImagesLargerThanTheDecodeLimitBeforeDecoding) {
   // A PNG header declaring 5000×5000 RGB pixels (75 MB decoded) and no data: refused on its header alone.
   const auto big_endian = [](std::uint32_t v) {
-    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                       static_cast<char>(v)};
   };
   const std::string header = std::string("\x89PNG\r\n\x1a\n", 8) + big_endian(13) + "IHDR" + big_endian(5000) +
-                             big_endian(5000) + std::string("\x08\x02\x00\x00\x00", 5) + big_endian(0) +
-                             big_endian(0) + "IEND" + big_endian(0);
+                             big_endian(5000) + std::string("\x08\x02\x00\x00\x00", 5) + big_endian(0) + big_endian(0) +
+                             "IEND" + big_endian(0);
   testing::TemporaryDirectory dir;
   testing::write_bytes(dir.file("a/huge.png"), header);
-  testing::expect_error([&] { read_image_folder(dir.path(), {3, 8, 8}); },
-                        "has 5000×5000 pixels, more than 16777216: resize it first");
+  testing::expect_error(
+      [&] {
+        read_image_folder(dir.path(), {3, 8, 8});
+      },
+      "has 5000×5000 pixels, more than 16777216: resize it first");
 }
 
 TEST(ImageFolder, ResizesToTheDeclaredShape) {
@@ -201,7 +219,7 @@ TEST(ImageFolder, AClassWithoutImagesKeepsItsLabelAndTheOthersTheirs) {
   const Dataset data = testing::linear_rule_dataset(30, {1, 6, 6}, 3, 4);
   write_image_folder(dir.path(), data);
   std::filesystem::remove_all(dir.file("1"));
-  std::filesystem::create_directories(dir.file("1"));  // the class exists, this split has none of it
+  std::filesystem::create_directories(dir.file("1"));                   // the class exists, this split has none of it
   std::filesystem::create_directories(dir.file(".ipynb_checkpoints"));  // not a class
   const Dataset read = read_image_folder(dir.path(), {1, 6, 6});
   EXPECT_EQ(read.class_names, data.class_names);

@@ -16,9 +16,13 @@ namespace {
 /// A smooth (softplus) MLP in float64, for finite differences.
 std::unique_ptr<BuiltinModel> smooth_model() {
   torch::manual_seed(8);
-  auto model = std::make_unique<BuiltinModel>(
-      ArchitectureSpec().set_name("mlp").set_activation("softplus").set_input_shape({1, 4, 4}).set_num_classes(5).set_width(24),
-      std::vector<std::string>{});
+  auto model = std::make_unique<BuiltinModel>(ArchitectureSpec()
+                                                  .set_name("mlp")
+                                                  .set_activation("softplus")
+                                                  .set_input_shape({1, 4, 4})
+                                                  .set_num_classes(5)
+                                                  .set_width(24),
+                                              std::vector<std::string>{});
   model->net().to(at::kDouble);
   model->set_training(false);
   return model;
@@ -129,14 +133,16 @@ TEST(Attributions, SmoothGradAveragesTheGradientsOfEachImagesOwnNoisyCopies) {
   const at::Tensor expected = x * at::tensor({1.0, 3.0}, at::kDouble).view({2, 1, 1, 1});
   const double sigma = 0.5;
   const std::int64_t samples = 4096;
-  const auto smooth = AttributionOptions().set_method(AttributionMethod::smoothgrad).set_noise(sigma).set_batch_size(1000);
+  const auto smooth =
+      AttributionOptions().set_method(AttributionMethod::smoothgrad).set_noise(sigma).set_batch_size(1000);
   const at::Tensor averaged =
       attribute(model, x, targets, AttributionOptions(smooth).set_noise_samples(samples), make_generator(3));
   const at::Tensor error = (averaged - expected).abs().amax({1, 2, 3});
   EXPECT_LT(error[0].item<double>(), 6 * 1 * sigma / std::sqrt(samples)) << averaged[0];
   EXPECT_LT(error[1].item<double>(), 6 * 3 * sigma / std::sqrt(samples)) << averaged[1];
   // One noisy copy is the gradient at x + σε: off by σ|ε| per pixel, over σ somewhere among 16 pixels.
-  const at::Tensor single = attribute(model, x, targets, AttributionOptions(smooth).set_noise_samples(1), make_generator(3));
+  const at::Tensor single =
+      attribute(model, x, targets, AttributionOptions(smooth).set_noise_samples(1), make_generator(3));
   EXPECT_GT((single - expected)[0].abs().max().item<double>(), sigma);
 }
 
@@ -155,7 +161,8 @@ TEST(Attributions, MapsAreDifferentiableWithCreateGraph) {
     at::Tensor plus = x.clone(), minus = x.clone();
     plus.view(-1)[j] += h;
     minus.view(-1)[j] -= h;
-    const double numeric = (g(plus.requires_grad_(true)).item<double>() - g(minus.requires_grad_(true)).item<double>()) / (2 * h);
+    const double numeric =
+        (g(plus.requires_grad_(true)).item<double>() - g(minus.requires_grad_(true)).item<double>()) / (2 * h);
     EXPECT_NEAR(analytic.view(-1)[j].item<double>(), numeric, 1e-6 + 1e-4 * std::abs(numeric)) << "pixel " << j;
   }
 }
@@ -170,7 +177,7 @@ TEST(Attributions, SoftmaxSaliencyOfAConfidentModelIsItsClosedForm) {
   testing::save_linear_torchscript(dir.file("confident.pt"), at::stack({w, -w}), at::zeros({2}));
   auto model = load_model(dir.file("confident.pt"), at::kCPU);
   at::Tensor x = at::rand({3, 1, 4, 4});
-  x = x * (30.0 / x.flatten(1).matmul(w).abs().view({-1, 1, 1, 1}));  // w·x = ±30
+  x = x * (30.0 / x.flatten(1).matmul(w).abs().view({-1, 1, 1, 1}));     // w·x = ±30
   const at::Tensor target = x.flatten(1).matmul(w).lt(0).to(at::kLong);  // the predicted class
   const at::Tensor maps = normalise_maps(attribute(*model, x, target, AttributionOptions().set_softmax(true)));
   const at::Tensor expected = (w.abs() / w.abs().sum()).view({1, 4, 4}).expand({3, 4, 4});
@@ -187,9 +194,9 @@ TEST(Attributions, NormalisedMapsAreNonNegativeAndSumToOne) {
   EXPECT_EQ(maps.sizes(), (at::IntArrayRef{3, 5, 5}));
   EXPECT_GE(maps.min().item<float>(), 0.0f);
   EXPECT_TRUE(at::allclose(maps.flatten(1).sum(1), at::ones({3})));
-  EXPECT_THROW(attribute(*smooth_model(), at::rand({2, 1, 4, 4}, at::kDouble), at::tensor({0}, at::kLong),
-                         AttributionOptions()),
-               Error);
+  EXPECT_THROW(
+      attribute(*smooth_model(), at::rand({2, 1, 4, 4}, at::kDouble), at::tensor({0}, at::kLong), AttributionOptions()),
+      Error);
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ double windowed_ssim(const at::Tensor& x, const at::Tensor& y, double range) {
     for (std::int64_t c = 0; c + 11 <= w; ++c) {
       const at::Tensor px = x.slice(0, r, r + 11).slice(1, c, c + 11), py = y.slice(0, r, r + 11).slice(1, c, c + 11);
       const double mx = (weights * px).sum().item<double>(), my = (weights * py).sum().item<double>();
-      const double vx = (weights * (px - mx).pow(2)).sum().item<double>(), vy = (weights * (py - my).pow(2)).sum().item<double>();
+      const double vx = (weights * (px - mx).pow(2)).sum().item<double>(),
+                   vy = (weights * (py - my).pow(2)).sum().item<double>();
       const double cxy = (weights * (px - mx) * (py - my)).sum().item<double>();
       total += (2 * mx * my + c1) * (2 * cxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2));
     }
@@ -74,9 +75,10 @@ TEST(MapMetrics, StructuralSimilarityAgreesWithTheWindowedDefinition) {
   EXPECT_TRUE(at::allclose(structural_similarity(x, x, 2.0), at::ones({2}, at::kDouble)));
   // Constant images: only the luminance term is left.
   const double a = 0.3, b = -0.5, c1 = std::pow(0.02, 2);
-  EXPECT_NEAR(structural_similarity(at::full({1, 1, 12, 12}, a, at::kDouble), at::full({1, 1, 12, 12}, b, at::kDouble), 2.0)
-                  .item<double>(),
-              (2 * a * b + c1) / (a * a + b * b + c1), 1e-12);
+  EXPECT_NEAR(
+      structural_similarity(at::full({1, 1, 12, 12}, a, at::kDouble), at::full({1, 1, 12, 12}, b, at::kDouble), 2.0)
+          .item<double>(),
+      (2 * a * b + c1) / (a * a + b * b + c1), 1e-12);
   EXPECT_THROW(structural_similarity(at::zeros({1, 8, 8}), at::zeros({1, 8, 8}), 2.0), Error);
   EXPECT_THROW(structural_similarity(x, x, 0.0), Error);
 }

@@ -15,7 +15,8 @@ namespace {
 
 using testing::expect_error;
 
-std::unique_ptr<Denoiser> small_denoiser(std::vector<std::int64_t> shape, std::int64_t classes, std::uint64_t seed = 3) {
+std::unique_ptr<Denoiser> small_denoiser(std::vector<std::int64_t> shape, std::int64_t classes,
+                                         std::uint64_t seed = 3) {
   torch::manual_seed(seed);
   return std::make_unique<Denoiser>(
       DenoiserSpec().set_input_shape(std::move(shape)).set_num_classes(classes).set_channels(8).set_embedding_dim(16));
@@ -67,13 +68,22 @@ TEST(DenoiserScore, OfANetworkWithAKnownOutputHasTheClosedForm) {
 TEST(DenoiserScore, ChecksItsLabels) {
   // Without the "no label" token (a denoiser file from before label dropout), every image needs its label.
   torch::manual_seed(3);
-  auto conditional = std::make_unique<Denoiser>(DenoiserSpec().set_input_shape({1, 6, 6}).set_num_classes(10)
-                                                    .set_channels(8).set_embedding_dim(16).set_no_label_token(false));
+  auto conditional = std::make_unique<Denoiser>(DenoiserSpec()
+                                                    .set_input_shape({1, 6, 6})
+                                                    .set_num_classes(10)
+                                                    .set_channels(8)
+                                                    .set_embedding_dim(16)
+                                                    .set_no_label_token(false));
   const at::Tensor images = at::rand({2, 1, 6, 6});
   expect_error([&] { denoiser_score(*conditional, images, at::Tensor()); }, "needs one label per image");
   expect_error([&] { denoiser_score(*conditional, images, at::Tensor()); }, "trained without label dropout");
-  expect_error([&] { conditional->denoise(images, at::full({1}, 0.5), at::zeros({0}, at::kLong)); }, "needs one label per image");
-  expect_error([&] { denoiser_score(*conditional, images, at::tensor({1, 10}, at::kLong)); }, "must lie in [0, 9], found [1, 10]");
+  expect_error([&] { conditional->denoise(images, at::full({1}, 0.5), at::zeros({0}, at::kLong)); },
+               "needs one label per image");
+  expect_error(
+      [&] {
+        denoiser_score(*conditional, images, at::tensor({1, 10}, at::kLong));
+      },
+      "must lie in [0, 9], found [1, 10]");
   expect_error([&] { denoiser_score(*conditional, images, at::tensor({-1, 2}, at::kLong)); }, "found [-1, 2]");
   // With the token, no labels ask for the unconditional score, and −1 marks an image without a label.
   auto with_token = small_denoiser({1, 6, 6}, 10);
@@ -82,11 +92,19 @@ TEST(DenoiserScore, ChecksItsLabels) {
   EXPECT_TRUE(at::allclose(unconditional_score, denoiser_score(*with_token, images, at::tensor({-1, -1}, at::kLong))));
   const at::Tensor mixed = denoiser_score(*with_token, images, at::tensor({-1, 4}, at::kLong));
   EXPECT_TRUE(at::allclose(mixed[0], unconditional_score[0], 1e-5, 1e-6));
-  EXPECT_TRUE(at::allclose(mixed[1], denoiser_score(*with_token, images, at::tensor({4, 4}, at::kLong))[1], 1e-5, 1e-6));
+  EXPECT_TRUE(
+      at::allclose(mixed[1], denoiser_score(*with_token, images, at::tensor({4, 4}, at::kLong))[1], 1e-5, 1e-6));
   EXPECT_FALSE(at::allclose(mixed[1], unconditional_score[1]));
-  expect_error([&] { denoiser_score(*with_token, images, at::tensor({-2, 2}, at::kLong)); },
-               "must lie in [-1, 9] (-1: no label), found [-2, 2]");
-  expect_error([&] { denoiser_score(*conditional, images, at::tensor({1, 2, 3}, at::kLong)); }, "one label per image (2)");
+  expect_error(
+      [&] {
+        denoiser_score(*with_token, images, at::tensor({-2, 2}, at::kLong));
+      },
+      "must lie in [-1, 9] (-1: no label), found [-2, 2]");
+  expect_error(
+      [&] {
+        denoiser_score(*conditional, images, at::tensor({1, 2, 3}, at::kLong));
+      },
+      "one label per image (2)");
   expect_error([&] { denoiser_score(*conditional, images, at::tensor({1, 2}, at::kLong), 0); }, "sigma must be > 0");
   // An unconditional denoiser ignores labels.
   auto unconditional = small_denoiser({1, 6, 6}, 0);
@@ -96,7 +114,8 @@ TEST(DenoiserScore, ChecksItsLabels) {
 }
 
 TEST(DenoiserNetwork, TakesAnyImageSizeAndClassCondition) {
-  for (const auto& shape : std::vector<std::vector<std::int64_t>>{{1, 28, 28}, {1, 56, 28}, {3, 7, 5}, {1, 1, 1}, {1, 2, 9}}) {
+  for (const auto& shape :
+       std::vector<std::vector<std::int64_t>>{{1, 28, 28}, {1, 56, 28}, {3, 7, 5}, {1, 1, 1}, {1, 2, 9}}) {
     auto denoiser = small_denoiser(shape, 3);
     const at::Tensor clean = at::rand({2, shape[0], shape[1], shape[2]}) * 2 - 1;
     const at::Tensor labels = at::tensor({0, 2}, at::kLong);
@@ -111,15 +130,17 @@ TEST(DenoiserNetwork, TakesAnyImageSizeAndClassCondition) {
       EXPECT_TRUE(parameter.grad().defined() && parameter.grad().abs().sum().item<double>() > 0) << name;
     }
     // The label changes the output.
-    EXPECT_FALSE(at::allclose(denoised, denoiser->denoise(clean, at::tensor({0.1, 1.0}), at::tensor({1, 1}, at::kLong))));
+    EXPECT_FALSE(
+        at::allclose(denoised, denoiser->denoise(clean, at::tensor({0.1, 1.0}), at::tensor({1, 1}, at::kLong))));
   }
 }
 
 /// Two classes of images whose [−1,1] values are N(mean_y, s²I) on 1×8×8.
 struct GaussianClasses {
   static constexpr double spread = 0.15;
-  at::Tensor means = at::stack({0.4 * at::sin(at::arange(64, at::kFloat) * 0.3), 0.3 * at::cos(at::arange(64, at::kFloat) * 0.7)})
-                         .view({2, 1, 8, 8});
+  at::Tensor means =
+      at::stack({0.4 * at::sin(at::arange(64, at::kFloat) * 0.3), 0.3 * at::cos(at::arange(64, at::kFloat) * 0.7)})
+          .view({2, 1, 8, 8});
   Dataset draw(std::int64_t size, std::uint64_t seed) const {
     at::Generator generator = at::detail::createCPUGenerator(seed);
     const at::Tensor labels = at::randint(2, {size}, generator, at::kLong);
@@ -140,7 +161,8 @@ TEST(DenoiserTraining, ApproachesTheOptimalDenoiserOnGaussianData) {
   const GaussianClasses classes;
   const Dataset train = classes.draw(2048, 1), test = classes.draw(256, 2);
   torch::manual_seed(4);
-  Denoiser denoiser(DenoiserSpec().set_input_shape({1, 8, 8}).set_num_classes(2).set_channels(16).set_embedding_dim(32));
+  Denoiser denoiser(
+      DenoiserSpec().set_input_shape({1, 8, 8}).set_num_classes(2).set_channels(16).set_embedding_dim(32));
   const auto options = DenoiserTrainOptions().set_epochs(8).set_batch_size(32).set_seed(6);
   const DenoiserTrainResult result = train_denoiser(denoiser, train, test, options);
   ASSERT_EQ(result.epochs.size(), 8u);
@@ -163,8 +185,9 @@ TEST(DenoiserTraining, ApproachesTheOptimalDenoiserOnGaussianData) {
   // With the other class's label the score points elsewhere: the conditioning is used.
   const double wrong_label = mean_cosine(denoiser_score(denoiser, test.images, 1 - test.labels, sigma),
                                          classes.optimal_score(x, test.labels, sigma));
-  std::printf("cosine with the optimal score at sigma 0.5: images %.4f, noisy images %.4f, wrong labels %.4f; test loss %.4f\n",
-              at_images, at_noisy, wrong_label, result.epochs.back().test_loss);
+  std::printf(
+      "cosine with the optimal score at sigma 0.5: images %.4f, noisy images %.4f, wrong labels %.4f; test loss %.4f\n",
+      at_images, at_noisy, wrong_label, result.epochs.back().test_loss);
   // Measured over 7 seeds: 0.985-0.994 at images, 0.997-0.998 at noisy images.
   EXPECT_GT(at_images, 0.97);
   EXPECT_GT(at_noisy, 0.99);
@@ -182,9 +205,11 @@ TEST(DenoiserTraining, ApproachesTheOptimalDenoiserOnGaussianData) {
   ASSERT_EQ(errors.sigmas, DenoiserTrainOptions().error_sigmas);
   for (std::size_t i = 0; i < errors.sigmas.size(); ++i) {
     const double s2 = errors.sigmas[i] * errors.sigmas[i], t2 = GaussianClasses::spread * GaussianClasses::spread;
-    std::printf("sigma %.2f: MSE given y %.5f, no label %.5f, identity %.5f, Gaussian per class %.5f (optimal %.5f), "
-                "Gaussian of all %.5f\n", errors.sigmas[i], errors.conditional[i], errors.unconditional[i],
-                errors.identity[i], errors.gaussian_class[i], t2 * s2 / (t2 + s2), errors.gaussian_all[i]);
+    std::printf(
+        "sigma %.2f: MSE given y %.5f, no label %.5f, identity %.5f, Gaussian per class %.5f (optimal %.5f), "
+        "Gaussian of all %.5f\n",
+        errors.sigmas[i], errors.conditional[i], errors.unconditional[i], errors.identity[i], errors.gaussian_class[i],
+        t2 * s2 / (t2 + s2), errors.gaussian_all[i]);
     EXPECT_DOUBLE_EQ(errors.identity[i], s2);
     EXPECT_NEAR(errors.gaussian_class[i], t2 * s2 / (t2 + s2), 0.15 * t2 * s2 / (t2 + s2));
     // On Gaussian data the fitted Gaussians are the optimal denoisers: the network comes within 1.06-1.37× of
@@ -264,7 +289,9 @@ TEST(DenoiserFile, SaveLoadRoundTripAndBadFiles) {
   testing::write_bytes(directory.file("text.pt"), "hello");
   torch::manual_seed(0);
   Vae(VaeSpec().set_input_shape({1, 7, 9}).set_latent_dim(2).set_hidden(8)).save(directory.file("vae.pt"));
-  const auto load = [&](const std::string& name) { return [&, name] { load_denoiser(directory.file(name), at::kCPU); }; };
+  const auto load = [&](const std::string& name) {
+    return [&, name] { load_denoiser(directory.file(name), at::kCPU); };
+  };
   expect_error(load("absent.pt"), "denoiser file '" + directory.file("absent.pt") + "' does not exist");
   expect_error(load("text.pt"), "cannot be read");
   expect_error(load("vae.pt"), "is a robustlens VAE file, not a denoiser file");
@@ -281,9 +308,12 @@ TEST(DenoiserOptions, ChecksNameTheOffendingValues) {
   expect_error([] { Denoiser(DenoiserSpec().set_num_classes(-2)); }, "got -2");
   expect_error([] { Denoiser(DenoiserSpec().set_channels(0)); }, "--channels must lie in [1, 16384], got 0");
   auto denoiser = small_denoiser({1, 6, 6}, 3);
-  expect_error([&] { train_denoiser(*denoiser, testing::linear_rule_dataset(8, {1, 6, 6}, 5, 1),
-                                    testing::linear_rule_dataset(8, {1, 6, 6}, 5, 2), {}); },
-               "has 5 classes but the denoiser only 3");
+  expect_error(
+      [&] {
+        train_denoiser(*denoiser, testing::linear_rule_dataset(8, {1, 6, 6}, 5, 1),
+                       testing::linear_rule_dataset(8, {1, 6, 6}, 5, 2), {});
+      },
+      "has 5 classes but the denoiser only 3");
   const nlohmann::json spec = DenoiserSpec().to_json();
   EXPECT_EQ(spec.at("preconditioning"), "edm");
   EXPECT_EQ(DenoiserSpec::from_json(spec).to_json(), spec);

@@ -10,8 +10,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
-#include <numeric>
 #include <torch/utils.h>
+#include <numeric>
 
 namespace robustlens {
 namespace {
@@ -64,8 +64,9 @@ TEST(VaeTangentSpace, IsOrthonormalAndSpansTheFiniteDifferenceJacobian) {
   const at::Tensor finite_differences = at::stack(columns, 2);
   EXPECT_TRUE(at::allclose(space.jacobian, finite_differences, 1e-6, 1e-9))
       << (space.jacobian - finite_differences).abs().max().item<double>();
-  EXPECT_LT((projection(finite_differences) - space.basis.matmul(space.basis.transpose(1, 2))).abs().max().item<double>(),
-            1e-7);
+  EXPECT_LT(
+      (projection(finite_differences) - space.basis.matmul(space.basis.transpose(1, 2))).abs().max().item<double>(),
+      1e-7);
   EXPECT_TRUE(at::allclose(space.reconstruction, vae->decode(mean), 0, 1e-12));
 }
 
@@ -159,22 +160,27 @@ TEST(VaeFile, BadFilesGiveClearErrors) {
   expect_error(load("flipped.pt"), "is damaged (record 'data/0' does not match its CRC-32");
   const auto invert = [&](const std::string&, std::string& record) {
     const std::size_t found = record.find(first_bytes);
-    if (found != std::string::npos) for (std::size_t i = found; i < found + 64; ++i) record[i] = static_cast<char>(~record[i]);
+    if (found != std::string::npos)
+      for (std::size_t i = found; i < found + 64; ++i) record[i] = static_cast<char>(~record[i]);
   };
   ASSERT_EQ(testing::rewrite_archive(directory.file("vae.pt"), directory.file("rewritten.pt"), invert), 1);
   expect_error(load("rewritten.pt"), "do not match the checksum written with them");
 }
 
 TEST(VaeOptions, ChecksNameTheOffendingValues) {
-  expect_error([] { Vae(VaeSpec().set_latent_dim(0)); }, "--latent-dim must lie in [1, 784] (C·H·W of the images), got 0");
+  expect_error([] { Vae(VaeSpec().set_latent_dim(0)); },
+               "--latent-dim must lie in [1, 784] (C·H·W of the images), got 0");
   expect_error([] { Vae(VaeSpec().set_input_shape({1, 0, 28})); }, "[1,0,28]");
   expect_error([] { VaeTrainOptions().set_lr(-1).check(); }, "--lr must be > 0, got -1");
   expect_error([] { VaeTrainOptions().set_beta(-0.5).check(); }, "--beta must be >= 0, got -0.5");
   auto vae = small_vae();
   expect_error([&] { vae->decode(at::zeros({2, 3})); }, "latent codes N×4");
   expect_error([&] { vae->encode(at::zeros({2, 1, 5, 6})); }, "1×6×6");
-  expect_error([&] { train_vae(*vae, testing::linear_rule_dataset(8, {1, 5, 5}, 2, 1), manifold_dataset(8, 1), {}); },
-               "has images 1×5×5 but the VAE takes 1×6×6");
+  expect_error(
+      [&] {
+        train_vae(*vae, testing::linear_rule_dataset(8, {1, 5, 5}, 2, 1), manifold_dataset(8, 1), {});
+      },
+      "has images 1×5×5 but the VAE takes 1×6×6");
 }
 
 TEST(VaeOptions, JsonRecordsTheRecipe) {
@@ -190,12 +196,18 @@ TEST(GenerativeFile, MetadataOfTheWrongShapeIsAnErrorNamingTheFile) {
                "VAE file 'v.pt': metadata is not a JSON object");
   expect_error([] { parse_generative_metadata("{\"format\": 7}", kVaeFormat, "VAE", "v.pt"); },
                "key 'format' holds a value of the wrong type");
-  expect_error([] { parse_generative_metadata("{\"format\": \"robustlens-vae\", \"format_version\": \"one\"}", kVaeFormat,
-                                              "VAE", "v.pt"); },
-               "key 'format_version' holds a value of the wrong type");
-  expect_error([] { parse_generative_metadata("{\"format\": \"robustlens-denoiser\", \"format_version\": 1}", kVaeFormat,
-                                              "VAE", "v.pt"); },
-               "'v.pt' is a robustlens denoiser file, not a VAE file");
+  expect_error(
+      [] {
+        parse_generative_metadata("{\"format\": \"robustlens-vae\", \"format_version\": \"one\"}", kVaeFormat, "VAE",
+                                  "v.pt");
+      },
+      "key 'format_version' holds a value of the wrong type");
+  expect_error(
+      [] {
+        parse_generative_metadata("{\"format\": \"robustlens-denoiser\", \"format_version\": 1}", kVaeFormat, "VAE",
+                                  "v.pt");
+      },
+      "'v.pt' is a robustlens denoiser file, not a VAE file");
 }
 
 }  // namespace

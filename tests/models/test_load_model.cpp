@@ -80,8 +80,11 @@ TEST(TorchScriptModel, RejectsModelsThatDoNotReturnLogits) {
   auto model = load_model(dir.file("vector.pt"), at::kCPU);
   expect_error([&] { model->forward(at::rand({2, 1, 3, 3})); }, "must return N×K logits");
   testing::save_torchscript(dir.file("wrong_rows.pt"), "return x.flatten(1)[0:1]");
-  expect_error([&] { load_model(dir.file("wrong_rows.pt"), at::kCPU)->forward(at::rand({2, 1, 3, 3})); },
-               "for a batch of N=2");
+  expect_error(
+      [&] {
+        load_model(dir.file("wrong_rows.pt"), at::kCPU)->forward(at::rand({2, 1, 3, 3}));
+      },
+      "for a batch of N=2");
 }
 
 TEST(LoadModel, RefusesNonFiniteParametersAndLogits) {
@@ -96,7 +99,11 @@ TEST(LoadModel, RefusesNonFiniteParametersAndLogits) {
   // log of a negative number: NaN logits from finite parameters.
   testing::save_torchscript(dir.file("log.pt"), "return torch.log(x.flatten(1) - 2.0)");
   auto scripted = load_model(dir.file("log.pt"), at::kCPU);
-  expect_error([&] { batched_logits(*scripted, at::rand({5, 1, 3, 3}), 2); }, "returned 45 NaN or infinite logits on 5 images");
+  expect_error(
+      [&] {
+        batched_logits(*scripted, at::rand({5, 1, 3, 3}), 2);
+      },
+      "returned 45 NaN or infinite logits on 5 images");
 }
 
 TEST(LoadModel, ADamagedTorchScriptProgramIsAnErrorNamingTheFile) {
@@ -108,14 +115,17 @@ TEST(LoadModel, ADamagedTorchScriptProgramIsAnErrorNamingTheFile) {
   ASSERT_NO_THROW(load_model(dir.file("linear.pt"), at::kCPU));
   // The archive again with the forward's type annotation misspelt "Tensoq" (its code records are compressed,
   // so they are rewritten rather than edited in place).
-  const int misspelt = testing::rewrite_archive(dir.file("linear.pt"), dir.file("damaged.pt"), [](const std::string& name, std::string& record) {
-    const std::size_t at = record.find("x: Tensor");
-    if (name.rfind("code/", 0) == 0 && at != std::string::npos) record[at + std::string("x: Tenso").size()] = 'q';
-  });
+  const int misspelt = testing::rewrite_archive(dir.file("linear.pt"), dir.file("damaged.pt"),
+                                                [](const std::string& name, std::string& record) {
+                                                  const std::size_t at = record.find("x: Tensor");
+                                                  if (name.rfind("code/", 0) == 0 && at != std::string::npos)
+                                                    record[at + std::string("x: Tenso").size()] = 'q';
+                                                });
   ASSERT_GE(misspelt, 1);
   expect_error([&] { load_model(dir.file("damaged.pt"), at::kCPU); },
-               "model file '" + dir.file("damaged.pt") + "' cannot be read (truncated or not a TorchScript/robustlens "
-               "file): Unknown type name 'Tensoq'");
+               "model file '" + dir.file("damaged.pt") +
+                   "' cannot be read (truncated or not a TorchScript/robustlens "
+                   "file): Unknown type name 'Tensoq'");
 }
 
 TEST(LoadModel, ATorchScriptModelWhoseWeightsWereDamagedIsRefusedByTheArchivesCrc) {
@@ -130,8 +140,9 @@ TEST(LoadModel, ATorchScriptModelWhoseWeightsWereDamagedIsRefusedByTheArchivesCr
   ASSERT_NE(at, std::string::npos);  // tensors are stored uncompressed
   bytes[at + 5] = static_cast<char>(bytes[at + 5] ^ 0x10);
   testing::write_bytes(dir.file("damaged.pt"), bytes);
-  expect_error([&] { load_model(dir.file("damaged.pt"), at::kCPU); },
-               "model file '" + dir.file("damaged.pt") + "' is damaged (record 'data/0' does not match its CRC-32: stored 0x");
+  expect_error(
+      [&] { load_model(dir.file("damaged.pt"), at::kCPU); },
+      "model file '" + dir.file("damaged.pt") + "' is damaged (record 'data/0' does not match its CRC-32: stored 0x");
 }
 
 TEST(LoadModel, RefusesAFileWhoseParameterBytesWereChanged) {
@@ -146,7 +157,8 @@ TEST(LoadModel, RefusesAFileWhoseParameterBytesWereChanged) {
   const std::string weight_bytes(static_cast<const char*>(weight.data_ptr()), 64);
   const auto invert = [&](const std::string&, std::string& record) {
     const std::size_t at = record.find(weight_bytes);
-    if (at != std::string::npos) for (std::size_t i = at; i < at + 64; ++i) record[i] = static_cast<char>(~record[i]);
+    if (at != std::string::npos)
+      for (std::size_t i = at; i < at + 64; ++i) record[i] = static_cast<char>(~record[i]);
   };
   ASSERT_EQ(testing::rewrite_archive(dir.file("m.pt"), dir.file("flipped.pt"), invert), 1);
   expect_error([&] { load_model(dir.file("flipped.pt"), at::kCPU); }, "do not match the checksum written with them");
@@ -166,22 +178,25 @@ TEST(LoadModel, MalformedMetadataNamesTheFileAndTheKey) {
                              {"class_names", {"a", "b"}}};
   metadata["architecture"]["width"] = "wide";
   const std::string wrong_type = save_with("width.pt", metadata);
-  expect_error([&] { load_model(wrong_type, at::kCPU); },
-               "model file '" + wrong_type + "': metadata.architecture: key 'width' holds a value of the wrong type (string)");
+  expect_error(
+      [&] { load_model(wrong_type, at::kCPU); },
+      "model file '" + wrong_type + "': metadata.architecture: key 'width' holds a value of the wrong type (string)");
   metadata["architecture"].erase("width");
   const std::string missing = save_with("missing.pt", metadata);
   expect_error([&] { load_model(missing, at::kCPU); }, "metadata.architecture: key 'width' is missing");
   metadata["class_names"] = 3;
   metadata["architecture"] = ArchitectureSpec().set_name("mlp").to_json();
   const std::string names = save_with("names.pt", metadata);
-  expect_error([&] { load_model(names, at::kCPU); }, "metadata: key 'class_names' holds a value of the wrong type (number)");
+  expect_error([&] { load_model(names, at::kCPU); },
+               "metadata: key 'class_names' holds a value of the wrong type (number)");
 }
 
 TEST(ModelMetadata, TheParserRefusesWhatTheLoaderCouldNotUse) {
-  const nlohmann::json valid = {{"format", "robustlens-model"},
-                                {"format_version", 1},
-                                {"architecture", ArchitectureSpec().set_name("mlp").set_num_classes(2).resolved().to_json()},
-                                {"class_names", {"a", "b"}}};
+  const nlohmann::json valid = {
+      {"format", "robustlens-model"},
+      {"format_version", 1},
+      {"architecture", ArchitectureSpec().set_name("mlp").set_num_classes(2).resolved().to_json()},
+      {"class_names", {"a", "b"}}};
   EXPECT_EQ(parse_builtin_metadata(valid.dump(), "m.pt").class_names, (std::vector<std::string>{"a", "b"}));
   expect_error([] { parse_builtin_metadata("{\"format\": ", "m.pt"); }, "'m.pt': metadata is not valid JSON");
   expect_error([] { parse_builtin_metadata("[1, 2]", "m.pt"); }, "model file 'm.pt': metadata is not a JSON object");
@@ -198,11 +213,17 @@ TEST(ModelMetadata, TheParserRefusesWhatTheLoaderCouldNotUse) {
 
 TEST(ModelMetadata, TheFuzzersFindingsAreErrorsNamingTheKey) {
   const std::string folder = std::string(ROBUSTLENS_FUZZ_REGRESSIONS_DIR);
-  expect_error([&] { parse_builtin_metadata(read_text_file(folder + "/model_metadata/float-for-an-integer-field.json"), "m.pt"); },
-               "metadata.architecture: key 'input_shape' holds a value of the wrong type (array)");
-  expect_error([&] { parse_generative_metadata(read_text_file(folder + "/generative_metadata/float-for-an-integer-field.json"),
-                                               kVaeFormat, "VAE", "v.pt"); },
-               "VAE file 'v.pt': metadata: key 'format_version' holds a value of the wrong type (number)");
+  expect_error(
+      [&] {
+        parse_builtin_metadata(read_text_file(folder + "/model_metadata/float-for-an-integer-field.json"), "m.pt");
+      },
+      "metadata.architecture: key 'input_shape' holds a value of the wrong type (array)");
+  expect_error(
+      [&] {
+        parse_generative_metadata(read_text_file(folder + "/generative_metadata/float-for-an-integer-field.json"),
+                                  kVaeFormat, "VAE", "v.pt");
+      },
+      "VAE file 'v.pt': metadata: key 'format_version' holds a value of the wrong type (number)");
 }
 
 }  // namespace

@@ -16,7 +16,8 @@ std::size_t count(const std::string& text, const std::string& fragment) {
 }
 
 TEST(BarChart, OneBarPerValueWithItsValueAndNegativeBarsBelowTheAxis) {
-  const BarChart chart{"psi", "band", "share", {"0", "1", "2"}, {{"a", {0.5, -0.25, 0.25}}, {"b", {0.1, 0.2, 0.3}}}, "score 0.3"};
+  const BarChart chart{
+      "psi", "band", "share", {"0", "1", "2"}, {{"a", {0.5, -0.25, 0.25}}, {"b", {0.1, 0.2, 0.3}}}, "score 0.3"};
   const std::string svg = render_svg(chart);
   EXPECT_EQ(count(svg, "<rect x="), 6u + 2u);  // bars + two legend squares
   EXPECT_NE(svg.find("<title>a, 1: -0.25</title>"), std::string::npos);
@@ -41,7 +42,7 @@ TEST(LineChart, NegativeValuesStayInsideThePlot) {
   std::istringstream pairs(points[1].str());
   for (std::string pair; pairs >> pair;) {
     const double y = std::stod(pair.substr(pair.find(',') + 1));
-    EXPECT_GT(y, 40.0) << pair;  // below the title area
+    EXPECT_GT(y, 40.0) << pair;                 // below the title area
     EXPECT_LT(y, 420.0 - 55.0 + 1e-9) << pair;  // above the x tick labels
   }
   EXPECT_EQ(svg.find(">-0<"), std::string::npos);
@@ -64,7 +65,8 @@ TEST(LineChart, LogAxisSpacesDecadesEquallyAndLeavesOutNonPositiveX) {
 
 TEST(LineChart, AManySeriesLegendGoesBelowThePlotWhereItHidesNoData) {
   LineChart chart{"many", "x", "y", {}};
-  for (int k = 0; k < 5; ++k) chart.series.push_back({"series " + std::to_string(k), {0, 1}, {1.0 * k, 2.0}, {}, {}, false});
+  for (int k = 0; k < 5; ++k)
+    chart.series.push_back({"series " + std::to_string(k), {0, 1}, {1.0 * k, 2.0}, {}, {}, false});
   const std::string svg = render_svg(chart);
   std::smatch height;
   ASSERT_TRUE(std::regex_search(svg, height, std::regex("<svg [^>]*height=\"([0-9.]+)\"")));
@@ -84,10 +86,16 @@ TEST(LineChart, LongLegendNamesTakeARowEachAndALongNoteIsWrappedInsideTheChart) 
   // 150 characters, right-aligned above the plot, ran off the chart's left edge.
   LineChart chart{"sweep", "x", "y", {}};
   for (int k = 0; k < 4; ++k) {
-    chart.series.push_back({"off-manifold first-order sensitivity, distractor halves " + std::to_string(k), {0, 1}, {1.0, 2.0}, {}, {}, false});
+    chart.series.push_back({"off-manifold first-order sensitivity, distractor halves " + std::to_string(k),
+                            {0, 1},
+                            {1.0, 2.0},
+                            {},
+                            {},
+                            false});
   }
-  chart.note = "regimes from the first-order sensitivities on the distractor halves; rel. = relative to the weakest model; "
-               "Spearman(alignment, off-manifold robustness) 0.6305 [0.1205, 0.9788]";
+  chart.note =
+      "regimes from the first-order sensitivities on the distractor halves; rel. = relative to the weakest model; "
+      "Spearman(alignment, off-manifold robustness) 0.6305 [0.1205, 0.9788]";
   const std::string svg = render_svg(chart);
   std::vector<double> legend_x, legend_y;
   const std::regex entry("<text x=\"([0-9.]+)\" y=\"([0-9.]+)\">off-manifold");
@@ -135,8 +143,8 @@ TEST(ScatterChart, OnePointPerValueColouredByGroupAtItsPosition) {
   }
   ASSERT_EQ(xs.size(), 3u);
   EXPECT_NEAR(xs[2], (xs[0] + xs[1]) / 2, 1e-2);  // x = 0.5 halfway between 0 and 1
-  EXPECT_LT(ys[1], ys[0]);  // y = 1 above y = 0
-  EXPECT_GT(ys[2], ys[0]);  // y = -1 below
+  EXPECT_LT(ys[1], ys[0]);                        // y = 1 above y = 0
+  EXPECT_GT(ys[2], ys[0]);                        // y = -1 below
   EXPECT_THROW(render_svg(ScatterChart{"bad", "", "", {{"a", {1.0}, {}}}, ""}), Error);
 }
 

@@ -93,7 +93,8 @@ TEST(VegaLite, LineChartKeepsEveryPointBandAndDash) {
   EXPECT_EQ(values[3].at("dashed"), true);
   std::vector<std::string> marks;
   for (const nlohmann::json& layer : spec.at("layer")) {
-    marks.push_back(layer.at("mark").is_string() ? layer.at("mark").get<std::string>() : layer.at("mark").at("type").get<std::string>());
+    marks.push_back(layer.at("mark").is_string() ? layer.at("mark").get<std::string>()
+                                                 : layer.at("mark").at("type").get<std::string>());
   }
   EXPECT_EQ(marks, (std::vector<std::string>{"rect", "text", "area", "line"}));
   EXPECT_EQ(spec.at("layer").back().at("encoding").at("x").at("scale").at("type"), "log");

@@ -13,7 +13,9 @@ namespace {
 at::Tensor naive_dct2(const at::Tensor& x) {
   const std::int64_t h = x.size(0), w = x.size(1);
   at::Tensor out = at::zeros({h, w}, at::kDouble);
-  const auto a = [](std::int64_t k, std::int64_t n) { return std::sqrt((k == 0 ? 1.0 : 2.0) / static_cast<double>(n)); };
+  const auto a = [](std::int64_t k, std::int64_t n) {
+    return std::sqrt((k == 0 ? 1.0 : 2.0) / static_cast<double>(n));
+  };
   for (std::int64_t u = 0; u < h; ++u) {
     for (std::int64_t v = 0; v < w; ++v) {
       double sum = 0;
@@ -61,8 +63,15 @@ TEST(DctSubspaces, ProjectionIsAnOrthogonalProjectorOntoTheBlock) {
   EXPECT_TRUE(at::allclose((pw * v).flatten(1).sum(1), (w * pv).flatten(1).sum(1), 1e-10, 1e-12));  // symmetric
   // The DCT of a projected row is zero outside its block, equal to the row's inside.
   const at::Tensor coefficients = dct2(pw[1]);
-  EXPECT_NEAR(coefficients.slice(1, 2, 5).slice(2, 2, 5).sub(dct2(w[1]).slice(1, 2, 5).slice(2, 2, 5)).abs().max().item<double>(), 0, 1e-10);
-  EXPECT_NEAR(coefficients.abs().sum().item<double>(), coefficients.slice(1, 2, 5).slice(2, 2, 5).abs().sum().item<double>(), 1e-9);
+  EXPECT_NEAR(coefficients.slice(1, 2, 5)
+                  .slice(2, 2, 5)
+                  .sub(dct2(w[1]).slice(1, 2, 5).slice(2, 2, 5))
+                  .abs()
+                  .max()
+                  .item<double>(),
+              0, 1e-10);
+  EXPECT_NEAR(coefficients.abs().sum().item<double>(),
+              coefficients.slice(1, 2, 5).slice(2, 2, 5).abs().sum().item<double>(), 1e-9);
 }
 
 TEST(DctTransforms, FlipIsAnInvolutionThatMirrorsTheSpectrum) {
@@ -79,7 +88,8 @@ TEST(DctTransforms, LowPassKeepsOnlyTheLowBlockOfEveryImage) {
   for (std::int64_t n = 0; n < 4; ++n) {  // every image of the batch, every channel
     EXPECT_NEAR(coefficients[n].slice(1, 3).abs().max().item<double>(), 0, 1e-10);
     EXPECT_NEAR(coefficients[n].slice(2, 3).abs().max().item<double>(), 0, 1e-10);
-    EXPECT_TRUE(at::allclose(coefficients[n].slice(1, 0, 3).slice(2, 0, 3), dct2(x[n]).slice(1, 0, 3).slice(2, 0, 3), 1e-10, 1e-12));
+    EXPECT_TRUE(at::allclose(coefficients[n].slice(1, 0, 3).slice(2, 0, 3), dct2(x[n]).slice(1, 0, 3).slice(2, 0, 3),
+                             1e-10, 1e-12));
   }
 }
 

@@ -28,7 +28,8 @@ const Dataset& test_data() {
 std::unique_ptr<BuiltinModel> fresh_model(const std::string& arch = "mlp", const std::string& activation = "relu") {
   torch::manual_seed(5);
   return std::make_unique<BuiltinModel>(
-      ArchitectureSpec().set_name(arch).set_input_shape({1, 6, 6}).set_num_classes(3).set_width(32).set_activation(activation),
+      ArchitectureSpec().set_name(arch).set_input_shape({1, 6, 6}).set_num_classes(3).set_width(32).set_activation(
+          activation),
       std::vector<std::string>{});
 }
 
@@ -59,8 +60,11 @@ TEST(Trainer, EveryOptimiserAndObjectiveLearns) {
   };
   for (const auto& [optimizer, objective] : cases) {
     auto model = fresh_model();
-    const TrainOptions options =
-        recipe("").set_epochs(40).set_optimizer(optimizer).set_lr(optimizer == "adamw" ? 0.005 : 0.05).set_objective(objective);
+    const TrainOptions options = recipe("")
+                                     .set_epochs(40)
+                                     .set_optimizer(optimizer)
+                                     .set_lr(optimizer == "adamw" ? 0.005 : 0.05)
+                                     .set_objective(objective);
     const TrainResult result = train_model(*model, train_data(), test_data(), options);
     EXPECT_GT(result.epochs.back().test_accuracy, 0.7) << optimizer << " " << objective.to_json().dump();
     EXPECT_EQ(model->info().training.at("objective"), objective.to_json());
@@ -174,7 +178,8 @@ TEST(Trainer, AHeldOutputLayerKeepsLearningWhileTheScheduleStopsTheRest) {
     const auto parameters = model->parameters();
     for (std::size_t i = 0; i < parameters.size(); ++i) {
       const double change = (parameters[i] - after_first[i]).abs().max().item<double>();
-      const bool in_head = std::any_of(head.begin(), head.end(), [&](const at::Tensor& h) { return h.is_same(parameters[i]); });
+      const bool in_head =
+          std::any_of(head.begin(), head.end(), [&](const at::Tensor& h) { return h.is_same(parameters[i]); });
       (in_head ? head_change : rest_change) = std::max(in_head ? head_change : rest_change, change);
     }
     return std::make_pair(head_change, rest_change);
@@ -206,10 +211,11 @@ TEST(Objectives, EachTrainsOnTheInputsItSaysInClosedForm) {
   const double clean = objective_loss(model, images, labels, ObjectiveOptions()).loss.item<double>();
   EXPECT_NEAR(clean, loss_at(margins), 1e-9);
   const at::Generator generator = make_generator(0);
-  const double l2 =
-      objective_loss(model, images, labels, ObjectiveOptions().set_kind("pgd-l2").set_eps(eps).set_pgd_steps(20), generator)
-          .loss.item<double>();
-  EXPECT_NEAR(l2, loss_at(margins - eps * difference.norm().item<double>()), 1e-2 * l2);  // L2 iterates approach the edge
+  const double l2 = objective_loss(model, images, labels,
+                                   ObjectiveOptions().set_kind("pgd-l2").set_eps(eps).set_pgd_steps(20), generator)
+                        .loss.item<double>();
+  EXPECT_NEAR(l2, loss_at(margins - eps * difference.norm().item<double>()),
+              1e-2 * l2);  // L2 iterates approach the edge
   const double linf =
       objective_loss(model, images, labels, ObjectiveOptions().set_kind("pgd-linf").set_eps(eps / 10), generator)
           .loss.item<double>();
@@ -221,8 +227,10 @@ TEST(Objectives, EachTrainsOnTheInputsItSaysInClosedForm) {
   testing::LinearModel shifted_model(weight, at::stack({-2.5 * difference.sum(), at::zeros({}, at::kDouble)}));
   const at::Tensor shifted_logits = shifted_model.forward(shifted);
   const at::Tensor shifted_margins = sign * (shifted_logits.select(1, 0) - shifted_logits.select(1, 1));
-  const double unclipped = objective_loss(shifted_model, shifted, labels, ObjectiveOptions().set_kind("pgd-linf").set_eps(eps / 10),
-                                          generator, 0, /*clip_to_pixels=*/false).loss.item<double>();
+  const double unclipped =
+      objective_loss(shifted_model, shifted, labels, ObjectiveOptions().set_kind("pgd-linf").set_eps(eps / 10),
+                     generator, 0, /*clip_to_pixels=*/false)
+          .loss.item<double>();
   // float32 images near 2.5: each pixel moved within an ulp (2.4e-7) of eps/10
   EXPECT_NEAR(unclipped, loss_at(shifted_margins - eps / 10 * difference.abs().sum().item<double>()), 1e-5 * unclipped);
 
@@ -234,8 +242,9 @@ TEST(Objectives, EachTrainsOnTheInputsItSaysInClosedForm) {
   EXPECT_FALSE(at::allclose(noisy.logits, model.forward(images), 1e-3, 1e-3));
 
   const double lambda = 2.0;
-  const double penalised = objective_loss(model, images, labels, ObjectiveOptions().set_kind("gradnorm").set_lambda(lambda))
-                               .loss.item<double>();
+  const double penalised =
+      objective_loss(model, images, labels, ObjectiveOptions().set_kind("gradnorm").set_lambda(lambda))
+          .loss.item<double>();
   const double penalty = (at::sigmoid(-margins).square() * difference.square().sum()).mean().item<double>();
   EXPECT_NEAR(penalised, clean + lambda * penalty, 1e-6 * penalised);  // the input gradient is float32
 }
@@ -284,8 +293,9 @@ TEST(Schedule, ShapesAreAsDocumented) {
 }
 
 TEST(Trainer, AMalformedCheckpointStateIsAnErrorNamingTheCheckpoint) {
-  const nlohmann::json epoch = {{"epoch", 1},          {"learning_rate", 0.1}, {"train_loss", 0.5},
-                                {"train_accuracy", 0.8}, {"test_accuracy", 0.7}, {"seconds", 2.5}};
+  const nlohmann::json epoch = {{"epoch", 1},           {"learning_rate", 0.1},
+                                {"train_loss", 0.5},    {"train_accuracy", 0.8},
+                                {"test_accuracy", 0.7}, {"seconds", 2.5}};
   const nlohmann::json valid = {{"recipe", {{"epochs", 2}}}, {"log", {epoch}}};
   const CheckpointState state = parse_checkpoint_state(valid.dump(), "c.pt");
   ASSERT_EQ(state.epochs.size(), 1u);
@@ -296,7 +306,8 @@ TEST(Trainer, AMalformedCheckpointStateIsAnErrorNamingTheCheckpoint) {
   testing::expect_error([] { parse_checkpoint_state("[]", "c.pt"); }, where + ": key 'recipe' is missing");
   nlohmann::json not_a_list = valid;
   not_a_list["log"] = "epochs";
-  testing::expect_error([&] { parse_checkpoint_state(not_a_list.dump(), "c.pt"); }, "key 'log' holds a value of the wrong type");
+  testing::expect_error([&] { parse_checkpoint_state(not_a_list.dump(), "c.pt"); },
+                        "key 'log' holds a value of the wrong type");
   nlohmann::json bad_epoch = valid;
   bad_epoch["log"][0]["train_loss"] = "low";
   testing::expect_error([&] { parse_checkpoint_state(bad_epoch.dump(), "c.pt"); },

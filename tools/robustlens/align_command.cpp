@@ -40,14 +40,14 @@ void run_align(const AlignCommand& command) {
   const ScoreFunction score = denoiser_score_function(*denoiser);
   const AlignmentResult result = analyse_alignment(*run.model, run.data, score, options, terminal_progress());
   // The score is only as good as the denoiser: its error on these images at the same noise levels.
-  const DenoisingErrors errors = evaluate_denoising_errors(*denoiser, run.data, options.sigmas,
-                                                           derive_seed(common.seed, kDenoisingErrorStream), nullptr,
-                                                           common.batch_size);
+  const DenoisingErrors errors = evaluate_denoising_errors(
+      *denoiser, run.data, options.sigmas, derive_seed(common.seed, kDenoisingErrorStream), nullptr, common.batch_size);
 
   const std::filesystem::path out(common.out);
   nlohmann::json options_json = options.to_json();
-  options_json.update({{"denoiser", command.denoiser},
-                       {"score", "Tweedie: (D(x', sigma, y) - x') / sigma^2, x' = 2x - 1; s(x) from the no-label token"}});
+  options_json.update(
+      {{"denoiser", command.denoiser},
+       {"score", "Tweedie: (D(x', sigma, y) - x') / sigma^2, x' = 2x - 1; s(x) from the no-label token"}});
   nlohmann::json record = run.record("align", options_json, common);
   record["denoiser_spec"] = denoiser->spec().to_json();
   record.update(result.to_json(true));
@@ -58,14 +58,15 @@ void run_align(const AlignCommand& command) {
   const std::int64_t shown = std::min(command.figure_images, run.data.size());
   if (shown > 0) {
     const at::Tensor images = run.data.images.slice(0, 0, shown).to(run.device);
-    const at::Tensor labels = options.predicted_label ? at::Tensor() : run.data.labels.slice(0, 0, shown).to(run.device);
+    const at::Tensor labels =
+        options.predicted_label ? at::Tensor() : run.data.labels.slice(0, 0, shown).to(run.device);
     const auto [gradient, y] = alignment_gradient(*run.model, images, labels, options.pairing);
     write_gradient_figure((out / "gradients.png").string(), images,
                           {gradient, paired_score(score, images, y, options.pairing, options.summary_sigma)});
   }
   std::printf("alignment of input gradients with the data score of %s on %lld images\n  pairing %s: %s\n",
-              command.denoiser.c_str(), static_cast<long long>(result.images), alignment_pairing_name(options.pairing).c_str(),
-              alignment_pairing_description(options.pairing).c_str());
+              command.denoiser.c_str(), static_cast<long long>(result.images),
+              alignment_pairing_name(options.pairing).c_str(), alignment_pairing_description(options.pairing).c_str());
   const auto error_cell = [](double value) { return format_number(value, "%.5f", "-"); };
   std::printf("%8s %18s %18s %12s %12s %12s\n", "sigma", "cosine", "SSIM", "MSE given y", "MSE no label",
               "MSE identity");
@@ -87,7 +88,8 @@ void add_align_command(CLI::App& app) {
   auto command = std::make_shared<AlignCommand>();
   command->common.samples = 1000;
   command->common.batch_size = 64;
-  CLI::App* sub = app.add_subcommand("align", "Alignment of input gradients with the data score of a denoiser (perceptually aligned gradients)");
+  CLI::App* sub = app.add_subcommand(
+      "align", "Alignment of input gradients with the data score of a denoiser (perceptually aligned gradients)");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   sub->add_option("--denoiser", command->denoiser, "Denoiser file (robustlens train-denoiser)")->required();
   add_alignment_flags(*sub, command->alignment);

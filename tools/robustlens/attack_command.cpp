@@ -54,8 +54,10 @@ std::string minimal_csv(const MinimalPerturbationResult& m, const std::vector<st
   csv << '\n';
   for (std::int64_t i = 0; i < m.norms.size(0); ++i) {
     const std::int64_t who = m.found_by[i].item<std::int64_t>();
-    csv << indices[i] << ',' << m.norms[i].item<double>() << ',' << (who < 0 ? "none" : m.attacks[static_cast<std::size_t>(who)]);
-    for (std::size_t a = 0; a < m.attacks.size(); ++a) csv << ',' << m.per_attack_norms[i][static_cast<std::int64_t>(a)].item<double>();
+    csv << indices[i] << ',' << m.norms[i].item<double>() << ','
+        << (who < 0 ? "none" : m.attacks[static_cast<std::size_t>(who)]);
+    for (std::size_t a = 0; a < m.attacks.size(); ++a)
+      csv << ',' << m.per_attack_norms[i][static_cast<std::int64_t>(a)].item<double>();
     csv << '\n';
   }
   return csv.str();
@@ -81,7 +83,8 @@ void write_examples(const std::filesystem::path& out, const Dataset& data, const
     const at::Tensor change = diverging_colormap((strongest[i] - data.images[i]).sum(0));
     tiles.push_back(change);
     const at::Tensor blank = at::ones_like(change);
-    tiles.push_back(result.deepfool.perturbations.defined() ? diverging_colormap(result.deepfool.perturbations[i].sum(0)) : blank);
+    tiles.push_back(
+        result.deepfool.perturbations.defined() ? diverging_colormap(result.deepfool.perturbations[i].sum(0)) : blank);
     const bool found = result.minimal && std::isfinite(result.minimal->norms[i].item<double>()) &&
                        result.minimal->norms[i].item<double>() > 0;
     tiles.push_back(found ? diverging_colormap(result.minimal->perturbations[i].to(at::kCPU).sum(0)) : blank);
@@ -113,7 +116,8 @@ void run_attack(AttackCommand command) {
   write_json_file((out / "attack.json").string(), record);
   write_text_file((out / "robust_accuracy.csv").string(), robust_accuracy_csv(result));
   if (options.deepfool) write_text_file((out / "deepfool.csv").string(), deepfool_csv(result.deepfool, run.indices));
-  if (result.minimal) write_text_file((out / "minimal_perturbation.csv").string(), minimal_csv(*result.minimal, run.indices));
+  if (result.minimal)
+    write_text_file((out / "minimal_perturbation.csv").string(), minimal_csv(*result.minimal, run.indices));
   if (command.save_examples) write_examples(out, data, result);
 
   std::printf("clean accuracy %.2f%% on %lld images of %s\n", 100 * result.clean_accuracy,
@@ -126,22 +130,25 @@ void run_attack(AttackCommand command) {
   std::printf("\n");
   if (options.deepfool) {
     const std::int64_t flipped = data.size() - result.deepfool_not_flipped;
-    std::printf("DeepFool minimal L2 perturbation over the %lld/%lld flipped samples: median %.4g, quartiles %.4g-%.4g; "
-                "mean %.2f iterations\n",
-                static_cast<long long>(flipped), static_cast<long long>(data.size()), result.deepfool_quartiles.median,
-                result.deepfool_quartiles.q1, result.deepfool_quartiles.q3, result.deepfool_mean_iterations);
+    std::printf(
+        "DeepFool minimal L2 perturbation over the %lld/%lld flipped samples: median %.4g, quartiles %.4g-%.4g; "
+        "mean %.2f iterations\n",
+        static_cast<long long>(flipped), static_cast<long long>(data.size()), result.deepfool_quartiles.median,
+        result.deepfool_quartiles.q1, result.deepfool_quartiles.q3, result.deepfool_mean_iterations);
   }
   if (result.minimal) {
     const MinimalPerturbationResult& m = *result.minimal;
-    const std::int64_t correct = static_cast<std::int64_t>(std::llround(result.clean_accuracy * static_cast<double>(data.size())));
+    const std::int64_t correct =
+        static_cast<std::int64_t>(std::llround(result.clean_accuracy * static_cast<double>(data.size())));
     std::printf("minimal %s perturbation per image, the smallest any attack found (checked; 0 when misclassified):\n",
                 to_string(options.norm).c_str());
     std::printf("  over the %lld correctly classified: median %.4g, quartiles %.4g-%.4g (inf: none found)\n",
-                static_cast<long long>(correct), result.minimal_quartiles_correct.median, result.minimal_quartiles_correct.q1,
-                result.minimal_quartiles_correct.q3);
+                static_cast<long long>(correct), result.minimal_quartiles_correct.median,
+                result.minimal_quartiles_correct.q1, result.minimal_quartiles_correct.q3);
     std::printf("  found by:");
     const nlohmann::json counts = m.found_by_counts();
-    for (const std::string& attack : m.attacks) std::printf("  %s %lld", attack.c_str(), counts.at(attack).get<long long>());
+    for (const std::string& attack : m.attacks)
+      std::printf("  %s %lld", attack.c_str(), counts.at(attack).get<long long>());
     std::printf("  none %lld", counts.at("none").get<long long>());
     std::printf("\n  robust accuracy under the ensemble (no member fools the image within eps):");
     double largest_gap = 0, gap_eps = 0;
@@ -159,8 +166,9 @@ void run_attack(AttackCommand command) {
                   options.attack.c_str(), 100 * largest_gap, gap_eps);
     }
     if (m.deepfool_compared > 0) {
-      std::printf("  DeepFool above %.2gx the minimum on %.1f%% of %lld images\n", options.ensemble_options.overestimate_factor,
-                  100 * m.deepfool_overestimate_share, static_cast<long long>(m.deepfool_compared));
+      std::printf("  DeepFool above %.2gx the minimum on %.1f%% of %lld images\n",
+                  options.ensemble_options.overestimate_factor, 100 * m.deepfool_overestimate_share,
+                  static_cast<long long>(m.deepfool_compared));
     }
     if (!result.minimal_warning.empty()) std::printf("WARNING: %s\n", result.minimal_warning.c_str());
   }
@@ -172,21 +180,30 @@ void run_attack(AttackCommand command) {
 void add_attack_command(CLI::App& app) {
   auto command = std::make_shared<AttackCommand>();
   command->common.samples = 1000;
-  CLI::App* sub = app.add_subcommand("attack", "Robust accuracy under PGD/FGSM, DeepFool and the attack ensemble's minimal perturbations");
+  CLI::App* sub = app.add_subcommand(
+      "attack", "Robust accuracy under PGD/FGSM, DeepFool and the attack ensemble's minimal perturbations");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   RobustnessOptions& r = command->robustness;
-  sub->add_option("--attack", r.attack, "Attack for robust accuracy")->check(CLI::IsMember({"pgd", "fgsm"}))->capture_default_str();
+  sub->add_option("--attack", r.attack, "Attack for robust accuracy")
+      ->check(CLI::IsMember({"pgd", "fgsm"}))
+      ->capture_default_str();
   sub->add_option("--norm", command->norm, "Threat model")->check(CLI::IsMember({"l2", "linf"}))->capture_default_str();
-  sub->add_option("--eps", r.eps, "Radii, comma list in [0,1] pixel units (default: l2 0.25,0.5,1,2; linf 1,2,4,8 /255)")
+  sub->add_option("--eps", r.eps,
+                  "Radii, comma list in [0,1] pixel units (default: l2 0.25,0.5,1,2; linf 1,2,4,8 /255)")
       ->delimiter(',')
       ->check(kNonNegative);
   sub->add_option("--steps", r.steps, "PGD steps")->check(kPositive)->capture_default_str();
-  sub->add_option("--step-size", r.step_size, "PGD step length (0 = 2.5·eps/steps)")->check(kNonNegative)->capture_default_str();
+  sub->add_option("--step-size", r.step_size, "PGD step length (0 = 2.5·eps/steps)")
+      ->check(kNonNegative)
+      ->capture_default_str();
   sub->add_option("--restarts", r.restarts, "PGD random restarts")->check(kPositive)->capture_default_str();
   sub->add_flag("--no-deepfool", command->no_deepfool, "Skip the DeepFool minimal-perturbation measurement");
-  add_ensemble_options(*sub, r.ensemble, r.ensemble_options, "DeepFool, FMN, the eps list's adversarials, PGD bisection, a long FMN on the images none fooled");
+  add_ensemble_options(
+      *sub, r.ensemble, r.ensemble_options,
+      "DeepFool, FMN, the eps list's adversarials, PGD bisection, a long FMN on the images none fooled");
   add_deepfool_options(*sub, r.deepfool_options);
-  sub->add_flag("--save-examples", command->save_examples, "Write OUT/adversarial.pt (torch.load) and OUT/examples.png");
+  sub->add_flag("--save-examples", command->save_examples,
+                "Write OUT/adversarial.pt (torch.load) and OUT/examples.png");
   sub->callback([command] { run_attack(*command); });
 }
 

@@ -38,8 +38,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kAnalyses = {"eval", "attack", "explain", "margins", "spectral",
-                                            "upi",  "manifold", "align", "latent"};
+const std::vector<std::string> kAnalyses = {"eval", "attack",   "explain", "margins", "spectral",
+                                            "upi",  "manifold", "align",   "latent"};
 
 /// What --quick changes: fewer samples and shorter generative training, for a first look.
 /// The full audit runs every subcommand with its own defaults.
@@ -90,8 +90,8 @@ std::vector<std::string> shared_arguments(const AuditCommand& command) {
   std::vector<std::string> arguments{"--data", c.data};
   if (c.transform != "none") arguments.insert(arguments.end(), {"--transform", c.transform});
   if (!c.image_shape.empty()) arguments.insert(arguments.end(), {"--image-shape", c.image_shape});
-  arguments.insert(arguments.end(), {"--device", c.device, "--threads", std::to_string(c.threads), "--seed",
-                                     std::to_string(c.seed)});
+  arguments.insert(arguments.end(),
+                   {"--device", c.device, "--threads", std::to_string(c.threads), "--seed", std::to_string(c.seed)});
   return arguments;
 }
 
@@ -111,7 +111,8 @@ AuditStep make_step(const AuditCommand& command, const std::string& model, const
     const bool trains = analysis.rfind("train-", 0) == 0;
     for (std::size_t i = 0; i + 1 < quick.size(); i += 2) {
       const std::string& flag = quick[i];
-      const bool training_images = flag == "--attack-samples" || flag == "--train-samples" || (flag == "--samples" && trains);
+      const bool training_images =
+          flag == "--attack-samples" || flag == "--train-samples" || (flag == "--samples" && trains);
       const std::int64_t available = training_images ? command.train_size : flag == "--samples" ? command.test_size : 0;
       if (available > 0) quick[i + 1] = std::to_string(std::min<std::int64_t>(available, std::stoll(quick[i + 1])));
     }
@@ -167,7 +168,8 @@ nlohmann::json step_record(const AuditStep& step, const nlohmann::json& shared) 
     std::error_code ec;
     if (fs::is_regular_file(step.arguments[i], ec)) inputs[step.arguments[i]] = file_fingerprint(step.arguments[i]);
   }
-  nlohmann::json record = {{"arguments", arguments}, {"inputs", inputs}, {"record_format", record_format(step.analysis)}};
+  nlohmann::json record = {
+      {"arguments", arguments}, {"inputs", inputs}, {"record_format", record_format(step.analysis)}};
   record.update(shared);
   return record;
 }
@@ -197,9 +199,10 @@ void run_step(const AuditStep& step) {
   CLI::App app{"robustlens"};
   add_all_commands(app);
   std::vector<std::string> reversed(step.arguments.rbegin(), step.arguments.rend());  // CLI11 parses from the back
-  const std::string where = "audit step '" + step.analysis + "'" + (step.model.empty() ? "" : " of model '" + step.model + "'");
-  const std::string how = " (finished steps are kept: rerun the audit to continue; the step alone: " +
-                          command_line(step.arguments) + ")";
+  const std::string where =
+      "audit step '" + step.analysis + "'" + (step.model.empty() ? "" : " of model '" + step.model + "'");
+  const std::string how =
+      " (finished steps are kept: rerun the audit to continue; the step alone: " + command_line(step.arguments) + ")";
   try {
     RunScope runs;  // the step's outputs appear when it finishes
     app.parse(reversed);
@@ -257,7 +260,8 @@ void run_audit(AuditCommand command) {
   command.train_size = train.size();
   // Every step also depends on the data's content (a file replaced under the same --data) and on this build.
   const nlohmann::json shared_inputs = {
-      {"data", {{"test", data_checksum(test.images, test.labels)}, {"train", data_checksum(train.images, train.labels)}}},
+      {"data",
+       {{"test", data_checksum(test.images, test.labels)}, {"train", data_checksum(train.images, train.labels)}}},
       {"build", build_fingerprint()}};
   std::vector<bool> has_latent;
   nlohmann::json model_info = nlohmann::json::array();
@@ -303,16 +307,18 @@ void run_audit(AuditCommand command) {
     add("upi", {});
     add("manifold", vae.empty() ? std::vector<std::string>{} : std::vector<std::string>{"--vae", vae});
     if (denoiser.empty()) {
-      skipped[names[m]]["align"] = skipped_by_user("align") ? "left out with --skip"
-                                                            : "no denoiser: give --denoiser FILE (robustlens train-denoiser) "
-                                                              "or --fit-generative";
+      skipped[names[m]]["align"] = skipped_by_user("align")
+                                       ? "left out with --skip"
+                                       : "no denoiser: give --denoiser FILE (robustlens train-denoiser) "
+                                         "or --fit-generative";
     } else {
       // The bayes pairing: the conditional one reads about 0 for every model, since the denoisers barely use the
       // label and s(x, y) is dominated by the class-independent pull towards the data (docs/manifold-and-alignment.md).
       add("align", {"--denoiser", denoiser, "--pairing", "bayes"});
     }
     if (!has_latent[m]) {
-      skipped[names[m]]["latent"] = "the model exposes no latent code (a TorchScript model needs a method named latent)";
+      skipped[names[m]]["latent"] =
+          "the model exposes no latent code (a TorchScript model needs a method named latent)";
     } else if (skipped_by_user("latent")) {
       skipped[names[m]]["latent"] = "left out with --skip";
     }
@@ -356,21 +362,25 @@ void run_audit(AuditCommand command) {
   }
 
   // One results file with every number, then the report built from it alone.
-  nlohmann::json audit = run_record("audit", {{"models", command.models},
-                                              {"names", names},
-                                              {"quick", command.quick},
-                                              {"vae", vae},
-                                              {"denoiser", denoiser},
-                                              {"fit_generative", command.fit_generative},
-                                              {"skip", command.skip}},
+  nlohmann::json audit = run_record("audit",
+                                    {{"models", command.models},
+                                     {"names", names},
+                                     {"quick", command.quick},
+                                     {"vae", vae},
+                                     {"denoiser", denoiser},
+                                     {"fit_generative", command.fit_generative},
+                                     {"skip", command.skip}},
                                     common);
   audit["versions"]["report_scripts"] = assets.versions;
   audit["data"] = test.summary();
   audit["models"] = nlohmann::json::array();
   for (std::size_t m = 0; m < command.models.size(); ++m) {
-    nlohmann::json entry = {{"name", names[m]}, {"file", command.models[m]}, {"model", model_info[m]},
+    nlohmann::json entry = {{"name", names[m]},
+                            {"file", command.models[m]},
+                            {"model", model_info[m]},
                             {"training", training_options(command.models[m])},
-                            {"analyses", nlohmann::json::object()}, {"commands", nlohmann::json::object()},
+                            {"analyses", nlohmann::json::object()},
+                            {"commands", nlohmann::json::object()},
                             {"skipped", skipped.value(names[m], nlohmann::json::object())}};
     audit["models"].push_back(entry);
   }
@@ -408,17 +418,23 @@ void add_audit_command(CLI::App& app) {
   auto command = std::make_shared<AuditCommand>();
   command->common.out = "report";
   CLI::App* sub = app.add_subcommand(
-      "audit", "Every analysis on one or more models: one results JSON and one self-contained HTML report (OUT/index.html)");
+      "audit",
+      "Every analysis on one or more models: one results JSON and one self-contained HTML report (OUT/index.html)");
   sub->add_option("--model", command->models, "Model file(s); repeat to compare models side by side")->required();
-  sub->add_option("--name", command->names, "A name per --model for the report and folders (default: each model's folder name)");
+  sub->add_option("--name", command->names,
+                  "A name per --model for the report and folders (default: each model's folder name)");
   add_common_options(*sub, command->common, kData | kBatchSize | kRuntime | kOut);
   sub->get_option("--batch-size")->each([command](const std::string&) { command->batch_size_given = true; });
   sub->add_flag("--quick", command->quick, "A first look: fewer samples per analysis (a few minutes per model)");
-  sub->add_option("--vae", command->vae, "VAE of the data (robustlens train-vae): tangent spaces for the manifold analysis");
-  sub->add_option("--denoiser", command->denoiser, "Denoiser of the data (robustlens train-denoiser): the score for the alignment analysis");
+  sub->add_option("--vae", command->vae,
+                  "VAE of the data (robustlens train-vae): tangent spaces for the manifold analysis");
+  sub->add_option("--denoiser", command->denoiser,
+                  "Denoiser of the data (robustlens train-denoiser): the score for the alignment analysis");
   sub->add_flag("--fit-generative", command->fit_generative,
                 "Train the VAE and denoiser the manifold and alignment analyses need (OUT/generative), unless given");
-  sub->add_option("--skip", command->skip, "Analyses to leave out, comma list: eval, attack, explain, margins, spectral, upi, manifold, align, latent")
+  sub->add_option(
+         "--skip", command->skip,
+         "Analyses to leave out, comma list: eval, attack, explain, margins, spectral, upi, manifold, align, latent")
       ->delimiter(',');
   sub->callback([command] { run_audit(*command); });
 }

@@ -2,7 +2,6 @@
 
 #include "common.h"
 
-
 namespace robustlens::cli {
 
 using nlohmann::json;
@@ -10,7 +9,9 @@ using nlohmann::json;
 bool step_record_matches(const std::string& marker_text, const json& record) {
   const json finished = json::parse(marker_text, nullptr, /*allow_exceptions=*/false);
   if (!finished.is_object()) return false;
-  const auto field = [&](const char* key, const json& fallback) { return finished.contains(key) ? finished[key] : fallback; };
+  const auto field = [&](const char* key, const json& fallback) {
+    return finished.contains(key) ? finished[key] : fallback;
+  };
   return field("arguments", nullptr) == record.at("arguments") && field("inputs", nullptr) == record.at("inputs") &&
          field("data", nullptr) == record.at("data") && field("build", nullptr) == record.at("build") &&
          field("record_format", 1) == record.at("record_format");
@@ -39,7 +40,8 @@ std::optional<MarginsWithLowerBounds> bounded_margins(const json* subspace) {
   if (subspace == nullptr || !subspace->contains("margins") || !subspace->contains("flipped")) return std::nullopt;
   const std::vector<double> margins = (*subspace)["margins"].get<std::vector<double>>();
   std::vector<std::int64_t> flipped;
-  for (const json& f : (*subspace)["flipped"]) flipped.push_back(f.is_boolean() ? f.get<bool>() : f.get<std::int64_t>() != 0);
+  for (const json& f : (*subspace)["flipped"])
+    flipped.push_back(f.is_boolean() ? f.get<bool>() : f.get<std::int64_t>() != 0);
   if (margins.empty() || margins.size() != flipped.size()) return std::nullopt;
   return margins_with_lower_bounds(at::tensor(margins, at::kDouble), at::tensor(flipped, at::kLong).to(at::kBool));
 }

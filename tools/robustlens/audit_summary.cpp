@@ -90,15 +90,19 @@ bool margin_median_is_lower_bound(const json& model, bool highest) {
 const std::vector<Column>& summary_columns() {
   static const std::vector<Column> columns = {
       {"accuracy", "accuracy", "Share of the test images classified correctly (eval).", "percent",
-       [](const json&, const json& m) { return number(m, {"analyses", "eval", "accuracy"}); }},
+       [](const json&, const json& m) {
+         return number(m, {"analyses", "eval", "accuracy"});
+       }},
       {"robust_accuracy", "robust accuracy, L2 ε≈0.5",
        "Accuracy when an attacker may move each image by an L2 distance of 0.5 ([0,1] pixels): the share of images "
-       "classified correctly that no attack of the ensemble (PGD, DeepFool, FMN, PGD bisection, long FMN) fools within 0.5, "
-       "which is at most PGD's alone; the report charts both (attack).", "percent",
-       [](const json&, const json& m) { return robust_accuracy_at_half(m); }},
+       "classified correctly that no attack of the ensemble (PGD, DeepFool, FMN, PGD bisection, long FMN) fools within "
+       "0.5, "
+       "which is at most PGD's alone; the report charts both (attack).",
+       "percent", [](const json&, const json& m) { return robust_accuracy_at_half(m); }},
       {"minimal_perturbation", "minimal perturbation",
        "Median L2 length of the smallest change that alters the answer on a correctly classified image: the "
-       "minimum per image over an attack ensemble (DeepFool, the smallest fooling ε's PGD adversarial, FMN, PGD bisection, a long FMN on the images none fooled; each checked), "
+       "minimum per image over an attack ensemble (DeepFool, the smallest fooling ε's PGD adversarial, FMN, PGD "
+       "bisection, a long FMN on the images none fooled; each checked), "
        "which a stronger attack cannot lower the way it lowers DeepFool's alone. Larger: the decision boundary is "
        "farther from the data (attack; the report shows DeepFool's beside it).",
        "general",
@@ -138,11 +142,15 @@ const std::vector<Column>& summary_columns() {
       {"upi_random", "random noise map change",
        "The map change of random universal noise of the same length, over the same images, averaged over draws "
        "(the report shows their spread): the baseline of the UPI column (upi).",
-       "fixed", [](const json&, const json& m) { return upi_summary(m, "universal-random", "dissimilarity_unchanged"); }},
+       "fixed",
+       [](const json&, const json& m) { return upi_summary(m, "universal-random", "dissimilarity_unchanged"); }},
       {"upi_floor", "map change floor",
        "The map change of random noise of length 0.001: what any perturbation at all does to the maps (on "
        "max-pooling networks, ties on the black background), part of both columns before it (upi).",
-       "fixed", [](const json&, const json& m) { return number(m, {"analyses", "upi", "floor", "metrics", "universal-random", "dissimilarity"}); }},
+       "fixed",
+       [](const json&, const json& m) {
+         return number(m, {"analyses", "upi", "floor", "metrics", "universal-random", "dissimilarity"});
+       }},
       {"tangent_fraction", "gradient share on manifold",
        "‖P∇f‖/‖∇f‖: how much of the input gradient lies in the data manifold's tangent space (VAE, else local PCA); "
        "a random direction gets √(k/D) (manifold).",
@@ -156,17 +164,24 @@ const std::vector<Column>& summary_columns() {
        "classifier of the data (the difference of a denoiser's class-conditional and unconditional scores), at "
        "noise level 0.5 (the align step's pairing and summary noise level): perceptually aligned gradients score "
        "higher (align).",
-       "fixed", [](const json&, const json& m) { return number(m, {"analyses", "align", "mean_cosine"}); }},
+       "fixed",
+       [](const json&, const json& m) {
+         return number(m, {"analyses", "align", "mean_cosine"});
+       }},
       {"same_encoding", "same encoding",
        "Share of test images whose latent sign pattern is their predicted class's most frequent one: 1 = a "
        "binary code per class (latent).",
        "fixed",
-       [](const json& a, const json& m) { return latent_number(a, m, {"encoding", "test", "same_encoding_fraction"}); }},
+       [](const json& a, const json& m) {
+         return latent_number(a, m, {"encoding", "test", "same_encoding_fraction"});
+       }},
       {"mahalanobis_auroc", "error detection AUROC",
        "How well the Mahalanobis distance of the latent code tells misclassified test images from correct ones "
        "(0.5 = chance, 1 = perfect; latent).",
        "fixed",
-       [](const json& a, const json& m) { return latent_number(a, m, {"reliability", "mahalanobis_auroc"}); }},
+       [](const json& a, const json& m) {
+         return latent_number(a, m, {"reliability", "mahalanobis_auroc"});
+       }},
   };
   return columns;
 }
@@ -213,7 +228,8 @@ std::vector<std::string> comparison_lines(const json& comparisons) {
   for (const json& c : comparisons) {
     const std::string name = c["model"].get<std::string>();
     if (c["compared_with"].is_null()) {
-      lines.push_back(name + ": no training record to compare (train_log.json beside the model, written by robustlens train)");
+      lines.push_back(name +
+                      ": no training record to compare (train_log.json beside the model, written by robustlens train)");
       continue;
     }
     std::string line = name + " differs from " + c["compared_with"].get<std::string>() + " in ";
@@ -232,7 +248,8 @@ std::vector<std::string> comparison_lines(const json& comparisons) {
 json audit_summary(const json& audit) {
   json summary = {{"columns", json::array()}, {"rows", json::array()}};
   for (const Column& column : summary_columns()) {
-    summary["columns"].push_back({{"key", column.key}, {"title", column.title}, {"note", column.note}, {"format", column.format}});
+    summary["columns"].push_back(
+        {{"key", column.key}, {"title", column.title}, {"note", column.note}, {"format", column.format}});
   }
   for (const json& model : audit["models"]) {
     json values = json::object(), lower_bounds = json::object();

@@ -41,26 +41,34 @@ const CLI::Validator kNonNegative = bound_validator(false, "NONNEGATIVE");
 const CLI::Validator kPositive = bound_validator(true, "POSITIVE");
 
 nlohmann::json CommonOptions::to_json() const {
-  return {{"model", model},   {"data", data},       {"split", split},   {"image_shape", image_shape}, {"transform", transform},
-          {"samples", samples}, {"indices", indices}, {"batch_size", batch_size}, {"device", device},
-          {"threads", threads}, {"seed", seed},       {"out", out}};
+  return {{"model", model},         {"data", data},       {"split", split},     {"image_shape", image_shape},
+          {"transform", transform}, {"samples", samples}, {"indices", indices}, {"batch_size", batch_size},
+          {"device", device},       {"threads", threads}, {"seed", seed},       {"out", out}};
 }
 
 void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
   if (which & kModel) {
-    command.add_option("--model", o.model, "Model file: written by 'robustlens train', or TorchScript (torch.jit.save)")
+    command
+        .add_option("--model", o.model, "Model file: written by 'robustlens train', or TorchScript (torch.jit.save)")
         ->required();
   }
   if (which & kData) {
-    command.add_option("--data", o.data,
-                       "Dataset: fashion-mnist | fashion-mnist:DIR | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR | distractor:SPEC")
+    command
+        .add_option("--data", o.data,
+                    "Dataset: fashion-mnist | fashion-mnist:DIR | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR | "
+                    "distractor:SPEC")
         ->capture_default_str();
-    command.add_option("--transform", o.transform, "Image transform: none, dct-flip or low-pass:B (DCT invariance experiments)")
+    command
+        .add_option("--transform", o.transform,
+                    "Image transform: none, dct-flip or low-pass:B (DCT invariance experiments)")
         ->capture_default_str();
-    command.add_option("--image-shape", o.image_shape, "folder: datasets only: convert images to this C,H,W (C = 1 grey or 3 RGB)");
+    command.add_option("--image-shape", o.image_shape,
+                       "folder: datasets only: convert images to this C,H,W (C = 1 grey or 3 RGB)");
   }
   if (which & kSplit) {
-    command.add_option("--split", o.split, "Split to use")->check(CLI::IsMember({"train", "test"}))->capture_default_str();
+    command.add_option("--split", o.split, "Split to use")
+        ->check(CLI::IsMember({"train", "test"}))
+        ->capture_default_str();
   }
   if (which & kSamples) {
     command.add_option("--samples", o.samples, "Random subset of this many samples (0 = all), drawn with --seed")
@@ -74,7 +82,9 @@ void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
   }
   if (which & kRuntime) {
     command.add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    command.add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(kNonNegative)->capture_default_str();
+    command.add_option("--threads", o.threads, "CPU threads (0 = all cores)")
+        ->check(kNonNegative)
+        ->capture_default_str();
     command.add_option("--seed", o.seed, "Seed for every random choice")->capture_default_str();
   }
   if (which & kOut) {
@@ -114,8 +124,9 @@ at::Device start_run(const CommonOptions& options) {
 }
 
 Dataset load_data(const CommonOptions& options, const std::string& split) {
-  Dataset dataset = load_dataset(options.data, parse_split(split),
-                                 options.image_shape.empty() ? std::vector<std::int64_t>{} : parse_image_shape(options.image_shape));
+  Dataset dataset =
+      load_dataset(options.data, parse_split(split),
+                   options.image_shape.empty() ? std::vector<std::int64_t>{} : parse_image_shape(options.image_shape));
   if (options.transform != "none") {
     // A DCT transform mixes the two halves of distractor images, so their mask would no longer say where the item is.
     RL_CHECK(!dataset.signal_mask.defined(), "--transform ", options.transform, " cannot be combined with --data ",
@@ -200,51 +211,73 @@ std::string format_number(double value, const char* format, const char* not_fini
 
 std::vector<std::string> model_names(const std::vector<std::string>& paths, const std::vector<std::string>& given) {
   if (!given.empty()) {
-    RL_CHECK(given.size() == paths.size(), "--name: give one name per --model (", paths.size(), "), got ", given.size());
+    RL_CHECK(given.size() == paths.size(), "--name: give one name per --model (", paths.size(), "), got ",
+             given.size());
     RL_CHECK(std::set<std::string>(given.begin(), given.end()).size() == given.size(), "--name: names must differ");
     return given;
   }
   std::vector<std::string> names;
   for (const std::string& path : paths) names.push_back(std::filesystem::path(path).parent_path().filename().string());
   const bool distinct = std::set<std::string>(names.begin(), names.end()).size() == names.size();
-  if (!distinct || std::any_of(names.begin(), names.end(), [](const std::string& n) { return n.empty() || n == "."; })) {
+  if (!distinct ||
+      std::any_of(names.begin(), names.end(), [](const std::string& n) { return n.empty() || n == "."; })) {
     for (std::size_t i = 0; i < names.size(); ++i) names[i] = "model-" + std::to_string(i + 1);
   }
   return names;
 }
 
-void add_ensemble_options(CLI::App& command, bool& ensemble, MinimalPerturbationOptions& options, const std::string& members) {
-  command.add_flag("--no-ensemble", [&ensemble](std::int64_t) { ensemble = false; },
-                   "Skip the minimal perturbation over the attack ensemble (" + members + ")");
-  command.add_option("--fmn-steps", options.fmn_options.steps, "Ensemble: FMN steps")->check(kPositive)->capture_default_str();
-  command.add_option("--fmn-gamma", options.fmn_options.gamma_init,
-                     "Ensemble: FMN's initial radius factor (the radius moves by up to this fraction per step, annealed)")
+void add_ensemble_options(CLI::App& command, bool& ensemble, MinimalPerturbationOptions& options,
+                          const std::string& members) {
+  command.add_flag(
+      "--no-ensemble", [&ensemble](std::int64_t) { ensemble = false; },
+      "Skip the minimal perturbation over the attack ensemble (" + members + ")");
+  command.add_option("--fmn-steps", options.fmn_options.steps, "Ensemble: FMN steps")
+      ->check(kPositive)
       ->capture_default_str();
-  command.add_option("--long-fmn-steps", options.long_fmn_steps,
-                     "Ensemble: steps of the long FMN run (gamma 0.05, from the image) on the images no other member fooled "
-                     "(0 = none)")
-      ->check(kNonNegative)->capture_default_str();
-  command.add_option("--bisection-rounds", options.bisection_rounds, "Ensemble: PGD bisection rounds per image (0 = none)")
-      ->check(kNonNegative)->capture_default_str();
+  command
+      .add_option("--fmn-gamma", options.fmn_options.gamma_init,
+                  "Ensemble: FMN's initial radius factor (the radius moves by up to this fraction per step, annealed)")
+      ->capture_default_str();
+  command
+      .add_option(
+          "--long-fmn-steps", options.long_fmn_steps,
+          "Ensemble: steps of the long FMN run (gamma 0.05, from the image) on the images no other member fooled "
+          "(0 = none)")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  command
+      .add_option("--bisection-rounds", options.bisection_rounds, "Ensemble: PGD bisection rounds per image (0 = none)")
+      ->check(kNonNegative)
+      ->capture_default_str();
   command.add_option("--bisection-steps", options.bisection_steps, "Ensemble: PGD steps per bisection round")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
 }
 
 void add_deepfool_options(CLI::App& command, DeepFoolOptions& d) {
-  command.add_option("--candidates", d.candidates, "DeepFool: top-k candidate classes")->check(CLI::Range(2, 100000))->capture_default_str();
+  command.add_option("--candidates", d.candidates, "DeepFool: top-k candidate classes")
+      ->check(CLI::Range(2, 100000))
+      ->capture_default_str();
   command.add_option("--overshoot", d.overshoot, "DeepFool: overshoot")->check(kNonNegative)->capture_default_str();
-  command.add_option("--max-iterations", d.max_iterations, "DeepFool: iteration limit")->check(kPositive)->capture_default_str();
+  command.add_option("--max-iterations", d.max_iterations, "DeepFool: iteration limit")
+      ->check(kPositive)
+      ->capture_default_str();
   command.add_flag("--clip", d.clip, "DeepFool: keep iterates in [0,1] (default: unconstrained, as the reference)");
 }
 
-void add_attribution_options(CLI::App& command, AttributionOptions& a, std::string& method, const std::string& method_flag) {
+void add_attribution_options(CLI::App& command, AttributionOptions& a, std::string& method,
+                             const std::string& method_flag) {
   command.add_option(method_flag, method, "Attribution method")
       ->check(CLI::IsMember({"saliency", "input-x-gradient", "ig", "smoothgrad"}))
       ->capture_default_str();
   command.add_option("--steps", a.steps, "ig: Riemann steps")->check(kPositive)->capture_default_str();
   command.add_option("--baseline", a.baseline, "ig: constant baseline image value")->capture_default_str();
-  command.add_option("--noise", a.noise, "smoothgrad: noise standard deviation")->check(kNonNegative)->capture_default_str();
-  command.add_option("--noise-samples", a.noise_samples, "smoothgrad: noisy copies per image")->check(kPositive)->capture_default_str();
+  command.add_option("--noise", a.noise, "smoothgrad: noise standard deviation")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  command.add_option("--noise-samples", a.noise_samples, "smoothgrad: noisy copies per image")
+      ->check(kPositive)
+      ->capture_default_str();
 }
 
 }  // namespace robustlens::cli

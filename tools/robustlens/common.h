@@ -22,7 +22,7 @@ struct CommonOptions {
   std::string model;
   std::string data = "fashion-mnist";
   std::string split = "test";
-  std::string image_shape;  ///< "C,H,W" for image folders
+  std::string image_shape;         ///< "C,H,W" for image folders
   std::string transform = "none";  ///< applied to every loaded image (spectral/dct.h)
   std::int64_t samples = 0;
   bool samples_given = false;  ///< a default larger than the dataset means "all of it"
@@ -47,11 +47,11 @@ extern const CLI::Validator kPositive;
 /// Which of the common options a subcommand takes.
 enum CommonOption : unsigned {
   kModel = 1u << 0,
-  kData = 1u << 1,      ///< --data, --image-shape
-  kSplit = 1u << 6,     ///< --split
-  kSamples = 1u << 2,   ///< --samples, --indices
+  kData = 1u << 1,     ///< --data, --image-shape
+  kSplit = 1u << 6,    ///< --split
+  kSamples = 1u << 2,  ///< --samples, --indices
   kBatchSize = 1u << 3,
-  kRuntime = 1u << 4,   ///< --device, --threads, --seed
+  kRuntime = 1u << 4,  ///< --device, --threads, --seed
   kOut = 1u << 5,
 };
 
@@ -103,9 +103,10 @@ std::vector<std::string> model_names(const std::vector<std::string>& paths, cons
 std::string format_number(double value, const char* format = "%.4g", const char* not_finite = nullptr);
 
 /// The attack ensemble's options (attacks/minimal_perturbation.h) of `attack`, `margins` and `latent`, declared
-/// once: --no-ensemble (clears `ensemble`), --fmn-steps, --fmn-gamma, --long-fmn-steps, --bisection-rounds, --bisection-steps. `members` lists
-/// the members for the help text.
-void add_ensemble_options(CLI::App& command, bool& ensemble, MinimalPerturbationOptions& options, const std::string& members);
+/// once: --no-ensemble (clears `ensemble`), --fmn-steps, --fmn-gamma, --long-fmn-steps, --bisection-rounds,
+/// --bisection-steps. `members` lists the members for the help text.
+void add_ensemble_options(CLI::App& command, bool& ensemble, MinimalPerturbationOptions& options,
+                          const std::string& members);
 
 /// The DeepFool options of `attack` and `margins`, declared once.
 void add_deepfool_options(CLI::App& command, DeepFoolOptions& options);

@@ -3,6 +3,7 @@
 #include "commands.h"
 #include "common.h"
 
+#include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/parsing.h"
@@ -47,8 +48,7 @@ void run_explain(ExplainCommand command) {
   const ProgressCallback progress = terminal_progress();
   const at::Generator generator = make_generator(common.seed);  // SmoothGrad's noise
   std::vector<at::Tensor> raw_chunks;
-  for (std::int64_t start = 0; start < data.size(); start += common.batch_size) {
-    const std::int64_t end = std::min(start + common.batch_size, data.size());
+  for (const auto [start, end] : batches(data.size(), common.batch_size)) {
     raw_chunks.push_back(attribute(model, data.images.slice(0, start, end).to(run.device),
                                    targets.slice(0, start, end).to(run.device), options, generator)
                              .to(at::kCPU));
@@ -58,9 +58,11 @@ void run_explain(ExplainCommand command) {
   const at::Tensor maps = normalise_maps(raw);
 
   const std::filesystem::path out(common.out);
-  write_tensors((out / "maps.pt").string(),
-                {{"images", data.images}, {"targets", targets}, {"raw_maps", raw}, {"maps", maps},
-                 {"indices", at::tensor(run.indices, at::kLong)}});
+  write_tensors((out / "maps.pt").string(), {{"images", data.images},
+                                             {"targets", targets},
+                                             {"raw_maps", raw},
+                                             {"maps", maps},
+                                             {"indices", at::tensor(run.indices, at::kLong)}});
   std::vector<at::Tensor> tiles;
   for (std::int64_t i = 0; i < std::min<std::int64_t>(16, data.size()); ++i) {
     const at::Tensor image = to_rgb(data.images[i]), heat = heat_colormap(maps[i]);
@@ -82,11 +84,14 @@ void run_explain(ExplainCommand command) {
 void add_explain_command(CLI::App& app) {
   auto command = std::make_shared<ExplainCommand>();
   command->common.samples = 8;
-  CLI::App* sub = app.add_subcommand("explain", "Attribution maps: saliency, input×gradient, integrated gradients, SmoothGrad");
+  CLI::App* sub =
+      app.add_subcommand("explain", "Attribution maps: saliency, input×gradient, integrated gradients, SmoothGrad");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   add_attribution_options(*sub, command->attribution, command->method, "--method");
-  sub->add_option("--target", command->target, "Class explained: true, predicted or a class index")->capture_default_str();
-  sub->add_flag("--softmax", command->attribution.softmax, "Differentiate the softmax probability instead of the logit");
+  sub->add_option("--target", command->target, "Class explained: true, predicted or a class index")
+      ->capture_default_str();
+  sub->add_flag("--softmax", command->attribution.softmax,
+                "Differentiate the softmax probability instead of the logit");
   sub->callback([command] { run_explain(*command); });
 }
 

@@ -28,7 +28,8 @@ void warn_about_other_training_data(const nlohmann::json& training, const Datase
 std::unique_ptr<Vae> load_vae_for(const std::string& path, const Dataset& data, const at::Device& device) {
   std::unique_ptr<Vae> vae = load_vae(path, device);
   RL_CHECK(vae->spec().input_shape == data.image_shape(), "--vae '", path, "' models images of shape ",
-           nlohmann::json(vae->spec().input_shape).dump(), " but the data hold ", nlohmann::json(data.image_shape()).dump());
+           nlohmann::json(vae->spec().input_shape).dump(), " but the data hold ",
+           nlohmann::json(data.image_shape()).dump());
   warn_about_other_training_data(vae->training_record(), data, "--vae '" + path + "'", "tangent spaces");
   return vae;
 }
@@ -40,7 +41,8 @@ std::unique_ptr<Denoiser> load_denoiser_for(const std::string& path, const Datas
            nlohmann::json(denoiser->spec().input_shape).dump(), " but the data hold ",
            nlohmann::json(data.image_shape()).dump());
   RL_CHECK(denoiser->spec().num_classes == 0 || denoiser->spec().num_classes == data.num_classes(), "--denoiser '",
-           path, "' is conditioned on ", denoiser->spec().num_classes, " classes but the data have ", data.num_classes());
+           path, "' is conditioned on ", denoiser->spec().num_classes, " classes but the data have ",
+           data.num_classes());
   const std::string what = "--denoiser '" + path + "'";
   if (denoiser->spec().conditional()) {
     check_class_names(optional_field<std::vector<std::string>>(denoiser->training_record(), "train_class_names", {},
@@ -91,10 +93,12 @@ void add_alignment_flags(CLI::App& app, AlignmentFlags& flags) {
   app.add_option("--label", flags.label, "Class y of the pairing: the true label or the model's prediction")
       ->check(CLI::IsMember({"true", "predicted"}))
       ->capture_default_str();
-  app.add_option("--sigmas", flags.sigmas, "Noise levels of the score ([-1,1] pixel units), comma list; each is reported")
+  app.add_option("--sigmas", flags.sigmas,
+                 "Noise levels of the score ([-1,1] pixel units), comma list; each is reported")
       ->delimiter(',')
       ->capture_default_str();
-  app.add_option("--summary-sigma", flags.summary_sigma, "The noise level whose numbers are the summary (one of --sigmas)")
+  app.add_option("--summary-sigma", flags.summary_sigma,
+                 "The noise level whose numbers are the summary (one of --sigmas)")
       ->capture_default_str();
 }
 

@@ -43,9 +43,11 @@ LineChart unit_histograms(const at::Tensor& latent, const std::string& name) {
   const double high = std::max(low + 1e-9, standardised.slice(1, 0, units).max().item<double>());
   const double width = (high - low) / kHistogramBins;
   LineChart chart{"Latent units of " + name + " (test images)", "unit value, standardised", "fraction of images", {}};
-  if (units < z.size(1)) chart.note = "the first " + std::to_string(units) + " of " + std::to_string(z.size(1)) + " units";
+  if (units < z.size(1))
+    chart.note = "the first " + std::to_string(units) + " of " + std::to_string(z.size(1)) + " units";
   for (std::int64_t d = 0; d < units; ++d) {
-    const at::Tensor counts = at::histc(standardised.select(1, d), kHistogramBins, low, high) / static_cast<double>(z.size(0));
+    const at::Tensor counts =
+        at::histc(standardised.select(1, d), kHistogramBins, low, high) / static_cast<double>(z.size(0));
     ChartSeries series{"unit " + std::to_string(d + 1), {}, {}, {}, {}, false};
     for (std::int64_t b = 0; b < kHistogramBins; ++b) {
       series.x.push_back(low + (static_cast<double>(b) + 0.5) * width);
@@ -84,9 +86,19 @@ struct Row {
   const LatentResult* result;
 };
 
-const std::vector<std::string> kColumns{"model", "accuracy", "P", "same encoding", "separation", "separation median", "NC1",
-                                        "within-class variance", "DeepFool r/x", "ensemble r/x", "AUROC Mahalanobis",
-                                        "AUROC ODIN", "AUROC max softmax"};
+const std::vector<std::string> kColumns{"model",
+                                        "accuracy",
+                                        "P",
+                                        "same encoding",
+                                        "separation",
+                                        "separation median",
+                                        "NC1",
+                                        "within-class variance",
+                                        "DeepFool r/x",
+                                        "ensemble r/x",
+                                        "AUROC Mahalanobis",
+                                        "AUROC ODIN",
+                                        "AUROC max softmax"};
 
 std::vector<std::string> cells(const Row& row) {
   const LatentResult& r = *row.result;
@@ -191,12 +203,14 @@ void run_latent(LatentCommand command) {
   write_text_file((out / "comparison.csv").string(), csv_table(rows));
 
   std::printf("\n%s", markdown_table(rows).c_str());
-  std::printf("(same encoding, NC1 and within-class variance: test images, predicted labels; separation: training "
-              "latents; DeepFool and the ensemble: the first %lld test images, ensemble r/x the mean over those it "
-              "fooled, 0 for a misclassified image; AUROC: detecting misclassified test images)\n",
-              static_cast<long long>(std::min(options.deepfool_samples, test.size())));
+  std::printf(
+      "(same encoding, NC1 and within-class variance: test images, predicted labels; separation: training "
+      "latents; DeepFool and the ensemble: the first %lld test images, ensemble r/x the mean over those it "
+      "fooled, 0 for a misclassified image; AUROC: detecting misclassified test images)\n",
+      static_cast<long long>(std::min(options.deepfool_samples, test.size())));
   for (const Row& row : rows) {
-    if (!row.result->ensemble_warning.empty()) std::printf("WARNING %s: %s\n", row.name.c_str(), row.result->ensemble_warning.c_str());
+    if (!row.result->ensemble_warning.empty())
+      std::printf("WARNING %s: %s\n", row.name.c_str(), row.result->ensemble_warning.c_str());
   }
   std::printf("results in %s, %s, %s", (out / "latent.json").c_str(), (out / "comparison.md").c_str(),
               (out / "comparison.csv").c_str());
@@ -209,23 +223,33 @@ void run_latent(LatentCommand command) {
 void add_latent_command(CLI::App& app) {
   auto command = std::make_shared<LatentCommand>();
   CLI::App* sub = app.add_subcommand(
-      "latent", "Latent-code measures (binarity, same encoding, collapse, DeepFool robustness, misclassification AUROC)");
-  sub->add_option("--model", command->models, "Model file(s) exposing a latent code; repeat to compare models")->required();
-  sub->add_option("--name", command->names, "A name per --model for the table and folders (default: each model's folder name)");
+      "latent",
+      "Latent-code measures (binarity, same encoding, collapse, DeepFool robustness, misclassification AUROC)");
+  sub->add_option("--model", command->models, "Model file(s) exposing a latent code; repeat to compare models")
+      ->required();
+  sub->add_option("--name", command->names,
+                  "A name per --model for the table and folders (default: each model's folder name)");
   add_common_options(*sub, command->common, kData | kSamples | kBatchSize | kRuntime | kOut);
   sub->get_option("--samples")->description("Test images to measure (0 = all)");
   sub->get_option("--out")->description("Output folder (default runs/latent)");
   LatentOptions& l = command->latent;
   sub->add_option("--train-samples", command->train_samples,
-                  "Training images for the binarity fits and the Mahalanobis Gaussians (0 = all)")->capture_default_str();
-  add_ensemble_options(*sub, l.ensemble, l.ensemble_options, "DeepFool, FMN, PGD bisection, a long FMN on the images none fooled; DeepFool alone without it");
-  sub->add_option("--deepfool-samples", l.deepfool_samples, "DeepFool runs on the first this many test images (0 = skip)")
-      ->check(kNonNegative)->capture_default_str();
+                  "Training images for the binarity fits and the Mahalanobis Gaussians (0 = all)")
+      ->capture_default_str();
+  add_ensemble_options(*sub, l.ensemble, l.ensemble_options,
+                       "DeepFool, FMN, PGD bisection, a long FMN on the images none fooled; DeepFool alone without it");
+  sub->add_option("--deepfool-samples", l.deepfool_samples,
+                  "DeepFool runs on the first this many test images (0 = skip)")
+      ->check(kNonNegative)
+      ->capture_default_str();
   add_deepfool_options(*sub, l.deepfool);
-  sub->add_flag("--save-latents", command->save_latents,
-               "Also write OUT/NAME/latents.pt: latents, labels and predictions of the training and test images, and the "
-               "test logits (torch.load gives a dict)");
-  sub->add_option("--odin-temperature", l.odin_temperature, "ODIN: softmax temperature")->check(kPositive)->capture_default_str();
+  sub->add_flag(
+      "--save-latents", command->save_latents,
+      "Also write OUT/NAME/latents.pt: latents, labels and predictions of the training and test images, and the "
+      "test logits (torch.load gives a dict)");
+  sub->add_option("--odin-temperature", l.odin_temperature, "ODIN: softmax temperature")
+      ->check(kPositive)
+      ->capture_default_str();
   sub->callback([command] { run_latent(*command); });
 }
 

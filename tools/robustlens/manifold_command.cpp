@@ -39,7 +39,8 @@ ChartSeries curve_series(const std::string& name, const std::vector<double>& x, 
   return series;
 }
 
-void add_csv_rows(std::ostringstream& csv, const std::string& curve, const std::vector<double>& x, const MeanCurve& values) {
+void add_csv_rows(std::ostringstream& csv, const std::string& curve, const std::vector<double>& x,
+                  const MeanCurve& values) {
   for (std::size_t i = 0; i < x.size(); ++i) {
     csv << curve << ',' << x[i] << ',' << values.mean[i] << ',' << values.standard_error[i] << '\n';
   }
@@ -47,9 +48,10 @@ void add_csv_rows(std::ostringstream& csv, const std::string& curve, const std::
 
 /// The first-order sensitivities per direction, on and off the manifold, and their ratio.
 void print_first_order(const FirstOrderSensitivity& first_order, const char* on, const char* off) {
-  std::printf("  first order, per direction (squared derivative of log p(predicted class)): %s %.4g, %s %.4g, "
-              "ratio off/on %.3g\n",
-              on, first_order.on_manifold, off, first_order.off_manifold, first_order.off_to_on_ratio());
+  std::printf(
+      "  first order, per direction (squared derivative of log p(predicted class)): %s %.4g, %s %.4g, "
+      "ratio off/on %.3g\n",
+      on, first_order.on_manifold, off, first_order.off_manifold, first_order.off_to_on_ratio());
 }
 
 void run_manifold(const ManifoldCommand& command) {
@@ -106,33 +108,41 @@ void run_manifold(const ManifoldCommand& command) {
     add_csv_rows(csv, "distractor:item_half", result.noise_levels, result.item_half);
     add_csv_rows(csv, "distractor:distractor_half", result.noise_levels, result.distractor_half);
     add_csv_rows(csv, "distractor:whole_image", result.noise_levels, result.whole_image);
-    LineChart changes{"Prediction change under Gaussian noise (distractor data)", "noise standard deviation s",
-                      "mean L1 change of softmax", {}};
+    LineChart changes{"Prediction change under Gaussian noise (distractor data)",
+                      "noise standard deviation s",
+                      "mean L1 change of softmax",
+                      {}};
     changes.log_x = true;
     changes.series = {curve_series("item half (on-manifold)", result.noise_levels, result.item_half, false),
                       curve_series("glyph half (off-manifold)", result.noise_levels, result.distractor_half, false),
                       curve_series("whole image", result.noise_levels, result.whole_image, true)};
     write_svg((out / "distractor.svg").string(), changes);
-    LineChart relative{"Relative robustness R(s) = change(item half) / change(glyph half)", "noise standard deviation s",
-                       "R(s)", {{"R(s)", result.noise_levels, result.relative_robustness, {}, {}, false}}};
+    LineChart relative{"Relative robustness R(s) = change(item half) / change(glyph half)",
+                       "noise standard deviation s",
+                       "R(s)",
+                       {{"R(s)", result.noise_levels, result.relative_robustness, {}, {}, false}}};
     relative.log_x = true;
     write_svg((out / "relative_robustness.svg").string(), relative);
     written.push_back((out / "distractor.svg").string());
     written.push_back((out / "relative_robustness.svg").string());
 
-    std::printf("distractor data, %lld images: share of input-gradient energy on the item half %.3f (0.5 = no preference)\n",
-                static_cast<long long>(result.images), result.item_gradient_share);
+    std::printf(
+        "distractor data, %lld images: share of input-gradient energy on the item half %.3f (0.5 = no preference)\n",
+        static_cast<long long>(result.images), result.item_gradient_share);
     print_first_order(result.first_order, "item half", "glyph half");
     std::printf("  %10s %12s %12s %12s %10s\n", "s", "item half", "glyph half", "whole", "R(s)");
-    for (std::size_t l = 0; l < result.noise_levels.size(); l += std::max<std::size_t>(1, result.noise_levels.size() / 8)) {
+    for (std::size_t l = 0; l < result.noise_levels.size();
+         l += std::max<std::size_t>(1, result.noise_levels.size() / 8)) {
       std::printf("  %10.4g %12.4f %12.4f %12.4f %10.3g\n", result.noise_levels[l], result.item_half.mean[l],
                   result.distractor_half.mean[l], result.whole_image.mean[l], result.relative_robustness[l]);
     }
   }
 
   if (!bases.empty()) {
-    LineChart chart{"Prediction change along tangent (on) and normal (off) directions", "perturbation L2 norm eps",
-                    "mean L1 change of softmax", {}};
+    LineChart chart{"Prediction change along tangent (on) and normal (off) directions",
+                    "perturbation L2 norm eps",
+                    "mean L1 change of softmax",
+                    {}};
     chart.log_x = true;
     nlohmann::json tangent_json;
     const TangentComparison comparison =
@@ -144,10 +154,11 @@ void run_manifold(const ManifoldCommand& command) {
       const bool dashed = name == "local-pca";
       chart.series.push_back(curve_series(name + " on-manifold", result.eps, result.on_manifold, dashed));
       chart.series.push_back(curve_series(name + " off-manifold", result.eps, result.off_manifold, dashed));
-      std::printf("%s tangent spaces (k = %lld of D = %lld): tangent fraction of input gradients %.3f ± %.3f "
-                  "(random direction: %.3f)\n",
-                  name.c_str(), static_cast<long long>(result.tangent_dim), static_cast<long long>(result.input_dim),
-                  result.tangent_fraction, result.tangent_fraction_standard_error, result.random_baseline());
+      std::printf(
+          "%s tangent spaces (k = %lld of D = %lld): tangent fraction of input gradients %.3f ± %.3f "
+          "(random direction: %.3f)\n",
+          name.c_str(), static_cast<long long>(result.tangent_dim), static_cast<long long>(result.input_dim),
+          result.tangent_fraction, result.tangent_fraction_standard_error, result.random_baseline());
       print_first_order(result.first_order, "along", "across");
       std::printf("  %10s %14s %14s\n", "eps", "on-manifold", "off-manifold");
       for (std::size_t p = 0; p < result.eps.size(); ++p) {
@@ -156,8 +167,7 @@ void run_manifold(const ManifoldCommand& command) {
     }
     if (comparison.agreement) {
       // How far the two estimates of the tangent space agree, over the same images.
-      const double random_expectation =
-          static_cast<double>(pca_dim) / static_cast<double>(run.data.images[0].numel());
+      const double random_expectation = static_cast<double>(pca_dim) / static_cast<double>(run.data.images[0].numel());
       tangent_json["subspace_agreement"] = {{"vae_vs_local_pca", *comparison.agreement},
                                             {"random_expectation", random_expectation}};
       std::printf("VAE and local-PCA tangent spaces: agreement %.3f (1 = the same subspace; random: %.4f)\n",
@@ -180,22 +190,35 @@ void add_manifold_command(CLI::App& app) {
   auto command = std::make_shared<ManifoldCommand>();
   command->common.samples = 1000;
   command->common.batch_size = 64;
-  CLI::App* sub = app.add_subcommand("manifold", "On- and off-manifold sensitivity (distractor data, VAE and local-PCA tangent spaces)");
+  CLI::App* sub = app.add_subcommand(
+      "manifold", "On- and off-manifold sensitivity (distractor data, VAE and local-PCA tangent spaces)");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   sub->get_option("--batch-size")->description("Images per chunk (each model pass holds a few copies of each)");
   DistractorOptions& d = command->distractor;
-  sub->add_option("--noise-levels", d.noise_levels, "Distractor data: noise standard deviations, comma list (default {0} and 30 log-spaced in [0.01, 10])")
+  sub->add_option(
+         "--noise-levels", d.noise_levels,
+         "Distractor data: noise standard deviations, comma list (default {0} and 30 log-spaced in [0.01, 10])")
       ->delimiter(',');
-  sub->add_option("--noise-draws", d.draws, "Distractor data: noise draws per image and level")->check(kPositive)->capture_default_str();
+  sub->add_option("--noise-draws", d.draws, "Distractor data: noise draws per image and level")
+      ->check(kPositive)
+      ->capture_default_str();
   TangentOptions& t = command->tangent;
-  sub->add_option("--vae", command->vae, "VAE file (robustlens train-vae) whose decoder Jacobian gives the tangent spaces");
-  sub->add_option("--pca-neighbours", command->pca_neighbours, "Local PCA: nearest training images of the same class (0 = off)")
-      ->check(kNonNegative)->capture_default_str();
-  sub->add_option("--pca-dim", command->pca_dim, "Local PCA: tangent dimension k (0 = the VAE's latent dimension, else 16)")
-      ->check(kNonNegative)->capture_default_str();
-  sub->add_option("--eps", t.eps, "Tangent spaces: L2 lengths of the perturbations, comma list (default 9 log-spaced in [0.1, 10])")
+  sub->add_option("--vae", command->vae,
+                  "VAE file (robustlens train-vae) whose decoder Jacobian gives the tangent spaces");
+  sub->add_option("--pca-neighbours", command->pca_neighbours,
+                  "Local PCA: nearest training images of the same class (0 = off)")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  sub->add_option("--pca-dim", command->pca_dim,
+                  "Local PCA: tangent dimension k (0 = the VAE's latent dimension, else 16)")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  sub->add_option("--eps", t.eps,
+                  "Tangent spaces: L2 lengths of the perturbations, comma list (default 9 log-spaced in [0.1, 10])")
       ->delimiter(',');
-  sub->add_option("--draws", t.draws, "Tangent spaces: random directions per image")->check(kPositive)->capture_default_str();
+  sub->add_option("--draws", t.draws, "Tangent spaces: random directions per image")
+      ->check(kPositive)
+      ->capture_default_str();
   sub->callback([command] { run_manifold(*command); });
 }
 

@@ -33,7 +33,8 @@ std::string margins_csv(const MarginResult& result) {
         << s.with_lower_bounds.median_is_lower_bound << '\n';
   };
   for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
-    line(std::to_string(t), std::to_string(static_cast<std::int64_t>(t) * result.subspaces.step), result.per_subspace[t]);
+    line(std::to_string(t), std::to_string(static_cast<std::int64_t>(t) * result.subspaces.step),
+         result.per_subspace[t]);
   }
   if (result.full_space.margins.defined()) line("full", "", result.full_space);
   if (result.full_space_minimum.minimal.norms.defined()) {
@@ -52,7 +53,8 @@ LineChart margins_chart(const MarginResult& result, const std::string& title) {
     median.band_low.push_back(result.per_subspace[t].quartiles.q1);
     median.band_high.push_back(result.per_subspace[t].quartiles.q3);
   }
-  ChartSeries bounded{"median, pairs that did not flip counted at the norm reached (a lower bound)", {}, {}, {}, {}, true};
+  ChartSeries bounded{
+      "median, pairs that did not flip counted at the norm reached (a lower bound)", {}, {}, {}, {}, true};
   bool any_not_flipped = false;
   for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
     bounded.x.push_back(static_cast<double>(t));
@@ -63,11 +65,13 @@ LineChart margins_chart(const MarginResult& result, const std::string& title) {
   if (any_not_flipped) chart.series.push_back(bounded);
   if (result.full_space.margins.defined()) {
     const double full = result.full_space.quartiles.median;
-    chart.series.push_back({"full space, DeepFool (median)", {median.x.front(), median.x.back()}, {full, full}, {}, {}, true});
+    chart.series.push_back(
+        {"full space, DeepFool (median)", {median.x.front(), median.x.back()}, {full, full}, {}, {}, true});
   }
   if (result.full_space_minimum.minimal.norms.defined()) {
     const double full = result.full_space_minimum.quartiles.median;
-    chart.series.push_back({"full space, attack ensemble (median)", {median.x.front(), median.x.back()}, {full, full}, {}, {}, true});
+    chart.series.push_back(
+        {"full space, attack ensemble (median)", {median.x.front(), median.x.back()}, {full, full}, {}, {}, true});
   }
   return chart;
 }
@@ -79,18 +83,19 @@ void run_margins(MarginsCommand command) {
   Model& model = *run.model;
   const DctSubspaceSpec subspaces = parse_dct_subspace_spec(command.subspaces);
   command.margins.set_block(subspaces.block).set_step(subspaces.step);
-  const MarginOptions options = command.margins.set_full_space(!command.no_full_space).set_batch_size(common.batch_size);
+  const MarginOptions options =
+      command.margins.set_full_space(!command.no_full_space).set_batch_size(common.batch_size);
   const MarginResult result = analyse_margins(model, data, options, terminal_progress());
 
   const std::filesystem::path out(common.out);
   nlohmann::json record = run.record("margins", options.to_json(), common);
-  record["statistics_over"] = "quartiles_of_flipped: samples whose label flipped, not_flipped counts the others; "
-                              "with_lower_bounds: every sample, the others at the norm reached (a lower bound)";
+  record["statistics_over"] =
+      "quartiles_of_flipped: samples whose label flipped, not_flipped counts the others; "
+      "with_lower_bounds: every sample, the others at the norm reached (a lower bound)";
   record.update(result.to_json());
   write_json_file((out / "margins.json").string(), record);
   write_text_file((out / "margins.csv").string(), margins_csv(result));
-  write_svg((out / "margins.svg").string(),
-            margins_chart(result, "Margins in DCT subspaces: " + common.model));
+  write_svg((out / "margins.svg").string(), margins_chart(result, "Margins in DCT subspaces: " + common.model));
 
   std::printf("median margin per DCT subspace (K=%lld, T=%lld, %lld samples of %s):\n",
               static_cast<long long>(result.subspaces.block), static_cast<long long>(result.subspaces.step),
@@ -102,17 +107,20 @@ void run_margins(MarginsCommand command) {
   }
   std::printf("\n");
   if (not_flipped > 0) {
-    std::printf("counting the pairs that did not flip at the norm reached (>= marks a median that is only a lower bound):\n");
+    std::printf(
+        "counting the pairs that did not flip at the norm reached (>= marks a median that is only a lower bound):\n");
     for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
       const MarginsWithLowerBounds& b = result.per_subspace[t].with_lower_bounds;
       std::printf("%s%s%.3g", t == 0 ? "  " : " ", b.median_is_lower_bound ? ">=" : "", b.quartiles.median);
     }
     std::printf("\n");
   }
-  if (result.full_space.margins.defined()) std::printf("full space: %.3g (DeepFool)", result.full_space.quartiles.median);
+  if (result.full_space.margins.defined())
+    std::printf("full space: %.3g (DeepFool)", result.full_space.quartiles.median);
   if (result.full_space_minimum.minimal.norms.defined()) {
     const FullSpaceMinimum& minimum = result.full_space_minimum;
-    std::printf(", %.3g (minimum over the attack ensemble; found by %s)", minimum.quartiles.median, minimum.minimal.found_by_counts().dump().c_str());
+    std::printf(", %.3g (minimum over the attack ensemble; found by %s)", minimum.quartiles.median,
+                minimum.minimal.found_by_counts().dump().c_str());
     if (!minimum.warning.empty()) {
       std::printf("\nwarning: %s; the subspace margins are DeepFool's too: on this model read them as overestimates",
                   minimum.warning.c_str());
@@ -130,13 +138,16 @@ void run_margins(MarginsCommand command) {
 void add_margins_command(CLI::App& app) {
   auto command = std::make_shared<MarginsCommand>();
   command->common.samples = 100;
-  CLI::App* sub = app.add_subcommand("margins", "Decision-boundary distance in DCT frequency subspaces (Hold me tight!)");
+  CLI::App* sub =
+      app.add_subcommand("margins", "Decision-boundary distance in DCT frequency subspaces (Hold me tight!)");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
-  sub->add_option("--subspaces", command->subspaces, "auto (reference settings by image size) or dct:K:T")->capture_default_str();
+  sub->add_option("--subspaces", command->subspaces, "auto (reference settings by image size) or dct:K:T")
+      ->capture_default_str();
   add_deepfool_options(*sub, command->margins.deepfool);
   sub->add_flag("--no-full-space", command->no_full_space, "Skip the unconstrained (full-space) margin");
-  add_ensemble_options(*sub, command->margins.ensemble, command->margins.ensemble_options,
-                       "full space only: DeepFool, FMN, PGD bisection, a long FMN on the images none fooled; DeepFool alone without it");
+  add_ensemble_options(
+      *sub, command->margins.ensemble, command->margins.ensemble_options,
+      "full space only: DeepFool, FMN, PGD bisection, a long FMN on the images none fooled; DeepFool alone without it");
   sub->callback([command] { run_margins(*command); });
 }
 

@@ -64,7 +64,9 @@ void run_spectral(SpectralCommand command) {
   Model& model = *run.model;
   const std::int64_t bands = command.importance.bands;
   const SpectralImportanceOptions options =
-      command.importance.set_batch_size(common.batch_size).set_seed(common.seed).set_examples(example_coalitions(bands), std::min<std::int64_t>(4, run.data.size()));
+      command.importance.set_batch_size(common.batch_size)
+          .set_seed(common.seed)
+          .set_examples(example_coalitions(bands), std::min<std::int64_t>(4, run.data.size()));
   const SpectralSnrOptions snr_options = SpectralSnrOptions()
                                              .set_perturbations(perturbations)
                                              .set_bands(bands)
@@ -90,9 +92,12 @@ void run_spectral(SpectralCommand command) {
   std::ostringstream note;
   note.precision(3);
   note << "spectral robustness score " << result.overall.score << " (beta " << options.beta << ")";
-  write_svg((out / "psi.svg").string(), BarChart{"Spectral importance: " + common.model, "Fourier band (0 = lowest, holds DC)",
-                                                 "share of predictive power (psi)", band_names(bands),
-                                                 {{"", result.overall.psi}}, note.str()});
+  write_svg((out / "psi.svg").string(), BarChart{"Spectral importance: " + common.model,
+                                                 "Fourier band (0 = lowest, holds DC)",
+                                                 "share of predictive power (psi)",
+                                                 band_names(bands),
+                                                 {{"", result.overall.psi}},
+                                                 note.str()});
   if (!curves.empty()) {
     LineChart chart{"Spectral SNR of perturbations", "Fourier band (0 = lowest)", "SNR (dB, mean over images)", {}};
     for (const SpectralSnrCurve& curve : curves) {
@@ -112,16 +117,18 @@ void run_spectral(SpectralCommand command) {
   std::printf("\n");
   print_row("phi (nats)", result.overall.phi, "%8.3f");
   print_row("psi", result.overall.psi, "%8.3f");
-  for (const ClassSpectralImportance& c : result.per_class) print_row(("psi " + c.name).c_str(), c.importance.psi, "%8.3f");
-  for (const SpectralSnrCurve& curve : curves) print_row(("SNR dB " + curve.perturbation).c_str(), curve.snr_db, "%8.1f");
-  std::printf("spectral robustness score %.4f, signed %+.4f (beta %.3g; 0 = uniform psi, > 0 low bands, < 0 high "
-              "bands); v(empty) %.4f, v(all) %.4f\n",
-              result.overall.score, result.overall.signed_score, options.beta, result.overall.coalition_values.front(),
-              result.overall.coalition_values.back());
+  for (const ClassSpectralImportance& c : result.per_class)
+    print_row(("psi " + c.name).c_str(), c.importance.psi, "%8.3f");
+  for (const SpectralSnrCurve& curve : curves)
+    print_row(("SNR dB " + curve.perturbation).c_str(), curve.snr_db, "%8.1f");
+  std::printf(
+      "spectral robustness score %.4f, signed %+.4f (beta %.3g; 0 = uniform psi, > 0 low bands, < 0 high "
+      "bands); v(empty) %.4f, v(all) %.4f\n",
+      result.overall.score, result.overall.signed_score, options.beta, result.overall.coalition_values.front(),
+      result.overall.coalition_values.back());
   for (const ClassSpectralImportance& c : result.per_class) {
     std::printf("  class %-16s score %.4f, signed %+.4f over %lld images\n", c.name.c_str(), c.importance.score,
-                c.importance.signed_score,
-                static_cast<long long>(c.images));
+                c.importance.signed_score, static_cast<long long>(c.images));
   }
   std::printf("results in %s, %s%s, %s\n", (out / "spectral.json").c_str(), (out / "psi.svg").c_str(),
               curves.empty() ? "" : (", " + (out / "snr.svg").string()).c_str(), (out / "coalitions.png").c_str());
@@ -133,21 +140,33 @@ void add_spectral_command(CLI::App& app) {
   auto command = std::make_shared<SpectralCommand>();
   command->common.samples = 256;
   command->common.batch_size = 512;  // forward-only: coalitions are stacked up to this
-  CLI::App* sub = app.add_subcommand("spectral", "Spectral importance of Fourier bands (I-ASIDE) and spectral SNR of perturbations");
+  CLI::App* sub = app.add_subcommand(
+      "spectral", "Spectral importance of Fourier bands (I-ASIDE) and spectral SNR of perturbations");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   SpectralImportanceOptions& o = command->importance;
-  sub->add_option("--bands", o.bands, "Number of Fourier bands M (2^M coalitions are evaluated)")->check(CLI::Range(2, 12))->capture_default_str();
-  sub->add_option("--beta", o.beta, "Decay of the score's reference weights beta^k")->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  sub->add_option("--fill", o.fill, "What replaces the bands outside a coalition")->check(CLI::IsMember({"donor", "zero", "noise"}))->capture_default_str();
-  sub->add_option("--output", o.output, "reference: modulus + min-max over the images (the reference code); real: real part clipped to [0,1]")
+  sub->add_option("--bands", o.bands, "Number of Fourier bands M (2^M coalitions are evaluated)")
+      ->check(CLI::Range(2, 12))
+      ->capture_default_str();
+  sub->add_option("--beta", o.beta, "Decay of the score's reference weights beta^k")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  sub->add_option("--fill", o.fill, "What replaces the bands outside a coalition")
+      ->check(CLI::IsMember({"donor", "zero", "noise"}))
+      ->capture_default_str();
+  sub->add_option("--output", o.output,
+                  "reference: modulus + min-max over the images (the reference code); real: real part clipped to [0,1]")
       ->check(CLI::IsMember({"reference", "real"}))
       ->capture_default_str();
   sub->add_flag("--circular", o.circular, "Circular rings instead of the reference's square rings");
   sub->add_flag("--per-class", o.per_class, "Also the Shapley values of each class's images alone");
-  sub->add_option("--snr", command->snr, "Perturbations whose spectral SNR is measured: gaussian:SIGMA, fgsm-l2|fgsm-linf|pgd-l2|pgd-linf:EPS, or none")
+  sub->add_option(
+         "--snr", command->snr,
+         "Perturbations whose spectral SNR is measured: gaussian:SIGMA, fgsm-l2|fgsm-linf|pgd-l2|pgd-linf:EPS, or none")
       ->delimiter(',')
       ->capture_default_str();
-  sub->add_option("--pgd-steps", command->pgd_steps, "PGD steps for the SNR perturbations")->check(kPositive)->capture_default_str();
+  sub->add_option("--pgd-steps", command->pgd_steps, "PGD steps for the SNR perturbations")
+      ->check(kPositive)
+      ->capture_default_str();
   sub->callback([command] { run_spectral(*command); });
 }
 

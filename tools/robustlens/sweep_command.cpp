@@ -140,13 +140,16 @@ void run_sweep(const SweepCommand& command) {
   const Dataset analysed = select_data(test_data, analysis_selection, &analysis_indices);
 
   std::unique_ptr<Vae> vae = command.vae.empty() ? nullptr : load_vae_for(command.vae, analysed, device);
-  std::unique_ptr<Denoiser> denoiser = command.denoiser.empty() ? nullptr : load_denoiser_for(command.denoiser, analysed, device);
-  RL_CHECK(vae || command.pca_neighbours > 0, "the sweep needs tangent spaces: give --vae or keep --pca-neighbours > 0");
+  std::unique_ptr<Denoiser> denoiser =
+      command.denoiser.empty() ? nullptr : load_denoiser_for(command.denoiser, analysed, device);
+  RL_CHECK(vae || command.pca_neighbours > 0,
+           "the sweep needs tangent spaces: give --vae or keep --pca-neighbours > 0");
   const std::int64_t pca_dim = command.pca_dim > 0 ? command.pca_dim : vae ? vae->spec().latent_dim : 16;
   const Dataset reference = vae ? Dataset() : load_data(common, "train");
   const std::string tangent_source = vae ? "vae" : "local-pca";
   const TangentBasis basis = [&](const at::Tensor& images, const at::Tensor& labels) {
-    return vae ? vae_tangent_basis(*vae, images) : local_pca_basis(images, labels, reference, command.pca_neighbours, pca_dim);
+    return vae ? vae_tangent_basis(*vae, images)
+               : local_pca_basis(images, labels, reference, command.pca_neighbours, pca_dim);
   };
   SweepMeasureOptions measure_options = command.measures;
   const AlignmentFlags& flags = command.alignment;
@@ -179,13 +182,19 @@ void run_sweep(const SweepCommand& command) {
       "first-order sensitivities per direction (RMS directional derivative of log p(predicted class)) on the " +
       (has_mask ? std::string("distractor halves (item half on, glyph half off the manifold)")
                 : tangent_source + " tangent spaces (on) and their complements (off)");
-  nlohmann::json options_json = {{"objective", command.objective}, {"strengths", strengths}, {"seeds", command.seeds},
+  nlohmann::json options_json = {{"objective", command.objective},
+                                 {"strengths", strengths},
+                                 {"seeds", command.seeds},
                                  {"architecture", spec.resolved().to_json()},
-                                 {"tangent_source", tangent_source}, {"vae", command.vae}, {"denoiser", command.denoiser},
-                                 {"pca_neighbours", command.pca_neighbours}, {"pca_dim", pca_dim},
+                                 {"tangent_source", tangent_source},
+                                 {"vae", command.vae},
+                                 {"denoiser", command.denoiser},
+                                 {"pca_neighbours", command.pca_neighbours},
+                                 {"pca_dim", pca_dim},
                                  {"measures", measure_options.to_json()},
                                  {"analysis_samples", command.analysis_samples},
-                                 {"regime_rule", robustness_regime_rule()}, {"regime_measure", regime_measure}};
+                                 {"regime_rule", robustness_regime_rule()},
+                                 {"regime_measure", regime_measure}};
   nlohmann::json record = run_record("sweep", options_json, common);
   record["train_data"] = train_data.summary();
   record["analysed_data"] = analysed.summary();
@@ -203,16 +212,21 @@ void run_sweep(const SweepCommand& command) {
   for (std::size_t i = 0; i < strengths.size(); ++i) {
     StrengthSummary summary;
     for (std::int64_t j = 0; j < command.seeds; ++j) {
-      const std::filesystem::path folder = command.seeds == 1 ? out / ("strength-" + std::to_string(i))
-                                                              : out / ("strength-" + std::to_string(i)) / ("seed-" + std::to_string(j));
+      const std::filesystem::path folder =
+          command.seeds == 1 ? out / ("strength-" + std::to_string(i))
+                             : out / ("strength-" + std::to_string(i)) / ("seed-" + std::to_string(j));
       const std::uint64_t seed = model_seed(common.seed, j);
       TrainOptions options = command.training.for_architecture(spec.resolved());
       options.set_objective(objective_at_strength(command.training.objective, command.objective, strengths[i]))
-          .set_seed(seed).set_transform(common.transform).set_out_dir(folder.string()).set_resume(!command.restart)
+          .set_seed(seed)
+          .set_transform(common.transform)
+          .set_out_dir(folder.string())
+          .set_resume(!command.restart)
           .set_eval_batch_size(1000);
-      std::printf("[%zu/%zu] %s strength %.4g%s -> %s\n", i + 1, strengths.size(), command.objective.c_str(), strengths[i],
-                  command.seeds == 1 ? "" : (", seed " + std::to_string(j + 1) + "/" + std::to_string(command.seeds)).c_str(),
-                  folder.c_str());
+      std::printf(
+          "[%zu/%zu] %s strength %.4g%s -> %s\n", i + 1, strengths.size(), command.objective.c_str(), strengths[i],
+          command.seeds == 1 ? "" : (", seed " + std::to_string(j + 1) + "/" + std::to_string(command.seeds)).c_str(),
+          folder.c_str());
       std::fflush(stdout);
       std::optional<BuiltinModel> built;
       // The initial weights, as in `robustlens train --seed`.
@@ -262,8 +276,12 @@ void run_sweep(const SweepCommand& command) {
       if (measured.alignment) std::printf("  alignment %.4f", measured.alignment->summary().mean_cosine);
       std::printf("  (training %.0f s, measures %.0f s)\n", train_seconds, measured.seconds);
       nlohmann::json entry = measured.to_json();
-      entry.update({{"strength", strengths[i]}, {"seed", seed}, {"folder", folder.string()}, {"recipe", options.to_json()},
-                    {"test_accuracy", trained.epochs.back().test_accuracy}, {"train_seconds", train_seconds},
+      entry.update({{"strength", strengths[i]},
+                    {"seed", seed},
+                    {"folder", folder.string()},
+                    {"recipe", options.to_json()},
+                    {"test_accuracy", trained.epochs.back().test_accuracy},
+                    {"train_seconds", train_seconds},
                     {"resumed_after_epoch", trained.resumed_after_epoch}});
       record["models"].push_back(entry);
     }
@@ -280,7 +298,8 @@ void run_sweep(const SweepCommand& command) {
     for (const StrengthSummary& summary : summaries) values.push_back(summary.mean(measure));
     return values;
   };
-  const std::vector<double> accuracy = column("test_accuracy"), on = column("on_manifold"), off = column("off_manifold");
+  const std::vector<double> accuracy = column("test_accuracy"), on = column("on_manifold"),
+                            off = column("off_manifold");
   const std::vector<double> first_on = column("first_order_on"), first_off = column("first_order_off");
   const std::vector<double> ratio = column("off_to_on_ratio");
   const std::vector<double> cosine = denoiser ? column("alignment_cosine") : std::vector<double>();
@@ -308,14 +327,15 @@ void run_sweep(const SweepCommand& command) {
     correlation = alignment_robustness_correlation(model_alignment, model_sensitivity,
                                                    derive_seed(common.seed, kBootstrapStream));
     nlohmann::json json = correlation->to_json();
-    json["between"] = "alignment (" + alignment_pairing_name(alignment_options.pairing) + " pairing, mean cosine at sigma " +
-                      format_number(alignment_options.summary_sigma) +
-                      ") and off-manifold robustness (minus the off-manifold first-order sensitivity), over every model";
+    json["between"] =
+        "alignment (" + alignment_pairing_name(alignment_options.pairing) + " pairing, mean cosine at sigma " +
+        format_number(alignment_options.summary_sigma) +
+        ") and off-manifold robustness (minus the off-manifold first-order sensitivity), over every model";
     record["alignment_robustness_correlation"] = json;
   } else if (denoiser) {
     record["alignment_robustness_correlation"] = {
-        {"spearman", nullptr}, {"why", "a rank correlation needs at least 3 models; the sweep has " +
-                                          std::to_string(model_alignment.size())}};
+        {"spearman", nullptr},
+        {"why", "a rank correlation needs at least 3 models; the sweep has " + std::to_string(model_alignment.size())}};
   }
 
   const auto scaled = [](const std::vector<double>& values, double by) {
@@ -351,16 +371,23 @@ void run_sweep(const SweepCommand& command) {
   chart.series.push_back(relative("first_order_off", first_off));
   chart.series.back().name = "off-manifold first-order sensitivity, " + first_order_source + " (rel.)";
   chart.series.push_back(relative("on_manifold", on));
-  chart.series.back().name = "on-manifold change at eps " + format_number(measure_options.eps) + ", " + tangent_source + " (rel.)";
+  chart.series.back().name =
+      "on-manifold change at eps " + format_number(measure_options.eps) + ", " + tangent_source + " (rel.)";
   chart.series.back().dashed = true;
   chart.series.push_back(relative("off_manifold", off));
-  chart.series.back().name = "off-manifold change at eps " + format_number(measure_options.eps) + ", " + tangent_source + " (rel.)";
+  chart.series.back().name =
+      "off-manifold change at eps " + format_number(measure_options.eps) + ", " + tangent_source + " (rel.)";
   chart.series.back().dashed = true;
   if (denoiser) {
     // Relative to its largest value, so that its shape shows on the chart's scale.
     const double peak = *std::max_element(cosine.begin(), cosine.end());
-    chart.series.push_back({peak > 0 ? "alignment, cosine (rel. to its max " + format_number(peak) + ")" : "alignment, cosine",
-                            strengths, peak > 0 ? scaled(cosine, peak) : cosine, {}, {}, false});
+    chart.series.push_back(
+        {peak > 0 ? "alignment, cosine (rel. to its max " + format_number(peak) + ")" : "alignment, cosine",
+         strengths,
+         peak > 0 ? scaled(cosine, peak) : cosine,
+         {},
+         {},
+         false});
   }
   if (has_mask) {
     chart.series.push_back(relative("item_half", item_half));
@@ -403,21 +430,23 @@ void run_sweep(const SweepCommand& command) {
     return values.empty() ? std::string("-") : format_number(values[i]);
   };
   for (std::size_t i = 0; i < strengths.size(); ++i) {
-    std::printf("%12.4g %9.2f%% %11.4g %11.4g %8.3g %11.4f %11.4f %11s %11s %10s  %s\n", strengths[i], 100 * accuracy[i],
-                first_on[i], first_off[i], ratio[i], on[i], off[i], cell(item_half, i).c_str(), cell(glyph_half, i).c_str(),
-                cell(cosine, i).c_str(), regimes[i].c_str());
+    std::printf("%12.4g %9.2f%% %11.4g %11.4g %8.3g %11.4f %11.4f %11s %11s %10s  %s\n", strengths[i],
+                100 * accuracy[i], first_on[i], first_off[i], ratio[i], on[i], off[i], cell(item_half, i).c_str(),
+                cell(glyph_half, i).c_str(), cell(cosine, i).c_str(), regimes[i].c_str());
   }
-  std::printf("%sregimes from the %s\n", command.seeds > 1 ? ("means over " + std::to_string(command.seeds) + " seeds; ").c_str() : "",
+  std::printf("%sregimes from the %s\n",
+              command.seeds > 1 ? ("means over " + std::to_string(command.seeds) + " seeds; ").c_str() : "",
               regime_measure.c_str());
   if (denoiser && !correlation) {
     std::printf("no correlation of alignment with off-manifold robustness: %zu models, at least 3 needed\n",
                 model_alignment.size());
   }
   if (correlation) {
-    std::printf("Spearman correlation of alignment with off-manifold robustness over %lld models: %.3f "
-                "(%.0f%% bootstrap interval [%.3f, %.3f])\n",
-                static_cast<long long>(correlation->pairs), correlation->spearman, 100 * correlation->confidence,
-                correlation->low, correlation->high);
+    std::printf(
+        "Spearman correlation of alignment with off-manifold robustness over %lld models: %.3f "
+        "(%.0f%% bootstrap interval [%.3f, %.3f])\n",
+        static_cast<long long>(correlation->pairs), correlation->spearman, 100 * correlation->confidence,
+        correlation->low, correlation->high);
   }
   std::printf("results in %s, %s, %s, %s\n", (out / "sweep.json").c_str(), (out / "sweep.csv").c_str(),
               (out / "sweep.svg").c_str(), (out / "gradients.png").c_str());
@@ -428,34 +457,50 @@ void run_sweep(const SweepCommand& command) {
 void add_sweep_command(CLI::App& app) {
   auto command = std::make_shared<SweepCommand>();
   command->training.set_epochs(2);
-  CLI::App* sub = app.add_subcommand("sweep", "Train one model per robust-training strength and measure manifold robustness and gradient alignment");
+  CLI::App* sub = app.add_subcommand(
+      "sweep", "Train one model per robust-training strength and measure manifold robustness and gradient alignment");
   add_common_options(*sub, command->common, kData | kSamples | kRuntime | kOut);
   sub->get_option("--samples")->description("Train on a random subset of this many training images (0 = all)");
-  sub->get_option("--out")->description("Output folder (default runs/sweep-OBJECTIVE); each model's checkpoint there is resumed");
+  sub->get_option("--out")->description(
+      "Output folder (default runs/sweep-OBJECTIVE); each model's checkpoint there is resumed");
   add_training_options(*sub, command->architecture, command->training, false);
   sub->add_option("--objective", command->objective, "Robust objective whose strength is swept (lambda, sigma or eps)")
-      ->check(CLI::IsMember({"gradnorm", "noise", "pgd-l2"}))->capture_default_str();
-  sub->add_option("--pgd-steps", command->training.objective.pgd_steps, "pgd-l2: attack steps (step length 2·eps/steps)")
-      ->check(kPositive)->capture_default_str();
-  sub->add_option("--strengths", command->strengths, "Strengths, comma list (else --min, --max, --count log-spaced)")->delimiter(',');
+      ->check(CLI::IsMember({"gradnorm", "noise", "pgd-l2"}))
+      ->capture_default_str();
+  sub->add_option("--pgd-steps", command->training.objective.pgd_steps,
+                  "pgd-l2: attack steps (step length 2·eps/steps)")
+      ->check(kPositive)
+      ->capture_default_str();
+  sub->add_option("--strengths", command->strengths, "Strengths, comma list (else --min, --max, --count log-spaced)")
+      ->delimiter(',');
   sub->add_option("--min", command->min_strength, "Smallest strength");
   sub->add_option("--max", command->max_strength, "Largest strength");
   sub->add_option("--count", command->count, "Number of strengths")->capture_default_str();
-  sub->add_option("--analysis-samples", command->analysis_samples, "Test images the analyses use")->capture_default_str();
+  sub->add_option("--analysis-samples", command->analysis_samples, "Test images the analyses use")
+      ->capture_default_str();
   sub->add_option("--analysis-batch-size", command->measures.batch_size, "Images per chunk of the analyses")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   sub->add_option("--vae", command->vae, "VAE file for the tangent spaces (else local PCA)");
   sub->add_option("--pca-neighbours", command->pca_neighbours, "Local PCA: nearest training images of the same class")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
   sub->add_option("--pca-dim", command->pca_dim, "Local PCA: tangent dimension (0 = the VAE's, else 16)")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
   sub->add_option("--denoiser", command->denoiser, "Denoiser file for the alignment (robustlens train-denoiser)");
   add_alignment_flags(*sub, command->alignment);
-  sub->add_option("--eps", command->measures.eps, "L2 length of the on/off-manifold perturbations (small: the change is not saturated)")->capture_default_str();
-  sub->add_option("--noise", command->measures.noise, "Distractor data: noise standard deviation on each half")->capture_default_str();
-  sub->add_option("--draws", command->measures.draws, "Random directions (noise draws) per image")->check(kPositive)->capture_default_str();
+  sub->add_option("--eps", command->measures.eps,
+                  "L2 length of the on/off-manifold perturbations (small: the change is not saturated)")
+      ->capture_default_str();
+  sub->add_option("--noise", command->measures.noise, "Distractor data: noise standard deviation on each half")
+      ->capture_default_str();
+  sub->add_option("--draws", command->measures.draws, "Random directions (noise draws) per image")
+      ->check(kPositive)
+      ->capture_default_str();
   sub->add_option("--seeds", command->seeds, "Models per strength (training seeds); the measures are their means")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   sub->add_flag("--restart", command->restart, "Ignore existing checkpoints and retrain every model");
   sub->callback([command] { run_sweep(*command); });
 }

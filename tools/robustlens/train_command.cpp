@@ -37,14 +37,16 @@ void run_train(const TrainCommand& command) {
   BuiltinModel& model = *built;
   model.to(device);
   TrainOptions options = command.training.for_architecture(model.spec());
-  options.set_seed(common.seed).set_transform(common.transform).set_out_dir(common.out).set_resume(!command.restart).set_eval_batch_size(1000);
+  options.set_seed(common.seed)
+      .set_transform(common.transform)
+      .set_out_dir(common.out)
+      .set_resume(!command.restart)
+      .set_eval_batch_size(1000);
 
   std::printf("training %s (%s) on %s: %lld images, %lld epochs, objective %s, device %s\n", spec.name.c_str(),
-              model.spec().to_json().dump().c_str(), train_data.name.c_str(),
-              static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
-              options.objective.to_json().dump().c_str(), device.str().c_str());
-  const TrainResult result = train_model(model, train_data, test_data, options, terminal_progress(),
-                                         print_epoch);
+              model.spec().to_json().dump().c_str(), train_data.name.c_str(), static_cast<long long>(train_data.size()),
+              static_cast<long long>(options.epochs), options.objective.to_json().dump().c_str(), device.str().c_str());
+  const TrainResult result = train_model(model, train_data, test_data, options, terminal_progress(), print_epoch);
   const std::string checkpoint = (std::filesystem::path(common.out) / "checkpoint.pt").string();
   if (result.resumed_after_epoch == options.epochs) {
     std::printf("all %lld epochs were already trained in %s; nothing retrained\n",
@@ -55,7 +57,8 @@ void run_train(const TrainCommand& command) {
   }
   const std::string model_path = (std::filesystem::path(common.out) / "model.pt").string();
   model.save(model_path);
-  nlohmann::json log = run_record("train", {{"architecture", model.spec().to_json()}, {"recipe", options.to_json()}}, common);
+  nlohmann::json log =
+      run_record("train", {{"architecture", model.spec().to_json()}, {"recipe", options.to_json()}}, common);
   log["train_data"] = train_data.summary();
   log["test_data"] = test_data.summary();
   log["result"] = result.to_json();
@@ -69,61 +72,90 @@ void run_train(const TrainCommand& command) {
 void print_epoch(const EpochRecord& r) {
   char gamma[32] = "";
   if (r.latent_gamma > 0) std::snprintf(gamma, sizeof gamma, "  gamma %.4g", r.latent_gamma);
-  std::printf("epoch %lld  lr %.4g%s  loss %.4f  train %.2f%%  test %.2f%%  (%.1f s)\n", static_cast<long long>(r.epoch),
-              r.learning_rate, gamma, r.train_loss, 100 * r.train_accuracy, 100 * r.test_accuracy, r.seconds);
+  std::printf("epoch %lld  lr %.4g%s  loss %.4f  train %.2f%%  test %.2f%%  (%.1f s)\n",
+              static_cast<long long>(r.epoch), r.learning_rate, gamma, r.train_loss, 100 * r.train_accuracy,
+              100 * r.test_accuracy, r.seconds);
   std::fflush(stdout);
 }
 
 void add_training_options(CLI::App& command, ArchitectureSpec& arch, TrainOptions& t, bool with_objective) {
-  command.add_option("--arch", arch.name, "Architecture")->check(CLI::IsMember({"mlp", "lenet", "resnet"}))->capture_default_str();
-  command.add_option("--width", arch.width, "Width (0 = architecture default: mlp 256 units, lenet 16 channels, resnet 16)")
-      ->check(kNonNegative)->capture_default_str();
+  command.add_option("--arch", arch.name, "Architecture")
+      ->check(CLI::IsMember({"mlp", "lenet", "resnet"}))
+      ->capture_default_str();
+  command
+      .add_option("--width", arch.width,
+                  "Width (0 = architecture default: mlp 256 units, lenet 16 channels, resnet 16)")
+      ->check(kNonNegative)
+      ->capture_default_str();
   command.add_option("--depth", arch.depth, "Depth (0 = default: mlp 2 hidden layers, resnet 1 block per stage)")
-      ->check(kNonNegative)->capture_default_str();
-  command.add_option("--activation", arch.activation, "Activation")->check(CLI::IsMember({"relu", "softplus"}))->capture_default_str();
-  command.add_option("--head", arch.head,
-                     "Bottleneck variant: nopen (none), binenc (linear, penalised), linpen (linear), nonlinpen (SiLU), "
-                     "wide (binenc, 512 units)")
-      ->check(CLI::IsMember({"nopen", "binenc", "linpen", "nonlinpen", "wide"}))->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
+  command.add_option("--activation", arch.activation, "Activation")
+      ->check(CLI::IsMember({"relu", "softplus"}))
+      ->capture_default_str();
+  command
+      .add_option("--head", arch.head,
+                  "Bottleneck variant: nopen (none), binenc (linear, penalised), linpen (linear), nonlinpen (SiLU), "
+                  "wide (binenc, 512 units)")
+      ->check(CLI::IsMember({"nopen", "binenc", "linpen", "nonlinpen", "wide"}))
+      ->capture_default_str();
   command.add_option("--bottleneck", arch.bottleneck, "Bottleneck units P (0 = ceil(log2 K) + 2; wide: 512)")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
 
   command.add_option("--epochs", t.epochs, "Training epochs")->check(kPositive)->capture_default_str();
   command.add_option("--batch-size", t.batch_size, "Training batch size")->check(kPositive)->capture_default_str();
-  command.add_option("--optimizer", t.optimizer, "Optimiser")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
+  command.add_option("--optimizer", t.optimizer, "Optimiser")
+      ->check(CLI::IsMember({"sgd", "adamw"}))
+      ->capture_default_str();
   command.add_option("--lr", t.lr, "Peak learning rate")->check(kPositive)->capture_default_str();
   command.add_option("--momentum", t.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
   command.add_option("--weight-decay", t.weight_decay, "Weight decay")->check(kNonNegative)->capture_default_str();
   command.add_option("--schedule", t.schedule.kind, "Learning-rate schedule")
-      ->check(CLI::IsMember({"constant", "step", "cosine", "onecycle"}))->capture_default_str();
-  command.add_option("--lr-gamma", t.schedule.gamma, "step schedule: factor")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
+      ->check(CLI::IsMember({"constant", "step", "cosine", "onecycle"}))
+      ->capture_default_str();
+  command.add_option("--lr-gamma", t.schedule.gamma, "step schedule: factor")
+      ->check(CLI::Range(1e-9, 1.0))
+      ->capture_default_str();
   command.add_option("--lr-step-epochs", t.schedule.step_epochs, "step schedule: epochs between decays")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   command.add_option("--warmup", t.schedule.warmup, "onecycle schedule: fraction of steps spent rising")
-      ->check(CLI::Range(0.01, 0.99))->capture_default_str();
+      ->check(CLI::Range(0.01, 0.99))
+      ->capture_default_str();
   command.add_flag("--hold-output-lr", t.hold_output_lr,
                    "Keep the output layer at --lr while the schedule moves the other layers");
   LatentPenaltyOptions& penalty = t.latent_penalty;
   command.add_option("--gamma0", penalty.gamma0, "binenc/wide: latent penalty weight gamma in the first epoch")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   command.add_option("--gamma-factor", penalty.factor, "binenc/wide: gamma is multiplied by this after every epoch")
-      ->check(CLI::Range(1.0, 1e6))->capture_default_str();
+      ->check(CLI::Range(1.0, 1e6))
+      ->capture_default_str();
   command.add_option("--gamma-max", penalty.gamma_max, "binenc/wide: gamma stops growing here")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
 
   if (!with_objective) return;
   ObjectiveOptions& objective = t.objective;
   command.add_option("--objective", objective.kind, "Training objective")
-      ->check(CLI::IsMember({"standard", "pgd-l2", "pgd-linf", "noise", "gradnorm"}))->capture_default_str();
+      ->check(CLI::IsMember({"standard", "pgd-l2", "pgd-linf", "noise", "gradnorm"}))
+      ->capture_default_str();
   command.add_option("--eps", objective.eps, "pgd-*: radius of the attack ball in [0,1] pixel units")
-      ->check(kNonNegative)->capture_default_str();
-  command.add_option("--pgd-steps", objective.pgd_steps, "pgd-*: attack steps")->check(kPositive)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
+  command.add_option("--pgd-steps", objective.pgd_steps, "pgd-*: attack steps")
+      ->check(kPositive)
+      ->capture_default_str();
   command.add_option("--pgd-step-size", objective.pgd_step_size, "pgd-*: step length (0 = 2.5·eps/steps)")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
   command.add_option("--sigma", objective.sigma, "noise: standard deviation of the Gaussian noise")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
   command.add_option("--lambda", objective.lambda, "gradnorm: weight of mean ||grad_x CE||^2")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
 }
 
 void add_train_command(CLI::App& app) {

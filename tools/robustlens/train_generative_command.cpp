@@ -44,16 +44,18 @@ void run_train_vae(const TrainVaeCommand& command) {
   with_global_seed(common.seed, [&] { built.emplace(spec); });  // the initial weights
   Vae& vae = *built;
   vae.to(device);
-  std::printf("training a VAE (%s) on %s: %lld images, %lld epochs, beta %g, device %s\n", spec.to_json().dump().c_str(),
-              train_data.name.c_str(), static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
-              options.beta, device.str().c_str());
+  std::printf("training a VAE (%s) on %s: %lld images, %lld epochs, beta %g, device %s\n",
+              spec.to_json().dump().c_str(), train_data.name.c_str(), static_cast<long long>(train_data.size()),
+              static_cast<long long>(options.epochs), options.beta, device.str().c_str());
   std::fflush(stdout);
   const VaeTrainResult result =
       train_vae(vae, train_data, test_data, options, terminal_progress(), [&](const VaeEpochRecord& r) {
-        std::printf("epoch %lld  loss %.2f (reconstruction %.2f + %g·KL %.2f)  test %.2f (%.2f + %g·%.2f)  active dims %lld/%lld  (%.1f s)\n",
-                    static_cast<long long>(r.epoch), r.train_loss, r.train_reconstruction, options.beta, r.train_kl,
-                    r.test_loss, r.test_reconstruction, options.beta, r.test_kl, static_cast<long long>(r.active_dims),
-                    static_cast<long long>(spec.latent_dim), r.seconds);
+        std::printf(
+            "epoch %lld  loss %.2f (reconstruction %.2f + %g·KL %.2f)  test %.2f (%.2f + %g·%.2f)  active dims "
+            "%lld/%lld  (%.1f s)\n",
+            static_cast<long long>(r.epoch), r.train_loss, r.train_reconstruction, options.beta, r.train_kl,
+            r.test_loss, r.test_reconstruction, options.beta, r.test_kl, static_cast<long long>(r.active_dims),
+            static_cast<long long>(spec.latent_dim), r.seconds);
         std::fflush(stdout);
       });
   const std::string model_path = output_file(common, "vae.pt");
@@ -64,10 +66,11 @@ void run_train_vae(const TrainVaeCommand& command) {
   log["result"] = result.to_json();
   write_json_file(output_file(common, "train_log.json"), log);
   const VaeEpochRecord& last = result.epochs.back();
-  std::printf("test: reconstruction %.2f + KL %.2f = negative ELBO %.2f nats per image, %lld of %lld latent dimensions "
-              "active; VAE written to %s\n",
-              last.test_reconstruction, last.test_kl, last.test_reconstruction + last.test_kl,
-              static_cast<long long>(last.active_dims), static_cast<long long>(spec.latent_dim), model_path.c_str());
+  std::printf(
+      "test: reconstruction %.2f + KL %.2f = negative ELBO %.2f nats per image, %lld of %lld latent dimensions "
+      "active; VAE written to %s\n",
+      last.test_reconstruction, last.test_kl, last.test_reconstruction + last.test_kl,
+      static_cast<long long>(last.active_dims), static_cast<long long>(spec.latent_dim), model_path.c_str());
 }
 
 struct TrainDenoiserCommand {
@@ -80,8 +83,9 @@ struct TrainDenoiserCommand {
 /// The denoising-error table: the learned denoiser beside the trivial ones, per noise level.
 void print_denoising_errors(const DenoisingErrors& errors) {
   const auto cell = [](double value) { return format_number(value, "%.5f", "-"); };
-  std::printf("denoising error on %lld test images (MSE per pixel, [-1,1] units; Gaussians fitted to the training images):\n",
-              static_cast<long long>(errors.images));
+  std::printf(
+      "denoising error on %lld test images (MSE per pixel, [-1,1] units; Gaussians fitted to the training images):\n",
+      static_cast<long long>(errors.images));
   std::printf("%8s %12s %12s %12s %14s %14s\n", "sigma", "given y", "no label", "identity", "Gaussian/class",
               "Gaussian/all");
   for (std::size_t i = 0; i < errors.sigmas.size(); ++i) {
@@ -109,9 +113,9 @@ void run_train_denoiser(const TrainDenoiserCommand& command) {
   Denoiser& denoiser = *built;
   denoiser.to(device);
   std::printf("training %s denoiser (%s) on %s: %lld images, %lld epochs, sigma log-uniform in [%g, %g], device %s\n",
-              spec.conditional() ? "a class-conditional (label dropout to a 'no label' token)" : "an unconditional", spec.to_json().dump().c_str(),
-              train_data.name.c_str(), static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
-              options.sigma_min, options.sigma_max, device.str().c_str());
+              spec.conditional() ? "a class-conditional (label dropout to a 'no label' token)" : "an unconditional",
+              spec.to_json().dump().c_str(), train_data.name.c_str(), static_cast<long long>(train_data.size()),
+              static_cast<long long>(options.epochs), options.sigma_min, options.sigma_max, device.str().c_str());
   std::fflush(stdout);
   const DenoiserTrainResult result =
       train_denoiser(denoiser, train_data, test_data, options, terminal_progress(), [](const DenoiserEpochRecord& r) {
@@ -140,28 +144,35 @@ void add_train_vae_command(CLI::App& app) {
   sub->get_option("--out")->description("Output folder (default runs/vae): vae.pt, train_log.json");
   VaeSpec& spec = command->spec;
   sub->add_option("--latent-dim", spec.latent_dim, "Latent dimension k (the tangent spaces' dimension)")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   sub->add_option("--hidden", spec.hidden, "Units of each hidden layer of encoder and decoder")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   VaeTrainOptions& t = command->training;
   sub->add_option("--epochs", t.epochs, "Training epochs")->check(kPositive)->capture_default_str();
   sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(kPositive)->capture_default_str();
   sub->add_option("--lr", t.lr, "Adam learning rate")->check(kPositive)->capture_default_str();
-  sub->add_option("--beta", t.beta, "Weight of the KL term (1 = the ELBO; below 1 keeps more latent dimensions in use)")->check(kNonNegative)->capture_default_str();
+  sub->add_option("--beta", t.beta, "Weight of the KL term (1 = the ELBO; below 1 keeps more latent dimensions in use)")
+      ->check(kNonNegative)
+      ->capture_default_str();
   sub->callback([command] { run_train_vae(*command); });
 }
 
 void add_train_denoiser_command(CLI::App& app) {
   auto command = std::make_shared<TrainDenoiserCommand>();
-  CLI::App* sub = app.add_subcommand("train-denoiser", "Train the denoiser whose Tweedie score 'align' compares gradients with");
+  CLI::App* sub =
+      app.add_subcommand("train-denoiser", "Train the denoiser whose Tweedie score 'align' compares gradients with");
   add_common_options(*sub, command->common, kData | kSamples | kRuntime | kOut);
   sub->get_option("--samples")->description("Train on a random subset of this many training images (0 = all)");
   sub->get_option("--out")->description("Output folder (default runs/denoiser): denoiser.pt, train_log.json");
   DenoiserSpec& spec = command->spec;
   sub->add_option("--channels", spec.channels, "Feature maps at full and half resolution (twice as many at a quarter)")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   sub->add_option("--embedding-dim", spec.embedding_dim, "Width of the noise-level and class embedding")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   sub->add_flag("--unconditional", command->unconditional, "Ignore the labels: D(x; sigma) instead of D(x; sigma, y)");
   sub->add_option("--label-dropout", command->training.label_dropout,
                   "Share of training images whose label is replaced by a 'no label' token, so that one network gives "
@@ -172,7 +183,8 @@ void add_train_denoiser_command(CLI::App& app) {
   sub->add_option("--batch-size", t.batch_size, "Training batch size")->check(kPositive)->capture_default_str();
   sub->add_option("--lr", t.lr, "Adam peak learning rate (cosine decay to 0)")->check(kPositive)->capture_default_str();
   sub->add_option("--sigma-min", t.sigma_min, "Smallest training noise level ([-1,1] pixel units)")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   sub->add_option("--sigma-max", t.sigma_max, "Largest training noise level")->check(kPositive)->capture_default_str();
   sub->callback([command] { run_train_denoiser(*command); });
 }

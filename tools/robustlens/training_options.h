@@ -11,7 +11,8 @@ namespace robustlens::cli {
 
 /// --arch, --width, --depth, --activation, the optimiser and schedule options,
 /// and with `with_objective` --objective with its parameters (--eps, --sigma, ...).
-void add_training_options(CLI::App& command, ArchitectureSpec& architecture, TrainOptions& training, bool with_objective);
+void add_training_options(CLI::App& command, ArchitectureSpec& architecture, TrainOptions& training,
+                          bool with_objective);
 
 /// One line per finished epoch on stdout (flushed: runs are long).
 void print_epoch(const EpochRecord& record);

@@ -31,8 +31,10 @@ const std::vector<std::string> kUniversal{"upi-grad", "upi-pca", "universal-rand
 const std::vector<std::string> kAll{"upi-grad", "upi-pca", "universal-random", "per-image-random", "per-image-attack"};
 
 LineChart dissimilarity_chart(const UpiResult& result, const std::string& explainer) {
-  LineChart chart{"Interpretation dissimilarity (" + explainer + ")", "eps (L2, [0,1] pixels)",
-                  "mean relative L2 change of the map", {}};
+  LineChart chart{"Interpretation dissimilarity (" + explainer + ")",
+                  "eps (L2, [0,1] pixels)",
+                  "mean relative L2 change of the map",
+                  {}};
   chart.note = "random baselines: mean of draws, shaded ± one standard deviation; summary at eps " +
                format_number(result.summary_eps) + "; floor (random, eps " + format_number(result.floor_eps) + ") " +
                format_number(result.floor.at("universal-random").dissimilarity);
@@ -75,10 +77,12 @@ void write_map_figure(const std::filesystem::path& path, Model& model, const Dat
     std::vector<std::int64_t> first;
     for (std::int64_t i = 0; i < std::min<std::int64_t>(32, test.size()); ++i) first.push_back(i);
     return first;
-  }()), options.batch_size);
+  }()),
+                                             options.batch_size);
   const std::int64_t rows = std::min<std::int64_t>(6, shown.size());
   if (rows == 0) return;
-  const at::Tensor x = shown.images.slice(0, 0, rows).to(model.device()), y = shown.labels.slice(0, 0, rows).to(model.device());
+  const at::Tensor x = shown.images.slice(0, 0, rows).to(model.device()),
+                   y = shown.labels.slice(0, 0, rows).to(model.device());
   const at::Generator generator = make_generator(derive_seed(options.seed, kFigureStream));  // SmoothGrad's noise
   std::vector<at::Tensor> columns{interpretation_maps(model, x, y, options.attribution, generator).to(at::kCPU)};
   const auto& strongest = result.perturbations.back();
@@ -99,10 +103,12 @@ void write_map_figure(const std::filesystem::path& path, Model& model, const Dat
 
 void run_upi(UpiCommand command) {
   CommonOptions& common = command.common;
-  const UpiOptions options = command.upi.set_attribution(command.upi.attribution.set_method(parse_attribution_method(command.explainer))
-                                                             .set_softmax(!command.logit))
-                                 .set_batch_size(common.batch_size)
-                                 .set_seed(common.seed);
+  const UpiOptions options =
+      command.upi
+          .set_attribution(command.upi.attribution.set_method(parse_attribution_method(command.explainer))
+                               .set_softmax(!command.logit))
+          .set_batch_size(common.batch_size)
+          .set_seed(common.seed);
   options.check();
   RL_CHECK(command.attack_samples >= 1, "--attack-samples must be >= 1, got ", command.attack_samples);
   const AnalysisRun run = start_analysis(common, "upi");
@@ -114,15 +120,21 @@ void run_upi(UpiCommand command) {
   attack_selection.seed = common.seed + 1;  // a different draw when both splits are the same
   std::vector<std::int64_t> attack_indices;
   const Dataset attack = select_data(load_data(common, command.attack_split), attack_selection, &attack_indices);
-  RL_CHECK(command.attack_split != common.split || std::none_of(attack_indices.begin(), attack_indices.end(), [&](std::int64_t i) {
-             return std::find(run.indices.begin(), run.indices.end(), i) != run.indices.end();
-           }), "--attack-split and --split are both '", common.split, "' and their samples overlap; the test images must be unseen");
+  RL_CHECK(command.attack_split != common.split ||
+               std::none_of(attack_indices.begin(), attack_indices.end(),
+                            [&](std::int64_t i) {
+                              return std::find(run.indices.begin(), run.indices.end(), i) != run.indices.end();
+                            }),
+           "--attack-split and --split are both '", common.split,
+           "' and their samples overlap; the test images must be unseen");
 
   const UpiResult result = analyse_upi(model, attack, run.data, options, terminal_progress());
 
   const std::filesystem::path out(common.out);
   nlohmann::json options_json = options.to_json();
-  options_json.update({{"explainer", command.explainer}, {"attack_split", command.attack_split}, {"attack_samples", command.attack_samples}});
+  options_json.update({{"explainer", command.explainer},
+                       {"attack_split", command.attack_split},
+                       {"attack_samples", command.attack_samples}});
   nlohmann::json record = run.record("upi", options_json, common);
   record["attack_indices"] = attack_indices;
   record["scored_on"] = "correctly classified images only (attack and test)";
@@ -137,22 +149,24 @@ void run_upi(UpiCommand command) {
   write_svg((out / "dissimilarity.svg").string(), dissimilarity_chart(result, command.explainer));
   write_map_figure(out / "maps.png", model, run.data, result, options);
 
-  std::printf("UPI against %s maps: attack on %lld correctly classified %s images, scored on %lld unseen test images (top-k %lld)\n",
-              command.explainer.c_str(), static_cast<long long>(result.attack_images), command.attack_split.c_str(),
-              static_cast<long long>(result.test_images), static_cast<long long>(result.top_k));
+  std::printf(
+      "UPI against %s maps: attack on %lld correctly classified %s images, scored on %lld unseen test images (top-k "
+      "%lld)\n",
+      command.explainer.c_str(), static_cast<long long>(result.attack_images), command.attack_split.c_str(),
+      static_cast<long long>(result.test_images), static_cast<long long>(result.top_k));
   const auto print_rows = [](const std::map<std::string, UpiMetrics>& metrics) {
     for (const std::string& name : kAll) {
       if (!metrics.count(name)) continue;
       const UpiMetrics& m = metrics.at(name);
-      std::printf("  %-24s %14.4f %17.4f %11.3f %9.3f %12.1f%%", name.c_str(), m.dissimilarity, m.dissimilarity_unchanged,
-                  m.topk_intersection, m.spearman, 100 * m.fooling_rate);
+      std::printf("  %-24s %14.4f %17.4f %11.3f %9.3f %12.1f%%", name.c_str(), m.dissimilarity,
+                  m.dissimilarity_unchanged, m.topk_intersection, m.spearman, 100 * m.fooling_rate);
       if (m.draws > 1) std::printf("   (%lld draws, sd %.4f)", static_cast<long long>(m.draws), m.dissimilarity_spread);
       std::printf("\n");
     }
   };
   const auto print_header = [](const std::string& label) {
-    std::printf("%-26s %7s %17s %11s %9s %13s\n", label.c_str(), "dissimilarity", "of unchanged", "top-k kept", "spearman",
-                "fooling rate");
+    std::printf("%-26s %7s %17s %11s %9s %13s\n", label.c_str(), "dissimilarity", "of unchanged", "top-k kept",
+                "spearman", "fooling rate");
   };
   for (std::size_t e = 0; e < result.eps.size(); ++e) {
     print_header("eps " + format_number(result.eps[e]) + (e == result.summary_index ? " (summary)" : ""));
@@ -162,12 +176,13 @@ void run_upi(UpiCommand command) {
   print_rows(result.floor);
   const UpiMetrics& summary = result.metrics[result.summary_index].at(result.summary_method);
   const UpiMetrics& random = result.metrics[result.summary_index].at("universal-random");
-  std::printf("summary at eps %.4g (%s): %s changes the maps of the unchanged predictions by %.4f (random noise %.4f ± %.4f, "
-              "floor %.4f) and fools %.1f%% <- summary\n",
-              result.summary_eps, result.summary_eps_source.c_str(),
-              result.summary_method == "upi-grad" ? "UPI-Grad" : "UPI-PCA",
-              summary.dissimilarity_unchanged, random.dissimilarity_unchanged, random.dissimilarity_unchanged_spread,
-              result.floor.at("universal-random").dissimilarity, 100 * summary.fooling_rate);
+  std::printf(
+      "summary at eps %.4g (%s): %s changes the maps of the unchanged predictions by %.4f (random noise %.4f ± %.4f, "
+      "floor %.4f) and fools %.1f%% <- summary\n",
+      result.summary_eps, result.summary_eps_source.c_str(),
+      result.summary_method == "upi-grad" ? "UPI-Grad" : "UPI-PCA", summary.dissimilarity_unchanged,
+      random.dissimilarity_unchanged, random.dissimilarity_unchanged_spread,
+      result.floor.at("universal-random").dissimilarity, 100 * summary.fooling_rate);
   std::printf("results in %s, %s, %s, %s, %s\n", (out / "upi.json").c_str(), (out / "dissimilarity.svg").c_str(),
               (out / "perturbations.pt").c_str(), (out / "perturbations.png").c_str(), (out / "maps.png").c_str());
 }
@@ -180,27 +195,40 @@ void add_upi_command(CLI::App& app) {
   // Double backprop keeps large graphs: above 32 MiB per block glibc maps fresh
   // pages on every pass (ResNet at batch 128 ran 5× slower than at 32).
   command->common.batch_size = 32;
-  CLI::App* sub = app.add_subcommand("upi", "Universal perturbations of interpretations (UPI-Grad, UPI-PCA) and their baselines");
+  CLI::App* sub =
+      app.add_subcommand("upi", "Universal perturbations of interpretations (UPI-Grad, UPI-PCA) and their baselines");
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   UpiOptions& u = command->upi;
   add_attribution_options(*sub, u.attribution, command->explainer, "--explainer");
-  sub->add_flag("--logit", command->logit, "Explain the logit instead of the softmax probability (ReLU logit maps are piecewise constant)");
-  sub->add_option("--method", u.method, "Universal method(s)")->check(CLI::IsMember({"grad", "pca", "both"}))->capture_default_str();
+  sub->add_flag("--logit", command->logit,
+                "Explain the logit instead of the softmax probability (ReLU logit maps are piecewise constant)");
+  sub->add_option("--method", u.method, "Universal method(s)")
+      ->check(CLI::IsMember({"grad", "pca", "both"}))
+      ->capture_default_str();
   sub->add_option("--eps", u.eps, "L2 radii, comma list in [0,1] pixel units")->delimiter(',')->capture_default_str();
   sub->add_option("--attack-split", command->attack_split, "Split the perturbation is built on")
-      ->check(CLI::IsMember({"train", "test"}))->capture_default_str();
-  sub->add_option("--attack-samples", command->attack_samples, "Attack images drawn from --attack-split")->capture_default_str();
-  sub->add_option("--passes", u.passes, "UPI-Grad: passes over the attack images")->capture_default_str();
-  sub->add_option("--step-fraction", u.step_fraction, "UPI-Grad: first step as a fraction of eps (then /sqrt(1+pass))")->capture_default_str();
-  sub->add_option("--pca-noise", u.pca_noise, "UPI-PCA: L2 norm of the noise each attack image is moved by")->capture_default_str();
-  sub->add_option("--per-image-steps", u.per_image_steps, "Per-image map attack (baseline): steps")->capture_default_str();
-  sub->add_option("--summary-eps", u.summary_eps,
-                  "Radius of the summary (joins --eps); 0 = the median minimal perturbation of the correctly classified "
-                  "test images (attack ensemble, L2)")->capture_default_str();
-  sub->add_option("--floor-eps", u.floor_eps, "Radius of the floor: random noise near eps = 0")->capture_default_str();
-  sub->add_option("--random-draws", u.random_draws, "Draws of each random baseline, averaged (spread: their standard deviation)")
+      ->check(CLI::IsMember({"train", "test"}))
       ->capture_default_str();
-  sub->add_option("--surrogate-beta", u.surrogate_beta, "softplus beta of a smooth surrogate for the attack gradients of a ReLU built-in model (0 = off)")
+  sub->add_option("--attack-samples", command->attack_samples, "Attack images drawn from --attack-split")
+      ->capture_default_str();
+  sub->add_option("--passes", u.passes, "UPI-Grad: passes over the attack images")->capture_default_str();
+  sub->add_option("--step-fraction", u.step_fraction, "UPI-Grad: first step as a fraction of eps (then /sqrt(1+pass))")
+      ->capture_default_str();
+  sub->add_option("--pca-noise", u.pca_noise, "UPI-PCA: L2 norm of the noise each attack image is moved by")
+      ->capture_default_str();
+  sub->add_option("--per-image-steps", u.per_image_steps, "Per-image map attack (baseline): steps")
+      ->capture_default_str();
+  sub->add_option(
+         "--summary-eps", u.summary_eps,
+         "Radius of the summary (joins --eps); 0 = the median minimal perturbation of the correctly classified "
+         "test images (attack ensemble, L2)")
+      ->capture_default_str();
+  sub->add_option("--floor-eps", u.floor_eps, "Radius of the floor: random noise near eps = 0")->capture_default_str();
+  sub->add_option("--random-draws", u.random_draws,
+                  "Draws of each random baseline, averaged (spread: their standard deviation)")
+      ->capture_default_str();
+  sub->add_option("--surrogate-beta", u.surrogate_beta,
+                  "softplus beta of a smooth surrogate for the attack gradients of a ReLU built-in model (0 = off)")
       ->capture_default_str();
   sub->add_option("--top-k", u.top_k, "Top-k intersection: k (0 = 1000·HW/224², at least 10)")->capture_default_str();
   sub->add_flag("--clip", u.clip, "Keep perturbed images in [0,1]");
