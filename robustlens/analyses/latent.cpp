@@ -127,9 +127,9 @@ double auroc_or_nan(const at::Tensor& scores, const at::Tensor& positives) {
 }  // namespace
 
 void LatentOptions::check() const {
-  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
-  RL_CHECK(deepfool_samples >= 0, "--deepfool-samples must be >= 0, got ", deepfool_samples);
-  RL_CHECK(odin_temperature > 0, "--odin-temperature must be > 0, got ", odin_temperature);
+  RL_CHECK(batch_size >= 1, "LatentOptions.batch_size must be >= 1, got ", batch_size);
+  RL_CHECK(deepfool_samples >= 0, "LatentOptions.deepfool_samples must be >= 0, got ", deepfool_samples);
+  RL_CHECK(odin_temperature > 0, "LatentOptions.odin_temperature must be > 0, got ", odin_temperature);
   RL_CHECK(gmm_iterations >= 1, "GMM iterations must be >= 1, got ", gmm_iterations);
   RL_CHECK(gmm_tolerance >= 0, "GMM tolerance must be >= 0, got ", gmm_tolerance);
   RL_CHECK(covariance_regularisation > 0, "covariance regularisation must be > 0, got ", covariance_regularisation);

@@ -131,9 +131,9 @@ std::vector<double> DistractorOptions::default_noise_levels() {
 }
 
 void DistractorOptions::check() const {
-  check_levels(noise_levels, "--noise-levels");
-  RL_CHECK(draws >= 1, "--draws must be >= 1, got ", draws);
-  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+  check_levels(noise_levels, "DistractorOptions.noise_levels");
+  RL_CHECK(draws >= 1, "DistractorOptions.draws must be >= 1, got ", draws);
+  RL_CHECK(batch_size >= 1, "DistractorOptions.batch_size must be >= 1, got ", batch_size);
 }
 
 nlohmann::json DistractorOptions::to_json() const {
@@ -265,9 +265,9 @@ double subspace_agreement(const at::Tensor& basis_a, const at::Tensor& basis_b) 
 }
 
 void TangentOptions::check() const {
-  check_levels(eps, "--eps");
-  RL_CHECK(draws >= 1, "--draws must be >= 1, got ", draws);
-  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+  check_levels(eps, "TangentOptions.eps");
+  RL_CHECK(draws >= 1, "TangentOptions.draws must be >= 1, got ", draws);
+  RL_CHECK(batch_size >= 1, "TangentOptions.batch_size must be >= 1, got ", batch_size);
 }
 
 nlohmann::json TangentOptions::to_json() const {

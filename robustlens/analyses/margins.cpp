@@ -99,7 +99,7 @@ nlohmann::json MarginResult::to_json() const {
 
 MarginResult analyse_margins(Model& model, const Dataset& dataset, const MarginOptions& options,
                              const ProgressCallback& progress) {
-  RL_CHECK(options.batch_size >= 1, "--batch-size must be >= 1, got ", options.batch_size);
+  RL_CHECK(options.batch_size >= 1, "MarginOptions.batch_size must be >= 1, got ", options.batch_size);
   // Before the subspace DeepFool: bad ensemble options must not fail after minutes of work.
   if (options.full_space && options.ensemble) options.resolved_ensemble_options().check();
   model.set_training(false);

@@ -14,13 +14,15 @@ namespace robustlens {
 
 RobustnessOptions RobustnessOptions::resolved() const {
   RobustnessOptions o = *this;
-  RL_CHECK(o.attack == "pgd" || o.attack == "fgsm", "--attack: expected pgd or fgsm, got '", o.attack, "'");
+  RL_CHECK(o.attack == "pgd" || o.attack == "fgsm", "RobustnessOptions.attack: expected pgd or fgsm, got '", o.attack,
+           "'");
   if (o.eps.empty()) {
     o.eps = o.norm == Norm::l2 ? std::vector<double>{0.25, 0.5, 1.0, 2.0}
                                : std::vector<double>{1 / 255.0, 2 / 255.0, 4 / 255.0, 8 / 255.0};
   }
-  for (const double e : o.eps) RL_CHECK(e >= 0 && std::isfinite(e), "--eps values must be finite and >= 0, got ", e);
-  RL_CHECK(o.batch_size >= 1, "--batch-size must be >= 1, got ", o.batch_size);
+  for (const double e : o.eps)
+    RL_CHECK(e >= 0 && std::isfinite(e), "RobustnessOptions.eps values must be finite and >= 0, got ", e);
+  RL_CHECK(o.batch_size >= 1, "RobustnessOptions.batch_size must be >= 1, got ", o.batch_size);
   PgdOptions().set_steps(o.steps).set_step_size(o.step_size).set_restarts(o.restarts).resolved();  // checks
   o.deepfool_options.check();
   // DeepFool measures L2: with Linf it is reported on its own, outside the ensemble.

@@ -66,11 +66,12 @@ double spectral_robustness_score(const std::vector<double>& psi, double beta) {
 }
 
 void SpectralImportanceOptions::check() const {
-  RL_CHECK(bands >= 2 && bands <= 12, "--bands must lie in [2, 12] (2^M coalitions are evaluated), got ", bands);
-  RL_CHECK(beta > 0 && beta < 1, "--beta must lie in (0,1), got ", beta);
+  RL_CHECK(bands >= 2 && bands <= 12,
+           "SpectralImportanceOptions.bands must lie in [2, 12] (2^M coalitions are evaluated), got ", bands);
+  RL_CHECK(beta > 0 && beta < 1, "SpectralImportanceOptions.beta must lie in (0,1), got ", beta);
   parse_coalition_fill(fill);
   parse_coalition_output(output);
-  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+  RL_CHECK(batch_size >= 1, "SpectralImportanceOptions.batch_size must be >= 1, got ", batch_size);
   RL_CHECK(example_images >= 0, "example images must be >= 0, got ", example_images);
   for (const std::uint32_t members : example_coalitions) {
     RL_CHECK(members < (1u << bands), "example coalition ", members, " is not a subset of ", bands, " bands");
@@ -235,9 +236,9 @@ std::string SnrPerturbation::name() const {
 }
 
 void SpectralSnrOptions::check() const {
-  RL_CHECK(bands >= 1, "--bands must be >= 1, got ", bands);
-  RL_CHECK(pgd_steps >= 1, "--pgd-steps must be >= 1, got ", pgd_steps);
-  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+  RL_CHECK(bands >= 1, "SpectralSnrOptions.bands must be >= 1, got ", bands);
+  RL_CHECK(pgd_steps >= 1, "SpectralSnrOptions.pgd_steps must be >= 1, got ", pgd_steps);
+  RL_CHECK(batch_size >= 1, "SpectralSnrOptions.batch_size must be >= 1, got ", batch_size);
 }
 
 nlohmann::json SpectralSnrOptions::to_json() const {

@@ -63,11 +63,11 @@ at::Tensor delta_for(const at::Tensor& delta, std::int64_t start, std::int64_t e
 
 void UpiOptions::check() const {
   attribution.check();
-  RL_CHECK(!eps.empty(), "--eps: need at least one radius");
-  for (const double e : eps) RL_CHECK(std::isfinite(e) && e > 0, "--eps: radii must be > 0, got ", e);
-  RL_CHECK(method == "grad" || method == "pca" || method == "both", "--method: expected grad, pca or both, got '",
-           method, "'");
-  RL_CHECK(passes >= 1, "--passes must be >= 1, got ", passes);
+  RL_CHECK(!eps.empty(), "UpiOptions.eps: need at least one radius");
+  for (const double e : eps) RL_CHECK(std::isfinite(e) && e > 0, "UpiOptions.eps: radii must be > 0, got ", e);
+  RL_CHECK(method == "grad" || method == "pca" || method == "both",
+           "UpiOptions.method: expected grad, pca or both, got '", method, "'");
+  RL_CHECK(passes >= 1, "UpiOptions.passes must be >= 1, got ", passes);
   RL_CHECK(step_fraction > 0, "UPI-Grad step fraction must be > 0, got ", step_fraction);
   RL_CHECK(start_fraction > 0 && start_fraction <= 1, "UPI-Grad start fraction must lie in (0, 1], got ",
            start_fraction);
@@ -75,12 +75,12 @@ void UpiOptions::check() const {
   RL_CHECK(power_iterations >= 1, "power iterations must be >= 1, got ", power_iterations);
   RL_CHECK(per_image_steps >= 1, "per-image attack steps must be >= 1, got ", per_image_steps);
   RL_CHECK(std::isfinite(summary_eps) && summary_eps >= 0,
-           "--summary-eps must be >= 0 (0 = the median minimal perturbation), got ", summary_eps);
-  RL_CHECK(std::isfinite(floor_eps) && floor_eps > 0, "--floor-eps must be > 0, got ", floor_eps);
-  RL_CHECK(random_draws >= 1, "--random-draws must be >= 1, got ", random_draws);
-  RL_CHECK(surrogate_beta >= 0, "--surrogate-beta must be >= 0 (0 = off), got ", surrogate_beta);
-  RL_CHECK(top_k >= 0, "--top-k must be >= 0 (0 = scaled with the image area), got ", top_k);
-  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+           "UpiOptions.summary_eps must be >= 0 (0 = the median minimal perturbation), got ", summary_eps);
+  RL_CHECK(std::isfinite(floor_eps) && floor_eps > 0, "UpiOptions.floor_eps must be > 0, got ", floor_eps);
+  RL_CHECK(random_draws >= 1, "UpiOptions.random_draws must be >= 1, got ", random_draws);
+  RL_CHECK(surrogate_beta >= 0, "UpiOptions.surrogate_beta must be >= 0 (0 = off), got ", surrogate_beta);
+  RL_CHECK(top_k >= 0, "UpiOptions.top_k must be >= 0 (0 = scaled with the image area), got ", top_k);
+  RL_CHECK(batch_size >= 1, "UpiOptions.batch_size must be >= 1, got ", batch_size);
 }
 
 std::int64_t UpiOptions::resolved_top_k(std::int64_t height, std::int64_t width) const {
@@ -88,7 +88,7 @@ std::int64_t UpiOptions::resolved_top_k(std::int64_t height, std::int64_t width)
       top_k > 0
           ? top_k
           : std::max<std::int64_t>(10, std::llround(1000.0 * static_cast<double>(height * width) / (224.0 * 224.0)));
-  RL_CHECK(k <= height * width, "--top-k ", k, " exceeds the ", height * width, " pixels of a map");
+  RL_CHECK(k <= height * width, "UpiOptions.top_k ", k, " exceeds the ", height * width, " pixels of a map");
   return k;
 }
 

@@ -39,7 +39,7 @@ void check_images(const at::Tensor& images, const std::vector<std::int64_t>& inp
 
 at::Tensor batched_logits(Model& model, const at::Tensor& images, std::int64_t batch_size,
                           const ProgressCallback& progress) {
-  RL_CHECK(batch_size > 0, "--batch-size must be > 0, got ", batch_size);
+  RL_CHECK(batch_size > 0, "batched logits: batch size must be > 0, got ", batch_size);
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> chunks;
   for (const auto [start, end] : batches(images.size(0), batch_size)) {

@@ -76,9 +76,9 @@ std::string to_string(AttributionMethod method) {
 }
 
 void AttributionOptions::check() const {
-  RL_CHECK(steps >= 1, "integrated gradients: --steps must be >= 1, got ", steps);
-  RL_CHECK(noise >= 0, "smoothgrad: --noise must be >= 0, got ", noise);
-  RL_CHECK(noise_samples >= 1, "smoothgrad: --noise-samples must be >= 1, got ", noise_samples);
+  RL_CHECK(steps >= 1, "integrated gradients: AttributionOptions.steps must be >= 1, got ", steps);
+  RL_CHECK(noise >= 0, "smoothgrad: AttributionOptions.noise must be >= 0, got ", noise);
+  RL_CHECK(noise_samples >= 1, "smoothgrad: AttributionOptions.noise_samples must be >= 1, got ", noise_samples);
   RL_CHECK(batch_size >= 1, "attribution batch size must be >= 1, got ", batch_size);
 }
 

@@ -113,10 +113,10 @@ void DenoiserSpec::check() const {
   check_input_shape(input_shape, "denoiser");
   RL_CHECK(num_classes >= 0 && num_classes <= kMaxClasses, "denoiser: number of classes must lie in [0, ", kMaxClasses,
            "] (0 = unconditional), got ", num_classes);
-  RL_CHECK(channels >= 1 && channels <= kMaxWidth, "denoiser: --channels must lie in [1, ", kMaxWidth, "], got ",
-           channels);
-  RL_CHECK(embedding_dim >= 1 && embedding_dim <= kMaxWidth, "denoiser: --embedding-dim must lie in [1, ", kMaxWidth,
-           "], got ", embedding_dim);
+  RL_CHECK(channels >= 1 && channels <= kMaxWidth, "denoiser: DenoiserSpec.channels must lie in [1, ", kMaxWidth,
+           "], got ", channels);
+  RL_CHECK(embedding_dim >= 1 && embedding_dim <= kMaxWidth, "denoiser: DenoiserSpec.embedding_dim must lie in [1, ",
+           kMaxWidth, "], got ", embedding_dim);
   RL_CHECK(sigma_data > 0 && std::isfinite(sigma_data), "denoiser: sigma_data must be > 0, got ", sigma_data);
 }
 

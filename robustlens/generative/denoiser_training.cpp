@@ -26,14 +26,16 @@ constexpr double kPi = 3.14159265358979323846;
 }  // namespace
 
 void DenoiserTrainOptions::check() const {
-  RL_CHECK(epochs >= 1, "--epochs must be >= 1, got ", epochs);
-  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
-  RL_CHECK(lr > 0 && std::isfinite(lr), "--lr must be > 0, got ", lr);
+  RL_CHECK(epochs >= 1, "DenoiserTrainOptions.epochs must be >= 1, got ", epochs);
+  RL_CHECK(batch_size >= 1, "DenoiserTrainOptions.batch_size must be >= 1, got ", batch_size);
+  RL_CHECK(lr > 0 && std::isfinite(lr), "DenoiserTrainOptions.lr must be > 0, got ", lr);
   RL_CHECK(sigma_min > 0 && sigma_max >= sigma_min && std::isfinite(sigma_max),
-           "noise levels: need 0 < --sigma-min <= --sigma-max, got --sigma-min ", sigma_min, " --sigma-max ",
-           sigma_max);
+           "noise levels: need 0 < DenoiserTrainOptions.sigma_min <= DenoiserTrainOptions.sigma_max, got "
+           "DenoiserTrainOptions.sigma_min ",
+           sigma_min, " DenoiserTrainOptions.sigma_max ", sigma_max);
   RL_CHECK(eval_batch_size >= 1, "evaluation batch size must be >= 1, got ", eval_batch_size);
-  RL_CHECK(label_dropout >= 0 && label_dropout < 1, "--label-dropout must lie in [0, 1), got ", label_dropout);
+  RL_CHECK(label_dropout >= 0 && label_dropout < 1, "DenoiserTrainOptions.label_dropout must lie in [0, 1), got ",
+           label_dropout);
   for (const double sigma : error_sigmas) {
     RL_CHECK(sigma > 0 && std::isfinite(sigma), "denoising-error noise levels must be > 0, got ", sigma);
   }

@@ -56,9 +56,9 @@ std::int64_t VaeSpec::input_dim() const { return input_shape[0] * input_shape[1]
 
 void VaeSpec::check() const {
   check_input_shape(input_shape, "VAE");
-  RL_CHECK(latent_dim >= 1 && latent_dim <= input_dim(), "VAE: --latent-dim must lie in [1, ", input_dim(),
+  RL_CHECK(latent_dim >= 1 && latent_dim <= input_dim(), "VAE: VaeSpec.latent_dim must lie in [1, ", input_dim(),
            "] (C·H·W of the images), got ", latent_dim);
-  RL_CHECK(hidden >= 1 && hidden <= kMaxWidth, "VAE: --hidden must lie in [1, ", kMaxWidth, "], got ", hidden);
+  RL_CHECK(hidden >= 1 && hidden <= kMaxWidth, "VAE: VaeSpec.hidden must lie in [1, ", kMaxWidth, "], got ", hidden);
   check_dense_layer(input_dim(), hidden, "VAE");
 }
 
@@ -141,10 +141,10 @@ std::unique_ptr<Vae> load_vae(const std::string& path, const at::Device& device)
 }
 
 void VaeTrainOptions::check() const {
-  RL_CHECK(epochs >= 1, "--epochs must be >= 1, got ", epochs);
-  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
-  RL_CHECK(lr > 0 && std::isfinite(lr), "--lr must be > 0, got ", lr);
-  RL_CHECK(beta >= 0 && std::isfinite(beta), "--beta must be >= 0, got ", beta);
+  RL_CHECK(epochs >= 1, "VaeTrainOptions.epochs must be >= 1, got ", epochs);
+  RL_CHECK(batch_size >= 1, "VaeTrainOptions.batch_size must be >= 1, got ", batch_size);
+  RL_CHECK(lr > 0 && std::isfinite(lr), "VaeTrainOptions.lr must be > 0, got ", lr);
+  RL_CHECK(beta >= 0 && std::isfinite(beta), "VaeTrainOptions.beta must be >= 0, got ", beta);
   RL_CHECK(eval_batch_size >= 1, "evaluation batch size must be >= 1, got ", eval_batch_size);
 }
 

@@ -14,12 +14,12 @@ namespace robustlens {
 
 void ObjectiveOptions::check() const {
   RL_CHECK(kind == "standard" || kind == "pgd-l2" || kind == "pgd-linf" || kind == "noise" || kind == "gradnorm",
-           "--objective: expected standard, pgd-l2, pgd-linf, noise or gradnorm, got '", kind, "'");
-  RL_CHECK(eps >= 0, "--eps must be >= 0, got ", eps);
-  RL_CHECK(pgd_steps >= 1, "--pgd-steps must be >= 1, got ", pgd_steps);
-  RL_CHECK(pgd_step_size >= 0, "--pgd-step-size must be >= 0, got ", pgd_step_size);
-  RL_CHECK(sigma >= 0, "--sigma must be >= 0, got ", sigma);
-  RL_CHECK(lambda >= 0, "--lambda must be >= 0, got ", lambda);
+           "ObjectiveOptions.kind: expected standard, pgd-l2, pgd-linf, noise or gradnorm, got '", kind, "'");
+  RL_CHECK(eps >= 0, "ObjectiveOptions.eps must be >= 0, got ", eps);
+  RL_CHECK(pgd_steps >= 1, "ObjectiveOptions.pgd_steps must be >= 1, got ", pgd_steps);
+  RL_CHECK(pgd_step_size >= 0, "ObjectiveOptions.pgd_step_size must be >= 0, got ", pgd_step_size);
+  RL_CHECK(sigma >= 0, "ObjectiveOptions.sigma must be >= 0, got ", sigma);
+  RL_CHECK(lambda >= 0, "ObjectiveOptions.lambda must be >= 0, got ", lambda);
 }
 
 nlohmann::json ObjectiveOptions::to_json() const {
@@ -40,9 +40,10 @@ double LatentPenaltyOptions::gamma_at(std::int64_t epoch) const {
 }
 
 void LatentPenaltyOptions::check() const {
-  RL_CHECK(gamma0 > 0, "--gamma0 must be > 0, got ", gamma0);
-  RL_CHECK(factor >= 1, "--gamma-factor must be >= 1, got ", factor);
-  RL_CHECK(gamma_max >= gamma0, "--gamma-max must be >= --gamma0 (", gamma0, "), got ", gamma_max);
+  RL_CHECK(gamma0 > 0, "LatentPenaltyOptions.gamma0 must be > 0, got ", gamma0);
+  RL_CHECK(factor >= 1, "LatentPenaltyOptions.factor must be >= 1, got ", factor);
+  RL_CHECK(gamma_max >= gamma0, "LatentPenaltyOptions.gamma_max must be >= LatentPenaltyOptions.gamma0 (", gamma0,
+           "), got ", gamma_max);
 }
 
 nlohmann::json LatentPenaltyOptions::to_json() const {

@@ -8,10 +8,10 @@ namespace robustlens {
 
 void ScheduleOptions::check() const {
   RL_CHECK(kind == "constant" || kind == "step" || kind == "cosine" || kind == "onecycle",
-           "--schedule: expected constant, step, cosine or onecycle, got '", kind, "'");
-  RL_CHECK(gamma > 0 && gamma <= 1, "--lr-gamma must lie in (0,1], got ", gamma);
-  RL_CHECK(step_epochs >= 1, "--lr-step-epochs must be >= 1, got ", step_epochs);
-  RL_CHECK(warmup > 0 && warmup < 1, "--warmup must lie in (0,1), got ", warmup);
+           "ScheduleOptions.kind: expected constant, step, cosine or onecycle, got '", kind, "'");
+  RL_CHECK(gamma > 0 && gamma <= 1, "ScheduleOptions.gamma must lie in (0,1], got ", gamma);
+  RL_CHECK(step_epochs >= 1, "ScheduleOptions.step_epochs must be >= 1, got ", step_epochs);
+  RL_CHECK(warmup > 0 && warmup < 1, "ScheduleOptions.warmup must lie in (0,1), got ", warmup);
 }
 
 nlohmann::json ScheduleOptions::to_json() const {

@@ -128,12 +128,13 @@ bool load_checkpoint(BuiltinModel& model, torch::optim::Optimizer& optimizer, co
 }  // namespace
 
 void TrainOptions::check() const {
-  RL_CHECK(optimizer == "sgd" || optimizer == "adamw", "--optimizer: expected sgd or adamw, got '", optimizer, "'");
-  RL_CHECK(lr > 0, "--lr must be > 0, got ", lr);
-  RL_CHECK(momentum >= 0 && momentum < 1, "--momentum must lie in [0,1), got ", momentum);
-  RL_CHECK(weight_decay >= 0, "--weight-decay must be >= 0, got ", weight_decay);
-  RL_CHECK(epochs >= 1, "--epochs must be >= 1, got ", epochs);
-  RL_CHECK(batch_size >= 1, "--batch-size must be >= 1, got ", batch_size);
+  RL_CHECK(optimizer == "sgd" || optimizer == "adamw", "TrainOptions.optimizer: expected sgd or adamw, got '",
+           optimizer, "'");
+  RL_CHECK(lr > 0, "TrainOptions.lr must be > 0, got ", lr);
+  RL_CHECK(momentum >= 0 && momentum < 1, "TrainOptions.momentum must lie in [0,1), got ", momentum);
+  RL_CHECK(weight_decay >= 0, "TrainOptions.weight_decay must be >= 0, got ", weight_decay);
+  RL_CHECK(epochs >= 1, "TrainOptions.epochs must be >= 1, got ", epochs);
+  RL_CHECK(batch_size >= 1, "TrainOptions.batch_size must be >= 1, got ", batch_size);
   RL_CHECK(eval_batch_size >= 1, "evaluation batch size must be >= 1, got ", eval_batch_size);
   schedule.check();
   objective.check();

@@ -189,8 +189,10 @@ TEST(LatentAnalysis, RefusesModelsWithoutALatentAndBadOptions) {
   testing::LinearModel linear(at::randn({2, 8}, at::kDouble), at::zeros({2}, at::kDouble));
   const Dataset data = four_clusters(20, 3);
   testing::expect_error([&] { analyse_latent(linear, data, data, LatentOptions()); }, "exposes no latent code");
-  testing::expect_error([&] { LatentOptions().set_odin_temperature(0).check(); }, "--odin-temperature must be > 0");
-  testing::expect_error([&] { LatentOptions().set_deepfool_samples(-1).check(); }, "--deepfool-samples must be >= 0");
+  testing::expect_error([&] { LatentOptions().set_odin_temperature(0).check(); },
+                        "LatentOptions.odin_temperature must be > 0");
+  testing::expect_error([&] { LatentOptions().set_deepfool_samples(-1).check(); },
+                        "LatentOptions.deepfool_samples must be >= 0");
 }
 
 }  // namespace

@@ -83,6 +83,9 @@ TEST_F(CliOnSyntheticData, BadInputGetsOneClearMessageAndNonZeroExit) {
       {"eval --model " + out_.file("vector.pt") + " --data bogus:/x", "unknown dataset kind"},
       {"eval --model " + out_.file("vector.pt") + " --indices 99999" + data_arg(), "out of range"},
       {"train --arch mlp --objective pgd-l2 --eps -1" + data_arg(), "--eps"},
+      // The library names the option UpiOptions.top_k; the CLI names the flag that set it.
+      {"upi --top-k -3 --model " + out_.file("vector.pt") + data_arg(),
+       "error: --top-k must be >= 0 (0 = scaled with the image area), got -3"},
       {"train --arch lenet --out " + out_.file("lenet") + data_arg(), "at least 12×12"},
       {"train --arch mlp --data idx:" + out_.file("nowhere"), "does not exist"},
   };
@@ -360,7 +363,7 @@ TEST(CliFashionMnist, UniversalPerturbationsMoveSaliencyMapsFarMoreThanNoise) {
   for (const auto& [arguments, fragment] : std::vector<std::pair<std::string, std::string>>{
            {"upi --eps -1 --model " + out.file("model.pt"), "--eps"},
            {"upi --summary-eps -0.5 --model " + out.file("model.pt"), "--summary-eps must be >= 0"},
-           {"upi --random-draws 0 --model " + out.file("model.pt"), "--random-draws must be >= 1"},
+           {"upi --random-draws 0 --model " + out.file("model.pt"), "error: --random-draws must be >= 1, got 0"},
            {"upi --attack-split test --samples 5000 --attack-samples 6000 --model " + out.file("model.pt"), "overlap"},
            {"upi --surrogate-beta 5 --model " + out.file("nope.pt"), "nope.pt"}}) {
     const auto bad = run_cli(arguments);

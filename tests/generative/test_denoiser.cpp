@@ -303,10 +303,11 @@ TEST(DenoiserFile, SaveLoadRoundTripAndBadFiles) {
 
 TEST(DenoiserOptions, ChecksNameTheOffendingValues) {
   expect_error([] { DenoiserTrainOptions().set_sigma_min(3).set_sigma_max(1).check(); },
-               "need 0 < --sigma-min <= --sigma-max, got --sigma-min 3 --sigma-max 1");
-  expect_error([] { DenoiserTrainOptions().set_epochs(0).check(); }, "--epochs must be >= 1, got 0");
+               "need 0 < DenoiserTrainOptions.sigma_min <= DenoiserTrainOptions.sigma_max, got "
+               "DenoiserTrainOptions.sigma_min 3 DenoiserTrainOptions.sigma_max 1");
+  expect_error([] { DenoiserTrainOptions().set_epochs(0).check(); }, "DenoiserTrainOptions.epochs must be >= 1, got 0");
   expect_error([] { Denoiser(DenoiserSpec().set_num_classes(-2)); }, "got -2");
-  expect_error([] { Denoiser(DenoiserSpec().set_channels(0)); }, "--channels must lie in [1, 16384], got 0");
+  expect_error([] { Denoiser(DenoiserSpec().set_channels(0)); }, "DenoiserSpec.channels must lie in [1, 16384], got 0");
   auto denoiser = small_denoiser({1, 6, 6}, 3);
   expect_error(
       [&] {

@@ -169,10 +169,10 @@ TEST(VaeFile, BadFilesGiveClearErrors) {
 
 TEST(VaeOptions, ChecksNameTheOffendingValues) {
   expect_error([] { Vae(VaeSpec().set_latent_dim(0)); },
-               "--latent-dim must lie in [1, 784] (C·H·W of the images), got 0");
+               "VaeSpec.latent_dim must lie in [1, 784] (C·H·W of the images), got 0");
   expect_error([] { Vae(VaeSpec().set_input_shape({1, 0, 28})); }, "[1,0,28]");
-  expect_error([] { VaeTrainOptions().set_lr(-1).check(); }, "--lr must be > 0, got -1");
-  expect_error([] { VaeTrainOptions().set_beta(-0.5).check(); }, "--beta must be >= 0, got -0.5");
+  expect_error([] { VaeTrainOptions().set_lr(-1).check(); }, "VaeTrainOptions.lr must be > 0, got -1");
+  expect_error([] { VaeTrainOptions().set_beta(-0.5).check(); }, "VaeTrainOptions.beta must be >= 0, got -0.5");
   auto vae = small_vae();
   expect_error([&] { vae->decode(at::zeros({2, 3})); }, "latent codes N×4");
   expect_error([&] { vae->encode(at::zeros({2, 1, 5, 6})); }, "1×6×6");

@@ -17,6 +17,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -278,6 +280,28 @@ void add_attribution_options(CLI::App& command, AttributionOptions& a, std::stri
   command.add_option("--noise-samples", a.noise_samples, "smoothgrad: noisy copies per image")
       ->check(kPositive)
       ->capture_default_str();
+}
+
+std::string in_cli_terms(const std::string& message) {
+  // The fields whose flag is not the field's name with dashes.
+  static const std::map<std::string, std::string> renamed = {{"LatentPenaltyOptions.factor", "--gamma-factor"},
+                                                             {"ScheduleOptions.gamma", "--lr-gamma"},
+                                                             {"ScheduleOptions.step_epochs", "--lr-step-epochs"},
+                                                             {"ScheduleOptions.kind", "--schedule"},
+                                                             {"ObjectiveOptions.kind", "--objective"}};
+  static const std::regex option_field(R"(\b[A-Z]\w*(?:Options|Spec)\.([a-z]\w*))");
+  std::string result;
+  std::size_t copied = 0;
+  for (auto match = std::sregex_iterator(message.begin(), message.end(), option_field); match != std::sregex_iterator();
+       ++match) {
+    const std::string name = match->str();
+    std::string flag = "--" + (*match)[1].str();
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if (const auto alias = renamed.find(name); alias != renamed.end()) flag = alias->second;
+    result += message.substr(copied, static_cast<std::size_t>(match->position()) - copied) + flag;
+    copied = static_cast<std::size_t>(match->position() + match->length());
+  }
+  return result + message.substr(copied);
 }
 
 }  // namespace robustlens::cli

@@ -102,6 +102,10 @@ std::vector<std::string> model_names(const std::vector<std::string>& paths, cons
 /// when it is given.
 std::string format_number(double value, const char* format = "%.4g", const char* not_finite = nullptr);
 
+/// A library message in the CLI's terms: each option it names as Struct.field (TrainOptions.batch_size) becomes
+/// the flag that sets it (--batch-size).
+std::string in_cli_terms(const std::string& message);
+
 /// The attack ensemble's options (attacks/minimal_perturbation.h) of `attack`, `margins` and `latent`, declared
 /// once: --no-ensemble (clears `ensemble`), --fmn-steps, --fmn-gamma, --long-fmn-steps, --bisection-rounds,
 /// --bisection-steps. `members` lists the members for the help text.

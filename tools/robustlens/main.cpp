@@ -3,6 +3,7 @@
 // an internal error prints "internal error: ..." and exits with status 1.
 // A command's outputs under --out appear only when it succeeds (robustlens/core/run_folder.h).
 #include "commands.h"
+#include "common.h"
 
 #include "robustlens/core/error.h"
 #include "robustlens/core/run_folder.h"
@@ -25,7 +26,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     return app.exit(error) == 0 ? 0 : 2;  // --help and --version are ParseErrors with status 0
   } catch (const robustlens::Error& error) {
-    std::fprintf(stderr, "error: %s\n", error.what());
+    std::fprintf(stderr, "error: %s\n", robustlens::cli::in_cli_terms(error.what()).c_str());
     return 2;
   } catch (const c10::Error& error) {
     std::fprintf(stderr, "internal error: LibTorch: %s\n", robustlens::first_line(error.what()).c_str());
