@@ -45,16 +45,22 @@ LONG_FILES_TO_SPLIT = {
 CODE_FOLDERS = ["robustlens", "tools", "tests", "bench", "fuzz"]
 
 
-def violations(root):
+def source_files(root, folder):
+    """The C++ files under root/folder, outside installed packages and test fixtures."""
+    for path in sorted((root / folder).rglob("*")):
+        parts = path.relative_to(root).parts
+        if path.suffix in (".h", ".cpp") and "node_modules" not in parts and "fixtures" not in parts:
+            yield path
+
+
+def floor_and_draw_violations(root):
     library = root / "robustlens"
     found = []
     folders = sorted(p.name for p in library.iterdir() if p.is_dir() and p.name != "web")
     for folder in folders:
         if folder not in FLOOR_OF:
             found.append(f"robustlens/{folder}/ stands on no floor: add it to FLOORS in {pathlib.Path(__file__).name}")
-    for path in sorted(library.rglob("*")):
-        if path.suffix not in (".h", ".cpp") or "node_modules" in path.parts:
-            continue
+    for path in source_files(root, "robustlens"):
         relative = path.relative_to(root)
         folder = path.relative_to(library).parts[0] if len(path.relative_to(library).parts) > 1 else None
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -76,10 +82,13 @@ def violations(root):
                 lower = [f for f, level in FLOOR_OF.items() if level < FLOOR_OF[folder]]
                 found.append(f"{relative}:{number}: includes robustlens/{target[1]}/{target[2]}, but {folder}/ "
                              f"may include only {', '.join(lower) if lower else 'its own folder'}")
+    return found
+
+
+def size_violations(root):
+    found = []
     for folder in CODE_FOLDERS:
-        for path in sorted((root / folder).rglob("*")):
-            if path.suffix not in (".h", ".cpp") or "node_modules" in path.parts or "fixtures" in path.parts:
-                continue
+        for path in source_files(root, folder):
             lines = path.read_text(encoding="utf-8").splitlines()
             for number, line in enumerate(lines, 1):
                 if len(line) > MAX_COLUMNS:
@@ -94,7 +103,7 @@ def violations(root):
 
 def main():
     root = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parent.parent
-    found = violations(root)
+    found = floor_and_draw_violations(root) + size_violations(root)
     for line in found:
         print(line)
     if found:
