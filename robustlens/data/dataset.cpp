@@ -1,5 +1,6 @@
 #include "robustlens/data/dataset.h"
 
+#include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
 
 namespace robustlens {
@@ -57,6 +58,10 @@ nlohmann::json Dataset::summary() const {
           {"image_shape", image_shape()},
           {"class_names", class_names},
           {"images_per_class", counts}};
+}
+
+nlohmann::json Dataset::fingerprint() const {
+  return {{"name", name}, {"size", size()}, {"checksum", data_checksum(images, labels)}};
 }
 
 std::vector<std::string> numbered_class_names(std::int64_t count) {

@@ -35,6 +35,8 @@ struct Dataset {
   /// Shapes, dtypes, finite pixels in [0,1], labels in range; errors name the dataset.
   void validate() const;
   nlohmann::json summary() const;
+  /// Name, size and checksum of images and labels: what a training checkpoint must have been trained on.
+  nlohmann::json fingerprint() const;
 };
 
 /// Class names "0", "1", ... for readers whose files carry none.

@@ -13,6 +13,7 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 
 #include <cmath>
 
@@ -235,6 +236,15 @@ void Denoiser::save(const std::string& path) const {
   save_generative_file(path, kDenoiserFormat, {{"spec", spec_.to_json()}, {"training", training_}}, *net_);
 }
 
+void Denoiser::write_parameters(torch::serialize::OutputArchive& archive) const {
+  write_generative_parameters(archive, *net_);
+}
+
+void Denoiser::read_parameters(torch::serialize::InputArchive& archive, const std::string& path) {
+  load_generative_parameters(archive, *net_, path);
+  net_->use_channels_last();  // loading copies the stored (contiguous) layout
+}
+
 std::unique_ptr<Denoiser> load_denoiser(const std::string& path, const at::Device& device) {
   torch::serialize::InputArchive archive;
   const nlohmann::json metadata = open_generative_file(path, kDenoiserFormat, "denoiser", device, archive);
@@ -242,8 +252,7 @@ std::unique_ptr<Denoiser> load_denoiser(const std::string& path, const at::Devic
   auto denoiser = std::make_unique<Denoiser>(
       DenoiserSpec::from_json(required_field<nlohmann::json>(metadata, "spec", where), where + ".spec"));
   denoiser->to(device);
-  load_generative_parameters(archive, *denoiser->net_, path);
-  denoiser->net_->use_channels_last();
+  denoiser->read_parameters(archive, path);
   denoiser->set_training_record(optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where));
   return denoiser;
 }

@@ -41,6 +41,11 @@
 #include <utility>
 #include <vector>
 
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
+
 namespace robustlens {
 
 /// Everything needed to rebuild the network; stored in denoiser files.
@@ -118,6 +123,10 @@ class Denoiser {
 
   /// Writes the denoiser file atomically: parameters + {"spec", "training"}.
   void save(const std::string& path) const;
+  /// The parameters into an archive and back (files and training checkpoints; `path` names the archive in
+  /// errors).
+  void write_parameters(torch::serialize::OutputArchive& archive) const;
+  void read_parameters(torch::serialize::InputArchive& archive, const std::string& path);
 
  private:
   friend std::unique_ptr<Denoiser> load_denoiser(const std::string& path, const at::Device& device);
@@ -172,6 +181,10 @@ struct DenoiserTrainOptions {
   double label_dropout = 0.1;
   /// Noise levels of the denoising-error table written after training.
   std::vector<double> error_sigmas{0.1, 0.25, 0.5, 1.0};
+  /// Folder for checkpoint.pt, written after every epoch ("" = none).
+  std::string out_dir;
+  /// Continue from out_dir/checkpoint.pt when it exists (else start afresh).
+  bool resume = true;
 
   RL_SETTER(epochs)
   RL_SETTER(batch_size)
@@ -182,9 +195,11 @@ struct DenoiserTrainOptions {
   RL_SETTER(eval_batch_size)
   RL_SETTER(label_dropout)
   RL_SETTER(error_sigmas)
+  RL_SETTER(out_dir)
+  RL_SETTER(resume)
 
   void check() const;
-  /// The recipe (optimizer "adam", schedule "cosine" included).
+  /// The recipe (optimizer "adam", schedule "cosine" included; not out_dir and resume).
   nlohmann::json to_json() const;
 };
 
@@ -197,6 +212,8 @@ struct DenoiserEpochRecord {
   double test_loss = 0;
   double seconds = 0;
   nlohmann::json to_json() const;
+  /// `where` names the record in errors (a missing key or a wrong type).
+  static DenoiserEpochRecord from_json(const nlohmann::json& json, const std::string& where = "denoiser epoch record");
 };
 
 /// The Bayes-optimal denoiser of Gaussians fitted to data (in the [−1, 1]
@@ -239,6 +256,7 @@ DenoisingErrors evaluate_denoising_errors(Denoiser& denoiser, const Dataset& dat
 
 struct DenoiserTrainResult {
   std::vector<DenoiserEpochRecord> epochs;
+  std::int64_t resumed_after_epoch = 0;  ///< epochs taken from a checkpoint
   /// After the last epoch on the test images, Gaussian baselines fitted to the training images.
   DenoisingErrors errors;
   nlohmann::json to_json() const;
@@ -252,7 +270,9 @@ double evaluate_denoiser(Denoiser& denoiser, const Dataset& data, const Denoiser
 /// Trains `denoiser` in place with Adam on `train` (labels used when it is
 /// conditional; dropped to the "no label" token with probability
 /// label_dropout when the spec has it), evaluating on `test` after every
-/// epoch; `on_epoch` sees each finished epoch. Ends with the denoising-error
+/// epoch, on the training loop of core/training_loop.h (a checkpoint in
+/// options.out_dir after every epoch, resumed when there); `on_epoch` sees
+/// each finished epoch. Ends with the denoising-error
 /// table. Sets denoiser.training_record() to the recipe, the log, the error
 /// table and the training data's name.
 DenoiserTrainResult train_denoiser(Denoiser& denoiser, const Dataset& train, const Dataset& test,

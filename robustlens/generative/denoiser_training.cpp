@@ -5,12 +5,13 @@
 
 #include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
+#include "robustlens/core/json_fields.h"
 #include "robustlens/core/random.h"
+#include "robustlens/core/training_loop.h"
 
 #include <ATen/ops/linalg_eigh.h>
 #include <torch/optim/adam.h>
 
-#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -63,10 +64,16 @@ nlohmann::json DenoiserEpochRecord::to_json() const {
           {"seconds", seconds}};
 }
 
+DenoiserEpochRecord DenoiserEpochRecord::from_json(const nlohmann::json& json, const std::string& where) {
+  return {required_field<std::int64_t>(json, "epoch", where), required_field<double>(json, "learning_rate", where),
+          required_field<double>(json, "train_loss", where), required_field<double>(json, "test_loss", where),
+          required_field<double>(json, "seconds", where)};
+}
+
 nlohmann::json DenoiserTrainResult::to_json() const {
   nlohmann::json records = nlohmann::json::array();
   for (const auto& record : epochs) records.push_back(record.to_json());
-  return {{"epochs", records}, {"denoising_errors", errors.to_json()}};
+  return {{"epochs", records}, {"resumed_after_epoch", resumed_after_epoch}, {"denoising_errors", errors.to_json()}};
 }
 
 GaussianDenoiser::Fit GaussianDenoiser::fit(const at::Tensor& rows) {
@@ -201,6 +208,63 @@ double evaluate_denoiser(Denoiser& denoiser, const Dataset& data, const Denoiser
   return sum / static_cast<double>(data.size());
 }
 
+namespace {
+
+/// The denoiser's part of the training loop: denoising score matching with noise levels, noise and label
+/// dropout from the epoch's generator, a half-cosine learning rate, and a test loss per epoch.
+class DenoiserTask final : public TypedTrainingTask<DenoiserEpochRecord> {
+ public:
+  DenoiserTask(Denoiser& denoiser, const Dataset& train, const Dataset& test, const DenoiserTrainOptions& options,
+               double label_dropout)
+      : denoiser_(denoiser), train_(train), test_(test), options_(options), label_dropout_(label_dropout) {}
+
+  at::Tensor begin_epoch(std::int64_t, at::Generator& generator) override {
+    return at::randperm(train_.size(), generator, at::kLong);
+  }
+
+  void set_learning_rate(torch::optim::Optimizer& optimizer, const TrainingBatch& batch) override {
+    const double progress_fraction = static_cast<double>(batch.run_step()) / static_cast<double>(batch.run_steps());
+    learning_rate_ = options_.lr * 0.5 * (1 + std::cos(kPi * progress_fraction));
+    for (auto& group : optimizer.param_groups()) group.options().set_lr(learning_rate_);
+  }
+
+  at::Tensor batch_loss(const TrainingBatch& batch, at::Generator& generator) override {
+    const DenoiserSpec& spec = denoiser_.spec();
+    const at::Tensor images = to_denoiser_space(train_.images.index_select(0, batch.index));
+    const std::int64_t count = images.size(0);
+    at::Tensor labels = spec.conditional() ? train_.labels.index_select(0, batch.index) : at::Tensor();
+    const auto [sigma, noise] = draw_noise(generator, count, spec.input_shape, options_);
+    if (label_dropout_ > 0) {
+      const at::Tensor dropped = at::rand({count}, generator) < label_dropout_;
+      labels = at::where(dropped, at::full_like(labels, -1), labels);
+    }
+    return denoiser_.loss(images, sigma, noise, labels);
+  }
+
+  nlohmann::json finish_epoch(std::int64_t, double mean_loss) override {
+    DenoiserEpochRecord record;
+    record.learning_rate = learning_rate_;
+    record.train_loss = mean_loss;
+    record.test_loss = evaluate_denoiser(denoiser_, test_, options_, derive_seed(options_.seed, kEvaluationStream));
+    return record.to_json();
+  }
+
+  void save_weights(torch::serialize::OutputArchive& archive) override { denoiser_.write_parameters(archive); }
+  void load_weights(torch::serialize::InputArchive& archive, const std::string& path) override {
+    denoiser_.read_parameters(archive, path);
+  }
+
+ private:
+  Denoiser& denoiser_;
+  const Dataset& train_;
+  const Dataset& test_;
+  const DenoiserTrainOptions& options_;
+  const double label_dropout_;
+  double learning_rate_ = 0;
+};
+
+}  // namespace
+
 DenoiserTrainResult train_denoiser(Denoiser& denoiser, const Dataset& train, const Dataset& test,
                                    const DenoiserTrainOptions& options, const ProgressCallback& progress,
                                    const std::function<void(const DenoiserEpochRecord&)>& on_epoch) {
@@ -217,55 +281,18 @@ DenoiserTrainResult train_denoiser(Denoiser& denoiser, const Dataset& train, con
   // Only a conditional denoiser with the token drops labels, and it must (else its token stays untrained).
   const double dropout = spec.conditional() && spec.no_label_token ? options.label_dropout : 0.0;
   RL_CHECK(!spec.conditional() || !spec.no_label_token || dropout > 0,
-           "denoiser training: the \"no label\" token is only learned with --label-dropout > 0");
+           "denoiser training: the \"no label\" token is only learned with DenoiserTrainOptions.label_dropout > 0");
   torch::optim::Adam optimizer(denoiser.parameters(), torch::optim::AdamOptions(options.lr));
-  const std::int64_t steps_per_epoch = (train.size() + options.batch_size - 1) / options.batch_size;
-  const std::int64_t total_steps = steps_per_epoch * options.epochs;
-  DenoiserTrainResult result;
-  for (std::int64_t epoch = 0; epoch < options.epochs; ++epoch) {
-    const auto start_time = std::chrono::steady_clock::now();
-    // Order, noise levels and noise of epoch e depend only on (seed, e), drawn on the CPU.
-    at::Generator generator = make_generator(
-        derive_seed(derive_seed(options.seed, kShuffleAndNoiseStream), static_cast<std::uint64_t>(epoch)));
-    const at::Tensor order = at::randperm(train.size(), generator, at::kLong);
-    const std::string task = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs);
-    double loss_sum = 0, learning_rate = options.lr;
-    std::int64_t seen = 0;
-    for (std::int64_t step = 0; step < steps_per_epoch; ++step) {
-      const std::int64_t begin = step * options.batch_size;
-      const std::int64_t end = std::min(begin + options.batch_size, train.size());
-      const at::Tensor index = order.slice(0, begin, end);
-      const at::Tensor images = to_denoiser_space(train.images.index_select(0, index));
-      at::Tensor labels = spec.conditional() ? train.labels.index_select(0, index) : at::Tensor();
-      const auto [sigma, noise] = draw_noise(generator, end - begin, spec.input_shape, options);
-      if (dropout > 0) {
-        const at::Tensor dropped = at::rand({end - begin}, generator) < dropout;
-        labels = at::where(dropped, at::full_like(labels, -1), labels);
-      }
-
-      const double progress_fraction = static_cast<double>(epoch * steps_per_epoch + step) / total_steps;
-      learning_rate = options.lr * 0.5 * (1 + std::cos(kPi * progress_fraction));
-      for (auto& group : optimizer.param_groups()) group.options().set_lr(learning_rate);
-      const at::Tensor loss = denoiser.loss(images, sigma, noise, labels);
-      RL_CHECK(std::isfinite(loss.item<double>()), "denoiser training diverged at epoch ", epoch + 1, ", step ",
-               step + 1, " (loss is not finite); lower --lr (now ", options.lr, ")");
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      loss_sum += loss.item<double>() * static_cast<double>(end - begin);
-      seen += end - begin;
-      report(progress,
-             {task, seen, train.size(), "loss " + std::to_string(loss_sum / static_cast<double>(seen)).substr(0, 6)});
-    }
-    DenoiserEpochRecord record;
-    record.epoch = epoch + 1;
-    record.learning_rate = learning_rate;
-    record.train_loss = loss_sum / static_cast<double>(seen);
-    record.test_loss = evaluate_denoiser(denoiser, test, options, derive_seed(options.seed, kEvaluationStream));
-    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
-    result.epochs.push_back(record);
-    if (on_epoch) on_epoch(record);
-  }
+  DenoiserTask task(denoiser, train, test, options, dropout);
+  const TrainingLoopOptions loop =
+      TrainingLoopOptions::of(options, "DenoiserTrainOptions", "denoiser training")
+          .set_seed(derive_seed(options.seed, kShuffleAndNoiseStream))
+          .set_inputs(options.out_dir.empty()
+                          ? nlohmann::json()
+                          : nlohmann::json{{"spec", spec.to_json()}, {"train_data", train.fingerprint()}})
+          .set_device(denoiser.device());
+  const auto log = run_typed_training(task, optimizer, train.size(), loop, progress, on_epoch);
+  DenoiserTrainResult result{log.epochs, log.resumed_after_epoch, {}};
   // The Gaussian baselines need a D×D eigendecomposition per class: left out for large images.
   const std::unique_ptr<GaussianDenoiser> gaussian =
       train.images[0].numel() <= kLargestGaussianBaseline ? std::make_unique<GaussianDenoiser>(train) : nullptr;

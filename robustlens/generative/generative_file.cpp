@@ -33,13 +33,18 @@ void save_generative_file(const std::string& path, const std::string& format, nl
   metadata["format"] = format;
   metadata["format_version"] = kGenerativeFormatVersion;
   write_file_atomically(path, [&](const std::string& temporary) {
-    torch::serialize::OutputArchive archive, parameters;
+    torch::serialize::OutputArchive archive;
     archive.write(kBuiltinMetadataKey, c10::IValue(metadata.dump()));
-    module.save(parameters);
-    archive.write("parameters", parameters);
-    write_parameter_checksum(archive, module);
+    write_generative_parameters(archive, module);
     archive.save_to(temporary);
   });
+}
+
+void write_generative_parameters(torch::serialize::OutputArchive& archive, const torch::nn::Module& module) {
+  torch::serialize::OutputArchive parameters;
+  module.save(parameters);
+  archive.write("parameters", parameters);
+  write_parameter_checksum(archive, module);
 }
 
 nlohmann::json open_generative_file(const std::string& path, const std::string& format, const std::string& what,

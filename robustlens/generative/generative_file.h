@@ -16,7 +16,8 @@ class Module;
 }
 namespace serialize {
 class InputArchive;
-}
+class OutputArchive;
+}  // namespace serialize
 }  // namespace torch
 
 namespace robustlens {
@@ -29,6 +30,10 @@ inline constexpr const char* kDenoiserFormat = "robustlens-denoiser";
 void save_generative_file(const std::string& path, const std::string& format, nlohmann::json metadata,
                           const torch::nn::Module& module);
 
+/// Writes the parameters and buffers of `module` and their checksum into `archive` (files and training
+/// checkpoints); load_generative_parameters reads them back.
+void write_generative_parameters(torch::serialize::OutputArchive& archive, const torch::nn::Module& module);
+
 /// Parses and checks the metadata record (JSON text) of `path`, a file of kind `format`: an object of that
 /// format and version (an Error names the file and what it holds instead).
 nlohmann::json parse_generative_metadata(const std::string& text, const std::string& format, const std::string& what,
@@ -40,8 +45,8 @@ nlohmann::json parse_generative_metadata(const std::string& text, const std::str
 nlohmann::json open_generative_file(const std::string& path, const std::string& format, const std::string& what,
                                     const at::Device& device, torch::serialize::InputArchive& archive);
 
-/// Loads the parameters of an archive opened by open_generative_file into
-/// `module` (built from the file's spec); errors when they do not fit.
+/// Loads the parameters written by write_generative_parameters into `module` (built from the file's spec);
+/// errors when they do not fit.
 void load_generative_parameters(torch::serialize::InputArchive& archive, torch::nn::Module& module,
                                 const std::string& path);
 

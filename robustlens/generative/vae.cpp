@@ -6,6 +6,7 @@
 #include "robustlens/core/limits.h"
 #include "robustlens/core/model.h"
 #include "robustlens/core/random.h"
+#include "robustlens/core/training_loop.h"
 #include "robustlens/generative/generative_file.h"
 
 #include <torch/autograd.h>
@@ -13,8 +14,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/adam.h>
 #include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 
-#include <chrono>
 #include <cmath>
 
 namespace robustlens {
@@ -128,6 +129,14 @@ void Vae::save(const std::string& path) const {
   save_generative_file(path, kVaeFormat, {{"spec", spec_.to_json()}, {"training", training_}}, *net_);
 }
 
+void Vae::write_parameters(torch::serialize::OutputArchive& archive) const {
+  write_generative_parameters(archive, *net_);
+}
+
+void Vae::read_parameters(torch::serialize::InputArchive& archive, const std::string& path) {
+  load_generative_parameters(archive, *net_, path);
+}
+
 std::unique_ptr<Vae> load_vae(const std::string& path, const at::Device& device) {
   torch::serialize::InputArchive archive;
   const nlohmann::json metadata = open_generative_file(path, kVaeFormat, "VAE", device, archive);
@@ -135,7 +144,7 @@ std::unique_ptr<Vae> load_vae(const std::string& path, const at::Device& device)
   auto vae = std::make_unique<Vae>(
       VaeSpec::from_json(required_field<nlohmann::json>(metadata, "spec", where), where + ".spec"));
   vae->to(device);
-  load_generative_parameters(archive, *vae->net_, path);
+  vae->read_parameters(archive, path);
   vae->set_training_record(optional_field<nlohmann::json>(metadata, "training", nlohmann::json::object(), where));
   return vae;
 }
@@ -163,7 +172,22 @@ nlohmann::json VaeEpochRecord::to_json() const {
 nlohmann::json VaeTrainResult::to_json() const {
   nlohmann::json records = nlohmann::json::array();
   for (const auto& record : epochs) records.push_back(record.to_json());
-  return {{"epochs", records}};
+  return {{"epochs", records}, {"resumed_after_epoch", resumed_after_epoch}};
+}
+
+VaeEpochRecord VaeEpochRecord::from_json(const nlohmann::json& json, const std::string& where) {
+  VaeEpochRecord record;
+  record.epoch = required_field<std::int64_t>(json, "epoch", where);
+  record.train_loss = required_field<double>(json, "train_loss", where);
+  record.train_reconstruction = required_field<double>(json, "train_reconstruction", where);
+  record.train_kl = required_field<double>(json, "train_kl", where);
+  record.test_loss = required_field<double>(json, "test_loss", where);
+  record.test_reconstruction = required_field<double>(json, "test_reconstruction", where);
+  record.test_kl = required_field<double>(json, "test_kl", where);
+  record.active_dims = required_field<std::int64_t>(json, "active_dims", where);
+  record.test_kl_per_dim = required_field<std::vector<double>>(json, "test_kl_per_dim", where);
+  record.seconds = required_field<double>(json, "seconds", where);
+  return record;
 }
 
 VaeEpochRecord evaluate_vae(Vae& vae, const Dataset& data, double beta, std::int64_t batch_size, std::uint64_t seed) {
@@ -195,6 +219,57 @@ VaeEpochRecord evaluate_vae(Vae& vae, const Dataset& data, double beta, std::int
   return record;
 }
 
+namespace {
+
+/// The VAE's part of the training loop: the beta-weighted negative ELBO with reparameterisation noise from the
+/// epoch's generator, and a test evaluation with the same noise every epoch.
+class VaeTask final : public TypedTrainingTask<VaeEpochRecord> {
+ public:
+  VaeTask(Vae& vae, const Dataset& train, const Dataset& test, const VaeTrainOptions& options)
+      : vae_(vae), train_(train), test_(test), options_(options) {}
+
+  at::Tensor begin_epoch(std::int64_t, at::Generator& generator) override {
+    reconstruction_sum_ = 0;
+    kl_sum_ = 0;
+    seen_ = 0;
+    return at::randperm(train_.size(), generator, at::kLong);
+  }
+
+  at::Tensor batch_loss(const TrainingBatch& batch, at::Generator& generator) override {
+    const at::Tensor images = train_.images.index_select(0, batch.index);
+    const std::int64_t count = images.size(0);
+    const VaeLoss loss = vae_.loss(images, at::randn({count, vae_.spec().latent_dim}, generator));
+    reconstruction_sum_ += loss.reconstruction.item<double>() * static_cast<double>(count);
+    kl_sum_ += loss.kl.item<double>() * static_cast<double>(count);
+    seen_ += count;
+    return loss.total(options_.beta);
+  }
+
+  nlohmann::json finish_epoch(std::int64_t, double) override {
+    VaeEpochRecord record = evaluate_vae(vae_, test_, options_.beta, options_.eval_batch_size,
+                                         derive_seed(options_.seed, kEvaluationStream));
+    record.train_reconstruction = reconstruction_sum_ / static_cast<double>(seen_);
+    record.train_kl = kl_sum_ / static_cast<double>(seen_);
+    record.train_loss = record.train_reconstruction + options_.beta * record.train_kl;
+    return record.to_json();
+  }
+
+  void save_weights(torch::serialize::OutputArchive& archive) override { vae_.write_parameters(archive); }
+  void load_weights(torch::serialize::InputArchive& archive, const std::string& path) override {
+    vae_.read_parameters(archive, path);
+  }
+
+ private:
+  Vae& vae_;
+  const Dataset& train_;
+  const Dataset& test_;
+  const VaeTrainOptions& options_;
+  double reconstruction_sum_ = 0, kl_sum_ = 0;
+  std::int64_t seen_ = 0;
+};
+
+}  // namespace
+
 VaeTrainResult train_vae(Vae& vae, const Dataset& train, const Dataset& test, const VaeTrainOptions& options,
                          const ProgressCallback& progress, const std::function<void(const VaeEpochRecord&)>& on_epoch) {
   options.check();
@@ -204,45 +279,16 @@ VaeTrainResult train_vae(Vae& vae, const Dataset& train, const Dataset& test, co
              shape_text(data->image_shape()), " but the VAE takes ", shape_text(vae.spec().input_shape));
   }
   torch::optim::Adam optimizer(vae.parameters(), torch::optim::AdamOptions(options.lr));
-  const std::int64_t steps = (train.size() + options.batch_size - 1) / options.batch_size;
-  VaeTrainResult result;
-  for (std::int64_t epoch = 0; epoch < options.epochs; ++epoch) {
-    const auto start_time = std::chrono::steady_clock::now();
-    // Order and noise of epoch e depend only on (seed, e), drawn on the CPU.
-    at::Generator generator = make_generator(
-        derive_seed(derive_seed(options.seed, kShuffleAndNoiseStream), static_cast<std::uint64_t>(epoch)));
-    const at::Tensor order = at::randperm(train.size(), generator, at::kLong);
-    const std::string task = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs);
-    double reconstruction_sum = 0, kl_sum = 0;
-    std::int64_t seen = 0;
-    for (std::int64_t step = 0; step < steps; ++step) {
-      const std::int64_t begin = step * options.batch_size;
-      const std::int64_t end = std::min(begin + options.batch_size, train.size());
-      const at::Tensor images = train.images.index_select(0, order.slice(0, begin, end));
-      const at::Tensor noise = at::randn({end - begin, vae.spec().latent_dim}, generator);
-      const VaeLoss loss = vae.loss(images, noise);
-      const at::Tensor total = loss.total(options.beta);
-      RL_CHECK(std::isfinite(total.item<double>()), "VAE training diverged at epoch ", epoch + 1, ", step ", step + 1,
-               " (loss is not finite); lower --lr (now ", options.lr, ")");
-      optimizer.zero_grad();
-      total.backward();
-      optimizer.step();
-      reconstruction_sum += loss.reconstruction.item<double>() * static_cast<double>(end - begin);
-      kl_sum += loss.kl.item<double>() * static_cast<double>(end - begin);
-      seen += end - begin;
-      const double running = (reconstruction_sum + options.beta * kl_sum) / static_cast<double>(seen);
-      report(progress, {task, seen, train.size(), "loss " + std::to_string(running).substr(0, 7)});
-    }
-    VaeEpochRecord record =
-        evaluate_vae(vae, test, options.beta, options.eval_batch_size, derive_seed(options.seed, kEvaluationStream));
-    record.epoch = epoch + 1;
-    record.train_reconstruction = reconstruction_sum / static_cast<double>(seen);
-    record.train_kl = kl_sum / static_cast<double>(seen);
-    record.train_loss = record.train_reconstruction + options.beta * record.train_kl;
-    record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
-    result.epochs.push_back(record);
-    if (on_epoch) on_epoch(record);
-  }
+  VaeTask task(vae, train, test, options);
+  const TrainingLoopOptions loop =
+      TrainingLoopOptions::of(options, "VaeTrainOptions", "VAE training")
+          .set_seed(derive_seed(options.seed, kShuffleAndNoiseStream))
+          .set_inputs(options.out_dir.empty()
+                          ? nlohmann::json()
+                          : nlohmann::json{{"spec", vae.spec().to_json()}, {"train_data", train.fingerprint()}})
+          .set_device(vae.device());
+  const auto log = run_typed_training(task, optimizer, train.size(), loop, progress, on_epoch);
+  const VaeTrainResult result{log.epochs, log.resumed_after_epoch};
   nlohmann::json recipe = options.to_json();
   recipe["log"] = result.to_json()["epochs"];
   recipe["train_data"] = train.name;

@@ -23,6 +23,11 @@
 #include <string>
 #include <vector>
 
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
+
 namespace robustlens {
 
 /// Everything needed to rebuild the network; stored in VAE files.
@@ -94,6 +99,10 @@ class Vae {
 
   /// Writes the VAE file atomically: parameters + {"spec", "training"}.
   void save(const std::string& path) const;
+  /// The parameters into an archive and back (files and training checkpoints; `path` names the archive in
+  /// errors).
+  void write_parameters(torch::serialize::OutputArchive& archive) const;
+  void read_parameters(torch::serialize::InputArchive& archive, const std::string& path);
 
  private:
   friend std::unique_ptr<Vae> load_vae(const std::string& path, const at::Device& device);
@@ -130,6 +139,10 @@ struct VaeTrainOptions {
   std::uint64_t seed = 0;
   /// Batch size of the per-epoch test evaluation.
   std::int64_t eval_batch_size = 1000;
+  /// Folder for checkpoint.pt, written after every epoch ("" = none).
+  std::string out_dir;
+  /// Continue from out_dir/checkpoint.pt when it exists (else start afresh).
+  bool resume = true;
 
   RL_SETTER(epochs)
   RL_SETTER(batch_size)
@@ -137,9 +150,11 @@ struct VaeTrainOptions {
   RL_SETTER(beta)
   RL_SETTER(seed)
   RL_SETTER(eval_batch_size)
+  RL_SETTER(out_dir)
+  RL_SETTER(resume)
 
   void check() const;
-  /// The recipe (optimizer "adam" included).
+  /// The recipe (optimizer "adam" included; not out_dir and resume).
   nlohmann::json to_json() const;
 };
 
@@ -158,10 +173,13 @@ struct VaeEpochRecord {
   std::vector<double> test_kl_per_dim;
   double seconds = 0;
   nlohmann::json to_json() const;
+  /// `where` names the record in errors (a missing key or a wrong type).
+  static VaeEpochRecord from_json(const nlohmann::json& json, const std::string& where = "VAE epoch record");
 };
 
 struct VaeTrainResult {
   std::vector<VaeEpochRecord> epochs;
+  std::int64_t resumed_after_epoch = 0;  ///< epochs taken from a checkpoint
   nlohmann::json to_json() const;
 };
 
@@ -170,8 +188,10 @@ struct VaeTrainResult {
 VaeEpochRecord evaluate_vae(Vae& vae, const Dataset& data, double beta, std::int64_t batch_size, std::uint64_t seed);
 
 /// Trains `vae` in place with Adam on `train`, evaluating on `test` after every
-/// epoch; `on_epoch` sees each finished epoch. Sets vae.training_record() to the
-/// recipe, the log and the training data's name.
+/// epoch, on the training loop of core/training_loop.h (a checkpoint in
+/// options.out_dir after every epoch, resumed when there); `on_epoch` sees each
+/// finished epoch. Sets vae.training_record() to the recipe, the log and the
+/// training data's name.
 VaeTrainResult train_vae(Vae& vae, const Dataset& train, const Dataset& test, const VaeTrainOptions& options,
                          const ProgressCallback& progress = {},
                          const std::function<void(const VaeEpochRecord&)>& on_epoch = {});

@@ -1,8 +1,7 @@
-// The trainer: minibatch optimisation of a built-in model with one objective,
-// a checkpoint after every epoch (model, optimiser, log) and exact resume: the
-// shuffling and the random draws of epoch e depend only on (seed, e), so a
-// killed run resumed from its last checkpoint ends with the same weights as an
-// uninterrupted one (on CPU).
+// The trainer: minibatch optimisation of a built-in model with one objective, on the training loop of
+// core/training_loop.h (a checkpoint after every epoch, exact resume). The shuffling and the random draws
+// of epoch e depend only on (seed, e), so a killed run resumed from its last checkpoint ends with the same
+// weights as an uninterrupted one (on CPU).
 #pragma once
 
 #include "robustlens/core/options.h"
@@ -90,16 +89,6 @@ struct TrainResult {
   std::int64_t resumed_after_epoch = 0;  ///< epochs taken from a checkpoint
   nlohmann::json to_json() const;
 };
-
-/// The trainer's record in a checkpoint: the recipe and inputs (architecture, data) it was made with, and
-/// the finished epochs.
-struct CheckpointState {
-  nlohmann::json recipe;
-  nlohmann::json inputs;  ///< null in checkpoints written before the inputs were recorded
-  std::vector<EpochRecord> epochs;
-};
-/// Parses a checkpoint's trainer record (JSON text) of `path`; anything malformed is an Error naming the file.
-CheckpointState parse_checkpoint_state(const std::string& text, const std::string& path);
 
 using EpochCallback = std::function<void(const EpochRecord&)>;
 

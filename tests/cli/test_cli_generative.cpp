@@ -35,6 +35,18 @@ TEST_F(CliGenerative, TrainVaeWritesTheModelAndItsLog) {
   EXPECT_TRUE(log.at("result").at("epochs").back().contains("test_kl"));
   EXPECT_EQ(log.at("train_data").at("size"), 96);
 
+  // A rerun resumes from the checkpoint; another recipe is refused until --restart.
+  const std::string again = "train-vae --epochs 2 --batch-size 16 --latent-dim 3 --hidden 16 --out " + out_.file("vae");
+  const auto resumed = run_cli(again + data_arg());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "all 2 epochs were already trained")) << resumed.output;
+  const auto other = run_cli(again + " --lr 0.01" + data_arg());
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_TRUE(contains(other.output, "use another output folder, or start afresh (--restart)")) << other.output;
+  const auto restarted = run_cli(again + " --lr 0.01 --restart" + data_arg());
+  ASSERT_EQ(restarted.exit_code, 0) << restarted.output;
+  EXPECT_TRUE(contains(restarted.output, "epoch 1  loss")) << restarted.output;
+
   const auto info = run_cli("info --model " + out_.file("vae/vae.pt"));
   ASSERT_EQ(info.exit_code, 0) << info.output;
   EXPECT_TRUE(contains(info.output, "\"format\": \"robustlens-vae\"")) << info.output;

@@ -257,6 +257,32 @@ TEST(DenoiserTraining, IsDeterministicForASeed) {
   EXPECT_EQ(first->training_record().at("sigma_min"), 0.02);
 }
 
+TEST(DenoiserTraining, KilledAndResumedRunEndsWithTheSameWeights) {
+  const GaussianClasses classes;
+  const Dataset train = classes.draw(96, 1), test = classes.draw(32, 2);
+  testing::TemporaryDirectory whole, interrupted;
+  const auto options = [](const std::string& out) {
+    return DenoiserTrainOptions().set_epochs(3).set_batch_size(32).set_seed(6).set_out_dir(out);
+  };
+  auto reference = small_denoiser({1, 8, 8}, 2);
+  const DenoiserTrainResult expected = train_denoiser(*reference, train, test, options(whole.path()));
+  auto first = small_denoiser({1, 8, 8}, 2);
+  struct SimulatedKill {};
+  EXPECT_THROW(train_denoiser(*first, train, test, options(interrupted.path()),
+                              [](const ProgressUpdate& update) {
+                                if (update.task == "epoch 2/3" && update.done >= 64) throw SimulatedKill{};
+                              }),
+               SimulatedKill);
+  auto resumed = small_denoiser({1, 8, 8}, 2, 99);  // other initial weights: the checkpoint must replace them
+  const DenoiserTrainResult result = train_denoiser(*resumed, train, test, options(interrupted.path()));
+  EXPECT_EQ(result.resumed_after_epoch, 1);
+  ASSERT_EQ(result.epochs.size(), 3u);
+  EXPECT_EQ(result.epochs.back().test_loss, expected.epochs.back().test_loss);
+  EXPECT_EQ(result.errors.conditional, expected.errors.conditional);
+  const auto a = reference->parameters(), b = resumed->parameters();
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "parameter " << i;
+}
+
 TEST(DenoiserFile, SaveLoadRoundTripAndBadFiles) {
   testing::TemporaryDirectory directory;
   auto denoiser = small_denoiser({1, 7, 9}, 3);

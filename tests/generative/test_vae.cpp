@@ -116,6 +116,34 @@ TEST(VaeTraining, LowersTheTestLossAndIsDeterministic) {
   EXPECT_EQ(repeated.epochs.back().train_loss, last.train_loss);
 }
 
+TEST(VaeTraining, KilledAndResumedRunEndsWithTheSameWeights) {
+  const Dataset train = manifold_dataset(96, 11), test = manifold_dataset(32, 12);
+  testing::TemporaryDirectory whole, interrupted;
+  const auto options = [](const std::string& out) {
+    return VaeTrainOptions().set_epochs(3).set_batch_size(32).set_lr(3e-3).set_seed(5).set_out_dir(out);
+  };
+  auto reference = small_vae();
+  const VaeTrainResult expected = train_vae(*reference, train, test, options(whole.path()));
+  auto first = small_vae();
+  struct SimulatedKill {};
+  EXPECT_THROW(train_vae(*first, train, test, options(interrupted.path()),
+                         [](const ProgressUpdate& update) {
+                           if (update.task == "epoch 2/3" && update.done >= 64) throw SimulatedKill{};
+                         }),
+               SimulatedKill);
+  auto resumed = small_vae(99);  // other initial weights: the checkpoint must replace them
+  const VaeTrainResult result = train_vae(*resumed, train, test, options(interrupted.path()));
+  EXPECT_EQ(result.resumed_after_epoch, 1);
+  ASSERT_EQ(result.epochs.size(), 3u);
+  EXPECT_EQ(result.epochs.back().test_loss, expected.epochs.back().test_loss);
+  const auto a = reference->parameters(), b = resumed->parameters();
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "parameter " << i;
+  // A checkpoint of another spec is refused.
+  auto wider = std::make_unique<Vae>(VaeSpec().set_input_shape({1, 6, 6}).set_latent_dim(4).set_hidden(48));
+  expect_error([&] { train_vae(*wider, train, test, options(whole.path())); },
+               "another architecture or other training data");
+}
+
 TEST(VaeFile, SaveLoadRoundTripGivesIdenticalOutputs) {
   testing::TemporaryDirectory directory;
   auto vae = small_vae();

@@ -292,30 +292,5 @@ TEST(Schedule, ShapesAreAsDocumented) {
   EXPECT_THROW(ScheduleOptions().set_kind("linear").check(), Error);
 }
 
-TEST(Trainer, AMalformedCheckpointStateIsAnErrorNamingTheCheckpoint) {
-  const nlohmann::json epoch = {{"epoch", 1},           {"learning_rate", 0.1},
-                                {"train_loss", 0.5},    {"train_accuracy", 0.8},
-                                {"test_accuracy", 0.7}, {"seconds", 2.5}};
-  const nlohmann::json valid = {{"recipe", {{"epochs", 2}}}, {"log", {epoch}}};
-  const CheckpointState state = parse_checkpoint_state(valid.dump(), "c.pt");
-  ASSERT_EQ(state.epochs.size(), 1u);
-  EXPECT_EQ(state.epochs[0].test_accuracy, 0.7);
-  EXPECT_TRUE(state.inputs.is_null());
-  const std::string where = "checkpoint 'c.pt': trainer state";
-  testing::expect_error([] { parse_checkpoint_state("{\"recipe\"", "c.pt"); }, where + " is not valid JSON");
-  testing::expect_error([] { parse_checkpoint_state("[]", "c.pt"); }, where + ": key 'recipe' is missing");
-  nlohmann::json not_a_list = valid;
-  not_a_list["log"] = "epochs";
-  testing::expect_error([&] { parse_checkpoint_state(not_a_list.dump(), "c.pt"); },
-                        "key 'log' holds a value of the wrong type");
-  nlohmann::json bad_epoch = valid;
-  bad_epoch["log"][0]["train_loss"] = "low";
-  testing::expect_error([&] { parse_checkpoint_state(bad_epoch.dump(), "c.pt"); },
-                        where + ": log[0]: key 'train_loss' holds a value of the wrong type");
-  nlohmann::json skipped = valid;
-  skipped["log"][0]["epoch"] = 2;
-  testing::expect_error([&] { parse_checkpoint_state(skipped.dump(), "c.pt"); }, "log[0] is epoch 2, expected 1");
-}
-
 }  // namespace
 }  // namespace robustlens

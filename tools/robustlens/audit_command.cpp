@@ -278,13 +278,14 @@ void run_audit(AuditCommand command) {
 
   std::vector<AuditStep> steps;
   std::string vae = command.vae, denoiser = command.denoiser;
+  // The audit decides itself which steps it reuses; a checkpoint another build left must not be resumed.
   if (command.fit_generative && vae.empty() && !skipped_by_user("manifold")) {
-    steps.push_back(make_step(command, "", "train-vae", out / "generative" / "vae", {}));
+    steps.push_back(make_step(command, "", "train-vae", out / "generative" / "vae", {"--restart"}));
     vae = (out / "generative" / "vae" / "vae.pt").string();
   }
   if (command.fit_generative && denoiser.empty() && !skipped_by_user("align")) {
     // Class-conditional with label dropout: one network gives s(x, y) and s(x) for every pairing of align.
-    steps.push_back(make_step(command, "", "train-denoiser", out / "generative" / "denoiser", {}));
+    steps.push_back(make_step(command, "", "train-denoiser", out / "generative" / "denoiser", {"--restart"}));
     denoiser = (out / "generative" / "denoiser" / "denoiser.pt").string();
   }
   nlohmann::json skipped = nlohmann::json::object();  // model name → analysis → why

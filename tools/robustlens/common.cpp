@@ -204,6 +204,21 @@ AnalysisRun start_analysis(CommonOptions& common, const std::string& command) {
   return {device, std::move(indices), std::move(data), std::move(model)};
 }
 
+void add_restart_flag(CLI::App& command, bool& restart) {
+  command.add_flag("--restart", restart, "Ignore an existing checkpoint in --out and start afresh");
+}
+
+void print_resumed(std::int64_t resumed_after_epoch, std::int64_t epochs, const std::string& out) {
+  const std::string checkpoint = (std::filesystem::path(out) / "checkpoint.pt").string();
+  if (resumed_after_epoch == epochs) {
+    std::printf("all %lld epochs were already trained in %s; nothing retrained\n", static_cast<long long>(epochs),
+                checkpoint.c_str());
+  } else if (resumed_after_epoch > 0) {
+    std::printf("resumed from %s: epochs 1-%lld were taken from it\n", checkpoint.c_str(),
+                static_cast<long long>(resumed_after_epoch));
+  }
+}
+
 std::string format_number(double value, const char* format, const char* not_finite) {
   if (not_finite != nullptr && !std::isfinite(value)) return not_finite;
   char text[64];
@@ -288,7 +303,10 @@ std::string in_cli_terms(const std::string& message) {
                                                              {"ScheduleOptions.gamma", "--lr-gamma"},
                                                              {"ScheduleOptions.step_epochs", "--lr-step-epochs"},
                                                              {"ScheduleOptions.kind", "--schedule"},
-                                                             {"ObjectiveOptions.kind", "--objective"}};
+                                                             {"ObjectiveOptions.kind", "--objective"},
+                                                             {"TrainOptions.resume", "--restart"},
+                                                             {"VaeTrainOptions.resume", "--restart"},
+                                                             {"DenoiserTrainOptions.resume", "--restart"}};
   static const std::regex option_field(R"(\b[A-Z]\w*(?:Options|Spec)\.([a-z]\w*))");
   std::string result;
   std::size_t copied = 0;

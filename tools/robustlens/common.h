@@ -98,6 +98,12 @@ AnalysisRun start_analysis(CommonOptions& common, const std::string& command);
 /// are not distinct.
 std::vector<std::string> model_names(const std::vector<std::string>& paths, const std::vector<std::string>& given);
 
+/// --restart of the training commands: ignore the checkpoint in --out.
+void add_restart_flag(CLI::App& command, bool& restart);
+
+/// After training into `out`: says how many of the `epochs` were taken from its checkpoint, if any.
+void print_resumed(std::int64_t resumed_after_epoch, std::int64_t epochs, const std::string& out);
+
 /// One number through a printf format (e.g. "%.4g", "%.2f%%"); NaN and infinities read `not_finite`
 /// when it is given.
 std::string format_number(double value, const char* format = "%.4g", const char* not_finite = nullptr);

@@ -47,14 +47,7 @@ void run_train(const TrainCommand& command) {
               model.spec().to_json().dump().c_str(), train_data.name.c_str(), static_cast<long long>(train_data.size()),
               static_cast<long long>(options.epochs), options.objective.to_json().dump().c_str(), device.str().c_str());
   const TrainResult result = train_model(model, train_data, test_data, options, terminal_progress(), print_epoch);
-  const std::string checkpoint = (std::filesystem::path(common.out) / "checkpoint.pt").string();
-  if (result.resumed_after_epoch == options.epochs) {
-    std::printf("all %lld epochs were already trained in %s; nothing retrained\n",
-                static_cast<long long>(options.epochs), checkpoint.c_str());
-  } else if (result.resumed_after_epoch > 0) {
-    std::printf("resumed from %s: epochs 1-%lld were taken from it\n", checkpoint.c_str(),
-                static_cast<long long>(result.resumed_after_epoch));
-  }
+  print_resumed(result.resumed_after_epoch, options.epochs, common.out);
   const std::string model_path = (std::filesystem::path(common.out) / "model.pt").string();
   model.save(model_path);
   nlohmann::json log =
@@ -166,7 +159,7 @@ void add_train_command(CLI::App& app) {
   sub->get_option("--out")->description("Output folder (default runs/ARCH); a checkpoint there is resumed");
 
   add_training_options(*sub, command->architecture, command->training, true);
-  sub->add_flag("--restart", command->restart, "Ignore an existing checkpoint in --out and start afresh");
+  add_restart_flag(*sub, command->restart);
 
   sub->callback([command] { run_train(*command); });
 }

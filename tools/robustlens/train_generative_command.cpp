@@ -1,8 +1,9 @@
 // robustlens train-vae / train-denoiser: the generative models the manifold
 // and alignment analyses need (generative/vae.h, generative/denoiser.h),
 // trained on the training split of --data and evaluated on its test split
-// after every epoch. Each writes OUT/vae.pt or OUT/denoiser.pt and
-// OUT/train_log.json (run record, spec, recipe, per-epoch losses, data summaries).
+// after every epoch. Each writes OUT/vae.pt or OUT/denoiser.pt, OUT/checkpoint.pt
+// (every epoch; a rerun resumes) and OUT/train_log.json (run record, spec, recipe,
+// per-epoch losses, data summaries).
 #include "commands.h"
 #include "common.h"
 
@@ -27,6 +28,7 @@ struct TrainVaeCommand {
   CommonOptions common;
   VaeSpec spec;
   VaeTrainOptions training;
+  bool restart = false;
 };
 
 void run_train_vae(const TrainVaeCommand& command) {
@@ -34,7 +36,7 @@ void run_train_vae(const TrainVaeCommand& command) {
   if (common.out.empty()) common.out = "runs/vae";
   const at::Device device = start_run(common);
   VaeTrainOptions options = command.training;
-  options.set_seed(common.seed).check();
+  options.set_seed(common.seed).set_out_dir(common.out).set_resume(!command.restart).check();
   const Dataset train_data = select_data(load_data(common, "train"), common);
   const Dataset test_data = load_data(common, "test");
 
@@ -58,6 +60,7 @@ void run_train_vae(const TrainVaeCommand& command) {
             static_cast<long long>(spec.latent_dim), r.seconds);
         std::fflush(stdout);
       });
+  print_resumed(result.resumed_after_epoch, options.epochs, common.out);
   const std::string model_path = output_file(common, "vae.pt");
   vae.save(model_path);
   nlohmann::json log = run_record("train-vae", {{"spec", spec.to_json()}, {"recipe", options.to_json()}}, common);
@@ -78,6 +81,7 @@ struct TrainDenoiserCommand {
   DenoiserSpec spec;
   DenoiserTrainOptions training;
   bool unconditional = false;
+  bool restart = false;
 };
 
 /// The denoising-error table: the learned denoiser beside the trivial ones, per noise level.
@@ -100,7 +104,7 @@ void run_train_denoiser(const TrainDenoiserCommand& command) {
   if (common.out.empty()) common.out = "runs/denoiser";
   const at::Device device = start_run(common);
   DenoiserTrainOptions options = command.training;
-  options.set_seed(common.seed).check();
+  options.set_seed(common.seed).set_out_dir(common.out).set_resume(!command.restart).check();
   const Dataset train_data = select_data(load_data(common, "train"), common);
   const Dataset test_data = load_data(common, "test");
 
@@ -123,6 +127,7 @@ void run_train_denoiser(const TrainDenoiserCommand& command) {
                     r.learning_rate, r.train_loss, r.test_loss, r.seconds);
         std::fflush(stdout);
       });
+  print_resumed(result.resumed_after_epoch, options.epochs, common.out);
   const std::string model_path = output_file(common, "denoiser.pt");
   denoiser.save(model_path);
   nlohmann::json log = run_record("train-denoiser", {{"spec", spec.to_json()}, {"recipe", options.to_json()}}, common);
@@ -141,7 +146,8 @@ void add_train_vae_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("train-vae", "Train the VAE whose decoder gives the tangent spaces of 'manifold'");
   add_common_options(*sub, command->common, kData | kSamples | kRuntime | kOut);
   sub->get_option("--samples")->description("Train on a random subset of this many training images (0 = all)");
-  sub->get_option("--out")->description("Output folder (default runs/vae): vae.pt, train_log.json");
+  sub->get_option("--out")->description(
+      "Output folder (default runs/vae): vae.pt, train_log.json; a checkpoint there is resumed");
   VaeSpec& spec = command->spec;
   sub->add_option("--latent-dim", spec.latent_dim, "Latent dimension k (the tangent spaces' dimension)")
       ->check(kPositive)
@@ -156,6 +162,7 @@ void add_train_vae_command(CLI::App& app) {
   sub->add_option("--beta", t.beta, "Weight of the KL term (1 = the ELBO; below 1 keeps more latent dimensions in use)")
       ->check(kNonNegative)
       ->capture_default_str();
+  add_restart_flag(*sub, command->restart);
   sub->callback([command] { run_train_vae(*command); });
 }
 
@@ -165,7 +172,8 @@ void add_train_denoiser_command(CLI::App& app) {
       app.add_subcommand("train-denoiser", "Train the denoiser whose Tweedie score 'align' compares gradients with");
   add_common_options(*sub, command->common, kData | kSamples | kRuntime | kOut);
   sub->get_option("--samples")->description("Train on a random subset of this many training images (0 = all)");
-  sub->get_option("--out")->description("Output folder (default runs/denoiser): denoiser.pt, train_log.json");
+  sub->get_option("--out")->description(
+      "Output folder (default runs/denoiser): denoiser.pt, train_log.json; a checkpoint there is resumed");
   DenoiserSpec& spec = command->spec;
   sub->add_option("--channels", spec.channels, "Feature maps at full and half resolution (twice as many at a quarter)")
       ->check(kPositive)
@@ -186,6 +194,7 @@ void add_train_denoiser_command(CLI::App& app) {
       ->check(kPositive)
       ->capture_default_str();
   sub->add_option("--sigma-max", t.sigma_max, "Largest training noise level")->check(kPositive)->capture_default_str();
+  add_restart_flag(*sub, command->restart);
   sub->callback([command] { run_train_denoiser(*command); });
 }
 
