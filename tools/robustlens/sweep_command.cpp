@@ -13,18 +13,13 @@
 #include "robustlens/analyses/sweep.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
-#include "robustlens/core/random.h"
-#include "robustlens/core/run_folder.h"
 #include "robustlens/report/chart.h"
-#include "robustlens/train/objectives.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <memory>
-#include <optional>
 #include <sstream>
 
 namespace robustlens::cli {
@@ -47,20 +42,9 @@ struct SweepCommand {
   bool restart = false;
 };
 
-/// The random streams of the measures' noise draws and of the correlation's bootstrap (derive_seed).
-constexpr std::uint64_t kMeasureStream = 31, kBootstrapStream = 32;
-
+/// The strengths given, or --count log-spaced from --min to --max (the library checks them).
 std::vector<double> sweep_strengths(const SweepCommand& command) {
-  if (!command.strengths.empty()) {
-    const std::vector<double>& given = command.strengths;
-    RL_CHECK(given.size() >= 2, "a sweep needs at least two strengths, got ", given.size());
-    for (std::size_t i = 0; i < given.size(); ++i) {
-      RL_CHECK(std::isfinite(given[i]) && given[i] > 0, "--strengths must be > 0, got ", given[i]);
-      // The first is the reference of the others, and the chart's ranges need the order.
-      RL_CHECK(i == 0 || given[i] > given[i - 1], "--strengths must increase, got ", given[i - 1], " then ", given[i]);
-    }
-    return given;
-  }
+  if (!command.strengths.empty()) return command.strengths;
   RL_CHECK(command.min_strength > 0 && command.max_strength > command.min_strength && command.count >= 2,
            "give --strengths, or --min > 0, --max > --min and --count >= 2 (got ", command.min_strength, ", ",
            command.max_strength, ", ", command.count, ")");
@@ -87,367 +71,297 @@ std::vector<ChartRegion> regime_regions(const std::vector<double>& strengths, co
   return regions;
 }
 
-/// Per-strength summary of the models of all seeds: the mean of each measure
-/// and, with several seeds, its standard error across them.
-struct StrengthSummary {
-  std::map<std::string, std::vector<double>> per_seed;
-
-  void add(const std::string& measure, double value) { per_seed[measure].push_back(value); }
-  double mean(const std::string& measure) const {
-    const std::vector<double>& values = per_seed.at(measure);
-    double sum = 0;
-    for (const double v : values) sum += v;
-    return sum / static_cast<double>(values.size());
-  }
-  double standard_error(const std::string& measure) const {
-    const std::vector<double>& values = per_seed.at(measure);
-    const double n = static_cast<double>(values.size()), m = mean(measure);
-    if (n < 2) return 0;
-    double squares = 0;
-    for (const double v : values) squares += (v - m) * (v - m);
-    return std::sqrt(squares / (n - 1) / n);
-  }
-  nlohmann::json to_json() const {
-    nlohmann::json json;
-    for (const auto& [measure, values] : per_seed) {
-      json[measure] = {{"mean", mean(measure)}, {"standard_error", standard_error(measure)}, {"per_seed", values}};
-    }
-    return json;
+/// The data, the tangent spaces and the score the sweep's models are measured with.
+struct SweepInputs {
+  Dataset train, test, analysed, reference;
+  std::vector<std::int64_t> analysis_indices;
+  std::unique_ptr<Vae> vae;
+  std::unique_ptr<Denoiser> denoiser;
+  std::int64_t pca_dim = 0;
+  std::string tangent_source;
+  TangentBasis basis;
+  ScoreFunction score;
+  AlignmentOptions alignment;
+  bool has_mask() const { return analysed.signal_mask.defined(); }
+  /// What the regimes rest on.
+  std::string first_order_source() const {
+    return has_mask() ? "distractor halves" : tangent_source + " tangent spaces";
   }
 };
 
-/// The training seed of seed index j: the run's --seed for the first, so that a
-/// one-seed sweep's models are exactly those of `robustlens train --seed S`.
-std::uint64_t model_seed(std::uint64_t seed, std::int64_t j) {
-  return j == 0 ? seed : derive_seed(seed, static_cast<std::uint64_t>(j));
+std::unique_ptr<SweepInputs> load_sweep_inputs(const SweepCommand& command, const CommonOptions& common,
+                                               const at::Device& device) {
+  auto inputs = std::make_unique<SweepInputs>();
+  inputs->alignment = command.measures.alignment;
+  inputs->train = select_data(load_data(common, "train"), common);
+  inputs->test = load_data(common, "test");
+  CommonOptions analysis_selection = common;
+  analysis_selection.samples = command.analysis_samples;
+  analysis_selection.samples_given = false;
+  analysis_selection.indices.clear();  // --indices picks training images here
+  inputs->analysed = select_data(inputs->test, analysis_selection, &inputs->analysis_indices);
+  if (!command.vae.empty()) inputs->vae = load_vae_for(command.vae, inputs->analysed, device);
+  if (!command.denoiser.empty()) inputs->denoiser = load_denoiser_for(command.denoiser, inputs->analysed, device);
+  RL_CHECK(inputs->vae || command.pca_neighbours > 0,
+           "the sweep needs tangent spaces: give --vae or keep --pca-neighbours > 0");
+  Vae* vae = inputs->vae.get();
+  inputs->pca_dim = command.pca_dim > 0 ? command.pca_dim : vae ? vae->spec().latent_dim : 16;
+  if (!vae) inputs->reference = load_data(common, "train");
+  inputs->tangent_source = vae ? "vae" : "local-pca";
+  inputs->basis = [vae, &reference = inputs->reference, neighbours = command.pca_neighbours, dim = inputs->pca_dim](
+                      const at::Tensor& images, const at::Tensor& labels) {
+    return vae ? vae_tangent_basis(*vae, images) : local_pca_basis(images, labels, reference, neighbours, dim);
+  };
+  if (inputs->denoiser) {
+    const AlignmentFlags& flags = command.alignment;
+    inputs->alignment = alignment_options_for(*inputs->denoiser, command.denoiser, flags.pairing, flags.label,
+                                              flags.sigmas, flags.summary_sigma, command.measures.batch_size);
+    inputs->score = denoiser_score_function(*inputs->denoiser);
+  }
+  return inputs;
+}
+
+/// The sweep's options, checked before any data is read; the alignment comes with the denoiser.
+SweepOptions sweep_options(const SweepCommand& command, const CommonOptions& common) {
+  TrainOptions training = command.training;
+  training.set_transform(common.transform).set_eval_batch_size(1000);
+  const SweepOptions options = SweepOptions()
+                                   .set_objective(command.objective)
+                                   .set_strengths(sweep_strengths(command))
+                                   .set_seeds(command.seeds)
+                                   .set_architecture(command.architecture)
+                                   .set_training(training)
+                                   .set_measures(command.measures)
+                                   .set_seed(common.seed)
+                                   .set_out_dir(common.out)
+                                   .set_resume(!command.restart);
+  options.check();
+  return options;
+}
+
+std::string regime_measure(const SweepInputs& inputs) {
+  return "first-order sensitivities per direction (RMS directional derivative of log p(predicted class)) on the " +
+         (inputs.has_mask() ? std::string("distractor halves (item half on, glyph half off the manifold)")
+                            : inputs.tangent_source + " tangent spaces (on) and their complements (off)");
+}
+
+/// sweep.json without its results: the run record with the options as they ran.
+nlohmann::json sweep_record(const SweepCommand& command, const CommonOptions& common, const SweepInputs& inputs,
+                            const SweepOptions& options) {
+  ArchitectureSpec spec = options.architecture;
+  spec.set_input_shape(inputs.train.image_shape()).set_num_classes(inputs.train.num_classes());
+  const nlohmann::json options_json = {{"objective", options.objective},
+                                       {"strengths", options.strengths},
+                                       {"seeds", options.seeds},
+                                       {"architecture", spec.resolved().to_json()},
+                                       {"tangent_source", inputs.tangent_source},
+                                       {"vae", command.vae},
+                                       {"denoiser", command.denoiser},
+                                       {"pca_neighbours", command.pca_neighbours},
+                                       {"pca_dim", inputs.pca_dim},
+                                       {"measures", options.resolved_measures().to_json()},
+                                       {"analysis_samples", command.analysis_samples},
+                                       {"regime_rule", robustness_regime_rule()},
+                                       {"regime_measure", regime_measure(inputs)}};
+  nlohmann::json record = run_record("sweep", options_json, common);
+  record["train_data"] = inputs.train.summary();
+  record["analysed_data"] = inputs.analysed.summary();
+  record["analysis_indices"] = inputs.analysis_indices;
+  return record;
+}
+
+void print_model_start(const SweepOptions& options, std::size_t i, std::int64_t j, const std::string& folder) {
+  const std::string seed =
+      options.seeds == 1 ? "" : ", seed " + std::to_string(j + 1) + "/" + std::to_string(options.seeds);
+  std::printf("[%zu/%zu] %s strength %.4g%s -> %s\n", i + 1, options.strengths.size(), options.objective.c_str(),
+              options.strengths[i], seed.c_str(), folder.c_str());
+  std::fflush(stdout);
+}
+
+void print_model_done(const SweepModel& model, double eps) {
+  const SweepMeasures& measured = model.measures;
+  const FirstOrderSensitivity& sensitivity = regime_sensitivity(measured);
+  std::printf("  accuracy %.2f%%  first order on %.4g off %.4g (off/on %.3g)  change at eps %.3g: on %.4f off %.4f",
+              100 * model.test_accuracy(), sensitivity.on_manifold, sensitivity.off_manifold,
+              sensitivity.off_to_on_ratio(), eps, measured.tangent.on_manifold.mean[0],
+              measured.tangent.off_manifold.mean[0]);
+  if (measured.distractor) {
+    std::printf("  item half %.4f  glyph half %.4f", measured.distractor->item_half.mean[0],
+                measured.distractor->distractor_half.mean[0]);
+  }
+  if (measured.alignment) std::printf("  alignment %.4f", measured.alignment->summary().mean_cosine);
+  std::printf("  (training %.0f s, measures %.0f s)\n", model.train_seconds(), measured.seconds);
+}
+
+/// The record of the alignment-robustness correlation, or why there is none.
+nlohmann::json correlation_record(const SweepResult& result, const AlignmentOptions& alignment) {
+  if (!result.correlation) {
+    return {
+        {"spearman", nullptr},
+        {"why", "a rank correlation needs at least 3 models; the sweep has " + std::to_string(result.models.size())}};
+  }
+  nlohmann::json json = result.correlation->to_json();
+  json["between"] = "alignment (" + alignment_pairing_name(alignment.pairing) + " pairing, mean cosine at sigma " +
+                    format_number(alignment.summary_sigma) +
+                    ") and off-manifold robustness (minus the off-manifold first-order sensitivity), over every model";
+  return json;
+}
+
+/// A measure per strength relative to the weakest model's, with ±2 standard errors across seeds as a band.
+ChartSeries relative_series(const SweepResult& result, const std::string& measure, std::string name, bool dashed) {
+  const std::vector<double> values = result.column(measure);
+  ChartSeries series{std::move(name), {}, {}, {}, {}, dashed};
+  const bool several_seeds = result.models.size() > result.strengths.size();
+  for (std::size_t i = 0; i < result.strengths.size(); ++i) {
+    series.x.push_back(result.strengths[i].strength);
+    series.y.push_back(values[i] / values.front());
+    if (!several_seeds) continue;
+    const double error = 2 * result.strengths[i].standard_error(measure) / values.front();
+    series.band_low.push_back(series.y[i] - error);
+    series.band_high.push_back(series.y[i] + error);
+  }
+  return series;
+}
+
+LineChart sweep_chart(const SweepResult& result, const SweepOptions& options, const SweepInputs& inputs) {
+  LineChart chart{"Sweep of " + options.objective + " strength", "strength (" + options.objective + ")", "", {}};
+  const std::string first_order = inputs.first_order_source(), eps = format_number(options.measures.eps);
+  chart.note =
+      "regimes from the first-order sensitivities on the " + first_order + "; rel. = relative to the weakest model";
+  if (const auto& c = result.correlation) {
+    chart.note += "; Spearman(alignment, off-manifold robustness) " + format_number(c->spearman) + " [" +
+                  format_number(c->low) + ", " + format_number(c->high) + "]";
+  }
+  chart.log_x = true;
+  std::vector<std::string> regimes;
+  for (const StrengthSummary& summary : result.strengths) regimes.push_back(summary.regime);
+  chart.regions = regime_regions(options.strengths, regimes);
+  chart.series.push_back({"test accuracy", options.strengths, result.column("test_accuracy"), {}, {}, false});
+  chart.series.push_back(relative_series(result, "first_order_on",
+                                         "on-manifold first-order sensitivity, " + first_order + " (rel.)", false));
+  chart.series.push_back(relative_series(result, "first_order_off",
+                                         "off-manifold first-order sensitivity, " + first_order + " (rel.)", false));
+  const std::string tangents = ", " + inputs.tangent_source + " (rel.)";
+  chart.series.push_back(relative_series(result, "on_manifold", "on-manifold change at eps " + eps + tangents, true));
+  chart.series.push_back(relative_series(result, "off_manifold", "off-manifold change at eps " + eps + tangents, true));
+  if (inputs.denoiser) {
+    // Relative to its largest value, so that its shape shows on the chart's scale.
+    std::vector<double> cosine = result.column("alignment_cosine");
+    const double peak = *std::max_element(cosine.begin(), cosine.end());
+    if (peak > 0) std::transform(cosine.begin(), cosine.end(), cosine.begin(), [&](double v) { return v / peak; });
+    const std::string name =
+        peak > 0 ? "alignment, cosine (rel. to its max " + format_number(peak) + ")" : "alignment, cosine";
+    chart.series.push_back({name, options.strengths, cosine, {}, {}, false});
+  }
+  if (inputs.has_mask()) {
+    chart.series.push_back(relative_series(result, "item_half", "item-half noise change (rel.), on", true));
+    chart.series.push_back(relative_series(result, "glyph_half", "glyph-half noise change (rel.), off", true));
+  }
+  return chart;
+}
+
+/// The per-strength columns of sweep.csv and of the printed table, in their order.
+const std::vector<std::string>& table_measures() {
+  static const std::vector<std::string> measures = {"test_accuracy",    "first_order_on", "first_order_off",
+                                                    "off_to_on_ratio",  "on_manifold",    "off_manifold",
+                                                    "alignment_cosine", "item_half",      "glyph_half"};
+  return measures;
+}
+
+void write_sweep_csv(const std::string& path, const SweepResult& result) {
+  std::ostringstream csv;
+  csv.precision(6);
+  csv << "strength";
+  for (const std::string& measure : table_measures()) csv << ',' << measure;
+  csv << ",regime\n";
+  for (const StrengthSummary& summary : result.strengths) {
+    csv << summary.strength << ',';
+    for (const std::string& measure : table_measures()) {
+      if (summary.has(measure)) csv << summary.mean(measure);
+      csv << ',';
+    }
+    csv << summary.regime << '\n';
+  }
+  write_text_file(path, csv.str());
+}
+
+void print_sweep_table(const SweepResult& result) {
+  std::printf("\n%12s %10s %11s %11s %8s %11s %11s %11s %11s %10s  %s\n", "strength", "accuracy", "1st-ord on",
+              "1st-ord off", "off/on", "change on", "change off", "item half", "glyph half", "alignment", "regime");
+  for (const StrengthSummary& s : result.strengths) {
+    const auto cell = [&](const std::string& measure) {
+      return s.has(measure) ? format_number(s.mean(measure)) : std::string("-");
+    };
+    std::printf("%12.4g %9.2f%% %11.4g %11.4g %8.3g %11.4f %11.4f %11s %11s %10s  %s\n", s.strength,
+                100 * s.mean("test_accuracy"), s.mean("first_order_on"), s.mean("first_order_off"),
+                s.mean("off_to_on_ratio"), s.mean("on_manifold"), s.mean("off_manifold"), cell("item_half").c_str(),
+                cell("glyph_half").c_str(), cell("alignment_cosine").c_str(), s.regime.c_str());
+  }
+}
+
+void print_sweep_summary(const SweepResult& result, const SweepOptions& options, const SweepInputs& inputs) {
+  print_sweep_table(result);
+  std::printf("%sregimes from the %s\n",
+              options.seeds > 1 ? ("means over " + std::to_string(options.seeds) + " seeds; ").c_str() : "",
+              regime_measure(inputs).c_str());
+  if (inputs.denoiser && !result.correlation) {
+    std::printf("no correlation of alignment with off-manifold robustness: %zu models, at least 3 needed\n",
+                result.models.size());
+  }
+  if (const auto& c = result.correlation) {
+    std::printf(
+        "Spearman correlation of alignment with off-manifold robustness over %lld models: %.3f "
+        "(%.0f%% bootstrap interval [%.3f, %.3f])\n",
+        static_cast<long long>(c->pairs), c->spearman, 100 * c->confidence, c->low, c->high);
+  }
 }
 
 void run_sweep(const SweepCommand& command) {
   CommonOptions common = command.common;
   if (common.out.empty()) common.out = "runs/sweep-" + command.objective;
-  const std::vector<double> strengths = sweep_strengths(command);
   RL_CHECK(command.analysis_samples >= 1, "--analysis-samples must be >= 1, got ", command.analysis_samples);
-  RL_CHECK(command.seeds >= 1, "--seeds must be >= 1, got ", command.seeds);
-  command.measures.check();
+  SweepOptions options = sweep_options(command, common);
   const at::Device device = start_run(common);
-  const Dataset train_data = select_data(load_data(common, "train"), common);
-  const Dataset test_data = load_data(common, "test");
-  CommonOptions analysis_selection = common;
-  analysis_selection.samples = command.analysis_samples;
-  analysis_selection.samples_given = false;
-  analysis_selection.indices.clear();  // --indices picks training images here
-  std::vector<std::int64_t> analysis_indices;
-  const Dataset analysed = select_data(test_data, analysis_selection, &analysis_indices);
+  options.set_device(device);
+  const std::unique_ptr<SweepInputs> inputs = load_sweep_inputs(command, common, device);
+  if (inputs->denoiser) options.measures.set_alignment(inputs->alignment);
+  nlohmann::json record = sweep_record(command, common, *inputs, options);
 
-  std::unique_ptr<Vae> vae = command.vae.empty() ? nullptr : load_vae_for(command.vae, analysed, device);
-  std::unique_ptr<Denoiser> denoiser =
-      command.denoiser.empty() ? nullptr : load_denoiser_for(command.denoiser, analysed, device);
-  RL_CHECK(vae || command.pca_neighbours > 0,
-           "the sweep needs tangent spaces: give --vae or keep --pca-neighbours > 0");
-  const std::int64_t pca_dim = command.pca_dim > 0 ? command.pca_dim : vae ? vae->spec().latent_dim : 16;
-  const Dataset reference = vae ? Dataset() : load_data(common, "train");
-  const std::string tangent_source = vae ? "vae" : "local-pca";
-  const TangentBasis basis = [&](const at::Tensor& images, const at::Tensor& labels) {
-    return vae ? vae_tangent_basis(*vae, images)
-               : local_pca_basis(images, labels, reference, command.pca_neighbours, pca_dim);
-  };
-  SweepMeasureOptions measure_options = command.measures;
-  const AlignmentFlags& flags = command.alignment;
-  if (denoiser) {
-    measure_options.set_alignment(alignment_options_for(*denoiser, command.denoiser, flags.pairing, flags.label,
-                                                        flags.sigmas, flags.summary_sigma, measure_options.batch_size));
-  }
-  const AlignmentOptions& alignment_options = measure_options.alignment;
-  const ScoreFunction score = denoiser ? denoiser_score_function(*denoiser) : ScoreFunction();
-  const bool has_mask = analysed.signal_mask.defined();
-  ArchitectureSpec spec = command.architecture;
-  spec.set_input_shape(train_data.image_shape()).set_num_classes(train_data.num_classes());
-  // Every model is measured with the same noise draws (a paired comparison),
-  // whether it was trained now or resumed from its checkpoint.
-  measure_options.set_seed(derive_seed(common.seed, kMeasureStream));
-  const auto measure = [&](Model& model) {
-    return measure_sweep_model(model, analysed, basis, score, measure_options, terminal_progress());
-  };
-  {
-    // Every measure once on an untrained model: bad options (images too small
-    // for SSIM, a class with too few images for local PCA) fail here, not after hours of training.
-    BuiltinModel untrained(spec, train_data.class_names);
-    untrained.to(device);
-    untrained.set_training(false);
-    measure(untrained);
-  }
-
-  const std::filesystem::path out(common.out);
-  const std::string regime_measure =
-      "first-order sensitivities per direction (RMS directional derivative of log p(predicted class)) on the " +
-      (has_mask ? std::string("distractor halves (item half on, glyph half off the manifold)")
-                : tangent_source + " tangent spaces (on) and their complements (off)");
-  nlohmann::json options_json = {{"objective", command.objective},
-                                 {"strengths", strengths},
-                                 {"seeds", command.seeds},
-                                 {"architecture", spec.resolved().to_json()},
-                                 {"tangent_source", tangent_source},
-                                 {"vae", command.vae},
-                                 {"denoiser", command.denoiser},
-                                 {"pca_neighbours", command.pca_neighbours},
-                                 {"pca_dim", pca_dim},
-                                 {"measures", measure_options.to_json()},
-                                 {"analysis_samples", command.analysis_samples},
-                                 {"regime_rule", robustness_regime_rule()},
-                                 {"regime_measure", regime_measure}};
-  nlohmann::json record = run_record("sweep", options_json, common);
-  record["train_data"] = train_data.summary();
-  record["analysed_data"] = analysed.summary();
-  record["analysis_indices"] = analysis_indices;
-  record["models"] = nlohmann::json::array();
-
-  std::vector<StrengthSummary> summaries;
-  const std::int64_t shown = std::min<std::int64_t>(6, analysed.size());
-  const at::Tensor shown_images = analysed.images.slice(0, 0, shown).to(device);
-  const at::Tensor shown_labels = analysed.labels.slice(0, 0, shown).to(device);
+  // The gradient figure: the first seed's model of every strength on the first analysed images.
+  const std::int64_t shown = std::min<std::int64_t>(6, inputs->analysed.size());
+  const at::Tensor shown_images = inputs->analysed.images.slice(0, 0, shown).to(device);
+  const at::Tensor shown_labels = inputs->analysed.labels.slice(0, 0, shown).to(device);
+  const AlignmentOptions& alignment = inputs->alignment;
   std::vector<at::Tensor> gradient_columns;
-  // Every model (all seeds), for the correlation of alignment with off-manifold robustness.
-  std::vector<double> model_alignment;
-  std::vector<FirstOrderSensitivity> model_sensitivity;
-  for (std::size_t i = 0; i < strengths.size(); ++i) {
-    StrengthSummary summary;
-    for (std::int64_t j = 0; j < command.seeds; ++j) {
-      const std::filesystem::path folder =
-          command.seeds == 1 ? out / ("strength-" + std::to_string(i))
-                             : out / ("strength-" + std::to_string(i)) / ("seed-" + std::to_string(j));
-      const std::uint64_t seed = model_seed(common.seed, j);
-      TrainOptions options = command.training.for_architecture(spec.resolved());
-      options.set_objective(objective_at_strength(command.training.objective, command.objective, strengths[i]))
-          .set_seed(seed)
-          .set_transform(common.transform)
-          .set_out_dir(folder.string())
-          .set_resume(!command.restart)
-          .set_eval_batch_size(1000);
-      std::printf(
-          "[%zu/%zu] %s strength %.4g%s -> %s\n", i + 1, strengths.size(), command.objective.c_str(), strengths[i],
-          command.seeds == 1 ? "" : (", seed " + std::to_string(j + 1) + "/" + std::to_string(command.seeds)).c_str(),
-          folder.c_str());
-      std::fflush(stdout);
-      std::optional<BuiltinModel> built;
-      // The initial weights, as in `robustlens train --seed`.
-      with_global_seed(seed, [&] { built.emplace(spec, train_data.class_names); });
-      BuiltinModel& model = *built;
-      model.to(device);
-      // Each model is a run of its own: a stopped sweep keeps the models it finished (and its checkpoints).
-      std::filesystem::create_directories(folder);
-      RunScope model_run;
-      open_run(folder.string());
-      const TrainResult trained = train_model(model, train_data, test_data, options, terminal_progress(), print_epoch);
-      model.save((folder / "model.pt").string());
-      model_run.commit();
-      model.set_training(false);
-      double train_seconds = 0;
-      for (const EpochRecord& epoch : trained.epochs) train_seconds += epoch.seconds;
-      const SweepMeasures measured = measure(model);
-
-      const FirstOrderSensitivity& sensitivity = regime_sensitivity(measured);
-      summary.add("test_accuracy", trained.epochs.back().test_accuracy);
-      summary.add("first_order_on", sensitivity.on_manifold);
-      summary.add("first_order_off", sensitivity.off_manifold);
-      summary.add("off_to_on_ratio", sensitivity.off_to_on_ratio());
-      summary.add("on_manifold", measured.tangent.on_manifold.mean[0]);
-      summary.add("off_manifold", measured.tangent.off_manifold.mean[0]);
-      if (measured.distractor) {
-        summary.add("item_half", measured.distractor->item_half.mean[0]);
-        summary.add("glyph_half", measured.distractor->distractor_half.mean[0]);
-      }
-      if (measured.alignment) {
-        summary.add("alignment_cosine", measured.alignment->summary().mean_cosine);
-        model_alignment.push_back(measured.alignment->summary().mean_cosine);
-      }
-      model_sensitivity.push_back(sensitivity);
-      if (j == 0) {
-        const at::Tensor labels = alignment_options.predicted_label ? at::Tensor() : shown_labels;
-        gradient_columns.push_back(alignment_gradient(model, shown_images, labels, alignment_options.pairing).first);
-      }
-      std::printf("  accuracy %.2f%%  first order on %.4g off %.4g (off/on %.3g)  change at eps %.3g: on %.4f off %.4f",
-                  100 * trained.epochs.back().test_accuracy, sensitivity.on_manifold, sensitivity.off_manifold,
-                  sensitivity.off_to_on_ratio(), measure_options.eps, measured.tangent.on_manifold.mean[0],
-                  measured.tangent.off_manifold.mean[0]);
-      if (measured.distractor) {
-        std::printf("  item half %.4f  glyph half %.4f", measured.distractor->item_half.mean[0],
-                    measured.distractor->distractor_half.mean[0]);
-      }
-      if (measured.alignment) std::printf("  alignment %.4f", measured.alignment->summary().mean_cosine);
-      std::printf("  (training %.0f s, measures %.0f s)\n", train_seconds, measured.seconds);
-      nlohmann::json entry = measured.to_json();
-      entry.update({{"strength", strengths[i]},
-                    {"seed", seed},
-                    {"folder", folder.string()},
-                    {"recipe", options.to_json()},
-                    {"test_accuracy", trained.epochs.back().test_accuracy},
-                    {"train_seconds", train_seconds},
-                    {"resumed_after_epoch", trained.resumed_after_epoch}});
-      record["models"].push_back(entry);
-    }
-    summaries.push_back(summary);
-    if (i == 0) {
-      RL_CHECK(summary.mean("first_order_on") > 0 && summary.mean("first_order_off") > 0,
-               "the weakest model's first-order sensitivities (on ", summary.mean("first_order_on"), ", off ",
-               summary.mean("first_order_off"), ") must be > 0 to compare the others with");
-    }
-  }
-
-  const auto column = [&](const std::string& measure) {
-    std::vector<double> values;
-    for (const StrengthSummary& summary : summaries) values.push_back(summary.mean(measure));
-    return values;
+  SweepCallbacks callbacks{terminal_progress(), print_epoch, {}, {}};
+  callbacks.on_model_start = [&](std::size_t i, std::int64_t j, const std::string& folder) {
+    print_model_start(options, i, j, folder);
   };
-  const std::vector<double> accuracy = column("test_accuracy"), on = column("on_manifold"),
-                            off = column("off_manifold");
-  const std::vector<double> first_on = column("first_order_on"), first_off = column("first_order_off");
-  const std::vector<double> ratio = column("off_to_on_ratio");
-  const std::vector<double> cosine = denoiser ? column("alignment_cosine") : std::vector<double>();
-  const std::vector<double> item_half = has_mask ? column("item_half") : std::vector<double>();
-  const std::vector<double> glyph_half = has_mask ? column("glyph_half") : std::vector<double>();
-  // The regimes rest on the known manifold when there is one (regime_sensitivity):
-  // the glyph half of distractor data is off the manifold exactly, while the
-  // complement of a k-dimensional tangent estimate still holds real variation of the data.
-  std::vector<FirstOrderSensitivity> strength_sensitivity;
-  for (std::size_t i = 0; i < strengths.size(); ++i) {
-    FirstOrderSensitivity mean;
-    mean.on_manifold = first_on[i];
-    mean.off_manifold = first_off[i];
-    strength_sensitivity.push_back(mean);
-  }
-  const std::vector<std::string> regimes = sweep_regimes(strength_sensitivity);
+  callbacks.on_model_done = [&](const SweepModel& model, Model& trained) {
+    print_model_done(model, options.measures.eps);
+    if (model.seed_index > 0) return;
+    const at::Tensor labels = alignment.predicted_label ? at::Tensor() : shown_labels;
+    gradient_columns.push_back(alignment_gradient(trained, shown_images, labels, alignment.pairing).first);
+  };
+  const SweepResult result =
+      run_sweep(inputs->train, inputs->test, inputs->analysed, inputs->basis, inputs->score, options, callbacks);
+
+  record["models"] = nlohmann::json::array();
+  for (const SweepModel& model : result.models) record["models"].push_back(model.to_json());
   record["per_strength"] = nlohmann::json::array();
-  for (std::size_t i = 0; i < strengths.size(); ++i) {
-    nlohmann::json entry = summaries[i].to_json();
-    entry.update({{"strength", strengths[i]}, {"regime", regimes[i]}});
-    record["per_strength"].push_back(entry);
-  }
-  std::optional<RankCorrelation> correlation;
-  if (denoiser && model_alignment.size() >= 3) {
-    correlation = alignment_robustness_correlation(model_alignment, model_sensitivity,
-                                                   derive_seed(common.seed, kBootstrapStream));
-    nlohmann::json json = correlation->to_json();
-    json["between"] =
-        "alignment (" + alignment_pairing_name(alignment_options.pairing) + " pairing, mean cosine at sigma " +
-        format_number(alignment_options.summary_sigma) +
-        ") and off-manifold robustness (minus the off-manifold first-order sensitivity), over every model";
-    record["alignment_robustness_correlation"] = json;
-  } else if (denoiser) {
-    record["alignment_robustness_correlation"] = {
-        {"spearman", nullptr},
-        {"why", "a rank correlation needs at least 3 models; the sweep has " + std::to_string(model_alignment.size())}};
-  }
-
-  const auto scaled = [](const std::vector<double>& values, double by) {
-    std::vector<double> result;
-    for (const double v : values) result.push_back(v / by);
-    return result;
-  };
-  const auto relative = [&](const std::string& measure, const std::vector<double>& values) {
-    // Standard errors across seeds, as a band, when there are several.
-    ChartSeries series{"", strengths, scaled(values, values.front()), {}, {}, false};
-    if (command.seeds > 1) {
-      for (std::size_t i = 0; i < strengths.size(); ++i) {
-        const double error = 2 * summaries[i].standard_error(measure) / values.front();
-        series.band_low.push_back(series.y[i] - error);
-        series.band_high.push_back(series.y[i] + error);
-      }
-    }
-    return series;
-  };
-  LineChart chart{"Sweep of " + command.objective + " strength", "strength (" + command.objective + ")", "", {}};
-  const std::string first_order_source = has_mask ? "distractor halves" : tangent_source + " tangent spaces";
-  chart.note = "regimes from the first-order sensitivities on the " + first_order_source +
-               "; rel. = relative to the weakest model";
-  if (correlation) {
-    chart.note += "; Spearman(alignment, off-manifold robustness) " + format_number(correlation->spearman) + " [" +
-                  format_number(correlation->low) + ", " + format_number(correlation->high) + "]";
-  }
-  chart.log_x = true;
-  chart.regions = regime_regions(strengths, regimes);
-  chart.series.push_back({"test accuracy", strengths, accuracy, {}, {}, false});
-  chart.series.push_back(relative("first_order_on", first_on));
-  chart.series.back().name = "on-manifold first-order sensitivity, " + first_order_source + " (rel.)";
-  chart.series.push_back(relative("first_order_off", first_off));
-  chart.series.back().name = "off-manifold first-order sensitivity, " + first_order_source + " (rel.)";
-  chart.series.push_back(relative("on_manifold", on));
-  chart.series.back().name =
-      "on-manifold change at eps " + format_number(measure_options.eps) + ", " + tangent_source + " (rel.)";
-  chart.series.back().dashed = true;
-  chart.series.push_back(relative("off_manifold", off));
-  chart.series.back().name =
-      "off-manifold change at eps " + format_number(measure_options.eps) + ", " + tangent_source + " (rel.)";
-  chart.series.back().dashed = true;
-  if (denoiser) {
-    // Relative to its largest value, so that its shape shows on the chart's scale.
-    const double peak = *std::max_element(cosine.begin(), cosine.end());
-    chart.series.push_back(
-        {peak > 0 ? "alignment, cosine (rel. to its max " + format_number(peak) + ")" : "alignment, cosine",
-         strengths,
-         peak > 0 ? scaled(cosine, peak) : cosine,
-         {},
-         {},
-         false});
-  }
-  if (has_mask) {
-    chart.series.push_back(relative("item_half", item_half));
-    chart.series.back().name = "item-half noise change (rel.), on";
-    chart.series.back().dashed = true;
-    chart.series.push_back(relative("glyph_half", glyph_half));
-    chart.series.back().name = "glyph-half noise change (rel.), off";
-    chart.series.back().dashed = true;
-  }
-  write_svg((out / "sweep.svg").string(), chart);
-  if (denoiser) {
+  for (const StrengthSummary& summary : result.strengths) record["per_strength"].push_back(summary.to_json());
+  if (inputs->denoiser) record["alignment_robustness_correlation"] = correlation_record(result, alignment);
+  const std::filesystem::path out(common.out);
+  write_svg((out / "sweep.svg").string(), sweep_chart(result, options, *inputs));
+  if (inputs->denoiser) {
     // The score side for the true labels (with --label predicted each model's own y would differ).
     gradient_columns.push_back(
-        paired_score(score, shown_images, shown_labels, alignment_options.pairing, alignment_options.summary_sigma));
+        paired_score(inputs->score, shown_images, shown_labels, alignment.pairing, alignment.summary_sigma));
   }
   write_gradient_figure((out / "gradients.png").string(), shown_images, gradient_columns);
-
-  std::ostringstream csv;
-  csv.precision(6);
-  csv << "strength,test_accuracy,first_order_on,first_order_off,off_to_on_ratio,on_manifold,off_manifold,"
-         "alignment_cosine,item_half,glyph_half,regime\n";
-  const auto csv_cell = [&](const std::vector<double>& values, std::size_t i) {
-    if (!values.empty()) csv << values[i];
-    csv << ',';
-  };
-  for (std::size_t i = 0; i < strengths.size(); ++i) {
-    csv << strengths[i] << ',' << accuracy[i] << ',' << first_on[i] << ',' << first_off[i] << ',' << ratio[i] << ','
-        << on[i] << ',' << off[i] << ',';
-    csv_cell(cosine, i);
-    csv_cell(item_half, i);
-    csv_cell(glyph_half, i);
-    csv << regimes[i] << '\n';
-  }
-  write_text_file((out / "sweep.csv").string(), csv.str());
+  write_sweep_csv((out / "sweep.csv").string(), result);
   write_json_file((out / "sweep.json").string(), record);
-
-  std::printf("\n%12s %10s %11s %11s %8s %11s %11s %11s %11s %10s  %s\n", "strength", "accuracy", "1st-ord on",
-              "1st-ord off", "off/on", "change on", "change off", "item half", "glyph half", "alignment", "regime");
-  const auto cell = [](const std::vector<double>& values, std::size_t i) {
-    return values.empty() ? std::string("-") : format_number(values[i]);
-  };
-  for (std::size_t i = 0; i < strengths.size(); ++i) {
-    std::printf("%12.4g %9.2f%% %11.4g %11.4g %8.3g %11.4f %11.4f %11s %11s %10s  %s\n", strengths[i],
-                100 * accuracy[i], first_on[i], first_off[i], ratio[i], on[i], off[i], cell(item_half, i).c_str(),
-                cell(glyph_half, i).c_str(), cell(cosine, i).c_str(), regimes[i].c_str());
-  }
-  std::printf("%sregimes from the %s\n",
-              command.seeds > 1 ? ("means over " + std::to_string(command.seeds) + " seeds; ").c_str() : "",
-              regime_measure.c_str());
-  if (denoiser && !correlation) {
-    std::printf("no correlation of alignment with off-manifold robustness: %zu models, at least 3 needed\n",
-                model_alignment.size());
-  }
-  if (correlation) {
-    std::printf(
-        "Spearman correlation of alignment with off-manifold robustness over %lld models: %.3f "
-        "(%.0f%% bootstrap interval [%.3f, %.3f])\n",
-        static_cast<long long>(correlation->pairs), correlation->spearman, 100 * correlation->confidence,
-        correlation->low, correlation->high);
-  }
+  print_sweep_summary(result, options, *inputs);
   std::printf("results in %s, %s, %s, %s\n", (out / "sweep.json").c_str(), (out / "sweep.csv").c_str(),
               (out / "sweep.svg").c_str(), (out / "gradients.png").c_str());
 }
