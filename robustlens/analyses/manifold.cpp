@@ -410,29 +410,18 @@ TangentResult analyse_tangent_sensitivity(Model& model, const Dataset& data, con
   return analyse_tangent_spaces(model, data, {{"basis", basis}}, options, generator, progress).results.at("basis");
 }
 
-std::vector<std::string> robustness_regimes(const std::vector<double>& on_manifold,
-                                            const std::vector<double>& off_manifold, double threshold) {
-  RL_CHECK(!on_manifold.empty() && on_manifold.size() == off_manifold.size(), "regimes need as many on- (",
-           on_manifold.size(), ") as off-manifold (", off_manifold.size(), ") sensitivities, at least one");
-  RL_CHECK(on_manifold[0] > 0 && off_manifold[0] > 0, "regimes: the weakest model's sensitivities must be > 0, got on ",
-           on_manifold[0], " and off ", off_manifold[0]);
-  std::vector<std::string> regimes;
-  for (std::size_t i = 0; i < on_manifold.size(); ++i) {
-    const bool on_robust = on_manifold[i] / on_manifold[0] <= threshold;
-    const bool off_robust = off_manifold[i] / off_manifold[0] <= threshold;
-    regimes.push_back(on_robust ? (off_robust ? "excessive" : "on-manifold-first")
-                                : (off_robust ? "bayes-aligned" : "weak"));
+nlohmann::json TangentComparison::to_json() const {
+  nlohmann::json json;
+  for (const auto& [name, result] : results) json[name] = result.to_json();
+  if (agreement) {
+    json["subspace_agreement"] = {{"vae_vs_local_pca", *agreement}, {"random_expectation", random_agreement()}};
   }
-  return regimes;
+  return json;
 }
 
-std::string robustness_regime_rule(double threshold) {
-  const std::string t = std::to_string(threshold).substr(0, 4);
-  return "sensitivities relative to the first model: weak while both are above " + t +
-         ", bayes-aligned once off-manifold is at or below " + t +
-         " and on-manifold above, excessive once both are, "
-         "on-manifold-first if on-manifold falls to " +
-         t + " first";
+double TangentComparison::random_agreement() const {
+  const TangentResult& any = results.begin()->second;
+  return static_cast<double>(any.tangent_dim) / static_cast<double>(any.input_dim);
 }
 
 }  // namespace robustlens

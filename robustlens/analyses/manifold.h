@@ -161,27 +161,15 @@ struct TangentComparison {
   std::map<std::string, TangentResult> results;  ///< per basis name
   /// subspace_agreement of the two bases over all images; set when exactly two bases of the same k were given.
   std::optional<double> agreement;
+  /// k/D: the expected agreement of unrelated random subspaces.
+  double random_agreement() const;
+  /// {name: result}, and with the agreement {"subspace_agreement": {"vae_vs_local_pca", "random_expectation"}}.
+  nlohmann::json to_json() const;
 };
 
 TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
                                          const std::map<std::string, TangentBasis>& bases,
                                          const TangentOptions& options, const at::Generator& generator,
                                          const ProgressCallback& progress = {});
-
-/// The regimes of a sweep of robust-training strength (the paper's claim,
-/// made operational by us): with on- and off-manifold sensitivities taken
-/// relative to the first (weakest) model, the reference (the sweep passes the
-/// square roots of the first-order sensitivities: RMS directional derivatives),
-///   "weak"            both above `threshold`,
-///   "bayes-aligned"   off-manifold at or below it, on-manifold above (robust off the manifold only),
-///   "excessive"       both at or below it,
-///   "on-manifold-first" on-manifold at or below it, off-manifold above: the
-///                     opposite of the paper's order, labelled so that it shows.
-/// One label per model, in sweep order. Errors when the reference's
-/// sensitivities are not > 0.
-std::vector<std::string> robustness_regimes(const std::vector<double>& on_manifold,
-                                            const std::vector<double>& off_manifold, double threshold = 0.5);
-/// The rule above in one sentence, for the records that use it.
-std::string robustness_regime_rule(double threshold = 0.5);
 
 }  // namespace robustlens

@@ -264,6 +264,31 @@ SweepResult run_sweep(const Dataset& train, const Dataset& test, const Dataset& 
   return result;
 }
 
+std::vector<std::string> robustness_regimes(const std::vector<double>& on_manifold,
+                                            const std::vector<double>& off_manifold, double threshold) {
+  RL_CHECK(!on_manifold.empty() && on_manifold.size() == off_manifold.size(), "regimes need as many on- (",
+           on_manifold.size(), ") as off-manifold (", off_manifold.size(), ") sensitivities, at least one");
+  RL_CHECK(on_manifold[0] > 0 && off_manifold[0] > 0, "regimes: the weakest model's sensitivities must be > 0, got on ",
+           on_manifold[0], " and off ", off_manifold[0]);
+  std::vector<std::string> regimes;
+  for (std::size_t i = 0; i < on_manifold.size(); ++i) {
+    const bool on_robust = on_manifold[i] / on_manifold[0] <= threshold;
+    const bool off_robust = off_manifold[i] / off_manifold[0] <= threshold;
+    regimes.push_back(on_robust ? (off_robust ? "excessive" : "on-manifold-first")
+                                : (off_robust ? "bayes-aligned" : "weak"));
+  }
+  return regimes;
+}
+
+std::string robustness_regime_rule(double threshold) {
+  const std::string t = std::to_string(threshold).substr(0, 4);
+  return "sensitivities relative to the first model: weak while both are above " + t +
+         ", bayes-aligned once off-manifold is at or below " + t +
+         " and on-manifold above, excessive once both are, "
+         "on-manifold-first if on-manifold falls to " +
+         t + " first";
+}
+
 RankCorrelation alignment_robustness_correlation(const std::vector<double>& alignment,
                                                  const std::vector<FirstOrderSensitivity>& sensitivities,
                                                  std::uint64_t seed) {

@@ -78,6 +78,22 @@ SweepMeasures measure_sweep_model(Model& model, const Dataset& data, const Tange
 /// glyph half is off the manifold exactly), else the tangent spaces.
 const FirstOrderSensitivity& regime_sensitivity(const SweepMeasures& measures);
 
+/// The regimes of a sweep of robust-training strength (the paper's claim,
+/// made operational by us): with on- and off-manifold sensitivities taken
+/// relative to the first (weakest) model, the reference (the sweep passes the
+/// square roots of the first-order sensitivities: RMS directional derivatives),
+///   "weak"            both above `threshold`,
+///   "bayes-aligned"   off-manifold at or below it, on-manifold above (robust off the manifold only),
+///   "excessive"       both at or below it,
+///   "on-manifold-first" on-manifold at or below it, off-manifold above: the
+///                     opposite of the paper's order, labelled so that it shows.
+/// One label per model, in sweep order. Errors when the reference's
+/// sensitivities are not > 0.
+std::vector<std::string> robustness_regimes(const std::vector<double>& on_manifold,
+                                            const std::vector<double>& off_manifold, double threshold = 0.5);
+/// The rule above in one sentence, for the records that use it.
+std::string robustness_regime_rule(double threshold = 0.5);
+
 /// One regime per model (robustness_regimes) from the RMS directional
 /// derivatives √(first-order sensitivity), each relative to the first model's.
 std::vector<std::string> sweep_regimes(const std::vector<FirstOrderSensitivity>& sensitivities);

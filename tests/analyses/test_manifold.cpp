@@ -219,16 +219,6 @@ TEST(LocalPca, RecoversTheAffineSubspaceTheNeighboursLieIn) {
   EXPECT_THROW(local_pca_basis(queries, at::zeros({4}, at::kLong), reference, 500, k), Error);
 }
 
-TEST(RobustnessRegimes, OffManifoldRobustnessFirstThenOnManifold) {
-  const std::vector<std::string> regimes = robustness_regimes({1.0, 0.9, 0.8, 0.6, 0.3}, {2.0, 1.5, 0.8, 0.4, 0.1});
-  EXPECT_EQ(regimes, (std::vector<std::string>{"weak", "weak", "bayes-aligned", "bayes-aligned", "excessive"}));
-  // On-manifold robustness first is the opposite of the paper's order and says so.
-  EXPECT_EQ(robustness_regimes({1.0, 0.5, 0.4}, {1.0, 1.0, 0.5}),
-            (std::vector<std::string>{"weak", "on-manifold-first", "excessive"}));
-  EXPECT_THROW(robustness_regimes({0.0, 1.0}, {1.0, 1.0}), Error);
-  EXPECT_THROW(robustness_regimes({1.0}, {1.0, 1.0}), Error);
-}
-
 /// Points 0.5 + 0.6·U z on a random k-plane U (D×k, orthonormal; the same for
 /// every seed), z ~ N(0, I) drawn with `seed`, labelled by the sign of z_0.
 /// Clipping to [0,1] moves about one pixel value in 10,000 off the plane.

@@ -93,10 +93,23 @@ TEST(Sweep, EachModelIsTheOneTrainedAloneWithItsSeedAndTheSummaryHoldsTheirMeans
   }
 }
 
+TEST(RobustnessRegimes, OffManifoldRobustnessFirstThenOnManifold) {
+  const std::vector<std::string> regimes = robustness_regimes({1.0, 0.9, 0.8, 0.6, 0.3}, {2.0, 1.5, 0.8, 0.4, 0.1});
+  EXPECT_EQ(regimes, (std::vector<std::string>{"weak", "weak", "bayes-aligned", "bayes-aligned", "excessive"}));
+  // On-manifold robustness first is the opposite of the paper's order and says so.
+  EXPECT_EQ(robustness_regimes({1.0, 0.5, 0.4}, {1.0, 1.0, 0.5}),
+            (std::vector<std::string>{"weak", "on-manifold-first", "excessive"}));
+  EXPECT_THROW(robustness_regimes({0.0, 1.0}, {1.0, 1.0}), Error);
+  EXPECT_THROW(robustness_regimes({1.0}, {1.0, 1.0}), Error);
+}
+
 TEST(Sweep, OptionsAreCheckedBeforeAnyTraining) {
   testing::expect_error([] { small_sweep("").set_strengths({0.5}).check(); }, "at least two strengths");
-  testing::expect_error([] { small_sweep("").set_strengths({0.5, 0.05}).check(); },
-                        "SweepOptions.strengths must increase, got 0.5 then 0.05");
+  testing::expect_error(
+      [] {
+        small_sweep("").set_strengths({0.5, 0.05}).check();
+      },
+      "SweepOptions.strengths must increase, got 0.5 then 0.05");
   testing::expect_error([] { small_sweep("").set_strengths({0, 1}).check(); }, "SweepOptions.strengths must be > 0");
   testing::expect_error([] { small_sweep("").set_seeds(0).check(); }, "SweepOptions.seeds must be >= 1, got 0");
   EXPECT_THROW(small_sweep("").set_objective("dropout").check(), Error);

@@ -54,6 +54,116 @@ void print_first_order(const FirstOrderSensitivity& first_order, const char* on,
       on, first_order.on_manifold, off, first_order.off_manifold, first_order.off_to_on_ratio());
 }
 
+/// The tangent-space estimates asked for: the VAE's decoder Jacobian (--vae) and local PCA of training
+/// neighbours (--pca-neighbours > 0); they hold what the bases read.
+struct TangentBases {
+  std::unique_ptr<Vae> vae;
+  Dataset reference;
+  std::int64_t pca_dim = 0;
+  std::map<std::string, TangentBasis> bases;
+};
+
+std::unique_ptr<TangentBases> tangent_bases(const ManifoldCommand& command, const CommonOptions& common,
+                                            const AnalysisRun& run) {
+  auto tangent = std::make_unique<TangentBases>();
+  if (!command.vae.empty()) tangent->vae = load_vae_for(command.vae, run.data, run.device);
+  Vae* vae = tangent->vae.get();
+  tangent->pca_dim = command.pca_dim > 0 ? command.pca_dim : vae ? vae->spec().latent_dim : 16;
+  if (vae) {
+    tangent->bases["vae"] = [vae](const at::Tensor& images, const at::Tensor&) {
+      return vae_tangent_basis(*vae, images);
+    };
+  }
+  if (command.pca_neighbours > 0) {
+    tangent->reference = load_data(common, "train");
+    RL_CHECK(tangent->pca_dim < command.pca_neighbours, "--pca-dim (", tangent->pca_dim,
+             ") must be below --pca-neighbours (", command.pca_neighbours, ")");
+    tangent->bases["local-pca"] = [&reference = tangent->reference, neighbours = command.pca_neighbours,
+                                   dim = tangent->pca_dim](const at::Tensor& images, const at::Tensor& labels) {
+      return local_pca_basis(images, labels, reference, neighbours, dim);
+    };
+  }
+  return tangent;
+}
+
+/// The outputs of the command as they are made: the curves' CSV and the files written.
+struct ManifoldOutputs {
+  std::filesystem::path out;
+  std::ostringstream csv;
+  std::vector<std::string> written;
+  void write_chart(const std::string& name, const LineChart& chart) {
+    write_svg((out / name).string(), chart);
+    written.push_back((out / name).string());
+  }
+};
+
+void report_distractor(const DistractorResult& result, ManifoldOutputs& outputs) {
+  add_csv_rows(outputs.csv, "distractor:item_half", result.noise_levels, result.item_half);
+  add_csv_rows(outputs.csv, "distractor:distractor_half", result.noise_levels, result.distractor_half);
+  add_csv_rows(outputs.csv, "distractor:whole_image", result.noise_levels, result.whole_image);
+  LineChart changes{"Prediction change under Gaussian noise (distractor data)",
+                    "noise standard deviation s",
+                    "mean L1 change of softmax",
+                    {}};
+  changes.log_x = true;
+  changes.series = {curve_series("item half (on-manifold)", result.noise_levels, result.item_half, false),
+                    curve_series("glyph half (off-manifold)", result.noise_levels, result.distractor_half, false),
+                    curve_series("whole image", result.noise_levels, result.whole_image, true)};
+  outputs.write_chart("distractor.svg", changes);
+  LineChart relative{"Relative robustness R(s) = change(item half) / change(glyph half)",
+                     "noise standard deviation s",
+                     "R(s)",
+                     {{"R(s)", result.noise_levels, result.relative_robustness, {}, {}, false}}};
+  relative.log_x = true;
+  outputs.write_chart("relative_robustness.svg", relative);
+
+  std::printf(
+      "distractor data, %lld images: share of input-gradient energy on the item half %.3f (0.5 = no preference)\n",
+      static_cast<long long>(result.images), result.item_gradient_share);
+  print_first_order(result.first_order, "item half", "glyph half");
+  std::printf("  %10s %12s %12s %12s %10s\n", "s", "item half", "glyph half", "whole", "R(s)");
+  for (std::size_t l = 0; l < result.noise_levels.size();
+       l += std::max<std::size_t>(1, result.noise_levels.size() / 8)) {
+    std::printf("  %10.4g %12.4f %12.4f %12.4f %10.3g\n", result.noise_levels[l], result.item_half.mean[l],
+                result.distractor_half.mean[l], result.whole_image.mean[l], result.relative_robustness[l]);
+  }
+}
+
+void print_tangent_result(const std::string& name, const TangentResult& result) {
+  std::printf(
+      "%s tangent spaces (k = %lld of D = %lld): tangent fraction of input gradients %.3f ± %.3f "
+      "(random direction: %.3f)\n",
+      name.c_str(), static_cast<long long>(result.tangent_dim), static_cast<long long>(result.input_dim),
+      result.tangent_fraction, result.tangent_fraction_standard_error, result.random_baseline());
+  print_first_order(result.first_order, "along", "across");
+  std::printf("  %10s %14s %14s\n", "eps", "on-manifold", "off-manifold");
+  for (std::size_t p = 0; p < result.eps.size(); ++p) {
+    std::printf("  %10.4g %14.4f %14.4f\n", result.eps[p], result.on_manifold.mean[p], result.off_manifold.mean[p]);
+  }
+}
+
+void report_tangent(const TangentComparison& comparison, ManifoldOutputs& outputs) {
+  LineChart chart{"Prediction change along tangent (on) and normal (off) directions",
+                  "perturbation L2 norm eps",
+                  "mean L1 change of softmax",
+                  {}};
+  chart.log_x = true;
+  for (const auto& [name, result] : comparison.results) {
+    add_csv_rows(outputs.csv, name + ":on_manifold", result.eps, result.on_manifold);
+    add_csv_rows(outputs.csv, name + ":off_manifold", result.eps, result.off_manifold);
+    const bool dashed = name == "local-pca";
+    chart.series.push_back(curve_series(name + " on-manifold", result.eps, result.on_manifold, dashed));
+    chart.series.push_back(curve_series(name + " off-manifold", result.eps, result.off_manifold, dashed));
+    print_tangent_result(name, result);
+  }
+  if (comparison.agreement) {
+    // How far the two estimates of the tangent space agree, over the same images.
+    std::printf("VAE and local-PCA tangent spaces: agreement %.3f (1 = the same subspace; random: %.4f)\n",
+                *comparison.agreement, comparison.random_agreement());
+  }
+  outputs.write_chart("tangent.svg", chart);
+}
+
 void run_manifold(const ManifoldCommand& command) {
   CommonOptions common = command.common;
   DistractorOptions distractor_options = command.distractor;
@@ -63,124 +173,39 @@ void run_manifold(const ManifoldCommand& command) {
   RL_CHECK(command.pca_neighbours == 0 || command.pca_neighbours >= 2, "--pca-neighbours must be 0 (off) or >= 2, got ",
            command.pca_neighbours);
   const AnalysisRun run = start_analysis(common, "manifold");
-  Model& model = *run.model;
-
-  std::unique_ptr<Vae> vae;
-  if (!command.vae.empty()) {
-    vae = load_vae_for(command.vae, run.data, run.device);
-  }
+  const std::unique_ptr<TangentBases> tangent = tangent_bases(command, common, run);
   const bool has_mask = run.data.signal_mask.defined();
-  RL_CHECK(has_mask || vae || command.pca_neighbours > 0, "nothing to measure: the data '", run.data.name,
+  RL_CHECK(has_mask || !tangent->bases.empty(), "nothing to measure: the data '", run.data.name,
            "' have no signal mask (use --data distractor:SPEC), no --vae was given and local PCA is off");
-  const std::int64_t pca_dim = command.pca_dim > 0 ? command.pca_dim : vae ? vae->spec().latent_dim : 16;
 
-  std::map<std::string, TangentBasis> bases;
-  if (vae) {
-    bases["vae"] = [&](const at::Tensor& images, const at::Tensor&) { return vae_tangent_basis(*vae, images); };
-  }
-  Dataset reference;
-  if (command.pca_neighbours > 0) {
-    reference = load_data(common, "train");
-    RL_CHECK(pca_dim < command.pca_neighbours, "--pca-dim (", pca_dim, ") must be below --pca-neighbours (",
-             command.pca_neighbours, ")");
-    bases["local-pca"] = [&](const at::Tensor& images, const at::Tensor& labels) {
-      return local_pca_basis(images, labels, reference, command.pca_neighbours, pca_dim);
-    };
-  }
-
-  const std::filesystem::path out(common.out);
   nlohmann::json options_json = {{"vae", command.vae},
                                  {"pca_neighbours", command.pca_neighbours},
-                                 {"pca_dim", pca_dim},
+                                 {"pca_dim", tangent->pca_dim},
                                  {"gradient", "of the predicted class's logit"}};
   if (has_mask) options_json["distractor"] = distractor_options.to_json();
-  if (!bases.empty()) options_json["tangent"] = tangent_options.to_json();
+  if (!tangent->bases.empty()) options_json["tangent"] = tangent_options.to_json();
   nlohmann::json record = run.record("manifold", options_json, common);
-  std::ostringstream csv;
-  csv << "curve,x,mean,standard_error\n";
-  std::vector<std::string> written{(out / "manifold.json").string(), (out / "manifold_curves.csv").string()};
+  ManifoldOutputs outputs;
+  outputs.out = common.out;
+  outputs.csv << "curve,x,mean,standard_error\n";
+  outputs.written = {(outputs.out / "manifold.json").string(), (outputs.out / "manifold_curves.csv").string()};
   const at::Generator generator = make_generator(common.seed);  // one stream through the measures below
-
   if (has_mask) {
     const DistractorResult result =
-        analyse_distractor_robustness(model, run.data, distractor_options, generator, terminal_progress());
+        analyse_distractor_robustness(*run.model, run.data, distractor_options, generator, terminal_progress());
     record["distractor"] = result.to_json();
-    add_csv_rows(csv, "distractor:item_half", result.noise_levels, result.item_half);
-    add_csv_rows(csv, "distractor:distractor_half", result.noise_levels, result.distractor_half);
-    add_csv_rows(csv, "distractor:whole_image", result.noise_levels, result.whole_image);
-    LineChart changes{"Prediction change under Gaussian noise (distractor data)",
-                      "noise standard deviation s",
-                      "mean L1 change of softmax",
-                      {}};
-    changes.log_x = true;
-    changes.series = {curve_series("item half (on-manifold)", result.noise_levels, result.item_half, false),
-                      curve_series("glyph half (off-manifold)", result.noise_levels, result.distractor_half, false),
-                      curve_series("whole image", result.noise_levels, result.whole_image, true)};
-    write_svg((out / "distractor.svg").string(), changes);
-    LineChart relative{"Relative robustness R(s) = change(item half) / change(glyph half)",
-                       "noise standard deviation s",
-                       "R(s)",
-                       {{"R(s)", result.noise_levels, result.relative_robustness, {}, {}, false}}};
-    relative.log_x = true;
-    write_svg((out / "relative_robustness.svg").string(), relative);
-    written.push_back((out / "distractor.svg").string());
-    written.push_back((out / "relative_robustness.svg").string());
-
-    std::printf(
-        "distractor data, %lld images: share of input-gradient energy on the item half %.3f (0.5 = no preference)\n",
-        static_cast<long long>(result.images), result.item_gradient_share);
-    print_first_order(result.first_order, "item half", "glyph half");
-    std::printf("  %10s %12s %12s %12s %10s\n", "s", "item half", "glyph half", "whole", "R(s)");
-    for (std::size_t l = 0; l < result.noise_levels.size();
-         l += std::max<std::size_t>(1, result.noise_levels.size() / 8)) {
-      std::printf("  %10.4g %12.4f %12.4f %12.4f %10.3g\n", result.noise_levels[l], result.item_half.mean[l],
-                  result.distractor_half.mean[l], result.whole_image.mean[l], result.relative_robustness[l]);
-    }
+    report_distractor(result, outputs);
   }
-
-  if (!bases.empty()) {
-    LineChart chart{"Prediction change along tangent (on) and normal (off) directions",
-                    "perturbation L2 norm eps",
-                    "mean L1 change of softmax",
-                    {}};
-    chart.log_x = true;
-    nlohmann::json tangent_json;
+  if (!tangent->bases.empty()) {
     const TangentComparison comparison =
-        analyse_tangent_spaces(model, run.data, bases, tangent_options, generator, terminal_progress());
-    for (const auto& [name, result] : comparison.results) {
-      tangent_json[name] = result.to_json();
-      add_csv_rows(csv, name + ":on_manifold", result.eps, result.on_manifold);
-      add_csv_rows(csv, name + ":off_manifold", result.eps, result.off_manifold);
-      const bool dashed = name == "local-pca";
-      chart.series.push_back(curve_series(name + " on-manifold", result.eps, result.on_manifold, dashed));
-      chart.series.push_back(curve_series(name + " off-manifold", result.eps, result.off_manifold, dashed));
-      std::printf(
-          "%s tangent spaces (k = %lld of D = %lld): tangent fraction of input gradients %.3f ± %.3f "
-          "(random direction: %.3f)\n",
-          name.c_str(), static_cast<long long>(result.tangent_dim), static_cast<long long>(result.input_dim),
-          result.tangent_fraction, result.tangent_fraction_standard_error, result.random_baseline());
-      print_first_order(result.first_order, "along", "across");
-      std::printf("  %10s %14s %14s\n", "eps", "on-manifold", "off-manifold");
-      for (std::size_t p = 0; p < result.eps.size(); ++p) {
-        std::printf("  %10.4g %14.4f %14.4f\n", result.eps[p], result.on_manifold.mean[p], result.off_manifold.mean[p]);
-      }
-    }
-    if (comparison.agreement) {
-      // How far the two estimates of the tangent space agree, over the same images.
-      const double random_expectation = static_cast<double>(pca_dim) / static_cast<double>(run.data.images[0].numel());
-      tangent_json["subspace_agreement"] = {{"vae_vs_local_pca", *comparison.agreement},
-                                            {"random_expectation", random_expectation}};
-      std::printf("VAE and local-PCA tangent spaces: agreement %.3f (1 = the same subspace; random: %.4f)\n",
-                  *comparison.agreement, random_expectation);
-    }
-    record["tangent"] = tangent_json;
-    write_svg((out / "tangent.svg").string(), chart);
-    written.push_back((out / "tangent.svg").string());
+        analyse_tangent_spaces(*run.model, run.data, tangent->bases, tangent_options, generator, terminal_progress());
+    record["tangent"] = comparison.to_json();
+    report_tangent(comparison, outputs);
   }
-  write_text_file((out / "manifold_curves.csv").string(), csv.str());
-  write_json_file((out / "manifold.json").string(), record);
+  write_text_file((outputs.out / "manifold_curves.csv").string(), outputs.csv.str());
+  write_json_file((outputs.out / "manifold.json").string(), record);
   std::printf("results in");
-  for (const std::string& path : written) std::printf(" %s", path.c_str());
+  for (const std::string& path : outputs.written) std::printf(" %s", path.c_str());
   std::printf("\n");
 }
 
