@@ -159,7 +159,7 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
                                                const at::Generator& generator, const ProgressCallback& progress) {
   options.check();
   RL_CHECK(data.signal_mask.defined(),
-           "the distractor measures need data whose item half is known (--data "
+           "the distractor measures need data whose item half is known (dataset spec "
            "distractor:SPEC); '",
            data.name, "' has no signal mask");
   const std::size_t levels = options.noise_levels.size();

@@ -220,10 +220,11 @@ SnrPerturbation SnrPerturbation::parse(const std::string& text) {
                       std::isfinite(p.size) && p.size > 0;
   const bool known =
       kind == "gaussian" || kind == "fgsm-l2" || kind == "fgsm-linf" || kind == "pgd-l2" || kind == "pgd-linf";
-  RL_CHECK(known && number,
-           "--snr: expected gaussian:SIGMA, fgsm-l2:EPS, fgsm-linf:EPS, pgd-l2:EPS or pgd-linf:EPS with a "
-           "positive number, got '",
-           text, "'");
+  RL_CHECK(
+      known && number,
+      "SNR perturbation spec: expected gaussian:SIGMA, fgsm-l2:EPS, fgsm-linf:EPS, pgd-l2:EPS or pgd-linf:EPS with a "
+      "positive number, got '",
+      text, "'");
   p.kind = kind.substr(0, kind.find('-'));
   if (p.kind != "gaussian") p.norm = parse_norm(kind.substr(kind.find('-') + 1));
   return p;

@@ -351,7 +351,7 @@ double resolve_summary_eps(Model& model, const Dataset& correct, const UpiOption
   const double median = quartiles(minimal.norms.to(at::kCPU)).median;
   RL_CHECK(std::isfinite(median) && median > 0, "UPI: the median minimal perturbation of the ", correct.size(),
            " correctly classified test images is ", median,
-           " (the attack ensemble found none for half of them); give the summary radius with --summary-eps");
+           " (the attack ensemble found none for half of them); give the summary radius in UpiOptions.summary_eps");
   source = "the median minimal perturbation (attack ensemble: DeepFool, FMN, PGD bisection, long FMN; L2) of the " +
            std::to_string(correct.size()) + " correctly classified test images";
   return median;

@@ -19,27 +19,27 @@ c10::Device resolve_device(const std::string& name) {
   if (name == "auto") {
     return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   }
-  RL_CHECK(name == "cpu" || name.rfind("cuda", 0) == 0, "--device: expected cpu, cuda, cuda:N or auto, got '", name,
+  RL_CHECK(name == "cpu" || name.rfind("cuda", 0) == 0, "device spec: expected cpu, cuda, cuda:N or auto, got '", name,
            "'");
   if (name == "cpu") return c10::Device(c10::kCPU);
-  RL_CHECK(torch::cuda::is_available(), "--device ", name,
-           ": this LibTorch build sees no CUDA device (use --device cpu or auto)");
+  RL_CHECK(torch::cuda::is_available(), "device spec ", name,
+           ": this LibTorch build sees no CUDA device (use device spec cpu or auto)");
   c10::Device device(c10::kCUDA, 0);
   try {
     device = c10::Device(name);
   } catch (const std::exception&) {
-    RL_CHECK(false, "--device: cannot parse '", name, "' (expected cuda or cuda:N)");
+    RL_CHECK(false, "device spec: cannot parse '", name, "' (expected cuda or cuda:N)");
   }
-  RL_CHECK(device.index() < static_cast<int>(torch::cuda::device_count()), "--device ", name, ": only ",
+  RL_CHECK(device.index() < static_cast<int>(torch::cuda::device_count()), "device spec ", name, ": only ",
            torch::cuda::device_count(), " CUDA device(s) present");
   return device;
 }
 
 int configure_threads(int threads) {
-  RL_CHECK(threads >= 0, "--threads must be >= 0 (0 = all cores), got ", threads);
+  RL_CHECK(threads >= 0, "thread count must be >= 0 (0 = all cores), got ", threads);
   const int cores = static_cast<int>(std::thread::hardware_concurrency());  // 0: unknown
   // More threads than cores only contend: OpenMP's spinning threads slowed a 0.5 s run past 30 s.
-  RL_CHECK(cores == 0 || threads <= cores, "--threads ", threads, " exceeds the ", cores,
+  RL_CHECK(cores == 0 || threads <= cores, "thread count ", threads, " exceeds the ", cores,
            " hardware threads of this machine (0 = all of them)");
   const int resolved = threads == 0 ? std::max(1, cores) : threads;
   at::set_num_threads(resolved);

@@ -84,7 +84,7 @@ DatasetSpec parse_dataset_spec(const std::string& spec) {
   if (spec.rfind(distractor_prefix, 0) == 0) {
     parsed.distractor = true;
     base = spec.substr(distractor_prefix.size());
-    RL_CHECK(base.rfind(distractor_prefix, 0) != 0, "--data '", spec.substr(0, 200),
+    RL_CHECK(base.rfind(distractor_prefix, 0) != 0, "dataset spec '", spec.substr(0, 200),
              "': distractor data cannot be nested (expected distractor:KIND[:DIR] with another kind)");
   }
   const auto colon = base.find(':');
@@ -92,10 +92,10 @@ DatasetSpec parse_dataset_spec(const std::string& spec) {
   parsed.directory = colon == std::string::npos ? "" : base.substr(colon + 1);
   const bool known = parsed.kind == "fashion-mnist" || parsed.kind == "mnist" || parsed.kind == "idx" ||
                      parsed.kind == "cifar10" || parsed.kind == "folder";
-  RL_CHECK(known, "--data '", spec.substr(0, 200), "': unknown dataset kind '", parsed.kind.substr(0, 100),
+  RL_CHECK(known, "dataset spec '", spec.substr(0, 200), "': unknown dataset kind '", parsed.kind.substr(0, 100),
            "' (expected fashion-mnist, mnist, idx, cifar10, folder or distractor)");
   RL_CHECK(
-      parsed.kind == "fashion-mnist" || !parsed.directory.empty(), "--data '", spec.substr(0, 200),
+      parsed.kind == "fashion-mnist" || !parsed.directory.empty(), "dataset spec '", spec.substr(0, 200),
       "': expected fashion-mnist, or KIND:DIR with KIND one of fashion-mnist, mnist, idx, cifar10, folder, distractor");
   return parsed;
 }
@@ -105,13 +105,13 @@ std::vector<std::int64_t> parse_image_shape(const std::string& text) {
   std::stringstream stream(text);
   for (std::string part; shape.size() <= 3 && std::getline(stream, part, ',');) {
     const auto value = parse_int64(part);
-    RL_CHECK(value && *value > 0, "--image-shape: '", part.substr(0, 100),
+    RL_CHECK(value && *value > 0, "image shape spec: '", part.substr(0, 100),
              "' is not a positive integer (expected C,H,W)");
     shape.push_back(*value);
   }
-  RL_CHECK(shape.size() == 3, "--image-shape: expected three numbers C,H,W, got '", text.substr(0, 200), "'");
-  RL_CHECK(shape[0] == 1 || shape[0] == 3, "--image-shape: C must be 1 (grey) or 3 (RGB), got ", shape[0]);
-  RL_CHECK(shape[1] <= kMaxImageSide && shape[2] <= kMaxImageSide, "--image-shape: H and W must be at most ",
+  RL_CHECK(shape.size() == 3, "image shape spec: expected three numbers C,H,W, got '", text.substr(0, 200), "'");
+  RL_CHECK(shape[0] == 1 || shape[0] == 3, "image shape spec: C must be 1 (grey) or 3 (RGB), got ", shape[0]);
+  RL_CHECK(shape[1] <= kMaxImageSide && shape[2] <= kMaxImageSide, "image shape spec: H and W must be at most ",
            kMaxImageSide, ", got ", shape[1], "×", shape[2]);
   return shape;
 }
@@ -133,7 +133,7 @@ Dataset load_dataset(const std::string& spec, Split split, const std::vector<std
     const std::string where = directory.empty() ? default_fashion_mnist_directory() : directory;
     RL_CHECK(!directory.empty() || fs::is_directory(where), "Fashion-MNIST was not found in ", where,
              ": install Debian's package with 'sudo apt-get install dataset-fashion-mnist' "
-             "(or point --data fashion-mnist:DIR at a folder of idx files)");
+             "(or give dataset spec fashion-mnist:DIR for a folder of idx files)");
     dataset = load_idx(where, split, kFashionClassNames);
   } else if (kind == "mnist") {
     dataset = load_idx(directory, split, numbered_class_names(10));

@@ -216,7 +216,7 @@ Dataset read_image_folder(const std::string& directory, const std::vector<std::i
   RL_CHECK(fs::is_directory(directory), "image folder '", directory, "' does not exist");
   RL_CHECK(image_shape.size() == 3 && (image_shape[0] == 1 || image_shape[0] == 3) && image_shape[1] > 0 &&
                image_shape[2] > 0,
-           "image folders need --image-shape C,H,W with C = 1 or 3, got ", image_shape.size(), " numbers");
+           "image folders need an image shape spec C,H,W with C = 1 or 3, got ", image_shape.size(), " numbers");
   Dataset dataset;
   dataset.name = directory;
   std::vector<at::Tensor> images;

@@ -24,8 +24,8 @@ std::vector<std::int64_t> select_samples(std::int64_t dataset_size, const Sample
     }
     return selection.indices;
   }
-  RL_CHECK(selection.count >= 0, "--samples must be >= 0 (0 = all), got ", selection.count);
-  RL_CHECK(selection.count <= dataset_size, "--samples ", selection.count, " exceeds the ", dataset_size,
+  RL_CHECK(selection.count >= 0, "sample count must be >= 0 (0 = all), got ", selection.count);
+  RL_CHECK(selection.count <= dataset_size, "sample count ", selection.count, " exceeds the ", dataset_size,
            " images of the dataset");
   std::vector<std::int64_t> all(static_cast<std::size_t>(dataset_size));
   std::iota(all.begin(), all.end(), 0);
@@ -44,12 +44,12 @@ std::vector<std::int64_t> select_samples(std::int64_t dataset_size, const Sample
 
 std::vector<std::int64_t> parse_index_list(const std::string& text) {
   std::string content = text;
-  std::string source = "--indices";
+  std::string source = "index list";
   // Digits, commas and spaces are a list, never looked up as a path (a long list is no valid file name).
   const bool inline_list = text.find_first_not_of("0123456789, \t\n") == std::string::npos;
   if (!inline_list) {
     std::error_code error;
-    RL_CHECK(std::filesystem::is_regular_file(text, error), "--indices '", text.substr(0, 80),
+    RL_CHECK(std::filesystem::is_regular_file(text, error), "index list '", text.substr(0, 80),
              text.size() > 80 ? "...'" : "'",
              " is neither a list of non-negative integers (e.g. 3,17,42) nor a readable file");
     std::ifstream in(text);

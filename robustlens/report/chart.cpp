@@ -16,6 +16,10 @@ const char* const kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff
                                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 constexpr std::size_t kColourCount = sizeof(kColours) / sizeof(kColours[0]);
 
+std::string dash_attribute(const char* pattern) {
+  return *pattern == '\0' ? std::string() : std::string(" stroke-dasharray=\"") + pattern + "\"";
+}
+
 /// About five round tick values covering [low, high].
 std::vector<double> ticks(double low, double high) {
   const double span = high - low, raw = span / 5;
@@ -59,7 +63,8 @@ bool legend_goes_right(const std::vector<std::pair<double, double>>& points) {
 struct LegendEntry {
   std::string name;
   const char* colour;
-  bool square = false, dashed = false;
+  bool square = false;
+  const char* dash = "";  ///< SVG dash pattern of a line's entry
 };
 
 /// Legends of more entries than this go below the plot, where they hide no data; smaller ones go in the upper
@@ -152,7 +157,7 @@ class Frame {
   }
 
   /// The legend, where the frame laid it out: below the plot, or in the top-left corner or, with `right`, the
-  /// top-right one. Each entry is a line (dashed or not) or a filled square.
+  /// top-right one. Each entry is a line (solid, dashed or dotted) or a filled square.
   void legend(const std::vector<LegendEntry>& entries, bool right) {
     for (std::size_t k = 0; k < entries.size(); ++k) {
       const LegendEntry& entry = entries[k];
@@ -167,7 +172,7 @@ class Frame {
              << "\"/>";
       } else {
         svg_ << "<line x1=\"" << x << "\" x2=\"" << x + 24 << "\" y1=\"" << y << "\" y2=\"" << y << "\" stroke=\""
-             << entry.colour << "\" stroke-width=\"2\"" << (entry.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>";
+             << entry.colour << "\" stroke-width=\"2\"" << dash_attribute(entry.dash) << "/>";
       }
       svg_ << "<text x=\"" << x + 30 << "\" y=\"" << y + 4 << "\">" << escape(entry.name) << "</text>\n";
     }
@@ -184,6 +189,16 @@ class Frame {
 };
 
 }  // namespace
+
+const char* palette_colour(int index) {
+  return kColours[static_cast<std::size_t>(index < 0 ? 0 : index) % kColourCount];
+}
+
+const char* series_colour(int colour, std::size_t place) {
+  return colour >= 0 ? palette_colour(colour) : kColours[place % kColourCount];
+}
+
+const char* dash_pattern(bool dashed, bool dotted) { return dotted ? "2,3" : dashed ? "6,4" : ""; }
 
 std::string render_svg(const LineChart& chart) {
   // Positions along x are log10(x) on a log axis; NaN marks a point left out.
@@ -242,7 +257,7 @@ std::string render_svg(const LineChart& chart) {
   std::vector<LegendEntry> legend;
   for (std::size_t k = 0; k < chart.series.size(); ++k) {
     const ChartSeries& s = chart.series[k];
-    const char* colour = kColours[k % kColourCount];
+    const char* colour = series_colour(s.colour, k);
     if (!s.band_low.empty()) {
       svg << "<polygon fill=\"" << colour << "\" fill-opacity=\"0.18\" stroke=\"none\" points=\"";
       for (std::size_t i = 0; i < s.x.size(); ++i) {
@@ -254,12 +269,12 @@ std::string render_svg(const LineChart& chart) {
       svg << "\"/>\n";
     }
     svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\""
-        << (s.dashed ? " stroke-dasharray=\"6,4\"" : "") << " points=\"";
+        << dash_attribute(dash_pattern(s.dashed, s.dotted)) << " points=\"";
     for (std::size_t i = 0; i < s.x.size(); ++i) {
       if (shown(s, i)) svg << px(s.x[i]) << ',' << frame.py(s.y[i]) << ' ';
     }
     svg << "\"/>\n";
-    legend.push_back({s.name, colour, false, s.dashed});
+    legend.push_back({s.name, colour, false, dash_pattern(s.dashed, s.dotted)});
   }
   frame.legend(legend, legend_goes_right(points));
   return frame.finish(chart.x_label, chart.y_label);
@@ -296,7 +311,7 @@ std::string render_svg(const BarChart& chart) {
   }
   std::vector<LegendEntry> legend;
   for (std::size_t k = 0; k < chart.series.size(); ++k) {
-    const char* colour = kColours[k % kColourCount];
+    const char* colour = series_colour(chart.series[k].colour, k);
     for (std::size_t c = 0; c < chart.categories.size(); ++c) {
       const double v = chart.series[k].values[c];
       if (!std::isfinite(v)) continue;

@@ -13,6 +13,12 @@ struct ChartSeries {
   /// Optional shaded band (e.g. quartiles), same length as x.
   std::vector<double> band_low, band_high;
   bool dashed = false;
+  /// The palette index of its colour; -1: its place among the chart's series. A chart of several models gives
+  /// each model's series that model's index, so that one model has one colour in every chart and its
+  /// variants differ by line style (dashed, dotted).
+  int colour = -1;
+  /// Dotted rather than solid or dashed.
+  bool dotted = false;
 };
 
 /// A shaded range of x drawn behind the series, its label along the bottom.
@@ -33,6 +39,7 @@ struct LineChart {
 struct BarSeries {
   std::string name;
   std::vector<double> values;  ///< one per category
+  int colour = -1;             ///< as ChartSeries::colour
 };
 
 /// Grouped bars: one group per category, one bar per series.
@@ -53,6 +60,13 @@ struct ScatterChart {
   std::vector<ScatterGroup> groups;
   std::string note;  ///< a line under the title
 };
+
+/// The palette's colour `index` (ten colours, then they repeat), in SVG and Vega-Lite alike.
+const char* palette_colour(int index);
+/// The colour of the series at `place` (its own colour index when it has one).
+const char* series_colour(int colour, std::size_t place);
+/// The SVG dash pattern of a line style ("" for solid).
+const char* dash_pattern(bool dashed, bool dotted);
 
 std::string render_svg(const LineChart& chart);
 std::string render_svg(const BarChart& chart);

@@ -32,14 +32,16 @@ nlohmann::json highlighted_opacity(double selected, double faded) {
 
 nlohmann::json vega_lite_spec(const LineChart& chart) {
   nlohmann::json values = nlohmann::json::array();
-  std::vector<std::string> order;
+  std::vector<std::string> order, colours;
   bool any_band = false;
   for (const ChartSeries& series : chart.series) {
     order.push_back(series.name);
+    colours.push_back(series_colour(series.colour, colours.size()));
+    const char* style = series.dotted ? "dotted" : series.dashed ? "dashed" : "solid";
     for (std::size_t i = 0; i < series.x.size(); ++i) {
       if (chart.log_x && !(series.x[i] > 0)) continue;  // as the SVG chart: no x <= 0 on a log axis
       nlohmann::json row = {
-          {"series", series.name}, {"x", number(series.x[i])}, {"y", number(series.y[i])}, {"dashed", series.dashed}};
+          {"series", series.name}, {"x", number(series.x[i])}, {"y", number(series.y[i])}, {"style", style}};
       if (i < series.band_low.size() && i < series.band_high.size()) {
         row["low"] = number(series.band_low[i]);
         row["high"] = number(series.band_high[i]);
@@ -54,6 +56,7 @@ nlohmann::json vega_lite_spec(const LineChart& chart) {
                                 {"type", "nominal"},
                                 {"title", nullptr},
                                 {"sort", order},
+                                {"scale", {{"domain", order}, {"range", colours}}},
                                 {"legend", {{"orient", "bottom"}, {"columns", 2}, {"labelLimit", 360}}}};
   nlohmann::json layers = nlohmann::json::array();
   if (!chart.regions.empty()) {
@@ -86,10 +89,10 @@ nlohmann::json vega_lite_spec(const LineChart& chart) {
          {"y", {{"field", "y"}, {"type", "quantitative"}, {"title", chart.y_label}, {"scale", {{"zero", false}}}}},
          {"color", color},
          {"strokeDash",
-          {{"field", "dashed"},
+          {{"field", "style"},
            {"type", "nominal"},
            {"legend", nullptr},
-           {"scale", {{"domain", {false, true}}, {"range", {{1, 0}, {6, 4}}}}}}},
+           {"scale", {{"domain", {"solid", "dashed", "dotted"}}, {"range", {{1, 0}, {6, 4}, {2, 3}}}}}}},
          {"opacity", highlighted_opacity(1, 0.15)},
          {"tooltip",
           {{{"field", "series"}, {"title", "series"}},
@@ -103,9 +106,10 @@ nlohmann::json vega_lite_spec(const LineChart& chart) {
 
 nlohmann::json vega_lite_spec(const BarChart& chart) {
   nlohmann::json values = nlohmann::json::array();
-  std::vector<std::string> order;
+  std::vector<std::string> order, colours;
   for (const BarSeries& series : chart.series) {
     order.push_back(series.name);
+    colours.push_back(series_colour(series.colour, colours.size()));
     for (std::size_t c = 0; c < series.values.size() && c < chart.categories.size(); ++c) {
       values.push_back(
           {{"category", chart.categories[c]}, {"series", series.name}, {"value", number(series.values[c])}});
@@ -128,6 +132,7 @@ nlohmann::json vega_lite_spec(const BarChart& chart) {
                         {"type", "nominal"},
                         {"title", nullptr},
                         {"sort", order},
+                        {"scale", {{"domain", order}, {"range", colours}}},
                         {"legend", {{"orient", "bottom"}, {"labelLimit", 360}}}}},
                       {"opacity", highlighted_opacity(1, 0.25)},
                       {"tooltip",

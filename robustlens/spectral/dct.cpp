@@ -56,8 +56,8 @@ nlohmann::json DctSubspaces::to_json() const {
 }
 
 DctSubspaces dct_subspaces(std::int64_t height, std::int64_t width, std::int64_t block, std::int64_t step) {
-  RL_CHECK(block >= 1 && step >= 1, "--subspaces dct:K:T needs K >= 1 and T >= 1, got K=", block, " T=", step);
-  RL_CHECK(block <= std::min(height, width), "--subspaces dct:K:T: block K=", block, " exceeds the image side ",
+  RL_CHECK(block >= 1 && step >= 1, "subspace spec dct:K:T needs K >= 1 and T >= 1, got K=", block, " T=", step);
+  RL_CHECK(block <= std::min(height, width), "subspace spec dct:K:T: block K=", block, " exceeds the image side ",
            std::min(height, width));
   return {height, width, block, step};
 }
@@ -86,14 +86,14 @@ DctSubspaceSpec parse_dct_subspace_spec(const std::string& text) {
                                                                                : std::nullopt;
   const auto step = block ? parse_int64(text.substr(second + 1)) : std::nullopt;
   RL_CHECK(block && step && *block >= 1 && *step >= 1,
-           "--subspaces: expected auto or dct:K:T with positive K and T, got '", text.substr(0, 200), "'");
+           "subspace spec: expected auto or dct:K:T with positive K and T, got '", text.substr(0, 200), "'");
   return {*block, *step};
 }
 
 DctTransformSpec parse_dct_transform(const std::string& spec) {
   if (spec == "none" || spec == "dct-flip") return {spec, 0};
   const auto bandwidth = spec.rfind("low-pass:", 0) == 0 ? parse_int64(spec.substr(9)) : std::nullopt;
-  RL_CHECK(bandwidth && *bandwidth >= 1, "--transform: expected none, dct-flip or low-pass:B with B >= 1, got '",
+  RL_CHECK(bandwidth && *bandwidth >= 1, "transform spec: expected none, dct-flip or low-pass:B with B >= 1, got '",
            spec.substr(0, 200), "'");
   return {"low-pass", *bandwidth};
 }
@@ -103,7 +103,7 @@ at::Tensor apply_dct_transform(const std::string& spec, const at::Tensor& images
   if (transform.kind == "none") return images;
   if (transform.kind == "dct-flip") return dct_flip(images);
   const std::int64_t side = std::min(images.size(-2), images.size(-1));
-  RL_CHECK(transform.bandwidth <= side, "--transform ", spec, ": the bandwidth must be at most the images' side ",
+  RL_CHECK(transform.bandwidth <= side, "transform spec ", spec, ": the bandwidth must be at most the images' side ",
            side);
   return dct_low_pass(images, transform.bandwidth);
 }

@@ -59,13 +59,13 @@ at::Tensor band_images(const at::Tensor& images, const at::Tensor& masks) {
 }
 
 CoalitionFill parse_coalition_fill(const std::string& name) {
-  RL_CHECK(name == "zero" || name == "noise" || name == "donor", "--fill: expected zero, noise or donor, got '", name,
-           "'");
+  RL_CHECK(name == "zero" || name == "noise" || name == "donor", "band fill: expected zero, noise or donor, got '",
+           name, "'");
   return name == "zero" ? CoalitionFill::zero : name == "noise" ? CoalitionFill::noise : CoalitionFill::donor;
 }
 
 CoalitionOutput parse_coalition_output(const std::string& name) {
-  RL_CHECK(name == "reference" || name == "real", "--output: expected reference or real, got '", name, "'");
+  RL_CHECK(name == "reference" || name == "real", "band output: expected reference or real, got '", name, "'");
   return name == "reference" ? CoalitionOutput::reference : CoalitionOutput::real_clip;
 }
 

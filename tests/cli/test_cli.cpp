@@ -80,7 +80,10 @@ TEST_F(CliOnSyntheticData, BadInputGetsOneClearMessageAndNonZeroExit) {
       {"train --arch mlp --out " + out_.file("text.pt") + data_arg(), "--out '" + out_.file("text.pt") + "' is a file"},
       {"eval --model " + out_.file("vector.pt") + " --out " + out_.file("text.pt") + "/sub" + data_arg(),
        "cannot be created"},
-      {"eval --model " + out_.file("vector.pt") + " --data bogus:/x", "unknown dataset kind"},
+      // The library names the inputs it parses by what they are ("dataset spec 'bogus:/x'"); the CLI by flag.
+      {"eval --model " + out_.file("vector.pt") + " --data bogus:/x", "error: --data 'bogus:/x': unknown dataset kind"},
+      {"eval --model " + out_.file("vector.pt") + " --samples 99999" + data_arg(),
+       "error: --samples 99999 exceeds the"},
       {"eval --model " + out_.file("vector.pt") + " --indices 99999" + data_arg(), "out of range"},
       {"train --arch mlp --objective pgd-l2 --eps -1" + data_arg(), "--eps"},
       // The library names the option UpiOptions.top_k; the CLI names the flag that set it.
@@ -217,7 +220,8 @@ TEST_F(CliOnSyntheticData, MarginsWithSubspacesAndTransforms) {
   }
   EXPECT_TRUE(contains(margins.output, "minimum over the attack ensemble")) << margins.output;
   for (const auto& [arguments, fragment] : std::vector<std::pair<std::string, std::string>>{
-           {"margins --subspaces dct:4 --model " + out_.file("run/model.pt") + data, "dct:K:T"},
+           {"margins --subspaces dct:4 --model " + out_.file("run/model.pt") + data,
+            "--subspaces: expected auto or dct:K:T"},
            {"margins --subspaces dct:20:1 --model " + out_.file("run/model.pt") + data, "exceeds the image side"},
            {"eval --transform blur --model " + out_.file("run/model.pt") + data, "--transform"}}) {
     const auto bad = run_cli(arguments);

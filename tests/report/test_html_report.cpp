@@ -81,7 +81,7 @@ TEST(HtmlReport, MissingScriptsNameTheFileAndTheFix) {
 TEST(VegaLite, LineChartKeepsEveryPointBandAndDash) {
   LineChart chart{"t", "x", "y", {}};
   chart.series.push_back({"solid", {1, 2, 3}, {0.1, std::nan(""), 0.3}, {0.0, 0.1, 0.2}, {0.2, 0.3, 0.4}, false});
-  chart.series.push_back({"dashed", {0, 10}, {1, 2}, {}, {}, true});
+  chart.series.push_back({"dashed", {0, 10}, {1, 2}, {}, {}, true, 3});
   chart.log_x = true;
   chart.regions.push_back({1, 2, "region"});
   const nlohmann::json spec = vega_lite_spec(chart);
@@ -90,7 +90,11 @@ TEST(VegaLite, LineChartKeepsEveryPointBandAndDash) {
   EXPECT_EQ(values[0].at("low"), 0.0);
   EXPECT_TRUE(values[1].at("y").is_null());  // NaN is no JSON number
   EXPECT_EQ(values[3].at("x"), 10.0);
-  EXPECT_EQ(values[3].at("dashed"), true);
+  EXPECT_EQ(values[3].at("style"), "dashed");
+  // Colours: the first series its place's, the second its own palette index (one model, one colour).
+  const nlohmann::json& colour = spec.at("layer").back().at("encoding").at("color").at("scale");
+  EXPECT_EQ(colour.at("domain"), nlohmann::json({"solid", "dashed"}));
+  EXPECT_EQ(colour.at("range"), nlohmann::json({palette_colour(0), palette_colour(3)}));
   std::vector<std::string> marks;
   for (const nlohmann::json& layer : spec.at("layer")) {
     marks.push_back(layer.at("mark").is_string() ? layer.at("mark").get<std::string>()

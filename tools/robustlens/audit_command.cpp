@@ -10,6 +10,7 @@
 // (content of both splits) and of the robustlens binary. A rerun skips the
 // steps whose record matches, so a killed audit continues where it stopped,
 // and a retrained model, changed data or a rebuilt robustlens is analysed again.
+#include "analysis_registry.h"
 #include "audit_records.h"
 #include "audit_report.h"
 #include "commands.h"
@@ -37,35 +38,6 @@ namespace robustlens::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-const std::vector<std::string> kAnalyses = {"eval", "attack",   "explain", "margins", "spectral",
-                                            "upi",  "manifold", "align",   "latent"};
-
-/// What --quick changes: fewer samples and shorter generative training, for a first look.
-/// The full audit runs every subcommand with its own defaults.
-const std::map<std::string, std::vector<std::string>>& quick_arguments() {
-  static const std::map<std::string, std::vector<std::string>> arguments = {
-      {"eval", {"--samples", "2000"}},
-      {"attack", {"--samples", "200"}},
-      {"explain", {}},
-      {"margins", {"--samples", "20"}},
-      {"spectral", {"--samples", "64"}},
-      {"upi", {"--samples", "100", "--attack-samples", "200"}},
-      {"manifold", {"--samples", "100"}},
-      {"align", {"--samples", "100"}},
-      {"latent", {"--samples", "1000", "--train-samples", "5000", "--deepfool-samples", "100"}},
-      {"train-vae", {"--epochs", "3"}},
-      {"train-denoiser", {"--epochs", "1", "--samples", "20000"}},
-  };
-  return arguments;
-}
-
-/// The results file each subcommand writes into its --out.
-std::string result_file(const std::string& analysis) {
-  if (analysis == "align") return "alignment.json";
-  if (analysis == "train-vae" || analysis == "train-denoiser") return "train_log.json";
-  return analysis + ".json";
-}
 
 struct AuditCommand {
   CommonOptions common;
@@ -101,14 +73,13 @@ AuditStep make_step(const AuditCommand& command, const std::string& model, const
   arguments.insert(arguments.end(), specific.begin(), specific.end());
   const std::vector<std::string> shared = shared_arguments(command);
   arguments.insert(arguments.end(), shared.begin(), shared.end());
-  const bool takes_batch_size = analysis != "train-vae" && analysis != "train-denoiser";
-  if (command.batch_size_given && takes_batch_size) {
+  const bool trains = registered_analysis(analysis).scope == AuditScope::kGenerative;
+  if (command.batch_size_given && !trains) {
     arguments.insert(arguments.end(), {"--batch-size", std::to_string(command.common.batch_size)});
   }
   if (command.quick) {
-    std::vector<std::string> quick = quick_arguments().at(analysis);
-    // Never more images than the split has (train-vae and train-denoiser draw --samples from the training split).
-    const bool trains = analysis.rfind("train-", 0) == 0;
+    std::vector<std::string> quick = registered_analysis(analysis).quick_arguments;
+    // Never more images than the split has (the generative steps draw --samples from the training split).
     for (std::size_t i = 0; i + 1 < quick.size(); i += 2) {
       const std::string& flag = quick[i];
       const bool training_images =
@@ -135,17 +106,6 @@ std::string file_fingerprint(const std::string& path) {
   return std::to_string(size) + " bytes, fnv1a " + hash.hex();
 }
 
-/// The version of what a subcommand writes, raised when the summary or the report needs a field that older
-/// records lack, so that an upgraded robustlens runs those steps again instead of showing "—" (2: attack's
-/// ensemble minimum, latent's ensemble ratio, upi's summary at the median minimal perturbation, margins'
-/// full-space ensemble minimum; 3: attack's examples.png with the ensemble's column, as the report's caption
-/// says). Markers written before versions existed count as 1.
-int record_format(const std::string& analysis) {
-  static const std::map<std::string, int> formats = {{"attack", 3}, {"latent", 2}, {"upi", 2}, {"margins", 2}};
-  const auto found = formats.find(analysis);
-  return found == formats.end() ? 1 : found->second;
-}
-
 /// This build of robustlens: a rebuilt binary may compute other numbers, so its steps are not reused.
 std::string build_fingerprint() {
   std::error_code ec;
@@ -168,8 +128,9 @@ nlohmann::json step_record(const AuditStep& step, const nlohmann::json& shared) 
     std::error_code ec;
     if (fs::is_regular_file(step.arguments[i], ec)) inputs[step.arguments[i]] = file_fingerprint(step.arguments[i]);
   }
-  nlohmann::json record = {
-      {"arguments", arguments}, {"inputs", inputs}, {"record_format", record_format(step.analysis)}};
+  nlohmann::json record = {{"arguments", arguments},
+                           {"inputs", inputs},
+                           {"record_format", registered_analysis(step.analysis).record_format}};
   record.update(shared);
   return record;
 }
@@ -237,107 +198,133 @@ void check_name(const std::string& name) {
            "' cannot name a folder (expected a non-empty name without '/')");
 }
 
-void run_audit(AuditCommand command) {
-  CommonOptions& common = command.common;
+void check_audit_command(const AuditCommand& command, const std::vector<std::string>& names) {
   RL_CHECK(!command.models.empty(), "--model: give at least one model");
-  for (const std::string& analysis : command.skip) {
-    RL_CHECK(std::find(kAnalyses.begin(), kAnalyses.end(), analysis) != kAnalyses.end(), "--skip: unknown analysis '",
-             analysis, "' (expected some of eval, attack, explain, margins, spectral, upi, manifold, align, latent)");
+  for (const std::string& skipped : command.skip) {
+    const bool known = std::any_of(analysis_registry().begin(), analysis_registry().end(), [&](const Analysis& a) {
+      return a.name == skipped && a.scope != AuditScope::kGenerative;
+    });
+    RL_CHECK(known, "--skip: unknown analysis '", skipped, "' (expected some of ", skippable_analyses(), ")");
   }
   for (const auto& [flag, path] : {std::pair{"--vae", command.vae}, std::pair{"--denoiser", command.denoiser}}) {
     RL_CHECK(path.empty() || fs::is_regular_file(path), flag, ": no such file '", path, "'");
   }
-  const std::vector<std::string> names = model_names(command.models, command.names);
   for (const std::string& name : names) check_name(name);
-  const fs::path out(common.out);
-  const WebAssets assets = load_web_assets();  // before any work: a report that cannot be written is an error now
+}
 
-  // Every model must fit the data before anything runs; which of them expose a latent code decides the latent step.
-  const at::Device device = start_run(common);
-  const Dataset test = load_data(common, "test");
-  command.test_size = test.size();
-  const Dataset train = load_data(common, "train");
-  command.train_size = train.size();
-  // Every step also depends on the data's content (a file replaced under the same --data) and on this build.
-  const nlohmann::json shared_inputs = {
-      {"data",
-       {{"test", data_checksum(test.images, test.labels)}, {"train", data_checksum(train.images, train.labels)}}},
-      {"build", build_fingerprint()}};
+/// What the steps depend on besides their arguments, and what the models can do, read before anything runs.
+struct AuditInputs {
+  Dataset test;
+  /// The data's content (a file replaced under the same --data) and this build: every step depends on them.
+  nlohmann::json shared;
   std::vector<bool> has_latent;
   nlohmann::json model_info = nlohmann::json::array();
+};
+
+AuditInputs read_audit_inputs(AuditCommand& command, const at::Device& device) {
+  AuditInputs inputs;
+  inputs.test = load_data(command.common, "test");
+  command.test_size = inputs.test.size();
+  const Dataset train = load_data(command.common, "train");
+  command.train_size = train.size();
+  inputs.shared = {{"data",
+                    {{"test", data_checksum(inputs.test.images, inputs.test.labels)},
+                     {"train", data_checksum(train.images, train.labels)}}},
+                   {"build", build_fingerprint()}};
+  // Every model must fit the data before anything runs; which of them expose a latent code decides the latent step.
   for (const std::string& path : command.models) {
-    CommonOptions model_options = common;
+    CommonOptions model_options = command.common;
     model_options.model = path;
-    const auto model = load_model_for(model_options, test, device);
-    has_latent.push_back(model->has_latent());
-    model_info.push_back(model->info().to_json());
+    const auto model = load_model_for(model_options, inputs.test, device);
+    inputs.has_latent.push_back(model->has_latent());
+    inputs.model_info.push_back(model->info().to_json());
   }
-  const auto skipped_by_user = [&](const std::string& analysis) {
-    return std::find(command.skip.begin(), command.skip.end(), analysis) != command.skip.end();
-  };
+  return inputs;
+}
 
+/// The steps of an audit, and per model the analyses it leaves out and why.
+struct AuditPlan {
   std::vector<AuditStep> steps;
-  std::string vae = command.vae, denoiser = command.denoiser;
-  // The audit decides itself which steps it reuses; a checkpoint another build left must not be resumed.
-  if (command.fit_generative && vae.empty() && !skipped_by_user("manifold")) {
-    steps.push_back(make_step(command, "", "train-vae", out / "generative" / "vae", {"--restart"}));
-    vae = (out / "generative" / "vae" / "vae.pt").string();
-  }
-  if (command.fit_generative && denoiser.empty() && !skipped_by_user("align")) {
-    // Class-conditional with label dropout: one network gives s(x, y) and s(x) for every pairing of align.
-    steps.push_back(make_step(command, "", "train-denoiser", out / "generative" / "denoiser", {"--restart"}));
-    denoiser = (out / "generative" / "denoiser" / "denoiser.pt").string();
-  }
-  nlohmann::json skipped = nlohmann::json::object();  // model name → analysis → why
-  for (std::size_t m = 0; m < command.models.size(); ++m) {
-    const fs::path folder = out / "models" / names[m];
-    const std::vector<std::string> model{"--model", command.models[m]};
-    const auto add = [&](const std::string& analysis, std::vector<std::string> specific) {
-      if (skipped_by_user(analysis)) {
-        skipped[names[m]][analysis] = "left out with --skip";
-        return;
-      }
-      specific.insert(specific.begin(), model.begin(), model.end());
-      steps.push_back(make_step(command, names[m], analysis, folder / analysis, specific));
-    };
-    add("eval", {});
-    add("attack", {"--save-examples"});
-    add("explain", {});
-    add("margins", {});
-    add("spectral", {});
-    add("upi", {});
-    add("manifold", vae.empty() ? std::vector<std::string>{} : std::vector<std::string>{"--vae", vae});
-    if (denoiser.empty()) {
-      skipped[names[m]]["align"] = skipped_by_user("align")
-                                       ? "left out with --skip"
-                                       : "no denoiser: give --denoiser FILE (robustlens train-denoiser) "
-                                         "or --fit-generative";
-    } else {
-      // The bayes pairing: the conditional one reads about 0 for every model, since the denoisers barely use the
-      // label and s(x, y) is dominated by the class-independent pull towards the data (docs/manifold-and-alignment.md).
-      add("align", {"--denoiser", denoiser, "--pairing", "bayes"});
-    }
-    if (!has_latent[m]) {
-      skipped[names[m]]["latent"] =
-          "the model exposes no latent code (a TorchScript model needs a method named latent)";
-    } else if (skipped_by_user("latent")) {
-      skipped[names[m]]["latent"] = "left out with --skip";
-    }
-  }
-  std::vector<std::string> latent_models, latent_names;
-  for (std::size_t m = 0; m < command.models.size(); ++m) {
-    if (has_latent[m] && !skipped_by_user("latent")) {
-      latent_models.insert(latent_models.end(), {"--model", command.models[m]});
-      latent_names.insert(latent_names.end(), {"--name", names[m]});
-    }
-  }
-  if (!latent_models.empty()) {
-    latent_models.insert(latent_models.end(), latent_names.begin(), latent_names.end());
-    steps.push_back(make_step(command, "", "latent", out / "latent", latent_models));
-  }
+  nlohmann::json skipped = nlohmann::json::object();  ///< model name → analysis → why
+  std::string vae, denoiser;                          ///< the generative models the steps use ("" = none)
+};
 
-  // The steps, each skipped when an earlier audit finished it with the same arguments and inputs.
-  const auto started = std::chrono::steady_clock::now();
+bool skipped_by_user(const AuditCommand& command, const std::string& analysis) {
+  return std::find(command.skip.begin(), command.skip.end(), analysis) != command.skip.end();
+}
+
+/// The steps that fit the VAE and the denoiser, where --fit-generative asks and an analysis left in needs them.
+void plan_generative_steps(const AuditCommand& command, AuditPlan& plan) {
+  for (const Analysis& generative : analysis_registry()) {
+    if (generative.scope != AuditScope::kGenerative || !command.fit_generative) continue;
+    std::string& file = generative.needs == kDenoiser ? plan.denoiser : plan.vae;
+    const bool needed = std::any_of(analysis_registry().begin(), analysis_registry().end(), [&](const Analysis& a) {
+      return a.scope != AuditScope::kGenerative && (a.needs & generative.needs) && !skipped_by_user(command, a.name);
+    });
+    if (!file.empty() || !needed) continue;
+    const fs::path folder = fs::path(command.common.out) / "generative" / fs::path(generative.model_file).stem();
+    plan.steps.push_back(make_step(command, "", generative.name, folder, generative.audit_arguments));
+    file = (folder / generative.model_file).string();
+  }
+}
+
+/// Why model m cannot run `analysis`, or "" when it can.
+std::string why_not(const AuditCommand& command, const AuditPlan& plan, const AuditInputs& inputs,
+                    const Analysis& analysis, std::size_t m) {
+  if (skipped_by_user(command, analysis.name)) return "left out with --skip";
+  if ((analysis.needs & kDenoiser) && plan.denoiser.empty()) {
+    return "no denoiser: give --denoiser FILE (robustlens train-denoiser) or --fit-generative";
+  }
+  if ((analysis.needs & kLatentCode) && !inputs.has_latent[m]) {
+    return "the model exposes no latent code (a TorchScript model needs a method named latent)";
+  }
+  return "";
+}
+
+/// The options a step takes for what its analysis needs, then those the audit always adds.
+std::vector<std::string> requirement_arguments(const Analysis& analysis, const AuditPlan& plan) {
+  std::vector<std::string> arguments;
+  if ((analysis.needs & kVaeIfAny) && !plan.vae.empty()) arguments.insert(arguments.end(), {"--vae", plan.vae});
+  if (analysis.needs & kDenoiser) arguments.insert(arguments.end(), {"--denoiser", plan.denoiser});
+  arguments.insert(arguments.end(), analysis.audit_arguments.begin(), analysis.audit_arguments.end());
+  return arguments;
+}
+
+AuditPlan plan_audit(const AuditCommand& command, const std::vector<std::string>& names, const AuditInputs& inputs) {
+  AuditPlan plan{{}, nlohmann::json::object(), command.vae, command.denoiser};
+  plan_generative_steps(command, plan);
+  const fs::path out(command.common.out);
+  for (std::size_t m = 0; m < command.models.size(); ++m) {  // model by model, each analysis in turn
+    for (const Analysis& analysis : analysis_registry()) {
+      if (analysis.scope == AuditScope::kGenerative) continue;
+      const std::string why = why_not(command, plan, inputs, analysis, m);
+      if (!why.empty()) plan.skipped[names[m]][analysis.name] = why;
+      if (!why.empty() || analysis.scope != AuditScope::kPerModel) continue;
+      std::vector<std::string> arguments{"--model", command.models[m]};
+      for (const std::string& a : requirement_arguments(analysis, plan)) arguments.push_back(a);
+      plan.steps.push_back(
+          make_step(command, names[m], analysis.name, out / "models" / names[m] / analysis.name, arguments));
+    }
+  }
+  for (const Analysis& analysis : analysis_registry()) {  // one step over every model that can run it
+    if (analysis.scope != AuditScope::kAllModels) continue;
+    std::vector<std::string> models, model_names;
+    for (std::size_t m = 0; m < command.models.size(); ++m) {
+      if (!why_not(command, plan, inputs, analysis, m).empty()) continue;
+      models.insert(models.end(), {"--model", command.models[m]});
+      model_names.insert(model_names.end(), {"--name", names[m]});
+    }
+    if (models.empty()) continue;
+    models.insert(models.end(), model_names.begin(), model_names.end());
+    for (const std::string& a : requirement_arguments(analysis, plan)) models.push_back(a);
+    plan.steps.push_back(make_step(command, "", analysis.name, out / analysis.name, models));
+  }
+  return plan;
+}
+
+/// Runs the steps, each skipped when an earlier audit finished it with the same arguments and inputs; returns
+/// how many were reused.
+std::size_t run_steps(const std::vector<AuditStep>& steps, const nlohmann::json& shared_inputs) {
   std::size_t reused = 0;
   for (std::size_t s = 0; s < steps.size(); ++s) {
     const AuditStep& step = steps[s];
@@ -361,56 +348,74 @@ void run_audit(AuditCommand command) {
     write_json_file((step.folder / "audit_step.json").string(), marker, OutputKind::kState);
     std::printf("[audit %zu/%zu] %s: done in %.1f s\n", s + 1, steps.size(), label.c_str(), seconds);
   }
+  return reused;
+}
 
-  // One results file with every number, then the report built from it alone.
+/// Every step's results in one record: audit.json without its summary and comparisons.
+nlohmann::json audit_record(const AuditCommand& command, const std::vector<std::string>& names, const AuditPlan& plan,
+                            const AuditInputs& inputs, const WebAssets& assets) {
   nlohmann::json audit = run_record("audit",
                                     {{"models", command.models},
                                      {"names", names},
                                      {"quick", command.quick},
-                                     {"vae", vae},
-                                     {"denoiser", denoiser},
+                                     {"vae", plan.vae},
+                                     {"denoiser", plan.denoiser},
                                      {"fit_generative", command.fit_generative},
                                      {"skip", command.skip}},
-                                    common);
+                                    command.common);
   audit["versions"]["report_scripts"] = assets.versions;
-  audit["data"] = test.summary();
+  audit["data"] = inputs.test.summary();
   audit["models"] = nlohmann::json::array();
   for (std::size_t m = 0; m < command.models.size(); ++m) {
-    nlohmann::json entry = {{"name", names[m]},
-                            {"file", command.models[m]},
-                            {"model", model_info[m]},
-                            {"training", training_options(command.models[m])},
-                            {"analyses", nlohmann::json::object()},
-                            {"commands", nlohmann::json::object()},
-                            {"skipped", skipped.value(names[m], nlohmann::json::object())}};
-    audit["models"].push_back(entry);
+    audit["models"].push_back({{"name", names[m]},
+                               {"file", command.models[m]},
+                               {"model", inputs.model_info[m]},
+                               {"training", training_options(command.models[m])},
+                               {"analyses", nlohmann::json::object()},
+                               {"commands", nlohmann::json::object()},
+                               {"skipped", plan.skipped.value(names[m], nlohmann::json::object())}});
   }
-  for (const AuditStep& step : steps) {
-    const std::string folder = step.folder.string();
+  for (const AuditStep& step : plan.steps) {
+    const Analysis& analysis = registered_analysis(step.analysis);
+    const nlohmann::json result = read_json_file((step.folder / analysis.result_file).string());
     if (step.model.empty()) {
-      nlohmann::json& target = step.analysis == "latent" ? audit["latent"] : audit["generative"][step.analysis];
-      target = {{"command", command_line(step.arguments)},
-                {"folder", folder},
-                {"result", read_json_file((step.folder / result_file(step.analysis)).string())}};
+      nlohmann::json& target =
+          analysis.scope == AuditScope::kGenerative ? audit["generative"][step.analysis] : audit[step.analysis];
+      target = {{"command", command_line(step.arguments)}, {"folder", step.folder.string()}, {"result", result}};
       continue;
     }
     for (nlohmann::json& entry : audit["models"]) {
       if (entry["name"] != step.model) continue;
-      entry["analyses"][step.analysis] = read_json_file((step.folder / result_file(step.analysis)).string());
+      entry["analyses"][step.analysis] = result;
       entry["commands"][step.analysis] = command_line(step.arguments);
-      entry["folders"][step.analysis] = folder;
+      entry["folders"][step.analysis] = step.folder.string();
     }
   }
+  return audit;
+}
+
+void run_audit(AuditCommand command) {
+  const std::vector<std::string> names = model_names(command.models, command.names);
+  check_audit_command(command, names);
+  const WebAssets assets = load_web_assets();  // before any work: a report that cannot be written is an error now
+  const at::Device device = start_run(command.common);
+  const AuditInputs inputs = read_audit_inputs(command, device);
+  const AuditPlan plan = plan_audit(command, names, inputs);
+  const auto started = std::chrono::steady_clock::now();
+  const std::size_t reused = run_steps(plan.steps, inputs.shared);
+
+  // One results file with every number, then the report built from it alone.
+  nlohmann::json audit = audit_record(command, names, plan, inputs, assets);
   audit["comparisons"] = training_comparisons(audit);
   audit["summary"] = audit_summary(audit);
+  const fs::path out(command.common.out);
   write_json_file((out / "audit.json").string(), audit);
   write_text_file((out / "index.html").string(), render_audit_report(audit, assets));
-
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf("\n%s\n", summary_text(audit["summary"]).c_str());
   for (const std::string& line : comparison_lines(audit["comparisons"])) std::printf("%s\n", line.c_str());
-  std::printf("%zu steps (%zu reused from an earlier run) in %.0f s; report in %s, every number in %s\n", steps.size(),
-              reused, seconds, (out / "index.html").c_str(), (out / "audit.json").c_str());
+  std::printf("%zu steps (%zu reused from an earlier run) in %.0f s; report in %s, every number in %s\n",
+              plan.steps.size(), reused, seconds, (out / "index.html").c_str(), (out / "audit.json").c_str());
 }
 
 }  // namespace
@@ -433,9 +438,7 @@ void add_audit_command(CLI::App& app) {
                   "Denoiser of the data (robustlens train-denoiser): the score for the alignment analysis");
   sub->add_flag("--fit-generative", command->fit_generative,
                 "Train the VAE and denoiser the manifold and alignment analyses need (OUT/generative), unless given");
-  sub->add_option(
-         "--skip", command->skip,
-         "Analyses to leave out, comma list: eval, attack, explain, margins, spectral, upi, manifold, align, latent")
+  sub->add_option("--skip", command->skip, "Analyses to leave out, comma list: " + skippable_analyses())
       ->delimiter(',');
   sub->callback([command] { run_audit(*command); });
 }

@@ -36,16 +36,6 @@ std::optional<double> number(const json& root, const std::vector<json>& path) {
   return value->get<double>();
 }
 
-std::optional<MarginsWithLowerBounds> bounded_margins(const json* subspace) {
-  if (subspace == nullptr || !subspace->contains("margins") || !subspace->contains("flipped")) return std::nullopt;
-  const std::vector<double> margins = (*subspace)["margins"].get<std::vector<double>>();
-  std::vector<std::int64_t> flipped;
-  for (const json& f : (*subspace)["flipped"])
-    flipped.push_back(f.is_boolean() ? f.get<bool>() : f.get<std::int64_t>() != 0);
-  if (margins.empty() || margins.size() != flipped.size()) return std::nullopt;
-  return margins_with_lower_bounds(at::tensor(margins, at::kDouble), at::tensor(flipped, at::kLong).to(at::kBool));
-}
-
 std::string format_value(const json& value, const std::string& format) {
   if (!value.is_number()) return "—";
   const double v = value.get<double>();

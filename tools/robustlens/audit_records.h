@@ -1,8 +1,7 @@
 // Reading the audit's records (audit.json and the subcommands' JSON inside it):
-// shared by the summary (audit_summary.cpp) and the report (audit_report.cpp).
+// shared by the summary (audit_summary.cpp), the report (audit_report.cpp) and the report sections of the
+// command files (report_sections.h).
 #pragma once
-
-#include "robustlens/analyses/margins.h"
 
 #include <nlohmann/json.hpp>
 
@@ -21,10 +20,6 @@ bool step_record_matches(const std::string& marker_text, const nlohmann::json& r
 const nlohmann::json* find(const nlohmann::json& root, const std::vector<nlohmann::json>& path);
 /// The number at that path, or nothing where it is missing or not a number.
 std::optional<double> number(const nlohmann::json& root, const std::vector<nlohmann::json>& path);
-
-/// A margins record's subspace entry with the samples that did not flip counted at the norm reached,
-/// computed from its per-sample arrays (so that records written before the lower bounds existed read the same).
-std::optional<MarginsWithLowerBounds> bounded_margins(const nlohmann::json* subspace);
 
 /// A number as the summary shows it: format percent (1 decimal), fixed (3 decimals) or general (3 digits);
 /// "—" for what is not a number.

@@ -298,6 +298,12 @@ void add_attribution_options(CLI::App& command, AttributionOptions& a, std::stri
 }
 
 std::string in_cli_terms(const std::string& message) {
+  // The spec strings and counts the library parses, by the names its messages give them.
+  static const std::vector<std::pair<std::string, std::string>> inputs = {
+      {"dataset spec", "--data"},    {"image shape spec", "--image-shape"}, {"sample count", "--samples"},
+      {"index list", "--indices"},   {"subspace spec", "--subspaces"},      {"transform spec", "--transform"},
+      {"band fill", "--fill"},       {"band output", "--output"},           {"device spec", "--device"},
+      {"thread count", "--threads"}, {"SNR perturbation spec", "--snr"}};
   // The fields whose flag is not the field's name with dashes.
   static const std::map<std::string, std::string> renamed = {{"LatentPenaltyOptions.factor", "--gamma-factor"},
                                                              {"ScheduleOptions.gamma", "--lr-gamma"},
@@ -307,19 +313,25 @@ std::string in_cli_terms(const std::string& message) {
                                                              {"TrainOptions.resume", "--restart"},
                                                              {"VaeTrainOptions.resume", "--restart"},
                                                              {"DenoiserTrainOptions.resume", "--restart"}};
+  std::string text = message;
+  for (const auto& [name, flag] : inputs) {
+    for (std::size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + flag.size())) {
+      text.replace(at, name.size(), flag);
+    }
+  }
   static const std::regex option_field(R"(\b[A-Z]\w*(?:Options|Spec)\.([a-z]\w*))");
   std::string result;
   std::size_t copied = 0;
-  for (auto match = std::sregex_iterator(message.begin(), message.end(), option_field); match != std::sregex_iterator();
+  for (auto match = std::sregex_iterator(text.begin(), text.end(), option_field); match != std::sregex_iterator();
        ++match) {
     const std::string name = match->str();
     std::string flag = "--" + (*match)[1].str();
     std::replace(flag.begin(), flag.end(), '_', '-');
     if (const auto alias = renamed.find(name); alias != renamed.end()) flag = alias->second;
-    result += message.substr(copied, static_cast<std::size_t>(match->position()) - copied) + flag;
+    result += text.substr(copied, static_cast<std::size_t>(match->position()) - copied) + flag;
     copied = static_cast<std::size_t>(match->position() + match->length());
   }
-  return result + message.substr(copied);
+  return result + text.substr(copied);
 }
 
 }  // namespace robustlens::cli

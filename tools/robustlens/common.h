@@ -109,7 +109,8 @@ void print_resumed(std::int64_t resumed_after_epoch, std::int64_t epochs, const 
 std::string format_number(double value, const char* format = "%.4g", const char* not_finite = nullptr);
 
 /// A library message in the CLI's terms: each option it names as Struct.field (TrainOptions.batch_size) becomes
-/// the flag that sets it (--batch-size).
+/// the flag that sets it (--batch-size), and each input it names by what it is ("dataset spec", "device spec",
+/// "sample count") the flag that gives it (--data, --device, --samples).
 std::string in_cli_terms(const std::string& message);
 
 /// The attack ensemble's options (attacks/minimal_perturbation.h) of `attack`, `margins` and `latent`, declared

@@ -1,6 +1,8 @@
 // robustlens eval: clean accuracy of a model on a dataset split.
+#include "analysis_registry.h"
 #include "commands.h"
 #include "common.h"
+#include "report_sections.h"
 
 #include "robustlens/core/files.h"
 #include "robustlens/models/accuracy.h"
@@ -52,6 +54,27 @@ void add_eval_command(CLI::App& app) {
   add_common_options(*sub, command->common, kModel | kData | kSplit | kSamples | kBatchSize | kRuntime | kOut);
   sub->add_flag("--save-logits", command->save_logits, "Also write OUT/logits.csv (one row of K logits per image)");
   sub->callback([command] { run_eval(*command); });
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+}  // namespace
+
+Analysis eval_analysis() {
+  Analysis analysis;
+  analysis.name = "eval";
+  analysis.result_file = "eval.json";
+  analysis.add_command = add_eval_command;
+  analysis.quick_arguments = {"--samples", "2000"};
+  analysis.summary_columns = {
+      {"accuracy", "accuracy", "Share of the test images classified correctly (eval).", "percent",
+       [](const json&, const json& m) {
+         return number(m, {"analyses", "eval", "accuracy"});
+       }},
+  };
+  return analysis;
 }
 
 }  // namespace robustlens::cli

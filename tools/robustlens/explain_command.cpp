@@ -1,7 +1,9 @@
 // robustlens explain: attribution maps (saliency, input×gradient, integrated
 // gradients, SmoothGrad) as heat maps beside the images, and the raw maps.
+#include "analysis_registry.h"
 #include "commands.h"
 #include "common.h"
+#include "report_sections.h"
 
 #include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
@@ -93,6 +95,33 @@ void add_explain_command(CLI::App& app) {
   sub->add_flag("--softmax", command->attribution.softmax,
                 "Differentiate the softmax probability instead of the logit");
   sub->callback([command] { run_explain(*command); });
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+void explanations_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Explanations (attribution maps)", "explanations");
+  report.paragraph(
+      "A saliency map shows how strongly each pixel sways the model's score for a class (the gradient "
+      "of the score with respect to the image). Maps of robust models tend to follow the object's "
+      "shape; maps of standard models look noisy. The same test images are shown for every model.");
+  const auto models = ran_on(report, audit, "explain");
+  if (models.empty()) return;
+  model_figures(report, audit, "explain", "heatmaps.png",
+                (*models.front().record)["options"].value("method", "saliency") + " maps (image | map | overlay)");
+}
+
+}  // namespace
+
+Analysis explain_analysis() {
+  Analysis analysis;
+  analysis.name = "explain";
+  analysis.result_file = "explain.json";
+  analysis.add_command = add_explain_command;
+  analysis.report_section = explanations_section;
+  return analysis;
 }
 
 }  // namespace robustlens::cli

@@ -2,8 +2,10 @@
 // (binarity, same encoding, collapse, DeepFool robustness, misclassification
 // detection) for one or more models, with a histogram chart of the latent units
 // and a 2-D projection of z per model, and a comparison table.
+#include "analysis_registry.h"
 #include "commands.h"
 #include "common.h"
+#include "report_sections.h"
 
 #include "robustlens/analyses/latent.h"
 #include "robustlens/core/error.h"
@@ -142,6 +144,39 @@ std::string csv_table(const std::vector<Row>& rows) {
   return table.str();
 }
 
+/// A model's charts (and with --save-latents its latent codes) into `folder`; the files go to `written`.
+void write_model_outputs(const std::filesystem::path& folder, const std::string& name, const LatentResult& result,
+                         const Dataset& train, const Dataset& test, bool save_latents,
+                         std::vector<std::string>& written) {
+  std::filesystem::create_directories(folder);
+  write_svg((folder / "units.svg").string(), unit_histograms(result.test_latent, name));
+  write_svg((folder / "projection.svg").string(), latent_projection(result.test_latent, test, name));
+  written.push_back((folder / "units.svg").string());
+  written.push_back((folder / "projection.svg").string());
+  if (!save_latents) return;
+  write_tensors((folder / "latents.pt").string(), {{"train_latent", result.train_latent},
+                                                   {"train_labels", train.labels},
+                                                   {"train_predicted", result.train_predicted},
+                                                   {"test_latent", result.test_latent},
+                                                   {"test_logits", result.test_logits},
+                                                   {"test_labels", test.labels},
+                                                   {"test_predicted", result.test_predicted}});
+  written.push_back((folder / "latents.pt").string());
+}
+
+void print_comparison(const std::vector<Row>& rows, std::int64_t deepfool_images) {
+  std::printf("\n%s", markdown_table(rows).c_str());
+  std::printf(
+      "(same encoding, NC1 and within-class variance: test images, predicted labels; separation: training "
+      "latents; DeepFool and the ensemble: the first %lld test images, ensemble r/x the mean over those it "
+      "fooled, 0 for a misclassified image; AUROC: detecting misclassified test images)\n",
+      static_cast<long long>(deepfool_images));
+  for (const Row& row : rows) {
+    if (!row.result->ensemble_warning.empty())
+      std::printf("WARNING %s: %s\n", row.name.c_str(), row.result->ensemble_warning.c_str());
+  }
+}
+
 void run_latent(LatentCommand command) {
   CommonOptions& common = command.common;
   if (common.out.empty()) common.out = "runs/latent";
@@ -178,22 +213,7 @@ void run_latent(LatentCommand command) {
     results.push_back(analyse_latent(*model, train, test, options, terminal_progress()));
     const LatentResult& result = results.back();
     record["models"].push_back({{"name", names[m]}, {"model", model->info().to_json()}, {"result", result.to_json()}});
-    const std::filesystem::path folder = out / names[m];
-    std::filesystem::create_directories(folder);
-    write_svg((folder / "units.svg").string(), unit_histograms(result.test_latent, names[m]));
-    write_svg((folder / "projection.svg").string(), latent_projection(result.test_latent, test, names[m]));
-    written.push_back((folder / "units.svg").string());
-    written.push_back((folder / "projection.svg").string());
-    if (command.save_latents) {
-      write_tensors((folder / "latents.pt").string(), {{"train_latent", result.train_latent},
-                                                       {"train_labels", train.labels},
-                                                       {"train_predicted", result.train_predicted},
-                                                       {"test_latent", result.test_latent},
-                                                       {"test_logits", result.test_logits},
-                                                       {"test_labels", test.labels},
-                                                       {"test_predicted", result.test_predicted}});
-      written.push_back((folder / "latents.pt").string());
-    }
+    write_model_outputs(out / names[m], names[m], result, train, test, command.save_latents, written);
     results.back().train_latent = at::Tensor();  // the largest; not needed any more
   }
   std::vector<Row> rows;
@@ -202,16 +222,7 @@ void run_latent(LatentCommand command) {
   write_text_file((out / "comparison.md").string(), markdown_table(rows));
   write_text_file((out / "comparison.csv").string(), csv_table(rows));
 
-  std::printf("\n%s", markdown_table(rows).c_str());
-  std::printf(
-      "(same encoding, NC1 and within-class variance: test images, predicted labels; separation: training "
-      "latents; DeepFool and the ensemble: the first %lld test images, ensemble r/x the mean over those it "
-      "fooled, 0 for a misclassified image; AUROC: detecting misclassified test images)\n",
-      static_cast<long long>(std::min(options.deepfool_samples, test.size())));
-  for (const Row& row : rows) {
-    if (!row.result->ensemble_warning.empty())
-      std::printf("WARNING %s: %s\n", row.name.c_str(), row.result->ensemble_warning.c_str());
-  }
+  print_comparison(rows, std::min(options.deepfool_samples, test.size()));
   std::printf("results in %s, %s, %s", (out / "latent.json").c_str(), (out / "comparison.md").c_str(),
               (out / "comparison.csv").c_str());
   for (const std::string& file : written) std::printf(", %s", file.c_str());
@@ -251,6 +262,100 @@ void add_latent_command(CLI::App& app) {
       ->check(kPositive)
       ->capture_default_str();
   sub->callback([command] { run_latent(*command); });
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+/// This model's entry in the latent step's results, or nullptr.
+const json* latent_entry(const json& audit, const std::string& name) {
+  const json* models = find(audit, {"latent", "result", "models"});
+  if (models == nullptr) return nullptr;
+  for (const json& entry : *models) {
+    if (entry.value("name", "") == name) return &entry["result"];
+  }
+  return nullptr;
+}
+
+std::optional<double> latent_number(const json& audit, const json& model, const std::vector<json>& path) {
+  const json* result = latent_entry(audit, model["name"].get<std::string>());
+  return result == nullptr ? std::nullopt : number(*result, path);
+}
+
+void latent_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Latent code (binary encoding)", "latent");
+  report.paragraph(
+      "The representation just before the output layer (the latent code z). With a narrow linear "
+      "bottleneck and a growing penalty (BinEnc), each unit settles on two values, so every class gets "
+      "one binary code: the same-encoding fraction approaches 1 and each unit's histogram has two "
+      "separated peaks. Such codes go with larger DeepFool distances (relative to the image's norm) "
+      "and with latent distances that tell misclassified images apart (AUROC).");
+  ran_on(report, audit, "latent");  // every model's latent code is in the one latent step
+  const json* models = find(audit, {"latent", "result", "models"});
+  if (models == nullptr || models->empty()) return;
+  std::vector<std::vector<std::string>> rows;
+  for (const json& entry : *models) {
+    const json& r = entry["result"];
+    rows.push_back({entry["name"].get<std::string>(), std::to_string(r["latent_dim"].get<int>()),
+                    format_value(r["test_accuracy"], "percent"),
+                    format_value(r["encoding"]["test"]["same_encoding_fraction"], "fixed"),
+                    std::to_string(r["encoding"]["test"]["distinct_codes"].get<long long>()),
+                    format_value(r["binarity"]["separation_median"], "general"),
+                    format_value(r["collapse"]["test"]["nc1"], "general"),
+                    format_value(r["robustness"]["deepfool_ratio"], "general"),
+                    format_value(r["robustness"].value("ensemble_ratio", json()), "general"),
+                    format_value(r["reliability"]["mahalanobis_auroc"], "fixed"),
+                    format_value(r["reliability"]["odin_auroc"], "fixed"),
+                    format_value(r["reliability"]["max_softmax_auroc"], "fixed")});
+  }
+  report.table({"model", "P", "accuracy", "same encoding", "distinct codes", "separation (median)", "NC1",
+                "DeepFool ‖r‖/‖x‖", "ensemble ‖r‖/‖x‖", "AUROC Mahalanobis", "AUROC ODIN", "AUROC max softmax"},
+               rows,
+               {"", "latent units", "on the test images measured", "share of test images with their class's code",
+                "sign patterns among the test images", "two-Gaussian separation of each unit, median over units",
+                "within-class over between-class scatter (0 = collapsed)", "mean DeepFool length relative to the image",
+                "misclassification detection", "", ""});
+  const std::filesystem::path folder = audit["latent"]["folder"].get<std::string>();
+  std::vector<Figure> pictures;
+  for (const json& entry : *models) {
+    const std::string name = entry["name"];
+    pictures.push_back({(folder / name / "units.svg").string(), name + ": histogram of each latent unit"});
+    pictures.push_back(
+        {(folder / name / "projection.svg").string(), name + ": z projected on two principal components"});
+  }
+  report.figures(pictures);
+}
+
+}  // namespace
+
+Analysis latent_analysis() {
+  Analysis analysis;
+  analysis.name = "latent";
+  analysis.result_file = "latent.json";
+  analysis.add_command = add_latent_command;
+  analysis.scope = AuditScope::kAllModels;
+  analysis.needs = kLatentCode;
+  analysis.quick_arguments = {"--samples", "1000", "--train-samples", "5000", "--deepfool-samples", "100"};
+  analysis.record_format = 2;
+  analysis.summary_columns = {
+      {"same_encoding", "same encoding",
+       "Share of test images whose latent sign pattern is their predicted class's most frequent one: 1 = a "
+       "binary code per class (latent).",
+       "fixed",
+       [](const json& a, const json& m) {
+         return latent_number(a, m, {"encoding", "test", "same_encoding_fraction"});
+       }},
+      {"mahalanobis_auroc", "error detection AUROC",
+       "How well the Mahalanobis distance of the latent code tells misclassified test images from correct ones "
+       "(0.5 = chance, 1 = perfect; latent).",
+       "fixed",
+       [](const json& a, const json& m) {
+         return latent_number(a, m, {"reliability", "mahalanobis_auroc"});
+       }},
+  };
+  analysis.report_section = latent_section;
+  return analysis;
 }
 
 }  // namespace robustlens::cli

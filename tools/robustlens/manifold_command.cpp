@@ -2,15 +2,18 @@
 // distractor measures (when the data carry a signal mask: --data
 // distractor:SPEC) and the tangent-space measures (a VAE's decoder Jacobian
 // with --vae, local PCA of training neighbours), as JSON, CSV and SVG charts.
+#include "analysis_registry.h"
 #include "commands.h"
 #include "common.h"
 #include "generative_support.h"
+#include "report_sections.h"
 
 #include "robustlens/analyses/manifold.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/random.h"
 #include "robustlens/report/chart.h"
+#include "robustlens/report/vega_lite.h"
 
 #include <filesystem>
 #include <map>
@@ -245,6 +248,89 @@ void add_manifold_command(CLI::App& app) {
       ->check(kPositive)
       ->capture_default_str();
   sub->callback([command] { run_manifold(*command); });
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+/// The tangent space the manifold step measured: the VAE's when there is one, else local PCA's.
+const json* tangent_result(const json& model) {
+  const json* vae = find(model, {"analyses", "manifold", "tangent", "vae"});
+  return vae != nullptr ? vae : find(model, {"analyses", "manifold", "tangent", "local-pca"});
+}
+
+void manifold_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "On- and off-manifold robustness", "manifold");
+  report.paragraph(
+      "Natural images lie near a low-dimensional surface (the data manifold). A change along it keeps "
+      "the image natural (a slightly different shoe); a change across it adds unnatural noise. The "
+      "chart compares how much the prediction (softmax) changes under random changes of the same "
+      "length along the tangent space (on-manifold) and across it (off-manifold). Models whose "
+      "gradients are perceptually aligned are robust off the manifold while staying sensitive on it; "
+      "the tangent fraction is the share of the input gradient that lies on the manifold. The "
+      "first-order ratio compares, per direction, the squared derivative of the log-probability of the "
+      "predicted class across the manifold with that along it: below 1, the model is more robust off "
+      "the manifold than on it, at any small length.");
+  const auto models = ran_on(report, audit, "manifold");
+  if (models.empty()) return;
+  LineChart chart{"Prediction change along and across the data manifold",
+                  "ε (L2 length of the change)",
+                  "mean L1 change of the softmax",
+                  {}};
+  chart.log_x = true;
+  chart.note =
+      "solid: along the tangent space (on-manifold); dashed: across it (off-manifold); the VAE's tangent spaces "
+      "where there is a VAE, else local PCA's (the table lists both)";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [name, record, colour] : models) {
+    const json* tangents = find(*record, {"tangent"});
+    if (tangents == nullptr) continue;
+    const std::string charted = tangents->contains("vae") ? "vae" : "local-pca";
+    for (const auto& [basis, result] : tangents->items()) {
+      if (!result.contains("eps")) continue;  // subspace_agreement
+      const std::vector<double> eps = numbers(result["eps"]);
+      if (basis == charted) {  // two lines per model, in its colour
+        chart.series.push_back({name + " on", eps, numbers(result["on_manifold"]["mean"]), {}, {}, false, colour});
+        chart.series.push_back({name + " off", eps, numbers(result["off_manifold"]["mean"]), {}, {}, true, colour});
+      }
+      rows.push_back(
+          {name, basis,
+           std::to_string(result["tangent_dim"].get<int>()) + " of " + std::to_string(result["input_dim"].get<int>()),
+           fixed(result["tangent_fraction"]) + " ± " + fixed(result["tangent_fraction_standard_error"]),
+           fixed(result["random_baseline"]),
+           result.contains("first_order") ? fixed(result["first_order"]["off_to_on_ratio"]) : "-"});
+    }
+  }
+  if (!chart.series.empty()) report.chart(vega_lite_spec(chart));
+  if (!rows.empty()) {
+    report.table({"model", "tangent space", "dimension k of D", "tangent fraction of gradients", "random direction",
+                  "first-order off/on per direction"},
+                 rows);
+  }
+}
+
+}  // namespace
+
+Analysis manifold_analysis() {
+  Analysis analysis;
+  analysis.name = "manifold";
+  analysis.result_file = "manifold.json";
+  analysis.add_command = add_manifold_command;
+  analysis.needs = kVaeIfAny;
+  analysis.quick_arguments = {"--samples", "100"};
+  analysis.summary_columns = {
+      {"tangent_fraction", "gradient share on manifold",
+       "‖P∇f‖/‖∇f‖: how much of the input gradient lies in the data manifold's tangent space (VAE, else local PCA); "
+       "a random direction gets √(k/D) (manifold).",
+       "fixed",
+       [](const json&, const json& m) -> std::optional<double> {
+         const json* tangent = tangent_result(m);
+         return tangent == nullptr ? std::nullopt : number(*tangent, {"tangent_fraction"});
+       }},
+  };
+  analysis.report_section = manifold_section;
+  return analysis;
 }
 
 }  // namespace robustlens::cli

@@ -1,12 +1,15 @@
 // robustlens margins: distance to the decision boundary inside each DCT
 // subspace (Hold me tight!), as JSON, CSV and an SVG chart.
+#include "analysis_registry.h"
 #include "commands.h"
 #include "common.h"
+#include "report_sections.h"
 
 #include "robustlens/analyses/margins.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/report/chart.h"
+#include "robustlens/report/vega_lite.h"
 #include "robustlens/spectral/dct.h"
 
 #include <filesystem>
@@ -149,6 +152,150 @@ void add_margins_command(CLI::App& app) {
       *sub, command->margins.ensemble, command->margins.ensemble_options,
       "full space only: DeepFool, FMN, PGD bisection, a long FMN on the images none fooled; DeepFool alone without it");
   sub->callback([command] { run_margins(*command); });
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+/// A margins record's subspace entry with the samples that did not flip counted at the norm reached,
+/// computed from its per-sample arrays (so that records written before the lower bounds existed read the same).
+std::optional<MarginsWithLowerBounds> bounded_margins(const json* subspace) {
+  if (subspace == nullptr || !subspace->contains("margins") || !subspace->contains("flipped")) return std::nullopt;
+  const std::vector<double> margins = (*subspace)["margins"].get<std::vector<double>>();
+  std::vector<std::int64_t> flipped;
+  for (const json& f : (*subspace)["flipped"])
+    flipped.push_back(f.is_boolean() ? f.get<bool>() : f.get<std::int64_t>() != 0);
+  if (margins.empty() || margins.size() != flipped.size()) return std::nullopt;
+  return margins_with_lower_bounds(at::tensor(margins, at::kDouble), at::tensor(flipped, at::kLong).to(at::kBool));
+}
+
+/// The first or the last DCT subspace of the margins step.
+const json* margin_subspace(const json& model, bool highest) {
+  const json* subspaces = find(model, {"analyses", "margins", "per_subspace"});
+  if (subspaces == nullptr || subspaces->empty()) return nullptr;
+  return highest ? &subspaces->back() : &subspaces->front();
+}
+
+std::optional<double> bounded_margin_median(const json& model, bool highest) {
+  const auto bounded = bounded_margins(margin_subspace(model, highest));
+  return bounded ? std::optional<double>(bounded->quartiles.median) : std::nullopt;
+}
+
+bool margin_median_is_lower_bound(const json& model, bool highest) {
+  const auto bounded = bounded_margins(margin_subspace(model, highest));
+  return bounded && bounded->median_is_lower_bound;
+}
+
+/// A model's median margin per DCT subspace with its quartiles; says in `bounds` how many (image, subspace)
+/// pairs did not flip and which medians are therefore only lower bounds.
+ChartSeries subspace_margins(const std::string& name, const json& record, int colour, std::string& bounds) {
+  ChartSeries series{name, {}, {}, {}, {}, false, colour};
+  std::vector<std::string> bounded_subspaces;
+  std::int64_t not_flipped = 0, pairs = 0;
+  for (const json& subspace : record["per_subspace"]) {
+    series.x.push_back(subspace["index"]);
+    const auto bounded = bounded_margins(&subspace);
+    series.y.push_back(bounded ? bounded->quartiles.median : std::nan(""));
+    series.band_low.push_back(bounded ? bounded->quartiles.q1 : std::nan(""));
+    series.band_high.push_back(bounded ? bounded->quartiles.q3 : std::nan(""));
+    if (bounded && bounded->median_is_lower_bound) {
+      bounded_subspaces.push_back(std::to_string(subspace["index"].get<int>()));
+    }
+    not_flipped += subspace.value("not_flipped", 0);
+    pairs += static_cast<std::int64_t>(subspace["margins"].size());
+  }
+  bounds += (bounds.empty() ? "" : "; ") + name + ": " + std::to_string(not_flipped) + " of " + std::to_string(pairs) +
+            " (image, subspace) pairs did not flip";
+  if (!bounded_subspaces.empty()) {
+    std::string list;
+    for (const std::string& t : bounded_subspaces) list += (list.empty() ? "" : ", ") + t;
+    bounds += ", so the medians of subspaces " + list + " are only lower bounds";
+  }
+  return series;
+}
+
+/// The model's margin in the whole space, as flat lines across the subspaces: DeepFool's median (dashed) and
+/// the attack ensemble's (dotted).
+void add_whole_space_margins(LineChart& chart, const std::string& name, const json& record, int colour,
+                             const ChartSeries& subspaces) {
+  if (subspaces.x.empty()) return;
+  const std::vector<double> across{subspaces.x.front(), subspaces.x.back()};
+  if (const auto full = number(record, {"full_space", "quartiles_of_flipped", "median"})) {
+    chart.series.push_back({name + " (whole space, DeepFool)", across, {*full, *full}, {}, {}, true, colour});
+  }
+  if (const auto minimum = number(record, {"full_space", "minimal_perturbation", "quartiles", "median"})) {
+    chart.series.push_back(
+        {name + " (whole space, attack ensemble)", across, {*minimum, *minimum}, {}, {}, false, colour, true});
+  }
+}
+
+void margins_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Frequency margins (Hold me tight!)", "margins");
+  report.paragraph(
+      "How far is the decision boundary when an image may only change within one band of "
+      "frequencies? The image's DCT spectrum is cut into blocks from low (coarse shapes) to high "
+      "(fine texture) frequencies, and a DeepFool search restricted to each block measures the "
+      "distance (the margin). A small margin means the model's decision uses features in that band; a "
+      "large one means the model is nearly invariant there. Networks tend to be invariant to the "
+      "frequencies where the training data have no discriminative features.");
+  const auto models = ran_on(report, audit, "margins");
+  if (models.empty()) return;
+  LineChart chart{"Margin in each DCT frequency subspace",
+                  "DCT subspace (0 = lowest frequencies)",
+                  "median L2 margin ([0,1] pixels)",
+                  {}};
+  chart.note =
+      "lines: medians, images whose label did not flip counted at the distance reached; shaded: "
+      "quartiles; dashed: margin in the whole space by DeepFool (over the images that flipped); dotted: the "
+      "minimum per image over the attack ensemble";
+  std::string bounds, warnings;
+  for (const auto& [name, record, colour] : models) {
+    const ChartSeries series = subspace_margins(name, *record, colour, bounds);
+    add_whole_space_margins(chart, name, *record, colour, series);
+    if (const json* warning = find(*record, {"full_space", "minimal_perturbation", "gradient_masking_warning"});
+        warning && warning->is_string()) {
+      warnings += (warnings.empty() ? "" : " ") + name + ", whole space: " + warning->get<std::string>() +
+                  "; the subspace margins are DeepFool's too, so on this model read them as overestimates.";
+    }
+    chart.series.push_back(series);
+  }
+  report.paragraph(
+      "Images whose label did not flip within DeepFool's iterations count at the distance reached, a "
+      "lower bound of their margin: " +
+      bounds + ".");
+  if (!warnings.empty()) report.html("<p class=\"skipped\">" + html_escape(warnings) + "</p>");
+  // Robust models' margins can be ten times larger: a log axis keeps every model's curve readable.
+  json spec = vega_lite_spec(chart);
+  for (json& layer : spec["layer"]) {
+    if (layer["encoding"].contains("y")) layer["encoding"]["y"]["scale"] = {{"type", "log"}};
+  }
+  report.chart(spec);
+}
+
+}  // namespace
+
+Analysis margins_analysis() {
+  Analysis analysis;
+  analysis.name = "margins";
+  analysis.result_file = "margins.json";
+  analysis.add_command = add_margins_command;
+  analysis.quick_arguments = {"--samples", "20"};
+  analysis.record_format = 2;
+  analysis.summary_columns = {
+      {"margin_low", "margin, low freq.",
+       "Median distance to the decision boundary within the lowest-frequency DCT subspace; images whose label "
+       "did not flip count at the distance reached, and ≥ marks a median that is only a lower bound (margins).",
+       "general", [](const json&, const json& m) { return bounded_margin_median(m, false); },
+       [](const json&, const json& m) { return margin_median_is_lower_bound(m, false); }},
+      {"margin_high", "margin, high freq.",
+       "The same within the highest-frequency DCT subspace; usually much larger than at low frequencies: the "
+       "model is nearly invariant to high frequencies (margins).",
+       "general", [](const json&, const json& m) { return bounded_margin_median(m, true); },
+       [](const json&, const json& m) { return margin_median_is_lower_bound(m, true); }},
+  };
+  analysis.report_section = margins_section;
+  return analysis;
 }
 
 }  // namespace robustlens::cli

@@ -2,14 +2,17 @@
 // spectrum (I-ASIDE: exact Shapley values of frequency bands, the importance
 // distribution psi and the spectral robustness score) and how hard common
 // perturbations hit each band (spectral SNR).
+#include "analysis_registry.h"
 #include "commands.h"
 #include "common.h"
+#include "report_sections.h"
 
 #include "robustlens/analyses/spectral_importance.h"
 #include "robustlens/core/files.h"
 #include "robustlens/data/image_folder.h"
 #include "robustlens/report/chart.h"
 #include "robustlens/report/images.h"
+#include "robustlens/report/vega_lite.h"
 
 #include <filesystem>
 #include <memory>
@@ -54,6 +57,57 @@ void print_row(const char* name, const std::vector<double>& values, const char* 
   std::printf("\n");
 }
 
+void write_spectral_charts(const std::filesystem::path& out, const std::string& model,
+                           const SpectralImportanceResult& result, const std::vector<SpectralSnrCurve>& curves,
+                           const SpectralImportanceOptions& options) {
+  const std::int64_t bands = options.bands;
+  std::ostringstream note;
+  note.precision(3);
+  note << "spectral robustness score " << result.overall.score << " (beta " << options.beta << ")";
+  write_svg((out / "psi.svg").string(), BarChart{"Spectral importance: " + model,
+                                                 "Fourier band (0 = lowest, holds DC)",
+                                                 "share of predictive power (psi)",
+                                                 band_names(bands),
+                                                 {{"", result.overall.psi}},
+                                                 note.str()});
+  if (!curves.empty()) {
+    LineChart chart{"Spectral SNR of perturbations", "Fourier band (0 = lowest)", "SNR (dB, mean over images)", {}};
+    for (const SpectralSnrCurve& curve : curves) {
+      ChartSeries series{curve.perturbation, {}, curve.snr_db, {}, {}, false};
+      for (std::int64_t i = 0; i < bands; ++i) series.x.push_back(static_cast<double>(i));
+      chart.series.push_back(series);
+    }
+    write_svg((out / "snr.svg").string(), chart);
+  }
+  write_coalition_grid(out / "coalitions.png", result.examples);
+}
+
+void print_spectral_result(const SpectralImportanceResult& result, const std::vector<SpectralSnrCurve>& curves,
+                           const SpectralImportanceOptions& options, const Dataset& data) {
+  const std::int64_t bands = options.bands;
+  std::printf("spectral importance over %lld images of %s (M=%lld bands, fill %s, output %s):\n",
+              static_cast<long long>(data.size()), data.name.c_str(), static_cast<long long>(bands),
+              options.fill.c_str(), options.output.c_str());
+  std::printf("  %-22s", "band");
+  for (std::int64_t i = 0; i < bands; ++i) std::printf("%8lld", static_cast<long long>(i));
+  std::printf("\n");
+  print_row("phi (nats)", result.overall.phi, "%8.3f");
+  print_row("psi", result.overall.psi, "%8.3f");
+  for (const ClassSpectralImportance& c : result.per_class)
+    print_row(("psi " + c.name).c_str(), c.importance.psi, "%8.3f");
+  for (const SpectralSnrCurve& curve : curves)
+    print_row(("SNR dB " + curve.perturbation).c_str(), curve.snr_db, "%8.1f");
+  std::printf(
+      "spectral robustness score %.4f, signed %+.4f (beta %.3g; 0 = uniform psi, > 0 low bands, < 0 high "
+      "bands); v(empty) %.4f, v(all) %.4f\n",
+      result.overall.score, result.overall.signed_score, options.beta, result.overall.coalition_values.front(),
+      result.overall.coalition_values.back());
+  for (const ClassSpectralImportance& c : result.per_class) {
+    std::printf("  class %-16s score %.4f, signed %+.4f over %lld images\n", c.name.c_str(), c.importance.score,
+                c.importance.signed_score, static_cast<long long>(c.images));
+  }
+}
+
 void run_spectral(SpectralCommand command) {
   CommonOptions& common = command.common;
   std::vector<SnrPerturbation> perturbations;
@@ -89,47 +143,8 @@ void run_spectral(SpectralCommand command) {
   for (const SpectralSnrCurve& curve : curves) record["snr"].push_back(curve.to_json());
   write_json_file((out / "spectral.json").string(), record);
 
-  std::ostringstream note;
-  note.precision(3);
-  note << "spectral robustness score " << result.overall.score << " (beta " << options.beta << ")";
-  write_svg((out / "psi.svg").string(), BarChart{"Spectral importance: " + common.model,
-                                                 "Fourier band (0 = lowest, holds DC)",
-                                                 "share of predictive power (psi)",
-                                                 band_names(bands),
-                                                 {{"", result.overall.psi}},
-                                                 note.str()});
-  if (!curves.empty()) {
-    LineChart chart{"Spectral SNR of perturbations", "Fourier band (0 = lowest)", "SNR (dB, mean over images)", {}};
-    for (const SpectralSnrCurve& curve : curves) {
-      ChartSeries series{curve.perturbation, {}, curve.snr_db, {}, {}, false};
-      for (std::int64_t i = 0; i < bands; ++i) series.x.push_back(static_cast<double>(i));
-      chart.series.push_back(series);
-    }
-    write_svg((out / "snr.svg").string(), chart);
-  }
-  write_coalition_grid(out / "coalitions.png", result.examples);
-
-  std::printf("spectral importance over %lld images of %s (M=%lld bands, fill %s, output %s):\n",
-              static_cast<long long>(run.data.size()), run.data.name.c_str(), static_cast<long long>(bands),
-              options.fill.c_str(), options.output.c_str());
-  std::printf("  %-22s", "band");
-  for (std::int64_t i = 0; i < bands; ++i) std::printf("%8lld", static_cast<long long>(i));
-  std::printf("\n");
-  print_row("phi (nats)", result.overall.phi, "%8.3f");
-  print_row("psi", result.overall.psi, "%8.3f");
-  for (const ClassSpectralImportance& c : result.per_class)
-    print_row(("psi " + c.name).c_str(), c.importance.psi, "%8.3f");
-  for (const SpectralSnrCurve& curve : curves)
-    print_row(("SNR dB " + curve.perturbation).c_str(), curve.snr_db, "%8.1f");
-  std::printf(
-      "spectral robustness score %.4f, signed %+.4f (beta %.3g; 0 = uniform psi, > 0 low bands, < 0 high "
-      "bands); v(empty) %.4f, v(all) %.4f\n",
-      result.overall.score, result.overall.signed_score, options.beta, result.overall.coalition_values.front(),
-      result.overall.coalition_values.back());
-  for (const ClassSpectralImportance& c : result.per_class) {
-    std::printf("  class %-16s score %.4f, signed %+.4f over %lld images\n", c.name.c_str(), c.importance.score,
-                c.importance.signed_score, static_cast<long long>(c.images));
-  }
+  write_spectral_charts(out, common.model, result, curves, options);
+  print_spectral_result(result, curves, options, run.data);
   std::printf("results in %s, %s%s, %s\n", (out / "spectral.json").c_str(), (out / "psi.svg").c_str(),
               curves.empty() ? "" : (", " + (out / "snr.svg").string()).c_str(), (out / "coalitions.png").c_str());
 }
@@ -168,6 +183,88 @@ void add_spectral_command(CLI::App& app) {
       ->check(kPositive)
       ->capture_default_str();
   sub->callback([command] { run_spectral(*command); });
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+void spectral_section(HtmlReport& report, const json& audit) {
+  report.heading(2, "Spectral importance (I-ASIDE)", "spectral");
+  report.paragraph(
+      "Which frequencies does the model's predictive power come from? The image's Fourier spectrum is "
+      "split into rings from low to high frequency; the model is scored on images rebuilt from every "
+      "subset of rings, and the exact Shapley value of each ring is its fair share of the score. psi is "
+      "that share normalised to sum to 1. Robust models put more of it on the low bands; the signed "
+      "spectral score summarises this (0 = spread evenly, positive = low bands, negative = high bands; "
+      "the paper's score is its absolute value). The signal-to-noise ratio per band shows "
+      "where perturbations put their energy.");
+  const auto models = ran_on(report, audit, "spectral");
+  if (models.empty()) return;
+  BarChart psi{"Spectral importance distribution psi",
+               "Fourier band (0 = lowest, holds the mean)",
+               "share of predictive power",
+               {},
+               {},
+               ""};
+  LineChart snr{"Spectral signal-to-noise ratio of perturbations", "Fourier band", "SNR (dB)", {}};
+  std::string scores;
+  for (const auto& [name, record, colour] : models) {
+    const std::vector<double> values = numbers((*record)["psi"]);
+    if (psi.categories.empty()) {
+      for (std::size_t b = 0; b < values.size(); ++b) psi.categories.push_back(std::to_string(b));
+    }
+    psi.series.push_back({name, values, colour});
+    scores += (scores.empty() ? "signed score: " : ", ") + name + " " +
+              fixed(signed_spectral_score(values, (*record)["options"]["beta"].get<double>()));
+    // The model's colour; its perturbations by line style (solid, dashed, dotted).
+    std::size_t variant = 0;
+    for (const json& curve : record->value("snr", json::array())) {
+      ChartSeries series{name + " · " + curve["perturbation"].get<std::string>(),
+                         {},
+                         numbers(curve["snr_db"]),
+                         {},
+                         {},
+                         variant == 1,
+                         colour,
+                         variant >= 2};
+      ++variant;
+      for (std::size_t b = 0; b < series.y.size(); ++b) series.x.push_back(static_cast<double>(b));
+      snr.series.push_back(series);
+    }
+  }
+  psi.note = scores;
+  std::vector<json> charts{vega_lite_spec(psi)};
+  if (!snr.series.empty()) charts.push_back(vega_lite_spec(snr));
+  charts_side_by_side(report, charts);
+  report.paragraph("Images rebuilt from growing sets of bands (columns: coalitions of bands, from none to all).");
+  model_figures(report, audit, "spectral", "coalitions.png", "images rebuilt from subsets of Fourier bands");
+}
+
+}  // namespace
+
+Analysis spectral_analysis() {
+  Analysis analysis;
+  analysis.name = "spectral";
+  analysis.result_file = "spectral.json";
+  analysis.add_command = add_spectral_command;
+  analysis.quick_arguments = {"--samples", "64"};
+  analysis.summary_columns = {
+      {"spectral_score", "signed spectral score",
+       "I-ASIDE score, signed: (⟨b̂, psi⟩ − eta)/(1 − eta), 0 when the predictive power is spread evenly over the "
+       "Fourier bands, positive when it rests on the low bands, which perturbations move least, negative when on "
+       "the high ones (the paper's score is its absolute value; spectral).",
+       "fixed",
+       [](const json&, const json& m) -> std::optional<double> {
+         // From psi, so that records written before the signed score existed are read the same way.
+         const json* psi = find(m, {"analyses", "spectral", "psi"});
+         const json* beta = find(m, {"analyses", "spectral", "options", "beta"});
+         if (psi == nullptr || beta == nullptr) return std::nullopt;
+         return signed_spectral_score(psi->get<std::vector<double>>(), beta->get<double>());
+       }},
+  };
+  analysis.report_section = spectral_section;
+  return analysis;
 }
 
 }  // namespace robustlens::cli

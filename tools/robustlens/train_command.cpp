@@ -71,7 +71,9 @@ void print_epoch(const EpochRecord& r) {
   std::fflush(stdout);
 }
 
-void add_training_options(CLI::App& command, ArchitectureSpec& arch, TrainOptions& t, bool with_objective) {
+namespace {
+
+void add_architecture_options(CLI::App& command, ArchitectureSpec& arch) {
   command.add_option("--arch", arch.name, "Architecture")
       ->check(CLI::IsMember({"mlp", "lenet", "resnet"}))
       ->capture_default_str();
@@ -95,7 +97,9 @@ void add_training_options(CLI::App& command, ArchitectureSpec& arch, TrainOption
   command.add_option("--bottleneck", arch.bottleneck, "Bottleneck units P (0 = ceil(log2 K) + 2; wide: 512)")
       ->check(kNonNegative)
       ->capture_default_str();
+}
 
+void add_recipe_options(CLI::App& command, TrainOptions& t) {
   command.add_option("--epochs", t.epochs, "Training epochs")->check(kPositive)->capture_default_str();
   command.add_option("--batch-size", t.batch_size, "Training batch size")->check(kPositive)->capture_default_str();
   command.add_option("--optimizer", t.optimizer, "Optimiser")
@@ -128,9 +132,9 @@ void add_training_options(CLI::App& command, ArchitectureSpec& arch, TrainOption
   command.add_option("--gamma-max", penalty.gamma_max, "binenc/wide: gamma stops growing here")
       ->check(kPositive)
       ->capture_default_str();
+}
 
-  if (!with_objective) return;
-  ObjectiveOptions& objective = t.objective;
+void add_objective_options(CLI::App& command, ObjectiveOptions& objective) {
   command.add_option("--objective", objective.kind, "Training objective")
       ->check(CLI::IsMember({"standard", "pgd-l2", "pgd-linf", "noise", "gradnorm"}))
       ->capture_default_str();
@@ -149,6 +153,14 @@ void add_training_options(CLI::App& command, ArchitectureSpec& arch, TrainOption
   command.add_option("--lambda", objective.lambda, "gradnorm: weight of mean ||grad_x CE||^2")
       ->check(kNonNegative)
       ->capture_default_str();
+}
+
+}  // namespace
+
+void add_training_options(CLI::App& command, ArchitectureSpec& arch, TrainOptions& t, bool with_objective) {
+  add_architecture_options(command, arch);
+  add_recipe_options(command, t);
+  if (with_objective) add_objective_options(command, t.objective);
 }
 
 void add_train_command(CLI::App& app) {

@@ -4,6 +4,7 @@
 // after every epoch. Each writes OUT/vae.pt or OUT/denoiser.pt, OUT/checkpoint.pt
 // (every epoch; a rerun resumes) and OUT/train_log.json (run record, spec, recipe,
 // per-epoch losses, data summaries).
+#include "analysis_registry.h"
 #include "commands.h"
 #include "common.h"
 
@@ -196,6 +197,34 @@ void add_train_denoiser_command(CLI::App& app) {
   sub->add_option("--sigma-max", t.sigma_max, "Largest training noise level")->check(kPositive)->capture_default_str();
   add_restart_flag(*sub, command->restart);
   sub->callback([command] { run_train_denoiser(*command); });
+}
+
+Analysis train_vae_analysis() {
+  Analysis analysis;
+  analysis.name = "train-vae";
+  analysis.result_file = "train_log.json";
+  analysis.add_command = add_train_vae_command;
+  analysis.scope = AuditScope::kGenerative;
+  analysis.needs = kVaeIfAny;
+  analysis.model_file = "vae.pt";
+  // The audit decides itself which steps it reuses; a checkpoint another build left must not be resumed.
+  analysis.audit_arguments = {"--restart"};
+  analysis.quick_arguments = {"--epochs", "3"};
+  return analysis;
+}
+
+Analysis train_denoiser_analysis() {
+  Analysis analysis;
+  analysis.name = "train-denoiser";
+  analysis.result_file = "train_log.json";
+  analysis.add_command = add_train_denoiser_command;
+  analysis.scope = AuditScope::kGenerative;
+  // Class-conditional with label dropout: one network gives s(x, y) and s(x) for every pairing of align.
+  analysis.needs = kDenoiser;
+  analysis.model_file = "denoiser.pt";
+  analysis.audit_arguments = {"--restart"};
+  analysis.quick_arguments = {"--epochs", "1", "--samples", "20000"};
+  return analysis;
 }
 
 }  // namespace robustlens::cli
