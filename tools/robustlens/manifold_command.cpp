@@ -145,18 +145,49 @@ void print_tangent_result(const std::string& name, const TangentResult& result) 
   }
 }
 
-void report_tangent(const TangentComparison& comparison, ManifoldOutputs& outputs) {
-  LineChart chart{"Prediction change along tangent (on) and normal (off) directions",
-                  "perturbation L2 norm eps",
-                  "mean L1 change of softmax",
+/// Prediction change along (solid) and across (dashed) the tangent spaces with ±2 standard errors: each model
+/// in its colour with the tangent space the summary reads (the VAE's where there is one), or, with
+/// `every_basis`, every tangent space, coloured by which (the subcommand's tangent.svg, one model).
+LineChart tangent_chart(const std::vector<ModelRecord>& models, bool every_basis) {
+  LineChart chart{"Prediction change along and across the data manifold",
+                  "ε (L2 length of the change)",
+                  "mean L1 change of the softmax",
                   {}};
   chart.log_x = true;
+  chart.note = every_basis ? "solid: along the tangent space (on-manifold); dashed: across it (off-manifold)"
+                           : "solid: along the tangent space (on-manifold); dashed: across it (off-manifold); the "
+                             "VAE's tangent spaces where there is a VAE, else local PCA's (the table lists both)";
+  const auto series = [](const std::string& name, const nlohmann::json& curve, const std::vector<double>& eps,
+                         bool dashed, int colour) {
+    ChartSeries line{name, eps, numbers(curve["mean"]), {}, {}, dashed, colour};
+    const std::vector<double> error = numbers(curve["standard_error"]);
+    for (std::size_t i = 0; i < eps.size() && i < error.size(); ++i) {
+      line.band_low.push_back(line.y[i] - 2 * error[i]);
+      line.band_high.push_back(line.y[i] + 2 * error[i]);
+    }
+    return line;
+  };
+  for (const auto& [name, record, colour] : models) {
+    const nlohmann::json* tangents = find(*record, {"tangent"});
+    if (tangents == nullptr) continue;
+    const std::string charted = tangents->contains("vae") ? "vae" : "local-pca";
+    int place = 0;
+    for (const auto& [basis, result] : tangents->items()) {
+      if (!result.contains("eps") || (!every_basis && basis != charted)) continue;  // or subspace_agreement
+      const std::vector<double> eps = numbers(result["eps"]);
+      const std::string label = every_basis ? " (" + basis + ")" : "";
+      const int shade = colour >= 0 ? colour : place++;
+      chart.series.push_back(series(name + " on" + label, result["on_manifold"], eps, false, shade));
+      chart.series.push_back(series(name + " off" + label, result["off_manifold"], eps, true, shade));
+    }
+  }
+  return chart;
+}
+
+void report_tangent(const TangentComparison& comparison, const ModelRecord& model, ManifoldOutputs& outputs) {
   for (const auto& [name, result] : comparison.results) {
     add_csv_rows(outputs.csv, name + ":on_manifold", result.eps, result.on_manifold);
     add_csv_rows(outputs.csv, name + ":off_manifold", result.eps, result.off_manifold);
-    const bool dashed = name == "local-pca";
-    chart.series.push_back(curve_series(name + " on-manifold", result.eps, result.on_manifold, dashed));
-    chart.series.push_back(curve_series(name + " off-manifold", result.eps, result.off_manifold, dashed));
     print_tangent_result(name, result);
   }
   if (comparison.agreement) {
@@ -164,7 +195,7 @@ void report_tangent(const TangentComparison& comparison, ManifoldOutputs& output
     std::printf("VAE and local-PCA tangent spaces: agreement %.3f (1 = the same subspace; random: %.4f)\n",
                 *comparison.agreement, comparison.random_agreement());
   }
-  outputs.write_chart("tangent.svg", chart);
+  outputs.write_chart("tangent.svg", tangent_chart({model}, true));
 }
 
 void run_manifold(const ManifoldCommand& command) {
@@ -203,7 +234,7 @@ void run_manifold(const ManifoldCommand& command) {
     const TangentComparison comparison =
         analyse_tangent_spaces(*run.model, run.data, tangent->bases, tangent_options, generator, terminal_progress());
     record["tangent"] = comparison.to_json();
-    report_tangent(comparison, outputs);
+    report_tangent(comparison, {model_names({common.model}, {}).front(), &record, -1}, outputs);
   }
   write_text_file((outputs.out / "manifold_curves.csv").string(), outputs.csv.str());
   write_json_file((outputs.out / "manifold.json").string(), record);
@@ -274,26 +305,13 @@ void manifold_section(HtmlReport& report, const json& audit) {
       "the manifold than on it, at any small length.");
   const auto models = ran_on(report, audit, "manifold");
   if (models.empty()) return;
-  LineChart chart{"Prediction change along and across the data manifold",
-                  "ε (L2 length of the change)",
-                  "mean L1 change of the softmax",
-                  {}};
-  chart.log_x = true;
-  chart.note =
-      "solid: along the tangent space (on-manifold); dashed: across it (off-manifold); the VAE's tangent spaces "
-      "where there is a VAE, else local PCA's (the table lists both)";
+  const LineChart chart = tangent_chart(models, false);
   std::vector<std::vector<std::string>> rows;
   for (const auto& [name, record, colour] : models) {
     const json* tangents = find(*record, {"tangent"});
     if (tangents == nullptr) continue;
-    const std::string charted = tangents->contains("vae") ? "vae" : "local-pca";
     for (const auto& [basis, result] : tangents->items()) {
       if (!result.contains("eps")) continue;  // subspace_agreement
-      const std::vector<double> eps = numbers(result["eps"]);
-      if (basis == charted) {  // two lines per model, in its colour
-        chart.series.push_back({name + " on", eps, numbers(result["on_manifold"]["mean"]), {}, {}, false, colour});
-        chart.series.push_back({name + " off", eps, numbers(result["off_manifold"]["mean"]), {}, {}, true, colour});
-      }
       rows.push_back(
           {name, basis,
            std::to_string(result["tangent_dim"].get<int>()) + " of " + std::to_string(result["input_dim"].get<int>()),

@@ -48,33 +48,84 @@ std::string margins_csv(const MarginResult& result) {
   return csv.str();
 }
 
-LineChart margins_chart(const MarginResult& result, const std::string& title) {
-  ChartSeries median{"median margin (band: quartiles)", {}, {}, {}, {}, false};
-  for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
-    median.x.push_back(static_cast<double>(t));
-    median.y.push_back(result.per_subspace[t].quartiles.median);
-    median.band_low.push_back(result.per_subspace[t].quartiles.q1);
-    median.band_high.push_back(result.per_subspace[t].quartiles.q3);
+using json = nlohmann::json;
+
+/// A margins record's subspace entry with the samples that did not flip counted at the norm reached,
+/// computed from its per-sample arrays (so that records written before the lower bounds existed read the same).
+std::optional<MarginsWithLowerBounds> bounded_margins(const json* subspace) {
+  if (subspace == nullptr || !subspace->contains("margins") || !subspace->contains("flipped")) return std::nullopt;
+  const std::vector<double> margins = (*subspace)["margins"].get<std::vector<double>>();
+  std::vector<std::int64_t> flipped;
+  for (const json& f : (*subspace)["flipped"])
+    flipped.push_back(f.is_boolean() ? f.get<bool>() : f.get<std::int64_t>() != 0);
+  if (margins.empty() || margins.size() != flipped.size()) return std::nullopt;
+  return margins_with_lower_bounds(at::tensor(margins, at::kDouble), at::tensor(flipped, at::kLong).to(at::kBool));
+}
+
+/// A model's median margin per DCT subspace with its quartiles; says in `bounds` how many (image, subspace)
+/// pairs did not flip and which medians are therefore only lower bounds.
+ChartSeries subspace_margins(const std::string& name, const json& record, int colour, std::string& bounds) {
+  ChartSeries series{name, {}, {}, {}, {}, false, colour};
+  std::vector<std::string> bounded_subspaces;
+  std::int64_t not_flipped = 0, pairs = 0;
+  for (const json& subspace : record["per_subspace"]) {
+    series.x.push_back(subspace["index"]);
+    const auto bounded = bounded_margins(&subspace);
+    series.y.push_back(bounded ? bounded->quartiles.median : std::nan(""));
+    series.band_low.push_back(bounded ? bounded->quartiles.q1 : std::nan(""));
+    series.band_high.push_back(bounded ? bounded->quartiles.q3 : std::nan(""));
+    if (bounded && bounded->median_is_lower_bound) {
+      bounded_subspaces.push_back(std::to_string(subspace["index"].get<int>()));
+    }
+    not_flipped += subspace.value("not_flipped", 0);
+    pairs += static_cast<std::int64_t>(subspace["margins"].size());
   }
-  ChartSeries bounded{
-      "median, pairs that did not flip counted at the norm reached (a lower bound)", {}, {}, {}, {}, true};
-  bool any_not_flipped = false;
-  for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
-    bounded.x.push_back(static_cast<double>(t));
-    bounded.y.push_back(result.per_subspace[t].with_lower_bounds.quartiles.median);
-    any_not_flipped = any_not_flipped || result.per_subspace[t].not_flipped > 0;
+  bounds += (bounds.empty() ? "" : "; ") + name + ": " + std::to_string(not_flipped) + " of " + std::to_string(pairs) +
+            " (image, subspace) pairs did not flip";
+  if (!bounded_subspaces.empty()) {
+    std::string list;
+    for (const std::string& t : bounded_subspaces) list += (list.empty() ? "" : ", ") + t;
+    bounds += ", so the medians of subspaces " + list + " are only lower bounds";
   }
-  LineChart chart{title, "DCT subspace (low → high frequency)", "L2 margin ([0,1] pixels)", {median}};
-  if (any_not_flipped) chart.series.push_back(bounded);
-  if (result.full_space.margins.defined()) {
-    const double full = result.full_space.quartiles.median;
+  return series;
+}
+
+/// The model's margin in the whole space, as flat lines across the subspaces: DeepFool's median (dashed) and
+/// the attack ensemble's (dotted).
+void add_whole_space_margins(LineChart& chart, const std::string& name, const json& record, int colour,
+                             const ChartSeries& subspaces) {
+  if (subspaces.x.empty()) return;
+  const std::vector<double> across{subspaces.x.front(), subspaces.x.back()};
+  if (const auto full = number(record, {"full_space", "quartiles_of_flipped", "median"})) {
+    chart.series.push_back({name + " (whole space, DeepFool)", across, {*full, *full}, {}, {}, true, colour});
+  }
+  if (const auto minimum = number(record, {"full_space", "minimal_perturbation", "quartiles", "median"})) {
     chart.series.push_back(
-        {"full space, DeepFool (median)", {median.x.front(), median.x.back()}, {full, full}, {}, {}, true});
+        {name + " (whole space, attack ensemble)", across, {*minimum, *minimum}, {}, {}, false, colour, true});
   }
-  if (result.full_space_minimum.minimal.norms.defined()) {
-    const double full = result.full_space_minimum.quartiles.median;
-    chart.series.push_back(
-        {"full space, attack ensemble (median)", {median.x.front(), median.x.back()}, {full, full}, {}, {}, true});
+}
+
+/// The median margin per DCT subspace of each model (quartile band) with its whole-space margin, in the
+/// model's colour: the subcommand's margins.svg and the report's chart. Adds to `bounds` how many pairs did not
+/// flip, and to `warnings` the attack ensemble's gradient-masking warnings.
+LineChart margins_chart(const std::vector<ModelRecord>& models, std::string& bounds, std::string& warnings) {
+  LineChart chart{"Margin in each DCT frequency subspace",
+                  "DCT subspace (0 = lowest frequencies)",
+                  "median L2 margin ([0,1] pixels)",
+                  {}};
+  chart.note =
+      "lines: medians, images whose label did not flip counted at the distance reached; shaded: "
+      "quartiles; dashed: margin in the whole space by DeepFool (over the images that flipped); dotted: the "
+      "minimum per image over the attack ensemble";
+  for (const auto& [name, record, colour] : models) {
+    const ChartSeries series = subspace_margins(name, *record, colour, bounds);
+    add_whole_space_margins(chart, name, *record, colour, series);
+    if (const json* warning = find(*record, {"full_space", "minimal_perturbation", "gradient_masking_warning"});
+        warning && warning->is_string()) {
+      warnings += (warnings.empty() ? "" : " ") + name + ", whole space: " + warning->get<std::string>() +
+                  "; the subspace margins are DeepFool's too, so on this model read them as overestimates.";
+    }
+    chart.series.push_back(series);
   }
   return chart;
 }
@@ -98,7 +149,9 @@ void run_margins(MarginsCommand command) {
   record.update(result.to_json());
   write_json_file((out / "margins.json").string(), record);
   write_text_file((out / "margins.csv").string(), margins_csv(result));
-  write_svg((out / "margins.svg").string(), margins_chart(result, "Margins in DCT subspaces: " + common.model));
+  std::string bounds, warnings;
+  write_svg((out / "margins.svg").string(),
+            margins_chart({{model_names({common.model}, {}).front(), &record, 0}}, bounds, warnings));
 
   std::printf("median margin per DCT subspace (K=%lld, T=%lld, %lld samples of %s):\n",
               static_cast<long long>(result.subspaces.block), static_cast<long long>(result.subspaces.step),
@@ -158,18 +211,6 @@ namespace {
 
 using json = nlohmann::json;
 
-/// A margins record's subspace entry with the samples that did not flip counted at the norm reached,
-/// computed from its per-sample arrays (so that records written before the lower bounds existed read the same).
-std::optional<MarginsWithLowerBounds> bounded_margins(const json* subspace) {
-  if (subspace == nullptr || !subspace->contains("margins") || !subspace->contains("flipped")) return std::nullopt;
-  const std::vector<double> margins = (*subspace)["margins"].get<std::vector<double>>();
-  std::vector<std::int64_t> flipped;
-  for (const json& f : (*subspace)["flipped"])
-    flipped.push_back(f.is_boolean() ? f.get<bool>() : f.get<std::int64_t>() != 0);
-  if (margins.empty() || margins.size() != flipped.size()) return std::nullopt;
-  return margins_with_lower_bounds(at::tensor(margins, at::kDouble), at::tensor(flipped, at::kLong).to(at::kBool));
-}
-
 /// The first or the last DCT subspace of the margins step.
 const json* margin_subspace(const json& model, bool highest) {
   const json* subspaces = find(model, {"analyses", "margins", "per_subspace"});
@@ -187,49 +228,6 @@ bool margin_median_is_lower_bound(const json& model, bool highest) {
   return bounded && bounded->median_is_lower_bound;
 }
 
-/// A model's median margin per DCT subspace with its quartiles; says in `bounds` how many (image, subspace)
-/// pairs did not flip and which medians are therefore only lower bounds.
-ChartSeries subspace_margins(const std::string& name, const json& record, int colour, std::string& bounds) {
-  ChartSeries series{name, {}, {}, {}, {}, false, colour};
-  std::vector<std::string> bounded_subspaces;
-  std::int64_t not_flipped = 0, pairs = 0;
-  for (const json& subspace : record["per_subspace"]) {
-    series.x.push_back(subspace["index"]);
-    const auto bounded = bounded_margins(&subspace);
-    series.y.push_back(bounded ? bounded->quartiles.median : std::nan(""));
-    series.band_low.push_back(bounded ? bounded->quartiles.q1 : std::nan(""));
-    series.band_high.push_back(bounded ? bounded->quartiles.q3 : std::nan(""));
-    if (bounded && bounded->median_is_lower_bound) {
-      bounded_subspaces.push_back(std::to_string(subspace["index"].get<int>()));
-    }
-    not_flipped += subspace.value("not_flipped", 0);
-    pairs += static_cast<std::int64_t>(subspace["margins"].size());
-  }
-  bounds += (bounds.empty() ? "" : "; ") + name + ": " + std::to_string(not_flipped) + " of " + std::to_string(pairs) +
-            " (image, subspace) pairs did not flip";
-  if (!bounded_subspaces.empty()) {
-    std::string list;
-    for (const std::string& t : bounded_subspaces) list += (list.empty() ? "" : ", ") + t;
-    bounds += ", so the medians of subspaces " + list + " are only lower bounds";
-  }
-  return series;
-}
-
-/// The model's margin in the whole space, as flat lines across the subspaces: DeepFool's median (dashed) and
-/// the attack ensemble's (dotted).
-void add_whole_space_margins(LineChart& chart, const std::string& name, const json& record, int colour,
-                             const ChartSeries& subspaces) {
-  if (subspaces.x.empty()) return;
-  const std::vector<double> across{subspaces.x.front(), subspaces.x.back()};
-  if (const auto full = number(record, {"full_space", "quartiles_of_flipped", "median"})) {
-    chart.series.push_back({name + " (whole space, DeepFool)", across, {*full, *full}, {}, {}, true, colour});
-  }
-  if (const auto minimum = number(record, {"full_space", "minimal_perturbation", "quartiles", "median"})) {
-    chart.series.push_back(
-        {name + " (whole space, attack ensemble)", across, {*minimum, *minimum}, {}, {}, false, colour, true});
-  }
-}
-
 void margins_section(HtmlReport& report, const json& audit) {
   report.heading(2, "Frequency margins (Hold me tight!)", "margins");
   report.paragraph(
@@ -241,25 +239,8 @@ void margins_section(HtmlReport& report, const json& audit) {
       "frequencies where the training data have no discriminative features.");
   const auto models = ran_on(report, audit, "margins");
   if (models.empty()) return;
-  LineChart chart{"Margin in each DCT frequency subspace",
-                  "DCT subspace (0 = lowest frequencies)",
-                  "median L2 margin ([0,1] pixels)",
-                  {}};
-  chart.note =
-      "lines: medians, images whose label did not flip counted at the distance reached; shaded: "
-      "quartiles; dashed: margin in the whole space by DeepFool (over the images that flipped); dotted: the "
-      "minimum per image over the attack ensemble";
   std::string bounds, warnings;
-  for (const auto& [name, record, colour] : models) {
-    const ChartSeries series = subspace_margins(name, *record, colour, bounds);
-    add_whole_space_margins(chart, name, *record, colour, series);
-    if (const json* warning = find(*record, {"full_space", "minimal_perturbation", "gradient_masking_warning"});
-        warning && warning->is_string()) {
-      warnings += (warnings.empty() ? "" : " ") + name + ", whole space: " + warning->get<std::string>() +
-                  "; the subspace margins are DeepFool's too, so on this model read them as overestimates.";
-    }
-    chart.series.push_back(series);
-  }
+  const LineChart chart = margins_chart(models, bounds, warnings);
   report.paragraph(
       "Images whose label did not flip within DeepFool's iterations count at the distance reached, a "
       "lower bound of their margin: " +

@@ -57,28 +57,54 @@ void print_row(const char* name, const std::vector<double>& values, const char* 
   std::printf("\n");
 }
 
-void write_spectral_charts(const std::filesystem::path& out, const std::string& model,
-                           const SpectralImportanceResult& result, const std::vector<SpectralSnrCurve>& curves,
-                           const SpectralImportanceOptions& options) {
-  const std::int64_t bands = options.bands;
-  std::ostringstream note;
-  note.precision(3);
-  note << "spectral robustness score " << result.overall.score << " (beta " << options.beta << ")";
-  write_svg((out / "psi.svg").string(), BarChart{"Spectral importance: " + model,
-                                                 "Fourier band (0 = lowest, holds DC)",
-                                                 "share of predictive power (psi)",
-                                                 band_names(bands),
-                                                 {{"", result.overall.psi}},
-                                                 note.str()});
-  if (!curves.empty()) {
-    LineChart chart{"Spectral SNR of perturbations", "Fourier band (0 = lowest)", "SNR (dB, mean over images)", {}};
-    for (const SpectralSnrCurve& curve : curves) {
-      ChartSeries series{curve.perturbation, {}, curve.snr_db, {}, {}, false};
-      for (std::int64_t i = 0; i < bands; ++i) series.x.push_back(static_cast<double>(i));
-      chart.series.push_back(series);
-    }
-    write_svg((out / "snr.svg").string(), chart);
+/// psi per Fourier band, one bar series per model in its colour; the note gives each signed score.
+BarChart psi_chart(const std::vector<ModelRecord>& models) {
+  BarChart psi{"Spectral importance distribution psi",
+               "Fourier band (0 = lowest, holds the mean)",
+               "share of predictive power",
+               {},
+               {},
+               ""};
+  for (const auto& [name, record, colour] : models) {
+    const std::vector<double> values = numbers((*record)["psi"]);
+    if (psi.categories.empty()) psi.categories = band_names(static_cast<std::int64_t>(values.size()));
+    psi.series.push_back({name, values, colour});
+    psi.note += (psi.note.empty() ? "signed score: " : ", ") + name + " " +
+                fixed(signed_spectral_score(values, (*record)["options"]["beta"].get<double>()));
   }
+  return psi;
+}
+
+/// The SNR per band of each perturbation: the model's colour, its perturbations by line style.
+LineChart snr_chart(const std::vector<ModelRecord>& models) {
+  LineChart snr{"Spectral signal-to-noise ratio of perturbations", "Fourier band", "SNR (dB)", {}};
+  for (const auto& [name, record, colour] : models) {
+    std::size_t variant = 0;
+    for (const nlohmann::json& curve : record->value("snr", nlohmann::json::array())) {
+      ChartSeries series{name + " · " + curve["perturbation"].get<std::string>(),
+                         {},
+                         numbers(curve["snr_db"]),
+                         {},
+                         {},
+                         variant == 1,
+                         colour,
+                         variant >= 2};
+      ++variant;
+      for (std::size_t b = 0; b < series.y.size(); ++b) series.x.push_back(static_cast<double>(b));
+      snr.series.push_back(series);
+    }
+  }
+  return snr;
+}
+
+/// psi.svg and snr.svg from the record, drawn as the audit's report draws them (one model, a colour per
+/// perturbation), and the coalition images.
+void write_spectral_charts(const std::filesystem::path& out, const std::string& name, const nlohmann::json& record,
+                           const SpectralImportanceResult& result) {
+  const std::vector<ModelRecord> model{{name, &record, -1}};
+  write_svg((out / "psi.svg").string(), psi_chart(model));
+  const LineChart snr = snr_chart(model);
+  if (!snr.series.empty()) write_svg((out / "snr.svg").string(), snr);
   write_coalition_grid(out / "coalitions.png", result.examples);
 }
 
@@ -143,7 +169,7 @@ void run_spectral(SpectralCommand command) {
   for (const SpectralSnrCurve& curve : curves) record["snr"].push_back(curve.to_json());
   write_json_file((out / "spectral.json").string(), record);
 
-  write_spectral_charts(out, common.model, result, curves, options);
+  write_spectral_charts(out, model_names({common.model}, {}).front(), record, result);
   print_spectral_result(result, curves, options, run.data);
   std::printf("results in %s, %s%s, %s\n", (out / "spectral.json").c_str(), (out / "psi.svg").c_str(),
               curves.empty() ? "" : (", " + (out / "snr.svg").string()).c_str(), (out / "coalitions.png").c_str());
@@ -201,39 +227,8 @@ void spectral_section(HtmlReport& report, const json& audit) {
       "where perturbations put their energy.");
   const auto models = ran_on(report, audit, "spectral");
   if (models.empty()) return;
-  BarChart psi{"Spectral importance distribution psi",
-               "Fourier band (0 = lowest, holds the mean)",
-               "share of predictive power",
-               {},
-               {},
-               ""};
-  LineChart snr{"Spectral signal-to-noise ratio of perturbations", "Fourier band", "SNR (dB)", {}};
-  std::string scores;
-  for (const auto& [name, record, colour] : models) {
-    const std::vector<double> values = numbers((*record)["psi"]);
-    if (psi.categories.empty()) {
-      for (std::size_t b = 0; b < values.size(); ++b) psi.categories.push_back(std::to_string(b));
-    }
-    psi.series.push_back({name, values, colour});
-    scores += (scores.empty() ? "signed score: " : ", ") + name + " " +
-              fixed(signed_spectral_score(values, (*record)["options"]["beta"].get<double>()));
-    // The model's colour; its perturbations by line style (solid, dashed, dotted).
-    std::size_t variant = 0;
-    for (const json& curve : record->value("snr", json::array())) {
-      ChartSeries series{name + " · " + curve["perturbation"].get<std::string>(),
-                         {},
-                         numbers(curve["snr_db"]),
-                         {},
-                         {},
-                         variant == 1,
-                         colour,
-                         variant >= 2};
-      ++variant;
-      for (std::size_t b = 0; b < series.y.size(); ++b) series.x.push_back(static_cast<double>(b));
-      snr.series.push_back(series);
-    }
-  }
-  psi.note = scores;
+  const BarChart psi = psi_chart(models);
+  const LineChart snr = snr_chart(models);
   std::vector<json> charts{vega_lite_spec(psi)};
   if (!snr.series.empty()) charts.push_back(vega_lite_spec(snr));
   charts_side_by_side(report, charts);

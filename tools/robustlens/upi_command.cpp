@@ -33,26 +33,33 @@ struct UpiCommand {
 const std::vector<std::string> kUniversal{"upi-grad", "upi-pca", "universal-random"};
 const std::vector<std::string> kAll{"upi-grad", "upi-pca", "universal-random", "per-image-random", "per-image-attack"};
 
-LineChart dissimilarity_chart(const UpiResult& result, const std::string& explainer) {
-  LineChart chart{"Interpretation dissimilarity (" + explainer + ")",
-                  "eps (L2, [0,1] pixels)",
-                  "mean relative L2 change of the map",
-                  {}};
-  chart.note = "random baselines: mean of draws, shaded ± one standard deviation; summary at eps " +
-               format_number(result.summary_eps) + "; floor (random, eps " + format_number(result.floor_eps) + ") " +
-               format_number(result.floor.at("universal-random").dissimilarity);
-  for (const std::string& name : kAll) {
-    if (!result.metrics.front().count(name)) continue;
-    ChartSeries series{name, result.eps, {}, {}, {}, name.rfind("per-image", 0) == 0};
-    for (const auto& by_name : result.metrics) {
-      const UpiMetrics& m = by_name.at(name);
-      series.y.push_back(m.dissimilarity);
-      if (m.draws > 1) {
-        series.band_low.push_back(m.dissimilarity - m.dissimilarity_spread);
-        series.band_high.push_back(m.dissimilarity + m.dissimilarity_spread);
+/// A model's map dissimilarity against eps, one line per method (the baselines dashed, the random ones with
+/// ± one standard deviation over draws): the subcommand's dissimilarity.svg and the report's chart.
+LineChart upi_chart(const std::string& name, const nlohmann::json& record) {
+  LineChart chart{name + ": map dissimilarity", "ε (L2 length of the perturbation)", "dissimilarity of maps", {}};
+  // Records of older versions may lack the summary or the floor: "—" then.
+  const auto value = [&](const std::vector<nlohmann::json>& path, const std::string& format) {
+    const nlohmann::json* found = find(record, path);
+    return format_value(found != nullptr ? *found : nlohmann::json(), format);
+  };
+  chart.note = record["options"]["attribution"].value("method", "") + " maps, " +
+               std::to_string(record.value("test_images", 0)) +
+               " test images; dashed: baselines, shaded: ± one standard deviation over draws; summary at ε " +
+               value({"summary", "eps"}, "general") + ", floor (random noise, ε " + value({"floor", "eps"}, "general") +
+               ") " + value({"floor", "metrics", "universal-random", "dissimilarity"}, "fixed");
+  for (const std::string& method : kAll) {
+    ChartSeries series{method, {}, {}, {}, {}, method.rfind("upi-", 0) != 0};
+    for (const nlohmann::json& entry : record["per_eps"]) {
+      const nlohmann::json* metrics = find(entry, {"metrics", method});
+      if (metrics == nullptr) continue;
+      series.x.push_back(entry["eps"]);
+      series.y.push_back((*metrics)["dissimilarity"]);
+      if (const nlohmann::json* spread = find(*metrics, {"spread", "dissimilarity"})) {
+        series.band_low.push_back((*metrics)["dissimilarity"].get<double>() - spread->get<double>());
+        series.band_high.push_back((*metrics)["dissimilarity"].get<double>() + spread->get<double>());
       }
     }
-    chart.series.push_back(series);
+    if (!series.x.empty()) chart.series.push_back(series);
   }
   return chart;
 }
@@ -193,7 +200,7 @@ void run_upi(UpiCommand command) {
   }
   write_tensors((out / "perturbations.pt").string(), tensors);
   write_perturbation_grid(out / "perturbations.png", result);
-  write_svg((out / "dissimilarity.svg").string(), dissimilarity_chart(result, command.explainer));
+  write_svg((out / "dissimilarity.svg").string(), upi_chart(model_names({common.model}, {}).front(), record));
   write_map_figure(out / "maps.png", *run.model, run.data, result, options);
   print_upi_result(result, command);
   std::printf("results in %s, %s, %s, %s, %s\n", (out / "upi.json").c_str(), (out / "dissimilarity.svg").c_str(),
@@ -292,30 +299,6 @@ std::vector<std::string> upi_table_row(const std::string& name, const json& reco
           floor != nullptr
               ? format_value(*floor, "fixed") + " (ε " + format_value(record["floor"]["eps"], "general") + ")"
               : "—"};
-}
-
-/// A model's map dissimilarity against eps, one line per method.
-LineChart upi_chart(const std::string& name, const json& record) {
-  LineChart chart{name + ": map dissimilarity", "ε (L2 length of the perturbation)", "dissimilarity of maps", {}};
-  chart.note = record["options"]["attribution"].value("method", "") + " maps, " +
-               std::to_string(record.value("test_images", 0)) +
-               " test images; dashed: baselines, shaded: ± one standard deviation over draws";
-  std::map<std::string, ChartSeries> by_method;
-  for (const json& entry : record["per_eps"]) {
-    for (const auto& [method, metrics] : entry["metrics"].items()) {
-      ChartSeries& series = by_method[method];
-      series.name = method;
-      series.dashed = method.rfind("upi-", 0) != 0;
-      series.x.push_back(entry["eps"]);
-      series.y.push_back(metrics["dissimilarity"]);
-      if (const json* spread = find(metrics, {"spread", "dissimilarity"})) {
-        series.band_low.push_back(metrics["dissimilarity"].get<double>() - spread->get<double>());
-        series.band_high.push_back(metrics["dissimilarity"].get<double>() + spread->get<double>());
-      }
-    }
-  }
-  for (auto& [method, series] : by_method) chart.series.push_back(series);
-  return chart;
 }
 
 void upi_section(HtmlReport& report, const json& audit) {
