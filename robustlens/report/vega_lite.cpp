@@ -52,12 +52,14 @@ nlohmann::json vega_lite_spec(const LineChart& chart) {
   }
   const nlohmann::json x_scale = chart.log_x ? nlohmann::json{{"type", "log"}} : nlohmann::json{{"zero", false}};
   const nlohmann::json x = {{"field", "x"}, {"type", "quantitative"}, {"title", chart.x_label}, {"scale", x_scale}};
-  const nlohmann::json color = {{"field", "series"},
-                                {"type", "nominal"},
-                                {"title", nullptr},
-                                {"sort", order},
-                                {"scale", {{"domain", order}, {"range", colours}}},
-                                {"legend", {{"orient", "bottom"}, {"columns", 2}, {"labelLimit", 360}}}};
+  const nlohmann::json color = {
+      {"field", "series"},
+      {"type", "nominal"},
+      {"title", nullptr},
+      {"sort", order},
+      {"scale", {{"domain", order}, {"range", colours}}},
+      // Full opacity: a band's faint fill must not fade the series' legend symbol.
+      {"legend", {{"orient", "bottom"}, {"columns", 2}, {"labelLimit", 360}, {"symbolOpacity", 1}}}};
   nlohmann::json layers = nlohmann::json::array();
   if (!chart.regions.empty()) {
     nlohmann::json regions = nlohmann::json::array();
