@@ -133,7 +133,7 @@ void alignment_section(HtmlReport& report, const json& audit) {
   }
   const json& options = (*models.front().record)["options"];
   chart.note = "pairing: " + options.value("pairing_description", options.value("pairing", "")) +
-               "; the summary table uses sigma " + fixed(options.value("summary_sigma", 0.5), 2);
+               "; the summary table uses sigma " + format_number(options.value("summary_sigma", 0.5), "%.2f");
   report.chart(vega_lite_spec(chart));
   model_figures(report, audit, "align", "gradients.png", "image | input gradient | data score");
 }

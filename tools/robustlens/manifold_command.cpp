@@ -315,9 +315,10 @@ void manifold_section(HtmlReport& report, const json& audit) {
       rows.push_back(
           {name, basis,
            std::to_string(result["tangent_dim"].get<int>()) + " of " + std::to_string(result["input_dim"].get<int>()),
-           fixed(result["tangent_fraction"]) + " ± " + fixed(result["tangent_fraction_standard_error"]),
-           fixed(result["random_baseline"]),
-           result.contains("first_order") ? fixed(result["first_order"]["off_to_on_ratio"]) : "-"});
+           format_number(result["tangent_fraction"], "%.3f") + " ± " +
+               format_number(result["tangent_fraction_standard_error"], "%.3f"),
+           format_number(result["random_baseline"], "%.3f"),
+           result.contains("first_order") ? format_number(result["first_order"]["off_to_on_ratio"], "%.3f") : "-"});
     }
   }
   if (!chart.series.empty()) report.chart(vega_lite_spec(chart));

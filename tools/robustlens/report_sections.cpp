@@ -1,19 +1,12 @@
 #include "report_sections.h"
 
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 
 namespace robustlens::cli {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-std::string fixed(double value, int digits) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.*f", digits, value);
-  return text;
-}
 
 std::vector<ModelRecord> models_with(const json& audit, const std::string& analysis) {
   std::vector<ModelRecord> found;
@@ -35,15 +28,6 @@ std::vector<ModelRecord> ran_on(HtmlReport& report, const json& audit, const std
     }
   }
   return models_with(audit, analysis);
-}
-
-int model_colour(const json& audit, const std::string& name) {
-  int index = 0;
-  for (const json& model : audit["models"]) {
-    if (model["name"] == name) return index;
-    ++index;
-  }
-  return index;
 }
 
 void model_figures(HtmlReport& report, const json& audit, const std::string& analysis, const std::string& file,

@@ -28,8 +28,6 @@ struct ModelRecord {
 std::vector<ModelRecord> models_with(const nlohmann::json& audit, const std::string& analysis);
 /// A paragraph saying which models an analysis was not run on, and why; returns those it ran on.
 std::vector<ModelRecord> ran_on(HtmlReport& report, const nlohmann::json& audit, const std::string& analysis);
-/// The colour of model `name` (its index in the audit).
-int model_colour(const nlohmann::json& audit, const std::string& name);
 
 /// One picture per model that ran `analysis` (those whose file exists), side by side.
 void model_figures(HtmlReport& report, const nlohmann::json& audit, const std::string& analysis,
@@ -38,7 +36,5 @@ void charts_side_by_side(HtmlReport& report, const std::vector<nlohmann::json>& 
 
 /// The numbers of a JSON array (NaN for what is not a number).
 std::vector<double> numbers(const nlohmann::json& array);
-/// `value` with `digits` decimals.
-std::string fixed(double value, int digits = 3);
 
 }  // namespace robustlens::cli

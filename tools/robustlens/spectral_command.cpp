@@ -70,7 +70,7 @@ BarChart psi_chart(const std::vector<ModelRecord>& models) {
     if (psi.categories.empty()) psi.categories = band_names(static_cast<std::int64_t>(values.size()));
     psi.series.push_back({name, values, colour});
     psi.note += (psi.note.empty() ? "signed score: " : ", ") + name + " " +
-                fixed(signed_spectral_score(values, (*record)["options"]["beta"].get<double>()));
+                format_number(signed_spectral_score(values, (*record)["options"]["beta"].get<double>()), "%.3f");
   }
   return psi;
 }
