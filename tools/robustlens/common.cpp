@@ -102,8 +102,9 @@ void prepare_output_folder(const std::string& out) {
   RL_CHECK(!fs::exists(out, error) || fs::is_directory(out, error), "--out '", out, "' is a file; expected a folder");
   fs::create_directories(out, error);
   RL_CHECK(!error, "--out '", out, "' cannot be created: ", error.message());
-  // A folder that exists but refuses files would otherwise fail only when the results are written.
-  const fs::path probe = fs::path(out) / (".robustlens-write-test-" + std::to_string(::getpid()));
+  // A folder that exists but refuses files would otherwise fail only when the results are written. The probe is
+  // named as a temporary (NAME.tmpPID), so that one a killed run leaves is removed by the next run, below.
+  const fs::path probe = fs::path(out) / (".robustlens-write-test.tmp" + std::to_string(::getpid()));
   RL_CHECK(std::ofstream(probe).good(), "--out '", out, "' is not writable");
   fs::remove(probe, error);
   if (const std::size_t stale = remove_stale_temporaries(out)) {
