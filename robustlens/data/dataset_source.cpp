@@ -3,7 +3,9 @@
 #include "robustlens/core/error.h"
 #include "robustlens/core/limits.h"
 #include "robustlens/core/parsing.h"
+#include "robustlens/core/random.h"
 #include "robustlens/data/cifar10.h"
+#include "robustlens/data/corruptions.h"
 #include "robustlens/data/distractor.h"
 #include "robustlens/data/idx.h"
 #include "robustlens/data/image_folder.h"
@@ -78,12 +80,24 @@ std::string default_fashion_mnist_directory() {
 }
 
 DatasetSpec parse_dataset_spec(const std::string& spec) {
-  const std::string distractor_prefix = "distractor:";
+  const std::string distractor_prefix = "distractor:", corruption_marker = "+corrupt:";
   DatasetSpec parsed;
-  std::string base = spec;
-  if (spec.rfind(distractor_prefix, 0) == 0) {
+  parsed.base = spec;
+  if (const auto marker = spec.rfind(corruption_marker); marker != std::string::npos) {
+    parsed.base = spec.substr(0, marker);
+    parsed.corruption = spec.substr(marker + corruption_marker.size());
+    RL_CHECK(parsed.base.find(corruption_marker) == std::string::npos, "dataset spec '", spec.substr(0, 200),
+             "': one corruption per dataset (expected SPEC+corrupt:NAME:SEVERITY once)");
+    try {
+      parse_corruption(parsed.corruption);
+    } catch (const Error& error) {
+      throw Error("dataset spec '" + spec.substr(0, 200) + "': " + error.what());
+    }
+  }
+  std::string base = parsed.base;
+  if (base.rfind(distractor_prefix, 0) == 0) {
     parsed.distractor = true;
-    base = spec.substr(distractor_prefix.size());
+    base = base.substr(distractor_prefix.size());
     RL_CHECK(base.rfind(distractor_prefix, 0) != 0, "dataset spec '", spec.substr(0, 200),
              "': distractor data cannot be nested (expected distractor:KIND[:DIR] with another kind)");
   }
@@ -116,8 +130,20 @@ std::vector<std::int64_t> parse_image_shape(const std::string& text) {
   return shape;
 }
 
+std::uint64_t corruption_seed(Split split, const std::string& corruption) {
+  return derive_seed(split == Split::train ? 0xc0220001 : 0xc0220002, parse_corruption(corruption).stream());
+}
+
 Dataset load_dataset(const std::string& spec, Split split, const std::vector<std::int64_t>& image_shape) {
   const DatasetSpec parsed = parse_dataset_spec(spec);
+  if (!parsed.corruption.empty()) {
+    Dataset dataset = load_dataset(parsed.base, split, image_shape);
+    dataset.images = corrupt(dataset.images, parse_corruption(parsed.corruption),
+                             make_generator(corruption_seed(split, parsed.corruption)));
+    dataset.name = spec + " (" + to_string(split) + ")";
+    dataset.validate();
+    return dataset;
+  }
   if (parsed.distractor) {
     Dataset dataset =
         make_distractor_dataset(load_dataset(spec.substr(std::string("distractor:").size()), split, image_shape),

@@ -7,6 +7,9 @@
 //   folder:DIR                one sub-folder per class; DIR/train and DIR/test when both exist
 //   distractor:SPEC           the items of SPEC in a random half of a twice-as-tall image, a fixed
 //                             glyph in the other (data/distractor.h), e.g. distractor:fashion-mnist
+//   SPEC+corrupt:NAME:LEVEL   the images of SPEC with a common corruption at severity LEVEL 1..5
+//                             (data/corruptions.h), drawn from a fixed seed per split and corruption,
+//                             e.g. fashion-mnist+corrupt:gaussian-noise:3
 #pragma once
 
 #include "robustlens/data/dataset.h"
@@ -25,9 +28,15 @@ struct DatasetSpec {
   bool distractor = false;  ///< distractor:BASE (BASE is kind:directory; distractors do not nest)
   std::string kind;         ///< fashion-mnist, mnist, idx, cifar10 or folder
   std::string directory;    ///< empty for Debian's fashion-mnist
+  std::string base;         ///< the spec without its corruption
+  std::string corruption;   ///< NAME:SEVERITY, validated; empty for clean images
 };
-/// Parses a --data spec; an unknown kind, a missing directory or a nested distractor is an Error.
+/// Parses a --data spec; an unknown kind, a missing directory, a nested distractor, or an unknown or repeated
+/// corruption is an Error.
 DatasetSpec parse_dataset_spec(const std::string& spec);
+
+/// The seed the corruption `corruption` (NAME:SEVERITY) of a split's images is drawn from.
+std::uint64_t corruption_seed(Split split, const std::string& corruption);
 
 /// --image-shape "C,H,W": C 1 (grey) or 3 (RGB), 1 <= H, W <= kMaxImageSide (core/limits.h).
 std::vector<std::int64_t> parse_image_shape(const std::string& text);

@@ -10,6 +10,7 @@ namespace robustlens::cli {
 void add_train_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
+void add_corruptions_command(CLI::App& app);
 void add_audit_command(CLI::App& app);
 
 /// Every subcommand above, in the order --help lists them: train, the analyses of analysis_registry.h, sweep,
