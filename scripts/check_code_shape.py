@@ -23,7 +23,8 @@ import sys
 # Lowest first. Folders on one floor do not include each other.
 FLOORS = [
     ["core"],
-    ["data", "attacks", "spectral", "explain"],
+    ["spectral"],
+    ["data", "attacks", "explain"],
     ["models", "report"],
     ["generative", "train"],
     ["analyses"],

@@ -19,30 +19,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 /// Columns fitted together by EM (bounds its N × columns × 2 temporaries).
 constexpr std::int64_t kColumnsPerFit = 32;
 
-struct LatentPass {
-  at::Tensor logits, latent;  ///< CPU float32
-};
-
-LatentPass latent_pass(Model& model, const Dataset& data, std::int64_t batch_size, const std::string& task,
-                       const ProgressCallback& progress) {
-  at::NoGradGuard no_grad;
-  std::vector<at::Tensor> logits, latents;
-  for (const auto [start, end] : batches(data.size(), batch_size)) {
-    const at::Tensor images = data.images.slice(0, start, end).to(model.device());
-    auto [batch_logits, batch_latent] = model.forward_with_latent(images);
-    check_logits(batch_logits, end - start, "model '" + model.info().path + "'");
-    RL_CHECK(batch_latent.dim() == 2 && batch_latent.size(0) == end - start, "model '", model.info().path,
-             "': latent() must return N×P for a batch of N=", end - start, ", got ", batch_latent.sizes());
-    logits.push_back(batch_logits.to(at::kCPU, at::kFloat));
-    latents.push_back(batch_latent.to(at::kCPU, at::kFloat));
-    report(progress, {task, end, data.size(), ""});
-  }
-  LatentPass pass{at::cat(logits), at::cat(latents)};
-  RL_CHECK(at::isfinite(pass.latent).all().item<bool>(), "model '", model.info().path, "' gives non-finite latents on ",
-           data.name);
-  return pass;
-}
-
 /// log N(x; mean, var) for x N×C and mean, var C (broadcast).
 at::Tensor gaussian_log_density(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& variance) {
   return -0.5 * ((x - mean).pow(2) / variance + at::log(2 * M_PI * variance));
@@ -119,12 +95,32 @@ std::pair<at::Tensor, at::Tensor> mean_and_scatter(const at::Tensor& x) {
   return {mean, deviations.t().mm(deviations)};
 }
 
+}  // namespace
+
+LatentPass latent_pass(Model& model, const Dataset& data, std::int64_t batch_size, const std::string& task,
+                       const ProgressCallback& progress) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> logits, latents;
+  for (const auto [start, end] : batches(data.size(), batch_size)) {
+    const at::Tensor images = data.images.slice(0, start, end).to(model.device());
+    auto [batch_logits, batch_latent] = model.forward_with_latent(images);
+    check_logits(batch_logits, end - start, "model '" + model.info().path + "'");
+    RL_CHECK(batch_latent.dim() == 2 && batch_latent.size(0) == end - start, "model '", model.info().path,
+             "': latent() must return N×P for a batch of N=", end - start, ", got ", batch_latent.sizes());
+    logits.push_back(batch_logits.to(at::kCPU, at::kFloat));
+    latents.push_back(batch_latent.to(at::kCPU, at::kFloat));
+    report(progress, {task, end, data.size(), ""});
+  }
+  LatentPass pass{at::cat(logits), at::cat(latents)};
+  RL_CHECK(at::isfinite(pass.latent).all().item<bool>(), "model '", model.info().path, "' gives non-finite latents on ",
+           data.name);
+  return pass;
+}
+
 double auroc_or_nan(const at::Tensor& scores, const at::Tensor& positives) {
   const at::Tensor kept = at::isfinite(scores);
   return rank_auroc(scores.masked_select(kept), positives.masked_select(kept));
 }
-
-}  // namespace
 
 void LatentOptions::check() const {
   RL_CHECK(batch_size >= 1, "LatentOptions.batch_size must be >= 1, got ", batch_size);

@@ -128,6 +128,16 @@ at::Tensor mahalanobis_scores(const at::Tensor& train_latent, const at::Tensor& 
 /// Minus the largest softmax of logits / temperature: larger = less confident.
 at::Tensor odin_scores(const at::Tensor& logits, double temperature);
 
+/// The logits and latents of every image (batched, no gradients), checked: N×K logits, N×P finite latents.
+struct LatentPass {
+  at::Tensor logits, latent;  ///< CPU float32
+};
+LatentPass latent_pass(Model& model, const Dataset& data, std::int64_t batch_size, const std::string& task,
+                       const ProgressCallback& progress = {});
+
+/// rank_auroc over the finite scores only (a Mahalanobis score is NaN where the class has no Gaussian).
+double auroc_or_nan(const at::Tensor& scores, const at::Tensor& positives);
+
 struct LatentResult {
   LatentOptions options;
   std::int64_t latent_dim = 0, train_images = 0, test_images = 0;

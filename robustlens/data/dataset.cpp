@@ -3,6 +3,9 @@
 #include "robustlens/core/checksum.h"
 #include "robustlens/core/error.h"
 
+#include <algorithm>
+#include <set>
+
 namespace robustlens {
 
 Split parse_split(const std::string& name) {
@@ -25,6 +28,53 @@ Dataset Dataset::subset(const std::vector<std::int64_t>& indices) const {
   const at::Tensor index = at::tensor(indices, at::kLong);
   return {name, images.index_select(0, index), labels.index_select(0, index), class_names,
           signal_mask.defined() ? signal_mask.index_select(0, index) : at::Tensor()};
+}
+
+namespace {
+
+/// Rows whose label is (or, with keep false, is not) among `classes`, after checking the class indices.
+std::vector<std::int64_t> rows_of_classes(const Dataset& dataset, const std::vector<std::int64_t>& classes, bool keep) {
+  for (const std::int64_t k : classes) {
+    RL_CHECK(k >= 0 && k < dataset.num_classes(), "class ", k, " is out of range for dataset '", dataset.name, "' of ",
+             dataset.num_classes(), " classes (valid: 0..", dataset.num_classes() - 1, ")");
+  }
+  at::Tensor chosen = at::zeros({dataset.num_classes()}, at::kBool);
+  for (const std::int64_t k : classes) chosen[k] = true;
+  const at::Tensor rows = (chosen.index_select(0, dataset.labels) == keep).nonzero().flatten().contiguous();
+  return {rows.data_ptr<std::int64_t>(), rows.data_ptr<std::int64_t>() + rows.numel()};
+}
+
+std::string class_list(const std::vector<std::int64_t>& classes) {
+  std::string list;
+  for (const std::int64_t k : classes) list += (list.empty() ? "" : ",") + std::to_string(k);
+  return list;
+}
+
+}  // namespace
+
+Dataset Dataset::without_classes(const std::vector<std::int64_t>& excluded) const {
+  Dataset kept = subset(rows_of_classes(*this, excluded, false));
+  RL_CHECK(
+      num_classes() - static_cast<std::int64_t>(std::set<std::int64_t>(excluded.begin(), excluded.end()).size()) >= 2,
+      "dataset '", name, "': excluding classes ", class_list(excluded), " leaves fewer than 2 of its ", num_classes(),
+      " classes");
+  at::Tensor new_label = at::full({num_classes()}, -1, at::kLong);
+  std::vector<std::string> names;
+  for (std::int64_t k = 0; k < num_classes(); ++k) {
+    if (std::find(excluded.begin(), excluded.end(), k) != excluded.end()) continue;
+    new_label[k] = static_cast<std::int64_t>(names.size());
+    names.push_back(class_names[static_cast<std::size_t>(k)]);
+  }
+  kept.labels = new_label.index_select(0, kept.labels);
+  kept.class_names = names;
+  kept.name = name + " without classes " + class_list(excluded);
+  return kept;
+}
+
+Dataset Dataset::only_classes(const std::vector<std::int64_t>& excluded) const {
+  Dataset held_out = subset(rows_of_classes(*this, excluded, true));
+  held_out.name = name + " classes " + class_list(excluded);
+  return held_out;
 }
 
 void Dataset::validate() const {

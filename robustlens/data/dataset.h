@@ -32,6 +32,12 @@ struct Dataset {
   std::vector<std::int64_t> image_shape() const;
   /// Rows by index (bounds checked).
   Dataset subset(const std::vector<std::int64_t>& indices) const;
+  /// The images of every class but `excluded` (class indices, each in range), labels renumbered 0, 1, ... in
+  /// the order of the classes kept, which keep their names; the name says what was left out.
+  Dataset without_classes(const std::vector<std::int64_t>& excluded) const;
+  /// The images of the `excluded` classes alone, with their labels and class names as they are here (what a
+  /// model trained without them has never seen).
+  Dataset only_classes(const std::vector<std::int64_t>& excluded) const;
   /// Shapes, dtypes, finite pixels in [0,1], labels in range; errors name the dataset.
   void validate() const;
   nlohmann::json summary() const;

@@ -9,6 +9,7 @@
 #include "robustlens/data/distractor.h"
 #include "robustlens/data/idx.h"
 #include "robustlens/data/image_folder.h"
+#include "robustlens/data/synthetic_subspace.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -105,12 +106,19 @@ DatasetSpec parse_dataset_spec(const std::string& spec) {
   parsed.kind = base.substr(0, colon);
   parsed.directory = colon == std::string::npos ? "" : base.substr(colon + 1);
   const bool known = parsed.kind == "fashion-mnist" || parsed.kind == "mnist" || parsed.kind == "idx" ||
-                     parsed.kind == "cifar10" || parsed.kind == "folder";
+                     parsed.kind == "cifar10" || parsed.kind == "folder" || parsed.kind == "synthetic-subspace";
   RL_CHECK(known, "dataset spec '", spec.substr(0, 200), "': unknown dataset kind '", parsed.kind.substr(0, 100),
-           "' (expected fashion-mnist, mnist, idx, cifar10, folder or distractor)");
-  RL_CHECK(
-      parsed.kind == "fashion-mnist" || !parsed.directory.empty(), "dataset spec '", spec.substr(0, 200),
-      "': expected fashion-mnist, or KIND:DIR with KIND one of fashion-mnist, mnist, idx, cifar10, folder, distractor");
+           "' (expected fashion-mnist, mnist, idx, cifar10, folder, synthetic-subspace or distractor)");
+  RL_CHECK(parsed.kind == "fashion-mnist" || !parsed.directory.empty(), "dataset spec '", spec.substr(0, 200),
+           "': expected fashion-mnist, synthetic-subspace:START, or KIND:DIR with KIND one of fashion-mnist, mnist, "
+           "idx, cifar10, folder, distractor");
+  if (parsed.kind == "synthetic-subspace") {
+    try {
+      parse_synthetic_subspace_spec(parsed.directory);
+    } catch (const Error& error) {
+      throw Error("dataset spec '" + spec.substr(0, 200) + "': " + error.what());
+    }
+  }
   return parsed;
 }
 
@@ -167,6 +175,8 @@ Dataset load_dataset(const std::string& spec, Split split, const std::vector<std
     dataset = load_idx(directory, split, {});
   } else if (kind == "cifar10") {
     dataset = load_cifar10(directory, split);
+  } else if (kind == "synthetic-subspace") {
+    dataset = make_synthetic_subspace_dataset(parse_synthetic_subspace_spec(directory), split);
   } else {  // folder
     const fs::path split_dir = fs::path(directory) / to_string(split);
     const bool has_splits =

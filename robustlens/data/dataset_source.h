@@ -7,6 +7,9 @@
 //   folder:DIR                one sub-folder per class; DIR/train and DIR/test when both exist
 //   distractor:SPEC           the items of SPEC in a random half of a twice-as-tall image, a fixed
 //                             glyph in the other (data/distractor.h), e.g. distractor:fashion-mnist
+//   synthetic-subspace:START[:SIZE[:EPS[:SIGMA]]]
+//                             two classes told apart only along one direction in a DCT block
+//                             (data/synthetic_subspace.h), e.g. synthetic-subspace:0
 //   SPEC+corrupt:NAME:LEVEL   the images of SPEC with a common corruption at severity LEVEL 1..5
 //                             (data/corruptions.h), drawn from a fixed seed per split and corruption,
 //                             e.g. fashion-mnist+corrupt:gaussian-noise:3
@@ -26,8 +29,8 @@ std::string default_fashion_mnist_directory();
 /// A --data spec, parsed without touching the disk.
 struct DatasetSpec {
   bool distractor = false;  ///< distractor:BASE (BASE is kind:directory; distractors do not nest)
-  std::string kind;         ///< fashion-mnist, mnist, idx, cifar10 or folder
-  std::string directory;    ///< empty for Debian's fashion-mnist
+  std::string kind;         ///< fashion-mnist, mnist, idx, cifar10, folder or synthetic-subspace
+  std::string directory;    ///< empty for Debian's fashion-mnist; synthetic-subspace: its parameters
   std::string base;         ///< the spec without its corruption
   std::string corruption;   ///< NAME:SEVERITY, validated; empty for clean images
 };

@@ -83,6 +83,48 @@ TEST_F(CliLatent, BadInputGetsOneClearMessage) {
   }
 }
 
+TEST_F(CliLatent, DetectsHeldOutClassesAndCorruptedImagesAsOutOfDistribution) {
+  // Trained without class 2: the model knows classes 0 and 1 only, under their names.
+  const auto trained = run_cli(
+      "train --arch mlp --width 32 --head binenc --epochs 3 --batch-size 32 --exclude-classes 2 "
+      "--threads 1 --out " +
+      out_.file("m") + data_arg());
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const auto log = read_json_file(out_.file("m/train_log.json"));
+  EXPECT_EQ(log.at("common").at("exclude_classes"), "2");
+  const auto run = run_cli(
+      "latent --model " + out_.file("m/model.pt") + " --exclude-classes 2 --ood held-out --ood idx:" + data_.path() +
+      "+corrupt:impulse-noise:5 --deepfool-samples 0 --threads 1" + data_arg() + " --out " + out_.file("l"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "out-of-distribution detection")) << run.output;
+  const auto record = read_json_file(out_.file("l/latent.json"));
+  const auto& ood = record.at("models").at(0).at("ood");
+  ASSERT_EQ(ood.size(), 2u);
+  // The in-distribution images are the test images of classes 0 and 1; the held-out set those of class 2.
+  const Dataset test = testing::linear_rule_dataset(60, {1, 6, 6}, 3, 12);
+  const auto of_class_2 = (test.labels == 2).sum().item<std::int64_t>();
+  EXPECT_EQ(ood.at(0).at("set"), "held-out classes 2");
+  EXPECT_EQ(ood.at(0).at("in_images"), 60 - of_class_2);
+  EXPECT_EQ(ood.at(0).at("out_images"), of_class_2);
+  EXPECT_EQ(ood.at(1).at("out_images"), 60);
+  for (const auto& set : ood) {
+    for (const std::string score : {"mahalanobis", "odin", "max_softmax"}) {
+      const double auroc = set.at(score).at("auroc");
+      EXPECT_TRUE(auroc >= 0 && auroc <= 1) << set;
+      const double fpr = set.at(score).at("fpr_at_95_tpr");
+      EXPECT_TRUE(fpr >= 0 && fpr <= 1) << set;
+    }
+  }
+  // Without the option the class names disagree; a class the data do not have is named.
+  const auto mismatch =
+      run_cli("latent --model " + out_.file("m/model.pt") + " --threads 1" + data_arg() + " --out " + out_.file("bad"));
+  EXPECT_EQ(mismatch.exit_code, 2) << mismatch.output;
+  const auto none = run_cli("latent --model " + out_.file("m/model.pt") + " --ood held-out --exclude-classes 2,7" +
+                            data_arg() + " --out " + out_.file("bad"));
+  EXPECT_EQ(none.exit_code, 2) << none.output;
+  EXPECT_TRUE(contains(none.output, "class 7 is out of range")) << none.output;
+}
+
 // The binary-encoding claims on Fashion-MNIST with the 40-epoch recipe of
 // scripts/latent_experiments.sh (LeNet, seed 0; about 9 minutes on 2 cores):
 // against the same network without a bottleneck, binenc's latent code is

@@ -77,7 +77,9 @@ TEST(DatasetSource, SpecsAreParsedWithoutTouchingTheDisk) {
   EXPECT_EQ(parse_dataset_spec("fashion-mnist").directory, "");
   EXPECT_NE(error_of([] { parse_dataset_spec("distractor:distractor:fashion-mnist"); }).find("cannot be nested"),
             std::string::npos);
-  EXPECT_NE(error_of([] { parse_dataset_spec("folder:"); }).find("expected fashion-mnist, or KIND:DIR"),
+  EXPECT_NE(error_of([] {
+              parse_dataset_spec("folder:");
+            }).find("expected fashion-mnist, synthetic-subspace:START, or KIND:DIR"),
             std::string::npos);
 }
 
@@ -88,6 +90,28 @@ TEST(DatasetSource, ImageShapesAreGreyOrRgbAndAtMostTheDocumentedSide) {
   EXPECT_NE(error_of([] { parse_image_shape("1,4097,8"); }).find("at most 4096, got 4097×8"), std::string::npos);
   EXPECT_NE(error_of([] { parse_image_shape("1,8,8,8"); }).find("expected three numbers"), std::string::npos);
   EXPECT_NE(error_of([] { parse_image_shape("1,x,8"); }).find("'x' is not a positive integer"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace robustlens
+
+namespace robustlens {
+namespace {
+
+TEST(DatasetClasses, LeavingClassesOutRenumbersTheRestAndTheHeldOutKeepTheirLabels) {
+  Dataset data{"d", at::zeros({6, 1, 2, 2}), at::tensor({0, 1, 2, 3, 1, 3}, at::kLong), {"a", "b", "c", "d"}, {}};
+  data.images += at::arange(6, at::kFloat).view({6, 1, 1, 1}) / 10;
+  const Dataset kept = data.without_classes({0, 2});
+  EXPECT_EQ(kept.class_names, (std::vector<std::string>{"b", "d"}));
+  EXPECT_TRUE(kept.labels.equal(at::tensor({0, 1, 0, 1}, at::kLong)));
+  EXPECT_TRUE(at::allclose(kept.images.flatten(1).select(1, 0) * 10, at::tensor({1.0f, 3.0f, 4.0f, 5.0f})));
+  EXPECT_EQ(kept.name, "d without classes 0,2");
+  kept.validate();
+  const Dataset held_out = data.only_classes({0, 2});
+  EXPECT_TRUE(held_out.labels.equal(at::tensor({0, 2}, at::kLong)));
+  EXPECT_EQ(held_out.class_names, data.class_names);
+  testing::expect_error([&] { data.without_classes({4}); }, "class 4 is out of range for dataset 'd' of 4 classes");
+  testing::expect_error([&] { data.without_classes({0, 1, 2}); }, "leaves fewer than 2 of its 4 classes");
 }
 
 }  // namespace

@@ -43,9 +43,19 @@ const CLI::Validator kNonNegative = bound_validator(false, "NONNEGATIVE");
 const CLI::Validator kPositive = bound_validator(true, "POSITIVE");
 
 nlohmann::json CommonOptions::to_json() const {
-  return {{"model", model},         {"data", data},       {"split", split},     {"image_shape", image_shape},
-          {"transform", transform}, {"samples", samples}, {"indices", indices}, {"batch_size", batch_size},
-          {"device", device},       {"threads", threads}, {"seed", seed},       {"out", out}};
+  return {{"model", model},
+          {"data", data},
+          {"split", split},
+          {"image_shape", image_shape},
+          {"transform", transform},
+          {"samples", samples},
+          {"indices", indices},
+          {"batch_size", batch_size},
+          {"device", device},
+          {"threads", threads},
+          {"seed", seed},
+          {"out", out},
+          {"exclude_classes", exclude_classes}};
 }
 
 void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
@@ -58,8 +68,11 @@ void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
     command
         .add_option("--data", o.data,
                     "Dataset: fashion-mnist | fashion-mnist:DIR | mnist:DIR | idx:DIR | cifar10:DIR | folder:DIR | "
-                    "distractor:SPEC")
+                    "synthetic-subspace:START | distractor:SPEC, each optionally +corrupt:NAME:LEVEL")
         ->capture_default_str();
+    command.add_option("--exclude-classes", o.exclude_classes,
+                       "Class indices to leave out of every split, comma-separated (the others are renumbered); a "
+                       "model trained without them takes the same option");
     command
         .add_option("--transform", o.transform,
                     "Image transform: none, dct-flip or low-pass:B (DCT invariance experiments)")
@@ -126,7 +139,13 @@ at::Device start_run(const CommonOptions& options) {
   return resolve_device(options.device);
 }
 
-Dataset load_data(const CommonOptions& options, const std::string& split) {
+std::vector<std::int64_t> excluded_classes(const CommonOptions& options) {
+  return options.exclude_classes.empty() ? std::vector<std::int64_t>{} : parse_index_list(options.exclude_classes);
+}
+
+namespace {
+
+Dataset load_transformed(const CommonOptions& options, const std::string& split) {
   Dataset dataset =
       load_dataset(options.data, parse_split(split),
                    options.image_shape.empty() ? std::vector<std::int64_t>{} : parse_image_shape(options.image_shape));
@@ -138,6 +157,20 @@ Dataset load_data(const CommonOptions& options, const std::string& split) {
     dataset.name += " [" + options.transform + "]";
   }
   return dataset;
+}
+
+}  // namespace
+
+Dataset load_data(const CommonOptions& options, const std::string& split) {
+  const std::vector<std::int64_t> excluded = excluded_classes(options);
+  Dataset dataset = load_transformed(options, split);
+  return excluded.empty() ? dataset : dataset.without_classes(excluded);
+}
+
+Dataset load_held_out_classes(const CommonOptions& options, const std::string& split) {
+  const std::vector<std::int64_t> excluded = excluded_classes(options);
+  RL_CHECK(!excluded.empty(), "--exclude-classes: no classes are held out");
+  return load_transformed(options, split).only_classes(excluded);
 }
 
 Dataset select_data(const Dataset& dataset, const CommonOptions& options, std::vector<std::int64_t>* indices) {

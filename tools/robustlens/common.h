@@ -24,6 +24,7 @@ struct CommonOptions {
   std::string split = "test";
   std::string image_shape;         ///< "C,H,W" for image folders
   std::string transform = "none";  ///< applied to every loaded image (spectral/dct.h)
+  std::string exclude_classes;     ///< class indices left out of every split ("5,8"), e.g. held out for OOD tests
   std::int64_t samples = 0;
   bool samples_given = false;  ///< a default larger than the dataset means "all of it"
   std::string indices;
@@ -47,7 +48,7 @@ extern const CLI::Validator kPositive;
 /// Which of the common options a subcommand takes.
 enum CommonOption : unsigned {
   kModel = 1u << 0,
-  kData = 1u << 1,     ///< --data, --image-shape
+  kData = 1u << 1,     ///< --data, --image-shape, --transform, --exclude-classes
   kSplit = 1u << 6,    ///< --split
   kSamples = 1u << 2,  ///< --samples, --indices
   kBatchSize = 1u << 3,
@@ -61,8 +62,12 @@ void add_common_options(CLI::App& command, CommonOptions& options, unsigned whic
 /// seed and device from the options; returns the device.
 at::Device start_run(const CommonOptions& options);
 
-/// The split named by --split of --data (validated).
+/// The split named by --split of --data (validated), transformed, without the --exclude-classes.
 Dataset load_data(const CommonOptions& options, const std::string& split);
+/// The classes of --exclude-classes (empty when none).
+std::vector<std::int64_t> excluded_classes(const CommonOptions& options);
+/// The images of the --exclude-classes alone in a split, transformed: what a model trained without them has not seen.
+Dataset load_held_out_classes(const CommonOptions& options, const std::string& split);
 /// The dataset restricted to --samples/--indices (seeded by --seed); the chosen
 /// indices into `dataset` go to `indices` when given.
 Dataset select_data(const Dataset& dataset, const CommonOptions& options, std::vector<std::int64_t>* indices = nullptr);

@@ -8,6 +8,7 @@
 #include "report_sections.h"
 
 #include "robustlens/analyses/latent.h"
+#include "robustlens/analyses/ood_detection.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/report/chart.h"
@@ -34,7 +35,46 @@ struct LatentCommand {
   std::vector<std::string> models, names;
   std::int64_t train_samples = 0;
   bool save_latents = false;
+  std::vector<std::string> ood;  ///< "held-out" or dataset specs
 };
+
+/// The --ood sets: the test images of the --exclude-classes ("held-out"), or the test split of a dataset spec;
+/// --samples images of each, drawn with --seed.
+std::vector<OodSet> load_ood_sets(const LatentCommand& command) {
+  CommonOptions selection = command.common;
+  selection.indices.clear();
+  std::vector<OodSet> sets;
+  for (const std::string& spec : command.ood) {
+    if (spec == "held-out") {
+      const Dataset held_out = load_held_out_classes(command.common, "test");
+      sets.push_back({"held-out classes " + command.common.exclude_classes, select_data(held_out, selection)});
+      continue;
+    }
+    CommonOptions other = selection;
+    other.data = spec;
+    other.exclude_classes.clear();
+    sets.push_back({spec, select_data(load_data(other, "test"), other)});
+  }
+  return sets;
+}
+
+void print_ood(const std::vector<std::string>& names, const nlohmann::json& record) {
+  std::printf(
+      "\nout-of-distribution detection (test images of the training classes against each set): AUROC / "
+      "false-positive rate at 95%% true-positive rate\n%-14s %-40s %15s %15s %15s\n",
+      "model", "set", "Mahalanobis", "ODIN", "max softmax");
+  const auto cell = [](const nlohmann::json& quality) {
+    return format_number(quality["auroc"].is_number() ? quality["auroc"].get<double>() : NAN, "%.3f", "—") + " / " +
+           format_number(quality["fpr_at_95_tpr"].is_number() ? quality["fpr_at_95_tpr"].get<double>() : NAN, "%.3f",
+                         "—");
+  };
+  for (std::size_t m = 0; m < names.size(); ++m) {
+    for (const nlohmann::json& set : record["models"][m]["ood"]) {
+      std::printf("%-14s %-40s %15s %15s %15s\n", names[m].c_str(), set["set"].get<std::string>().substr(0, 40).c_str(),
+                  cell(set["mahalanobis"]).c_str(), cell(set["odin"]).c_str(), cell(set["max_softmax"]).c_str());
+    }
+  }
+}
 
 /// The model's folder name (runs/latent/binenc/model.pt → binenc), unless names repeat; then model-1, model-2, ...
 LineChart unit_histograms(const at::Tensor& latent, const std::string& name) {
@@ -177,6 +217,15 @@ void print_comparison(const std::vector<Row>& rows, std::int64_t deepfool_images
   }
 }
 
+nlohmann::json ood_json(Model& model, const Dataset& train, const Dataset& test, const std::vector<OodSet>& sets,
+                        const LatentOptions& options) {
+  nlohmann::json detections = nlohmann::json::array();
+  for (const OodDetection& detection :
+       detect_out_of_distribution(model, train, test, sets, options, terminal_progress()))
+    detections.push_back(detection.to_json());
+  return detections;
+}
+
 void run_latent(LatentCommand command) {
   CommonOptions& common = command.common;
   if (common.out.empty()) common.out = "runs/latent";
@@ -194,6 +243,7 @@ void run_latent(LatentCommand command) {
   train_selection.samples_given = command.train_samples > 0;
   train_selection.indices.clear();
   const Dataset train = select_data(load_data(common, "train"), train_selection);
+  const std::vector<OodSet> ood_sets = load_ood_sets(command);
 
   const std::filesystem::path out(common.out);
   nlohmann::json record = run_record("latent", options.to_json(), common);
@@ -213,6 +263,7 @@ void run_latent(LatentCommand command) {
     results.push_back(analyse_latent(*model, train, test, options, terminal_progress()));
     const LatentResult& result = results.back();
     record["models"].push_back({{"name", names[m]}, {"model", model->info().to_json()}, {"result", result.to_json()}});
+    if (!ood_sets.empty()) record["models"].back()["ood"] = ood_json(*model, train, test, ood_sets, options);
     write_model_outputs(out / names[m], names[m], result, train, test, command.save_latents, written);
     results.back().train_latent = at::Tensor();  // the largest; not needed any more
   }
@@ -223,6 +274,7 @@ void run_latent(LatentCommand command) {
   write_text_file((out / "comparison.csv").string(), csv_table(rows));
 
   print_comparison(rows, std::min(options.deepfool_samples, test.size()));
+  if (!ood_sets.empty()) print_ood(names, record);
   std::printf("results in %s, %s, %s", (out / "latent.json").c_str(), (out / "comparison.md").c_str(),
               (out / "comparison.csv").c_str());
   for (const std::string& file : written) std::printf(", %s", file.c_str());
@@ -254,6 +306,9 @@ void add_latent_command(CLI::App& app) {
       ->check(kNonNegative)
       ->capture_default_str();
   add_deepfool_options(*sub, l.deepfool);
+  sub->add_option("--ood", command->ood,
+                  "Out-of-distribution sets to detect, repeatable: held-out (the test images of --exclude-classes) or "
+                  "a dataset spec (its test split, e.g. fashion-mnist+corrupt:contrast:5); --samples images of each");
   sub->add_flag(
       "--save-latents", command->save_latents,
       "Also write OUT/NAME/latents.pt: latents, labels and predictions of the training and test images, and the "
