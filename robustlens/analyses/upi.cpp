@@ -3,6 +3,7 @@
 #include "robustlens/analyses/statistics.h"
 #include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/attacks/pgd.h"
+#include "robustlens/attacks/universal_perturbation.h"
 #include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/random.h"
@@ -74,6 +75,7 @@ void UpiOptions::check() const {
   RL_CHECK(pca_noise > 0, "UPI-PCA noise must be > 0, got ", pca_noise);
   RL_CHECK(power_iterations >= 1, "power iterations must be >= 1, got ", power_iterations);
   RL_CHECK(per_image_steps >= 1, "per-image attack steps must be >= 1, got ", per_image_steps);
+  RL_CHECK(uap_passes >= 0, "UpiOptions.uap_passes must be >= 0 (0 = no classification baseline), got ", uap_passes);
   RL_CHECK(std::isfinite(summary_eps) && summary_eps >= 0,
            "UpiOptions.summary_eps must be >= 0 (0 = the median minimal perturbation), got ", summary_eps);
   RL_CHECK(std::isfinite(floor_eps) && floor_eps > 0, "UpiOptions.floor_eps must be > 0, got ", floor_eps);
@@ -103,6 +105,7 @@ nlohmann::json UpiOptions::to_json() const {
           {"pca_noise", pca_noise},
           {"power_iterations", power_iterations},
           {"per_image_steps", per_image_steps},
+          {"uap_passes", uap_passes},
           {"summary_eps", summary_eps},
           {"floor_eps", floor_eps},
           {"random_draws", random_draws},
@@ -408,6 +411,15 @@ UpiResult analyse_upi(Model& model, const Dataset& attack, const Dataset& test, 
     std::map<std::string, at::Tensor> universal;
     if (grad) universal["upi-grad"] = upi_grad(model, attack_set, eps, options, generator, progress);
     if (pca) universal["upi-pca"] = upi_pca(model, attack_set, direction, eps, options, generator);
+    if (options.uap_passes > 0) {
+      const UniversalPerturbationOptions uap = UniversalPerturbationOptions()
+                                                   .set_eps(eps)
+                                                   .set_passes(options.uap_passes)
+                                                   .set_clip(options.clip)
+                                                   .set_batch_size(options.batch_size);
+      universal["classification-uap"] =
+          universal_adversarial_perturbation(model, attack_set.images.to(model.device()), uap, progress).delta;
+    }
     std::map<std::string, UpiMetrics> metrics;
     for (const auto& [name, delta] : universal) {
       metrics[name] = evaluate_perturbation(model, test_set, delta, options, generator);

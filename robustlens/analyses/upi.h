@@ -6,8 +6,10 @@
 //   UPI-PCA:  the top right singular vector of the per-image map-attack
 //             directions (power iteration, matrix–vector products only).
 // Baselines at the same eps: universal random noise, per-image random noise
-// (each averaged over several draws, with their spread), and a per-image map
-// attack (an upper reference). Only correctly classified images are attacked
+// (each averaged over several draws, with their spread), a per-image map
+// attack (an upper reference), and a classification universal adversarial
+// perturbation (the paper's comparison: a perturbation built to change the
+// answer, not the explanation). Only correctly classified images are attacked
 // and scored.
 //
 // A map change at a radius that flips labels mixes "the explanation moved"
@@ -55,6 +57,9 @@ struct UpiOptions {
   std::int64_t power_iterations = 200;
   /// Per-image map attack (baseline): steps of length 2.5·eps/steps.
   std::int64_t per_image_steps = 10;
+  /// The classification baseline: a universal adversarial perturbation of the same radius built on the attack
+  /// split (attacks/universal_perturbation.h), with at most this many passes; 0 = skip it.
+  std::int64_t uap_passes = 3;
   /// The radius of the summary; 0 = the median minimal perturbation (attack ensemble, L2, this struct's
   /// clip) of the correctly classified test images. It joins the eps list.
   double summary_eps = 0;
@@ -84,6 +89,7 @@ struct UpiOptions {
   RL_SETTER(pca_noise)
   RL_SETTER(power_iterations)
   RL_SETTER(per_image_steps)
+  RL_SETTER(uap_passes)
   RL_SETTER(summary_eps)
   RL_SETTER(floor_eps)
   RL_SETTER(random_draws)
@@ -159,7 +165,7 @@ struct UpiResult {
   std::int64_t top_k = 0;
   /// The radii measured, ascending: the options' and the summary's.
   std::vector<double> eps;
-  /// Per eps: metrics by perturbation name (upi-grad, upi-pca,
+  /// Per eps: metrics by perturbation name (upi-grad, upi-pca, classification-uap,
   /// universal-random, per-image-random, per-image-attack).
   std::vector<std::map<std::string, UpiMetrics>> metrics;
   /// Per eps: the universal perturbations (C×H×W) by name (universal-random: its first draw).

@@ -16,6 +16,11 @@
 
 namespace robustlens {
 
+/// A number of a record, NaN where it is null: JSON has no NaN, so an undefined measure is written as null.
+inline double number_or_nan(const nlohmann::json& value) {
+  return value.is_number() ? value.get<double>() : std::numeric_limits<double>::quiet_NaN();
+}
+
 namespace detail {
 
 /// Whether `value` is an integer that T holds. nlohmann converts a float, or an integer out of T's range, with

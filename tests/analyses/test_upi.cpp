@@ -135,6 +135,9 @@ TEST(Upi, FindsTheOneDirectionThatMovesTheMapAndBeatsRandomNoise) {
   EXPECT_GE(m.at("per-image-attack").dissimilarity,
             0.95 * std::max(m.at("upi-pca").dissimilarity, m.at("upi-grad").dissimilarity));
   EXPECT_EQ(result.test_images, 40);
+  // The classification baseline: a universal perturbation in the same ball, built to change answers.
+  EXPECT_LE(result.perturbations.at(0).at("classification-uap").norm().item<double>(), 0.3 + 1e-6);
+  EXPECT_GE(m.at("classification-uap").fooling_rate, m.at("universal-random").fooling_rate);
 }
 
 TEST(Upi, MapChangeOverUnchangedPredictionsAndFoolingRate) {

@@ -83,6 +83,36 @@ TEST_F(CliLatent, BadInputGetsOneClearMessage) {
   }
 }
 
+TEST_F(CliLatent, LogsTheLatentCodeDuringTrainingWithTheNumbersTheLatentCommandGives) {
+  const auto trained = run_cli(
+      "train --arch mlp --width 32 --head binenc --epochs 4 --batch-size 32 --optimizer adamw "
+      "--lr 0.01 --log-latent-every 3 --threads 1 --out " +
+      out_.file("m") + data_arg());
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  EXPECT_TRUE(contains(trained.output, "latent code after epoch 3")) << trained.output;
+  const auto log = read_json_file(out_.file("m/latent_log.json"));
+  const auto& snapshots = log.at("snapshots");
+  ASSERT_EQ(snapshots.size(), 2u);  // epoch 3, and the last
+  EXPECT_EQ(snapshots.at(0).at("epoch"), 3);
+  EXPECT_EQ(snapshots.at(1).at("epoch"), 4);
+  const auto epochs = read_json_file(out_.file("m/train_log.json")).at("result").at("epochs");
+  EXPECT_EQ(snapshots.at(1).at("train_accuracy"), epochs.at(3).at("train_accuracy"));
+  EXPECT_EQ(snapshots.at(1).at("test_accuracy"), epochs.at(3).at("test_accuracy"));
+  EXPECT_TRUE(std::filesystem::exists(out_.file("m/emergence.svg")));
+  // The probe is every training image here (240 < 2000), so the last snapshot is what `latent` measures on the
+  // training latents of the final model.
+  const auto measured = run_cli("latent --model " + out_.file("m/model.pt") + " --deepfool-samples 0 --threads 1" +
+                                data_arg() + " --out " + out_.file("l"));
+  ASSERT_EQ(measured.exit_code, 0) << measured.output;
+  const auto result = read_json_file(out_.file("l/latent.json")).at("models").at(0).at("result");
+  EXPECT_EQ(snapshots.at(1).at("same_encoding_fraction"),
+            result.at("encoding").at("train").at("same_encoding_fraction"));
+  EXPECT_EQ(snapshots.at(1).at("distinct_codes"), result.at("encoding").at("train").at("distinct_codes"));
+  EXPECT_NEAR(snapshots.at(1).at("nc1").get<double>(), result.at("collapse").at("train").at("nc1").get<double>(), 1e-9);
+  EXPECT_NEAR(snapshots.at(1).at("separation_median").get<double>(),
+              result.at("binarity").at("separation_median").get<double>(), 1e-9);
+}
+
 TEST_F(CliLatent, DetectsHeldOutClassesAndCorruptedImagesAsOutOfDistribution) {
   // Trained without class 2: the model knows classes 0 and 1 only, under their names.
   const auto trained = run_cli(

@@ -8,6 +8,7 @@
 #include "robustlens/analyses/spectral_importance.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
+#include "robustlens/core/json_fields.h"
 #include "robustlens/core/random.h"
 #include "robustlens/report/chart.h"
 
@@ -29,9 +30,6 @@ struct CorruptionsCommand {
   std::int64_t spectral_bands = SpectralImportanceOptions().bands;
   CorruptionRobustnessOptions options;
 };
-
-/// A number of the record, NaN where it is null (undefined).
-double number_or_nan(const json& value) { return value.is_number() ? value.get<double>() : NAN; }
 
 /// Mean accuracy over the corruptions at each severity, severity 0 the clean images: one line per model.
 LineChart corruption_accuracy_chart(const json& record) {

@@ -11,6 +11,7 @@
 #include "robustlens/analyses/ood_detection.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
+#include "robustlens/core/json_fields.h"
 #include "robustlens/report/chart.h"
 
 #include <algorithm>
@@ -64,9 +65,8 @@ void print_ood(const std::vector<std::string>& names, const nlohmann::json& reco
       "false-positive rate at 95%% true-positive rate\n%-14s %-40s %15s %15s %15s\n",
       "model", "set", "Mahalanobis", "ODIN", "max softmax");
   const auto cell = [](const nlohmann::json& quality) {
-    return format_number(quality["auroc"].is_number() ? quality["auroc"].get<double>() : NAN, "%.3f", "—") + " / " +
-           format_number(quality["fpr_at_95_tpr"].is_number() ? quality["fpr_at_95_tpr"].get<double>() : NAN, "%.3f",
-                         "—");
+    return format_number(number_or_nan(quality["auroc"]), "%.3f", "—") + " / " +
+           format_number(number_or_nan(quality["fpr_at_95_tpr"]), "%.3f", "—");
   };
   for (std::size_t m = 0; m < names.size(); ++m) {
     for (const nlohmann::json& set : record["models"][m]["ood"]) {

@@ -2,6 +2,7 @@
 // OUT/model.pt, OUT/checkpoint.pt (every epoch; a rerun resumes) and OUT/train_log.json.
 #include "commands.h"
 #include "common.h"
+#include "emergence_log.h"
 #include "training_options.h"
 
 #include "robustlens/core/files.h"
@@ -21,6 +22,8 @@ struct TrainCommand {
   ArchitectureSpec architecture;
   TrainOptions training;
   bool restart = false;
+  std::int64_t log_latent_every = 0;
+  std::int64_t latent_probe = 2000;
 };
 
 void run_train(const TrainCommand& command) {
@@ -46,7 +49,13 @@ void run_train(const TrainCommand& command) {
   std::printf("training %s (%s) on %s: %lld images, %lld epochs, objective %s, device %s\n", spec.name.c_str(),
               model.spec().to_json().dump().c_str(), train_data.name.c_str(), static_cast<long long>(train_data.size()),
               static_cast<long long>(options.epochs), options.objective.to_json().dump().c_str(), device.str().c_str());
-  const TrainResult result = train_model(model, train_data, test_data, options, terminal_progress(), print_epoch);
+  EmergenceLog emergence(command.log_latent_every, options.epochs, train_data, command.latent_probe, common.out,
+                         command.restart);
+  const TrainResult result =
+      train_model(model, train_data, test_data, options, terminal_progress(), [&](const EpochRecord& record) {
+        print_epoch(record);
+        emergence.after_epoch(model, record);
+      });
   print_resumed(result.resumed_after_epoch, options.epochs, common.out);
   const std::string model_path = (std::filesystem::path(common.out) / "model.pt").string();
   model.save(model_path);
@@ -172,6 +181,14 @@ void add_train_command(CLI::App& app) {
 
   add_training_options(*sub, command->architecture, command->training, true);
   add_restart_flag(*sub, command->restart);
+  sub->add_option("--log-latent-every", command->log_latent_every,
+                  "After every this many epochs (and the last) measure the latent code on a probe of training images: "
+                  "OUT/latent_log.json and OUT/emergence.svg (0 = off)")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  sub->add_option("--latent-probe", command->latent_probe, "Training images of that probe (the first ones)")
+      ->check(kPositive)
+      ->capture_default_str();
 
   sub->callback([command] { run_train(*command); });
 }

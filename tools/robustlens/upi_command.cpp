@@ -30,8 +30,9 @@ struct UpiCommand {
   std::int64_t attack_samples = 1000;
 };
 
-const std::vector<std::string> kUniversal{"upi-grad", "upi-pca", "universal-random"};
-const std::vector<std::string> kAll{"upi-grad", "upi-pca", "universal-random", "per-image-random", "per-image-attack"};
+const std::vector<std::string> kUniversal{"upi-grad", "upi-pca", "classification-uap", "universal-random"};
+const std::vector<std::string> kAll{"upi-grad",         "upi-pca",          "classification-uap",
+                                    "universal-random", "per-image-random", "per-image-attack"};
 
 /// A model's map dissimilarity against eps, one line per method (the baselines dashed, the random ones with
 /// ± one standard deviation over draws): the subcommand's dissimilarity.svg and the report's chart.
@@ -237,6 +238,10 @@ void add_upi_command(CLI::App& app) {
   sub->add_option("--pca-noise", u.pca_noise, "UPI-PCA: L2 norm of the noise each attack image is moved by")
       ->capture_default_str();
   sub->add_option("--per-image-steps", u.per_image_steps, "Per-image map attack (baseline): steps")
+      ->capture_default_str();
+  sub->add_option("--uap-passes", u.uap_passes,
+                  "Classification baseline: passes of the universal adversarial perturbation (0 = skip it)")
+      ->check(kNonNegative)
       ->capture_default_str();
   sub->add_option(
          "--summary-eps", u.summary_eps,
