@@ -106,15 +106,21 @@ DatasetSpec parse_dataset_spec(const std::string& spec) {
   parsed.kind = base.substr(0, colon);
   parsed.directory = colon == std::string::npos ? "" : base.substr(colon + 1);
   const bool known = parsed.kind == "fashion-mnist" || parsed.kind == "mnist" || parsed.kind == "idx" ||
-                     parsed.kind == "cifar10" || parsed.kind == "folder" || parsed.kind == "synthetic-subspace";
+                     parsed.kind == "cifar10" || parsed.kind == "folder" || parsed.kind == "synthetic-subspace" ||
+                     parsed.kind == "glyphs";
   RL_CHECK(known, "dataset spec '", spec.substr(0, 200), "': unknown dataset kind '", parsed.kind.substr(0, 100),
-           "' (expected fashion-mnist, mnist, idx, cifar10, folder, synthetic-subspace or distractor)");
-  RL_CHECK(parsed.kind == "fashion-mnist" || !parsed.directory.empty(), "dataset spec '", spec.substr(0, 200),
+           "' (expected fashion-mnist, mnist, idx, cifar10, folder, synthetic-subspace, glyphs or distractor)");
+  RL_CHECK(parsed.kind == "fashion-mnist" || parsed.kind == "glyphs" || !parsed.directory.empty(), "dataset spec '",
+           spec.substr(0, 200),
            "': expected fashion-mnist, synthetic-subspace:START, or KIND:DIR with KIND one of fashion-mnist, mnist, "
            "idx, cifar10, folder, distractor");
-  if (parsed.kind == "synthetic-subspace") {
+  if (parsed.kind == "synthetic-subspace" || (parsed.kind == "glyphs" && !parsed.directory.empty())) {
     try {
-      parse_synthetic_subspace_spec(parsed.directory);
+      if (parsed.kind == "glyphs") {
+        parse_image_shape(parsed.directory);
+      } else {
+        parse_synthetic_subspace_spec(parsed.directory);
+      }
     } catch (const Error& error) {
       throw Error("dataset spec '" + spec.substr(0, 200) + "': " + error.what());
     }
@@ -175,6 +181,10 @@ Dataset load_dataset(const std::string& spec, Split split, const std::vector<std
     dataset = load_idx(directory, split, {});
   } else if (kind == "cifar10") {
     dataset = load_cifar10(directory, split);
+  } else if (kind == "glyphs") {
+    dataset =
+        make_glyph_dataset(directory.empty() ? std::vector<std::int64_t>{1, 28, 28} : parse_image_shape(directory),
+                           split == Split::train ? 10000 : 2000);
   } else if (kind == "synthetic-subspace") {
     dataset = make_synthetic_subspace_dataset(parse_synthetic_subspace_spec(directory), split);
   } else {  // folder

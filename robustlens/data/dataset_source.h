@@ -10,6 +10,8 @@
 //   synthetic-subspace:START[:SIZE[:EPS[:SIGMA]]]
 //                             two classes told apart only along one direction in a DCT block
 //                             (data/synthetic_subspace.h), e.g. synthetic-subspace:0
+//   glyphs[:C,H,W]            the distractor glyph alone, identical images of one class (out-of-distribution
+//                             images for the latent analyses; 1,28,28 by default)
 //   SPEC+corrupt:NAME:LEVEL   the images of SPEC with a common corruption at severity LEVEL 1..5
 //                             (data/corruptions.h), drawn from a fixed seed per split and corruption,
 //                             e.g. fashion-mnist+corrupt:gaussian-noise:3
@@ -29,8 +31,8 @@ std::string default_fashion_mnist_directory();
 /// A --data spec, parsed without touching the disk.
 struct DatasetSpec {
   bool distractor = false;  ///< distractor:BASE (BASE is kind:directory; distractors do not nest)
-  std::string kind;         ///< fashion-mnist, mnist, idx, cifar10, folder or synthetic-subspace
-  std::string directory;    ///< empty for Debian's fashion-mnist; synthetic-subspace: its parameters
+  std::string kind;         ///< fashion-mnist, mnist, idx, cifar10, folder, synthetic-subspace or glyphs
+  std::string directory;    ///< empty for Debian's fashion-mnist; synthetic-subspace: its parameters; glyphs: its shape
   std::string base;         ///< the spec without its corruption
   std::string corruption;   ///< NAME:SEVERITY, validated; empty for clean images
 };

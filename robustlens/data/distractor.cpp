@@ -66,4 +66,14 @@ Dataset make_distractor_dataset(const Dataset& items, std::uint64_t placement_se
   return dataset;
 }
 
+Dataset make_glyph_dataset(const std::vector<std::int64_t>& image_shape, std::int64_t count) {
+  RL_CHECK(image_shape.size() == 3 && count >= 1, "glyph data: expected a shape C,H,W and at least one image");
+  const at::Tensor glyph = distractor_glyph(image_shape[1], image_shape[2]);
+  Dataset dataset;
+  dataset.images = glyph.expand({count, image_shape[0], image_shape[1], image_shape[2]}).contiguous();
+  dataset.labels = at::zeros({count}, at::kLong);
+  dataset.class_names = {"glyph"};
+  return dataset;
+}
+
 }  // namespace robustlens

@@ -9,6 +9,7 @@
 #include "robustlens/data/dataset.h"
 
 #include <cstdint>
+#include <vector>
 
 namespace robustlens {
 
@@ -19,6 +20,11 @@ at::Tensor distractor_glyph(std::int64_t height, std::int64_t width);
 /// Items stacked with the glyph. The halves are drawn from `placement_seed`
 /// alone, so a split is the same data in every run.
 Dataset make_distractor_dataset(const Dataset& items, std::uint64_t placement_seed);
+
+/// The glyph alone, as a data set of `count` identical C×H×W images of one class "glyph": images from outside
+/// any training distribution of clothes or digits (data spec glyphs[:C,H,W], 10,000 training and 2,000 test
+/// images; add +corrupt:elastic:S to vary them).
+Dataset make_glyph_dataset(const std::vector<std::int64_t>& image_shape, std::int64_t count);
 
 /// The placement seed of a split (data specs distractor:BASE use it).
 std::uint64_t distractor_placement_seed(Split split);

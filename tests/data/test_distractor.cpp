@@ -54,3 +54,24 @@ TEST(DistractorData, ASpecWrapsAnyDatasetAndABadMaskIsRefused) {
 
 }  // namespace
 }  // namespace robustlens
+
+namespace robustlens {
+namespace {
+
+TEST(GlyphData, IdenticalGlyphImagesOfOneClassWithTheShapeTheSpecGives) {
+  const Dataset glyphs = make_glyph_dataset({3, 8, 6}, 4);
+  ASSERT_EQ(glyphs.images.sizes(), (at::IntArrayRef{4, 3, 8, 6}));
+  for (std::int64_t i = 0; i < 4; ++i) {
+    for (std::int64_t c = 0; c < 3; ++c) EXPECT_TRUE(glyphs.images[i][c].equal(distractor_glyph(8, 6)));
+  }
+  EXPECT_EQ(glyphs.class_names, (std::vector<std::string>{"glyph"}));
+  EXPECT_EQ(glyphs.labels.sum().item<std::int64_t>(), 0);
+  const Dataset test = load_dataset("glyphs", Split::test);
+  EXPECT_EQ(test.size(), 2000);
+  EXPECT_EQ(test.image_shape(), (std::vector<std::int64_t>{1, 28, 28}));
+  EXPECT_EQ(load_dataset("glyphs:1,10,12", Split::train).size(), 10000);
+  testing::expect_error([] { parse_dataset_spec("glyphs:2,8,8"); }, "dataset spec 'glyphs:2,8,8': image shape spec");
+}
+
+}  // namespace
+}  // namespace robustlens
