@@ -6,12 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# libgloo-dev: the headers of c10d's Gloo process group (robustlens/core/distributed.h), for torchrun.
 # clang-format: the code's format (.clang-format), which a test checks.
 # libopenblas0-openmp: Debian's LibTorch otherwise runs its matrix products on the
 # reference BLAS (measured: see docs/benchmarks.md); the OpenMP build shares
 # LibTorch's thread pool instead of oversubscribing the cores.
 packages=(g++ cmake ninja-build ccache pkg-config libtorch-dev libcli11-dev nlohmann-json3-dev libstb-dev
-          zlib1g-dev libgtest-dev dataset-fashion-mnist python3-torch
+          zlib1g-dev libgtest-dev libgloo-dev dataset-fashion-mnist python3-torch
           libopenblas0-openmp clang-format)
 # Node.js and npm install the report's charting scripts (robustlens/report/web);
 # a Node.js from elsewhere (with its own npm) is used as it is.

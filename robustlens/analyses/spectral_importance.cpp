@@ -1,5 +1,7 @@
 #include "robustlens/analyses/spectral_importance.h"
 
+#include "robustlens/core/distributed.h"
+
 #include "robustlens/attacks/fgsm.h"
 #include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
@@ -140,9 +142,12 @@ SpectralImportanceResult analyse_spectral_importance(Model& model, const Dataset
   const std::int64_t images = dataset.size();
   const auto classes = static_cast<std::int64_t>(dataset.class_names.size());
 
+  // A data-parallel run splits the images; their sums per coalition and class add up (core/distributed.h).
+  const auto [first, last] = distributed::row_share(images);
+  const at::Tensor share_labels = dataset.labels.slice(0, first, last);
   // Coalitions are stacked so that every forward pass holds about batch_size images.
   const std::int64_t coalition_count = std::int64_t{1} << options.bands;
-  const std::int64_t group = std::max<std::int64_t>(1, options.batch_size / images);
+  const std::int64_t group = std::max<std::int64_t>(1, options.batch_size / std::max<std::int64_t>(last - first, 1));
   at::Tensor class_sums = at::zeros({coalition_count, classes}, at::kDouble);  // Σ log p(y|x_S) per class, by mask
   std::vector<at::Tensor> examples(options.example_coalitions.size());
   for (std::int64_t done = 0; done < coalition_count;) {
@@ -150,26 +155,29 @@ SpectralImportanceResult analyse_spectral_importance(Model& model, const Dataset
     std::vector<std::int64_t> members;
     for (; done < coalition_count && static_cast<std::int64_t>(members.size()) < group; ++done, coalitions.advance()) {
       members.push_back(coalitions.members());
-      stacked.push_back(coalitions.images());
+      const at::Tensor coalition_images = coalitions.images();
+      stacked.push_back(coalition_images.slice(0, first, last));
       for (std::size_t e = 0; e < options.example_coalitions.size(); ++e) {
         if (options.example_coalitions[e] == members.back())
-          examples[e] = stacked.back().slice(0, 0, options.example_images).to(at::kCPU);
+          examples[e] = coalition_images.slice(0, 0, options.example_images).to(at::kCPU);
       }
     }
+    report(progress, {"coalitions", done, coalition_count, ""});
+    if (last == first) continue;  // a rank without images (fewer images than ranks) only follows the enumeration
     const at::Tensor x = at::cat(stacked);
-    const at::Tensor y = labels.repeat({static_cast<std::int64_t>(members.size())});
+    const at::Tensor y = labels.slice(0, first, last).repeat({static_cast<std::int64_t>(members.size())});
     std::vector<at::Tensor> log_p;
     for (const auto [start, end] : batches(x.size(0), options.batch_size)) {
       log_p.push_back(
           model.forward(x.slice(0, start, end)).log_softmax(1).gather(1, y.slice(0, start, end).unsqueeze(1)));
     }
     const at::Tensor per_image =
-        at::cat(log_p).view({static_cast<std::int64_t>(members.size()), images}).to(at::kCPU).to(at::kDouble);
+        at::cat(log_p).view({static_cast<std::int64_t>(members.size()), last - first}).to(at::kCPU).to(at::kDouble);
     class_sums.index_copy_(0, at::tensor(members, at::kLong),
                            at::zeros({static_cast<std::int64_t>(members.size()), classes}, at::kDouble)
-                               .index_add_(1, dataset.labels, per_image));
-    report(progress, {"coalitions", done, coalition_count, ""});
+                               .index_add_(1, share_labels, per_image));
   }
+  distributed::all_reduce_sum(class_sums);
 
   const auto values = [&](const at::Tensor& sums, double count) {
     const at::Tensor mean = (sums / count).contiguous();

@@ -1,5 +1,7 @@
 #include "robustlens/attacks/deepfool.h"
 
+#include "robustlens/core/distributed.h"
+
 #include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 
@@ -110,16 +112,28 @@ DeepFoolResult deepfool(Model& model, const at::Tensor& images, const DeepFoolOp
                         const ProgressCallback& progress) {
   options.check();
   check_images(images, model.info().input_shape, "DeepFool input");
-  const std::int64_t n = images.size(0);
-  const auto long_options = at::TensorOptions().dtype(at::kLong).device(images.device());
-  DeepFoolResult result{at::empty_like(images),       at::empty({n}, images.options()),
-                        at::empty({n}, long_options), at::empty({n}, long_options.dtype(at::kBool)),
-                        at::empty({n}, long_options), at::empty({n}, long_options)};
-  for (const auto [start, end] : batches(n, options.batch_size)) {
-    deepfool_chunk(model, images.slice(0, start, end).detach(), start, options, result);
-    report(progress, {"deepfool", end, n, ""});
-  }
-  return result;
+  // Each sample's search is its own: a data-parallel run splits the samples (core/distributed.h).
+  const std::vector<at::Tensor> rows =
+      distributed::shard_rows(images.size(0), [&](std::int64_t first, std::int64_t last) {
+        const std::int64_t n = last - first;
+        const at::Tensor share = images.slice(0, first, last);
+        const auto long_options = at::TensorOptions().dtype(at::kLong).device(images.device());
+        DeepFoolResult result{at::empty_like(share),        at::empty({n}, images.options()),
+                              at::empty({n}, long_options), at::empty({n}, long_options.dtype(at::kBool)),
+                              at::empty({n}, long_options), at::empty({n}, long_options)};
+        // A subspace projector is told the rows' indices in the whole input.
+        DeepFoolOptions shifted = options;
+        if (options.projector && first > 0) {
+          shifted.projector = [&](const at::Tensor& w, const at::Tensor& r) { return options.projector(w, r + first); };
+        }
+        for (const auto [start, end] : batches(n, options.batch_size)) {
+          deepfool_chunk(model, share.slice(0, start, end).detach(), start, shifted, result);
+          report(progress, {"deepfool", end, n, ""});
+        }
+        return std::vector<at::Tensor>{result.perturbations, result.norms,           result.iterations,
+                                       result.flipped,       result.original_labels, result.adversarial_labels};
+      });
+  return {rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]};
 }
 
 }  // namespace robustlens

@@ -1,5 +1,7 @@
 #include "robustlens/attacks/fmn.h"
 
+#include "robustlens/core/distributed.h"
+
 #include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 
@@ -114,15 +116,23 @@ FmnResult fmn_attack(Model& model, const at::Tensor& images, const at::Tensor& l
            ") expected, got shape ", labels.sizes());
   RL_CHECK(!start.defined() || start.sizes() == images.sizes(), "FMN: starting perturbations of shape ", start.sizes(),
            " for images ", images.sizes());
-  const std::int64_t n = images.size(0);
-  FmnResult result{at::zeros_like(images), at::empty({n}, images.options()),
-                   at::empty({n}, images.options().dtype(at::kBool))};
-  for (const auto [begin, end] : batches(n, options.batch_size)) {
-    fmn_chunk(model, images.slice(0, begin, end).detach(), labels.slice(0, begin, end).to(images.device(), at::kLong),
-              start.defined() ? start.slice(0, begin, end).detach() : at::Tensor(), options, result, begin);
-    report(progress, {"fmn", end, n, ""});
-  }
-  return result;
+  // Each sample's search is its own: a data-parallel run splits the samples (core/distributed.h).
+  const std::vector<at::Tensor> rows =
+      distributed::shard_rows(images.size(0), [&](std::int64_t first, std::int64_t last) {
+        const std::int64_t n = last - first;
+        const at::Tensor share = images.slice(0, first, last);
+        FmnResult result{at::zeros_like(share), at::empty({n}, images.options()),
+                         at::empty({n}, images.options().dtype(at::kBool))};
+        for (const auto [begin, end] : batches(n, options.batch_size)) {
+          fmn_chunk(model, share.slice(0, begin, end).detach(),
+                    labels.slice(0, first + begin, first + end).to(images.device(), at::kLong),
+                    start.defined() ? start.slice(0, first + begin, first + end).detach() : at::Tensor(), options,
+                    result, begin);
+          report(progress, {"fmn", end, n, ""});
+        }
+        return std::vector<at::Tensor>{result.perturbations, result.norms, result.found};
+      });
+  return {rows[0], rows[1], rows[2]};
 }
 
 }  // namespace robustlens

@@ -1,5 +1,7 @@
 #include "robustlens/attacks/minimal_perturbation.h"
 
+#include "robustlens/core/distributed.h"
+
 #include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
@@ -32,37 +34,24 @@ class Minimum {
   void offer(const std::string& attack, const at::Tensor& perturbations, bool shrink = false) {
     RL_CHECK(perturbations.sizes() == images_.sizes(), "attack '", attack, "' gave perturbations of shape ",
              perturbations.sizes(), " for images ", images_.sizes());
-    const std::int64_t n = images_.size(0);
-    at::Tensor checked = at::empty({n}, norms_.options());
-    at::NoGradGuard no_grad;
-    for (const auto [start, end] : batches(n, options_.batch_size)) {
-      const at::Tensor x0 = images_.slice(0, start, end), y = labels_.slice(0, start, end);
-      at::Tensor delta = x0 + perturbations.slice(0, start, end).to(x0.device(), x0.scalar_type());
-      if (options_.clip) delta = delta.clamp(0.0, 1.0);
-      delta = delta - x0;
-      const at::Tensor fooled = model_.forward(x0 + delta).argmax(1).ne(y);
-      const at::Tensor rows = fooled.nonzero().squeeze(1);
-      if (shrink && rows.numel() > 0) {
-        // Only the perturbations that fool the model are searched along their ray.
-        const at::Tensor x = x0.index_select(0, rows), target = y.index_select(0, rows),
-                         ray = delta.index_select(0, rows);
-        at::Tensor low = at::zeros({rows.numel()}, x0.options()), high = at::ones_like(low);
-        for (std::int64_t step = 0; step < options_.ray_search_steps; ++step) {
-          const at::Tensor middle = (low + high) / 2;
-          const at::Tensor adversarial = model_.forward(x + ray * per_sample_view(middle, ray)).argmax(1).ne(target);
-          high = at::where(adversarial, middle, high);
-          low = at::where(adversarial, low, middle);
-        }
-        delta = delta.index_copy(0, rows, ray * per_sample_view(high, ray));
-      }
-      const at::Tensor norms = perturbation_norms(delta, options_.norm).to(at::kDouble);
-      checked.slice(0, start, end).copy_(at::where(fooled, norms, at::full_like(norms, kInfinity)));
-      const at::Tensor smaller = fooled.logical_and(norms < norms_.slice(0, start, end));
-      norms_.slice(0, start, end).copy_(at::where(smaller, norms, norms_.slice(0, start, end)));
-      perturbations_.slice(0, start, end)
-          .copy_(at::where(per_sample_view(smaller, delta), delta, perturbations_.slice(0, start, end)));
-      found_by_.slice(0, start, end).masked_fill_(smaller, static_cast<std::int64_t>(attacks_.size()));
-    }
+    // Each sample's check is its own: a data-parallel run splits the samples (core/distributed.h).
+    const std::vector<at::Tensor> rows =
+        distributed::shard_rows(images_.size(0), [&](std::int64_t first, std::int64_t last) {
+          at::Tensor deltas = at::empty_like(images_.slice(0, first, last));
+          at::Tensor checked = at::empty({last - first}, norms_.options());
+          at::NoGradGuard no_grad;
+          for (const auto [start, end] : batches(last - first, options_.batch_size)) {
+            checked.slice(0, start, end)
+                .copy_(check(images_.slice(0, first + start, first + end), labels_.slice(0, first + start, first + end),
+                             perturbations.slice(0, first + start, first + end), shrink, deltas.slice(0, start, end)));
+          }
+          return std::vector<at::Tensor>{deltas, checked};
+        });
+    const at::Tensor &delta = rows[0], &checked = rows[1];
+    const at::Tensor smaller = checked < norms_;  // +inf where the perturbation did not fool the model
+    norms_ = at::where(smaller, checked, norms_);
+    perturbations_ = at::where(per_sample_view(smaller, delta), delta, perturbations_);
+    found_by_.masked_fill_(smaller, static_cast<std::int64_t>(attacks_.size()));
     attacks_.push_back(attack);
     per_attack_.push_back(checked);
   }
@@ -81,6 +70,33 @@ class Minimum {
   }
 
  private:
+  /// One batch of offer(): writes the checked (clipped, with `shrink` scaled down) perturbations into `deltas`
+  /// and returns their norms where they fool the model, +inf elsewhere.
+  at::Tensor check(const at::Tensor& x0, const at::Tensor& y, const at::Tensor& perturbations, bool shrink,
+                   at::Tensor deltas) {
+    at::Tensor delta = x0 + perturbations.to(x0.device(), x0.scalar_type());
+    if (options_.clip) delta = delta.clamp(0.0, 1.0);
+    delta = delta - x0;
+    const at::Tensor fooled = model_.forward(x0 + delta).argmax(1).ne(y);
+    const at::Tensor rows = fooled.nonzero().squeeze(1);
+    if (shrink && rows.numel() > 0) {
+      // Only the perturbations that fool the model are searched along their ray.
+      const at::Tensor x = x0.index_select(0, rows), target = y.index_select(0, rows),
+                       ray = delta.index_select(0, rows);
+      at::Tensor low = at::zeros({rows.numel()}, x0.options()), high = at::ones_like(low);
+      for (std::int64_t step = 0; step < options_.ray_search_steps; ++step) {
+        const at::Tensor middle = (low + high) / 2;
+        const at::Tensor adversarial = model_.forward(x + ray * per_sample_view(middle, ray)).argmax(1).ne(target);
+        high = at::where(adversarial, middle, high);
+        low = at::where(adversarial, low, middle);
+      }
+      delta = delta.index_copy(0, rows, ray * per_sample_view(high, ray));
+    }
+    deltas.copy_(delta);
+    const at::Tensor norms = perturbation_norms(delta, options_.norm).to(at::kDouble);
+    return at::where(fooled, norms, at::full_like(norms, kInfinity));
+  }
+
   Model& model_;
   const at::Tensor& images_;
   const at::Tensor& labels_;
@@ -99,32 +115,39 @@ at::Tensor bisection_perturbations(Model& model, const at::Tensor& images, const
   at::Tensor best = at::zeros_like(images);
   const at::Tensor active = at::isfinite(minimum.norms()).logical_and(minimum.norms() > 0).nonzero().squeeze(1);
   if (active.numel() == 0) return best;
-  at::Tensor high = minimum.norms().index_select(0, active);
-  at::Tensor low = at::zeros_like(high);
-  at::Tensor found = at::zeros_like(best.index_select(0, active));
   const at::Tensor x = images.index_select(0, active), y = labels.index_select(0, active);
+  const at::Tensor upper = minimum.norms().index_select(0, active);
   // From the image itself: a random start spends part of the radius on directions no step removes.
   const PgdOptions pgd = PgdOptions()
                              .set_norm(options.norm)
                              .set_steps(options.bisection_steps)
                              .set_clip(options.clip)
                              .set_random_start(false);
-  for (std::int64_t round = 0; round < options.bisection_rounds; ++round) {
-    const at::Tensor middle = (low + high) / 2;
-    for (const auto [start, end] : batches(x.size(0), options.batch_size)) {
-      const at::Tensor x0 = x.slice(0, start, end);
-      const at::Tensor adversarial = pgd_attack(model, x0, y.slice(0, start, end), pgd, middle.slice(0, start, end));
-      at::NoGradGuard no_grad;
-      const at::Tensor fooled = model.forward(adversarial).argmax(1).ne(y.slice(0, start, end));
-      const at::Tensor delta = adversarial - x0;
-      const at::Tensor norms = perturbation_norms(delta, options.norm).to(at::kDouble);
-      high.slice(0, start, end)
-          .copy_(at::where(fooled, at::minimum(norms, high.slice(0, start, end)), high.slice(0, start, end)));
-      low.slice(0, start, end).copy_(at::where(fooled, low.slice(0, start, end), middle.slice(0, start, end)));
-      found.slice(0, start, end).copy_(at::where(per_sample_view(fooled, delta), delta, found.slice(0, start, end)));
-    }
-    report(progress, {"pgd bisection", round + 1, options.bisection_rounds, ""});
-  }
+  // Each sample's bisection is its own: a data-parallel run splits the samples (core/distributed.h).
+  const at::Tensor found =
+      distributed::shard_rows(x.size(0), [&](std::int64_t first, std::int64_t last) {
+        at::Tensor high = upper.slice(0, first, last).clone();
+        at::Tensor low = at::zeros_like(high);
+        at::Tensor share_found = at::zeros_like(x.slice(0, first, last));
+        for (std::int64_t round = 0; round < options.bisection_rounds; ++round) {
+          const at::Tensor middle = (low + high) / 2;
+          for (const auto [start, end] : batches(last - first, options.batch_size)) {
+            const at::Tensor x0 = x.slice(0, first + start, first + end), y0 = y.slice(0, first + start, first + end);
+            const at::Tensor adversarial = pgd_attack(model, x0, y0, pgd, middle.slice(0, start, end));
+            at::NoGradGuard no_grad;
+            const at::Tensor fooled = model.forward(adversarial).argmax(1).ne(y0);
+            const at::Tensor delta = adversarial - x0;
+            const at::Tensor norms = perturbation_norms(delta, options.norm).to(at::kDouble);
+            high.slice(0, start, end)
+                .copy_(at::where(fooled, at::minimum(norms, high.slice(0, start, end)), high.slice(0, start, end)));
+            low.slice(0, start, end).copy_(at::where(fooled, low.slice(0, start, end), middle.slice(0, start, end)));
+            share_found.slice(0, start, end)
+                .copy_(at::where(per_sample_view(fooled, delta), delta, share_found.slice(0, start, end)));
+          }
+          report(progress, {"pgd bisection", round + 1, options.bisection_rounds, ""});
+        }
+        return std::vector<at::Tensor>{share_found};
+      }).front();
   best.index_copy_(0, active, found);
   return best;
 }

@@ -1,5 +1,6 @@
 #include "robustlens/core/files.h"
 
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/run_folder.h"
 
@@ -51,6 +52,7 @@ bool process_has_ended(long process_id) {
 
 void write_file_atomically(const std::string& path, const std::function<void(const std::string&)>& write,
                            OutputKind kind) {
+  if (!distributed::is_main_process()) return;  // the other ranks of a data-parallel run compute the same files
   namespace fs = std::filesystem;
   const fs::path target(kind == OutputKind::kOutput ? staged_output_path(path) : path);
   std::error_code ec;

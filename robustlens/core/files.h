@@ -21,7 +21,7 @@ enum class OutputKind {
 
 /// Calls write(temporary_path) (NAME.tmpPID), flushes it to the disk and renames it to its name: `path`, or for an
 /// output of an open run, its place in the run's staging folder. Creates the parent directory. On failure
-/// removes the temporary file and throws.
+/// removes the temporary file and throws. In a data-parallel run only the main process writes (core/distributed.h).
 void write_file_atomically(const std::string& path, const std::function<void(const std::string&)>& write,
                            OutputKind kind = OutputKind::kOutput);
 

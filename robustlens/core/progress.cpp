@@ -1,5 +1,7 @@
 #include "robustlens/core/progress.h"
 
+#include "robustlens/core/distributed.h"
+
 #include <unistd.h>
 
 #include <memory>
@@ -34,6 +36,7 @@ void TerminalProgressBar::operator()(const ProgressUpdate& update) {
 }
 
 ProgressCallback terminal_progress() {
+  if (!distributed::is_main_process()) return {};  // one bar per data-parallel run, rank 0's
   auto bar = std::make_shared<TerminalProgressBar>(stderr);
   return [bar](const ProgressUpdate& update) { (*bar)(update); };
 }

@@ -1,5 +1,7 @@
 #include "robustlens/core/random.h"
 
+#include "robustlens/core/error.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <mutex>
@@ -15,12 +17,36 @@ std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream) {
 
 at::Generator make_generator(std::uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 
+namespace {
+thread_local const RowShareScope* current_share = nullptr;
+}  // namespace
+
+RowShareScope::RowShareScope(std::int64_t offset, std::int64_t rows, std::int64_t total)
+    : previous_(current_share), offset_(offset), rows_(rows), total_(total) {
+  current_share = this;
+}
+
+RowShareScope::~RowShareScope() { current_share = previous_; }
+
+/// `draw(shape)`, or within a RowShareScope the share's rows of the whole batch's draw.
+at::Tensor draw_for_share(at::IntArrayRef shape, const std::function<at::Tensor(at::IntArrayRef)>& draw) {
+  const RowShareScope* share = current_share;
+  if (share == nullptr) return draw(shape);
+  RL_CHECK(!shape.empty() && shape[0] == share->rows_, "a random draw of shape ", shape, " inside a share of ",
+           share->rows_, " rows of a batch of ", share->total_, ": only per-row draws can be split across processes");
+  std::vector<std::int64_t> whole = shape.vec();
+  whole[0] = share->total_;
+  return draw(whole).narrow(0, share->offset_, share->rows_);
+}
+
 at::Tensor random_normal(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options) {
-  return at::randn(shape, generator, options.device(at::kCPU)).to(options.device());
+  return draw_for_share(shape, [&](at::IntArrayRef s) { return at::randn(s, generator, options.device(at::kCPU)); })
+      .to(options.device());
 }
 
 at::Tensor random_uniform(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options) {
-  return at::rand(shape, generator, options.device(at::kCPU)).to(options.device());
+  return draw_for_share(shape, [&](at::IntArrayRef s) { return at::rand(s, generator, options.device(at::kCPU)); })
+      .to(options.device());
 }
 
 at::Tensor random_permutation(std::int64_t n, const at::Generator& generator) {

@@ -24,6 +24,23 @@ at::Generator make_generator(std::uint64_t seed);
 /// `options` and moved to its device.
 at::Tensor random_normal(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options = {});
 at::Tensor random_uniform(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options = {});
+/// While it lives, this thread's process computes rows [offset, offset + rows) of a batch of `total` rows (its
+/// share in data-parallel training, core/distributed.h): random_normal and random_uniform then draw for the whole
+/// batch and keep the share's rows, so that each row gets the numbers it would get in one process, and every
+/// rank's generator advances alike. A draw whose first dimension is not the share's rows is an Error.
+class RowShareScope {
+ public:
+  RowShareScope(std::int64_t offset, std::int64_t rows, std::int64_t total);
+  ~RowShareScope();
+  RowShareScope(const RowShareScope&) = delete;
+  RowShareScope& operator=(const RowShareScope&) = delete;
+
+ private:
+  const RowShareScope* previous_;
+  std::int64_t offset_, rows_, total_;
+  friend at::Tensor draw_for_share(at::IntArrayRef, const std::function<at::Tensor(at::IntArrayRef)>&);
+};
+
 /// A random order of 0..n-1 (int64, CPU).
 at::Tensor random_permutation(std::int64_t n, const at::Generator& generator);
 

@@ -1,5 +1,6 @@
 #include "robustlens/core/run_folder.h"
 
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 
@@ -200,6 +201,7 @@ std::size_t recover_killed_runs(const fs::path& folder) {
 std::size_t open_run(const std::string& folder) {
   const fs::path path = normal_absolute(folder);
   RL_CHECK(fs::is_directory(path), "cannot open a run on '", folder, "': not a folder");
+  if (!distributed::is_main_process()) return 0;  // the main process alone writes the outputs
   const std::size_t recovered = recover_killed_runs(path);
   OpenRun run{path, path / (kStagingPrefix + std::to_string(::getpid())), {}, {}};
   std::error_code ec;

@@ -1,5 +1,6 @@
 #include "robustlens/core/runtime.h"
 
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 
 #include <ATen/Parallel.h>
@@ -16,14 +17,19 @@
 namespace robustlens {
 
 c10::Device resolve_device(const std::string& name) {
-  if (name == "auto") {
-    return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-  }
+  // Each rank of a data-parallel run on one host takes its own GPU (torchrun's LOCAL_RANK) unless told which.
+  const auto own_gpu = [] {
+    return c10::Device(c10::kCUDA,
+                       static_cast<c10::DeviceIndex>(distributed::local_rank() %
+                                                     std::max<std::size_t>(torch::cuda::device_count(), 1)));
+  };
+  if (name == "auto") return torch::cuda::is_available() ? own_gpu() : c10::Device(c10::kCPU);
   RL_CHECK(name == "cpu" || name.rfind("cuda", 0) == 0, "device spec: expected cpu, cuda, cuda:N or auto, got '", name,
            "'");
   if (name == "cpu") return c10::Device(c10::kCPU);
   RL_CHECK(torch::cuda::is_available(), "device spec ", name,
            ": this LibTorch build sees no CUDA device (use device spec cpu or auto)");
+  if (name == "cuda") return own_gpu();
   c10::Device device(c10::kCUDA, 0);
   try {
     device = c10::Device(name);

@@ -1,6 +1,7 @@
 #include "robustlens/core/training_loop.h"
 
 #include "robustlens/core/archive_integrity.h"
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/json_fields.h"
@@ -20,6 +21,50 @@ namespace {
 
 constexpr const char* kStateKey = "trainer_state";
 constexpr const char* kOptimizerKey = "optimizer";
+
+/// This process's rows of a batch of `total` (core/distributed.h): all of them in one process.
+struct BatchShare {
+  std::int64_t offset = 0, rows = 0, total = 0;
+};
+
+BatchShare share_of_batch(std::int64_t total) {
+  const auto [begin, end] = distributed::row_share(total);
+  return {begin, end - begin, total};
+}
+
+/// Accumulates the gradient of the batch's mean loss over all its rows, of which this process computes its share,
+/// and returns that mean loss. Each process weights its share's mean by its share of the rows, so the sum of the
+/// gradients over the processes is the whole batch's; random draws are the whole batch's (RowShareScope), so every
+/// row gets the numbers it gets in one process.
+double batch_gradients(TrainingTask& task, torch::optim::Optimizer& optimizer, const TrainingBatch& batch,
+                       const BatchShare& share, at::Generator& generator) {
+  if (!distributed::active()) {
+    const at::Tensor loss = task.batch_loss(batch, generator);
+    const double value = loss.item<double>();
+    if (std::isfinite(value)) loss.backward();
+    return value;
+  }
+  double share_loss_sum = 0;
+  if (share.rows > 0) {
+    const distributed::LocalScope alone;
+    const RowShareScope rows(share.offset, share.rows, share.total);
+    const at::Tensor loss = task.batch_loss(batch, generator);
+    share_loss_sum = loss.item<double>() * static_cast<double>(share.rows);
+    if (std::isfinite(share_loss_sum)) (loss * (static_cast<double>(share.rows) / share.total)).backward();
+  }
+  std::vector<at::Tensor> gradients;
+  for (auto& group : optimizer.param_groups()) {
+    for (at::Tensor& parameter : group.params()) {
+      if (!parameter.grad().defined()) parameter.mutable_grad() = at::zeros_like(parameter);
+      gradients.push_back(parameter.mutable_grad());
+    }
+  }
+  distributed::all_reduce_sum(gradients);
+  const double loss_sum = distributed::sum_over_ranks({share_loss_sum}).front();
+  // A process without rows drew nothing: it takes the generator's state from one that did (rank 0 always has rows).
+  if (share.total < distributed::world_size()) distributed::broadcast_generator(generator);
+  return loss_sum / static_cast<double>(share.total);
+}
 
 void save_checkpoint(TrainingTask& task, torch::optim::Optimizer& optimizer, const TrainingLoopOptions& options,
                      const TrainingLog& log) {
@@ -114,14 +159,14 @@ TrainingLog run_training(TrainingTask& task, torch::optim::Optimizer& optimizer,
     for (std::int64_t step = 0; step < steps_per_epoch; ++step) {
       const std::int64_t begin = step * options.batch_size;
       const std::int64_t end = std::min(begin + options.batch_size, samples);
-      const TrainingBatch batch{epoch, step, steps_per_epoch, options.epochs, order.slice(0, begin, end)};
+      const BatchShare share = share_of_batch(end - begin);
+      const TrainingBatch batch{epoch, step, steps_per_epoch, options.epochs,
+                                order.slice(0, begin + share.offset, begin + share.offset + share.rows)};
       task.set_learning_rate(optimizer, batch);
       optimizer.zero_grad();
-      const at::Tensor loss = task.batch_loss(batch, generator);
-      const double value = loss.item<double>();
+      const double value = batch_gradients(task, optimizer, batch, share, generator);
       RL_CHECK(std::isfinite(value), options.what, " diverged at epoch ", epoch + 1, ", step ", step + 1,
                " (loss is not finite); lower ", options.owner, ".lr (now ", options.lr, ")");
-      loss.backward();
       optimizer.step();
       loss_sum += value * static_cast<double>(end - begin);
       seen += end - begin;
@@ -132,7 +177,7 @@ TrainingLog run_training(TrainingTask& task, torch::optim::Optimizer& optimizer,
     record["epoch"] = epoch + 1;
     record["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
     log.epochs.push_back(record);
-    if (!options.out_dir.empty()) save_checkpoint(task, optimizer, options, log);
+    if (!options.out_dir.empty() && distributed::is_main_process()) save_checkpoint(task, optimizer, options, log);
     if (on_epoch) on_epoch(record);
   }
   return log;

@@ -185,8 +185,8 @@ std::pair<at::Tensor, at::Tensor> draw_noise(at::Generator& generator, std::int6
                                              const std::vector<std::int64_t>& shape,
                                              const DenoiserTrainOptions& options) {
   const double log_min = std::log(options.sigma_min), log_max = std::log(options.sigma_max);
-  const at::Tensor sigma = at::exp(at::rand({count}, generator) * (log_max - log_min) + log_min);
-  const at::Tensor noise = at::randn({count, shape[0], shape[1], shape[2]}, generator);
+  const at::Tensor sigma = at::exp(random_uniform({count}, generator) * (log_max - log_min) + log_min);
+  const at::Tensor noise = random_normal({count, shape[0], shape[1], shape[2]}, generator);
   return {sigma, noise};
 }
 
@@ -235,7 +235,7 @@ class DenoiserTask final : public TypedTrainingTask<DenoiserEpochRecord> {
     at::Tensor labels = spec.conditional() ? train_.labels.index_select(0, batch.index) : at::Tensor();
     const auto [sigma, noise] = draw_noise(generator, count, spec.input_shape, options_);
     if (label_dropout_ > 0) {
-      const at::Tensor dropped = at::rand({count}, generator) < label_dropout_;
+      const at::Tensor dropped = random_uniform({count}, generator) < label_dropout_;
       labels = at::where(dropped, at::full_like(labels, -1), labels);
     }
     return denoiser_.loss(images, sigma, noise, labels);

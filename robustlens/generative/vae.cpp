@@ -1,6 +1,7 @@
 #include "robustlens/generative/vae.h"
 
 #include "robustlens/core/batches.h"
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/json_fields.h"
 #include "robustlens/core/limits.h"
@@ -238,7 +239,7 @@ class VaeTask final : public TypedTrainingTask<VaeEpochRecord> {
   at::Tensor batch_loss(const TrainingBatch& batch, at::Generator& generator) override {
     const at::Tensor images = train_.images.index_select(0, batch.index);
     const std::int64_t count = images.size(0);
-    const VaeLoss loss = vae_.loss(images, at::randn({count, vae_.spec().latent_dim}, generator));
+    const VaeLoss loss = vae_.loss(images, random_normal({count, vae_.spec().latent_dim}, generator));
     reconstruction_sum_ += loss.reconstruction.item<double>() * static_cast<double>(count);
     kl_sum_ += loss.kl.item<double>() * static_cast<double>(count);
     seen_ += count;
@@ -248,8 +249,10 @@ class VaeTask final : public TypedTrainingTask<VaeEpochRecord> {
   nlohmann::json finish_epoch(std::int64_t, double) override {
     VaeEpochRecord record = evaluate_vae(vae_, test_, options_.beta, options_.eval_batch_size,
                                          derive_seed(options_.seed, kEvaluationStream));
-    record.train_reconstruction = reconstruction_sum_ / static_cast<double>(seen_);
-    record.train_kl = kl_sum_ / static_cast<double>(seen_);
+    const std::vector<double> sums =
+        distributed::sum_over_ranks({reconstruction_sum_, kl_sum_, static_cast<double>(seen_)});
+    record.train_reconstruction = sums[0] / sums[2];
+    record.train_kl = sums[1] / sums[2];
     record.train_loss = record.train_reconstruction + options_.beta * record.train_kl;
     return record.to_json();
   }

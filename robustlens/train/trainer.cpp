@@ -1,5 +1,6 @@
 #include "robustlens/train/trainer.h"
 
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/json_fields.h"
 #include "robustlens/core/random.h"
@@ -98,7 +99,9 @@ class ClassifierTask final : public TypedTrainingTask<EpochRecord> {
     record.learning_rate = learning_rate_;
     record.latent_gamma = latent_gamma_;
     record.train_loss = mean_loss;
-    record.train_accuracy = static_cast<double>(correct_) / static_cast<double>(seen_);
+    const std::vector<double> counts =
+        distributed::sum_over_ranks({static_cast<double>(correct_), static_cast<double>(seen_)});
+    record.train_accuracy = counts[0] / counts[1];
     record.test_accuracy =
         evaluate_accuracy(model_, test_, AccuracyOptions().set_batch_size(options_.eval_batch_size)).accuracy;
     return record.to_json();

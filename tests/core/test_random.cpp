@@ -1,5 +1,7 @@
 #include "robustlens/core/random.h"
 
+#include "robustlens/core/error.h"
+
 #include "robustlens/analyses/robustness.h"
 #include "robustlens/analyses/spectral_importance.h"
 #include "robustlens/analyses/upi.h"
@@ -30,6 +32,21 @@ TEST(Random, AGeneratorGivesTheNumbersOfTheGlobalOneSeededAlike) {
   EXPECT_TRUE(at::equal(random_normal({5, 7}, generator), global_normal));
   EXPECT_TRUE(at::equal(random_uniform({3}, generator, at::kDouble), global_uniform));
   EXPECT_TRUE(at::equal(random_permutation(9, generator), global_order));
+}
+
+TEST(Random, AShareOfABatchDrawsItsRowsOfTheWholeBatchsDraw) {
+  // What makes data-parallel training draw what one process draws (core/distributed.h): rows 3..6 of 10.
+  at::Generator whole = make_generator(5), split = make_generator(5);
+  const at::Tensor normal = random_normal({10, 2, 3}, whole), uniform = random_uniform({10}, whole, at::kDouble);
+  {
+    const RowShareScope share(3, 4, 10);
+    EXPECT_TRUE(at::equal(random_normal({4, 2, 3}, split), normal.narrow(0, 3, 4)));
+    EXPECT_TRUE(at::equal(random_uniform({4}, split, at::kDouble), uniform.narrow(0, 3, 4)));
+    // A draw that is not per row cannot be split: refused, not silently different from one process.
+    EXPECT_THROW(random_normal({5}, split), Error);
+  }
+  // The generators stand at the same place after the share: the next draws agree.
+  EXPECT_TRUE(at::equal(random_normal({3}, split), random_normal({3}, whole)));
 }
 
 TEST(Random, DrawsDoNotDependOnWhatElseDrewBefore) {

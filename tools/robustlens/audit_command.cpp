@@ -17,6 +17,7 @@
 #include "common.h"
 
 #include "robustlens/core/checksum.h"
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/model.h"
@@ -330,7 +331,8 @@ std::size_t run_steps(const std::vector<AuditStep>& steps, const nlohmann::json&
     const AuditStep& step = steps[s];
     const std::string label = (step.model.empty() ? "" : step.model + ": ") + step.analysis;
     const nlohmann::json record = step_record(step, shared_inputs);
-    if (step_finished(step, record)) {
+    // Rank 0's view of the folder decides for every rank of a data-parallel run (core/distributed.h).
+    if (distributed::main_process_says(step_finished(step, record))) {
       std::printf("[audit %zu/%zu] %s: finished earlier, reused (%s)\n", s + 1, steps.size(), label.c_str(),
                   step.folder.c_str());
       keep_output(step.folder.string());
@@ -340,12 +342,14 @@ std::size_t run_steps(const std::vector<AuditStep>& steps, const nlohmann::json&
     std::printf("\n[audit %zu/%zu] %s: %s\n", s + 1, steps.size(), label.c_str(), command_line(step.arguments).c_str());
     std::fflush(stdout);
     const auto step_start = std::chrono::steady_clock::now();
-    fs::remove(step.folder / "audit_step.json");  // a step killed while rerunning must not count as finished
+    // A step killed while rerunning must not count as finished.
+    if (distributed::is_main_process()) fs::remove(step.folder / "audit_step.json");
     run_step(step);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     nlohmann::json marker = record;
     marker["seconds"] = seconds;
     write_json_file((step.folder / "audit_step.json").string(), marker, OutputKind::kState);
+    distributed::barrier();  // the other ranks read what rank 0 wrote (a fitted VAE, the step's results)
     std::printf("[audit %zu/%zu] %s: done in %.1f s\n", s + 1, steps.size(), label.c_str(), seconds);
   }
   return reused;

@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/parsing.h"
@@ -58,6 +59,28 @@ nlohmann::json CommonOptions::to_json() const {
           {"exclude_classes", exclude_classes}};
 }
 
+namespace {
+
+/// The data-parallel options, which torchrun sets in the environment instead: for launching ranks by hand.
+void add_process_group_options(CLI::App& command, distributed::GroupOptions& o) {
+  const std::string group = "Data-parallel (torchrun sets these; docs/distributed.md)";
+  command.add_option("--world-size", o.world_size, "Processes in the run (0 = WORLD_SIZE, else 1)")
+      ->check(kNonNegative)
+      ->group(group);
+  command.add_option("--rank", o.rank, "This process's rank (-1 = RANK, else 0)")->group(group);
+  command.add_option("--master-addr", o.master_address, "Rank 0's host (default MASTER_ADDR, else 127.0.0.1)")
+      ->group(group);
+  command.add_option("--master-port", o.master_port, "Its port (0 = MASTER_PORT, else 29500)")
+      ->check(kNonNegative)
+      ->group(group);
+  command.add_option("--dist-timeout", o.timeout_seconds, "Seconds a rank waits for the others before the run fails")
+      ->check(kPositive)
+      ->capture_default_str()
+      ->group(group);
+}
+
+}  // namespace
+
 void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
   if (which & kModel) {
     command
@@ -101,6 +124,7 @@ void add_common_options(CLI::App& command, CommonOptions& o, unsigned which) {
         ->check(kNonNegative)
         ->capture_default_str();
     command.add_option("--seed", o.seed, "Seed for every random choice")->capture_default_str();
+    add_process_group_options(command, o.group);
   }
   if (which & kOut) {
     command.add_option("--out", o.out, "Output folder")->capture_default_str();
@@ -133,10 +157,18 @@ void prepare_output_folder(const std::string& out) {
 }  // namespace
 
 at::Device start_run(const CommonOptions& options) {
-  if (!options.out.empty()) prepare_output_folder(options.out);
-  configure_memory_allocator();
-  configure_threads(options.threads);
-  return resolve_device(options.device);
+  distributed::join(options.group);
+  // The main process alone prints the summary and writes the outputs; the others' stdout would repeat it.
+  if (!distributed::is_main_process())
+    RL_CHECK(std::freopen("/dev/null", "w", stdout) != nullptr, "cannot silence stdout");
+  at::Device device = at::kCPU;
+  distributed::agree("the start of the run", [&] {
+    if (!options.out.empty() && distributed::is_main_process()) prepare_output_folder(options.out);
+    configure_memory_allocator();
+    configure_threads(options.threads);
+    device = resolve_device(options.device);
+  });
+  return device;
 }
 
 std::vector<std::int64_t> excluded_classes(const CommonOptions& options) {
@@ -217,7 +249,8 @@ nlohmann::json run_record(const std::string& command, const nlohmann::json& opti
           {"options", options},
           {"common", common.to_json()},
           {"seed", common.seed},
-          {"versions", library_versions()}};
+          {"versions", library_versions()},
+          {"distributed", distributed::describe()}};
 }
 
 nlohmann::json AnalysisRun::record(const std::string& command, const nlohmann::json& options,
@@ -233,8 +266,12 @@ AnalysisRun start_analysis(CommonOptions& common, const std::string& command) {
   if (common.out.empty()) common.out = "runs/" + command;
   const at::Device device = start_run(common);
   std::vector<std::int64_t> indices;
-  Dataset data = select_data(load_data(common, common.split), common, &indices);
-  auto model = load_model_for(common, data, device);
+  Dataset data;
+  std::unique_ptr<Model> model;
+  distributed::agree("loading the model and the data", [&] {
+    data = select_data(load_data(common, common.split), common, &indices);
+    model = load_model_for(common, data, device);
+  });
   return {device, std::move(indices), std::move(data), std::move(model)};
 }
 

@@ -5,6 +5,7 @@
 
 #include "robustlens/attacks/deepfool.h"
 #include "robustlens/attacks/minimal_perturbation.h"
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/model.h"
 #include "robustlens/data/dataset.h"
 #include "robustlens/explain/attributions.h"
@@ -33,6 +34,7 @@ struct CommonOptions {
   int threads = 0;
   std::uint64_t seed = 0;
   std::string out;
+  distributed::GroupOptions group;  ///< --world-size, --rank, --master-addr, --master-port, --dist-timeout
 
   nlohmann::json to_json() const;
 };
@@ -58,8 +60,9 @@ enum CommonOption : unsigned {
 
 void add_common_options(CLI::App& command, CommonOptions& options, unsigned which);
 
-/// Checks --out before any work (a folder, created if missing, writable), then sets allocator, threads,
-/// seed and device from the options; returns the device.
+/// Joins the data-parallel process group when there is one (core/distributed.h), checks --out before any work
+/// (a folder, created if missing, writable), then sets allocator, threads, seed and device from the options;
+/// returns the device. Every rank agrees on the outcome: bad input on one rank stops all of them.
 at::Device start_run(const CommonOptions& options);
 
 /// The split named by --split of --data (validated), transformed, without the --exclude-classes.

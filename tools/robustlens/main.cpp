@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "common.h"
 
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/run_folder.h"
 
@@ -25,6 +26,12 @@ int main(int argc, char** argv) {
     runs.commit();
   } catch (const CLI::ParseError& error) {
     return app.exit(error) == 0 ? 0 : 2;  // --help and --version are ParseErrors with status 0
+  } catch (const robustlens::distributed::SharedError& error) {
+    // Every rank of a data-parallel run raised it together: the main process reports it once.
+    if (robustlens::distributed::is_main_process()) {
+      std::fprintf(stderr, "error: %s\n", robustlens::cli::in_cli_terms(error.what()).c_str());
+    }
+    return 2;
   } catch (const robustlens::Error& error) {
     std::fprintf(stderr, "error: %s\n", robustlens::cli::in_cli_terms(error.what()).c_str());
     return 2;

@@ -1,0 +1,116 @@
+// Data parallelism over PyTorch's c10d: the process group of a run started by `torchrun` (or by hand with
+// WORLD_SIZE, RANK, MASTER_ADDR and MASTER_PORT), and the few collectives robustlens needs.
+//
+// One process group per process, like torch.distributed's default group: join() once at the start of a
+// command; without it (or with a world of one) every function here is the identity of a single process, so
+// code written for many processes runs unchanged in one. The collectives run on Gloo over host copies of the
+// tensors (any device); a rank that dies or cannot be reached makes every other rank's next collective fail
+// within the timeout with an Error naming the failure.
+//
+// What is sharded how:
+// - shard_rows: a computation whose rows are independent (an attack's per-sample search) runs on each rank's
+//   contiguous share of the rows, and every rank gets all rows back in order: the same numbers as one process.
+// - all_reduce_sum: gradients and counts (data-parallel training, reductions over samples).
+// - Only the main process (rank 0) writes files (core/files.h) and commits runs (core/run_folder.h).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "robustlens/core/error.h"
+#include "robustlens/core/options.h"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace robustlens::distributed {
+
+/// Where the process group meets. Fields left at their defaults come from torchrun's environment (WORLD_SIZE,
+/// RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); without it the world is this process alone.
+struct GroupOptions {
+  int world_size = 0;          ///< 0: WORLD_SIZE, else 1
+  int rank = -1;               ///< -1: RANK, else 0
+  std::string master_address;  ///< "": MASTER_ADDR, else 127.0.0.1
+  int master_port = 0;         ///< 0: MASTER_PORT, else 29500
+  /// How long a collective (or the rendezvous) waits for the other ranks before it fails.
+  double timeout_seconds = 60;
+
+  RL_SETTER(world_size)
+  RL_SETTER(rank)
+  RL_SETTER(master_address)
+  RL_SETTER(master_port)
+  RL_SETTER(timeout_seconds)
+
+  /// The options with the environment's values filled in; an Error names a malformed variable or value.
+  GroupOptions resolved() const;
+  nlohmann::json to_json() const;
+};
+
+/// Joins the process group (a no-op for a world of one). Rank 0 hosts the store unless torchrun's agent already
+/// does (TORCHELASTIC_USE_AGENT_STORE). The first call joins; later ones (an audit's steps) keep that group.
+void join(const GroupOptions& options);
+
+/// The process group's rank and size (1 and 0 for one process; a LocalScope does not change them).
+int rank();
+int world_size();
+/// Whether collectives here reach other processes: a world of more than one, outside a LocalScope.
+bool active();
+/// torchrun's LOCAL_RANK (the process's index on its host), 0 without it: which GPU a rank uses.
+int local_rank();
+bool is_main_process();
+/// {"world_size", "rank", "backend", "timeout_seconds"} for every output's record; null for one process.
+nlohmann::json describe();
+
+/// An error that every rank raised together (a bad option or file found by agree()): the main process alone
+/// reports it.
+class SharedError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Runs `step` on every rank and agrees on the outcome before anyone goes on: when it throws an Error on some
+/// rank, every rank throws a SharedError with the first failing rank's message (naming the rank), so that bad
+/// input on one host is reported once instead of leaving the others waiting in a collective.
+void agree(const std::string& what, const std::function<void()>& step);
+
+/// Sums `tensor` over the ranks, in place (any device and dtype Gloo reduces).
+void all_reduce_sum(at::Tensor& tensor);
+/// Sums a group of tensors in one collective (e.g. a model's gradients), in place.
+void all_reduce_sum(std::vector<at::Tensor>& tensors);
+
+/// Rank 0's `value` on every rank: for a decision that must be the same everywhere (e.g. whether a step in the
+/// output folder is finished, which only rank 0 may have written).
+bool main_process_says(bool value);
+/// Waits until every rank is here: before the others read what rank 0 wrote.
+void barrier();
+
+/// The sums of `values` over the ranks (counts, loss sums), in double precision.
+std::vector<double> sum_over_ranks(std::vector<double> values);
+/// Gives every rank rank 0's generator state: after work that only some ranks drew for.
+void broadcast_generator(at::Generator& generator);
+
+/// The rows [begin, end) of 0..rows-1 that this rank computes: contiguous, in rank order, sizes differing by at
+/// most one (the first ranks take the extra rows); all of them outside active().
+std::pair<std::int64_t, std::int64_t> row_share(std::int64_t rows);
+
+/// Runs `compute(begin, end)` on this rank's share of rows 0..rows-1 and returns each tensor it returns (rows
+/// first) with every rank's rows in order, on the device of this rank's. Inside `compute` the world is this
+/// process alone, so that nested sharded code does not shard again. One process: compute(0, rows).
+std::vector<at::Tensor> shard_rows(std::int64_t rows,
+                                   const std::function<std::vector<at::Tensor>(std::int64_t, std::int64_t)>& compute);
+
+/// While it lives, this thread works as a world of one (no collectives): for work every rank repeats alike.
+class LocalScope {
+ public:
+  LocalScope();
+  ~LocalScope();
+  LocalScope(const LocalScope&) = delete;
+  LocalScope& operator=(const LocalScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace robustlens::distributed

@@ -1,0 +1,54 @@
+#include "robustlens/core/distributed.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+// One process: every function is the identity of a world of one. Two ranks run in scripts/distributed_trials.py
+// (the ctest entry distributed_trials), which compares every command's numbers with one process's.
+namespace robustlens {
+namespace {
+
+TEST(Distributed, WithoutTorchrunTheWorldIsThisProcess) {
+  ::unsetenv("WORLD_SIZE");
+  ::unsetenv("RANK");
+  distributed::join(distributed::GroupOptions());
+  EXPECT_EQ(distributed::world_size(), 1);
+  EXPECT_EQ(distributed::rank(), 0);
+  EXPECT_TRUE(distributed::is_main_process());
+  EXPECT_FALSE(distributed::active());
+  EXPECT_TRUE(distributed::describe().is_null());
+  EXPECT_EQ(distributed::row_share(7), (std::pair<std::int64_t, std::int64_t>(0, 7)));
+  EXPECT_EQ(distributed::sum_over_ranks({1.5, 2}), (std::vector<double>{1.5, 2}));
+  EXPECT_TRUE(distributed::main_process_says(true));
+  at::Tensor values = at::arange(4.0);
+  distributed::all_reduce_sum(values);
+  EXPECT_TRUE(at::equal(values, at::arange(4.0)));
+  const auto rows = distributed::shard_rows(
+      5, [](std::int64_t begin, std::int64_t end) { return std::vector<at::Tensor>{at::arange(begin, end)}; });
+  EXPECT_TRUE(at::equal(rows.front(), at::arange(5)));
+}
+
+TEST(Distributed, AnErrorInAStepOfOneProcessIsItsOwn) {
+  EXPECT_THROW(distributed::agree("a step", [] { throw Error("bad file"); }), Error);
+}
+
+TEST(Distributed, BadEnvironmentAndOptionsAreNamed) {
+  ::setenv("WORLD_SIZE", "two", 1);
+  try {
+    (void)distributed::GroupOptions().resolved();
+    FAIL() << "a malformed WORLD_SIZE was accepted";
+  } catch (const Error& error) {
+    EXPECT_STREQ(error.what(), "environment variable WORLD_SIZE='two' is not an integer");
+  }
+  ::unsetenv("WORLD_SIZE");
+  try {
+    (void)distributed::GroupOptions().set_world_size(2).set_rank(2).resolved();
+    FAIL() << "rank 2 of 2 was accepted";
+  } catch (const Error& error) {
+    EXPECT_STREQ(error.what(), "rank (--rank or RANK) must lie in [0, 2), got 2");
+  }
+}
+
+}  // namespace
+}  // namespace robustlens
