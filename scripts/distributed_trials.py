@@ -77,6 +77,18 @@ def differences(one, two, path="", found=None):
     return found
 
 
+def tensor_differences(file_one, file_two):
+    """Where two tensor files (robustlens's write_tensors: a pickled dict) differ by more than RELATIVE."""
+    import torch
+    one, two = torch.load(file_one), torch.load(file_two)
+    found = [f"/{k}: only in one" for k in set(one) ^ set(two)]
+    for key in sorted(set(one) & set(two)):
+        a, b = one[key].double(), two[key].double()
+        if a.shape != b.shape or not torch.allclose(a, b, rtol=RELATIVE, atol=1e-6):
+            found.append(f"/{key}: differ (largest gap {(a - b).abs().max().item() if a.shape == b.shape else 'shape'})")
+    return found
+
+
 def weight_difference(model_one, model_two):
     """The largest |w1 - w2| over the two model files' parameters, relative to the largest |w1|."""
     import torch
@@ -93,9 +105,10 @@ def commands(model, common):
         "train": (["train", "--arch", "lenet", "--epochs", "2", "--batch-size", "64", "--samples", "640",
                    "--objective", "noise", "--sigma", "0.1"] + common, ["train_log.json"]),
         "eval": (["eval", "--model", model, "--samples", "301"] + common, ["eval.json"]),
-        "attack": (["attack", "--model", model, "--samples", "41", "--eps", "0.5"] + common, ["attack.json"]),
+        "attack": (["attack", "--model", model, "--samples", "41", "--eps", "0.5", "--batch-size", "8",
+                    "--save-examples"] + common, ["attack.json", "adversarial.pt"]),
         "margins": (["margins", "--model", model, "--samples", "13"] + common, ["margins.json"]),
-        "spectral": (["spectral", "--model", model, "--samples", "64"] + common, ["spectral.json"]),
+        "spectral": (["spectral", "--model", model, "--samples", "64", "--batch-size", "16"] + common, ["spectral.json"]),
         "upi": (["upi", "--model", model, "--samples", "20", "--attack-samples", "40"] + common, ["upi.json"]),
         "latent": (["latent", "--model", model, "--samples", "200", "--train-samples", "600",
                     "--deepfool-samples", "20"] + common, ["latent.json"]),
@@ -120,6 +133,9 @@ def consistency(work, names, common, model):
             continue
         found = []
         for result in results:
+            if result.endswith(".pt"):
+                found += [f"{result}{d}" for d in tensor_differences(os.path.join(one, result), os.path.join(two, result))]
+                continue
             with open(os.path.join(one, result)) as f1, open(os.path.join(two, result)) as f2:
                 found += [f"{result}{d}" for d in differences(json.load(f1), json.load(f2))]
         if os.path.exists(os.path.join(one, "model.pt")):
@@ -191,12 +207,36 @@ def failure_trials(work, common, model):
     return failures
 
 
-def cuda_available():
-    try:
-        import torch
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
+def robustlens_sees_cuda(work, common, model):
+    """Whether this robustlens build sees a CUDA device (a LibTorch without CUDA refuses --device cuda)."""
+    on_gpu = [a if a != "cpu" else "cuda" for a in common]
+    code, _, _ = run([ROBUSTLENS, "eval", "--model", model, "--samples", "1", "--out", os.path.join(work, "probe")]
+                     + on_gpu)
+    return code == 0
+
+
+def device_consistency(work, names, common, model):
+    """Each command on the GPU against the CPU: within a relative 1e-3 (other kernels, other rounding)."""
+    global RELATIVE
+    failures, cpu_tolerance = [], RELATIVE
+    RELATIVE = 1e-3
+    on_gpu = [a if a != "cpu" else "cuda" for a in common]
+    table, gpu_table = commands(model, common), commands(model, on_gpu)
+    for name in names:
+        (arguments, results), (gpu_arguments, _) = table[name], gpu_table[name]
+        one, gpu = os.path.join(work, name + "-1"), os.path.join(work, name + "-cuda")
+        code, output, _ = run([ROBUSTLENS] + gpu_arguments + ["--out", gpu])
+        if code != 0:
+            failures.append(f"{name} on cuda: exit {code}\n{output}")
+            continue
+        found = []
+        for result in (r for r in results if r.endswith(".json")):
+            with open(os.path.join(one, result)) as f1, open(os.path.join(gpu, result)) as f2:
+                found += [f"{result}{d}" for d in differences(json.load(f1), json.load(f2))]
+        print(f"{name}: cuda against cpu: {'same numbers' if not found else str(len(found)) + ' differences'}")
+        failures += [f"{name} on cuda: {d}" for d in found[:20]]
+    RELATIVE = cpu_tolerance
+    return failures
 
 
 def main():
@@ -217,8 +257,10 @@ def main():
     model = os.path.join(model_folder, "model.pt")
     failures = consistency(options.work, options.commands.split(","), common, model)
     failures += failure_trials(options.work, common, model)
-    if not cuda_available():
-        print("no CUDA device here: the trials ran on the CPU only")
+    if robustlens_sees_cuda(options.work, common, model):
+        failures += device_consistency(options.work, options.commands.split(","), common, model)
+    else:
+        print("no CUDA device here (or a LibTorch without CUDA): the trials ran on the CPU only")
     for failure in failures:
         print("FAILED:", failure)
     sys.exit(1 if failures else 0)

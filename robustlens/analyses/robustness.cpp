@@ -1,5 +1,7 @@
 #include "robustlens/analyses/robustness.h"
 
+#include "robustlens/core/distributed.h"
+
 #include "robustlens/attacks/fgsm.h"
 #include "robustlens/core/batches.h"
 #include "robustlens/core/error.h"
@@ -103,37 +105,40 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
   for (std::size_t e = 0; e < options.eps.size(); ++e) {
     std::ostringstream task;
     task << options.attack << " eps " << std::setprecision(4) << options.eps[e];
-    std::vector<at::Tensor> adversarial;
-    at::Tensor robust = at::zeros({n}, at::kBool);
-    for (const auto [start, end] : batches(n, options.batch_size)) {
-      const at::Tensor x = dataset.images.slice(0, start, end).to(device);
-      const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
-      const at::Tensor attacked = options.attack == "fgsm"
-                                      ? fgsm_attack(model, x, y, options.norm, options.eps[e], options.clip)
-                                      : pgd_attack(model, x, y,
-                                                   PgdOptions()
-                                                       .set_clip(options.clip)
-                                                       .set_norm(options.norm)
-                                                       .set_eps(options.eps[e])
-                                                       .set_steps(options.steps)
-                                                       .set_step_size(options.step_size)
-                                                       .set_restarts(options.restarts),
-                                                   generator);
-      at::NoGradGuard no_grad;
-      const at::Tensor correct = model.forward(attacked).argmax(1).eq(y).to(at::kCPU);
-      robust.slice(0, start, end).copy_(correct);
-      const at::Tensor first = correct.logical_not().logical_and(grid_fooled.slice(0, start, end).logical_not());
-      smallest_grid_perturbation.slice(0, start, end)
-          .index_copy_(0, first.nonzero().squeeze(1),
-                       (attacked - x).to(at::kCPU).index_select(0, first.nonzero().squeeze(1)));
-      grid_fooled.slice(0, start, end).logical_or_(correct.logical_not());
-      if (options.keep_examples) adversarial.push_back(attacked.to(at::kCPU));
-      report(progress, {task.str(), end, n, ""});
-    }
+    const PgdOptions pgd = PgdOptions()
+                               .set_clip(options.clip)
+                               .set_norm(options.norm)
+                               .set_eps(options.eps[e])
+                               .set_steps(options.steps)
+                               .set_step_size(options.step_size)
+                               .set_restarts(options.restarts);
+    // A data-parallel run splits the batches; the ranks skip the others' random starts (core/distributed.h).
+    const std::vector<at::Tensor> per_sample = distributed::shard_batches(
+        n, options.batch_size,
+        [&](std::int64_t start, std::int64_t end) {
+          const at::Tensor x = dataset.images.slice(0, start, end).to(device);
+          const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
+          const at::Tensor attacked = options.attack == "fgsm"
+                                          ? fgsm_attack(model, x, y, options.norm, options.eps[e], options.clip)
+                                          : pgd_attack(model, x, y, pgd, generator);
+          at::NoGradGuard no_grad;
+          const at::Tensor correct = model.forward(attacked).argmax(1).eq(y).to(at::kCPU);
+          report(progress, {task.str(), end, n, ""});
+          return std::vector<at::Tensor>{correct, attacked.to(at::kCPU)};
+        },
+        [&](std::int64_t start, std::int64_t end) {
+          if (options.attack != "fgsm") skip_pgd_draws(dataset.images.slice(0, start, end), pgd, generator);
+        });
+    at::Tensor robust = per_sample[0];
+    const at::Tensor fooled = robust.logical_not();
+    const at::Tensor first = fooled.logical_and(grid_fooled.logical_not()).nonzero().squeeze(1);
+    smallest_grid_perturbation.index_copy_(
+        0, first, (per_sample[1].index_select(0, first) - dataset.images.index_select(0, first)));
+    grid_fooled.logical_or_(fooled);
     robust.logical_and_(clean_correct);
     result.robust_accuracy.push_back(robust.to(at::kDouble).mean().item<double>());
     robust_per_eps.push_back(robust);
-    if (options.keep_examples) result.adversarial_examples.push_back(at::cat(adversarial));
+    if (options.keep_examples) result.adversarial_examples.push_back(per_sample[1]);
   }
 
   const bool deepfool_in_ensemble = options.ensemble && options.ensemble_options.deepfool;

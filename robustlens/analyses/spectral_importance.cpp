@@ -276,23 +276,30 @@ std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& 
   std::vector<SpectralSnrCurve> curves;
   const at::Generator generator = make_generator(options.seed);
   for (const SnrPerturbation& p : options.perturbations) {
-    std::vector<at::Tensor> deltas;
-    for (const auto [start, end] : batches(n, options.batch_size)) {
-      const at::Tensor x = dataset.images.slice(0, start, end).to(device);
-      const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
-      at::Tensor perturbed;
-      if (p.kind == "gaussian") {
-        perturbed = x + p.size * random_normal(x.sizes(), generator, x.options());
-      } else if (p.kind == "fgsm") {
-        perturbed = fgsm_attack(model, x, y, p.norm, p.size);
-      } else {
-        perturbed = pgd_attack(model, x, y, PgdOptions().set_norm(p.norm).set_eps(p.size).set_steps(options.pgd_steps),
-                               generator);
-      }
-      deltas.push_back((perturbed - x).to(at::kCPU));
-      report(progress, {"SNR " + p.name(), end, n, ""});
-    }
-    const at::Tensor delta = at::cat(deltas);
+    const PgdOptions pgd = PgdOptions().set_norm(p.norm).set_eps(p.size).set_steps(options.pgd_steps);
+    // A data-parallel run splits the batches; the ranks skip the others' random draws (core/distributed.h).
+    const at::Tensor delta = distributed::shard_batches(
+                                 n, options.batch_size,
+                                 [&](std::int64_t start, std::int64_t end) {
+                                   const at::Tensor x = dataset.images.slice(0, start, end).to(device);
+                                   const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
+                                   at::Tensor perturbed;
+                                   if (p.kind == "gaussian") {
+                                     perturbed = x + p.size * random_normal(x.sizes(), generator, x.options());
+                                   } else if (p.kind == "fgsm") {
+                                     perturbed = fgsm_attack(model, x, y, p.norm, p.size);
+                                   } else {
+                                     perturbed = pgd_attack(model, x, y, pgd, generator);
+                                   }
+                                   report(progress, {"SNR " + p.name(), end, n, ""});
+                                   return std::vector<at::Tensor>{(perturbed - x).to(at::kCPU)};
+                                 },
+                                 [&](std::int64_t start, std::int64_t end) {
+                                   const at::Tensor x = dataset.images.slice(0, start, end).to(device);
+                                   if (p.kind == "gaussian") (void)random_normal(x.sizes(), generator, x.options());
+                                   if (p.kind == "pgd") skip_pgd_draws(x, pgd, generator);
+                                 })
+                                 .front();
     SpectralSnrCurve curve;
     curve.perturbation = p.name();
     curve.snr_db = spectral_snr_db(dataset.images, delta, masks, &curve.excluded);

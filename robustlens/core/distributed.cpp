@@ -1,6 +1,6 @@
 #include "robustlens/core/distributed.h"
 
-#include "robustlens/core/parsing.h"
+#include "robustlens/core/batches.h"
 
 #include <c10/util/Exception.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -273,6 +273,36 @@ std::vector<at::Tensor> shard_rows(std::int64_t rows,
     RL_CHECK(t.dim() >= 1 && t.size(0) == end - begin, "shard_rows: a result of shape ", t.sizes(),
              " does not have the share's ", end - begin, " rows first");
     all.push_back(gather_rows(t).to(t.device()));
+  }
+  return all;
+}
+
+std::vector<at::Tensor> shard_batches(std::int64_t rows, std::int64_t batch_size,
+                                      const std::function<std::vector<at::Tensor>(std::int64_t, std::int64_t)>& compute,
+                                      const std::function<void(std::int64_t, std::int64_t)>& skip) {
+  RL_CHECK(batch_size >= 1, "shard_batches: batch size must be >= 1, got ", batch_size);
+  const std::int64_t count = (rows + batch_size - 1) / batch_size;
+  // The batches of this rank: all of them in one process, or when there are fewer batches than ranks.
+  const auto [first, last] = count < world_size() ? std::pair<std::int64_t, std::int64_t>(0, count) : row_share(count);
+  std::vector<std::vector<at::Tensor>> parts;
+  {
+    const LocalScope alone;
+    std::int64_t index = 0;
+    for (const auto [start, end] : batches(rows, batch_size)) {
+      if (index >= first && index < last) {
+        const std::vector<at::Tensor> part = compute(start, end);
+        if (parts.empty()) parts.resize(part.size());
+        for (std::size_t i = 0; i < part.size(); ++i) parts[i].push_back(part[i]);
+      } else {
+        skip(start, end);
+      }
+      ++index;
+    }
+  }
+  std::vector<at::Tensor> all;
+  for (const std::vector<at::Tensor>& part : parts) {
+    const at::Tensor local = at::cat(part);
+    all.push_back(active() && count >= world_size() ? gather_rows(local).to(local.device()) : local);
   }
   return all;
 }

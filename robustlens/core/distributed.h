@@ -101,6 +101,14 @@ std::pair<std::int64_t, std::int64_t> row_share(std::int64_t rows);
 std::vector<at::Tensor> shard_rows(std::int64_t rows,
                                    const std::function<std::vector<at::Tensor>(std::int64_t, std::int64_t)>& compute);
 
+/// shard_rows for work done batch by batch from one random stream: walking the batches [start, end) of
+/// batches(rows, batch_size) in order, each rank runs `compute(start, end)` on its share of them and `skip(start,
+/// end)` on the others' (advancing the stream exactly as compute would, without the work), so that every batch gets
+/// the random numbers it gets in one process. Returns each tensor compute returns, with every batch's rows in order.
+std::vector<at::Tensor> shard_batches(std::int64_t rows, std::int64_t batch_size,
+                                      const std::function<std::vector<at::Tensor>(std::int64_t, std::int64_t)>& compute,
+                                      const std::function<void(std::int64_t, std::int64_t)>& skip);
+
 /// While it lives, this thread works as a world of one (no collectives): for work every rank repeats alike.
 class LocalScope {
  public:
