@@ -7,6 +7,9 @@ run alternately --repeats times in one run; medians and their ratio (docs/distri
                     Debian) with random weights, traced to TorchScript, on 3x224x224 random images in 10 classes;
                     the seconds per image and the peak resident memory of each analysis in one process, and the
                     2-rank ratio.
+  --suite divergence: not speed but the weights: LeNet trained for 10 to 640 steps in 2 ranks against one process
+                    (1 thread), beside one process with 2 threads against 1: how far rounding (reduction order)
+                    carries the weights apart as training goes on.
   --device cuda:    the same on the GPUs under torchrun (then NCCL is not used: LibTorch's Gloo reduces host
                     copies; docs/distributed.md), for a machine that has them.
 
@@ -39,6 +42,16 @@ def timed(arguments):
     return seconds, (peak_kib[-1] / 1024 if peak_kib else float("nan"))
 
 
+def epoch_seconds(folder):
+    """The first epoch's seconds in a training run's train_log.json (training alone, without loading); else None."""
+    import json
+    try:
+        with open(os.path.join(folder, "train_log.json")) as f:
+            return json.load(f)["result"]["epochs"][0]["seconds"]
+    except (OSError, KeyError, IndexError, ValueError):
+        return None
+
+
 def lenet_commands(work, device):
     model = os.path.join(work, "lenet", "model.pt")
     common = ["--threads", "1", "--device", device]
@@ -48,6 +61,8 @@ def lenet_commands(work, device):
     return {
         "train (1 epoch, 20000 images)": (["train", "--arch", "lenet", "--epochs", "1", "--samples", "20000",
                                            "--restart"] + common, 20000),
+        "train (batch 512)": (["train", "--arch", "lenet", "--epochs", "1", "--samples", "20000", "--batch-size", "512",
+                               "--restart"] + common, 20000),
         "eval (10000 images)": (["eval", "--model", model, "--samples", "10000"] + common, 10000),
         "attack (500 images)": (["attack", "--model", model, "--samples", "500"] + common, 500),
         "margins (200 images)": (["margins", "--model", model, "--samples", "200"] + common, 200),
@@ -113,26 +128,59 @@ def write_png(path, width, height, rgb):
 
 def resnet_commands(work, device):
     model, data = write_resnet18(work)
-    common = ["--model", model, "--data", "folder:" + data, "--threads", "1", "--device", device]
+    common = ["--model", model, "--data", "folder:" + data, "--image-shape", "3,224,224", "--threads", "1",
+              "--device", device]
+    # Settings cut to fit a 2-core machine in minutes; the names say them.
     return {
         "eval (20 images)": (["eval", "--samples", "20"] + common, 20),
-        "attack, PGD + ensemble (2 images)": (["attack", "--samples", "2"] + common, 2),
-        "explain, integrated gradients (4 images)": (["explain", "--samples", "4", "--method", "ig"] + common, 4),
-        "spectral (4 images)": (["spectral", "--samples", "4"] + common, 4),
-        "margins, 4 DCT subspaces (2 images)": (["margins", "--samples", "2", "--subspaces", "dct:112:112",
-                                                 "--max-iterations", "20", "--no-ensemble"] + common, 2),
+        "attack, PGD-L2 eps 0.5, no ensemble (4)": (["attack", "--samples", "4", "--eps", "0.5", "--no-ensemble"]
+                                                    + common, 4),
+        "explain, integrated gradients (2)": (["explain", "--samples", "2", "--method", "ig"] + common, 2),
+        "spectral, 4 bands, no SNR (4)": (["spectral", "--samples", "4", "--bands", "4", "--snr", "none"]
+                                          + common, 4),
+        "margins, 4 subspaces, 3 cand., 5 it. (2)": (["margins", "--samples", "2", "--subspaces", "dct:112:112",
+                                                      "--candidates", "3", "--max-iterations", "5",
+                                                      "--no-full-space"] + common, 2),
     }
+
+
+def weight_gap(model_one, model_two):
+    """The largest |w1 - w2| over the parameters of two model files, relative to the largest |w1|."""
+    import torch
+    one = dict(torch.jit.load(model_one).named_parameters())
+    two = dict(torch.jit.load(model_two).named_parameters())
+    return max((one[k] - two[k]).abs().max().item() for k in one) / max(p.abs().max().item() for p in one.values())
+
+
+def divergence(work, device):
+    print("LeNet on Fashion-MNIST, SGD lr 0.1 (one-cycle), batch 64; largest weight difference / largest weight")
+    print(f"{'steps':>6} {'2 ranks vs 1 process':>22} {'2 threads vs 1 thread':>23}")
+    for steps in (10, 40, 160, 640):
+        train = ["train", "--arch", "lenet", "--epochs", "1", "--batch-size", "64", "--samples", str(64 * steps),
+                 "--device", device, "--restart"]
+        folders = {k: os.path.join(work, "divergence", k) for k in ("one", "ranks", "threads")}
+        subprocess.run([ROBUSTLENS] + train + ["--threads", "1", "--out", folders["one"]], check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(TORCHRUN + [ROBUSTLENS] + train + ["--threads", "1", "--out", folders["ranks"]], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([ROBUSTLENS] + train + ["--threads", "2", "--out", folders["threads"]], check=True,
+                       stdout=subprocess.DEVNULL)
+        model = {k: os.path.join(v, "model.pt") for k, v in folders.items()}
+        print(f"{steps:6d} {weight_gap(model['one'], model['ranks']):22.1e} "
+              f"{weight_gap(model['one'], model['threads']):23.1e}", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", choices=["lenet", "resnet18"], default="lenet")
+    parser.add_argument("--suite", choices=["lenet", "resnet18", "divergence"], default="lenet")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated prefixes of the commands to run")
     parser.add_argument("--work", default=os.path.join(ROOT, "runs", "bench-distributed"))
     options = parser.parse_args()
     os.makedirs(options.work, exist_ok=True)
+    if options.suite == "divergence":
+        return divergence(options.work, options.device)
     table = (lenet_commands if options.suite == "lenet" else resnet_commands)(options.work, options.device)
     if options.only:
         table = {k: v for k, v in table.items() if any(k.startswith(p) for p in options.only.split(","))}
@@ -141,16 +189,21 @@ def main():
     print(f"{'command':44} {'1 process':>10} {'2 ranks':>9} {'ratio':>6} {'ratio w/o launcher':>19} "
           f"{'s/image':>8} {'peak MiB':>9}")
     for name, (arguments, images) in table.items():
-        one, two, peak = [], [], 0.0
+        one, two, peak, epochs = [], [], 0.0, ([], [])
         for repeat in range(options.repeats):
-            out = ["--out", os.path.join(options.work, "out", str(repeat))]
-            seconds, memory = timed([ROBUSTLENS] + arguments + out)
+            folder = os.path.join(options.work, "out", str(repeat))
+            seconds, memory = timed([ROBUSTLENS] + arguments + ["--out", folder])
             one.append(seconds)
             peak = max(peak, memory)
-            two.append(timed(TORCHRUN + [ROBUSTLENS] + arguments + out)[0])
+            epochs[0].append(epoch_seconds(folder))
+            two.append(timed(TORCHRUN + [ROBUSTLENS] + arguments + ["--out", folder])[0])
+            epochs[1].append(epoch_seconds(folder))
         a, b = statistics.median(one), statistics.median(two)
         print(f"{name:44} {a:9.1f}s {b:8.1f}s {a / b:5.2f}x {a / max(b - launcher, 1e-9):18.2f}x "
               f"{a / images:8.3g} {peak:9.0f}", flush=True)
+        if epochs[0][0] is not None:
+            e1, e2 = statistics.median(epochs[0]), statistics.median(epochs[1])
+            print(f"{'  its epoch alone (train_log.json)':44} {e1:9.1f}s {e2:8.1f}s {e1 / e2:5.2f}x", flush=True)
 
 
 if __name__ == "__main__":
