@@ -112,19 +112,9 @@ GroupOptions GroupOptions::resolved() const {
   RL_CHECK(o.rank >= 0 && o.rank < o.world_size, "rank (--rank or RANK) must lie in [0, ", o.world_size, "), got ",
            o.rank);
   RL_CHECK(o.master_port >= 1 && o.master_port <= 65535,
-           "master port (--master-port or MASTER_PORT) must lie in "
-           "[1, 65535], got ",
-           o.master_port);
+           "master port (--master-port or MASTER_PORT) must lie in [1, 65535], got ", o.master_port);
   RL_CHECK(o.timeout_seconds > 0, "GroupOptions.timeout_seconds must be > 0, got ", o.timeout_seconds);
   return o;
-}
-
-nlohmann::json GroupOptions::to_json() const {
-  return {{"world_size", world_size},
-          {"rank", rank},
-          {"master_address", master_address},
-          {"master_port", master_port},
-          {"timeout_seconds", timeout_seconds}};
 }
 
 void join(const GroupOptions& options) {
@@ -198,8 +188,7 @@ void agree(const std::string& what, const std::function<void()>& step) {
   for (int r = 0; r < g.world_size; ++r) {
     if (flags[0][r].item<std::int64_t>() == 0) continue;
     const std::vector<std::uint8_t> bytes = g.store->get(key + std::to_string(r));
-    throw SharedError((g.world_size > 1 ? "rank " + std::to_string(r) + ": " : "") +
-                      std::string(bytes.begin(), bytes.end()));
+    throw SharedError("rank " + std::to_string(r) + ": " + std::string(bytes.begin(), bytes.end()));
   }
 }
 

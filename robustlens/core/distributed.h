@@ -45,7 +45,6 @@ struct GroupOptions {
 
   /// The options with the environment's values filled in; an Error names a malformed variable or value.
   GroupOptions resolved() const;
-  nlohmann::json to_json() const;
 };
 
 /// Joins the process group (a no-op for a world of one). Rank 0 hosts the store unless torchrun's agent already
