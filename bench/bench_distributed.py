@@ -25,6 +25,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from distributed_trials import weight_difference  # noqa: E402
 ROBUSTLENS = os.environ.get("ROBUSTLENS", os.path.join(ROOT, "build/tools/robustlens/robustlens"))
 TORCHRUN = ["torchrun", "--standalone", "--nproc_per_node=2", "--no_python", "--redirects", "1", "--tee", "1",
             "--monitor_interval", "0.2"]
@@ -144,14 +146,6 @@ def resnet_commands(work, device):
     }
 
 
-def weight_gap(model_one, model_two):
-    """The largest |w1 - w2| over the parameters of two model files, relative to the largest |w1|."""
-    import torch
-    one = dict(torch.jit.load(model_one).named_parameters())
-    two = dict(torch.jit.load(model_two).named_parameters())
-    return max((one[k] - two[k]).abs().max().item() for k in one) / max(p.abs().max().item() for p in one.values())
-
-
 def divergence(work, device):
     print("LeNet on Fashion-MNIST, SGD lr 0.1 (one-cycle), batch 64; largest weight difference / largest weight")
     print(f"{'steps':>6} {'2 ranks vs 1 process':>22} {'2 threads vs 1 thread':>23}")
@@ -166,8 +160,8 @@ def divergence(work, device):
         subprocess.run([ROBUSTLENS] + train + ["--threads", "2", "--out", folders["threads"]], check=True,
                        stdout=subprocess.DEVNULL)
         model = {k: os.path.join(v, "model.pt") for k, v in folders.items()}
-        print(f"{steps:6d} {weight_gap(model['one'], model['ranks']):22.1e} "
-              f"{weight_gap(model['one'], model['threads']):23.1e}", flush=True)
+        print(f"{steps:6d} {weight_difference(model['one'], model['ranks']):22.1e} "
+              f"{weight_difference(model['one'], model['threads']):23.1e}", flush=True)
 
 
 def main():

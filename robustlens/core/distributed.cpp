@@ -99,6 +99,13 @@ at::Tensor gather_rows(const at::Tensor& local) {
   return at::cat(shares).to(local.scalar_type());
 }
 
+/// Each of this rank's tensors with every rank's rows, in rank order, on the device of this rank's.
+std::vector<at::Tensor> gather_each(const std::vector<at::Tensor>& local) {
+  std::vector<at::Tensor> all;
+  for (const at::Tensor& t : local) all.push_back(active() ? gather_rows(t).to(t.device()) : t);
+  return all;
+}
+
 }  // namespace
 
 GroupOptions GroupOptions::resolved() const {
@@ -257,13 +264,11 @@ std::vector<at::Tensor> shard_rows(std::int64_t rows,
     LocalScope alone;
     local = compute(begin, end);
   }
-  std::vector<at::Tensor> all;
   for (const at::Tensor& t : local) {
     RL_CHECK(t.dim() >= 1 && t.size(0) == end - begin, "shard_rows: a result of shape ", t.sizes(),
              " does not have the share's ", end - begin, " rows first");
-    all.push_back(gather_rows(t).to(t.device()));
   }
-  return all;
+  return gather_each(local);
 }
 
 std::vector<at::Tensor> shard_batches(std::int64_t rows, std::int64_t batch_size,
@@ -288,12 +293,9 @@ std::vector<at::Tensor> shard_batches(std::int64_t rows, std::int64_t batch_size
       ++index;
     }
   }
-  std::vector<at::Tensor> all;
-  for (const std::vector<at::Tensor>& part : parts) {
-    const at::Tensor local = at::cat(part);
-    all.push_back(active() && count >= world_size() ? gather_rows(local).to(local.device()) : local);
-  }
-  return all;
+  std::vector<at::Tensor> local;
+  for (const std::vector<at::Tensor>& part : parts) local.push_back(at::cat(part));
+  return count < world_size() ? local : gather_each(local);
 }
 
 LocalScope::LocalScope() : previous_(local_only) { local_only = true; }
