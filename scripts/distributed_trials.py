@@ -39,6 +39,11 @@ TORCHRUN = ["torchrun", "--standalone", "--nproc_per_node=2", "--no_python",
 # Keys of a one-process record that a 2-rank record may differ in, besides those of kill_trials.py.
 ALSO_VOLATILE = {"distributed", "seconds", "wall_seconds", "elapsed_seconds"}
 RELATIVE = 1e-5
+# Numbers that amplify rounding: UPI's per-image map attack ascends through ReLU kinks, and the same images in
+# another batch composition end elsewhere. One process with --batch-size 10 gives, bit for bit, what 2 ranks give
+# splitting batches of 20, and both differ from one process with batches of 20 by 4e-4 (dissimilarity at eps 1 in
+# the upi trial): the gap is the batch's, not the split's (docs/distributed.md).
+LOOSER = {"per-image-attack": 1e-2}
 
 
 def free_port():
@@ -70,7 +75,8 @@ def differences(one, two, path="", found=None):
         for i, (a, b) in enumerate(zip(one, two)):
             differences(a, b, f"{path}[{i}]", found)
     elif isinstance(one, (int, float)) and isinstance(two, (int, float)) and not isinstance(one, bool):
-        if not (math.isclose(one, two, rel_tol=RELATIVE, abs_tol=1e-7) or (math.isnan(one) and math.isnan(two))):
+        tolerance = max([RELATIVE] + [t for fragment, t in LOOSER.items() if fragment in path])
+        if not (math.isclose(one, two, rel_tol=tolerance, abs_tol=1e-7) or (math.isnan(one) and math.isnan(two))):
             found.append(f"{path}: {one} against {two}")
     elif one != two:
         found.append(f"{path}: {one!r} against {two!r}")
@@ -99,17 +105,28 @@ def weight_difference(model_one, model_two):
     return max((one[k] - two[k]).abs().max().item() for k in one) / largest
 
 
-def commands(model, common):
+def commands(model, common, denoiser):
     """{name: (arguments, result files)}: small runs of each command."""
     return {
-        "train": (["train", "--arch", "lenet", "--epochs", "2", "--batch-size", "64", "--samples", "640",
+        # 641 samples: each epoch ends with a batch of one row, which every rank computes and rank 0 alone counts.
+        "train": (["train", "--arch", "lenet", "--epochs", "2", "--batch-size", "64", "--samples", "641",
                    "--objective", "noise", "--sigma", "0.1"] + common, ["train_log.json"]),
         "eval": (["eval", "--model", model, "--samples", "301"] + common, ["eval.json"]),
         "attack": (["attack", "--model", model, "--samples", "41", "--eps", "0.5", "--batch-size", "8",
                     "--save-examples"] + common, ["attack.json", "adversarial.pt"]),
         "margins": (["margins", "--model", model, "--samples", "13"] + common, ["margins.json"]),
         "spectral": (["spectral", "--model", model, "--samples", "64", "--batch-size", "16"] + common, ["spectral.json"]),
-        "upi": (["upi", "--model", model, "--samples", "20", "--attack-samples", "40"] + common, ["upi.json"]),
+        "upi": (["upi", "--model", model, "--samples", "20", "--attack-samples", "40"] + common,
+                ["upi.json", "perturbations.pt"]),
+        # SmoothGrad draws noise for each image's copies; batches of 13 split 40 attack images 13, 13, 13, 1.
+        "upi-smoothgrad": (["upi", "--model", model, "--samples", "20", "--attack-samples", "40", "--explainer",
+                            "smoothgrad", "--noise-samples", "4", "--eps", "0.5", "--passes", "3", "--batch-size",
+                            "13"] + common, ["upi.json", "perturbations.pt"]),
+        # Batches of 8 split 21 images 8, 8, 5; SmoothGrad draws noise for each image's copies.
+        "explain": (["explain", "--model", model, "--samples", "21", "--batch-size", "8", "--method", "smoothgrad",
+                     "--noise-samples", "3"] + common, ["explain.json", "maps.pt"]),
+        "align": (["align", "--model", model, "--denoiser", denoiser, "--samples", "21", "--batch-size", "8",
+                   "--sigmas", "0.1,0.5", "--summary-sigma", "0.5"] + common, ["alignment.json"]),
         "latent": (["latent", "--model", model, "--samples", "200", "--train-samples", "600",
                     "--deepfool-samples", "20"] + common, ["latent.json"]),
         # A few steps only: Adam turns rounding differences into diverging weights after some ten steps (8 steps
@@ -120,9 +137,9 @@ def commands(model, common):
     }
 
 
-def consistency(work, names, common, model):
+def consistency(work, names, common, model, denoiser):
     failures = []
-    table = commands(model, common)
+    table = commands(model, common, denoiser)
     for name in names:
         arguments, results = table[name]
         one, two = os.path.join(work, name + "-1"), os.path.join(work, name + "-2")
@@ -215,13 +232,13 @@ def robustlens_sees_cuda(work, common, model):
     return code == 0
 
 
-def device_consistency(work, names, common, model):
+def device_consistency(work, names, common, model, denoiser):
     """Each command on the GPU against the CPU: within a relative 1e-3 (other kernels, other rounding)."""
     global RELATIVE
     failures, cpu_tolerance = [], RELATIVE
     RELATIVE = 1e-3
     on_gpu = [a if a != "cpu" else "cuda" for a in common]
-    table, gpu_table = commands(model, common), commands(model, on_gpu)
+    table, gpu_table = commands(model, common, denoiser), commands(model, on_gpu, denoiser)
     for name in names:
         (arguments, results), (gpu_arguments, _) = table[name], gpu_table[name]
         one, gpu = os.path.join(work, name + "-1"), os.path.join(work, name + "-cuda")
@@ -242,7 +259,8 @@ def device_consistency(work, names, common, model):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="runs/distributed-trials")
-    parser.add_argument("--commands", default="train,train-vae,train-denoiser,eval,attack,margins,spectral,upi,latent,audit")
+    parser.add_argument("--commands", default="train,train-vae,train-denoiser,eval,attack,margins,spectral,upi,upi-smoothgrad,explain,align,"
+                        "latent,audit")
     options = parser.parse_args()
     if shutil.which("torchrun") is None:
         sys.exit("torchrun not found: install python3-torch (scripts/setup.sh)")
@@ -255,10 +273,16 @@ def main():
     if code != 0:
         sys.exit(f"training the trials' model failed:\n{output}")
     model = os.path.join(model_folder, "model.pt")
-    failures = consistency(options.work, options.commands.split(","), common, model)
+    denoiser_folder = os.path.join(options.work, "denoiser")
+    code, output, _ = run([ROBUSTLENS, "train-denoiser", "--epochs", "1", "--samples", "512", "--out",
+                           denoiser_folder] + common)
+    if code != 0:
+        sys.exit(f"training the trials' denoiser failed:\n{output}")
+    denoiser = os.path.join(denoiser_folder, "denoiser.pt")
+    failures = consistency(options.work, options.commands.split(","), common, model, denoiser)
     failures += failure_trials(options.work, common, model)
     if robustlens_sees_cuda(options.work, common, model):
-        failures += device_consistency(options.work, options.commands.split(","), common, model)
+        failures += device_consistency(options.work, options.commands.split(","), common, model, denoiser)
     else:
         print("no CUDA device here (or a LibTorch without CUDA): the trials ran on the CPU only")
     for failure in failures:

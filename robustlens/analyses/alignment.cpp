@@ -1,7 +1,7 @@
 #include "robustlens/analyses/alignment.h"
 
 #include "robustlens/analyses/statistics.h"
-#include "robustlens/core/batches.h"
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/explain/map_metrics.h"
 
@@ -151,27 +151,33 @@ AlignmentResult analyse_alignment(Model& model, const Dataset& data, const Score
   options.check();
   RL_CHECK(data.size() > 0, "alignment: dataset '", data.name, "' is empty");
   const std::size_t levels = options.sigmas.size();
-  std::vector<std::vector<at::Tensor>> cosines(levels), ssims(levels);
-  std::vector<at::Tensor> used_labels;
-  for (const auto [start, end] : batches(data.size(), options.batch_size)) {
-    const at::Tensor images = data.images.slice(0, start, end).to(model.device());
-    const at::Tensor labels = options.predicted_label ? at::Tensor() : data.labels.slice(0, start, end);
-    const auto [gradient, y] = alignment_gradient(model, images, labels, options.pairing);
-    used_labels.push_back(y.cpu());
-    const at::Tensor gradient64 = gradient.to(at::kDouble);
-    const at::Tensor normalised_gradient = max_abs_normalise(gradient);
-    for (std::size_t s = 0; s < levels; ++s) {
-      const at::Tensor data_score =
-          paired_score(score, images, y, options.pairing, options.sigmas[s]).to(gradient.device());
-      cosines[s].push_back(map_cosine(gradient64, data_score).cpu());
-      ssims[s].push_back(
-          structural_similarity(normalised_gradient, max_abs_normalise(data_score.to(gradient.scalar_type())), 2.0)
-              .to(at::kDouble)
-              .cpu());
-    }
-    report(progress, {"alignment", end, data.size(), ""});
-  }
-  const at::Tensor labels = at::cat(used_labels);
+  // Each image's numbers are its own: a data-parallel run splits every batch (core/distributed.h). Per batch: the
+  // labels used, then each sigma's cosines, then each sigma's SSIMs.
+  const std::vector<at::Tensor> per_image = distributed::gather_batch_shares(
+      data.size(), options.batch_size,
+      [&](std::int64_t first, std::int64_t last) {
+        const at::Tensor images = data.images.slice(0, first, last).to(model.device());
+        const at::Tensor labels = options.predicted_label ? at::Tensor() : data.labels.slice(0, first, last);
+        const auto [gradient, y] = alignment_gradient(model, images, labels, options.pairing);
+        const at::Tensor gradient64 = gradient.to(at::kDouble);
+        const at::Tensor normalised_gradient = max_abs_normalise(gradient);
+        std::vector<at::Tensor> cosines, ssims;
+        for (std::size_t s = 0; s < levels; ++s) {
+          const at::Tensor data_score =
+              paired_score(score, images, y, options.pairing, options.sigmas[s]).to(gradient.device());
+          cosines.push_back(map_cosine(gradient64, data_score).cpu());
+          ssims.push_back(
+              structural_similarity(normalised_gradient, max_abs_normalise(data_score.to(gradient.scalar_type())), 2.0)
+                  .to(at::kDouble)
+                  .cpu());
+        }
+        std::vector<at::Tensor> columns{y.cpu()};
+        columns.insert(columns.end(), cosines.begin(), cosines.end());
+        columns.insert(columns.end(), ssims.begin(), ssims.end());
+        return columns;
+      },
+      progress, "alignment");
+  const at::Tensor labels = per_image[0];
   AlignmentResult result;
   result.pairing = options.pairing;
   result.summary_sigma = options.summary_sigma;
@@ -179,8 +185,8 @@ AlignmentResult analyse_alignment(Model& model, const Dataset& data, const Score
   for (std::size_t s = 0; s < levels; ++s) {
     AlignmentAtSigma entry;
     entry.sigma = options.sigmas[s];
-    entry.cosine = at::cat(cosines[s]);
-    entry.ssim = at::cat(ssims[s]);
+    entry.cosine = per_image[1 + s];
+    entry.ssim = per_image[1 + levels + s];
     std::tie(entry.mean_cosine, entry.cosine_standard_error) = mean_and_standard_error(entry.cosine);
     std::tie(entry.mean_ssim, entry.ssim_standard_error) = mean_and_standard_error(entry.ssim);
     for (std::int64_t k = 0; k < data.num_classes(); ++k) {

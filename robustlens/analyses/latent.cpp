@@ -3,6 +3,7 @@
 #include "robustlens/analyses/statistics.h"
 #include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/core/batches.h"
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 
 #include <ATen/ATen.h>
@@ -16,67 +17,6 @@ namespace robustlens {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-/// Columns fitted together by EM (bounds its N × columns × 2 temporaries).
-constexpr std::int64_t kColumnsPerFit = 32;
-
-/// log N(x; mean, var) for x N×C and mean, var C (broadcast).
-at::Tensor gaussian_log_density(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& variance) {
-  return -0.5 * ((x - mean).pow(2) / variance + at::log(2 * M_PI * variance));
-}
-
-/// EM on the columns of x (N×C, double), all fitted at once.
-std::vector<TwoGaussians> fit_columns(const at::Tensor& x, std::int64_t max_iterations, double tolerance,
-                                      double regularisation) {
-  const std::int64_t columns = x.size(1);
-  // Two-means from the extremes: a deterministic start that sees unequal modes.
-  at::Tensor low = std::get<0>(x.min(0)), high = std::get<0>(x.max(0));
-  at::Tensor nearer_high;
-  for (int step = 0; step < 50; ++step) {
-    nearer_high = (x - high).abs() < (x - low).abs();
-    const at::Tensor in_high = nearer_high.to(at::kDouble), count_high = in_high.sum(0),
-                     count_low = x.size(0) - count_high;
-    const at::Tensor new_high = at::where(count_high > 0, (x * in_high).sum(0) / count_high.clamp_min(1), high);
-    const at::Tensor new_low = at::where(count_low > 0, (x * (1 - in_high)).sum(0) / count_low.clamp_min(1), low);
-    const bool settled = new_high.equal(high) && new_low.equal(low);
-    high = new_high;
-    low = new_low;
-    if (settled) break;
-  }
-  at::Tensor responsibility_high = nearer_high.to(at::kDouble);
-  at::Tensor mean = at::stack({low, high}), weight, variance;  // 2×C
-  const auto m_step = [&](const at::Tensor& r_high) {
-    const at::Tensor r = at::stack({1 - r_high, r_high});  // 2×N×C
-    const at::Tensor mass = r.sum(1).clamp_min(1e-300);    // 2×C
-    weight = mass / static_cast<double>(x.size(0));
-    mean = (r * x.unsqueeze(0)).sum(1) / mass;
-    variance = (r * (x.unsqueeze(0) - mean.unsqueeze(1)).pow(2)).sum(1) / mass + regularisation;
-  };
-  m_step(responsibility_high);
-  at::Tensor log_likelihood = at::full({columns}, -std::numeric_limits<double>::infinity(), x.options());
-  for (std::int64_t iteration = 0; iteration < max_iterations; ++iteration) {
-    const at::Tensor joint = at::stack({gaussian_log_density(x, mean[0], variance[0]) + at::log(weight[0]),
-                                        gaussian_log_density(x, mean[1], variance[1]) + at::log(weight[1])});
-    const at::Tensor total = at::logsumexp(joint, 0);  // N×C
-    const at::Tensor new_log_likelihood = total.mean(0);
-    const double change = (new_log_likelihood - log_likelihood).abs().max().item<double>();
-    log_likelihood = new_log_likelihood;
-    m_step(at::exp(joint[1] - total));
-    if (change < tolerance) break;
-  }
-  std::vector<TwoGaussians> fits(static_cast<std::size_t>(columns));
-  for (std::int64_t c = 0; c < columns; ++c) {
-    TwoGaussians& fit = fits[static_cast<std::size_t>(c)];
-    const int first = mean[0][c].item<double>() <= mean[1][c].item<double>() ? 0 : 1;
-    for (int k = 0; k < 2; ++k) {
-      const int source = k == 0 ? first : 1 - first;
-      fit.weight[k] = weight[source][c].item<double>();
-      fit.mean[k] = mean[source][c].item<double>();
-      fit.std[k] = std::sqrt(variance[source][c].item<double>());
-    }
-    fit.mean_log_likelihood = log_likelihood[c].item<double>();
-  }
-  return fits;
-}
 
 /// Each distinct label (ascending) with the indices of its rows.
 std::vector<std::pair<std::int64_t, at::Tensor>> rows_by_class(const at::Tensor& labels) {
@@ -89,29 +29,40 @@ std::vector<std::pair<std::int64_t, at::Tensor>> rows_by_class(const at::Tensor&
   return groups;
 }
 
-/// Mean and scatter matrix Σ (x − μ)(x − μ)ᵀ of the rows of x (M×P).
-std::pair<at::Tensor, at::Tensor> mean_and_scatter(const at::Tensor& x) {
-  const at::Tensor mean = x.mean(0), deviations = x - mean;
-  return {mean, deviations.t().mm(deviations)};
+/// Mean and scatter matrix Σ (x − μ)(x − μ)ᵀ of the rows of `all` (M×P, the same on every rank); each rank sums
+/// its share of the rows.
+std::pair<at::Tensor, at::Tensor> mean_and_scatter(const at::Tensor& all) {
+  const at::Tensor x = distributed::share_of_rows(all);
+  at::Tensor sum = x.sum(0);
+  distributed::all_reduce_sum(sum);
+  const at::Tensor mean = sum / static_cast<double>(all.size(0)), deviations = x - mean;
+  at::Tensor scatter = deviations.t().mm(deviations);
+  distributed::all_reduce_sum(scatter);
+  return {mean, scatter};
 }
 
 }  // namespace
 
 LatentPass latent_pass(Model& model, const Dataset& data, std::int64_t batch_size, const std::string& task,
                        const ProgressCallback& progress) {
-  at::NoGradGuard no_grad;
-  std::vector<at::Tensor> logits, latents;
-  for (const auto [start, end] : batches(data.size(), batch_size)) {
-    const at::Tensor images = data.images.slice(0, start, end).to(model.device());
-    auto [batch_logits, batch_latent] = model.forward_with_latent(images);
-    check_logits(batch_logits, end - start, "model '" + model.info().path + "'");
-    RL_CHECK(batch_latent.dim() == 2 && batch_latent.size(0) == end - start, "model '", model.info().path,
-             "': latent() must return N×P for a batch of N=", end - start, ", got ", batch_latent.sizes());
-    logits.push_back(batch_logits.to(at::kCPU, at::kFloat));
-    latents.push_back(batch_latent.to(at::kCPU, at::kFloat));
-    report(progress, {task, end, data.size(), ""});
-  }
-  LatentPass pass{at::cat(logits), at::cat(latents)};
+  // Each image's codes are its own: a data-parallel run splits the images (core/distributed.h).
+  const std::vector<at::Tensor> parts =
+      distributed::shard_rows(data.size(), [&](std::int64_t first, std::int64_t last) {
+        at::NoGradGuard no_grad;
+        std::vector<at::Tensor> logits, latents;
+        for (const auto [start, end] : batches(last - first, batch_size)) {
+          const at::Tensor images = data.images.slice(0, first + start, first + end).to(model.device());
+          auto [batch_logits, batch_latent] = model.forward_with_latent(images);
+          check_logits(batch_logits, end - start, "model '" + model.info().path + "'");
+          RL_CHECK(batch_latent.dim() == 2 && batch_latent.size(0) == end - start, "model '", model.info().path,
+                   "': latent() must return N×P for a batch of N=", end - start, ", got ", batch_latent.sizes());
+          logits.push_back(batch_logits.to(at::kCPU, at::kFloat));
+          latents.push_back(batch_latent.to(at::kCPU, at::kFloat));
+          report(progress, {task, end, last - first, ""});
+        }
+        return std::vector<at::Tensor>{at::cat(logits), at::cat(latents)};
+      });
+  LatentPass pass{parts[0], parts[1]};
   RL_CHECK(at::isfinite(pass.latent).all().item<bool>(), "model '", model.info().path, "' gives non-finite latents on ",
            data.name);
   return pass;
@@ -150,31 +101,6 @@ nlohmann::json LatentOptions::to_json() const {
           {"gmm_iterations", gmm_iterations},
           {"gmm_tolerance", gmm_tolerance},
           {"covariance_regularisation", covariance_regularisation}};
-}
-
-double TwoGaussians::separation() const { return std::abs(mean[1] - mean[0]) / (0.5 * (std[0] + std[1])); }
-
-nlohmann::json TwoGaussians::to_json() const {
-  return {{"weights", {weight[0], weight[1]}},
-          {"means", {mean[0], mean[1]}},
-          {"stds", {std[0], std[1]}},
-          {"separation", separation()},
-          {"mean_log_likelihood", mean_log_likelihood}};
-}
-
-std::vector<TwoGaussians> fit_two_gaussians(const at::Tensor& values, std::int64_t max_iterations, double tolerance,
-                                            double regularisation) {
-  RL_CHECK(values.dim() == 2 && values.size(0) >= 2, "two-Gaussian fit needs N×P values with N >= 2, got ",
-           values.sizes());
-  RL_CHECK(regularisation > 0, "two-Gaussian fit: regularisation must be > 0, got ", regularisation);
-  const at::Tensor x = values.detach().to(at::kCPU, at::kDouble);
-  std::vector<TwoGaussians> fits;
-  for (const auto [start, end] : batches(x.size(1), kColumnsPerFit)) {
-    const std::vector<TwoGaussians> part =
-        fit_columns(x.slice(1, start, end), max_iterations, tolerance, regularisation);
-    fits.insert(fits.end(), part.begin(), part.end());
-  }
-  return fits;
 }
 
 nlohmann::json BinarityResult::to_json() const {

@@ -27,6 +27,7 @@
 #pragma once
 
 #include "robustlens/analyses/statistics.h"
+#include "robustlens/analyses/two_gaussians.h"
 #include "robustlens/attacks/deepfool.h"
 #include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/core/model.h"
@@ -73,19 +74,6 @@ struct LatentOptions {
   nlohmann::json to_json() const;
 };
 
-/// A 1-D mixture of two Gaussians; component 0 has the smaller mean.
-struct TwoGaussians {
-  double weight[2] = {0.5, 0.5}, mean[2] = {0, 0}, std[2] = {1, 1};
-  double mean_log_likelihood = 0;  ///< mean over the values of log p(x)
-  double separation() const;
-  nlohmann::json to_json() const;
-};
-
-/// EM for each column of `values` (N×P) on its own, vectorised over columns;
-/// initialised by 1-D two-means from the column's extremes.
-std::vector<TwoGaussians> fit_two_gaussians(const at::Tensor& values, std::int64_t max_iterations, double tolerance,
-                                            double regularisation);
-
 struct BinarityResult {
   /// One per unit; constant units (no spread to standardise) are left out of the means and counted.
   std::vector<TwoGaussians> units;
@@ -98,7 +86,7 @@ struct BinarityResult {
   nlohmann::json to_json() const;
 };
 
-/// Standardises each column of `latent` and fits two Gaussians to it.
+/// Standardises each column of `latent` and fits two Gaussians to it (the same on every rank: two_gaussians.h).
 BinarityResult latent_binarity(const at::Tensor& latent, const LatentOptions& options);
 
 struct EncodingResult {
@@ -114,6 +102,8 @@ struct CollapseResult {
   std::int64_t classes = 0;
   nlohmann::json to_json() const;
 };
+/// In a data-parallel run (here and in mahalanobis_scores) every rank passes the same latents and sums the class
+/// means and scatter matrices of its share of the rows; they are added up over the ranks (core/distributed.h).
 CollapseResult neural_collapse(const at::Tensor& latent, const at::Tensor& predicted);
 
 /// Mahalanobis distance of each test latent to the Gaussian of its predicted

@@ -104,15 +104,16 @@ double rank_auroc(const at::Tensor& scores, const at::Tensor& positives) {
   return (positive_rank_sum - p * (p + 1) / 2) / (p * static_cast<double>(n_negative));
 }
 
-at::Tensor top_right_singular_vector(const at::Tensor& rows, const at::Generator& generator, std::int64_t iterations,
-                                     double tolerance) {
-  RL_CHECK(rows.dim() == 2 && rows.size(0) >= 1 && rows.size(1) >= 1,
-           "power iteration: need a non-empty n×d matrix, got ", rows.sizes());
+at::Tensor top_right_singular_vector(std::int64_t dims,
+                                     const std::function<at::Tensor(const at::Tensor&)>& gram_product,
+                                     const at::Generator& generator, const at::TensorOptions& options,
+                                     std::int64_t iterations, double tolerance) {
+  RL_CHECK(dims >= 1, "power iteration: need vectors of at least one entry, got ", dims);
   RL_CHECK(iterations >= 1, "power iterations must be >= 1, got ", iterations);
-  at::Tensor v = random_normal({rows.size(1)}, generator, rows.options());
+  at::Tensor v = random_normal({dims}, generator, options);
   v = v / v.norm();
   for (std::int64_t i = 0; i < iterations; ++i) {
-    at::Tensor next = rows.t().mv(rows.mv(v));  // (RᵀR)v without forming RᵀR
+    at::Tensor next = gram_product(v);
     const double norm = next.norm().item<double>();
     if (norm == 0) break;  // v is in the null space: R is zero
     next = next / norm;
@@ -121,6 +122,15 @@ at::Tensor top_right_singular_vector(const at::Tensor& rows, const at::Generator
     if (converged) break;
   }
   return v * v[v.abs().argmax()].sign();
+}
+
+at::Tensor top_right_singular_vector(const at::Tensor& rows, const at::Generator& generator, std::int64_t iterations,
+                                     double tolerance) {
+  RL_CHECK(rows.dim() == 2 && rows.size(0) >= 1 && rows.size(1) >= 1,
+           "power iteration: need a non-empty n×d matrix, got ", rows.sizes());
+  return top_right_singular_vector(
+      rows.size(1), [&](const at::Tensor& v) { return rows.t().mv(rows.mv(v)); }, generator, rows.options(), iterations,
+      tolerance);
 }
 
 }  // namespace robustlens

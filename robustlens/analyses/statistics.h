@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -50,6 +51,12 @@ double rank_auroc(const at::Tensor& scores, const at::Tensor& positives);
 /// random vector drawn from `generator`; stops when the direction moves by less
 /// than `tolerance`.
 at::Tensor top_right_singular_vector(const at::Tensor& rows, const at::Generator& generator,
+                                     std::int64_t iterations = 200, double tolerance = 1e-7);
+/// The same for a matrix known by its product v ↦ RᵀR·v of `dims` entries (e.g. rows spread over processes, whose
+/// products are summed over them), starting from a vector of `options`.
+at::Tensor top_right_singular_vector(std::int64_t dims,
+                                     const std::function<at::Tensor(const at::Tensor&)>& gram_product,
+                                     const at::Generator& generator, const at::TensorOptions& options,
                                      std::int64_t iterations = 200, double tolerance = 1e-7);
 
 }  // namespace robustlens

@@ -1,10 +1,10 @@
 #include "robustlens/analyses/upi.h"
 
 #include "robustlens/analyses/statistics.h"
-#include "robustlens/attacks/minimal_perturbation.h"
 #include "robustlens/attacks/pgd.h"
 #include "robustlens/attacks/universal_perturbation.h"
 #include "robustlens/core/batches.h"
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/random.h"
 #include "robustlens/explain/map_metrics.h"
@@ -13,9 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iterator>
 #include <memory>
-#include <tuple>
 #include <utility>
 
 namespace robustlens {
@@ -139,13 +137,12 @@ at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOp
   const AttackModel attacker(model, options);
   const at::Device device = model.device();
   // Maps without create_graph come back detached (attribute() needs grad mode on).
-  std::vector<at::Tensor> maps;
-  for (const auto [start, end] : batches(attack.size(), options.batch_size)) {
-    const at::Tensor x = attack.images.slice(0, start, end).to(device),
-                     y = attack.labels.slice(0, start, end).to(device);
-    maps.push_back(interpretation_maps(*attacker, x, y, options.attribution, generator));
-  }
-  const at::Tensor clean_maps = at::cat(maps);
+  const at::Tensor clean_maps =
+      distributed::gather_batch_shares(attack.size(), options.batch_size, [&](std::int64_t first, std::int64_t last) {
+        const at::Tensor x = attack.images.slice(0, first, last).to(device),
+                         y = attack.labels.slice(0, first, last).to(device);
+        return std::vector<at::Tensor>{interpretation_maps(*attacker, x, y, options.attribution, generator)};
+      })[0];
   const std::vector<std::int64_t> shape = attack.image_shape();
   // A random start: the dissimilarity's gradient vanishes at delta = 0.
   at::Tensor delta = random_of_norm({1, shape[0], shape[1], shape[2]}, options.start_fraction * eps, device, generator);
@@ -155,12 +152,20 @@ at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOp
     const double step = options.step_fraction * eps / std::sqrt(1.0 + static_cast<double>(pass));
     const at::Tensor order = random_permutation(attack.size(), generator);
     for (const auto [start, end] : batches(attack.size(), options.batch_size)) {
-      const at::Tensor batch = order.slice(0, start, end).to(device);
-      const at::Tensor x = images.index_select(0, batch), y = labels.index_select(0, batch);
-      const at::Tensor d = delta.detach().requires_grad_(true);
-      const at::Tensor maps = interpretation_maps(*attacker, perturb(x, d, options.clip), y, graph, generator);
-      const at::Tensor objective = relative_l2(clean_maps.index_select(0, batch), maps).mean();
-      const at::Tensor gradient = torch::autograd::grad({objective}, {d})[0];
+      // Each rank the gradient of its rows' share of the batch's mean (core/distributed.h), summed over the ranks.
+      const distributed::BatchShare share = distributed::batch_share(end - start);
+      at::Tensor gradient = at::zeros_like(delta);
+      {
+        const distributed::BatchShareScope scope(share);
+        const at::Tensor batch = order.slice(0, start + share.offset, start + share.offset + share.rows).to(device);
+        const at::Tensor x = images.index_select(0, batch), y = labels.index_select(0, batch);
+        const at::Tensor d = delta.detach().requires_grad_(true);
+        const at::Tensor maps = interpretation_maps(*attacker, perturb(x, d, options.clip), y, graph, generator);
+        const at::Tensor objective =
+            relative_l2(clean_maps.index_select(0, batch), maps).sum() / static_cast<double>(share.total);
+        if (share.counts) gradient = torch::autograd::grad({objective}, {d})[0];
+      }
+      distributed::all_reduce_sum(gradient);
       const double norm = gradient.norm().item<double>();
       if (norm > 0) delta = project_to_ball(delta + step * gradient / norm, Norm::l2, eps);
     }
@@ -175,18 +180,30 @@ at::Tensor upi_pca_direction(Model& model, const Dataset& attack, const UpiOptio
   RL_CHECK(attack.size() >= 1, "UPI-PCA: the attack split is empty");
   model.set_training(false);
   const AttackModel attacker(model, options);
+  // Each rank keeps the directions of its rows; the power iteration sums their products over the ranks.
   std::vector<at::Tensor> directions;
-  for (const auto [start, end] : batches(attack.size(), options.batch_size)) {
-    const at::Tensor x = attack.images.slice(0, start, end).to(model.device()),
-                     y = attack.labels.slice(0, start, end).to(model.device());
-    const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution, generator);
-    const at::Tensor moved = x + random_of_norm(x.sizes().vec(), options.pca_noise, x.device(), generator);
-    directions.push_back(
-        unit_rows(map_attack_gradients(*attacker, moved, clean_maps, y, options.attribution, generator)).flatten(1));
-    report(progress, {"UPI-PCA gradients", end, attack.size(), ""});
-  }
+  distributed::for_each_batch_share(
+      attack.size(), options.batch_size,
+      [&](std::int64_t first, std::int64_t last, const distributed::BatchShare& share) {
+        const at::Tensor x = attack.images.slice(0, first, last).to(model.device()),
+                         y = attack.labels.slice(0, first, last).to(model.device());
+        const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution, generator);
+        const at::Tensor moved = x + random_of_norm(x.sizes().vec(), options.pca_noise, x.device(), generator);
+        const at::Tensor rows =
+            unit_rows(map_attack_gradients(*attacker, moved, clean_maps, y, options.attribution, generator));
+        if (share.counts) directions.push_back(rows.flatten(1));
+      },
+      progress, "UPI-PCA gradients");
   const std::vector<std::int64_t> shape = attack.image_shape();
-  return top_right_singular_vector(at::cat(directions), generator, options.power_iterations)
+  const std::int64_t dims = shape[0] * shape[1] * shape[2];
+  const at::Tensor rows =
+      directions.empty() ? at::zeros({0, dims}, attack.images.options().device(model.device())) : at::cat(directions);
+  const auto gram_product = [&](const at::Tensor& v) {
+    at::Tensor product = rows.t().mv(rows.mv(v));  // (RᵀR)v without forming RᵀR
+    distributed::all_reduce_sum(product);
+    return product;
+  };
+  return top_right_singular_vector(dims, gram_product, generator, rows.options(), options.power_iterations)
       .view({shape[0], shape[1], shape[2]});
 }
 
@@ -195,16 +212,17 @@ namespace {
 /// Σ over `images` of the relative L2 change of the map under a universal delta (no other metric).
 double total_dissimilarity(Model& model, const Dataset& images, const at::Tensor& delta, const UpiOptions& options,
                            const at::Generator& generator) {
-  double total = 0;
-  for (const auto [start, end] : batches(images.size(), options.batch_size)) {
-    const at::Tensor x = images.images.slice(0, start, end).to(model.device()),
-                     y = images.labels.slice(0, start, end).to(model.device());
-    const at::Tensor before = interpretation_maps(model, x, y, options.attribution, generator);
-    const at::Tensor after =
-        interpretation_maps(model, perturb(x, delta.unsqueeze(0), options.clip), y, options.attribution, generator);
-    total += relative_l2(before, after).sum().item<double>();
-  }
-  return total;
+  return distributed::sum_batch_shares(
+             images.size(), options.batch_size,
+             [&](std::int64_t first, std::int64_t last) {
+               const at::Tensor x = images.images.slice(0, first, last).to(model.device()),
+                                y = images.labels.slice(0, first, last).to(model.device());
+               const at::Tensor before = interpretation_maps(model, x, y, options.attribution, generator);
+               const at::Tensor after = interpretation_maps(model, perturb(x, delta.unsqueeze(0), options.clip), y,
+                                                            options.attribution, generator);
+               return std::vector<double>{relative_l2(before, after).sum().item<double>()};
+             })
+      .front();
 }
 
 }  // namespace
@@ -224,36 +242,19 @@ at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps,
   model.set_training(false);
   const AttackModel attacker(model, options);
   const double step = 2.5 * eps / static_cast<double>(options.per_image_steps);
-  std::vector<at::Tensor> deltas;
-  for (const auto [start, end] : batches(images.size(), options.batch_size)) {
-    const at::Tensor x = images.images.slice(0, start, end).to(model.device()),
-                     y = images.labels.slice(0, start, end).to(model.device());
-    const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution, generator);
-    at::Tensor delta = random_of_norm(x.sizes().vec(), options.start_fraction * eps, x.device(), generator);
-    for (std::int64_t s = 0; s < options.per_image_steps; ++s) {
-      const at::Tensor gradient = map_attack_gradients(*attacker, perturb(x, delta, options.clip), clean_maps, y,
-                                                       options.attribution, generator);
-      delta = project_to_ball(delta + step * unit_rows(gradient), Norm::l2, eps);
-    }
-    deltas.push_back(delta.detach());
-  }
-  return at::cat(deltas);
-}
-
-nlohmann::json UpiMetrics::to_json() const {
-  nlohmann::json json = {{"dissimilarity", dissimilarity},
-                         {"dissimilarity_unchanged", dissimilarity_unchanged},
-                         {"topk_intersection", topk_intersection},
-                         {"spearman", spearman},
-                         {"fooling_rate", fooling_rate}};
-  if (draws > 1) {
-    json["draws"] = draws;
-    json["spread"] = {{"statistic", "standard deviation over the draws"},
-                      {"dissimilarity", dissimilarity_spread},
-                      {"dissimilarity_unchanged", dissimilarity_unchanged_spread},
-                      {"fooling_rate", fooling_rate_spread}};
-  }
-  return json;
+  return distributed::gather_batch_shares(
+      images.size(), options.batch_size, [&](std::int64_t first, std::int64_t last) {
+        const at::Tensor x = images.images.slice(0, first, last).to(model.device()),
+                         y = images.labels.slice(0, first, last).to(model.device());
+        const at::Tensor clean_maps = interpretation_maps(*attacker, x, y, options.attribution, generator);
+        at::Tensor delta = random_of_norm(x.sizes().vec(), options.start_fraction * eps, x.device(), generator);
+        for (std::int64_t s = 0; s < options.per_image_steps; ++s) {
+          const at::Tensor gradient = map_attack_gradients(*attacker, perturb(x, delta, options.clip), clean_maps, y,
+                                                           options.attribution, generator);
+          delta = project_to_ball(delta + step * unit_rows(gradient), Norm::l2, eps);
+        }
+        return std::vector<at::Tensor>{delta.detach()};
+      })[0];
 }
 
 UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Tensor& delta, const UpiOptions& options,
@@ -264,22 +265,22 @@ UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Te
   model.set_training(false);
   const std::vector<std::int64_t> shape = test.image_shape();
   const std::int64_t k = options.resolved_top_k(shape[1], shape[2]);
-  double dissimilarity = 0, dissimilarity_unchanged = 0, unchanged = 0, topk = 0, spearman = 0;
-  for (const auto [start, end] : batches(test.size(), options.batch_size)) {
-    const at::Tensor x = test.images.slice(0, start, end).to(model.device()),
-                     y = test.labels.slice(0, start, end).to(model.device());
-    const at::Tensor moved = perturb(x, delta_for(delta, start, end).to(x.device()), options.clip);
-    const at::Tensor before = interpretation_maps(model, x, y, options.attribution, generator);
-    const at::Tensor after = interpretation_maps(model, moved, y, options.attribution, generator);
-    at::NoGradGuard no_grad;
-    const at::Tensor change = relative_l2(before, after);
-    const at::Tensor same = model.forward(moved).argmax(1).eq(model.forward(x).argmax(1));
-    dissimilarity += change.sum().item<double>();
-    dissimilarity_unchanged += change.masked_select(same).sum().item<double>();
-    unchanged += same.sum().item<double>();
-    topk += topk_intersection(before, after, k).sum().item<double>();
-    spearman += spearman_correlation(before, after).sum().item<double>();
-  }
+  const std::vector<double> sums =
+      distributed::sum_batch_shares(test.size(), options.batch_size, [&](std::int64_t first, std::int64_t last) {
+        const at::Tensor x = test.images.slice(0, first, last).to(model.device()),
+                         y = test.labels.slice(0, first, last).to(model.device());
+        const at::Tensor moved = perturb(x, delta_for(delta, first, last).to(x.device()), options.clip);
+        const at::Tensor before = interpretation_maps(model, x, y, options.attribution, generator);
+        const at::Tensor after = interpretation_maps(model, moved, y, options.attribution, generator);
+        at::NoGradGuard no_grad;
+        const at::Tensor change = relative_l2(before, after);
+        const at::Tensor same = model.forward(moved).argmax(1).eq(model.forward(x).argmax(1));
+        return std::vector<double>{change.sum().item<double>(), change.masked_select(same).sum().item<double>(),
+                                   same.sum().item<double>(), topk_intersection(before, after, k).sum().item<double>(),
+                                   spearman_correlation(before, after).sum().item<double>()};
+      });
+  const double dissimilarity = sums[0], dissimilarity_unchanged = sums[1], unchanged = sums[2], topk = sums[3],
+               spearman = sums[4];
   const auto n = static_cast<double>(test.size());
   UpiMetrics metrics;
   metrics.dissimilarity = dissimilarity / n;
@@ -288,40 +289,6 @@ UpiMetrics evaluate_perturbation(Model& model, const Dataset& test, const at::Te
   metrics.spearman = spearman / n;
   metrics.fooling_rate = 1 - unchanged / n;
   return metrics;
-}
-
-namespace {
-
-/// Mean and standard deviation (n − 1; 0 for one value) of the finite values; NaN mean when there are none.
-std::pair<double, double> mean_and_spread(const std::vector<double>& values) {
-  std::vector<double> finite;
-  std::copy_if(values.begin(), values.end(), std::back_inserter(finite), [](double v) { return std::isfinite(v); });
-  if (finite.empty()) return {std::nan(""), std::nan("")};
-  double mean = 0;
-  for (const double v : finite) mean += v / static_cast<double>(finite.size());
-  double squares = 0;
-  for (const double v : finite) squares += (v - mean) * (v - mean);
-  return {mean, finite.size() > 1 ? std::sqrt(squares / static_cast<double>(finite.size() - 1)) : 0.0};
-}
-
-}  // namespace
-
-UpiMetrics average_draws(const std::vector<UpiMetrics>& draws) {
-  RL_CHECK(!draws.empty(), "UPI: no draws to average");
-  const auto over = [&](double UpiMetrics::*field) {
-    std::vector<double> values;
-    for (const UpiMetrics& m : draws) values.push_back(m.*field);
-    return mean_and_spread(values);
-  };
-  UpiMetrics mean;
-  std::tie(mean.dissimilarity, mean.dissimilarity_spread) = over(&UpiMetrics::dissimilarity);
-  std::tie(mean.dissimilarity_unchanged, mean.dissimilarity_unchanged_spread) =
-      over(&UpiMetrics::dissimilarity_unchanged);
-  std::tie(mean.fooling_rate, mean.fooling_rate_spread) = over(&UpiMetrics::fooling_rate);
-  mean.topk_intersection = over(&UpiMetrics::topk_intersection).first;
-  mean.spearman = over(&UpiMetrics::spearman).first;
-  mean.draws = static_cast<std::int64_t>(draws.size());
-  return mean;
 }
 
 UpiMetrics random_baseline(Model& model, const Dataset& test, double eps, bool universal, const UpiOptions& options,
@@ -336,49 +303,6 @@ UpiMetrics random_baseline(Model& model, const Dataset& test, double eps, bool u
     draws.push_back(evaluate_perturbation(model, test, delta, options, generator));
   }
   return average_draws(draws);
-}
-
-double resolve_summary_eps(Model& model, const Dataset& correct, const UpiOptions& options, std::string& source,
-                           const ProgressCallback& progress) {
-  if (options.summary_eps > 0) {
-    source = "given";
-    return options.summary_eps;
-  }
-  RL_CHECK(correct.size() >= 1, "UPI: no correctly classified test images to find the minimal perturbations of");
-  model.set_training(false);
-  const at::Tensor images = correct.images.to(model.device()), labels = correct.labels.to(model.device());
-  const MinimalPerturbationResult minimal = minimal_perturbations(
-      model, images, labels,
-      MinimalPerturbationOptions().set_norm(Norm::l2).set_clip(options.clip).set_batch_size(options.batch_size), {},
-      progress);
-  const double median = quartiles(minimal.norms.to(at::kCPU)).median;
-  RL_CHECK(std::isfinite(median) && median > 0, "UPI: the median minimal perturbation of the ", correct.size(),
-           " correctly classified test images is ", median,
-           " (the attack ensemble found none for half of them); give the summary radius in UpiOptions.summary_eps");
-  source = "the median minimal perturbation (attack ensemble: DeepFool, FMN, PGD bisection, long FMN; L2) of the " +
-           std::to_string(correct.size()) + " correctly classified test images";
-  return median;
-}
-
-nlohmann::json UpiResult::to_json() const {
-  nlohmann::json per_eps = nlohmann::json::array();
-  const auto by_name = [](const std::map<std::string, UpiMetrics>& metrics) {
-    nlohmann::json json = nlohmann::json::object();
-    for (const auto& [name, m] : metrics) json[name] = m.to_json();
-    return json;
-  };
-  for (std::size_t e = 0; e < metrics.size(); ++e)
-    per_eps.push_back({{"eps", eps[e]}, {"metrics", by_name(metrics[e])}});
-  return {{"attack_images", attack_images},
-          {"test_images", test_images},
-          {"top_k", top_k},
-          {"per_eps", per_eps},
-          {"summary",
-           {{"eps", summary_eps},
-            {"eps_source", summary_eps_source},
-            {"method", summary_method},
-            {"metrics", by_name(metrics.at(summary_index))}}},
-          {"floor", {{"eps", floor_eps}, {"metrics", by_name(floor)}}}};
 }
 
 UpiResult analyse_upi(Model& model, const Dataset& attack, const Dataset& test, const UpiOptions& options,

@@ -236,19 +236,17 @@ std::vector<double> sum_over_ranks(std::vector<double> values) {
   return std::vector<double>(wire.data_ptr<double>(), wire.data_ptr<double>() + wire.numel());
 }
 
-void broadcast_generator(at::Generator& generator) {
-  if (!active()) return;
-  std::vector<at::Tensor> state{generator.get_state()};
-  run_collective("a broadcast of the random state", [&] { return group().gloo->broadcast(state); });
-  generator.set_state(state[0]);
-}
-
 std::pair<std::int64_t, std::int64_t> row_share(std::int64_t rows) {
   if (!active()) return {0, rows};
   // The first rows % w ranks take one row more: rank 0 always has rows when there are any.
   const std::int64_t w = world_size(), r = rank(), base = rows / w, extra = rows % w;
   const std::int64_t begin = r * base + std::min(r, extra);
   return {begin, begin + base + (r < extra ? 1 : 0)};
+}
+
+at::Tensor share_of_rows(const at::Tensor& all) {
+  const auto [begin, end] = row_share(all.size(0));
+  return all.slice(0, begin, end);
 }
 
 std::vector<at::Tensor> shard_rows(std::int64_t rows,
@@ -296,6 +294,69 @@ std::vector<at::Tensor> shard_batches(std::int64_t rows, std::int64_t batch_size
   std::vector<at::Tensor> local;
   for (const std::vector<at::Tensor>& part : parts) local.push_back(at::cat(part));
   return count < world_size() ? local : gather_each(local);
+}
+
+BatchShare batch_share(std::int64_t total) {
+  if (!active() || total >= world_size()) {
+    const auto [begin, end] = row_share(total);
+    return {begin, end - begin, total, true};
+  }
+  return {0, total, total, is_main_process()};
+}
+
+BatchShareScope::BatchShareScope(const BatchShare& share) {
+  if (share.split()) rows_.emplace(share.offset, share.rows, share.total);
+}
+
+void for_each_batch_share(
+    std::int64_t rows, std::int64_t batch_size,
+    const std::function<void(std::int64_t first, std::int64_t last, const BatchShare& share)>& compute,
+    const ProgressCallback& progress, const std::string& task) {
+  for (const auto [start, end] : batches(rows, batch_size)) {
+    const BatchShare share = batch_share(end - start);
+    {
+      const BatchShareScope scope(share);
+      compute(start + share.offset, start + share.offset + share.rows, share);
+    }
+    report(progress, {task, end, rows, ""});
+  }
+}
+
+std::vector<at::Tensor> gather_batch_shares(
+    std::int64_t rows, std::int64_t batch_size,
+    const std::function<std::vector<at::Tensor>(std::int64_t first, std::int64_t last)>& compute,
+    const ProgressCallback& progress, const std::string& task) {
+  std::vector<std::vector<at::Tensor>> parts;
+  for (const auto [start, end] : batches(rows, batch_size)) {
+    const BatchShare share = batch_share(end - start);
+    std::vector<at::Tensor> local;
+    {
+      const BatchShareScope scope(share);
+      local = compute(start + share.offset, start + share.offset + share.rows);
+    }
+    if (share.split()) local = gather_each(local);  // an unsplit batch is whole on every rank
+    if (parts.empty()) parts.resize(local.size());
+    for (std::size_t i = 0; i < local.size(); ++i) parts[i].push_back(local[i]);
+    report(progress, {task, end, rows, ""});
+  }
+  std::vector<at::Tensor> whole;
+  for (const std::vector<at::Tensor>& part : parts) whole.push_back(at::cat(part));
+  return whole;
+}
+
+std::vector<double> sum_batch_shares(
+    std::int64_t rows, std::int64_t batch_size,
+    const std::function<std::vector<double>(std::int64_t first, std::int64_t last)>& compute) {
+  std::vector<double> sums;
+  for_each_batch_share(rows, batch_size, [&](std::int64_t first, std::int64_t last, const BatchShare& share) {
+    const std::vector<double> part = compute(first, last);
+    if (sums.empty()) sums.assign(part.size(), 0.0);
+    RL_CHECK(part.size() == sums.size(), "sum_batch_shares: a batch returned ", part.size(), " sums, the first ",
+             sums.size());
+    if (!share.counts) return;
+    for (std::size_t i = 0; i < part.size(); ++i) sums[i] += part[i];
+  });
+  return sum_over_ranks(sums);
 }
 
 LocalScope::LocalScope() : previous_(local_only) { local_only = true; }

@@ -10,6 +10,9 @@
 // What is sharded how:
 // - shard_rows: a computation whose rows are independent (an attack's per-sample search) runs on each rank's
 //   contiguous share of the rows, and every rank gets all rows back in order: the same numbers as one process.
+// - batch_share: work done batch by batch (training steps, an analysis's sums) splits each batch's rows, the random
+//   draws being the whole batch's; gradients and sums are then all-reduced (all_reduce_sum, sum_over_ranks), and
+//   rows gathered (gather_shares).
 // - all_reduce_sum: gradients and counts (data-parallel training, reductions over samples).
 // - Only the main process (rank 0) writes files (core/files.h) and commits runs (core/run_folder.h).
 #pragma once
@@ -19,9 +22,12 @@
 
 #include "robustlens/core/error.h"
 #include "robustlens/core/options.h"
+#include "robustlens/core/progress.h"
+#include "robustlens/core/random.h"
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,12 +93,74 @@ void barrier();
 
 /// The sums of `values` over the ranks (counts, loss sums), in double precision.
 std::vector<double> sum_over_ranks(std::vector<double> values);
-/// Gives every rank rank 0's generator state: after work that only some ranks drew for.
-void broadcast_generator(at::Generator& generator);
 
 /// The rows [begin, end) of 0..rows-1 that this rank computes: contiguous, in rank order, sizes differing by at
 /// most one (the first ranks take the extra rows); all of them outside active().
 std::pair<std::int64_t, std::int64_t> row_share(std::int64_t rows);
+
+/// This rank's share (row_share) of the rows of `all`, a tensor every rank holds alike: for sums over rows that
+/// all_reduce_sum then adds up over the ranks. All of it outside active().
+at::Tensor share_of_rows(const at::Tensor& all);
+
+/// While it lives, this thread works as a world of one (no collectives): for work every rank repeats alike.
+class LocalScope {
+ public:
+  LocalScope();
+  ~LocalScope();
+  LocalScope(const LocalScope&) = delete;
+  LocalScope& operator=(const LocalScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+/// This rank's rows [offset, offset + rows) of one batch of `total` rows, for work split row by row inside every
+/// batch (data-parallel training, an analysis's sums over a dataset): contiguous, in rank order. A batch of fewer
+/// rows than ranks is computed whole by every rank (so that their random streams stay in step) and counts on rank 0
+/// alone. One process: the whole batch, counted.
+struct BatchShare {
+  std::int64_t offset = 0, rows = 0, total = 0;
+  bool counts = true;  ///< whether this rank's results of the batch enter sums and gathers
+  /// Whether other ranks compute the batch's other rows.
+  bool split() const { return rows < total; }
+  /// The factor of this rank's sum over its rows in the whole batch's mean: 1/total where it counts, else 0.
+  double weight() const { return counts ? 1.0 / static_cast<double>(total) : 0.0; }
+};
+BatchShare batch_share(std::int64_t total);
+
+/// While it lives, this thread computes `share` of its batch: as a world of one, with the random draws of the whole
+/// batch narrowed to the share's rows (RowShareScope in core/random.h). Nothing changes for an unsplit batch.
+class BatchShareScope {
+ public:
+  explicit BatchShareScope(const BatchShare& share);
+  BatchShareScope(const BatchShareScope&) = delete;
+  BatchShareScope& operator=(const BatchShareScope&) = delete;
+
+ private:
+  LocalScope alone_;
+  std::optional<RowShareScope> rows_;
+};
+
+/// Walks the batches of rows 0..rows-1 in order and runs `compute(first, last, share)` on this rank's rows
+/// [first, last) of each, inside its BatchShareScope: the whole batch [start, end) in one process. After each
+/// batch, `progress` hears of `task`'s rows done.
+void for_each_batch_share(
+    std::int64_t rows, std::int64_t batch_size,
+    const std::function<void(std::int64_t first, std::int64_t last, const BatchShare& share)>& compute,
+    const ProgressCallback& progress = {}, const std::string& task = "");
+
+/// for_each_batch_share for `compute` returning per-row tensors (rows first): each tensor with every batch's rows,
+/// gathered from the ranks in order, on every rank.
+std::vector<at::Tensor> gather_batch_shares(
+    std::int64_t rows, std::int64_t batch_size,
+    const std::function<std::vector<at::Tensor>(std::int64_t first, std::int64_t last)>& compute,
+    const ProgressCallback& progress = {}, const std::string& task = "");
+
+/// for_each_batch_share for `compute` returning sums over its rows: the sums over all rows (the counted shares',
+/// batch by batch in double, then over the ranks), on every rank; empty for no rows.
+std::vector<double> sum_batch_shares(
+    std::int64_t rows, std::int64_t batch_size,
+    const std::function<std::vector<double>(std::int64_t first, std::int64_t last)>& compute);
 
 /// Runs `compute(begin, end)` on this rank's share of rows 0..rows-1 and returns each tensor it returns (rows
 /// first) with every rank's rows in order, on the device of this rank's. Inside `compute` the world is this
@@ -107,17 +175,5 @@ std::vector<at::Tensor> shard_rows(std::int64_t rows,
 std::vector<at::Tensor> shard_batches(std::int64_t rows, std::int64_t batch_size,
                                       const std::function<std::vector<at::Tensor>(std::int64_t, std::int64_t)>& compute,
                                       const std::function<void(std::int64_t, std::int64_t)>& skip);
-
-/// While it lives, this thread works as a world of one (no collectives): for work every rank repeats alike.
-class LocalScope {
- public:
-  LocalScope();
-  ~LocalScope();
-  LocalScope(const LocalScope&) = delete;
-  LocalScope& operator=(const LocalScope&) = delete;
-
- private:
-  bool previous_;
-};
 
 }  // namespace robustlens::distributed

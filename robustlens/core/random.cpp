@@ -32,11 +32,13 @@ RowShareScope::~RowShareScope() { current_share = previous_; }
 at::Tensor draw_for_share(at::IntArrayRef shape, const std::function<at::Tensor(at::IntArrayRef)>& draw) {
   const RowShareScope* share = current_share;
   if (share == nullptr) return draw(shape);
-  RL_CHECK(!shape.empty() && shape[0] == share->rows_, "a random draw of shape ", shape, " inside a share of ",
+  RL_CHECK(!shape.empty() && shape[0] % share->rows_ == 0, "a random draw of shape ", shape, " inside a share of ",
            share->rows_, " rows of a batch of ", share->total_, ": only per-row draws can be split across processes");
+  // k draws per row, each row's consecutive (the rows' copies of repeat_interleave, e.g. SmoothGrad's).
+  const std::int64_t per_row = shape[0] / share->rows_;
   std::vector<std::int64_t> whole = shape.vec();
-  whole[0] = share->total_;
-  return draw(whole).narrow(0, share->offset_, share->rows_);
+  whole[0] = share->total_ * per_row;
+  return draw(whole).narrow(0, share->offset_ * per_row, shape[0]);
 }
 
 at::Tensor random_normal(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options) {

@@ -27,7 +27,8 @@ at::Tensor random_uniform(at::IntArrayRef shape, const at::Generator& generator,
 /// While it lives, this thread's process computes rows [offset, offset + rows) of a batch of `total` rows (its
 /// share in data-parallel training, core/distributed.h): random_normal and random_uniform then draw for the whole
 /// batch and keep the share's rows, so that each row gets the numbers it would get in one process, and every
-/// rank's generator advances alike. A draw whose first dimension is not the share's rows is an Error.
+/// rank's generator advances alike. A draw of k·rows rows is k draws per row, each row's consecutive (the copies
+/// of repeat_interleave); a draw whose first dimension is not a multiple of the share's rows is an Error.
 class RowShareScope {
  public:
   RowShareScope(std::int64_t offset, std::int64_t rows, std::int64_t total);

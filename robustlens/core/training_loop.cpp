@@ -22,22 +22,12 @@ namespace {
 constexpr const char* kStateKey = "trainer_state";
 constexpr const char* kOptimizerKey = "optimizer";
 
-/// This process's rows of a batch of `total` (core/distributed.h): all of them in one process.
-struct BatchShare {
-  std::int64_t offset = 0, rows = 0, total = 0;
-};
-
-BatchShare share_of_batch(std::int64_t total) {
-  const auto [begin, end] = distributed::row_share(total);
-  return {begin, end - begin, total};
-}
-
 /// Accumulates the gradient of the batch's mean loss over all its rows, of which this process computes its share,
 /// and returns that mean loss. Each process weights its share's mean by its share of the rows, so the sum of the
-/// gradients over the processes is the whole batch's; random draws are the whole batch's (RowShareScope), so every
+/// gradients over the processes is the whole batch's; random draws are the whole batch's (BatchShareScope), so every
 /// row gets the numbers it gets in one process.
 double batch_gradients(TrainingTask& task, torch::optim::Optimizer& optimizer, const TrainingBatch& batch,
-                       const BatchShare& share, at::Generator& generator) {
+                       const distributed::BatchShare& share, at::Generator& generator) {
   if (!distributed::active()) {
     const at::Tensor loss = task.batch_loss(batch, generator);
     const double value = loss.item<double>();
@@ -45,12 +35,13 @@ double batch_gradients(TrainingTask& task, torch::optim::Optimizer& optimizer, c
     return value;
   }
   double share_loss_sum = 0;
-  if (share.rows > 0) {
-    const distributed::LocalScope alone;
-    const RowShareScope rows(share.offset, share.rows, share.total);
-    const at::Tensor loss = task.batch_loss(batch, generator);
-    share_loss_sum = loss.item<double>() * static_cast<double>(share.rows);
-    if (std::isfinite(share_loss_sum)) (loss * (static_cast<double>(share.rows) / share.total)).backward();
+  {
+    const distributed::BatchShareScope scope(share);
+    const at::Tensor loss = task.batch_loss(batch, generator);  // every rank draws, counted or not
+    if (share.counts) {
+      share_loss_sum = loss.item<double>() * static_cast<double>(share.rows);
+      if (std::isfinite(share_loss_sum)) (loss * (static_cast<double>(share.rows) / share.total)).backward();
+    }
   }
   std::vector<at::Tensor> gradients;
   for (auto& group : optimizer.param_groups()) {
@@ -60,10 +51,7 @@ double batch_gradients(TrainingTask& task, torch::optim::Optimizer& optimizer, c
     }
   }
   distributed::all_reduce_sum(gradients);
-  const double loss_sum = distributed::sum_over_ranks({share_loss_sum}).front();
-  // A process without rows drew nothing: it takes the generator's state from one that did (rank 0 always has rows).
-  if (share.total < distributed::world_size()) distributed::broadcast_generator(generator);
-  return loss_sum / static_cast<double>(share.total);
+  return distributed::sum_over_ranks({share_loss_sum}).front() / static_cast<double>(share.total);
 }
 
 void save_checkpoint(TrainingTask& task, torch::optim::Optimizer& optimizer, const TrainingLoopOptions& options,
@@ -159,9 +147,13 @@ TrainingLog run_training(TrainingTask& task, torch::optim::Optimizer& optimizer,
     for (std::int64_t step = 0; step < steps_per_epoch; ++step) {
       const std::int64_t begin = step * options.batch_size;
       const std::int64_t end = std::min(begin + options.batch_size, samples);
-      const BatchShare share = share_of_batch(end - begin);
-      const TrainingBatch batch{epoch, step, steps_per_epoch, options.epochs,
-                                order.slice(0, begin + share.offset, begin + share.offset + share.rows)};
+      const distributed::BatchShare share = distributed::batch_share(end - begin);
+      const TrainingBatch batch{epoch,
+                                step,
+                                steps_per_epoch,
+                                options.epochs,
+                                order.slice(0, begin + share.offset, begin + share.offset + share.rows),
+                                share.counts};
       task.set_learning_rate(optimizer, batch);
       optimizer.zero_grad();
       const double value = batch_gradients(task, optimizer, batch, share, generator);

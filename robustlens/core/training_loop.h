@@ -87,8 +87,11 @@ struct TrainingBatch {
   std::int64_t step = 0;   ///< 0-based, within the epoch
   std::int64_t steps_per_epoch = 0;
   std::int64_t epochs = 0;
-  /// The samples' indices (CPU, int64).
+  /// The samples' indices (CPU, int64): this process's share of the batch (core/distributed.h).
   at::Tensor index;
+  /// Whether this process's rows enter the epoch's statistics: false where a batch smaller than the world is
+  /// computed whole by every rank and counted by rank 0 alone.
+  bool counts = true;
   /// The step within the whole run and the run's length, for learning-rate schedules.
   std::int64_t run_step() const { return epoch * steps_per_epoch + step; }
   std::int64_t run_steps() const { return epochs * steps_per_epoch; }

@@ -240,9 +240,11 @@ class VaeTask final : public TypedTrainingTask<VaeEpochRecord> {
     const at::Tensor images = train_.images.index_select(0, batch.index);
     const std::int64_t count = images.size(0);
     const VaeLoss loss = vae_.loss(images, random_normal({count, vae_.spec().latent_dim}, generator));
-    reconstruction_sum_ += loss.reconstruction.item<double>() * static_cast<double>(count);
-    kl_sum_ += loss.kl.item<double>() * static_cast<double>(count);
-    seen_ += count;
+    if (batch.counts) {
+      reconstruction_sum_ += loss.reconstruction.item<double>() * static_cast<double>(count);
+      kl_sum_ += loss.kl.item<double>() * static_cast<double>(count);
+      seen_ += count;
+    }
     return loss.total(options_.beta);
   }
 

@@ -89,8 +89,10 @@ class ClassifierTask final : public TypedTrainingTask<EpochRecord> {
     // Transformed images are not pixels in [0,1]: the PGD objectives must not clip them to it.
     const BatchLoss loss = objective_loss(model_, images, labels, options_.objective, generator, latent_gamma_,
                                           options_.transform == "none");
-    correct_ += loss.logits.argmax(1).eq(labels).sum().item<std::int64_t>();
-    seen_ += images.size(0);
+    if (batch.counts) {
+      correct_ += loss.logits.argmax(1).eq(labels).sum().item<std::int64_t>();
+      seen_ += images.size(0);
+    }
     return loss.loss;
   }
 

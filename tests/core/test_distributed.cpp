@@ -29,6 +29,29 @@ TEST(Distributed, WithoutTorchrunTheWorldIsThisProcess) {
   EXPECT_TRUE(at::equal(rows.front(), at::arange(5)));
 }
 
+TEST(Distributed, OneProcessComputesEveryBatchWholeAndCountsIt) {
+  const distributed::BatchShare share = distributed::batch_share(5);
+  EXPECT_EQ(share.offset, 0);
+  EXPECT_EQ(share.rows, 5);
+  EXPECT_TRUE(share.counts);
+  EXPECT_FALSE(share.split());
+  EXPECT_DOUBLE_EQ(share.weight(), 0.2);
+  std::vector<std::pair<std::int64_t, std::int64_t>> seen;
+  distributed::for_each_batch_share(7, 3, [&](std::int64_t first, std::int64_t last, const distributed::BatchShare&) {
+    seen.emplace_back(first, last);
+  });
+  EXPECT_EQ(seen, (std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 3}, {3, 6}, {6, 7}}));
+  const auto rows = distributed::gather_batch_shares(7, 3, [](std::int64_t first, std::int64_t last) {
+    return std::vector<at::Tensor>{at::arange(first, last), at::arange(first, last) * 2};
+  });
+  EXPECT_TRUE(at::equal(rows[0], at::arange(7)));
+  EXPECT_TRUE(at::equal(rows[1], at::arange(7) * 2));
+  const std::vector<double> sums = distributed::sum_batch_shares(7, 3, [](std::int64_t first, std::int64_t last) {
+    return std::vector<double>{static_cast<double>(last - first), at::arange(first, last).sum().item<double>()};
+  });
+  EXPECT_EQ(sums, (std::vector<double>{7, 21}));
+}
+
 TEST(Distributed, AnErrorInAStepOfOneProcessIsItsOwn) {
   EXPECT_THROW(distributed::agree("a step", [] { throw Error("bad file"); }), Error);
 }

@@ -38,10 +38,13 @@ TEST(Random, AShareOfABatchDrawsItsRowsOfTheWholeBatchsDraw) {
   // What makes data-parallel training draw what one process draws (core/distributed.h): rows 3..6 of 10.
   at::Generator whole = make_generator(5), split = make_generator(5);
   const at::Tensor normal = random_normal({10, 2, 3}, whole), uniform = random_uniform({10}, whole, at::kDouble);
+  // Three draws per row, each row's consecutive (SmoothGrad's noise of repeat_interleave's copies).
+  const at::Tensor copies = random_normal({30, 2}, whole);
   {
     const RowShareScope share(3, 4, 10);
     EXPECT_TRUE(at::equal(random_normal({4, 2, 3}, split), normal.narrow(0, 3, 4)));
     EXPECT_TRUE(at::equal(random_uniform({4}, split, at::kDouble), uniform.narrow(0, 3, 4)));
+    EXPECT_TRUE(at::equal(random_normal({12, 2}, split), copies.narrow(0, 9, 12)));
     // A draw that is not per row cannot be split: refused, not silently different from one process.
     EXPECT_THROW(random_normal({5}, split), Error);
   }

@@ -5,7 +5,7 @@
 #include "common.h"
 #include "report_sections.h"
 
-#include "robustlens/core/batches.h"
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/parsing.h"
@@ -49,14 +49,15 @@ void run_explain(ExplainCommand command) {
 
   const ProgressCallback progress = terminal_progress();
   const at::Generator generator = make_generator(common.seed);  // SmoothGrad's noise
-  std::vector<at::Tensor> raw_chunks;
-  for (const auto [start, end] : batches(data.size(), common.batch_size)) {
-    raw_chunks.push_back(attribute(model, data.images.slice(0, start, end).to(run.device),
-                                   targets.slice(0, start, end).to(run.device), options, generator)
-                             .to(at::kCPU));
-    report(progress, {to_string(options.method), end, data.size(), ""});
-  }
-  const at::Tensor raw = at::cat(raw_chunks);
+  // Each image's map is its own: a data-parallel run splits every batch (core/distributed.h).
+  const at::Tensor raw = distributed::gather_batch_shares(
+      data.size(), common.batch_size,
+      [&](std::int64_t first, std::int64_t last) {
+        return std::vector<at::Tensor>{attribute(model, data.images.slice(0, first, last).to(run.device),
+                                                 targets.slice(0, first, last).to(run.device), options, generator)
+                                           .to(at::kCPU)};
+      },
+      progress, to_string(options.method))[0];
   const at::Tensor maps = normalise_maps(raw);
 
   const std::filesystem::path out(common.out);
