@@ -105,7 +105,7 @@ def weight_difference(model_one, model_two):
     return max((one[k] - two[k]).abs().max().item() for k in one) / largest
 
 
-def commands(model, common, denoiser):
+def commands(model, common, denoiser, distractor_model):
     """{name: (arguments, result files)}: small runs of each command."""
     return {
         # 641 samples: each epoch ends with a batch of one row, which every rank computes and rank 0 alone counts.
@@ -127,6 +127,13 @@ def commands(model, common, denoiser):
                      "--noise-samples", "3"] + common, ["explain.json", "maps.pt"]),
         "align": (["align", "--model", model, "--denoiser", denoiser, "--samples", "21", "--batch-size", "8",
                    "--sigmas", "0.1,0.5", "--summary-sigma", "0.5"] + common, ["alignment.json"]),
+        # Local PCA tangent spaces; the distractor measures (noise drawn along region x draw x image) on data whose
+        # item half is known, with a model trained on it.
+        "manifold": (["manifold", "--model", model, "--samples", "21", "--batch-size", "8", "--pca-neighbours", "12",
+                      "--pca-dim", "3", "--eps", "0.5,2", "--draws", "2"] + common, ["manifold.json"]),
+        "manifold-distractor": (["manifold", "--model", distractor_model, "--samples", "21", "--batch-size", "8",
+                                 "--noise-levels", "0,0.3,1", "--noise-draws", "2"] + distractor(common),
+                                ["manifold.json"]),
         "latent": (["latent", "--model", model, "--samples", "200", "--train-samples", "600",
                     "--deepfool-samples", "20"] + common, ["latent.json"]),
         # A few steps only: Adam turns rounding differences into diverging weights after some ten steps (8 steps
@@ -137,9 +144,15 @@ def commands(model, common, denoiser):
     }
 
 
-def consistency(work, names, common, model, denoiser):
+def distractor(common):
+    """The common options with the data as distractor composites (manifold's distractor measures)."""
+    data = common.index("--data") + 1
+    return common[:data] + ["distractor:" + common[data]] + common[data + 1:]
+
+
+def consistency(work, names, common, table_arguments):
     failures = []
-    table = commands(model, common, denoiser)
+    table = commands(*table_arguments)
     for name in names:
         arguments, results = table[name]
         one, two = os.path.join(work, name + "-1"), os.path.join(work, name + "-2")
@@ -232,13 +245,14 @@ def robustlens_sees_cuda(work, common, model):
     return code == 0
 
 
-def device_consistency(work, names, common, model, denoiser):
+def device_consistency(work, names, common, table_arguments):
     """Each command on the GPU against the CPU: within a relative 1e-3 (other kernels, other rounding)."""
     global RELATIVE
     failures, cpu_tolerance = [], RELATIVE
     RELATIVE = 1e-3
     on_gpu = [a if a != "cpu" else "cuda" for a in common]
-    table, gpu_table = commands(model, common, denoiser), commands(model, on_gpu, denoiser)
+    model, _, denoiser, distractor_model = table_arguments
+    table, gpu_table = commands(*table_arguments), commands(model, on_gpu, denoiser, distractor_model)
     for name in names:
         (arguments, results), (gpu_arguments, _) = table[name], gpu_table[name]
         one, gpu = os.path.join(work, name + "-1"), os.path.join(work, name + "-cuda")
@@ -260,7 +274,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="runs/distributed-trials")
     parser.add_argument("--commands", default="train,train-vae,train-denoiser,eval,attack,margins,spectral,upi,upi-smoothgrad,explain,align,"
-                        "latent,audit")
+                        "manifold,manifold-distractor,latent,audit")
     options = parser.parse_args()
     if shutil.which("torchrun") is None:
         sys.exit("torchrun not found: install python3-torch (scripts/setup.sh)")
@@ -279,10 +293,16 @@ def main():
     if code != 0:
         sys.exit(f"training the trials' denoiser failed:\n{output}")
     denoiser = os.path.join(denoiser_folder, "denoiser.pt")
-    failures = consistency(options.work, options.commands.split(","), common, model, denoiser)
+    distractor_folder = os.path.join(options.work, "distractor-model")
+    code, output, _ = run([ROBUSTLENS, "train", "--arch", "lenet", "--epochs", "1", "--samples", "600", "--out",
+                           distractor_folder] + distractor(common))
+    if code != 0:
+        sys.exit(f"training the trials' distractor model failed:\n{output}")
+    table_arguments = (model, common, denoiser, os.path.join(distractor_folder, "model.pt"))
+    failures = consistency(options.work, options.commands.split(","), common, table_arguments)
     failures += failure_trials(options.work, common, model)
     if robustlens_sees_cuda(options.work, common, model):
-        failures += device_consistency(options.work, options.commands.split(","), common, model, denoiser)
+        failures += device_consistency(options.work, options.commands.split(","), common, table_arguments)
     else:
         print("no CUDA device here (or a LibTorch without CUDA): the trials ran on the CPU only")
     for failure in failures:

@@ -1,12 +1,10 @@
 #include "robustlens/analyses/manifold.h"
 
-#include "robustlens/core/batches.h"
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/random.h"
 #include "robustlens/explain/attributions.h"
 
-#include <ATen/ops/cdist.h>
-#include <ATen/ops/linalg_svd.h>
 #include <torch/autograd.h>
 
 #include <cmath>
@@ -26,6 +24,18 @@ class CurveAccumulator {
     sum_[point] += v.sum().item<double>();
     sum_squares_[point] += v.pow(2).sum().item<double>();
     if (point == 0) count_ += v.size(0);
+  }
+
+  /// Adds every rank's sums up (core/distributed.h): each rank added its share of the images.
+  void add_up_over_ranks() {
+    std::vector<double> sums = sum_;
+    sums.insert(sums.end(), sum_squares_.begin(), sum_squares_.end());
+    sums.push_back(static_cast<double>(count_));
+    sums = distributed::sum_over_ranks(sums);
+    const auto points = static_cast<std::ptrdiff_t>(sum_.size());
+    sum_.assign(sums.begin(), sums.begin() + points);
+    sum_squares_.assign(sums.begin() + points, sums.begin() + 2 * points);
+    count_ = static_cast<std::int64_t>(sums.back());
   }
 
   MeanCurve curve() const {
@@ -68,6 +78,10 @@ class FirstOrderAccumulator {
     const at::Tensor along = projected.pow(2).sum(1), all = gradient.pow(2).sum(1);
     on_.add(0, along / dim);
     off_.add(0, (all - along).clamp_min(0) / (total_dim - dim));
+  }
+  void add_up_over_ranks() {
+    on_.add_up_over_ranks();
+    off_.add_up_over_ranks();
   }
   FirstOrderSensitivity result() const {
     const MeanCurve on = on_.curve(), off = off_.curve();
@@ -155,6 +169,29 @@ nlohmann::json DistractorResult::to_json() const {
           {"images", images}};
 }
 
+namespace {
+
+/// The distractor measures' running sums over the images of a pass.
+struct DistractorSums {
+  explicit DistractorSums(std::size_t levels) : item(levels), distractor(levels), whole(levels) {}
+  CurveAccumulator item, distractor, whole;
+  double share_sum = 0;
+  std::int64_t share_count = 0;
+  FirstOrderAccumulator first_order;
+
+  void add_up_over_ranks() {
+    item.add_up_over_ranks();
+    distractor.add_up_over_ranks();
+    whole.add_up_over_ranks();
+    first_order.add_up_over_ranks();
+    const std::vector<double> shares = distributed::sum_over_ranks({share_sum, static_cast<double>(share_count)});
+    share_sum = shares[0];
+    share_count = static_cast<std::int64_t>(shares[1]);
+  }
+};
+
+}  // namespace
+
 DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data, const DistractorOptions& options,
                                                const at::Generator& generator, const ProgressCallback& progress) {
   options.check();
@@ -163,43 +200,49 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
            "distractor:SPEC); '",
            data.name, "' has no signal mask");
   const std::size_t levels = options.noise_levels.size();
-  CurveAccumulator item(levels), distractor(levels), whole(levels);
-  double share_sum = 0;
-  std::int64_t share_count = 0;
-  FirstOrderAccumulator first_order;
+  DistractorSums counted(levels);
   const at::Device device = model.device();
-  for (const auto [start, end] : batches(data.size(), options.batch_size)) {
-    const std::int64_t n = end - start;
-    const at::Tensor images = data.images.slice(0, start, end).to(device);
-    const at::Tensor mask = data.signal_mask.slice(0, start, end).to(device).expand_as(images);
+  // Each image's measures are its own: a data-parallel run splits every batch (core/distributed.h) and adds the
+  // sums up; a batch that every rank computes whole counts on rank 0 alone.
+  distributed::for_each_batch_share(
+      data.size(), options.batch_size,
+      [&](std::int64_t first, std::int64_t last, const distributed::BatchShare& share) {
+        DistractorSums uncounted(levels);
+        DistractorSums& sums = share.counts ? counted : uncounted;
+        const std::int64_t n = last - first;
+        const at::Tensor images = data.images.slice(0, first, last).to(device);
+        const at::Tensor mask = data.signal_mask.slice(0, first, last).to(device).expand_as(images);
 
-    const auto [gradient, log_probability_gradient] = predicted_class_gradients(model, images);
-    const at::Tensor total = gradient.pow(2).flatten(1).sum(1), on_item = (gradient * mask).pow(2).flatten(1).sum(1);
-    const at::Tensor nonzero = total > 0;
-    share_sum += (on_item / total.clamp_min(1e-30)).masked_select(nonzero).sum().item<double>();
-    share_count += nonzero.sum().item<std::int64_t>();
-    const at::Tensor flat_mask = mask.flatten(1).to(at::kDouble);
-    first_order.add(log_probability_gradient, log_probability_gradient * flat_mask, flat_mask.sum(1),
-                    flat_mask.size(1));
+        const auto [gradient, log_probability_gradient] = predicted_class_gradients(model, images);
+        const at::Tensor total = gradient.pow(2).flatten(1).sum(1),
+                         on_item = (gradient * mask).pow(2).flatten(1).sum(1);
+        const at::Tensor nonzero = total > 0;
+        sums.share_sum += (on_item / total.clamp_min(1e-30)).masked_select(nonzero).sum().item<double>();
+        sums.share_count += nonzero.sum().item<std::int64_t>();
+        const at::Tensor flat_mask = mask.flatten(1).to(at::kDouble);
+        sums.first_order.add(log_probability_gradient, log_probability_gradient * flat_mask, flat_mask.sum(1),
+                             flat_mask.size(1));
 
-    at::NoGradGuard no_grad;
-    const at::Tensor clean_logits = model.forward(images);
-    // Rows: region (item, glyph, whole) × draw × image.
-    const at::Tensor regions = at::stack({mask, 1 - mask, at::ones_like(mask)}).unsqueeze(1);
-    const at::Tensor reference = clean_logits.repeat({3 * options.draws, 1});
-    for (std::size_t l = 0; l < levels; ++l) {
-      const at::Tensor noise =
-          options.noise_levels[l] * random_normal({3, options.draws, n, images.size(1), images.size(2), images.size(3)},
-                                                  generator, images.options());
-      const at::Tensor perturbed = (images + noise * regions).flatten(0, 2);
-      const at::Tensor change =
-          softmax_l1_change(model.forward(perturbed), reference).view({3, options.draws, n}).mean(1);
-      item.add(l, change[0]);
-      distractor.add(l, change[1]);
-      whole.add(l, change[2]);
-    }
-    report(progress, {"distractor noise", end, data.size(), ""});
-  }
+        at::NoGradGuard no_grad;
+        const at::Tensor clean_logits = model.forward(images);
+        // Rows: region (item, glyph, whole) × draw × image.
+        const at::Tensor regions = at::stack({mask, 1 - mask, at::ones_like(mask)}).unsqueeze(1);
+        const at::Tensor reference = clean_logits.repeat({3 * options.draws, 1});
+        for (std::size_t l = 0; l < levels; ++l) {
+          const at::Tensor noise = options.noise_levels[l] *
+                                   random_normal({3, options.draws, n, images.size(1), images.size(2), images.size(3)},
+                                                 generator, images.options(), /*row_dim=*/2);
+          const at::Tensor perturbed = (images + noise * regions).flatten(0, 2);
+          const at::Tensor change =
+              softmax_l1_change(model.forward(perturbed), reference).view({3, options.draws, n}).mean(1);
+          sums.item.add(l, change[0]);
+          sums.distractor.add(l, change[1]);
+          sums.whole.add(l, change[2]);
+        }
+      },
+      progress, "distractor noise");
+  counted.add_up_over_ranks();
+  const auto& [item, distractor, whole, share_sum, share_count, first_order] = counted;
   DistractorResult result;
   result.noise_levels = options.noise_levels;
   result.item_half = item.curve();
@@ -218,50 +261,6 @@ DistractorResult analyse_distractor_robustness(Model& model, const Dataset& data
   result.first_order = first_order.result();
   result.images = data.size();
   return result;
-}
-
-at::Tensor local_pca_basis(const at::Tensor& images, const at::Tensor& labels, const Dataset& reference,
-                           std::int64_t neighbours, std::int64_t k) {
-  RL_CHECK(k >= 1 && neighbours > k, "local PCA needs 1 <= k < neighbours, got k ", k, " and ", neighbours,
-           " neighbours");
-  RL_CHECK(images.dim() == 4 && images.sizes().slice(1) == reference.images.sizes().slice(1), "local PCA: images ",
-           images.sizes(), " do not match the reference images ", reference.images.sizes());
-  const std::int64_t n = images.size(0), dim = images[0].numel();
-  RL_CHECK(k <= dim, "local PCA: k (", k, ") exceeds the ", dim, " pixels of an image");
-  if (n > 0) {
-    const std::int64_t low = labels.min().item<std::int64_t>(), high = labels.max().item<std::int64_t>();
-    RL_CHECK(low >= 0 && high < reference.num_classes(), "local PCA: labels must lie in [0, ",
-             reference.num_classes() - 1, "] (the reference's classes), got [", low, ", ", high, "]");
-  }
-  at::Tensor basis = at::empty({n, dim, k}, images.options());
-  const at::Tensor flat = images.flatten(1);
-  const at::Tensor reference_flat = reference.images.flatten(1).to(images.device());
-  const at::Tensor reference_labels = reference.labels.to(images.device());
-  const at::Tensor query_labels = labels.to(images.device());
-  for (std::int64_t c = 0; c < reference.num_classes(); ++c) {
-    const at::Tensor queries = (query_labels == c).nonzero().flatten();
-    if (queries.numel() == 0) continue;
-    const at::Tensor members = reference_flat.index_select(0, (reference_labels == c).nonzero().flatten());
-    RL_CHECK(members.size(0) >= neighbours, "local PCA: class ", c, " has ", members.size(0),
-             " reference images, fewer than the ", neighbours, " neighbours asked for");
-    const at::Tensor nearest =
-        std::get<1>(at::cdist(flat.index_select(0, queries), members).topk(neighbours, 1, false));
-    const at::Tensor patches = members.index_select(0, nearest.flatten()).view({queries.size(0), neighbours, dim});
-    const at::Tensor centred = patches - patches.mean(1, true);
-    // Rows of Vh are the principal directions, by decreasing singular value.
-    const at::Tensor directions = std::get<2>(at::linalg_svd(centred, false)).slice(1, 0, k);
-    basis.index_copy_(0, queries, directions.transpose(1, 2));
-  }
-  return basis;
-}
-
-double subspace_agreement(const at::Tensor& basis_a, const at::Tensor& basis_b) {
-  RL_CHECK(basis_a.dim() == 3 && basis_a.sizes() == basis_b.sizes(),
-           "subspace agreement needs two N×D×k bases of "
-           "the same shape, got ",
-           basis_a.sizes(), " and ", basis_b.sizes());
-  const double k = static_cast<double>(basis_a.size(2));
-  return (at::bmm(basis_a.transpose(1, 2), basis_b).pow(2).sum({1, 2}) / k).mean().item<double>();
 }
 
 void TangentOptions::check() const {
@@ -345,6 +344,13 @@ struct TangentAccumulator {
     }
   }
 
+  void add_up_over_ranks() {
+    on.add_up_over_ranks();
+    off.add_up_over_ranks();
+    fraction.add_up_over_ranks();
+    first_order.add_up_over_ranks();
+  }
+
   TangentResult result(const TangentOptions& options, const Dataset& data) const {
     TangentResult result;
     result.eps = options.eps;
@@ -369,34 +375,47 @@ TangentComparison analyse_tangent_spaces(Model& model, const Dataset& data,
                                          const ProgressCallback& progress) {
   options.check();
   RL_CHECK(!bases.empty(), "tangent spaces: no basis to measure");
-  std::map<std::string, TangentAccumulator> accumulators;
-  for (const auto& entry : bases) accumulators.emplace(entry.first, TangentAccumulator(options.eps.size()));
+  const auto fresh = [&] {
+    std::map<std::string, TangentAccumulator> accumulators;
+    for (const auto& entry : bases) accumulators.emplace(entry.first, TangentAccumulator(options.eps.size()));
+    return accumulators;
+  };
+  std::map<std::string, TangentAccumulator> accumulators = fresh();
   double agreement_sum = 0;
   bool comparable = bases.size() == 2;
   const std::int64_t input_dim = data.images[0].numel();
   const at::Device device = model.device();
-  for (const auto [start, end] : batches(data.size(), options.batch_size)) {
-    const std::int64_t n = end - start;
-    const at::Tensor images = data.images.slice(0, start, end).to(device);
-    const at::Tensor labels = data.labels.slice(0, start, end).to(device);
-    const auto gradients = predicted_class_gradients(model, images);
-    std::vector<at::Tensor> chunk_bases;
-    for (const auto& [name, basis] : bases) {
-      at::Tensor tangents = basis(images, labels);
-      RL_CHECK(tangents.dim() == 3 && tangents.size(0) == n && tangents.size(1) == input_dim, "tangent basis '", name,
-               "': expected ", n, "×", input_dim, "×k, got ", tangents.sizes());
-      accumulators.at(name).add(model, images, tangents, gradients, options, generator);
-      chunk_bases.push_back(std::move(tangents));
-    }
-    // Each chunk's bases are computed once: the measures above and the agreement share them.
-    comparable = comparable && chunk_bases.front().size(2) == chunk_bases.back().size(2);
-    if (comparable) {
-      agreement_sum +=
-          subspace_agreement(chunk_bases.front(), chunk_bases.back().to(chunk_bases.front().scalar_type())) *
-          static_cast<double>(n);
-    }
-    report(progress, {"tangent directions", end, data.size(), ""});
-  }
+  // Each image's measures are its own: a data-parallel run splits every batch (core/distributed.h) and adds the
+  // sums up; a batch that every rank computes whole counts on rank 0 alone.
+  distributed::for_each_batch_share(
+      data.size(), options.batch_size,
+      [&](std::int64_t first, std::int64_t last, const distributed::BatchShare& share) {
+        std::map<std::string, TangentAccumulator> uncounted;
+        if (!share.counts) uncounted = fresh();
+        auto& into = share.counts ? accumulators : uncounted;
+        const std::int64_t n = last - first;
+        const at::Tensor images = data.images.slice(0, first, last).to(device);
+        const at::Tensor labels = data.labels.slice(0, first, last).to(device);
+        const auto gradients = predicted_class_gradients(model, images);
+        std::vector<at::Tensor> chunk_bases;
+        for (const auto& [name, basis] : bases) {
+          at::Tensor tangents = basis(images, labels);
+          RL_CHECK(tangents.dim() == 3 && tangents.size(0) == n && tangents.size(1) == input_dim, "tangent basis '",
+                   name, "': expected ", n, "×", input_dim, "×k, got ", tangents.sizes());
+          into.at(name).add(model, images, tangents, gradients, options, generator);
+          chunk_bases.push_back(std::move(tangents));
+        }
+        // Each chunk's bases are computed once: the measures above and the agreement share them.
+        comparable = comparable && chunk_bases.front().size(2) == chunk_bases.back().size(2);
+        if (comparable && share.counts) {
+          agreement_sum +=
+              subspace_agreement(chunk_bases.front(), chunk_bases.back().to(chunk_bases.front().scalar_type())) *
+              static_cast<double>(n);
+        }
+      },
+      progress, "tangent directions");
+  for (auto& [name, accumulator] : accumulators) accumulator.add_up_over_ranks();
+  agreement_sum = distributed::sum_over_ranks({agreement_sum}).front();
   TangentComparison comparison;
   for (const auto& [name, accumulator] : accumulators)
     comparison.results.emplace(name, accumulator.result(options, data));

@@ -28,26 +28,31 @@ RowShareScope::RowShareScope(std::int64_t offset, std::int64_t rows, std::int64_
 
 RowShareScope::~RowShareScope() { current_share = previous_; }
 
-/// `draw(shape)`, or within a RowShareScope the share's rows of the whole batch's draw.
-at::Tensor draw_for_share(at::IntArrayRef shape, const std::function<at::Tensor(at::IntArrayRef)>& draw) {
+/// `draw(shape)`, or within a RowShareScope the share's rows (along `row_dim`) of the whole batch's draw.
+at::Tensor draw_for_share(at::IntArrayRef shape, std::int64_t row_dim,
+                          const std::function<at::Tensor(at::IntArrayRef)>& draw) {
   const RowShareScope* share = current_share;
   if (share == nullptr) return draw(shape);
-  RL_CHECK(!shape.empty() && shape[0] % share->rows_ == 0, "a random draw of shape ", shape, " inside a share of ",
-           share->rows_, " rows of a batch of ", share->total_, ": only per-row draws can be split across processes");
+  const auto dims = static_cast<std::int64_t>(shape.size());
+  RL_CHECK(row_dim >= 0 && row_dim < dims && shape[row_dim] % share->rows_ == 0, "a random draw of shape ", shape,
+           " (rows along dimension ", row_dim, ") inside a share of ", share->rows_, " rows of a batch of ",
+           share->total_, ": only per-row draws can be split across processes");
   // k draws per row, each row's consecutive (the rows' copies of repeat_interleave, e.g. SmoothGrad's).
-  const std::int64_t per_row = shape[0] / share->rows_;
+  const std::int64_t per_row = shape[row_dim] / share->rows_;
   std::vector<std::int64_t> whole = shape.vec();
-  whole[0] = share->total_ * per_row;
-  return draw(whole).narrow(0, share->offset_ * per_row, shape[0]);
+  whole[row_dim] = share->total_ * per_row;
+  return draw(whole).narrow(row_dim, share->offset_ * per_row, shape[row_dim]);
 }
 
-at::Tensor random_normal(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options) {
-  return draw_for_share(shape, [&](at::IntArrayRef s) { return at::randn(s, generator, options.device(at::kCPU)); })
+at::Tensor random_normal(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options,
+                         std::int64_t row_dim) {
+  return draw_for_share(shape, row_dim,
+                        [&](at::IntArrayRef s) { return at::randn(s, generator, options.device(at::kCPU)); })
       .to(options.device());
 }
 
 at::Tensor random_uniform(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options) {
-  return draw_for_share(shape, [&](at::IntArrayRef s) { return at::rand(s, generator, options.device(at::kCPU)); })
+  return draw_for_share(shape, 0, [&](at::IntArrayRef s) { return at::rand(s, generator, options.device(at::kCPU)); })
       .to(options.device());
 }
 

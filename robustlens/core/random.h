@@ -21,14 +21,16 @@ std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream);
 at::Generator make_generator(std::uint64_t seed);
 
 /// Standard normal, uniform [0,1) and uniform-integer draws from `generator`, made on the CPU in the dtype of
-/// `options` and moved to its device.
-at::Tensor random_normal(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options = {});
+/// `options` and moved to its device. A normal draw's batch rows lie along `row_dim` (the first dimension unless
+/// said; RowShareScope below).
+at::Tensor random_normal(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options = {},
+                         std::int64_t row_dim = 0);
 at::Tensor random_uniform(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options = {});
 /// While it lives, this thread's process computes rows [offset, offset + rows) of a batch of `total` rows (its
 /// share in data-parallel training, core/distributed.h): random_normal and random_uniform then draw for the whole
 /// batch and keep the share's rows, so that each row gets the numbers it would get in one process, and every
 /// rank's generator advances alike. A draw of k·rows rows is k draws per row, each row's consecutive (the copies
-/// of repeat_interleave); a draw whose first dimension is not a multiple of the share's rows is an Error.
+/// of repeat_interleave); a draw whose row dimension is not a multiple of the share's rows is an Error.
 class RowShareScope {
  public:
   RowShareScope(std::int64_t offset, std::int64_t rows, std::int64_t total);
@@ -39,7 +41,7 @@ class RowShareScope {
  private:
   const RowShareScope* previous_;
   std::int64_t offset_, rows_, total_;
-  friend at::Tensor draw_for_share(at::IntArrayRef, const std::function<at::Tensor(at::IntArrayRef)>&);
+  friend at::Tensor draw_for_share(at::IntArrayRef, std::int64_t, const std::function<at::Tensor(at::IntArrayRef)>&);
 };
 
 /// A random order of 0..n-1 (int64, CPU).

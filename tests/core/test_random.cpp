@@ -40,11 +40,15 @@ TEST(Random, AShareOfABatchDrawsItsRowsOfTheWholeBatchsDraw) {
   const at::Tensor normal = random_normal({10, 2, 3}, whole), uniform = random_uniform({10}, whole, at::kDouble);
   // Three draws per row, each row's consecutive (SmoothGrad's noise of repeat_interleave's copies).
   const at::Tensor copies = random_normal({30, 2}, whole);
+  const at::Tensor grid = random_normal({2, 10}, whole, {}, 1);
   {
     const RowShareScope share(3, 4, 10);
     EXPECT_TRUE(at::equal(random_normal({4, 2, 3}, split), normal.narrow(0, 3, 4)));
     EXPECT_TRUE(at::equal(random_uniform({4}, split, at::kDouble), uniform.narrow(0, 3, 4)));
     EXPECT_TRUE(at::equal(random_normal({12, 2}, split), copies.narrow(0, 9, 12)));
+    // Rows along another dimension (region × draw × image, as the distractor noise).
+    EXPECT_TRUE(at::equal(random_normal({2, 4}, split, {}, 1), grid.narrow(1, 3, 4)));
+    EXPECT_THROW(random_normal({2, 5}, split, {}, 1), Error);
     // A draw that is not per row cannot be split: refused, not silently different from one process.
     EXPECT_THROW(random_normal({5}, split), Error);
   }
