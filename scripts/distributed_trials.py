@@ -14,7 +14,9 @@ Failure:
   - a rank killed mid-training: the other exits non-zero within the timeout
     (--dist-timeout) with a message naming the failure; a rerun of both ranks
     resumes from the checkpoint and ends with the weights of an uninterrupted
-    2-rank run.
+    2-rank run;
+  - a checkpoint that one rank does not see: every rank exits 2, and rank 0
+    alone says that they would resume from different epochs.
 
 Usage: scripts/distributed_trials.py [--work DIR] [--commands train,margins,...]
 Needs /usr/bin/python3 with PyTorch (to compare weights) and torchrun.
@@ -234,6 +236,18 @@ def failure_trials(work, common, model):
         failures.append(f"resumed 2-rank training: weights differ from an uninterrupted run's by {gap:.2e}")
     else:
         print(f"rerun: resumed from the checkpoint; weights equal an uninterrupted 2-rank run's (within {gap:.1e})")
+
+    # A checkpoint that rank 1 does not see (its --out elsewhere, as a folder on a host's local disk would be).
+    elsewhere = list(train)
+    elsewhere[elsewhere.index(out)] = os.path.join(work, "elsewhere")
+    ranks = launch_by_hand(train, free_port(), {1: elsewhere})
+    outputs = [p.communicate(timeout=120) for p in ranks]
+    codes = [p.returncode for p in ranks]
+    if codes != [2, 2] or "would resume" not in outputs[0][1] or outputs[1][1].strip():
+        failures.append(f"a checkpoint rank 1 does not see: exits {codes}, rank 0 said {outputs[0][1]!r}, "
+                        f"rank 1 said {outputs[1][1]!r}")
+    else:
+        print(f"a checkpoint rank 1 does not see: both ranks exit 2; rank 0 reports: {outputs[0][1].strip()}")
     return failures
 
 

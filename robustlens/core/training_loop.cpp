@@ -113,6 +113,24 @@ TrainingLog load_checkpoint(TrainingTask& task, torch::optim::Optimizer& optimiz
   return log;
 }
 
+/// The ranks train in lockstep, so they must resume from the same epoch: a checkpoint that only some ranks see (an
+/// output folder that is not on a file system every host sees) would leave them waiting for each other.
+void check_ranks_resume_alike(std::int64_t resumed_after_epoch, const TrainingLoopOptions& options) {
+  if (!distributed::active()) return;
+  std::vector<double> epochs(static_cast<std::size_t>(distributed::world_size()), 0.0);
+  epochs[static_cast<std::size_t>(distributed::rank())] = static_cast<double>(resumed_after_epoch);
+  epochs = distributed::sum_over_ranks(epochs);
+  for (std::size_t r = 1; r < epochs.size(); ++r) {
+    if (epochs[r] == epochs[0]) continue;
+    throw distributed::SharedError("rank " + std::to_string(r) + " would resume " + options.what + " after " +
+                                   std::to_string(static_cast<std::int64_t>(epochs[r])) + " epochs, rank 0 after " +
+                                   std::to_string(static_cast<std::int64_t>(epochs[0])) + ": the checkpoint '" +
+                                   options.checkpoint_path() +
+                                   "' must be one file that every rank sees (put --out on a file system every "
+                                   "host sees)");
+  }
+}
+
 }  // namespace
 
 void TrainingTask::set_learning_rate(torch::optim::Optimizer&, const TrainingBatch&) {}
@@ -132,7 +150,11 @@ TrainingLog run_training(TrainingTask& task, torch::optim::Optimizer& optimizer,
   options.check();
   RL_CHECK(samples >= 1, options.what, ": no training samples");
   TrainingLog log;
-  if (!options.out_dir.empty() && options.resume) log = load_checkpoint(task, optimizer, options);
+  if (!options.out_dir.empty() && options.resume) {
+    // A checkpoint bad on one host only is reported once, before the ranks train in lockstep.
+    distributed::agree("loading the checkpoint", [&] { log = load_checkpoint(task, optimizer, options); });
+  }
+  check_ranks_resume_alike(log.resumed_after_epoch, options);
 
   const std::int64_t steps_per_epoch = (samples + options.batch_size - 1) / options.batch_size;
   for (std::int64_t epoch = log.resumed_after_epoch; epoch < options.epochs; ++epoch) {
