@@ -39,7 +39,7 @@ TORCHRUN = ["torchrun", "--standalone", "--nproc_per_node=2", "--no_python",
             # the ranks every --monitor_interval seconds (5 by default, which short runs would wait out).
             "--redirects", "1", "--tee", "1", "--monitor_interval", "0.2"]
 # Keys of a one-process record that a 2-rank record may differ in, besides those of kill_trials.py.
-ALSO_VOLATILE = {"distributed", "seconds", "wall_seconds", "elapsed_seconds"}
+ALSO_VOLATILE = {"distributed", "seconds", "wall_seconds", "elapsed_seconds", "train_seconds"}
 RELATIVE = 1e-5
 # Numbers that amplify rounding: UPI's per-image map attack ascends through ReLU kinks, and the same images in
 # another batch composition end elsewhere. One process with --batch-size 10 gives, bit for bit, what 2 ranks give
@@ -136,6 +136,10 @@ def commands(model, common, denoiser, distractor_model):
         "manifold-distractor": (["manifold", "--model", distractor_model, "--samples", "21", "--batch-size", "8",
                                  "--noise-levels", "0,0.3,1", "--noise-draws", "2"] + distractor(common),
                                 ["manifold.json"]),
+        # Three models on two ranks: trained side by side (rank 0 the first and third), then measured by both.
+        "sweep": (["sweep", "--objective", "noise", "--strengths", "0.05,0.1,0.2", "--epochs", "1", "--samples", "300",
+                   "--analysis-samples", "21", "--analysis-batch-size", "8", "--pca-neighbours", "12", "--pca-dim",
+                   "3", "--denoiser", denoiser, "--sigmas", "0.5", "--summary-sigma", "0.5"] + common, ["sweep.json"]),
         "latent": (["latent", "--model", model, "--samples", "200", "--train-samples", "600",
                     "--deepfool-samples", "20"] + common, ["latent.json"]),
         # A few steps only: Adam turns rounding differences into diverging weights after some ten steps (8 steps
@@ -170,10 +174,13 @@ def consistency(work, names, common, table_arguments):
                 continue
             with open(os.path.join(one, result)) as f1, open(os.path.join(two, result)) as f2:
                 found += [f"{result}{d}" for d in differences(json.load(f1), json.load(f2))]
-        if os.path.exists(os.path.join(one, "model.pt")):
-            gap = weight_difference(os.path.join(one, "model.pt"), os.path.join(two, "model.pt"))
+        for folder, _, files in os.walk(one):  # the trained model, or a sweep's models
+            if "model.pt" not in files:
+                continue
+            where = os.path.relpath(os.path.join(folder, "model.pt"), one)
+            gap = weight_difference(os.path.join(one, where), os.path.join(two, where))
             if gap > RELATIVE:
-                found.append(f"model.pt: weights differ by {gap:.2e} of the largest weight")
+                found.append(f"{where}: weights differ by {gap:.2e} of the largest weight")
         print(f"{name}: 1 process {seconds_one:.1f} s, 2 ranks {seconds_two:.1f} s: "
               f"{'same numbers' if not found else str(len(found)) + ' differences'}")
         failures += [f"{name}: {d}" for d in found[:20]]
@@ -288,7 +295,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="runs/distributed-trials")
     parser.add_argument("--commands", default="train,train-vae,train-denoiser,eval,attack,margins,spectral,upi,upi-smoothgrad,explain,align,"
-                        "manifold,manifold-distractor,latent,audit")
+                        "manifold,manifold-distractor,sweep,latent,audit")
     options = parser.parse_args()
     if shutil.which("torchrun") is None:
         sys.exit("torchrun not found: install python3-torch (scripts/setup.sh)")

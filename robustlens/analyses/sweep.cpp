@@ -1,5 +1,6 @@
 #include "robustlens/analyses/sweep.h"
 
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/random.h"
 #include "robustlens/core/run_folder.h"
@@ -39,6 +40,52 @@ void train_sweep_model(BuiltinModel& model, SweepModel& result, const Dataset& t
   model.save((std::filesystem::path(result.folder) / "model.pt").string());
   model_run.commit();
   model.set_training(false);
+}
+
+/// Model (i, j)'s strength, seed, folder and training recipe.
+SweepModel plan_model(const SweepOptions& options, const ArchitectureSpec& spec, std::size_t i, std::int64_t j) {
+  SweepModel model;
+  model.strength_index = i;
+  model.seed_index = j;
+  model.strength = options.strengths[i];
+  model.seed = model_seed(options.seed, j);
+  model.folder = model_folder(options, i, j);
+  model.recipe = options.training.for_architecture(spec.resolved());
+  model.recipe.set_objective(objective_at_strength(options.training.objective, options.objective, model.strength))
+      .set_seed(model.seed)
+      .set_out_dir(model.folder)
+      .set_resume(options.resume);
+  return model;
+}
+
+/// The network of `model`, initialised as `robustlens train --seed` initialises it, on the sweep's device.
+void build_network(std::optional<BuiltinModel>& network, const ArchitectureSpec& spec, const Dataset& train,
+                   const SweepModel& model, const at::Device& device) {
+  with_global_seed(model.seed, [&] { network.emplace(spec, train.class_names); });
+  network->to(device);
+}
+
+/// The trainings spread over the ranks of a data-parallel run (core/distributed.h): model k is trained by rank
+/// k mod world size alone, into its folder, exactly as one process trains it; every rank then takes it from its
+/// checkpoint. Returns each model's epochs taken from an earlier run's checkpoint, by k.
+std::vector<double> train_spread(const Dataset& train, const Dataset& test, const ArchitectureSpec& spec,
+                                 const SweepOptions& options, const SweepCallbacks& callbacks) {
+  const auto models = static_cast<std::int64_t>(options.strengths.size()) * options.seeds;
+  std::vector<double> resumed(static_cast<std::size_t>(models), 0.0);
+  const std::int64_t ranks = distributed::world_size(), rank = distributed::rank();
+  distributed::agree("training the sweep's models", [&] {
+    const distributed::SoloScope solo;
+    for (std::int64_t k = rank; k < models; k += ranks) {
+      const auto i = static_cast<std::size_t>(k / options.seeds);
+      SweepModel model = plan_model(options, spec, i, k % options.seeds);
+      if (callbacks.on_model_start) callbacks.on_model_start(i, model.seed_index, model.folder);
+      std::optional<BuiltinModel> network;
+      build_network(network, spec, train, model, options.device);
+      train_sweep_model(*network, model, train, test, callbacks);
+      resumed[static_cast<std::size_t>(k)] = static_cast<double>(model.training.resumed_after_epoch);
+    }
+  });
+  return distributed::sum_over_ranks(resumed);
 }
 
 /// The per-strength numbers of one model.
@@ -221,6 +268,12 @@ SweepResult run_sweep(const Dataset& train, const Dataset& test, const Dataset& 
     untrained.set_training(false);
     measure(untrained);
   }
+  // Ranks enough for a model each: the models are trained side by side, then measured one by one by all ranks;
+  // else each model is trained by all ranks (data-parallel) and measured by them.
+  const auto models = static_cast<std::int64_t>(options.strengths.size()) * options.seeds;
+  const bool spread = distributed::active() && models >= distributed::world_size();
+  const std::vector<double> resumed =
+      spread ? train_spread(train, test, spec, options, callbacks) : std::vector<double>();
   SweepResult result;
   std::vector<double> alignment;
   std::vector<FirstOrderSensitivity> sensitivities;
@@ -228,22 +281,16 @@ SweepResult run_sweep(const Dataset& train, const Dataset& test, const Dataset& 
     StrengthSummary summary;
     summary.strength = options.strengths[i];
     for (std::int64_t j = 0; j < options.seeds; ++j) {
-      SweepModel model;
-      model.strength_index = i;
-      model.seed_index = j;
-      model.strength = options.strengths[i];
-      model.seed = model_seed(options.seed, j);
-      model.folder = model_folder(options, i, j);
-      model.recipe = options.training.for_architecture(spec.resolved());
-      model.recipe.set_objective(objective_at_strength(options.training.objective, options.objective, model.strength))
-          .set_seed(model.seed)
-          .set_out_dir(model.folder)
-          .set_resume(options.resume);
-      if (callbacks.on_model_start) callbacks.on_model_start(i, j, model.folder);
+      SweepModel model = plan_model(options, spec, i, j);
+      if (spread) model.recipe.set_resume(true);  // trained above: taken from its checkpoint
+      if (callbacks.on_model_start && !spread) callbacks.on_model_start(i, j, model.folder);
       std::optional<BuiltinModel> built;
-      with_global_seed(model.seed, [&] { built.emplace(spec, train.class_names); });  // as `train --seed`
-      built->to(options.device);
+      build_network(built, spec, train, model, options.device);
       train_sweep_model(*built, model, train, test, callbacks);
+      if (spread) {
+        model.training.resumed_after_epoch = static_cast<std::int64_t>(
+            resumed[static_cast<std::size_t>(static_cast<std::int64_t>(i) * options.seeds + j)]);
+      }
       model.measures = measure(*built);
       add_to_summary(summary, model);
       sensitivities.push_back(regime_sensitivity(model.measures));

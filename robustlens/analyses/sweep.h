@@ -197,7 +197,9 @@ struct SweepCallbacks {
 };
 
 /// Trains and measures every model on `analysed` (test images; `score` may be empty: no alignment). Every
-/// measure first runs once on an untrained model, so that bad options fail before hours of training.
+/// measure first runs once on an untrained model, so that bad options fail before hours of training. In a
+/// data-parallel run with at least as many models as ranks, the ranks train the models side by side, one process
+/// each, then measure them together (core/distributed.h).
 SweepResult run_sweep(const Dataset& train, const Dataset& test, const Dataset& analysed, const TangentBasis& basis,
                       const ScoreFunction& score, const SweepOptions& options, const SweepCallbacks& callbacks = {});
 

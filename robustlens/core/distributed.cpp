@@ -37,6 +37,7 @@ Group& group() {
 }
 
 thread_local bool local_only = false;
+thread_local bool solo = false;
 
 std::string environment(const char* name) {
   const char* value = std::getenv(name);
@@ -170,7 +171,7 @@ bool active() { return group().world_size > 1 && !local_only; }
 int rank() { return group().rank; }
 int world_size() { return group().world_size; }
 int local_rank() { return group().local_rank; }
-bool is_main_process() { return group().rank == 0; }
+bool is_main_process() { return group().rank == 0 || solo; }
 
 nlohmann::json describe() {
   const Group& g = group();
@@ -358,6 +359,9 @@ std::vector<double> sum_batch_shares(
   });
   return sum_over_ranks(sums);
 }
+
+SoloScope::SoloScope() : previous_(solo) { solo = true; }
+SoloScope::~SoloScope() { solo = previous_; }
 
 LocalScope::LocalScope() : previous_(local_only) { local_only = true; }
 LocalScope::~LocalScope() { local_only = previous_; }

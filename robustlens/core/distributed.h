@@ -12,9 +12,11 @@
 //   contiguous share of the rows, and every rank gets all rows back in order: the same numbers as one process.
 // - batch_share: work done batch by batch (training steps, an analysis's sums) splits each batch's rows, the random
 //   draws being the whole batch's; gradients and sums are then all-reduced (all_reduce_sum, sum_over_ranks), and
-//   rows gathered (gather_shares).
+//   rows gathered (gather_batch_shares).
+// - SoloScope: independent units (a sweep's models) done by one rank each, as one process does them.
 // - all_reduce_sum: gradients and counts (data-parallel training, reductions over samples).
-// - Only the main process (rank 0) writes files (core/files.h) and commits runs (core/run_folder.h).
+// - Only the main process (rank 0, or a rank inside a SoloScope) writes files (core/files.h) and commits runs
+//   (core/run_folder.h).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -57,13 +59,14 @@ struct GroupOptions {
 /// does (TORCHELASTIC_USE_AGENT_STORE). The first call joins; later ones (an audit's steps) keep that group.
 void join(const GroupOptions& options);
 
-/// The process group's rank and size (1 and 0 for one process; a LocalScope does not change them).
+/// The process group's rank and size (0 and 1 for one process; a LocalScope does not change them).
 int rank();
 int world_size();
 /// Whether collectives here reach other processes: a world of more than one, outside a LocalScope.
 bool active();
 /// torchrun's LOCAL_RANK (the process's index on its host), 0 without it: which GPU a rank uses.
 int local_rank();
+/// Rank 0, or any rank inside a SoloScope: the process that writes outputs.
 bool is_main_process();
 /// {"world_size", "rank", "backend", "timeout_seconds"} for every output's record; null for one process.
 nlohmann::json describe();
@@ -111,6 +114,20 @@ class LocalScope {
   LocalScope& operator=(const LocalScope&) = delete;
 
  private:
+  bool previous_;
+};
+
+/// While it lives, this thread does a unit of work alone (a sweep's model) and writes its outputs itself: a world
+/// of one (LocalScope) whose process counts as the main one (is_main_process) for files and run folders.
+class SoloScope {
+ public:
+  SoloScope();
+  ~SoloScope();
+  SoloScope(const SoloScope&) = delete;
+  SoloScope& operator=(const SoloScope&) = delete;
+
+ private:
+  LocalScope alone_;
   bool previous_;
 };
 
