@@ -229,6 +229,7 @@ double total_dissimilarity(Model& model, const Dataset& images, const at::Tensor
 
 at::Tensor upi_pca(Model& model, const Dataset& attack, const at::Tensor& direction, double eps,
                    const UpiOptions& options, const at::Generator& generator) {
+  RL_CHECK(attack.size() >= 1, "UPI-PCA: the attack split is empty");
   const at::Tensor plus = direction.to(model.device()) * eps, minus = -plus;
   return total_dissimilarity(model, attack, plus, options, generator) >=
                  total_dissimilarity(model, attack, minus, options, generator)
@@ -241,6 +242,7 @@ at::Tensor per_image_map_attack(Model& model, const Dataset& images, double eps,
   options.check();
   model.set_training(false);
   const AttackModel attacker(model, options);
+  RL_CHECK(images.size() >= 1, "UPI: no images for the per-image map attack");
   const double step = 2.5 * eps / static_cast<double>(options.per_image_steps);
   return distributed::gather_batch_shares(
       images.size(), options.batch_size, [&](std::int64_t first, std::int64_t last) {

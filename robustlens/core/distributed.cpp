@@ -327,6 +327,7 @@ std::vector<at::Tensor> gather_batch_shares(
     std::int64_t rows, std::int64_t batch_size,
     const std::function<std::vector<at::Tensor>(std::int64_t first, std::int64_t last)>& compute,
     const ProgressCallback& progress, const std::string& task) {
+  RL_CHECK(rows >= 1, "gather_batch_shares: no rows to compute (", task, ")");
   std::vector<std::vector<at::Tensor>> parts;
   for (const auto [start, end] : batches(rows, batch_size)) {
     const BatchShare share = batch_share(end - start);
@@ -348,6 +349,7 @@ std::vector<at::Tensor> gather_batch_shares(
 std::vector<double> sum_batch_shares(
     std::int64_t rows, std::int64_t batch_size,
     const std::function<std::vector<double>(std::int64_t first, std::int64_t last)>& compute) {
+  RL_CHECK(rows >= 1, "sum_batch_shares: no rows to sum over");
   std::vector<double> sums;
   for_each_batch_share(rows, batch_size, [&](std::int64_t first, std::int64_t last, const BatchShare& share) {
     const std::vector<double> part = compute(first, last);

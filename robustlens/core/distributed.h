@@ -167,14 +167,14 @@ void for_each_batch_share(
     const ProgressCallback& progress = {}, const std::string& task = "");
 
 /// for_each_batch_share for `compute` returning per-row tensors (rows first): each tensor with every batch's rows,
-/// gathered from the ranks in order, on every rank.
+/// gathered from the ranks in order, on every rank. No rows is an Error.
 std::vector<at::Tensor> gather_batch_shares(
     std::int64_t rows, std::int64_t batch_size,
     const std::function<std::vector<at::Tensor>(std::int64_t first, std::int64_t last)>& compute,
     const ProgressCallback& progress = {}, const std::string& task = "");
 
 /// for_each_batch_share for `compute` returning sums over its rows: the sums over all rows (the counted shares',
-/// batch by batch in double, then over the ranks), on every rank; empty for no rows.
+/// batch by batch in double, then over the ranks), on every rank. No rows is an Error.
 std::vector<double> sum_batch_shares(
     std::int64_t rows, std::int64_t batch_size,
     const std::function<std::vector<double>(std::int64_t first, std::int64_t last)>& compute);

@@ -50,6 +50,12 @@ TEST(Distributed, OneProcessComputesEveryBatchWholeAndCountsIt) {
     return std::vector<double>{static_cast<double>(last - first), at::arange(first, last).sum().item<double>()};
   });
   EXPECT_EQ(sums, (std::vector<double>{7, 21}));
+  // Nothing to compute is refused, not an empty result that a caller would index.
+  EXPECT_THROW(
+      distributed::gather_batch_shares(0, 3, [](std::int64_t, std::int64_t) { return std::vector<at::Tensor>{}; }),
+      Error);
+  EXPECT_THROW(distributed::sum_batch_shares(0, 3, [](std::int64_t, std::int64_t) { return std::vector<double>{}; }),
+               Error);
 }
 
 TEST(Distributed, AnErrorInAStepOfOneProcessIsItsOwn) {
