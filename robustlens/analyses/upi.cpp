@@ -154,7 +154,7 @@ at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOp
     for (const auto [start, end] : batches(attack.size(), options.batch_size)) {
       // Each rank the gradient of its rows' share of the batch's mean (core/distributed.h), summed over the ranks.
       const distributed::BatchShare share = distributed::batch_share(end - start);
-      at::Tensor gradient = at::zeros_like(delta);
+      at::Tensor gradient;
       {
         const distributed::BatchShareScope scope(share);
         const at::Tensor batch = order.slice(0, start + share.offset, start + share.offset + share.rows).to(device);
@@ -163,7 +163,7 @@ at::Tensor upi_grad(Model& model, const Dataset& attack, double eps, const UpiOp
         const at::Tensor maps = interpretation_maps(*attacker, perturb(x, d, options.clip), y, graph, generator);
         const at::Tensor objective =
             relative_l2(clean_maps.index_select(0, batch), maps).sum() / static_cast<double>(share.total);
-        if (share.counts) gradient = torch::autograd::grad({objective}, {d})[0];
+        gradient = share.counts ? torch::autograd::grad({objective}, {d})[0] : at::zeros_like(delta);
       }
       distributed::all_reduce_sum(gradient);
       const double norm = gradient.norm().item<double>();

@@ -140,8 +140,6 @@ struct BatchShare {
   bool counts = true;  ///< whether this rank's results of the batch enter sums and gathers
   /// Whether other ranks compute the batch's other rows.
   bool split() const { return rows < total; }
-  /// The factor of this rank's sum over its rows in the whole batch's mean: 1/total where it counts, else 0.
-  double weight() const { return counts ? 1.0 / static_cast<double>(total) : 0.0; }
 };
 BatchShare batch_share(std::int64_t total);
 
