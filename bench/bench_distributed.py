@@ -3,7 +3,7 @@
 run alternately --repeats times in one run; medians and their ratio (docs/distributed.md).
 
   --suite lenet:    the built-in LeNet on Fashion-MNIST (train, eval, attack, margins, spectral, upi, latent,
-                    manifold, explain, sweep).
+                    corruptions, manifold, explain, sweep).
   --suite resnet18: an ImageNet-sized model: a ResNet-18 (He et al. 2016, written out here: torchvision is not in
                     Debian) with random weights, traced to TorchScript, on 3x224x224 random images in 10 classes;
                     the seconds per image and the peak resident memory of each analysis in one process, and the
@@ -72,6 +72,7 @@ def lenet_commands(work, device):
         "spectral (500 images)": (["spectral", "--model", model, "--samples", "500"] + common, 500),
         "upi (100 images)": (["upi", "--model", model, "--samples", "100"] + common, 100),
         "latent (1000 images)": (["latent", "--model", model, "--samples", "1000"] + common, 1000),
+        "corruptions, 50 sets (2000 images)": (["corruptions", "--model", model, "--samples", "2000"] + common, 2000),
         "sweep, 4 models (1 epoch of 5000 images)": (["sweep", "--objective", "noise", "--strengths",
                                                       "0.05,0.1,0.2,0.4", "--epochs", "1", "--samples", "5000",
                                                       "--analysis-samples", "200", "--restart"] + common, 4),

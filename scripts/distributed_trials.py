@@ -140,6 +140,11 @@ def commands(model, common, denoiser, distractor_model):
         "sweep": (["sweep", "--objective", "noise", "--strengths", "0.05,0.1,0.2", "--epochs", "1", "--samples", "300",
                    "--analysis-samples", "21", "--analysis-batch-size", "8", "--pca-neighbours", "12", "--pca-dim",
                    "3", "--denoiser", denoiser, "--sigmas", "0.5", "--summary-sigma", "0.5"] + common, ["sweep.json"]),
+        # 41 images split 21 and 20; every kind of random draw: normal, uniform per pixel, per image, along the second
+        # dimension (elastic's fields), and shot noise's Poisson counts, drawn whole by every rank.
+        "corruptions": (["corruptions", "--model", model, "--samples", "41", "--corruptions", "gaussian-noise",
+                         "shot-noise", "impulse-noise", "motion-blur", "elastic", "jpeg", "--severities", "1", "5"]
+                        + common, ["corruptions.json"]),
         "latent": (["latent", "--model", model, "--samples", "200", "--train-samples", "600",
                     "--deepfool-samples", "20"] + common, ["latent.json"]),
         # A few steps only: Adam turns rounding differences into diverging weights after some ten steps (8 steps
@@ -295,7 +300,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="runs/distributed-trials")
     parser.add_argument("--commands", default="train,train-vae,train-denoiser,eval,attack,margins,spectral,upi,upi-smoothgrad,explain,align,"
-                        "manifold,manifold-distractor,sweep,latent,audit")
+                        "manifold,manifold-distractor,sweep,corruptions,latent,audit")
     options = parser.parse_args()
     if shutil.which("torchrun") is None:
         sys.exit("torchrun not found: install python3-torch (scripts/setup.sh)")

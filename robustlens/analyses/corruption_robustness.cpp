@@ -1,5 +1,6 @@
 #include "robustlens/analyses/corruption_robustness.h"
 
+#include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/random.h"
 #include "robustlens/data/corruptions.h"
@@ -29,6 +30,24 @@ std::optional<double> mean_if_all(const std::vector<std::optional<double>>& valu
 }
 
 nlohmann::json optional_json(const std::optional<double>& value) { return value ? nlohmann::json(*value) : nullptr; }
+
+/// How many images of `data` each model classifies correctly once corrupted. Each image's corruption and prediction
+/// are its own: a data-parallel run splits the images, their random draws being the whole set's
+/// (core/distributed.h), except shot noise's, which every rank draws whole.
+std::vector<double> correct_under(const Corruption& corruption, const std::vector<Model*>& models, const Dataset& data,
+                                  const CorruptionRobustnessOptions& options) {
+  const at::Generator generator = make_generator(derive_seed(options.seed, corruption.stream()));
+  const at::Tensor whole = corruption.draws_from_pixels() ? corrupt(data.images, corruption, generator) : at::Tensor();
+  return distributed::sum_batch_shares(data.size(), data.size(), [&](std::int64_t first, std::int64_t last) {
+    const at::Tensor images = whole.defined() ? whole.slice(0, first, last)
+                                              : corrupt(data.images.slice(0, first, last), corruption, generator);
+    const at::Tensor labels = data.labels.slice(0, first, last);
+    std::vector<double> counts;
+    for (Model* model : models)
+      counts.push_back(batched_logits(*model, images, options.batch_size).argmax(1).eq(labels).sum().item<double>());
+    return counts;
+  });
+}
 
 }  // namespace
 
@@ -81,17 +100,14 @@ std::vector<CorruptionAccuracy> measure_corruption_accuracy(const std::vector<Mo
     results[m].clean = evaluate_accuracy(*models[m], data, accuracy).accuracy;
   const auto total = static_cast<std::int64_t>(options.corruptions.size() * options.severities.size());
   std::int64_t done = 0;
+  const auto n = static_cast<double>(data.size());
   for (const std::string& name : options.corruptions) {
     for (auto& result : results) result.corrupted.emplace_back();
     for (const int severity : options.severities) {
       report(progress, {"corruptions", done, total, name + ":" + std::to_string(severity)});
       const Corruption corruption(name, severity);
-      Dataset corrupted = data;
-      corrupted.images =
-          corrupt(data.images, corruption, make_generator(derive_seed(options.seed, corruption.stream())));
-      for (std::size_t m = 0; m < models.size(); ++m) {
-        results[m].corrupted.back().push_back(evaluate_accuracy(*models[m], corrupted, accuracy).accuracy);
-      }
+      const std::vector<double> correct = correct_under(corruption, models, data, options);
+      for (std::size_t m = 0; m < models.size(); ++m) results[m].corrupted.back().push_back(correct[m] / n);
       ++done;
     }
   }

@@ -46,8 +46,8 @@ std::pair<at::Tensor, at::Tensor> mean_and_scatter(const at::Tensor& all) {
 LatentPass latent_pass(Model& model, const Dataset& data, std::int64_t batch_size, const std::string& task,
                        const ProgressCallback& progress) {
   // Each image's codes are its own: a data-parallel run splits the images (core/distributed.h).
-  const std::vector<at::Tensor> parts =
-      distributed::shard_rows(data.size(), [&](std::int64_t first, std::int64_t last) {
+  const std::vector<at::Tensor> parts = distributed::shard_rows(
+      data.size(), progress, [&](std::int64_t first, std::int64_t last, const ProgressCallback& share_progress) {
         at::NoGradGuard no_grad;
         std::vector<at::Tensor> logits, latents;
         for (const auto [start, end] : batches(last - first, batch_size)) {
@@ -58,7 +58,7 @@ LatentPass latent_pass(Model& model, const Dataset& data, std::int64_t batch_siz
                    "': latent() must return N×P for a batch of N=", end - start, ", got ", batch_latent.sizes());
           logits.push_back(batch_logits.to(at::kCPU, at::kFloat));
           latents.push_back(batch_latent.to(at::kCPU, at::kFloat));
-          report(progress, {task, end, last - first, ""});
+          report(share_progress, {task, end, last - first, ""});
         }
         return std::vector<at::Tensor>{at::cat(logits), at::cat(latents)};
       });

@@ -112,23 +112,20 @@ RobustnessResult analyse_robustness(Model& model, const Dataset& dataset, const 
                                .set_steps(options.steps)
                                .set_step_size(options.step_size)
                                .set_restarts(options.restarts);
-    // A data-parallel run splits the batches; the ranks skip the others' random starts (core/distributed.h).
-    const std::vector<at::Tensor> per_sample = distributed::shard_batches(
+    // A data-parallel run splits each batch's rows; the random starts are the whole batch's (core/distributed.h).
+    const std::vector<at::Tensor> per_sample = distributed::gather_batch_shares(
         n, options.batch_size,
-        [&](std::int64_t start, std::int64_t end) {
-          const at::Tensor x = dataset.images.slice(0, start, end).to(device);
-          const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
+        [&](std::int64_t first, std::int64_t last) {
+          const at::Tensor x = dataset.images.slice(0, first, last).to(device);
+          const at::Tensor y = dataset.labels.slice(0, first, last).to(device);
           const at::Tensor attacked = options.attack == "fgsm"
                                           ? fgsm_attack(model, x, y, options.norm, options.eps[e], options.clip)
                                           : pgd_attack(model, x, y, pgd, generator);
           at::NoGradGuard no_grad;
           const at::Tensor correct = model.forward(attacked).argmax(1).eq(y).to(at::kCPU);
-          report(progress, {task.str(), end, n, ""});
           return std::vector<at::Tensor>{correct, attacked.to(at::kCPU)};
         },
-        [&](std::int64_t start, std::int64_t end) {
-          if (options.attack != "fgsm") skip_pgd_draws(dataset.images.slice(0, start, end), pgd, generator);
-        });
+        progress, task.str());
     at::Tensor robust = per_sample[0];
     const at::Tensor fooled = robust.logical_not();
     const at::Tensor first = fooled.logical_and(grid_fooled.logical_not()).nonzero().squeeze(1);

@@ -277,12 +277,12 @@ std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& 
   const at::Generator generator = make_generator(options.seed);
   for (const SnrPerturbation& p : options.perturbations) {
     const PgdOptions pgd = PgdOptions().set_norm(p.norm).set_eps(p.size).set_steps(options.pgd_steps);
-    // A data-parallel run splits the batches; the ranks skip the others' random draws (core/distributed.h).
-    const at::Tensor delta = distributed::shard_batches(
+    // A data-parallel run splits each batch's rows; the random draws are the whole batch's (core/distributed.h).
+    const at::Tensor delta = distributed::gather_batch_shares(
                                  n, options.batch_size,
-                                 [&](std::int64_t start, std::int64_t end) {
-                                   const at::Tensor x = dataset.images.slice(0, start, end).to(device);
-                                   const at::Tensor y = dataset.labels.slice(0, start, end).to(device);
+                                 [&](std::int64_t first, std::int64_t last) {
+                                   const at::Tensor x = dataset.images.slice(0, first, last).to(device);
+                                   const at::Tensor y = dataset.labels.slice(0, first, last).to(device);
                                    at::Tensor perturbed;
                                    if (p.kind == "gaussian") {
                                      perturbed = x + p.size * random_normal(x.sizes(), generator, x.options());
@@ -291,14 +291,9 @@ std::vector<SpectralSnrCurve> analyse_spectral_snr(Model& model, const Dataset& 
                                    } else {
                                      perturbed = pgd_attack(model, x, y, pgd, generator);
                                    }
-                                   report(progress, {"SNR " + p.name(), end, n, ""});
                                    return std::vector<at::Tensor>{(perturbed - x).to(at::kCPU)};
                                  },
-                                 [&](std::int64_t start, std::int64_t end) {
-                                   const at::Tensor x = dataset.images.slice(0, start, end).to(device);
-                                   if (p.kind == "gaussian") (void)random_normal(x.sizes(), generator, x.options());
-                                   if (p.kind == "pgd") skip_pgd_draws(x, pgd, generator);
-                                 })
+                                 progress, "SNR " + p.name())
                                  .front();
     SpectralSnrCurve curve;
     curve.perturbation = p.name();

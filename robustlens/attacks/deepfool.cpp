@@ -113,8 +113,8 @@ DeepFoolResult deepfool(Model& model, const at::Tensor& images, const DeepFoolOp
   options.check();
   check_images(images, model.info().input_shape, "DeepFool input");
   // Each sample's search is its own: a data-parallel run splits the samples (core/distributed.h).
-  const std::vector<at::Tensor> rows =
-      distributed::shard_rows(images.size(0), [&](std::int64_t first, std::int64_t last) {
+  const std::vector<at::Tensor> rows = distributed::shard_rows(
+      images.size(0), progress, [&](std::int64_t first, std::int64_t last, const ProgressCallback& share_progress) {
         const std::int64_t n = last - first;
         const at::Tensor share = images.slice(0, first, last);
         const auto long_options = at::TensorOptions().dtype(at::kLong).device(images.device());
@@ -128,7 +128,7 @@ DeepFoolResult deepfool(Model& model, const at::Tensor& images, const DeepFoolOp
         }
         for (const auto [start, end] : batches(n, options.batch_size)) {
           deepfool_chunk(model, share.slice(0, start, end).detach(), start, shifted, result);
-          report(progress, {"deepfool", end, n, ""});
+          report(share_progress, {"deepfool", end, n, ""});
         }
         return std::vector<at::Tensor>{result.perturbations, result.norms,           result.iterations,
                                        result.flipped,       result.original_labels, result.adversarial_labels};

@@ -117,8 +117,8 @@ FmnResult fmn_attack(Model& model, const at::Tensor& images, const at::Tensor& l
   RL_CHECK(!start.defined() || start.sizes() == images.sizes(), "FMN: starting perturbations of shape ", start.sizes(),
            " for images ", images.sizes());
   // Each sample's search is its own: a data-parallel run splits the samples (core/distributed.h).
-  const std::vector<at::Tensor> rows =
-      distributed::shard_rows(images.size(0), [&](std::int64_t first, std::int64_t last) {
+  const std::vector<at::Tensor> rows = distributed::shard_rows(
+      images.size(0), progress, [&](std::int64_t first, std::int64_t last, const ProgressCallback& share_progress) {
         const std::int64_t n = last - first;
         const at::Tensor share = images.slice(0, first, last);
         FmnResult result{at::zeros_like(share), at::empty({n}, images.options()),
@@ -128,7 +128,7 @@ FmnResult fmn_attack(Model& model, const at::Tensor& images, const at::Tensor& l
                     labels.slice(0, first + begin, first + end).to(images.device(), at::kLong),
                     start.defined() ? start.slice(0, first + begin, first + end).detach() : at::Tensor(), options,
                     result, begin);
-          report(progress, {"fmn", end, n, ""});
+          report(share_progress, {"fmn", end, n, ""});
         }
         return std::vector<at::Tensor>{result.perturbations, result.norms, result.found};
       });

@@ -35,8 +35,8 @@ class Minimum {
     RL_CHECK(perturbations.sizes() == images_.sizes(), "attack '", attack, "' gave perturbations of shape ",
              perturbations.sizes(), " for images ", images_.sizes());
     // Each sample's check is its own: a data-parallel run splits the samples (core/distributed.h).
-    const std::vector<at::Tensor> rows =
-        distributed::shard_rows(images_.size(0), [&](std::int64_t first, std::int64_t last) {
+    const std::vector<at::Tensor> rows = distributed::shard_rows(
+        images_.size(0), {}, [&](std::int64_t first, std::int64_t last, const ProgressCallback&) {
           at::Tensor deltas = at::empty_like(images_.slice(0, first, last));
           at::Tensor checked = at::empty({last - first}, norms_.options());
           at::NoGradGuard no_grad;
@@ -125,29 +125,34 @@ at::Tensor bisection_perturbations(Model& model, const at::Tensor& images, const
                              .set_random_start(false);
   // Each sample's bisection is its own: a data-parallel run splits the samples (core/distributed.h).
   const at::Tensor found =
-      distributed::shard_rows(x.size(0), [&](std::int64_t first, std::int64_t last) {
-        at::Tensor high = upper.slice(0, first, last).clone();
-        at::Tensor low = at::zeros_like(high);
-        at::Tensor share_found = at::zeros_like(x.slice(0, first, last));
-        for (std::int64_t round = 0; round < options.bisection_rounds; ++round) {
-          const at::Tensor middle = (low + high) / 2;
-          for (const auto [start, end] : batches(last - first, options.batch_size)) {
-            const at::Tensor x0 = x.slice(0, first + start, first + end), y0 = y.slice(0, first + start, first + end);
-            const at::Tensor adversarial = pgd_attack(model, x0, y0, pgd, middle.slice(0, start, end));
-            at::NoGradGuard no_grad;
-            const at::Tensor fooled = model.forward(adversarial).argmax(1).ne(y0);
-            const at::Tensor delta = adversarial - x0;
-            const at::Tensor norms = perturbation_norms(delta, options.norm).to(at::kDouble);
-            high.slice(0, start, end)
-                .copy_(at::where(fooled, at::minimum(norms, high.slice(0, start, end)), high.slice(0, start, end)));
-            low.slice(0, start, end).copy_(at::where(fooled, low.slice(0, start, end), middle.slice(0, start, end)));
-            share_found.slice(0, start, end)
-                .copy_(at::where(per_sample_view(fooled, delta), delta, share_found.slice(0, start, end)));
-          }
-          report(progress, {"pgd bisection", round + 1, options.bisection_rounds, ""});
-        }
-        return std::vector<at::Tensor>{share_found};
-      }).front();
+      distributed::shard_rows(
+          x.size(0), progress,
+          [&](std::int64_t first, std::int64_t last, const ProgressCallback& share_progress) {
+            at::Tensor high = upper.slice(0, first, last).clone();
+            at::Tensor low = at::zeros_like(high);
+            at::Tensor share_found = at::zeros_like(x.slice(0, first, last));
+            for (std::int64_t round = 0; round < options.bisection_rounds; ++round) {
+              const at::Tensor middle = (low + high) / 2;
+              for (const auto [start, end] : batches(last - first, options.batch_size)) {
+                const at::Tensor x0 = x.slice(0, first + start, first + end),
+                                 y0 = y.slice(0, first + start, first + end);
+                const at::Tensor adversarial = pgd_attack(model, x0, y0, pgd, middle.slice(0, start, end));
+                at::NoGradGuard no_grad;
+                const at::Tensor fooled = model.forward(adversarial).argmax(1).ne(y0);
+                const at::Tensor delta = adversarial - x0;
+                const at::Tensor norms = perturbation_norms(delta, options.norm).to(at::kDouble);
+                high.slice(0, start, end)
+                    .copy_(at::where(fooled, at::minimum(norms, high.slice(0, start, end)), high.slice(0, start, end)));
+                low.slice(0, start, end)
+                    .copy_(at::where(fooled, low.slice(0, start, end), middle.slice(0, start, end)));
+                share_found.slice(0, start, end)
+                    .copy_(at::where(per_sample_view(fooled, delta), delta, share_found.slice(0, start, end)));
+              }
+              report(share_progress, {"pgd bisection", round + 1, options.bisection_rounds, ""});
+            }
+            return std::vector<at::Tensor>{share_found};
+          })
+          .front();
   best.index_copy_(0, active, found);
   return best;
 }

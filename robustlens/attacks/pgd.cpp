@@ -70,14 +70,6 @@ at::Tensor project_to_ball(const at::Tensor& delta, Norm norm, double eps) {
   return project_to_ball(delta, norm, at::full({delta.size(0)}, eps, delta.options()));
 }
 
-void skip_pgd_draws(const at::Tensor& images, const PgdOptions& requested, const at::Generator& generator) {
-  const PgdOptions options = requested.resolved();
-  if (!options.random_start) return;
-  const at::Tensor radii = at::full({images.size(0)}, options.eps, images.options());
-  for (std::int64_t restart = 0; restart < options.restarts; ++restart)
-    (void)random_start(images, options.norm, radii, generator);
-}
-
 at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& requested,
                       const at::Generator& generator) {
   // The step size resolved from the scalar eps, as before per-sample radii existed.

@@ -57,10 +57,6 @@ at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& 
 at::Tensor pgd_attack(Model& model, const at::Tensor& images, const at::Tensor& labels, const PgdOptions& options,
                       const at::Tensor& radii, const at::Generator& generator = {});
 
-/// Advances `generator` exactly as pgd_attack on `images` with these options would, without the attack: for a
-/// data-parallel rank that leaves the batch to another (core/distributed.h: shard_batches).
-void skip_pgd_draws(const at::Tensor& images, const PgdOptions& options, const at::Generator& generator);
-
 /// Projects each sample's perturbation onto the `norm` ball of radius eps.
 at::Tensor project_to_ball(const at::Tensor& delta, Norm norm, double eps);
 /// The same with one radius per sample (`radii`, N).

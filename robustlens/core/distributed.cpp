@@ -10,9 +10,16 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <thread>
 
 namespace robustlens::distributed {
 namespace {
@@ -29,6 +36,7 @@ struct Group {
   int rank = 0, world_size = 1, local_rank = 0;
   double timeout_seconds = 60;
   std::int64_t agreements = 0;  ///< agree() calls so far: each one's keys in the store are its own
+  std::int64_t row_queues = 0;  ///< shard_rows calls so far: each one's queue in the store is its own
 };
 
 Group& group() {
@@ -66,6 +74,50 @@ void run_collective(const std::string& what, const std::function<c10::intrusive_
     RL_CHECK(false, "rank ", g.rank, " of ", g.world_size, ": the process group failed during ", what, " (",
              first_line(error.what()), "); another rank has died or did not answer within ", g.timeout_seconds,
              " s (--dist-timeout)");
+  }
+}
+
+/// The next chunk of shard_rows' `queue` for this rank: chunks 0..world-1 are handed out at the start, one per rank.
+std::int64_t taken_from_queue(const std::string& queue) {
+  const Group& g = group();
+  try {
+    return g.world_size + g.store->add(queue, 1) - 1;
+  } catch (const std::exception& error) {
+    RL_CHECK(false, "rank ", g.rank, " of ", g.world_size, ": the store failed while sharing out rows (",
+             first_line(error.what()), "); the rank hosting it has died or did not answer within ", g.timeout_seconds,
+             " s (--dist-timeout)");
+    return 0;
+  }
+}
+
+/// Waits (up to `timeout`) until something accepts connections at address:port. A TCPStore client that finds no
+/// server yet waits a whole second before it tries again, and rank 0 starts its server as the others start: half
+/// the 2-rank runs spent that second. Probing every 10 ms instead costs nothing; if no server comes, the TCPStore
+/// that follows reports the failure.
+void wait_until_listening(const std::string& address, int port, std::chrono::milliseconds timeout) {
+  ::addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  ::addrinfo* found = nullptr;
+  if (::getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return;
+  const std::unique_ptr<::addrinfo, void (*)(::addrinfo*)> addresses(found, ::freeaddrinfo);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (const ::addrinfo* a = addresses.get(); a != nullptr; a = a->ai_next) {
+      const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK, a->ai_protocol);
+      if (fd < 0) continue;
+      bool accepted = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+      if (!accepted && errno == EINPROGRESS) {  // a remote host: wait for the handshake a little
+        ::pollfd poll_fd{fd, POLLOUT, 0};
+        int error = 0;
+        ::socklen_t length = sizeof error;
+        accepted =
+            ::poll(&poll_fd, 1, 100) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
+      }
+      ::close(fd);
+      if (accepted) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
 
@@ -139,6 +191,7 @@ void join(const GroupOptions& options) {
   store_options.numWorkers = o.world_size;
   store_options.waitWorkers = false;
   store_options.timeout = timeout;
+  if (!store_options.isServer) wait_until_listening(o.master_address, o.master_port, timeout);
   try {
     auto tcp = c10::make_intrusive<c10d::TCPStore>(o.master_address, store_options);
     g.store = c10::make_intrusive<c10d::PrefixStore>("robustlens", tcp);
@@ -250,51 +303,72 @@ at::Tensor share_of_rows(const at::Tensor& all) {
   return all.slice(0, begin, end);
 }
 
-std::vector<at::Tensor> shard_rows(std::int64_t rows,
-                                   const std::function<std::vector<at::Tensor>(std::int64_t, std::int64_t)>& compute) {
-  if (!active()) return compute(0, rows);
-  if (rows < world_size()) {  // a rank would have no rows: every rank computes them all alike
-    LocalScope alone;
-    return compute(0, rows);
+std::vector<std::pair<std::int64_t, std::int64_t>> row_chunks(std::int64_t rows, int world) {
+  RL_CHECK(rows >= 0 && world >= 1, "row_chunks: ", rows, " rows among ", world, " ranks");
+  // Each chunk a 1/(2·world) of the rows left, down to a 1/(32·world) of them all: big chunks while there are many
+  // rows to share, small ones at the end, where a rank that finishes first would otherwise wait for the others.
+  const std::int64_t smallest = std::max<std::int64_t>(1, rows / (32 * std::int64_t{world}));
+  std::vector<std::pair<std::int64_t, std::int64_t>> chunks;
+  for (std::int64_t first = 0; first < rows;) {
+    const std::int64_t left = rows - first;
+    const std::int64_t size = std::min(left, std::max(smallest, (left + 2 * world - 1) / (2 * world)));
+    chunks.emplace_back(first, first + size);
+    first += size;
   }
-  const auto [begin, end] = row_share(rows);
-  std::vector<at::Tensor> local;
-  {
-    LocalScope alone;
-    local = compute(begin, end);
-  }
-  for (const at::Tensor& t : local) {
-    RL_CHECK(t.dim() >= 1 && t.size(0) == end - begin, "shard_rows: a result of shape ", t.sizes(),
-             " does not have the share's ", end - begin, " rows first");
-  }
-  return gather_each(local);
+  return chunks;
 }
 
-std::vector<at::Tensor> shard_batches(std::int64_t rows, std::int64_t batch_size,
-                                      const std::function<std::vector<at::Tensor>(std::int64_t, std::int64_t)>& compute,
-                                      const std::function<void(std::int64_t, std::int64_t)>& skip) {
-  RL_CHECK(batch_size >= 1, "shard_batches: batch size must be >= 1, got ", batch_size);
-  const std::int64_t count = (rows + batch_size - 1) / batch_size;
-  // The batches of this rank: all of them in one process, or when there are fewer batches than ranks.
-  const auto [first, last] = count < world_size() ? std::pair<std::int64_t, std::int64_t>(0, count) : row_share(count);
+std::vector<at::Tensor> shard_rows(std::int64_t rows, const ProgressCallback& progress, const RowsCompute& compute) {
+  if (!active()) return compute(0, rows, progress);
+  if (rows < world_size()) {  // a rank would have no rows: every rank computes them all alike
+    LocalScope alone;
+    return compute(0, rows, progress);
+  }
+  Group& g = group();
+  const std::vector<std::pair<std::int64_t, std::int64_t>> chunks = row_chunks(rows, g.world_size);
+  const std::string queue = "rows/" + std::to_string(g.row_queues++);
+  // Rank r starts with chunk r (there are at least as many chunks as ranks, so every rank has rows and knows the
+  // results' shapes); the others go to whoever asks first.
+  std::int64_t next = g.rank;
   std::vector<std::vector<at::Tensor>> parts;
+  std::vector<at::Tensor> indices;
+  std::int64_t done = 0;
+  std::string task;  // the task compute last reported, whose line the end of the queue finishes
+  const std::int64_t expected = (rows + g.world_size - 1) / g.world_size;
   {
-    const LocalScope alone;
-    std::int64_t index = 0;
-    for (const auto [start, end] : batches(rows, batch_size)) {
-      if (index >= first && index < last) {
-        const std::vector<at::Tensor> part = compute(start, end);
-        if (parts.empty()) parts.resize(part.size());
-        for (std::size_t i = 0; i < part.size(); ++i) parts[i].push_back(part[i]);
-      } else {
-        skip(start, end);
+    LocalScope alone;
+    while (next < static_cast<std::int64_t>(chunks.size())) {
+      const auto [first, last] = chunks[next];
+      // This rank's rows so far against its expected share, as far as the queue lets one rank know.
+      const ProgressCallback chunk_progress = [&, first = first, last = last](const ProgressUpdate& update) {
+        const std::int64_t within = update.total > 0 ? (last - first) * update.done / update.total : 0;
+        task = update.task;
+        report(progress, {update.task, std::min(done + within, expected - 1), expected, update.status});
+      };
+      std::vector<at::Tensor> part = compute(first, last, chunk_progress);
+      for (const at::Tensor& t : part) {
+        RL_CHECK(t.dim() >= 1 && t.size(0) == last - first, "shard_rows: a result of shape ", t.sizes(),
+                 " does not have the chunk's ", last - first, " rows first");
       }
-      ++index;
+      if (parts.empty()) parts.resize(part.size());
+      RL_CHECK(part.size() == parts.size(), "shard_rows: a chunk returned ", part.size(), " tensors, the first ",
+               parts.size());
+      for (std::size_t i = 0; i < part.size(); ++i) parts[i].push_back(std::move(part[i]));
+      indices.push_back(at::arange(first, last, at::kLong));
+      done += last - first;
+      next = taken_from_queue(queue);
     }
   }
-  std::vector<at::Tensor> local;
+  std::vector<at::Tensor> local{at::cat(indices)};
   for (const std::vector<at::Tensor>& part : parts) local.push_back(at::cat(part));
-  return count < world_size() ? local : gather_each(local);
+  const std::vector<at::Tensor> gathered = gather_each(local);
+  if (!task.empty()) report(progress, {task, expected, expected, ""});
+  std::vector<at::Tensor> in_order;
+  for (std::size_t i = 1; i < gathered.size(); ++i) {
+    const at::Tensor order = gathered[0].to(gathered[i].device());
+    in_order.push_back(at::empty_like(gathered[i]).index_copy_(0, order, gathered[i]));
+  }
+  return in_order;
 }
 
 BatchShare batch_share(std::int64_t total) {

@@ -8,8 +8,9 @@
 // within the timeout with an Error naming the failure.
 //
 // What is sharded how:
-// - shard_rows: a computation whose rows are independent (an attack's per-sample search) runs on each rank's
-//   contiguous share of the rows, and every rank gets all rows back in order: the same numbers as one process.
+// - shard_rows: a computation whose rows are independent (an attack's per-sample search) runs on chunks of rows
+//   that the ranks take from a queue as they finish the last, and every rank gets all rows back in order: the
+//   same numbers as one process.
 // - batch_share: work done batch by batch (training steps, an analysis's sums) splits each batch's rows, the random
 //   draws being the whole batch's; gradients and sums are then all-reduced (all_reduce_sum, sum_over_ranks), and
 //   rows gathered (gather_batch_shares).
@@ -177,18 +178,21 @@ std::vector<double> sum_batch_shares(
     std::int64_t rows, std::int64_t batch_size,
     const std::function<std::vector<double>(std::int64_t first, std::int64_t last)>& compute);
 
-/// Runs `compute(begin, end)` on this rank's share of rows 0..rows-1 and returns each tensor it returns (rows
-/// first) with every rank's rows in order, on the device of this rank's. Inside `compute` the world is this
-/// process alone, so that nested sharded code does not shard again. One process: compute(0, rows).
-std::vector<at::Tensor> shard_rows(std::int64_t rows,
-                                   const std::function<std::vector<at::Tensor>(std::int64_t, std::int64_t)>& compute);
+/// Per-sample work on rows [first, last) of the input, reporting its progress to `progress`: the tensors it returns
+/// have those rows first.
+using RowsCompute =
+    std::function<std::vector<at::Tensor>(std::int64_t first, std::int64_t last, const ProgressCallback& progress)>;
 
-/// shard_rows for work done batch by batch from one random stream: walking the batches [start, end) of
-/// batches(rows, batch_size) in order, each rank runs `compute(start, end)` on its share of them and `skip(start,
-/// end)` on the others' (advancing the stream exactly as compute would, without the work), so that every batch gets
-/// the random numbers it gets in one process. Returns each tensor compute returns, with every batch's rows in order.
-std::vector<at::Tensor> shard_batches(std::int64_t rows, std::int64_t batch_size,
-                                      const std::function<std::vector<at::Tensor>(std::int64_t, std::int64_t)>& compute,
-                                      const std::function<void(std::int64_t, std::int64_t)>& skip);
+/// Runs `compute` over rows 0..rows-1 and returns each tensor it returns with all the rows in order, on every rank
+/// (on the device of this rank's). One process: compute(0, rows, progress). Ranks take chunks of rows from a queue
+/// (a counter in the store) until none are left, so a rank whose samples happen to be slow (DeepFool's iterations
+/// vary) takes fewer: the chunks shrink towards the end (guided scheduling) and their bounds depend only on `rows`
+/// and the world, so every row is computed in the same chunk whichever rank takes it, and the numbers do not depend
+/// on which rank was faster. Inside `compute` the world is this process alone, so that nested sharded code does not
+/// shard again; `progress` hears of this rank's rows done. Fewer rows than ranks: every rank computes them all.
+std::vector<at::Tensor> shard_rows(std::int64_t rows, const ProgressCallback& progress, const RowsCompute& compute);
+
+/// The chunks [first, last) of rows 0..rows-1 that shard_rows hands out among `world` ranks, in queue order.
+std::vector<std::pair<std::int64_t, std::int64_t>> row_chunks(std::int64_t rows, int world);
 
 }  // namespace robustlens::distributed

@@ -45,16 +45,19 @@ at::Tensor batched_logits(Model& model, const at::Tensor& images, std::int64_t b
   RL_CHECK(images.size(0) > 0, "no images to evaluate");
   // Each image's logits are its own: a data-parallel run splits the images (core/distributed.h).
   at::Tensor logits =
-      distributed::shard_rows(images.size(0), [&](std::int64_t first, std::int64_t last) {
-        at::NoGradGuard no_grad;
-        std::vector<at::Tensor> chunks;
-        for (const auto [start, end] : batches(last - first, batch_size)) {
-          chunks.push_back(
-              model.forward(images.slice(0, first + start, first + end).to(model.device())).to(at::kCPU, at::kFloat));
-          report(progress, {"evaluate", end, last - first, ""});
-        }
-        return std::vector<at::Tensor>{at::cat(chunks)};
-      }).front();
+      distributed::shard_rows(
+          images.size(0), progress,
+          [&](std::int64_t first, std::int64_t last, const ProgressCallback& share_progress) {
+            at::NoGradGuard no_grad;
+            std::vector<at::Tensor> chunks;
+            for (const auto [start, end] : batches(last - first, batch_size)) {
+              chunks.push_back(model.forward(images.slice(0, first + start, first + end).to(model.device()))
+                                   .to(at::kCPU, at::kFloat));
+              report(share_progress, {"evaluate", end, last - first, ""});
+            }
+            return std::vector<at::Tensor>{at::cat(chunks)};
+          })
+          .front();
   const std::int64_t bad = at::isfinite(logits).logical_not().sum().item<std::int64_t>();
   RL_CHECK(bad == 0, "model '", model.info().path, "' returned ", bad, " NaN or infinite logits on ", images.size(0),
            " images; its predictions would be meaningless");

@@ -51,8 +51,10 @@ at::Tensor random_normal(at::IntArrayRef shape, const at::Generator& generator, 
       .to(options.device());
 }
 
-at::Tensor random_uniform(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options) {
-  return draw_for_share(shape, 0, [&](at::IntArrayRef s) { return at::rand(s, generator, options.device(at::kCPU)); })
+at::Tensor random_uniform(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options,
+                          std::int64_t row_dim) {
+  return draw_for_share(shape, row_dim,
+                        [&](at::IntArrayRef s) { return at::rand(s, generator, options.device(at::kCPU)); })
       .to(options.device());
 }
 

@@ -21,11 +21,12 @@ std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream);
 at::Generator make_generator(std::uint64_t seed);
 
 /// Standard normal, uniform [0,1) and uniform-integer draws from `generator`, made on the CPU in the dtype of
-/// `options` and moved to its device. A normal draw's batch rows lie along `row_dim` (the first dimension unless
-/// said; RowShareScope below).
+/// `options` and moved to its device. A draw's batch rows lie along `row_dim` (the first dimension unless said;
+/// RowShareScope below).
 at::Tensor random_normal(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options = {},
                          std::int64_t row_dim = 0);
-at::Tensor random_uniform(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options = {});
+at::Tensor random_uniform(at::IntArrayRef shape, const at::Generator& generator, const at::TensorOptions& options = {},
+                          std::int64_t row_dim = 0);
 /// While it lives, this thread's process computes rows [offset, offset + rows) of a batch of `total` rows (its
 /// share in data-parallel training, core/distributed.h): random_normal and random_uniform then draw for the whole
 /// batch and keep the share's rows, so that each row gets the numbers it would get in one process, and every

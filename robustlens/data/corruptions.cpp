@@ -73,7 +73,7 @@ at::Tensor elastic(const at::Tensor& images, double scale, double smoothing, dou
                    const at::Generator& generator) {
   const std::int64_t n = images.size(0), height = images.size(2), width = images.size(3);
   const at::Tensor jitters = random_uniform({n, 3, 2}, generator, at::kDouble) * (2 * jitter) - jitter;
-  const at::Tensor noise = random_uniform({2, n, height, width}, generator) * 2 - 1;
+  const at::Tensor noise = random_uniform({2, n, height, width}, generator, {}, /*row_dim=*/1) * 2 - 1;
   const double cx = static_cast<double>(width / 2), cy = static_cast<double>(height / 2);
   const double square = static_cast<double>(std::min(height, width) / 3);
   const at::Tensor corners =

@@ -36,13 +36,17 @@ struct Corruption {
   std::string label() const;
   /// A number of its own per name and severity, for the streams of derive_seed.
   std::uint64_t stream() const;
+  /// Whether its random draws depend on the pixels (shot noise's Poisson counts): a data-parallel share of the
+  /// images cannot then draw its rows of the whole set's numbers alone (core/random.h: RowShareScope).
+  bool draws_from_pixels() const { return name == "shot-noise"; }
 };
 
 /// "NAME:SEVERITY" (the corruption spec of --data SPEC+corrupt:NAME:SEVERITY).
 Corruption parse_corruption(const std::string& spec);
 
 /// The images corrupted (a new tensor on the images' device; the work is done on the CPU), clipped to [0,1].
-/// Random corruptions draw from `generator` alone, in image order.
+/// Random corruptions draw from `generator` alone, in image order; inside a RowShareScope the images are the share's
+/// rows and the draws the whole set's (except draws_from_pixels()).
 at::Tensor corrupt(const at::Tensor& images, const Corruption& corruption, const at::Generator& generator);
 
 // The building blocks, with the parameters the severity tables give them; tests check each against its definition.

@@ -24,9 +24,40 @@ TEST(Distributed, WithoutTorchrunTheWorldIsThisProcess) {
   at::Tensor values = at::arange(4.0);
   distributed::all_reduce_sum(values);
   EXPECT_TRUE(at::equal(values, at::arange(4.0)));
+  std::vector<std::int64_t> reported;
   const auto rows = distributed::shard_rows(
-      5, [](std::int64_t begin, std::int64_t end) { return std::vector<at::Tensor>{at::arange(begin, end)}; });
+      5, [&](const ProgressUpdate& update) { reported.push_back(update.done); },
+      [](std::int64_t begin, std::int64_t end, const ProgressCallback& progress) {
+        report(progress, {"rows", end - begin, end - begin, ""});
+        return std::vector<at::Tensor>{at::arange(begin, end)};
+      });
   EXPECT_TRUE(at::equal(rows.front(), at::arange(5)));
+  EXPECT_EQ(reported, std::vector<std::int64_t>{5});
+}
+
+TEST(Distributed, RowChunksCoverTheRowsInOrderAndShrinkTowardsTheEnd) {
+  for (const int world : {1, 2, 3, 8}) {
+    for (const std::int64_t rows : {0, 1, 2, 7, 100, 4200, 100003}) {
+      const auto chunks = distributed::row_chunks(rows, world);
+      std::int64_t expected_first = 0, previous_size = rows;
+      for (const auto [first, last] : chunks) {
+        EXPECT_EQ(first, expected_first) << rows << " rows, " << world << " ranks";
+        EXPECT_GE(last - first, 1);
+        // Never larger than the one before (the last may be a remainder) nor than 1/(2·world) of the rows left.
+        EXPECT_LE(last - first, previous_size);
+        EXPECT_LE(last - first, std::max<std::int64_t>((rows - first + 2 * world - 1) / (2 * world),
+                                                       std::max<std::int64_t>(1, rows / (32 * world))));
+        previous_size = last - first;
+        expected_first = last;
+      }
+      EXPECT_EQ(expected_first, rows);
+      // Every rank starts with a chunk of its own.
+      if (rows >= world) EXPECT_GE(static_cast<int>(chunks.size()), world);
+    }
+  }
+  EXPECT_EQ(distributed::row_chunks(8, 2),
+            (std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 2}, {2, 4}, {4, 5}, {5, 6}, {6, 7}, {7, 8}}));
+  EXPECT_THROW(distributed::row_chunks(-1, 2), Error);
 }
 
 TEST(Distributed, OneProcessComputesEveryBatchWholeAndCountsIt) {
