@@ -60,8 +60,8 @@ def run(arguments, timeout=900):
     return result.returncode, result.stdout, time.monotonic() - started
 
 
-def differences(one, two, path="", found=None):
-    """Where two records' numbers differ by more than RELATIVE (and their other values at all)."""
+def differences(one, two, path="", found=None, exact=False):
+    """Where two records' numbers differ by more than RELATIVE, or at all when exact (and their other values)."""
     found = [] if found is None else found
     if isinstance(one, dict) and isinstance(two, dict):
         for key in sorted(set(one) | set(two)):
@@ -70,15 +70,16 @@ def differences(one, two, path="", found=None):
             if key not in one or key not in two:
                 found.append(f"{path}/{key}: only in one")
             else:
-                differences(one[key], two[key], f"{path}/{key}", found)
+                differences(one[key], two[key], f"{path}/{key}", found, exact)
     elif isinstance(one, list) and isinstance(two, list):
         if len(one) != len(two):
             found.append(f"{path}: {len(one)} against {len(two)} entries")
         for i, (a, b) in enumerate(zip(one, two)):
-            differences(a, b, f"{path}[{i}]", found)
+            differences(a, b, f"{path}[{i}]", found, exact)
     elif isinstance(one, (int, float)) and isinstance(two, (int, float)) and not isinstance(one, bool):
-        tolerance = max([RELATIVE] + [t for fragment, t in LOOSER.items() if fragment in path])
-        if not (math.isclose(one, two, rel_tol=tolerance, abs_tol=1e-7) or (math.isnan(one) and math.isnan(two))):
+        tolerance = 0 if exact else max([RELATIVE] + [t for fragment, t in LOOSER.items() if fragment in path])
+        close = one == two if exact else math.isclose(one, two, rel_tol=tolerance, abs_tol=1e-7)
+        if not (close or (math.isnan(one) and math.isnan(two))):
             found.append(f"{path}: {one} against {two}")
     elif one != two:
         found.append(f"{path}: {one!r} against {two!r}")
@@ -190,6 +191,25 @@ def consistency(work, names, common, table_arguments):
               f"{'same numbers' if not found else str(len(found)) + ' differences'}")
         failures += [f"{name}: {d}" for d in found[:20]]
     return failures
+
+
+def repeatability(work, common, model):
+    """Two 2-rank runs of the attack write the same bits: its DeepFool, FMN and bisection take chunks of images from
+    a queue in whichever order the ranks come, and a row must not depend on which rank computed it."""
+    arguments = ["attack", "--model", model, "--samples", "41", "--eps", "0.5", "--batch-size", "8",
+                 "--save-examples"] + common
+    folders = [os.path.join(work, "repeat-" + str(i)) for i in range(2)]
+    for folder in folders:
+        code, output, _ = run(TORCHRUN + [ROBUSTLENS] + arguments + ["--out", folder])
+        if code != 0:
+            return [f"repeatability: exit {code}\n{output}"]
+    with open(os.path.join(folders[0], "attack.json")) as f1, open(os.path.join(folders[1], "attack.json")) as f2:
+        found = differences(json.load(f1), json.load(f2), exact=True)
+    import torch
+    examples = [torch.load(os.path.join(folder, "adversarial.pt")) for folder in folders]
+    found += [f"adversarial.pt/{k}" for k in examples[0] if not torch.equal(examples[0][k], examples[1][k])]
+    print(f"two 2-rank attack runs: {'the same bits' if not found else str(len(found)) + ' differences'}")
+    return [f"repeatability: {d}" for d in found[:20]]
 
 
 def launch_by_hand(arguments, port, per_rank=None):
@@ -326,6 +346,7 @@ def main():
         sys.exit(f"training the trials' distractor model failed:\n{output}")
     table_arguments = (model, common, denoiser, os.path.join(distractor_folder, "model.pt"))
     failures = consistency(options.work, options.commands.split(","), common, table_arguments)
+    failures += repeatability(options.work, common, model)
     failures += failure_trials(options.work, common, model)
     if robustlens_sees_cuda(options.work, common, model):
         failures += device_consistency(options.work, options.commands.split(","), common, table_arguments)
