@@ -225,6 +225,18 @@ def launch_by_hand(arguments, port, per_rank=None):
 
 def failure_trials(work, common, model):
     failures = []
+    # Rank 1 without a rank 0: nothing hosts the store; it must give up within --dist-timeout, naming the address.
+    port = free_port()
+    environment = dict(os.environ, WORLD_SIZE="2", RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    started = time.monotonic()
+    alone = subprocess.run([ROBUSTLENS, "eval", "--model", model, "--samples", "4", "--dist-timeout", "3", "--out",
+                            os.path.join(work, "alone")] + common, env=environment, capture_output=True, text=True,
+                           timeout=120)
+    seconds = time.monotonic() - started
+    if alone.returncode != 2 or seconds > 20 or f"127.0.0.1:{port}" not in alone.stderr:
+        failures.append(f"rank 1 without rank 0: exit {alone.returncode} after {seconds:.1f} s: {alone.stderr}")
+    else:
+        print(f"rank 1 without rank 0: exited 2 after {seconds:.1f} s: {alone.stderr.strip()}")
     # A bad model file on rank 1 only.
     bad = ["margins", "--model", model, "--samples", "4", "--out", os.path.join(work, "bad")] + common
     missing = list(bad)

@@ -1,6 +1,7 @@
 #include "robustlens/core/distributed.h"
 
 #include "robustlens/core/batches.h"
+#include "robustlens/core/port_probe.h"
 
 #include <c10/util/Exception.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -10,16 +11,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
-#include <thread>
 
 namespace robustlens::distributed {
 namespace {
@@ -87,37 +81,6 @@ std::int64_t taken_from_queue(const std::string& queue) {
              first_line(error.what()), "); the rank hosting it has died or did not answer within ", g.timeout_seconds,
              " s (--dist-timeout)");
     return 0;
-  }
-}
-
-/// Waits (up to `timeout`) until something accepts connections at address:port. A TCPStore client that finds no
-/// server yet waits a whole second before it tries again, and rank 0 starts its server as the others start: half
-/// the 2-rank runs spent that second. Probing every 10 ms instead costs nothing; if no server comes, the TCPStore
-/// that follows reports the failure.
-void wait_until_listening(const std::string& address, int port, std::chrono::milliseconds timeout) {
-  ::addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  ::addrinfo* found = nullptr;
-  if (::getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return;
-  const std::unique_ptr<::addrinfo, void (*)(::addrinfo*)> addresses(found, ::freeaddrinfo);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    for (const ::addrinfo* a = addresses.get(); a != nullptr; a = a->ai_next) {
-      const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK, a->ai_protocol);
-      if (fd < 0) continue;
-      bool accepted = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
-      if (!accepted && errno == EINPROGRESS) {  // a remote host: wait for the handshake a little
-        ::pollfd poll_fd{fd, POLLOUT, 0};
-        int error = 0;
-        ::socklen_t length = sizeof error;
-        accepted =
-            ::poll(&poll_fd, 1, 100) == 1 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
-      }
-      ::close(fd);
-      if (accepted) return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
 
@@ -191,7 +154,11 @@ void join(const GroupOptions& options) {
   store_options.numWorkers = o.world_size;
   store_options.waitWorkers = false;
   store_options.timeout = timeout;
-  if (!store_options.isServer) wait_until_listening(o.master_address, o.master_port, timeout);
+  RL_CHECK(store_options.isServer || listening_within(o.master_address, o.master_port, timeout), "rank ", o.rank,
+           " of ", o.world_size, " cannot join the process group: nothing accepted connections at ", o.master_address,
+           ":", o.master_port, " within ", o.timeout_seconds,
+           " s; is rank 0 (or torchrun's agent) running there, and is the address reachable (--master-addr, "
+           "--master-port, --dist-timeout)?");
   try {
     auto tcp = c10::make_intrusive<c10d::TCPStore>(o.master_address, store_options);
     g.store = c10::make_intrusive<c10d::PrefixStore>("robustlens", tcp);
