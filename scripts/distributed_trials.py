@@ -223,6 +223,28 @@ def launch_by_hand(arguments, port, per_rank=None):
     return processes
 
 
+def restart_trial(work, common, model):
+    """torchrun without --standalone (its static rendezvous, as on a cluster) keeps its agent's store across the
+    restarts of --max_restarts: when rank 1's first attempt fails (after 4 s, killed if still running), the second
+    attempt must not read the first's keys (Gloo's addresses, shard_rows' queues). Without the attempt's prefix the
+    second attempt's ranks could not connect: "connect [127.0.0.1]:33168: Connection refused"."""
+    wrapper = os.path.join(work, "killed-on-first-attempt.sh")
+    with open(wrapper, "w") as f:
+        f.write('#!/bin/sh\nif [ "$TORCHELASTIC_RESTART_COUNT" = 0 ] && [ "$RANK" = 1 ]; then\n'
+                '  "$@" & sleep 4; kill -9 $!; exit 1\nfi\nexec "$@"\n')
+    os.chmod(wrapper, 0o755)
+    static = ["torchrun", "--nnodes=1", "--node_rank=0", "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+              "--nproc_per_node=2", "--max_restarts=1"] + TORCHRUN[3:]
+    folder = os.path.join(work, "restarted")
+    code, output, seconds = run(static + [wrapper, ROBUSTLENS, "margins", "--model", model, "--samples", "100",
+                                          "--dist-timeout", "20", "--out", folder] + common, timeout=300)
+    if code != 0 or not os.path.exists(os.path.join(folder, "margins.json")):
+        return [f"restart: exit {code} after {seconds:.1f} s\n{output[-3000:]}"]
+    print(f"restart: rank 1 failed on the first attempt, the second finished (torchrun --max_restarts 1, "
+          f"{seconds:.1f} s)")
+    return []
+
+
 def failure_trials(work, common, model):
     failures = []
     # Rank 1 without a rank 0: nothing hosts the store; it must give up within --dist-timeout, naming the address.
@@ -359,6 +381,7 @@ def main():
     table_arguments = (model, common, denoiser, os.path.join(distractor_folder, "model.pt"))
     failures = consistency(options.work, options.commands.split(","), common, table_arguments)
     failures += repeatability(options.work, common, model)
+    failures += restart_trial(options.work, common, model)
     failures += failure_trials(options.work, common, model)
     if robustlens_sees_cuda(options.work, common, model):
         failures += device_consistency(options.work, options.commands.split(","), common, table_arguments)

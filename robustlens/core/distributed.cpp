@@ -161,7 +161,10 @@ void join(const GroupOptions& options) {
            "--master-port, --dist-timeout)?");
   try {
     auto tcp = c10::make_intrusive<c10d::TCPStore>(o.master_address, store_options);
-    g.store = c10::make_intrusive<c10d::PrefixStore>("robustlens", tcp);
+    // torchrun's agent keeps its store across the restarts of failed workers (--max_restarts): each attempt's keys
+    // (Gloo's rendezvous, shard_rows' queues) must be its own, as in torch.distributed's env:// rendezvous.
+    const std::string attempt = environment("TORCHELASTIC_RESTART_COUNT");
+    g.store = c10::make_intrusive<c10d::PrefixStore>("robustlens/attempt_" + (attempt.empty() ? "0" : attempt), tcp);
     auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
     const std::string interface = environment("GLOO_SOCKET_IFNAME");
     gloo_options->devices.push_back(interface.empty() ? c10d::ProcessGroupGloo::createDefaultDevice()
