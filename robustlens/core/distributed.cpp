@@ -59,29 +59,28 @@ int integer_from_environment(const char* name, int fallback) {
   return fallback;
 }
 
-/// Runs a collective, turning Gloo's failure (a rank died, a timeout) into an Error every rank can report.
-void run_collective(const std::string& what, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
+/// Runs `step` (a collective, or a request to the store), turning its failure (a rank died, a timeout) into an
+/// Error every rank can report.
+template <typename Step>
+auto with_group_failures(const std::string& what, const Step& step) -> decltype(step()) {
   try {
-    start()->wait();
+    return step();
   } catch (const std::exception& error) {  // c10::Error, and Gloo's own (a peer's connection reset)
     const Group& g = group();
-    RL_CHECK(false, "rank ", g.rank, " of ", g.world_size, ": the process group failed during ", what, " (",
-             first_line(error.what()), "); another rank has died or did not answer within ", g.timeout_seconds,
-             " s (--dist-timeout)");
+    throw Error(detail::concat("rank ", g.rank, " of ", g.world_size, ": the process group failed during ", what, " (",
+                               first_line(error.what()), "); another rank has died or did not answer within ",
+                               g.timeout_seconds, " s (--dist-timeout)"));
   }
+}
+
+void run_collective(const std::string& what, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
+  with_group_failures(what, [&] { start()->wait(); });
 }
 
 /// The next chunk of shard_rows' `queue` for this rank: chunks 0..world-1 are handed out at the start, one per rank.
 std::int64_t taken_from_queue(const std::string& queue) {
   const Group& g = group();
-  try {
-    return g.world_size + g.store->add(queue, 1) - 1;
-  } catch (const std::exception& error) {
-    RL_CHECK(false, "rank ", g.rank, " of ", g.world_size, ": the store failed while sharing out rows (",
-             first_line(error.what()), "); the rank hosting it has died or did not answer within ", g.timeout_seconds,
-             " s (--dist-timeout)");
-    return 0;
-  }
+  return g.world_size + with_group_failures("the sharing out of rows", [&] { return g.store->add(queue, 1); }) - 1;
 }
 
 /// Gloo reduces and gathers numbers, not booleans: those travel as bytes.
