@@ -11,9 +11,11 @@ cd "$(dirname "$0")/.."
 # libopenblas0-openmp: Debian's LibTorch otherwise runs its matrix products on the
 # reference BLAS (measured: see docs/benchmarks.md); the OpenMP build shares
 # LibTorch's thread pool instead of oversubscribing the cores.
+# pybind11-dev, python3-dev, python3-pytest: the Python module (python/) and its tests; python3-tqdm its progress
+# bars, python3-matplotlib the example notebook (examples/).
 packages=(g++ cmake ninja-build ccache pkg-config libtorch-dev libcli11-dev nlohmann-json3-dev libstb-dev
           zlib1g-dev libgtest-dev libgloo-dev dataset-fashion-mnist python3-torch
-          libopenblas0-openmp clang-format)
+          libopenblas0-openmp clang-format pybind11-dev python3-dev python3-pytest python3-tqdm python3-matplotlib)
 # Node.js and npm install the report's charting scripts (robustlens/report/web);
 # a Node.js from elsewhere (with its own npm) is used as it is.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -21,10 +23,10 @@ missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -40,3 +42,14 @@ fi
 build_dir=${ROBUSTLENS_BUILD_DIR:-build}
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
 cmake --build "$build_dir" --parallel "$(nproc)"
+
+# `import robustlens` in /usr/bin/python3 (Debian's, with python3-torch): a .pth file in its site-packages puts this
+# build's python/ folder on its path, as `pip install -e` would (the last checkout set up wins).
+site=$(/usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])')
+pth="$site/robustlens.pth"
+target="$(pwd)/$build_dir/python"
+if [ "$(cat "$pth" 2>/dev/null)" != "$target" ]; then
+  $sudo mkdir -p "$site"
+  echo "$target" | $sudo tee "$pth" >/dev/null
+  echo "setup: /usr/bin/python3 imports robustlens from $target"
+fi

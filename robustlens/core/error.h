@@ -13,6 +13,10 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+/// Thrown by a progress callback to stop the work (Ctrl-C in the Python module). Not a std::exception, so that the
+/// handlers that turn failures into Errors (an audit step's) let it through.
+struct Interrupted {};
+
 namespace detail {
 template <typename... Parts>
 std::string concat(const Parts&... parts) {

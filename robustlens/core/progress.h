@@ -1,5 +1,5 @@
 // Progress reporting: library code calls a ProgressCallback; the CLI turns it
-// into a terminal progress bar (only when stderr is a terminal).
+// into a terminal progress bar (only when stderr is a terminal), the Python module into its own.
 #pragma once
 
 #include <chrono>
@@ -39,7 +39,11 @@ class TerminalProgressBar {
 };
 
 /// A callback drawing a TerminalProgressBar on stderr, or doing nothing when
-/// stderr is not a terminal (logs and CI stay clean).
+/// stderr is not a terminal (logs and CI stay clean); while a sink is set, the sink's callback instead.
 ProgressCallback terminal_progress();
+
+/// While `make` is set (not empty), terminal_progress() returns make() instead of a bar on stderr: how the Python
+/// module (python/) shows progress in notebooks and checks for Ctrl-C as the work goes on.
+void set_progress_sink(std::function<ProgressCallback()> make);
 
 }  // namespace robustlens

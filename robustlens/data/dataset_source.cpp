@@ -1,5 +1,7 @@
 #include "robustlens/data/dataset_source.h"
 
+#include "robustlens/data/held_datasets.h"
+
 #include "robustlens/core/error.h"
 #include "robustlens/core/limits.h"
 #include "robustlens/core/parsing.h"
@@ -107,7 +109,7 @@ DatasetSpec parse_dataset_spec(const std::string& spec) {
   parsed.directory = colon == std::string::npos ? "" : base.substr(colon + 1);
   const bool known = parsed.kind == "fashion-mnist" || parsed.kind == "mnist" || parsed.kind == "idx" ||
                      parsed.kind == "cifar10" || parsed.kind == "folder" || parsed.kind == "synthetic-subspace" ||
-                     parsed.kind == "glyphs";
+                     parsed.kind == "glyphs" || parsed.kind == "memory";
   RL_CHECK(known, "dataset spec '", spec.substr(0, 200), "': unknown dataset kind '", parsed.kind.substr(0, 100),
            "' (expected fashion-mnist, mnist, idx, cifar10, folder, synthetic-subspace, glyphs or distractor)");
   RL_CHECK(parsed.kind == "fashion-mnist" || parsed.kind == "glyphs" || !parsed.directory.empty(), "dataset spec '",
@@ -187,6 +189,8 @@ Dataset load_dataset(const std::string& spec, Split split, const std::vector<std
                            split == Split::train ? 10000 : 2000);
   } else if (kind == "synthetic-subspace") {
     dataset = make_synthetic_subspace_dataset(parse_synthetic_subspace_spec(directory), split);
+  } else if (kind == "memory") {
+    dataset = held_dataset(directory, split);
   } else {  // folder
     const fs::path split_dir = fs::path(directory) / to_string(split);
     const bool has_splits =

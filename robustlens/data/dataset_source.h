@@ -12,6 +12,7 @@
 //                             (data/synthetic_subspace.h), e.g. synthetic-subspace:0
 //   glyphs[:C,H,W]            the distractor glyph alone, identical images of one class (out-of-distribution
 //                             images for the latent analyses; 1,28,28 by default)
+//   memory:NAME               tensors the Python module holds in this process (data/held_datasets.h)
 //   SPEC+corrupt:NAME:LEVEL   the images of SPEC with a common corruption at severity LEVEL 1..5
 //                             (data/corruptions.h), drawn from a fixed seed per split and corruption,
 //                             e.g. fashion-mnist+corrupt:gaussian-noise:3

@@ -2,6 +2,8 @@
 
 #include "analysis_registry.h"
 
+#include "robustlens/core/run_folder.h"
+
 namespace robustlens::cli {
 
 void add_all_commands(CLI::App& app) {
@@ -11,6 +13,18 @@ void add_all_commands(CLI::App& app) {
   add_sweep_command(app);
   add_audit_command(app);
   add_info_command(app);
+}
+
+void make_app(CLI::App& app) {
+  app.require_subcommand(1);
+  app.set_version_flag("--version", ROBUSTLENS_VERSION);
+  add_all_commands(app);
+}
+
+void run_command(CLI::App& app, int argc, const char* const* argv) {
+  RunScope runs;  // a command's outputs appear when it returns, or not at all (core/run_folder.h)
+  app.parse(argc, argv);
+  runs.commit();
 }
 
 }  // namespace robustlens::cli

@@ -17,4 +17,13 @@ void add_audit_command(CLI::App& app);
 /// audit, info.
 void add_all_commands(CLI::App& app);
 
+/// The robustlens application: every subcommand, one of them required, and --version.
+void make_app(CLI::App& app);
+
+/// Parses `argv` (argv[0] the program) with `app` (make_app) and runs the chosen subcommand; its outputs under
+/// --out appear when it returns, or none of them when it throws (robustlens::Error for bad input, CLI::ParseError
+/// for an option CLI11 refuses). The command-line tool's main() and the Python module (python/) both run commands
+/// through it.
+void run_command(CLI::App& app, int argc, const char* const* argv);
+
 }  // namespace robustlens::cli

@@ -7,7 +7,6 @@
 
 #include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
-#include "robustlens/core/run_folder.h"
 
 #include <c10/util/Exception.h>
 
@@ -15,15 +14,11 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"robustlens: audits image classifiers for robustness and interpretability"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", ROBUSTLENS_VERSION);
-  robustlens::cli::add_all_commands(app);
+  robustlens::cli::make_app(app);
   // Exit status: 0 done, 2 bad input (a robustlens::Error or an option CLI11 refuses), 1 anything
   // else: an internal error (a LibTorch failure, memory), which is a bug to report, not the user's input.
   try {
-    robustlens::RunScope runs;  // a command's outputs appear when it returns, or not at all (core/run_folder.h)
-    app.parse(argc, argv);
-    runs.commit();
+    robustlens::cli::run_command(app, argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error) == 0 ? 0 : 2;  // --help and --version are ParseErrors with status 0
   } catch (const robustlens::distributed::SharedError& error) {
