@@ -37,7 +37,7 @@ std::string describe_commands() {
       if (option->get_lnames().empty() || option->get_lnames().front() == "help") continue;
       options.push_back({{"flag", "--" + option->get_lnames().front()},
                          {"default", option->get_default_str()},
-                         {"takes_value", option->get_type_size() != 0},
+                         {"takes_value", option->get_expected_max() != 0},  // 0 for a flag
                          {"description", option->get_description()},
                          {"group", option->get_group()}});
     }
