@@ -125,6 +125,7 @@ def _traced(module, example, argument):
     (data-dependent control flow that tracing bakes in)."""
     was_training = module.training
     module.eval()
+    example = _on_device_of(module, example)
     try:
         with torch.no_grad():
             try:
@@ -205,11 +206,23 @@ def _splits(data):
 
 
 def _output_count(model, example):
-    """The model's number of outputs (classes) on the example, where it can be run here."""
+    """The model's number of outputs (classes) on the example, where it can be run here (in eval mode, as robustlens
+    runs it: batch normalisation's running statistics stay as they are)."""
     if example is None or isinstance(model, (str, os.PathLike)):
         return None
-    with torch.no_grad():
-        return int(model(example[:1]).shape[-1])
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return int(model(_on_device_of(model, example[:1])).shape[-1])
+    finally:
+        model.train(was_training)
+
+
+def _on_device_of(module, images):
+    """`images` on the device of the module's first parameter (a model on a GPU is traced there)."""
+    parameter = next(iter(module.parameters()), None)
+    return images if parameter is None else images.to(parameter.device)
 
 
 def _keyword(flag):
