@@ -23,6 +23,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 
 import torch
 
@@ -42,6 +43,8 @@ _RESULT_FILES = {
 # Options the Python side gives itself from `model` and `data`.
 _MANAGED = {"--model", "--data"}
 _temporary_folders = []
+# The held datasets, the progress sink and LibTorch's thread count are the process's: one command at a time.
+_one_command = threading.Lock()
 
 
 @atexit.register
@@ -301,7 +304,8 @@ def _make_command(name, description):
                     arguments += [option["flag"], str(one).lower() if isinstance(one, bool) else str(one)]
             bar = progress if callable(progress) else _Progress() if progress else None
             try:
-                _robustlens.run(arguments, datasets, bar)
+                with _one_command:
+                    _robustlens.run(arguments, datasets, bar)
             except ValueError as error:
                 raise ValueError(_in_python_terms(str(error), options, saved)) from None
             finally:

@@ -218,3 +218,16 @@ def test_the_gil_is_released_while_it_computes(setup):
     worker.join()
     # A thread holding the GIL for the whole computation would leave this loop a handful of ticks.
     assert ticks > (time.monotonic() - start) * 100
+
+
+def test_calls_from_two_threads_each_get_their_own_data(setup):
+    expected = {split: robustlens.eval(setup["model"], setup[split], progress=False)["accuracy"]
+                for split in ("train", "test")}
+    got = {}
+    threads = [threading.Thread(target=lambda s=split: got.__setitem__(
+        s, robustlens.eval(setup["model"], setup[s], progress=False)["accuracy"])) for split in ("train", "test")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got == expected and expected["train"] != expected["test"]
