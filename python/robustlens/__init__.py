@@ -40,6 +40,8 @@ _RESULT_FILES = {
     "sweep": "sweep.json",
     "audit": "audit.json",
 }
+# The tensor files (core/files.h: write_tensors, a dict for torch.load) each command writes beside its record.
+_TENSOR_FILES = {"explain": "maps.pt", "upi": "perturbations.pt", "attack": "adversarial.pt"}
 # Options the Python side gives itself from `model` and `data`.
 _MANAGED = {"--model", "--data"}
 _temporary_folders = []
@@ -57,14 +59,18 @@ class Result(dict):
     """A command's record: the JSON the command line writes, with lists of numbers as torch tensors.
 
     out is the output folder (a temporary one, removed when Python exits, unless out= was given) and files the
-    paths of what the command wrote there; to_json() returns the record exactly as written.
+    paths of what the command wrote there; to_json() returns the record exactly as written. tensors holds the tensor
+    file the command wrote, if any (explain's maps.pt, upi's perturbations.pt, attack's adversarial.pt with
+    save_examples=True), as torch.load reads it: {"maps": ..., "raw_maps": ..., ...}.
     """
 
-    def __init__(self, text, out):
+    def __init__(self, text, out, tensor_file=None):
         super().__init__(_with_tensors(json.loads(text)))
         self._text = text
         self.out = out
         self.files = sorted(os.path.join(root, name) for root, _, names in os.walk(out) for name in names)
+        path = os.path.join(out, tensor_file) if tensor_file else None
+        self.tensors = torch.load(path) if path and os.path.isfile(path) else {}
 
     def to_json(self):
         return self._text
@@ -314,7 +320,7 @@ def _make_command(name, description):
         if result_file is None or out is None:
             return None
         with open(os.path.join(out, result_file)) as f:
-            return Result(f.read(), out)
+            return Result(f.read(), out, _TENSOR_FILES.get(name))
 
     function_name = name.replace("-", "_")
     command.__name__ = command.__qualname__ = function_name

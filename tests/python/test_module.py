@@ -231,3 +231,12 @@ def test_calls_from_two_threads_each_get_their_own_data(setup):
     for thread in threads:
         thread.join()
     assert got == expected and expected["train"] != expected["test"]
+
+
+def test_maps_come_back_as_the_tensors_the_command_line_writes(setup, tmp_path):
+    result = robustlens.explain(setup["model"], setup["test"], samples=5, progress=False)
+    command_line(["explain", "--model", setup["model_file"], "--data", setup["spec"], "--samples", "5"], tmp_path)
+    cli = torch.load(tmp_path / "maps.pt")
+    assert set(result.tensors) == set(cli) and result.tensors["maps"].shape == (5, SIDE, SIDE)
+    for key, tensor in cli.items():
+        assert torch.equal(result.tensors[key], tensor), key
