@@ -24,14 +24,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_command_call [--repeats N] -- SUBCOMMAND [OPTIONS]\n");
     return 2;
   }
-  std::vector<const char*> command{"robustlens"};
-  for (int i = first + 1; i < argc; ++i) command.push_back(argv[i]);
+  const std::vector<std::string> command(argv + first + 1, argv + argc);
   try {
     for (int r = 0; r < repeats; ++r) {
       CLI::App app{"robustlens"};
       robustlens::cli::make_app(app);
       const auto start = std::chrono::steady_clock::now();
-      robustlens::cli::run_command(app, static_cast<int>(command.size()), command.data());
+      robustlens::cli::run_command(app, command);
       std::printf("seconds %.6f\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       std::fflush(stdout);
     }

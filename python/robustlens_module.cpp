@@ -92,13 +92,11 @@ class CommandScope {
 void run(const std::vector<std::string>& arguments, const std::vector<HeldSplit>& datasets,
          const py::object& progress) {
   const CommandScope scope(datasets, progress);
-  std::vector<const char*> argv{"robustlens"};
-  for (const std::string& argument : arguments) argv.push_back(argument.c_str());
   const py::gil_scoped_release no_gil;
   CLI::App app{"robustlens"};
   cli::make_app(app);
   try {
-    cli::run_command(app, static_cast<int>(argv.size()), argv.data());
+    cli::run_command(app, arguments);
   } catch (const CLI::ParseError& error) {
     throw py::value_error(error.what());
   } catch (const Error& error) {

@@ -266,6 +266,7 @@ def _make_command(name, description):
                                 f"(its options: {', '.join(sorted(by_keyword))})")
         keywords = {keyword: value for keyword, value in keywords.items() if value is not None}
         arguments, datasets, saved = [name], [], {}
+        models_given = [] if model is None else list(model) if isinstance(model, (list, tuple)) else [model]
         out = keywords.get("out")
         if out is None and "--out" in takes:
             out = tempfile.mkdtemp(prefix=f"robustlens-{name}-")
@@ -281,24 +282,21 @@ def _make_command(name, description):
                 else:
                     splits = _splits(data)
                     example = splits["test"][0][:8] if example is None else example
-                    given = list(model) if isinstance(model, (list, tuple)) else [model]
                     classes = class_names
                     if classes is None:
-                        counts = [_output_count(m, example) for m in given if m is not None]
+                        counts = [_output_count(m, example) for m in models_given]
                         counts = [c for c in counts if c is not None]
                         labelled = max(int(t[1].max()) + 1 if t[1].numel() else 0 for t in splits.values())
                         classes = [str(k) for k in range(max(counts + [labelled]))]
                     datasets = [("data", split, t[0], t[1], list(classes)) for split, t in splits.items()]
                     arguments += ["--data", "memory:data"]
-            if model is not None:
-                if "--model" not in takes:
-                    raise TypeError(f"robustlens.{function_name}() takes no model")
-                given = model if isinstance(model, (list, tuple)) else [model]
-                for i, one in enumerate(given):
-                    path = _model_file(one, example, models, "model")
-                    if path != one:
-                        saved[path] = "the model argument" + (f" [{i}]" if len(given) > 1 else "")
-                    arguments += ["--model", path]
+            if models_given and "--model" not in takes:
+                raise TypeError(f"robustlens.{function_name}() takes no model")
+            for i, one in enumerate(models_given):
+                path = _model_file(one, example, models, "model")
+                if path != one:
+                    saved[path] = "the model argument" + (f" [{i}]" if len(models_given) > 1 else "")
+                arguments += ["--model", path]
             for keyword, value in keywords.items():
                 option = by_keyword[keyword]
                 if not option["takes_value"]:

@@ -159,16 +159,13 @@ std::string command_line(const std::vector<std::string>& arguments) {
 /// Runs the subcommand in this process, as `robustlens ARGUMENTS` would.
 void run_step(const AuditStep& step) {
   CLI::App app{"robustlens"};
-  add_all_commands(app);
-  std::vector<std::string> reversed(step.arguments.rbegin(), step.arguments.rend());  // CLI11 parses from the back
+  make_app(app);
   const std::string where =
       "audit step '" + step.analysis + "'" + (step.model.empty() ? "" : " of model '" + step.model + "'");
   const std::string how =
       " (finished steps are kept: rerun the audit to continue; the step alone: " + command_line(step.arguments) + ")";
   try {
-    RunScope runs;  // the step's outputs appear when it finishes
-    app.parse(reversed);
-    runs.commit();
+    run_command(app, step.arguments);  // the step's outputs appear when it finishes
   } catch (const CLI::ParseError& error) {
     throw Error(where + ": invalid options: " + error.what() + how);
   } catch (const c10::Error& error) {

@@ -27,4 +27,10 @@ void run_command(CLI::App& app, int argc, const char* const* argv) {
   runs.commit();
 }
 
+void run_command(CLI::App& app, const std::vector<std::string>& arguments) {
+  std::vector<const char*> argv{"robustlens"};
+  for (const std::string& argument : arguments) argv.push_back(argument.c_str());
+  run_command(app, static_cast<int>(argv.size()), argv.data());
+}
+
 }  // namespace robustlens::cli

@@ -5,6 +5,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+#include <vector>
+
 namespace robustlens::cli {
 
 void add_train_command(CLI::App& app);
@@ -25,5 +28,7 @@ void make_app(CLI::App& app);
 /// for an option CLI11 refuses). The command-line tool's main() and the Python module (python/) both run commands
 /// through it.
 void run_command(CLI::App& app, int argc, const char* const* argv);
+/// The same for `arguments` (the subcommand first, no program name): an audit's steps, the Python module.
+void run_command(CLI::App& app, const std::vector<std::string>& arguments);
 
 }  // namespace robustlens::cli
