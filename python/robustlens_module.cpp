@@ -2,11 +2,15 @@
 // command-line tool's subcommands in this process, through the same option declarations (tools/robustlens), on
 // tensors the Python side holds as memory:NAME datasets (data/held_datasets.h), and describes those declarations so
 // that the Python functions take the same options with the same defaults. Computation runs without the GIL; the
-// progress callback takes it to update the Python bar and to check for Ctrl-C.
+// progress callback takes it to update the Python bar and to check for Ctrl-C (python_bridge.h). The library's
+// attacks and attributions are functions of their own (library_bindings.cpp).
 #include "analysis_registry.h"
 #include "commands.h"
 #include "common.h"
+#include "library_bindings.h"
+#include "python_bridge.h"
 
+#include "robustlens/core/console.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/progress.h"
 #include "robustlens/data/held_datasets.h"
@@ -57,27 +61,26 @@ using HeldSplit = std::tuple<std::string, std::string, at::Tensor, at::Tensor, s
 /// Releases the held datasets and the progress sink however the command ends.
 class CommandScope {
  public:
-  CommandScope(const std::vector<HeldSplit>& datasets, const py::object& progress) {
+  CommandScope(const std::vector<HeldSplit>& datasets, const py::object& progress, const py::object& output) {
     for (const auto& [name, split, images, labels, class_names] : datasets) {
       names_.push_back(name);
       hold_dataset(name, parse_split(split), Dataset{"memory:" + name, images, labels, class_names, {}});
     }
-    if (progress.is_none()) return;
-    // Copies of a py::object would count references without the GIL: the callback holds the caller's, borrowed.
-    PyObject* callback = progress.ptr();
-    set_progress_sink([callback] {
-      return ProgressCallback([callback](const ProgressUpdate& update) {
+    // Copies of a py::object would count references without the GIL: the callbacks borrow the caller's.
+    if (!output.is_none()) {
+      PyObject* write = output.ptr();
+      console::set_sink([write](const std::string& text) {
         const py::gil_scoped_acquire gil;
-        if (PyErr_CheckSignals() != 0) {
-          PyErr_Clear();
-          throw Interrupted{};
-        }
-        const py::handle show(callback);
-        show(update.task, update.done, update.total, update.status);
+        const py::handle write_text(write);
+        write_text(text);
       });
-    });
+    }
+    if (progress.is_none()) return;
+    PyObject* callback = progress.ptr();
+    set_progress_sink([callback] { return python_progress(callback); });
   }
   ~CommandScope() {
+    console::set_sink({});
     set_progress_sink({});
     for (const std::string& name : names_) release_held_dataset(name);
   }
@@ -88,10 +91,11 @@ class CommandScope {
   std::vector<std::string> names_;
 };
 
-/// Runs `robustlens ARGS...` in this process; bad input raises ValueError with the command line's message.
+/// Runs `robustlens ARGS...` in this process; bad input raises ValueError with the command line's message. What the
+/// command prints goes to `output(text)` (None: the process's stdout), its progress to `progress`.
 void run(const std::vector<std::string>& arguments, const std::vector<HeldSplit>& datasets,
-         const py::object& progress) {
-  const CommandScope scope(datasets, progress);
+         const py::object& progress, const py::object& output) {
+  const CommandScope scope(datasets, progress, output);
   const py::gil_scoped_release no_gil;
   CLI::App app{"robustlens"};
   cli::make_app(app);
@@ -101,8 +105,6 @@ void run(const std::vector<std::string>& arguments, const std::vector<HeldSplit>
     throw py::value_error(error.what());
   } catch (const Error& error) {
     throw py::value_error(cli::in_cli_terms(error.what()));
-  } catch (const c10::Error& error) {
-    throw std::runtime_error("internal error: LibTorch: " + first_line(error.what()));
   }
 }
 
@@ -113,12 +115,18 @@ PYBIND11_MODULE(_robustlens, module) {
   module.doc() = "robustlens' C++ core: runs its subcommands in this process (use the robustlens package)";
   module.attr("__version__") = ROBUSTLENS_VERSION;
   module.def("describe_commands", &robustlens::python::describe_commands);
-  module.def("run", &robustlens::python::run, py::arg("arguments"), py::arg("datasets"), py::arg("progress"));
+  module.def("run", &robustlens::python::run, py::arg("arguments"), py::arg("datasets"), py::arg("progress"),
+             py::arg("output"));
+  robustlens::python::bind_library(module);
   py::register_exception_translator([](std::exception_ptr thrown) {
     try {
       if (thrown) std::rethrow_exception(thrown);
     } catch (const robustlens::Interrupted&) {
       PyErr_SetNone(PyExc_KeyboardInterrupt);
+    } catch (const robustlens::Error& error) {
+      PyErr_SetString(PyExc_ValueError, error.what());
+    } catch (const c10::Error& error) {
+      PyErr_SetString(PyExc_RuntimeError, ("internal error: LibTorch: " + robustlens::first_line(error.what())).c_str());
     }
   });
 }

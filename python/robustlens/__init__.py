@@ -11,7 +11,11 @@ under the same names (--batch-size is batch_size=) and the same defaults, so its
 `data`, and refused where the trace computes something else), or the path of a model file. `data` is a pair of
 tensors (images N×C×H×W in [0,1], labels N), a torch.utils.data.Dataset or DataLoader yielding such pairs (one
 dataset serves as both the train and the test split), a dict {"train": ..., "test": ...} of them, or a dataset
-spec of the command line ("fashion-mnist"). See docs/python.md.
+spec of the command line ("fashion-mnist").
+
+The library's attacks and attributions work on a batch without a command around them and return tensors:
+deepfool, pgd, fgsm, fmn, minimal_perturbation and attribute. They call `model` as it is (any torch.nn.Module or
+function from images to logits; nothing is traced). See docs/python.md.
 """
 
 import atexit
@@ -30,6 +34,11 @@ import torch
 from . import _robustlens
 
 __version__ = _robustlens.__version__
+
+# A pip-installed package carries the audit report's scripts (setup.py); a build's module finds them in its checkout.
+_WEB_ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
+if os.path.isdir(_WEB_ASSETS):
+    os.environ.setdefault("ROBUSTLENS_WEB_ASSETS", _WEB_ASSETS)
 
 # The file each command writes its record to, where the analysis registry does not say.
 _RESULT_FILES = {
@@ -61,15 +70,17 @@ class Result(dict):
     out is the output folder (a temporary one, removed when Python exits, unless out= was given) and files the
     paths of what the command wrote there; to_json() returns the record exactly as written. tensors holds the tensor
     file the command wrote, if any (explain's maps.pt, upi's perturbations.pt, attack's adversarial.pt with
-    save_examples=True), as torch.load reads it: {"maps": ..., "raw_maps": ..., ...}.
+    save_examples=True), as torch.load reads it: {"maps": ..., "raw_maps": ..., ...}. printed is the summary the
+    command printed (shown on sys.stdout unless quiet=True).
     """
 
-    def __init__(self, text, out, tensor_file=None):
+    def __init__(self, text, out, printed, tensor_file=None):
         super().__init__(_with_tensors(json.loads(text)))
         self._text = text
         self.out = out
-        self.files = sorted(os.path.join(root, name) for root, _, names in os.walk(out) for name in names)
-        path = os.path.join(out, tensor_file) if tensor_file else None
+        self.printed = printed
+        self.files = sorted(os.path.join(root, name) for root, _, names in os.walk(out) for name in names) if out else []
+        path = os.path.join(out, tensor_file) if out and tensor_file else None
         self.tensors = torch.load(path) if path and os.path.isfile(path) else {}
 
     def to_json(self):
@@ -259,7 +270,8 @@ def _make_command(name, description):
     takes = {option["flag"] for option in options}
     result_file = description["result_file"] or _RESULT_FILES.get(name)
 
-    def command(model=None, data=None, *, example_input=None, class_names=None, progress=True, **keywords):
+    def command(model=None, data=None, *, example_input=None, class_names=None, progress=True, quiet=False,
+                **keywords):
         for keyword in keywords:
             if keyword not in by_keyword:
                 raise TypeError(f"robustlens.{function_name}() got an unexpected keyword argument '{keyword}' "
@@ -306,26 +318,35 @@ def _make_command(name, description):
                 values = value if isinstance(value, (list, tuple)) else [value]
                 for one in values:
                     arguments += [option["flag"], str(one).lower() if isinstance(one, bool) else str(one)]
-            bar = progress if callable(progress) else _Progress() if progress else None
+            bar = _progress_bar(progress)
+            printed = []
+
+            def output(text):
+                printed.append(text)
+                if not quiet and sys.stdout is not None:
+                    sys.stdout.write(text)
             try:
                 with _one_command:
-                    _robustlens.run(arguments, datasets, bar)
+                    _robustlens.run(arguments, datasets, bar, output)
             except ValueError as error:
                 raise ValueError(_in_python_terms(str(error), options, saved)) from None
             finally:
                 if isinstance(bar, _Progress):
                     bar.close()
+        if name == "info":  # its record is what it prints
+            return Result("".join(printed), None, "".join(printed))
         if result_file is None or out is None:
             return None
         with open(os.path.join(out, result_file)) as f:
-            return Result(f.read(), out, _TENSOR_FILES.get(name))
+            return Result(f.read(), out, "".join(printed), _TENSOR_FILES.get(name))
 
     function_name = name.replace("-", "_")
     command.__name__ = command.__qualname__ = function_name
     lines = [description["description"], "",
              "model: torch.jit.ScriptModule, torch.nn.Module (traced on example_input) or model file path; data: "
-             "(images, labels) tensors, a Dataset or DataLoader, or a dataset spec string. Options (None: the "
-             "command line's default):"]
+             "(images, labels) tensors, a Dataset or DataLoader, or a dataset spec string. progress: True (a bar), "
+             "False or f(task, done, total, status); quiet: True keeps the printed summary off sys.stdout (it is in "
+             "the result's printed). Options (None: the command line's default):"]
     for keyword, option in by_keyword.items():
         default = f" (default {option['default']})" if option["default"] else ""
         lines.append(f"  {keyword}: {option['description']}{default}")
@@ -335,6 +356,7 @@ def _make_command(name, description):
     for keyword in ("example_input", "class_names"):
         parameters.append(inspect.Parameter(keyword, inspect.Parameter.KEYWORD_ONLY, default=None))
     parameters.append(inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=True))
+    parameters.append(inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False))
     for keyword in by_keyword:
         parameters.append(inspect.Parameter(keyword, inspect.Parameter.KEYWORD_ONLY, default=None))
     command.__signature__ = inspect.Signature(parameters)
@@ -350,4 +372,37 @@ def _make_commands():
     return names
 
 
-__all__ = ["Result"] + _make_commands()
+# The library's attacks and attributions, on a batch, returning tensors (python/library_bindings.cpp); those that
+# report progress take progress= as the commands do.
+_LIBRARY_FUNCTIONS = {"deepfool": True, "pgd": False, "fgsm": False, "fmn": True, "minimal_perturbation": True,
+                      "attribute": False}
+
+
+def _progress_bar(progress):
+    """The progress callback for progress=: a callable as it is, True a bar, False none."""
+    return progress if callable(progress) else _Progress() if progress else None
+
+
+def _library_function(name, reports_progress):
+    native = getattr(_robustlens, name)
+
+    def function(*arguments, **keywords):
+        if not reports_progress:
+            return native(*arguments, **keywords)
+        bar = _progress_bar(keywords.pop("progress", True))
+        try:
+            return native(*arguments, progress=bar, **keywords)
+        finally:
+            if isinstance(bar, _Progress):
+                bar.close()
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = native.__doc__.replace("at::Tensor", "torch.Tensor").replace(
+        "progress: object = None", "progress=True")
+    return function
+
+
+for _name, _reports_progress in _LIBRARY_FUNCTIONS.items():
+    globals()[_name] = _library_function(_name, _reports_progress)
+
+__all__ = ["Result"] + _make_commands() + list(_LIBRARY_FUNCTIONS)

@@ -1,4 +1,5 @@
 #include "robustlens/core/run_folder.h"
+#include "robustlens/core/console.h"
 
 #include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
@@ -187,7 +188,7 @@ std::size_t recover_killed_runs(const fs::path& folder) {
   for (const fs::path& staging : killed) {
     if (fs::exists(staging / kPlanName, ec)) {
       apply_plan(staging.parent_path(), staging);
-      std::printf("finished the commit of a killed run in %s\n", staging.parent_path().c_str());
+      console::print("finished the commit of a killed run in %s\n", staging.parent_path().c_str());
     } else {
       remember_unfinished_parts(staging.parent_path(), staged_parts(staging));
       fs::remove_all(staging, ec);

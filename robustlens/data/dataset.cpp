@@ -77,6 +77,12 @@ Dataset Dataset::only_classes(const std::vector<std::int64_t>& excluded) const {
   return held_out;
 }
 
+void check_pixels(const at::Tensor& images, const std::string& who) {
+  RL_CHECK(at::isfinite(images).all().item<bool>(), who, " has NaN or infinite pixels");
+  const float low = images.min().item<float>(), high = images.max().item<float>();
+  RL_CHECK(low >= 0.0f && high <= 1.0f, who, ": pixels must lie in [0,1], found [", low, ", ", high, "]");
+}
+
 void Dataset::validate() const {
   RL_CHECK(images.defined() && images.dim() == 4 && images.scalar_type() == at::kFloat, "dataset '", name,
            "': images must be float32 N×C×H×W");
@@ -85,10 +91,7 @@ void Dataset::validate() const {
       "dataset '", name, "': labels must be int64 with one per image (", images.size(0), "), got ",
       labels.defined() ? labels.sizes() : at::IntArrayRef{});
   RL_CHECK(size() > 0, "dataset '", name, "' is empty");
-  RL_CHECK(at::isfinite(images).all().item<bool>(), "dataset '", name, "' has NaN or infinite pixels");
-  const float low = images.min().item<float>(), high = images.max().item<float>();
-  RL_CHECK(low >= 0.0f && high <= 1.0f, "dataset '", name, "': pixels must lie in [0,1], found [", low, ", ", high,
-           "]");
+  check_pixels(images, "dataset '" + name + "'");
   RL_CHECK(!signal_mask.defined() ||
                (signal_mask.dim() == 4 && signal_mask.size(0) == images.size(0) && signal_mask.size(1) == 1 &&
                 signal_mask.size(2) == images.size(2) && signal_mask.size(3) == images.size(3)),

@@ -45,6 +45,9 @@ struct Dataset {
   nlohmann::json fingerprint() const;
 };
 
+/// Checks that every pixel of `images` is finite and in [0,1]; `who` names them in the message.
+void check_pixels(const at::Tensor& images, const std::string& who);
+
 /// Class names "0", "1", ... for readers whose files carry none.
 std::vector<std::string> numbered_class_names(std::int64_t count);
 

@@ -12,11 +12,9 @@ import json
 import math
 import os
 import random
-import signal
 import struct
 import subprocess
 import threading
-import time
 
 import pytest
 import torch
@@ -192,32 +190,19 @@ def test_a_module_whose_trace_differs_is_refused(setup):
         robustlens.eval(DataDependent(), setup["test"], progress=False)
 
 
-def test_progress_reaches_the_callback_and_ctrl_c_stops_the_work(setup):
+def test_progress_reaches_the_callback_and_ctrl_c_stops_the_work(setup, stopped_by_ctrl_c):
     seen = []
     robustlens.margins(setup["model"], setup["test"], samples=4, subspaces="dct:4:4",
                        progress=lambda *update: seen.append(update))
     assert seen and seen[-1][1] == seen[-1][2]
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    start = time.monotonic()
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        robustlens.margins(setup["model"], setup["test"], samples=60, subspaces="dct:1:1", max_iterations=500)
-    assert time.monotonic() - start < 10
+    stopped_by_ctrl_c(lambda: robustlens.margins(setup["model"], setup["test"], samples=60, subspaces="dct:1:1",
+                                                 max_iterations=500))
 
 
-def test_the_gil_is_released_while_it_computes(setup):
-    done = threading.Event()
-    worker = threading.Thread(target=lambda: (robustlens.margins(setup["model"], setup["test"], samples=30,
-                                                                  subspaces="dct:4:2", progress=False), done.set()))
-    start = time.monotonic()
-    worker.start()
-    ticks = 0
-    while not done.is_set():
-        ticks += 1
-        time.sleep(0.001)
-    worker.join()
-    # A thread holding the GIL for the whole computation would leave this loop a handful of ticks.
-    assert ticks > (time.monotonic() - start) * 100
+def test_the_gil_is_released_while_it_computes(setup, ticks_while):
+    ticks, seconds = ticks_while(lambda: robustlens.margins(setup["model"], setup["test"], samples=30,
+                                                            subspaces="dct:4:2", progress=False))
+    assert ticks > seconds * 100
 
 
 def test_calls_from_two_threads_each_get_their_own_data(setup):
@@ -240,3 +225,22 @@ def test_maps_come_back_as_the_tensors_the_command_line_writes(setup, tmp_path):
     assert set(result.tensors) == set(cli) and result.tensors["maps"].shape == (5, SIDE, SIDE)
     for key, tensor in cli.items():
         assert torch.equal(result.tensors[key], tensor), key
+
+
+def test_the_summary_reaches_sys_stdout_unless_quiet(setup, capsys, tmp_path):
+    shown = robustlens.eval(setup["model"], setup["test"], progress=False, out=str(tmp_path))
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and printed == shown.printed
+    hidden = robustlens.eval(setup["model"], setup["test"], progress=False, out=str(tmp_path), quiet=True)
+    assert capsys.readouterr().out == "" and hidden.printed == shown.printed
+
+
+def test_info_returns_the_record_the_command_line_prints(setup):
+    cli = subprocess.run([CLI, "info", "--model", setup["model_file"]], check=True, capture_output=True, text=True)
+    got = robustlens.info(setup["model_file"], quiet=True)
+    assert got["model"]["kind"] == "torchscript"
+    assert got["model"]["parameters"] == sum(p.numel() for p in setup["model"].parameters())
+    got, expected = json.loads(got.to_json()), json.loads(cli.stdout)
+    # The thread count is the process's: another test's threads= may have set this one's.
+    del got["versions"]["threads"], expected["versions"]["threads"]
+    assert got == expected

@@ -10,6 +10,7 @@
 #include "report_sections.h"
 
 #include "robustlens/analyses/alignment.h"
+#include "robustlens/core/console.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/random.h"
@@ -67,22 +68,23 @@ void run_align(const AlignCommand& command) {
     write_gradient_figure((out / "gradients.png").string(), images,
                           {gradient, paired_score(score, images, y, options.pairing, options.summary_sigma)});
   }
-  std::printf("alignment of input gradients with the data score of %s on %lld images\n  pairing %s: %s\n",
-              command.denoiser.c_str(), static_cast<long long>(result.images),
-              alignment_pairing_name(options.pairing).c_str(), alignment_pairing_description(options.pairing).c_str());
+  console::print("alignment of input gradients with the data score of %s on %lld images\n  pairing %s: %s\n",
+                 command.denoiser.c_str(), static_cast<long long>(result.images),
+                 alignment_pairing_name(options.pairing).c_str(),
+                 alignment_pairing_description(options.pairing).c_str());
   const auto error_cell = [](double value) { return format_number(value, "%.5f", "-"); };
-  std::printf("%8s %18s %18s %12s %12s %12s\n", "sigma", "cosine", "SSIM", "MSE given y", "MSE no label",
-              "MSE identity");
+  console::print("%8s %18s %18s %12s %12s %12s\n", "sigma", "cosine", "SSIM", "MSE given y", "MSE no label",
+                 "MSE identity");
   for (std::size_t s = 0; s < result.per_sigma.size(); ++s) {
     const AlignmentAtSigma& entry = result.per_sigma[s];
-    std::printf("%8.3g %9.4f ± %.4f %9.4f ± %.4f %12s %12s %12s%s\n", entry.sigma, entry.mean_cosine,
-                entry.cosine_standard_error, entry.mean_ssim, entry.ssim_standard_error,
-                error_cell(errors.conditional[s]).c_str(), error_cell(errors.unconditional[s]).c_str(),
-                error_cell(errors.identity[s]).c_str(), entry.sigma == result.summary_sigma ? "   <- summary" : "");
+    console::print("%8.3g %9.4f ± %.4f %9.4f ± %.4f %12s %12s %12s%s\n", entry.sigma, entry.mean_cosine,
+                   entry.cosine_standard_error, entry.mean_ssim, entry.ssim_standard_error,
+                   error_cell(errors.conditional[s]).c_str(), error_cell(errors.unconditional[s]).c_str(),
+                   error_cell(errors.identity[s]).c_str(), entry.sigma == result.summary_sigma ? "   <- summary" : "");
   }
-  std::printf("(mean ± standard error over images; MSE: per pixel, [-1,1] units, the denoiser on these images)\n");
-  std::printf("results in %s%s\n", (out / "alignment.json").c_str(),
-              shown > 0 ? (", " + (out / "gradients.png").string() + " (image | gradient | score)").c_str() : "");
+  console::print("(mean ± standard error over images; MSE: per pixel, [-1,1] units, the denoiser on these images)\n");
+  console::print("results in %s%s\n", (out / "alignment.json").c_str(),
+                 shown > 0 ? (", " + (out / "gradients.png").string() + " (image | gradient | score)").c_str() : "");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "report_sections.h"
 
 #include "robustlens/analyses/robustness.h"
+#include "robustlens/core/console.h"
 #include "robustlens/core/files.h"
 #include "robustlens/data/image_folder.h"
 #include "robustlens/report/images.h"
@@ -101,51 +102,51 @@ void print_minimal(const RobustnessResult& result, const RobustnessOptions& opti
   const MinimalPerturbationResult& m = *result.minimal;
   const std::int64_t correct =
       static_cast<std::int64_t>(std::llround(result.clean_accuracy * static_cast<double>(data.size())));
-  std::printf("minimal %s perturbation per image, the smallest any attack found (checked; 0 when misclassified):\n",
-              to_string(options.norm).c_str());
-  std::printf("  over the %lld correctly classified: median %.4g, quartiles %.4g-%.4g (inf: none found)\n",
-              static_cast<long long>(correct), result.minimal_quartiles_correct.median,
-              result.minimal_quartiles_correct.q1, result.minimal_quartiles_correct.q3);
-  std::printf("  found by:");
+  console::print("minimal %s perturbation per image, the smallest any attack found (checked; 0 when misclassified):\n",
+                 to_string(options.norm).c_str());
+  console::print("  over the %lld correctly classified: median %.4g, quartiles %.4g-%.4g (inf: none found)\n",
+                 static_cast<long long>(correct), result.minimal_quartiles_correct.median,
+                 result.minimal_quartiles_correct.q1, result.minimal_quartiles_correct.q3);
+  console::print("  found by:");
   const nlohmann::json counts = m.found_by_counts();
   for (const std::string& attack : m.attacks)
-    std::printf("  %s %lld", attack.c_str(), counts.at(attack).get<long long>());
-  std::printf("  none %lld", counts.at("none").get<long long>());
-  std::printf("\n  robust accuracy under the ensemble (no member fools the image within eps):");
+    console::print("  %s %lld", attack.c_str(), counts.at(attack).get<long long>());
+  console::print("  none %lld", counts.at("none").get<long long>());
+  console::print("\n  robust accuracy under the ensemble (no member fools the image within eps):");
   double largest_gap = 0, gap_eps = 0;
   for (std::size_t i = 0; i < result.eps.size(); ++i) {
     const double ensemble = result.ensemble_robust_accuracy[i];
-    std::printf("  eps %.4g: %.2f%%", result.eps[i], 100 * ensemble);
+    console::print("  eps %.4g: %.2f%%", result.eps[i], 100 * ensemble);
     if (result.robust_accuracy[i] - ensemble > largest_gap) {
       largest_gap = result.robust_accuracy[i] - ensemble;
       gap_eps = result.eps[i];
     }
   }
-  std::printf("\n");
+  console::print("\n");
   if (largest_gap > 0.05) {
-    std::printf("  %s overestimates robust accuracy by up to %.1f points (eps %.4g): read the ensemble's\n",
-                options.attack.c_str(), 100 * largest_gap, gap_eps);
+    console::print("  %s overestimates robust accuracy by up to %.1f points (eps %.4g): read the ensemble's\n",
+                   options.attack.c_str(), 100 * largest_gap, gap_eps);
   }
   if (m.deepfool_compared > 0) {
-    std::printf("  DeepFool above %.2gx the minimum on %.1f%% of %lld images\n",
-                options.ensemble_options.overestimate_factor, 100 * m.deepfool_overestimate_share,
-                static_cast<long long>(m.deepfool_compared));
+    console::print("  DeepFool above %.2gx the minimum on %.1f%% of %lld images\n",
+                   options.ensemble_options.overestimate_factor, 100 * m.deepfool_overestimate_share,
+                   static_cast<long long>(m.deepfool_compared));
   }
-  if (!result.minimal_warning.empty()) std::printf("WARNING: %s\n", result.minimal_warning.c_str());
+  if (!result.minimal_warning.empty()) console::print("WARNING: %s\n", result.minimal_warning.c_str());
 }
 
 void print_attack_result(const RobustnessResult& result, const RobustnessOptions& options, const Dataset& data) {
-  std::printf("clean accuracy %.2f%% on %lld images of %s\n", 100 * result.clean_accuracy,
-              static_cast<long long>(data.size()), data.name.c_str());
-  std::printf("robust accuracy (%s, %s%s):", options.attack.c_str(), to_string(options.norm).c_str(),
-              options.attack == "pgd" ? (", " + std::to_string(options.steps) + " steps").c_str() : "");
+  console::print("clean accuracy %.2f%% on %lld images of %s\n", 100 * result.clean_accuracy,
+                 static_cast<long long>(data.size()), data.name.c_str());
+  console::print("robust accuracy (%s, %s%s):", options.attack.c_str(), to_string(options.norm).c_str(),
+                 options.attack == "pgd" ? (", " + std::to_string(options.steps) + " steps").c_str() : "");
   for (std::size_t i = 0; i < result.eps.size(); ++i) {
-    std::printf("  eps %.4g: %.2f%%", result.eps[i], 100 * result.robust_accuracy[i]);
+    console::print("  eps %.4g: %.2f%%", result.eps[i], 100 * result.robust_accuracy[i]);
   }
-  std::printf("\n");
+  console::print("\n");
   if (options.deepfool) {
     const std::int64_t flipped = data.size() - result.deepfool_not_flipped;
-    std::printf(
+    console::print(
         "DeepFool minimal L2 perturbation over the %lld/%lld flipped samples: median %.4g, quartiles %.4g-%.4g; "
         "mean %.2f iterations\n",
         static_cast<long long>(flipped), static_cast<long long>(data.size()), result.deepfool_quartiles.median,
@@ -167,8 +168,8 @@ void run_attack(AttackCommand command) {
                                         .set_clip(images_are_pixels(common))
                                         .resolved();
   if (!options.clip) {
-    std::printf("--transform %s: the images are not pixels in [0,1], so the attacks do not clip to it\n",
-                common.transform.c_str());
+    console::print("--transform %s: the images are not pixels in [0,1], so the attacks do not clip to it\n",
+                   common.transform.c_str());
   }
   const RobustnessResult result = analyse_robustness(model, data, options, terminal_progress());
 
@@ -183,7 +184,7 @@ void run_attack(AttackCommand command) {
   if (command.save_examples) write_examples(out, data, result);
 
   print_attack_result(result, options, data);
-  std::printf("results in %s\n", (out / "attack.json").c_str());
+  console::print("results in %s\n", (out / "attack.json").c_str());
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "common.h"
 
 #include "robustlens/core/checksum.h"
+#include "robustlens/core/console.h"
 #include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
@@ -330,13 +331,14 @@ std::size_t run_steps(const std::vector<AuditStep>& steps, const nlohmann::json&
     const nlohmann::json record = step_record(step, shared_inputs);
     // Rank 0's view of the folder decides for every rank of a data-parallel run (core/distributed.h).
     if (distributed::main_process_says(step_finished(step, record))) {
-      std::printf("[audit %zu/%zu] %s: finished earlier, reused (%s)\n", s + 1, steps.size(), label.c_str(),
-                  step.folder.c_str());
+      console::print("[audit %zu/%zu] %s: finished earlier, reused (%s)\n", s + 1, steps.size(), label.c_str(),
+                     step.folder.c_str());
       keep_output(step.folder.string());
       ++reused;
       continue;
     }
-    std::printf("\n[audit %zu/%zu] %s: %s\n", s + 1, steps.size(), label.c_str(), command_line(step.arguments).c_str());
+    console::print("\n[audit %zu/%zu] %s: %s\n", s + 1, steps.size(), label.c_str(),
+                   command_line(step.arguments).c_str());
     std::fflush(stdout);
     const auto step_start = std::chrono::steady_clock::now();
     // A step killed while rerunning must not count as finished.
@@ -347,7 +349,7 @@ std::size_t run_steps(const std::vector<AuditStep>& steps, const nlohmann::json&
     marker["seconds"] = seconds;
     write_json_file((step.folder / "audit_step.json").string(), marker, OutputKind::kState);
     distributed::barrier();  // the other ranks read what rank 0 wrote (a fitted VAE, the step's results)
-    std::printf("[audit %zu/%zu] %s: done in %.1f s\n", s + 1, steps.size(), label.c_str(), seconds);
+    console::print("[audit %zu/%zu] %s: done in %.1f s\n", s + 1, steps.size(), label.c_str(), seconds);
   }
   return reused;
 }
@@ -413,10 +415,10 @@ void run_audit(AuditCommand command) {
   write_json_file((out / "audit.json").string(), audit);
   write_text_file((out / "index.html").string(), render_audit_report(audit, assets));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("\n%s\n", summary_text(audit["summary"]).c_str());
-  for (const std::string& line : comparison_lines(audit["comparisons"])) std::printf("%s\n", line.c_str());
-  std::printf("%zu steps (%zu reused from an earlier run) in %.0f s; report in %s, every number in %s\n",
-              plan.steps.size(), reused, seconds, (out / "index.html").c_str(), (out / "audit.json").c_str());
+  console::print("\n%s\n", summary_text(audit["summary"]).c_str());
+  for (const std::string& line : comparison_lines(audit["comparisons"])) console::print("%s\n", line.c_str());
+  console::print("%zu steps (%zu reused from an earlier run) in %.0f s; report in %s, every number in %s\n",
+                 plan.steps.size(), reused, seconds, (out / "index.html").c_str(), (out / "audit.json").c_str());
 }
 
 }  // namespace

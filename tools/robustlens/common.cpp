@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include "robustlens/core/console.h"
 #include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
@@ -145,12 +146,12 @@ void prepare_output_folder(const std::string& out) {
   RL_CHECK(std::ofstream(probe).good(), "--out '", out, "' is not writable");
   fs::remove(probe, error);
   if (const std::size_t stale = remove_stale_temporaries(out)) {
-    std::printf("removed %zu unfinished temporary file%s that a killed run left in %s\n", stale, stale == 1 ? "" : "s",
-                out.c_str());
+    console::print("removed %zu unfinished temporary file%s that a killed run left in %s\n", stale,
+                   stale == 1 ? "" : "s", out.c_str());
   }
   // The outputs go to a staging folder until the command finishes (main commits them).
   if (const std::size_t killed = open_run(out)) {
-    std::printf("cleaned up after %zu killed run%s in %s\n", killed, killed == 1 ? "" : "s", out.c_str());
+    console::print("cleaned up after %zu killed run%s in %s\n", killed, killed == 1 ? "" : "s", out.c_str());
   }
 }
 
@@ -282,11 +283,11 @@ void add_restart_flag(CLI::App& command, bool& restart) {
 void print_resumed(std::int64_t resumed_after_epoch, std::int64_t epochs, const std::string& out) {
   const std::string checkpoint = (std::filesystem::path(out) / "checkpoint.pt").string();
   if (resumed_after_epoch == epochs) {
-    std::printf("all %lld epochs were already trained in %s; nothing retrained\n", static_cast<long long>(epochs),
-                checkpoint.c_str());
+    console::print("all %lld epochs were already trained in %s; nothing retrained\n", static_cast<long long>(epochs),
+                   checkpoint.c_str());
   } else if (resumed_after_epoch > 0) {
-    std::printf("resumed from %s: epochs 1-%lld were taken from it\n", checkpoint.c_str(),
-                static_cast<long long>(resumed_after_epoch));
+    console::print("resumed from %s: epochs 1-%lld were taken from it\n", checkpoint.c_str(),
+                   static_cast<long long>(resumed_after_epoch));
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "robustlens/analyses/corruption_robustness.h"
 #include "robustlens/analyses/spectral_importance.h"
+#include "robustlens/core/console.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/json_fields.h"
@@ -124,8 +125,8 @@ json spectral_validation(const std::vector<Model*>& models, const Dataset& data,
   const Dataset images = data.subset(first);
   std::vector<double> signed_scores, scores;
   for (std::size_t m = 0; m < models.size(); ++m) {
-    std::printf("%s: spectral importance on %lld images\n", model_records[m]["name"].get<std::string>().c_str(),
-                static_cast<long long>(images.size()));
+    console::print("%s: spectral importance on %lld images\n", model_records[m]["name"].get<std::string>().c_str(),
+                   static_cast<long long>(images.size()));
     const SpectralImportanceResult result =
         analyse_spectral_importance(*models[m], images, options, terminal_progress());
     signed_scores.push_back(result.overall.signed_score);
@@ -162,38 +163,38 @@ json model_record(const std::string& name, Model& model, const CorruptionAccurac
 
 void print_correlation(const json& validation) {
   if (validation["correlation"].is_null()) {
-    std::printf("no score–corruption correlation: %s\n", validation["why_not"].get<std::string>().c_str());
+    console::print("no score–corruption correlation: %s\n", validation["why_not"].get<std::string>().c_str());
     return;
   }
   for (const auto& [target, what] : {std::pair{"accuracy", "the accuracy under corruptions"},
                                      std::pair{"drop", "its drop from the clean accuracy"}}) {
     for (const char* key : {"signed_score", "unsigned_score"}) {
       const json& correlation = validation["correlation"][target][key];
-      std::printf("Spearman of the %s with %s: %s, 95%% bootstrap interval [%s, %s]\n", key, what,
-                  format_number(number_or_nan(correlation["spearman"]), "%+.3f", "undefined").c_str(),
-                  format_number(number_or_nan(correlation["interval"][0]), "%+.3f", "?").c_str(),
-                  format_number(number_or_nan(correlation["interval"][1]), "%+.3f", "?").c_str());
+      console::print("Spearman of the %s with %s: %s, 95%% bootstrap interval [%s, %s]\n", key, what,
+                     format_number(number_or_nan(correlation["spearman"]), "%+.3f", "undefined").c_str(),
+                     format_number(number_or_nan(correlation["interval"][0]), "%+.3f", "?").c_str(),
+                     format_number(number_or_nan(correlation["interval"][1]), "%+.3f", "?").c_str());
     }
   }
 }
 
 void print_table(const json& record) {
   const bool spectral = record.contains("spectral_validation");
-  std::printf("\n%-16s %9s %10s %8s %9s%s\n", "model", "clean", "corrupted", "mCE", "rel. mCE",
-              spectral ? "  spectral score (signed)" : "");
+  console::print("\n%-16s %9s %10s %8s %9s%s\n", "model", "clean", "corrupted", "mCE", "rel. mCE",
+                 spectral ? "  spectral score (signed)" : "");
   for (const json& model : record["models"]) {
     const json& errors = model["errors"];
-    std::printf("%-16s %8.2f%% %9.2f%% %8s %9s", model["name"].get<std::string>().c_str(),
-                100 * model["clean_accuracy"].get<double>(), 100 * model["mean_corrupted_accuracy"].get<double>(),
-                format_number(number_or_nan(errors["mean_corruption_error"]), "%.3f", "—").c_str(),
-                format_number(number_or_nan(errors["relative_mean_corruption_error"]), "%.3f", "—").c_str());
+    console::print("%-16s %8.2f%% %9.2f%% %8s %9s", model["name"].get<std::string>().c_str(),
+                   100 * model["clean_accuracy"].get<double>(), 100 * model["mean_corrupted_accuracy"].get<double>(),
+                   format_number(number_or_nan(errors["mean_corruption_error"]), "%.3f", "—").c_str(),
+                   format_number(number_or_nan(errors["relative_mean_corruption_error"]), "%.3f", "—").c_str());
     if (spectral) {
-      std::printf("  %.3f (%+.3f)", model["spectral"]["score"].get<double>(),
-                  model["spectral"]["signed_score"].get<double>());
+      console::print("  %.3f (%+.3f)", model["spectral"]["score"].get<double>(),
+                     model["spectral"]["signed_score"].get<double>());
     }
-    std::printf("\n");
+    console::print("\n");
   }
-  std::printf(
+  console::print(
       "(%lld images; CE and mCE against %s as ImageNet-C defines them; — where a corruption's term is "
       "undefined: the baseline makes no error under it, or (relative) loses no accuracy)\n",
       record["data"]["size"].get<long long>(), record["baseline"].get<std::string>().c_str());
@@ -222,8 +223,8 @@ void run_corruptions(CorruptionsCommand command) {
     loaded.push_back(load_model_for(model_options, data, device));
     models.push_back(loaded.back().get());
   }
-  std::printf("%zu model(s): accuracy on %lld images under %zu corruptions × %zu severities\n", models.size(),
-              static_cast<long long>(data.size()), options.corruptions.size(), options.severities.size());
+  console::print("%zu model(s): accuracy on %lld images under %zu corruptions × %zu severities\n", models.size(),
+                 static_cast<long long>(data.size()), options.corruptions.size(), options.severities.size());
   const std::vector<CorruptionAccuracy> accuracy =
       measure_corruption_accuracy(models, data, options, terminal_progress());
 
@@ -245,9 +246,9 @@ void run_corruptions(CorruptionsCommand command) {
   write_svg((out / "errors.svg").string(), corruption_error_chart(record));
   if (record.contains("spectral_validation")) write_svg((out / "spectral.svg").string(), spectral_chart(record));
   print_table(record);
-  std::printf("results in %s, %s, %s, %s%s\n", (out / "corruptions.json").c_str(), (out / "corruptions.csv").c_str(),
-              (out / "accuracy.svg").c_str(), (out / "errors.svg").c_str(),
-              record.contains("spectral_validation") ? (", " + (out / "spectral.svg").string()).c_str() : "");
+  console::print("results in %s, %s, %s, %s%s\n", (out / "corruptions.json").c_str(), (out / "corruptions.csv").c_str(),
+                 (out / "accuracy.svg").c_str(), (out / "errors.svg").c_str(),
+                 record.contains("spectral_validation") ? (", " + (out / "spectral.svg").string()).c_str() : "");
 }
 
 }  // namespace

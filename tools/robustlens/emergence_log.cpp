@@ -2,6 +2,7 @@
 
 #include "common.h"
 
+#include "robustlens/core/console.h"
 #include "robustlens/core/files.h"
 #include "robustlens/report/chart.h"
 
@@ -64,9 +65,9 @@ void EmergenceLog::after_epoch(Model& model, const EpochRecord& record) {
   snapshot.train_accuracy = record.train_accuracy;
   snapshot.test_accuracy = record.test_accuracy;
   snapshots_.push_back(snapshot);
-  std::printf("  latent code after epoch %lld: same encoding %.3f (%lld codes), separation median %.2f, NC1 %.3g\n",
-              static_cast<long long>(snapshot.epoch), snapshot.same_encoding_fraction,
-              static_cast<long long>(snapshot.distinct_codes), snapshot.separation_median, snapshot.nc1);
+  console::print("  latent code after epoch %lld: same encoding %.3f (%lld codes), separation median %.2f, NC1 %.3g\n",
+                 static_cast<long long>(snapshot.epoch), snapshot.same_encoding_fraction,
+                 static_cast<long long>(snapshot.distinct_codes), snapshot.separation_median, snapshot.nc1);
   write();
 }
 

@@ -4,6 +4,7 @@
 #include "common.h"
 #include "report_sections.h"
 
+#include "robustlens/core/console.h"
 #include "robustlens/core/files.h"
 #include "robustlens/models/accuracy.h"
 
@@ -42,8 +43,9 @@ void run_eval(const EvalCommand& command) {
   const std::filesystem::path out(common.out);
   write_json_file((out / "eval.json").string(), record);
   if (command.save_logits) write_text_file((out / "logits.csv").string(), logits_csv(result.logits));
-  std::printf("accuracy %.2f%% on %lld images of %s (mean cross-entropy %.4f); results in %s\n", 100 * result.accuracy,
-              static_cast<long long>(data.size()), data.name.c_str(), result.mean_loss, (out / "eval.json").c_str());
+  console::print("accuracy %.2f%% on %lld images of %s (mean cross-entropy %.4f); results in %s\n",
+                 100 * result.accuracy, static_cast<long long>(data.size()), data.name.c_str(), result.mean_loss,
+                 (out / "eval.json").c_str());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "common.h"
 #include "report_sections.h"
 
+#include "robustlens/core/console.h"
 #include "robustlens/core/distributed.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
@@ -77,9 +78,9 @@ void run_explain(ExplainCommand command) {
   record["targets"] = tensor_to_json(targets);
   record["predictions"] = tensor_to_json(predictions);
   write_json_file((out / "explain.json").string(), record);
-  std::printf("%s maps of %lld images (target: %s) written to %s (image | map | overlay) and %s\n",
-              to_string(options.method).c_str(), static_cast<long long>(data.size()), command.target.c_str(),
-              (out / "heatmaps.png").c_str(), (out / "maps.pt").c_str());
+  console::print("%s maps of %lld images (target: %s) written to %s (image | map | overlay) and %s\n",
+                 to_string(options.method).c_str(), static_cast<long long>(data.size()), command.target.c_str(),
+                 (out / "heatmaps.png").c_str(), (out / "maps.pt").c_str());
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "commands.h"
 #include "common.h"
 
+#include "robustlens/core/console.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/runtime.h"
 #include "robustlens/generative/denoiser.h"
@@ -10,7 +11,6 @@
 #include "robustlens/generative/vae.h"
 #include "robustlens/models/load_model.h"
 
-#include <iostream>
 #include <memory>
 
 namespace robustlens::cli {
@@ -41,7 +41,7 @@ void run_info(const CommonOptions& common, bool has_data) {
     info["model"]["parameters"] = parameters;
   }
   if (has_data) info["data"] = load_data(common, common.split).summary();
-  std::cout << info.dump(2) << std::endl;
+  console::print("%s\n", info.dump(2).c_str());
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "robustlens/analyses/latent.h"
 #include "robustlens/analyses/ood_detection.h"
+#include "robustlens/core/console.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/json_fields.h"
@@ -60,7 +61,7 @@ std::vector<OodSet> load_ood_sets(const LatentCommand& command) {
 }
 
 void print_ood(const std::vector<std::string>& names, const nlohmann::json& record) {
-  std::printf(
+  console::print(
       "\nout-of-distribution detection (test images of the training classes against each set): AUROC / "
       "false-positive rate at 95%% true-positive rate\n%-14s %-40s %15s %15s %15s\n",
       "model", "set", "Mahalanobis", "ODIN", "max softmax");
@@ -70,8 +71,9 @@ void print_ood(const std::vector<std::string>& names, const nlohmann::json& reco
   };
   for (std::size_t m = 0; m < names.size(); ++m) {
     for (const nlohmann::json& set : record["models"][m]["ood"]) {
-      std::printf("%-14s %-40s %15s %15s %15s\n", names[m].c_str(), set["set"].get<std::string>().substr(0, 40).c_str(),
-                  cell(set["mahalanobis"]).c_str(), cell(set["odin"]).c_str(), cell(set["max_softmax"]).c_str());
+      console::print("%-14s %-40s %15s %15s %15s\n", names[m].c_str(),
+                     set["set"].get<std::string>().substr(0, 40).c_str(), cell(set["mahalanobis"]).c_str(),
+                     cell(set["odin"]).c_str(), cell(set["max_softmax"]).c_str());
     }
   }
 }
@@ -205,15 +207,15 @@ void write_model_outputs(const std::filesystem::path& folder, const std::string&
 }
 
 void print_comparison(const std::vector<Row>& rows, std::int64_t deepfool_images) {
-  std::printf("\n%s", markdown_table(rows).c_str());
-  std::printf(
+  console::print("\n%s", markdown_table(rows).c_str());
+  console::print(
       "(same encoding, NC1 and within-class variance: test images, predicted labels; separation: training "
       "latents; DeepFool and the ensemble: the first %lld test images, ensemble r/x the mean over those it "
       "fooled, 0 for a misclassified image; AUROC: detecting misclassified test images)\n",
       static_cast<long long>(deepfool_images));
   for (const Row& row : rows) {
     if (!row.result->ensemble_warning.empty())
-      std::printf("WARNING %s: %s\n", row.name.c_str(), row.result->ensemble_warning.c_str());
+      console::print("WARNING %s: %s\n", row.name.c_str(), row.result->ensemble_warning.c_str());
   }
 }
 
@@ -258,8 +260,9 @@ void run_latent(LatentCommand command) {
     CommonOptions model_options = common;
     model_options.model = command.models[m];
     auto model = load_model_for(model_options, test, device);
-    std::printf("%s (%s): latent measures on %lld training and %lld test images\n", names[m].c_str(),
-                command.models[m].c_str(), static_cast<long long>(train.size()), static_cast<long long>(test.size()));
+    console::print("%s (%s): latent measures on %lld training and %lld test images\n", names[m].c_str(),
+                   command.models[m].c_str(), static_cast<long long>(train.size()),
+                   static_cast<long long>(test.size()));
     results.push_back(analyse_latent(*model, train, test, options, terminal_progress()));
     const LatentResult& result = results.back();
     record["models"].push_back({{"name", names[m]}, {"model", model->info().to_json()}, {"result", result.to_json()}});
@@ -275,10 +278,10 @@ void run_latent(LatentCommand command) {
 
   print_comparison(rows, std::min(options.deepfool_samples, test.size()));
   if (!ood_sets.empty()) print_ood(names, record);
-  std::printf("results in %s, %s, %s", (out / "latent.json").c_str(), (out / "comparison.md").c_str(),
-              (out / "comparison.csv").c_str());
-  for (const std::string& file : written) std::printf(", %s", file.c_str());
-  std::printf("\n");
+  console::print("results in %s, %s, %s", (out / "latent.json").c_str(), (out / "comparison.md").c_str(),
+                 (out / "comparison.csv").c_str());
+  for (const std::string& file : written) console::print(", %s", file.c_str());
+  console::print("\n");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "report_sections.h"
 
 #include "robustlens/analyses/manifold.h"
+#include "robustlens/core/console.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/random.h"
@@ -51,7 +52,7 @@ void add_csv_rows(std::ostringstream& csv, const std::string& curve, const std::
 
 /// The first-order sensitivities per direction, on and off the manifold, and their ratio.
 void print_first_order(const FirstOrderSensitivity& first_order, const char* on, const char* off) {
-  std::printf(
+  console::print(
       "  first order, per direction (squared derivative of log p(predicted class)): %s %.4g, %s %.4g, "
       "ratio off/on %.3g\n",
       on, first_order.on_manifold, off, first_order.off_manifold, first_order.off_to_on_ratio());
@@ -120,28 +121,28 @@ void report_distractor(const DistractorResult& result, ManifoldOutputs& outputs)
   relative.log_x = true;
   outputs.write_chart("relative_robustness.svg", relative);
 
-  std::printf(
+  console::print(
       "distractor data, %lld images: share of input-gradient energy on the item half %.3f (0.5 = no preference)\n",
       static_cast<long long>(result.images), result.item_gradient_share);
   print_first_order(result.first_order, "item half", "glyph half");
-  std::printf("  %10s %12s %12s %12s %10s\n", "s", "item half", "glyph half", "whole", "R(s)");
+  console::print("  %10s %12s %12s %12s %10s\n", "s", "item half", "glyph half", "whole", "R(s)");
   for (std::size_t l = 0; l < result.noise_levels.size();
        l += std::max<std::size_t>(1, result.noise_levels.size() / 8)) {
-    std::printf("  %10.4g %12.4f %12.4f %12.4f %10.3g\n", result.noise_levels[l], result.item_half.mean[l],
-                result.distractor_half.mean[l], result.whole_image.mean[l], result.relative_robustness[l]);
+    console::print("  %10.4g %12.4f %12.4f %12.4f %10.3g\n", result.noise_levels[l], result.item_half.mean[l],
+                   result.distractor_half.mean[l], result.whole_image.mean[l], result.relative_robustness[l]);
   }
 }
 
 void print_tangent_result(const std::string& name, const TangentResult& result) {
-  std::printf(
+  console::print(
       "%s tangent spaces (k = %lld of D = %lld): tangent fraction of input gradients %.3f ± %.3f "
       "(random direction: %.3f)\n",
       name.c_str(), static_cast<long long>(result.tangent_dim), static_cast<long long>(result.input_dim),
       result.tangent_fraction, result.tangent_fraction_standard_error, result.random_baseline());
   print_first_order(result.first_order, "along", "across");
-  std::printf("  %10s %14s %14s\n", "eps", "on-manifold", "off-manifold");
+  console::print("  %10s %14s %14s\n", "eps", "on-manifold", "off-manifold");
   for (std::size_t p = 0; p < result.eps.size(); ++p) {
-    std::printf("  %10.4g %14.4f %14.4f\n", result.eps[p], result.on_manifold.mean[p], result.off_manifold.mean[p]);
+    console::print("  %10.4g %14.4f %14.4f\n", result.eps[p], result.on_manifold.mean[p], result.off_manifold.mean[p]);
   }
 }
 
@@ -192,8 +193,8 @@ void report_tangent(const TangentComparison& comparison, const ModelRecord& mode
   }
   if (comparison.agreement) {
     // How far the two estimates of the tangent space agree, over the same images.
-    std::printf("VAE and local-PCA tangent spaces: agreement %.3f (1 = the same subspace; random: %.4f)\n",
-                *comparison.agreement, comparison.random_agreement());
+    console::print("VAE and local-PCA tangent spaces: agreement %.3f (1 = the same subspace; random: %.4f)\n",
+                   *comparison.agreement, comparison.random_agreement());
   }
   outputs.write_chart("tangent.svg", tangent_chart({model}, true));
 }
@@ -238,9 +239,9 @@ void run_manifold(const ManifoldCommand& command) {
   }
   write_text_file((outputs.out / "manifold_curves.csv").string(), outputs.csv.str());
   write_json_file((outputs.out / "manifold.json").string(), record);
-  std::printf("results in");
-  for (const std::string& path : outputs.written) std::printf(" %s", path.c_str());
-  std::printf("\n");
+  console::print("results in");
+  for (const std::string& path : outputs.written) console::print(" %s", path.c_str());
+  console::print("\n");
 }
 
 }  // namespace

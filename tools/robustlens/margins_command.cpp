@@ -6,6 +6,7 @@
 #include "report_sections.h"
 
 #include "robustlens/analyses/margins.h"
+#include "robustlens/core/console.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/report/chart.h"
@@ -153,40 +154,40 @@ void run_margins(MarginsCommand command) {
   write_svg((out / "margins.svg").string(),
             margins_chart({{model_names({common.model}, {}).front(), &record, 0}}, bounds, warnings));
 
-  std::printf("median margin per DCT subspace (K=%lld, T=%lld, %lld samples of %s):\n",
-              static_cast<long long>(result.subspaces.block), static_cast<long long>(result.subspaces.step),
-              static_cast<long long>(data.size()), data.name.c_str());
+  console::print("median margin per DCT subspace (K=%lld, T=%lld, %lld samples of %s):\n",
+                 static_cast<long long>(result.subspaces.block), static_cast<long long>(result.subspaces.step),
+                 static_cast<long long>(data.size()), data.name.c_str());
   std::int64_t not_flipped = 0;
   for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
-    std::printf("%s%.3g", t == 0 ? "  " : " ", result.per_subspace[t].quartiles.median);
+    console::print("%s%.3g", t == 0 ? "  " : " ", result.per_subspace[t].quartiles.median);
     not_flipped += result.per_subspace[t].not_flipped;
   }
-  std::printf("\n");
+  console::print("\n");
   if (not_flipped > 0) {
-    std::printf(
+    console::print(
         "counting the pairs that did not flip at the norm reached (>= marks a median that is only a lower bound):\n");
     for (std::size_t t = 0; t < result.per_subspace.size(); ++t) {
       const MarginsWithLowerBounds& b = result.per_subspace[t].with_lower_bounds;
-      std::printf("%s%s%.3g", t == 0 ? "  " : " ", b.median_is_lower_bound ? ">=" : "", b.quartiles.median);
+      console::print("%s%s%.3g", t == 0 ? "  " : " ", b.median_is_lower_bound ? ">=" : "", b.quartiles.median);
     }
-    std::printf("\n");
+    console::print("\n");
   }
   if (result.full_space.margins.defined())
-    std::printf("full space: %.3g (DeepFool)", result.full_space.quartiles.median);
+    console::print("full space: %.3g (DeepFool)", result.full_space.quartiles.median);
   if (result.full_space_minimum.minimal.norms.defined()) {
     const FullSpaceMinimum& minimum = result.full_space_minimum;
-    std::printf(", %.3g (minimum over the attack ensemble; found by %s)", minimum.quartiles.median,
-                minimum.minimal.found_by_counts().dump().c_str());
+    console::print(", %.3g (minimum over the attack ensemble; found by %s)", minimum.quartiles.median,
+                   minimum.minimal.found_by_counts().dump().c_str());
     if (!minimum.warning.empty()) {
-      std::printf("\nwarning: %s; the subspace margins are DeepFool's too: on this model read them as overestimates",
-                  minimum.warning.c_str());
+      console::print("\nwarning: %s; the subspace margins are DeepFool's too: on this model read them as overestimates",
+                     minimum.warning.c_str());
     }
   }
-  if (result.full_space.margins.defined()) std::printf("\n");
-  std::printf("%lld (sample, subspace) pairs did not flip within %lld iterations (excluded from the first line)\n",
-              static_cast<long long>(not_flipped), static_cast<long long>(options.deepfool.max_iterations));
-  std::printf("results in %s, %s, %s\n", (out / "margins.json").c_str(), (out / "margins.csv").c_str(),
-              (out / "margins.svg").c_str());
+  if (result.full_space.margins.defined()) console::print("\n");
+  console::print("%lld (sample, subspace) pairs did not flip within %lld iterations (excluded from the first line)\n",
+                 static_cast<long long>(not_flipped), static_cast<long long>(options.deepfool.max_iterations));
+  console::print("results in %s, %s, %s\n", (out / "margins.json").c_str(), (out / "margins.csv").c_str(),
+                 (out / "margins.svg").c_str());
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "report_sections.h"
 
 #include "robustlens/analyses/spectral_importance.h"
+#include "robustlens/core/console.h"
 #include "robustlens/core/files.h"
 #include "robustlens/data/image_folder.h"
 #include "robustlens/report/chart.h"
@@ -52,9 +53,9 @@ void write_coalition_grid(const std::filesystem::path& path, const at::Tensor& e
 }
 
 void print_row(const char* name, const std::vector<double>& values, const char* format) {
-  std::printf("  %-22s", name);
-  for (const double v : values) std::printf(format, v);
-  std::printf("\n");
+  console::print("  %-22s", name);
+  for (const double v : values) console::print(format, v);
+  console::print("\n");
 }
 
 /// psi per Fourier band, one bar series per model in its colour; the note gives each signed score.
@@ -111,26 +112,26 @@ void write_spectral_charts(const std::filesystem::path& out, const std::string& 
 void print_spectral_result(const SpectralImportanceResult& result, const std::vector<SpectralSnrCurve>& curves,
                            const SpectralImportanceOptions& options, const Dataset& data) {
   const std::int64_t bands = options.bands;
-  std::printf("spectral importance over %lld images of %s (M=%lld bands, fill %s, output %s):\n",
-              static_cast<long long>(data.size()), data.name.c_str(), static_cast<long long>(bands),
-              options.fill.c_str(), options.output.c_str());
-  std::printf("  %-22s", "band");
-  for (std::int64_t i = 0; i < bands; ++i) std::printf("%8lld", static_cast<long long>(i));
-  std::printf("\n");
+  console::print("spectral importance over %lld images of %s (M=%lld bands, fill %s, output %s):\n",
+                 static_cast<long long>(data.size()), data.name.c_str(), static_cast<long long>(bands),
+                 options.fill.c_str(), options.output.c_str());
+  console::print("  %-22s", "band");
+  for (std::int64_t i = 0; i < bands; ++i) console::print("%8lld", static_cast<long long>(i));
+  console::print("\n");
   print_row("phi (nats)", result.overall.phi, "%8.3f");
   print_row("psi", result.overall.psi, "%8.3f");
   for (const ClassSpectralImportance& c : result.per_class)
     print_row(("psi " + c.name).c_str(), c.importance.psi, "%8.3f");
   for (const SpectralSnrCurve& curve : curves)
     print_row(("SNR dB " + curve.perturbation).c_str(), curve.snr_db, "%8.1f");
-  std::printf(
+  console::print(
       "spectral robustness score %.4f, signed %+.4f (beta %.3g; 0 = uniform psi, > 0 low bands, < 0 high "
       "bands); v(empty) %.4f, v(all) %.4f\n",
       result.overall.score, result.overall.signed_score, options.beta, result.overall.coalition_values.front(),
       result.overall.coalition_values.back());
   for (const ClassSpectralImportance& c : result.per_class) {
-    std::printf("  class %-16s score %.4f, signed %+.4f over %lld images\n", c.name.c_str(), c.importance.score,
-                c.importance.signed_score, static_cast<long long>(c.images));
+    console::print("  class %-16s score %.4f, signed %+.4f over %lld images\n", c.name.c_str(), c.importance.score,
+                   c.importance.signed_score, static_cast<long long>(c.images));
   }
 }
 
@@ -171,8 +172,8 @@ void run_spectral(SpectralCommand command) {
 
   write_spectral_charts(out, model_names({common.model}, {}).front(), record, result);
   print_spectral_result(result, curves, options, run.data);
-  std::printf("results in %s, %s%s, %s\n", (out / "spectral.json").c_str(), (out / "psi.svg").c_str(),
-              curves.empty() ? "" : (", " + (out / "snr.svg").string()).c_str(), (out / "coalitions.png").c_str());
+  console::print("results in %s, %s%s, %s\n", (out / "spectral.json").c_str(), (out / "psi.svg").c_str(),
+                 curves.empty() ? "" : (", " + (out / "snr.svg").string()).c_str(), (out / "coalitions.png").c_str());
 }
 
 }  // namespace

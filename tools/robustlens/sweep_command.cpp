@@ -11,6 +11,7 @@
 #include "training_options.h"
 
 #include "robustlens/analyses/sweep.h"
+#include "robustlens/core/console.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/report/chart.h"
@@ -173,24 +174,24 @@ nlohmann::json sweep_record(const SweepCommand& command, const CommonOptions& co
 void print_model_start(const SweepOptions& options, std::size_t i, std::int64_t j, const std::string& folder) {
   const std::string seed =
       options.seeds == 1 ? "" : ", seed " + std::to_string(j + 1) + "/" + std::to_string(options.seeds);
-  std::printf("[%zu/%zu] %s strength %.4g%s -> %s\n", i + 1, options.strengths.size(), options.objective.c_str(),
-              options.strengths[i], seed.c_str(), folder.c_str());
+  console::print("[%zu/%zu] %s strength %.4g%s -> %s\n", i + 1, options.strengths.size(), options.objective.c_str(),
+                 options.strengths[i], seed.c_str(), folder.c_str());
   std::fflush(stdout);
 }
 
 void print_model_done(const SweepModel& model, double eps) {
   const SweepMeasures& measured = model.measures;
   const FirstOrderSensitivity& sensitivity = regime_sensitivity(measured);
-  std::printf("  accuracy %.2f%%  first order on %.4g off %.4g (off/on %.3g)  change at eps %.3g: on %.4f off %.4f",
-              100 * model.test_accuracy(), sensitivity.on_manifold, sensitivity.off_manifold,
-              sensitivity.off_to_on_ratio(), eps, measured.tangent.on_manifold.mean[0],
-              measured.tangent.off_manifold.mean[0]);
+  console::print("  accuracy %.2f%%  first order on %.4g off %.4g (off/on %.3g)  change at eps %.3g: on %.4f off %.4f",
+                 100 * model.test_accuracy(), sensitivity.on_manifold, sensitivity.off_manifold,
+                 sensitivity.off_to_on_ratio(), eps, measured.tangent.on_manifold.mean[0],
+                 measured.tangent.off_manifold.mean[0]);
   if (measured.distractor) {
-    std::printf("  item half %.4f  glyph half %.4f", measured.distractor->item_half.mean[0],
-                measured.distractor->distractor_half.mean[0]);
+    console::print("  item half %.4f  glyph half %.4f", measured.distractor->item_half.mean[0],
+                   measured.distractor->distractor_half.mean[0]);
   }
-  if (measured.alignment) std::printf("  alignment %.4f", measured.alignment->summary().mean_cosine);
-  std::printf("  (training %.0f s, measures %.0f s)\n", model.train_seconds(), measured.seconds);
+  if (measured.alignment) console::print("  alignment %.4f", measured.alignment->summary().mean_cosine);
+  console::print("  (training %.0f s, measures %.0f s)\n", model.train_seconds(), measured.seconds);
 }
 
 /// The record of the alignment-robustness correlation, or why there is none.
@@ -286,30 +287,30 @@ void write_sweep_csv(const std::string& path, const SweepResult& result) {
 }
 
 void print_sweep_table(const SweepResult& result) {
-  std::printf("\n%12s %10s %11s %11s %8s %11s %11s %11s %11s %10s  %s\n", "strength", "accuracy", "1st-ord on",
-              "1st-ord off", "off/on", "change on", "change off", "item half", "glyph half", "alignment", "regime");
+  console::print("\n%12s %10s %11s %11s %8s %11s %11s %11s %11s %10s  %s\n", "strength", "accuracy", "1st-ord on",
+                 "1st-ord off", "off/on", "change on", "change off", "item half", "glyph half", "alignment", "regime");
   for (const StrengthSummary& s : result.strengths) {
     const auto cell = [&](const std::string& measure) {
       return s.has(measure) ? format_number(s.mean(measure)) : std::string("-");
     };
-    std::printf("%12.4g %9.2f%% %11.4g %11.4g %8.3g %11.4f %11.4f %11s %11s %10s  %s\n", s.strength,
-                100 * s.mean("test_accuracy"), s.mean("first_order_on"), s.mean("first_order_off"),
-                s.mean("off_to_on_ratio"), s.mean("on_manifold"), s.mean("off_manifold"), cell("item_half").c_str(),
-                cell("glyph_half").c_str(), cell("alignment_cosine").c_str(), s.regime.c_str());
+    console::print("%12.4g %9.2f%% %11.4g %11.4g %8.3g %11.4f %11.4f %11s %11s %10s  %s\n", s.strength,
+                   100 * s.mean("test_accuracy"), s.mean("first_order_on"), s.mean("first_order_off"),
+                   s.mean("off_to_on_ratio"), s.mean("on_manifold"), s.mean("off_manifold"), cell("item_half").c_str(),
+                   cell("glyph_half").c_str(), cell("alignment_cosine").c_str(), s.regime.c_str());
   }
 }
 
 void print_sweep_summary(const SweepResult& result, const SweepOptions& options, const SweepInputs& inputs) {
   print_sweep_table(result);
-  std::printf("%sregimes from the %s\n",
-              options.seeds > 1 ? ("means over " + std::to_string(options.seeds) + " seeds; ").c_str() : "",
-              regime_measure(inputs).c_str());
+  console::print("%sregimes from the %s\n",
+                 options.seeds > 1 ? ("means over " + std::to_string(options.seeds) + " seeds; ").c_str() : "",
+                 regime_measure(inputs).c_str());
   if (inputs.denoiser && !result.correlation) {
-    std::printf("no correlation of alignment with off-manifold robustness: %zu models, at least 3 needed\n",
-                result.models.size());
+    console::print("no correlation of alignment with off-manifold robustness: %zu models, at least 3 needed\n",
+                   result.models.size());
   }
   if (const auto& c = result.correlation) {
-    std::printf(
+    console::print(
         "Spearman correlation of alignment with off-manifold robustness over %lld models: %.3f "
         "(%.0f%% bootstrap interval [%.3f, %.3f])\n",
         static_cast<long long>(c->pairs), c->spearman, 100 * c->confidence, c->low, c->high);
@@ -362,8 +363,8 @@ void run_sweep(const SweepCommand& command) {
   write_sweep_csv((out / "sweep.csv").string(), result);
   write_json_file((out / "sweep.json").string(), record);
   print_sweep_summary(result, options, *inputs);
-  std::printf("results in %s, %s, %s, %s\n", (out / "sweep.json").c_str(), (out / "sweep.csv").c_str(),
-              (out / "sweep.svg").c_str(), (out / "gradients.png").c_str());
+  console::print("results in %s, %s, %s, %s\n", (out / "sweep.json").c_str(), (out / "sweep.csv").c_str(),
+                 (out / "sweep.svg").c_str(), (out / "gradients.png").c_str());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "emergence_log.h"
 #include "training_options.h"
 
+#include "robustlens/core/console.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/random.h"
 #include "robustlens/core/runtime.h"
@@ -46,9 +47,10 @@ void run_train(const TrainCommand& command) {
       .set_resume(!command.restart)
       .set_eval_batch_size(1000);
 
-  std::printf("training %s (%s) on %s: %lld images, %lld epochs, objective %s, device %s\n", spec.name.c_str(),
-              model.spec().to_json().dump().c_str(), train_data.name.c_str(), static_cast<long long>(train_data.size()),
-              static_cast<long long>(options.epochs), options.objective.to_json().dump().c_str(), device.str().c_str());
+  console::print("training %s (%s) on %s: %lld images, %lld epochs, objective %s, device %s\n", spec.name.c_str(),
+                 model.spec().to_json().dump().c_str(), train_data.name.c_str(),
+                 static_cast<long long>(train_data.size()), static_cast<long long>(options.epochs),
+                 options.objective.to_json().dump().c_str(), device.str().c_str());
   EmergenceLog emergence(command.log_latent_every, options.epochs, train_data, command.latent_probe, common.out,
                          command.restart);
   const TrainResult result =
@@ -65,8 +67,8 @@ void run_train(const TrainCommand& command) {
   log["test_data"] = test_data.summary();
   log["result"] = result.to_json();
   write_json_file((std::filesystem::path(common.out) / "train_log.json").string(), log);
-  std::printf("test accuracy %.2f%%; model written to %s\n", 100 * result.epochs.back().test_accuracy,
-              model_path.c_str());
+  console::print("test accuracy %.2f%%; model written to %s\n", 100 * result.epochs.back().test_accuracy,
+                 model_path.c_str());
 }
 
 }  // namespace
@@ -74,9 +76,9 @@ void run_train(const TrainCommand& command) {
 void print_epoch(const EpochRecord& r) {
   char gamma[32] = "";
   if (r.latent_gamma > 0) std::snprintf(gamma, sizeof gamma, "  gamma %.4g", r.latent_gamma);
-  std::printf("epoch %lld  lr %.4g%s  loss %.4f  train %.2f%%  test %.2f%%  (%.1f s)\n",
-              static_cast<long long>(r.epoch), r.learning_rate, gamma, r.train_loss, 100 * r.train_accuracy,
-              100 * r.test_accuracy, r.seconds);
+  console::print("epoch %lld  lr %.4g%s  loss %.4f  train %.2f%%  test %.2f%%  (%.1f s)\n",
+                 static_cast<long long>(r.epoch), r.learning_rate, gamma, r.train_loss, 100 * r.train_accuracy,
+                 100 * r.test_accuracy, r.seconds);
   std::fflush(stdout);
 }
 

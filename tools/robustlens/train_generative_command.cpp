@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "common.h"
 
+#include "robustlens/core/console.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/random.h"
 #include "robustlens/generative/denoiser.h"
@@ -47,13 +48,13 @@ void run_train_vae(const TrainVaeCommand& command) {
   with_global_seed(common.seed, [&] { built.emplace(spec); });  // the initial weights
   Vae& vae = *built;
   vae.to(device);
-  std::printf("training a VAE (%s) on %s: %lld images, %lld epochs, beta %g, device %s\n",
-              spec.to_json().dump().c_str(), train_data.name.c_str(), static_cast<long long>(train_data.size()),
-              static_cast<long long>(options.epochs), options.beta, device.str().c_str());
+  console::print("training a VAE (%s) on %s: %lld images, %lld epochs, beta %g, device %s\n",
+                 spec.to_json().dump().c_str(), train_data.name.c_str(), static_cast<long long>(train_data.size()),
+                 static_cast<long long>(options.epochs), options.beta, device.str().c_str());
   std::fflush(stdout);
   const VaeTrainResult result =
       train_vae(vae, train_data, test_data, options, terminal_progress(), [&](const VaeEpochRecord& r) {
-        std::printf(
+        console::print(
             "epoch %lld  loss %.2f (reconstruction %.2f + %g·KL %.2f)  test %.2f (%.2f + %g·%.2f)  active dims "
             "%lld/%lld  (%.1f s)\n",
             static_cast<long long>(r.epoch), r.train_loss, r.train_reconstruction, options.beta, r.train_kl,
@@ -70,7 +71,7 @@ void run_train_vae(const TrainVaeCommand& command) {
   log["result"] = result.to_json();
   write_json_file(output_file(common, "train_log.json"), log);
   const VaeEpochRecord& last = result.epochs.back();
-  std::printf(
+  console::print(
       "test: reconstruction %.2f + KL %.2f = negative ELBO %.2f nats per image, %lld of %lld latent dimensions "
       "active; VAE written to %s\n",
       last.test_reconstruction, last.test_kl, last.test_reconstruction + last.test_kl,
@@ -88,15 +89,15 @@ struct TrainDenoiserCommand {
 /// The denoising-error table: the learned denoiser beside the trivial ones, per noise level.
 void print_denoising_errors(const DenoisingErrors& errors) {
   const auto cell = [](double value) { return format_number(value, "%.5f", "-"); };
-  std::printf(
+  console::print(
       "denoising error on %lld test images (MSE per pixel, [-1,1] units; Gaussians fitted to the training images):\n",
       static_cast<long long>(errors.images));
-  std::printf("%8s %12s %12s %12s %14s %14s\n", "sigma", "given y", "no label", "identity", "Gaussian/class",
-              "Gaussian/all");
+  console::print("%8s %12s %12s %12s %14s %14s\n", "sigma", "given y", "no label", "identity", "Gaussian/class",
+                 "Gaussian/all");
   for (std::size_t i = 0; i < errors.sigmas.size(); ++i) {
-    std::printf("%8.3g %12s %12s %12s %14s %14s\n", errors.sigmas[i], cell(errors.conditional[i]).c_str(),
-                cell(errors.unconditional[i]).c_str(), cell(errors.identity[i]).c_str(),
-                cell(errors.gaussian_class[i]).c_str(), cell(errors.gaussian_all[i]).c_str());
+    console::print("%8.3g %12s %12s %12s %14s %14s\n", errors.sigmas[i], cell(errors.conditional[i]).c_str(),
+                   cell(errors.unconditional[i]).c_str(), cell(errors.identity[i]).c_str(),
+                   cell(errors.gaussian_class[i]).c_str(), cell(errors.gaussian_all[i]).c_str());
   }
 }
 
@@ -117,15 +118,16 @@ void run_train_denoiser(const TrainDenoiserCommand& command) {
   with_global_seed(common.seed, [&] { built.emplace(spec); });  // the initial weights
   Denoiser& denoiser = *built;
   denoiser.to(device);
-  std::printf("training %s denoiser (%s) on %s: %lld images, %lld epochs, sigma log-uniform in [%g, %g], device %s\n",
-              spec.conditional() ? "a class-conditional (label dropout to a 'no label' token)" : "an unconditional",
-              spec.to_json().dump().c_str(), train_data.name.c_str(), static_cast<long long>(train_data.size()),
-              static_cast<long long>(options.epochs), options.sigma_min, options.sigma_max, device.str().c_str());
+  console::print(
+      "training %s denoiser (%s) on %s: %lld images, %lld epochs, sigma log-uniform in [%g, %g], device %s\n",
+      spec.conditional() ? "a class-conditional (label dropout to a 'no label' token)" : "an unconditional",
+      spec.to_json().dump().c_str(), train_data.name.c_str(), static_cast<long long>(train_data.size()),
+      static_cast<long long>(options.epochs), options.sigma_min, options.sigma_max, device.str().c_str());
   std::fflush(stdout);
   const DenoiserTrainResult result =
       train_denoiser(denoiser, train_data, test_data, options, terminal_progress(), [](const DenoiserEpochRecord& r) {
-        std::printf("epoch %lld  lr %.3g  loss %.4f  test %.4f  (%.1f s)\n", static_cast<long long>(r.epoch),
-                    r.learning_rate, r.train_loss, r.test_loss, r.seconds);
+        console::print("epoch %lld  lr %.3g  loss %.4f  test %.4f  (%.1f s)\n", static_cast<long long>(r.epoch),
+                       r.learning_rate, r.train_loss, r.test_loss, r.seconds);
         std::fflush(stdout);
       });
   print_resumed(result.resumed_after_epoch, options.epochs, common.out);
@@ -136,7 +138,7 @@ void run_train_denoiser(const TrainDenoiserCommand& command) {
   log["test_data"] = test_data.summary();
   log["result"] = result.to_json();
   write_json_file(output_file(common, "train_log.json"), log);
-  std::printf("test loss %.4f; denoiser written to %s\n", result.epochs.back().test_loss, model_path.c_str());
+  console::print("test loss %.4f; denoiser written to %s\n", result.epochs.back().test_loss, model_path.c_str());
   print_denoising_errors(result.errors);
 }
 

@@ -6,6 +6,7 @@
 #include "report_sections.h"
 
 #include "robustlens/analyses/upi.h"
+#include "robustlens/core/console.h"
 #include "robustlens/core/error.h"
 #include "robustlens/core/files.h"
 #include "robustlens/core/random.h"
@@ -135,20 +136,21 @@ void print_metric_rows(const std::map<std::string, UpiMetrics>& metrics) {
   for (const std::string& name : kAll) {
     if (!metrics.count(name)) continue;
     const UpiMetrics& m = metrics.at(name);
-    std::printf("  %-24s %14.4f %17.4f %11.3f %9.3f %12.1f%%", name.c_str(), m.dissimilarity, m.dissimilarity_unchanged,
-                m.topk_intersection, m.spearman, 100 * m.fooling_rate);
-    if (m.draws > 1) std::printf("   (%lld draws, sd %.4f)", static_cast<long long>(m.draws), m.dissimilarity_spread);
-    std::printf("\n");
+    console::print("  %-24s %14.4f %17.4f %11.3f %9.3f %12.1f%%", name.c_str(), m.dissimilarity,
+                   m.dissimilarity_unchanged, m.topk_intersection, m.spearman, 100 * m.fooling_rate);
+    if (m.draws > 1)
+      console::print("   (%lld draws, sd %.4f)", static_cast<long long>(m.draws), m.dissimilarity_spread);
+    console::print("\n");
   }
 }
 
 void print_metric_header(const std::string& label) {
-  std::printf("%-26s %7s %17s %11s %9s %13s\n", label.c_str(), "dissimilarity", "of unchanged", "top-k kept",
-              "spearman", "fooling rate");
+  console::print("%-26s %7s %17s %11s %9s %13s\n", label.c_str(), "dissimilarity", "of unchanged", "top-k kept",
+                 "spearman", "fooling rate");
 }
 
 void print_upi_result(const UpiResult& result, const UpiCommand& command) {
-  std::printf(
+  console::print(
       "UPI against %s maps: attack on %lld correctly classified %s images, scored on %lld unseen test images (top-k "
       "%lld)\n",
       command.explainer.c_str(), static_cast<long long>(result.attack_images), command.attack_split.c_str(),
@@ -161,7 +163,7 @@ void print_upi_result(const UpiResult& result, const UpiCommand& command) {
   print_metric_rows(result.floor);
   const UpiMetrics& summary = result.metrics[result.summary_index].at(result.summary_method);
   const UpiMetrics& random = result.metrics[result.summary_index].at("universal-random");
-  std::printf(
+  console::print(
       "summary at eps %.4g (%s): %s changes the maps of the unchanged predictions by %.4f (random noise %.4f ± %.4f, "
       "floor %.4f) and fools %.1f%% <- summary\n",
       result.summary_eps, result.summary_eps_source.c_str(),
@@ -204,8 +206,8 @@ void run_upi(UpiCommand command) {
   write_svg((out / "dissimilarity.svg").string(), upi_chart(model_names({common.model}, {}).front(), record));
   write_map_figure(out / "maps.png", *run.model, run.data, result, options);
   print_upi_result(result, command);
-  std::printf("results in %s, %s, %s, %s, %s\n", (out / "upi.json").c_str(), (out / "dissimilarity.svg").c_str(),
-              (out / "perturbations.pt").c_str(), (out / "perturbations.png").c_str(), (out / "maps.png").c_str());
+  console::print("results in %s, %s, %s, %s, %s\n", (out / "upi.json").c_str(), (out / "dissimilarity.svg").c_str(),
+                 (out / "perturbations.pt").c_str(), (out / "perturbations.png").c_str(), (out / "maps.png").c_str());
 }
 
 }  // namespace
