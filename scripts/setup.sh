@@ -12,10 +12,12 @@ cd "$(dirname "$0")/.."
 # reference BLAS (measured: see docs/benchmarks.md); the OpenMP build shares
 # LibTorch's thread pool instead of oversubscribing the cores.
 # pybind11-dev, python3-dev, python3-pytest: the Python module (python/) and its tests; python3-tqdm its progress
-# bars, python3-matplotlib the example notebook (examples/).
+# bars, python3-matplotlib the example notebook (examples/), python3-pip and python3-venv the test of
+# `pip install .` (tests/python/test_pip_install.py).
 packages=(g++ cmake ninja-build ccache pkg-config libtorch-dev libcli11-dev nlohmann-json3-dev libstb-dev
           zlib1g-dev libgtest-dev libgloo-dev dataset-fashion-mnist python3-torch
-          libopenblas0-openmp clang-format pybind11-dev python3-dev python3-pytest python3-tqdm python3-matplotlib)
+          libopenblas0-openmp clang-format pybind11-dev python3-dev python3-pytest python3-tqdm python3-matplotlib
+          python3-pip python3-venv)
 # Node.js and npm install the report's charting scripts (robustlens/report/web);
 # a Node.js from elsewhere (with its own npm) is used as it is.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
