@@ -2,9 +2,9 @@
 
 The module (_robustlens) is compiled against the LibTorch of the torch that the installing interpreter imports
 (its torch.utils.cmake_prefix_path, where that exists; Debian's python3-torch uses libtorch-dev's, which CMake
-finds by itself) and for that interpreter (PYTHON_EXECUTABLE). The CMake build folder is build/python-package in
-the checkout, or ROBUSTLENS_BUILD_DIR (an existing build, such as scripts/setup.sh's ./build, is reused as it was
-configured). The audit report's scripts (Vega, Vega-Lite, vega-embed; robustlens/report/web after scripts/setup.sh)
+finds by itself) and for that interpreter (PYTHON_EXECUTABLE). The CMake build folder is one per interpreter and
+torch version under build/python-package, or ROBUSTLENS_BUILD_DIR (an existing build, such as scripts/setup.sh's
+./build, is reused as it was configured, if it was configured for this interpreter). The audit report's scripts (Vega, Vega-Lite, vega-embed; robustlens/report/web after scripts/setup.sh)
 are copied into the package, which points the report at them when imported.
 """
 
@@ -22,9 +22,26 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 WEB_ASSETS = {"vega": "vega.min.js", "vega-lite": "vega-lite.min.js", "vega-embed": "vega-embed.min.js"}
 
 
+def cached_python(build_dir):
+    """The interpreter a CMake build folder was configured for (None for a new folder)."""
+    cache = os.path.join(build_dir, "CMakeCache.txt")
+    if not os.path.isfile(cache):
+        return None
+    with open(cache) as f:
+        for line in f:
+            if line.startswith("PYTHON_EXECUTABLE:"):
+                return line.split("=", 1)[1].strip()
+    return "/usr/bin/python3"  # python/CMakeLists.txt's default, which is not cached
+
+
 def configure(build_dir):
-    """A new CMake build folder for the module alone; an existing one stays as it was configured."""
-    if os.path.isfile(os.path.join(build_dir, "CMakeCache.txt")):
+    """A new CMake build folder for the module alone; an existing one stays as it was configured, if it was
+    configured for this interpreter (a venv's python is the interpreter it links to)."""
+    python = cached_python(build_dir)
+    if python is not None:
+        if os.path.realpath(python) != os.path.realpath(sys.executable):
+            raise RuntimeError(f"the build folder {build_dir} was configured for {python}, not "
+                               f"{sys.executable}: name another with ROBUSTLENS_BUILD_DIR, or remove it")
         return
     import torch
 
@@ -44,17 +61,26 @@ def configure(build_dir):
     subprocess.run(arguments, check=True)
 
 
+def build_folder():
+    """ROBUSTLENS_BUILD_DIR, or a folder of build/python-package for this interpreter and torch."""
+    if os.environ.get("ROBUSTLENS_BUILD_DIR"):
+        return os.path.abspath(os.environ["ROBUSTLENS_BUILD_DIR"])
+    import torch
+
+    return os.path.join(ROOT, "build", "python-package", f"{sys.implementation.cache_tag}-torch-{torch.__version__}")
+
+
 class BuildWithCMake(build_py):
     """build_py, plus the CMake-built module and the report's scripts in the package."""
 
     def run(self):
+        package = os.path.join(self.build_lib, "robustlens")
+        shutil.rmtree(package, ignore_errors=True)  # nothing of an earlier build (a removed file, old scripts) stays
         super().run()
-        build_dir = os.environ.get("ROBUSTLENS_BUILD_DIR") or os.path.join(ROOT, "build", "python-package")
-        build_dir = os.path.abspath(build_dir)
+        build_dir = build_folder()
         configure(build_dir)
         subprocess.run(["cmake", "--build", build_dir, "--target", "robustlens_python", "--parallel",
                         str(os.cpu_count() or 1)], check=True)
-        package = os.path.join(self.build_lib, "robustlens")
         modules = glob.glob(os.path.join(build_dir, "python", "robustlens", "_robustlens*.so"))
         if len(modules) != 1:
             raise RuntimeError(f"expected one _robustlens module in {build_dir}/python/robustlens, found {modules}")
@@ -79,4 +105,6 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithCMake}, distclass=BinaryDistribution)
+# setuptools' own folders (build/lib..., build/bdist...) beside the CMake folders, not in a developer's ./build.
+setup(cmdclass={"build_py": BuildWithCMake}, distclass=BinaryDistribution,
+      options={"build": {"build_base": os.path.join("build", "python-package", "setuptools")}})

@@ -17,6 +17,7 @@
 #include "robustlens/explain/attributions.h"
 #include "robustlens/models/load_model.h"
 
+#include <c10/core/InferenceMode.h>
 #include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>
 
@@ -35,7 +36,8 @@ at::Tensor checked_images(const at::Tensor& images, const Model& model) {
   RL_CHECK(images.dim() == 4 && images.is_floating_point() && images.size(0) > 0,
            "images: expected a float tensor N×C×H×W with N >= 1, got ", images.scalar_type(), " of shape ",
            images.sizes());
-  at::Tensor pixels = images.detach().to(model.device(), at::kFloat);
+  // A copy: the caller's tensor may be an inference tensor, which autograd cannot record.
+  at::Tensor pixels = images.detach().to(model.device(), at::kFloat, /*non_blocking=*/false, /*copy=*/true);
   check_pixels(pixels, "images");
   return pixels;
 }
@@ -49,34 +51,39 @@ std::int64_t class_count(Model& model, const at::Tensor& images) {
 /// One class per image, each in [0, K): `argument` names them in the messages.
 at::Tensor checked_classes(const at::Tensor& classes, const at::Tensor& images, Model& model,
                            const std::string& argument) {
-  RL_CHECK(classes.dim() == 1 && classes.size(0) == images.size(0) && !classes.is_floating_point(), argument,
+  RL_CHECK(classes.dim() == 1 && classes.size(0) == images.size(0) &&
+               at::isIntegralType(classes.scalar_type(), /*includeBool=*/false),
+           argument,
            ": expected one integer class per image (", images.size(0), "), got ", classes.scalar_type(), " of shape ",
            classes.sizes());
   const std::int64_t count = class_count(model, images);
   const std::int64_t low = classes.min().item<std::int64_t>(), high = classes.max().item<std::int64_t>();
   RL_CHECK(low >= 0 && high < count, argument, ": classes must lie in [0, ", count - 1,
            "] for a model with that many logits, found [", low, ", ", high, "]");
-  return classes.to(images.device(), at::kLong);
+  return classes.to(images.device(), at::kLong, /*non_blocking=*/false, /*copy=*/true);
 }
 
 py::object to_python(const nlohmann::json& value) { return py::module_::import("json").attr("loads")(value.dump()); }
 
 /// Runs `work` without the GIL on the model, in evaluation mode: a model file's path is loaded onto the CPU
-/// (models/load_model.h) and runs in C++ alone, but for a check for Ctrl-C at each pass; a Python callable becomes a PythonModel, given back with the GIL.
+/// (models/load_model.h) and runs in C++ alone, but for a check for Ctrl-C at each pass; a Python callable
+/// becomes a PythonModel (on `images`' device when it has no tensors of its own), given back with the GIL.
+/// Gradients are the attacks' means: they run even when the caller is inside torch.no_grad() or inference_mode().
 template <typename Work>
-auto with_model(const py::object& model, Work work) {
+auto with_model(const py::object& model, const at::Tensor& images, Work work) {
   const py::object path_like = py::module_::import("os").attr("PathLike");
   if (py::isinstance<py::str>(model) || py::isinstance(model, path_like)) {
     const auto path = py::module_::import("os").attr("fspath")(model).cast<std::string>();
     const py::gil_scoped_release no_gil;
     InterruptibleModel loaded(load_model(path, at::kCPU));
     loaded.set_training(false);
-    // Gradients are the attacks' means: they run even when the caller is inside torch.no_grad().
+    const c10::InferenceMode no_inference_mode(false);
     const at::AutoGradMode gradients(true);
     return work(loaded);
   }
-  PythonModel python_model(model);
+  PythonModel python_model(model, images.device());
   const py::gil_scoped_release no_gil;
+  const c10::InferenceMode no_inference_mode(false);
   const at::AutoGradMode gradients(true);
   return work(python_model);
 }
@@ -89,7 +96,7 @@ ProgressCallback progress_of(const py::object& progress) {
 py::dict deepfool_function(const py::object& model, const at::Tensor& images, const DeepFoolOptions& options,
                            const py::object& progress) {
   options.check();
-  const DeepFoolResult result = with_model(model, [&](Model& m) {
+  const DeepFoolResult result = with_model(model, images, [&](Model& m) {
     return deepfool(m, checked_images(images, m), options, progress_of(progress));
   });
   const at::Device device = images.device();
@@ -104,7 +111,7 @@ py::dict deepfool_function(const py::object& model, const at::Tensor& images, co
 at::Tensor pgd_function(const py::object& model, const at::Tensor& images, const at::Tensor& labels,
                         const PgdOptions& options, std::uint64_t seed) {
   const PgdOptions resolved = options.resolved();
-  return with_model(model, [&](Model& m) {
+  return with_model(model, images, [&](Model& m) {
            const at::Tensor pixels = checked_images(images, m);
            return pgd_attack(m, pixels, checked_classes(labels, pixels, m, "labels"), resolved,
                              make_generator(seed));
@@ -116,7 +123,7 @@ at::Tensor fgsm_function(const py::object& model, const at::Tensor& images, cons
                          const std::string& norm, double eps, bool clip) {
   const Norm parsed = parse_norm(norm);
   RL_CHECK(eps >= 0, "eps must be >= 0, got ", eps);
-  return with_model(model, [&](Model& m) {
+  return with_model(model, images, [&](Model& m) {
            const at::Tensor pixels = checked_images(images, m);
            return fgsm_attack(m, pixels, checked_classes(labels, pixels, m, "labels"), parsed, eps, clip);
          })
@@ -126,7 +133,7 @@ at::Tensor fgsm_function(const py::object& model, const at::Tensor& images, cons
 py::dict fmn_function(const py::object& model, const at::Tensor& images, const at::Tensor& labels,
                       const FmnOptions& options, const py::object& progress) {
   const FmnOptions resolved = options.resolved();
-  const FmnResult result = with_model(model, [&](Model& m) {
+  const FmnResult result = with_model(model, images, [&](Model& m) {
     const at::Tensor pixels = checked_images(images, m);
     return fmn_attack(m, pixels, checked_classes(labels, pixels, m, "labels"), resolved, progress_of(progress));
   });
@@ -139,7 +146,7 @@ py::dict fmn_function(const py::object& model, const at::Tensor& images, const a
 py::dict minimal_perturbation_function(const py::object& model, const at::Tensor& images, const at::Tensor& labels,
                                        const MinimalPerturbationOptions& options, const py::object& progress) {
   options.check();
-  MinimalPerturbationResult result = with_model(model, [&](Model& m) {
+  MinimalPerturbationResult result = with_model(model, images, [&](Model& m) {
     const at::Tensor pixels = checked_images(images, m);
     return minimal_perturbations(m, pixels, checked_classes(labels, pixels, m, "labels"), options, {},
                                  progress_of(progress));
@@ -157,7 +164,7 @@ at::Tensor attribute_function(const py::object& model, const at::Tensor& images,
                               const std::optional<at::Tensor>& targets, const AttributionOptions& options,
                               bool normalise, std::uint64_t seed) {
   options.check();
-  return with_model(model, [&](Model& m) {
+  return with_model(model, images, [&](Model& m) {
            const at::Tensor pixels = checked_images(images, m);
            at::Tensor classes;
            if (targets) {
@@ -174,8 +181,9 @@ at::Tensor attribute_function(const py::object& model, const at::Tensor& images,
 
 constexpr const char* kModelArguments =
     "model: a torch.nn.Module (a ScriptModule too) or a function from images to logits N×K, called as it is "
-    "(nothing is traced), in evaluation mode, on its own device; or a model file's path, run on the CPU. images: "
-    "N×C×H×W, pixels in [0,1]";
+    "(nothing is traced), in evaluation mode, on the device of its first parameter or buffer (a function: the "
+    "images' device), where the images are moved; or a model file's path, run on the CPU. images: N×C×H×W, pixels "
+    "in [0,1]. Results come back on the images' device";
 
 /// A function's docstring (pybind11 copies it while the function is defined).
 std::string documented(const std::string& what, const std::string& returns) {
@@ -275,13 +283,14 @@ void bind_library(py::module_& module) {
   module.def(
       "minimal_perturbation",
       [](const py::object& model, const at::Tensor& images, const at::Tensor& labels, const std::string& norm,
-         bool clip, bool use_deepfool, bool use_fmn, std::int64_t long_fmn_steps, std::int64_t bisection_rounds,
+         bool clip, std::optional<bool> use_deepfool, bool use_fmn, std::int64_t long_fmn_steps, std::int64_t bisection_rounds,
          std::int64_t bisection_steps, std::int64_t batch_size, const py::object& progress) {
+        const Norm parsed = parse_norm(norm);
         return minimal_perturbation_function(model, images, labels,
                                              MinimalPerturbationOptions()
-                                                 .set_norm(parse_norm(norm))
+                                                 .set_norm(parsed)
                                                  .set_clip(clip)
-                                                 .set_deepfool(use_deepfool)
+                                                 .set_deepfool(use_deepfool.value_or(parsed == Norm::l2))
                                                  .set_fmn(use_fmn)
                                                  .set_long_fmn_steps(long_fmn_steps)
                                                  .set_bisection_rounds(bisection_rounds)
@@ -295,10 +304,10 @@ void bind_library(py::module_& module) {
                  "a dict: attacks (the members, in order), perturbations (N×C×H×W), norms (float64, inf where "
                  "none was found), found_by (index into attacks, -1: none), per_attack_norms (N×attacks), "
                  "deepfool_overestimate_share, warning (empty unless DeepFool's linearisation misleads); and "
-                 "options.").c_str(),
+                 "options. deepfool None: DeepFool is a member for norm l2 (it measures L2 only).").c_str(),
       py::arg("model"), py::arg("images"), py::arg("labels"), py::kw_only(),
       py::arg("norm") = to_string(minimal_defaults.norm), py::arg("clip") = minimal_defaults.clip,
-      py::arg("deepfool") = minimal_defaults.deepfool, py::arg("fmn") = minimal_defaults.fmn,
+      py::arg("deepfool") = py::none(), py::arg("fmn") = minimal_defaults.fmn,
       py::arg("long_fmn_steps") = minimal_defaults.long_fmn_steps,
       py::arg("bisection_rounds") = minimal_defaults.bisection_rounds,
       py::arg("bisection_steps") = minimal_defaults.bisection_steps,

@@ -16,19 +16,21 @@ bool is_module(const py::object& callable) {
   return py::isinstance(callable, py::module_::import("torch.nn").attr("Module"));
 }
 
-/// The device of the module's first parameter; the CPU for a module without parameters or a plain function.
-at::Device device_of(const py::object& callable, bool module) {
-  if (!module) return at::kCPU;
-  for (const py::handle parameter : callable.attr("parameters")()) return parameter.cast<at::Tensor>().device();
-  return at::kCPU;
+/// The device of the module's first parameter or buffer; `otherwise` for a function or a module without either.
+at::Device device_of(const py::object& callable, bool module, const at::Device& otherwise) {
+  if (!module) return otherwise;
+  for (const char* tensors : {"parameters", "buffers"}) {
+    for (const py::handle tensor : callable.attr(tensors)()) return tensor.cast<at::Tensor>().device();
+  }
+  return otherwise;
 }
 
 }  // namespace
 
 void check_for_interrupt() {
-  if (PyErr_CheckSignals() == 0) return;
-  PyErr_Clear();
-  throw Interrupted{};
+  calling_python([] {
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  });
 }
 
 ProgressCallback python_progress(PyObject* callback) {
@@ -36,7 +38,7 @@ ProgressCallback python_progress(PyObject* callback) {
     const py::gil_scoped_acquire gil;
     check_for_interrupt();
     const py::handle show(callback);
-    show(update.task, update.done, update.total, update.status);
+    calling_python([&] { show(update.task, update.done, update.total, update.status); });
   };
 }
 
@@ -52,26 +54,36 @@ at::Tensor InterruptibleModel::forward(const at::Tensor& images) {
   return inner_->forward(images);
 }
 
-PythonModel::PythonModel(py::object callable)
-    : callable_(std::move(callable)), is_module_(is_module(callable_)), device_(device_of(callable_, is_module_)) {
+PythonModel::PythonModel(py::object callable, const at::Device& otherwise)
+    : callable_(std::move(callable)),
+      is_module_(is_module(callable_)),
+      device_(device_of(callable_, is_module_, otherwise)) {
   RL_CHECK(PyCallable_Check(callable_.ptr()) != 0,
            "model: expected a torch.nn.Module or a function from images to logits, got ",
            py::str(py::type::of(callable_).attr("__name__")).cast<std::string>());
   info_.kind = is_module_ ? "python module" : "python function";
-  if (is_module_) {
-    was_training_ = callable_.attr("training").cast<bool>();
-    callable_.attr("train")(false);
+  if (!is_module_) return;
+  for (const py::handle module : callable_.attr("modules")()) {
+    modes_.emplace_back(py::reinterpret_borrow<py::object>(module), module.attr("training").cast<bool>());
   }
+  calling_python([&] { return callable_.attr("train")(false); });
 }
 
 PythonModel::~PythonModel() {
-  if (is_module_ && was_training_) callable_.attr("train")(true);
+  // Each submodule's own flag: train(True) would also wake the layers the caller had frozen in evaluation mode.
+  for (const auto& [module, training] : modes_) {
+    try {
+      module.attr("training") = training;
+    } catch (py::error_already_set& error) {
+      error.discard_as_unraisable(__func__);
+    }
+  }
 }
 
 at::Tensor PythonModel::forward(const at::Tensor& images) {
   const py::gil_scoped_acquire gil;
   check_for_interrupt();
-  const py::object output = callable_(images);
+  const py::object output = calling_python([&] { return callable_(images); });
   RL_CHECK(THPVariable_Check(output.ptr()), "model must return a tensor of logits, got ",
            py::str(py::type::of(output).attr("__name__")).cast<std::string>());
   at::Tensor logits = output.cast<at::Tensor>();
@@ -91,7 +103,7 @@ void PythonModel::to(const at::Device& device) {
 void PythonModel::set_training(bool training) {
   if (!is_module_) return;
   const py::gil_scoped_acquire gil;
-  callable_.attr("train")(training);
+  calling_python([&] { return callable_.attr("train")(training); });
 }
 
 std::vector<at::Tensor> PythonModel::parameters() {

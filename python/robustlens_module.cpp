@@ -21,6 +21,7 @@
 #include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -71,8 +72,9 @@ class CommandScope {
       PyObject* write = output.ptr();
       console::set_sink([write](const std::string& text) {
         const py::gil_scoped_acquire gil;
+        check_for_interrupt();
         const py::handle write_text(write);
-        write_text(text);
+        calling_python([&] { return write_text(text); });
       });
     }
     if (progress.is_none()) return;
@@ -118,13 +120,18 @@ PYBIND11_MODULE(_robustlens, module) {
   module.def("run", &robustlens::python::run, py::arg("arguments"), py::arg("datasets"), py::arg("progress"),
              py::arg("output"));
   robustlens::python::bind_library(module);
-  py::register_exception_translator([](std::exception_ptr thrown) {
+  // Local: a global translator would also rewrite the errors of torch's own pybind11 functions.
+  py::register_local_exception_translator([](std::exception_ptr thrown) {
     try {
       if (thrown) std::rethrow_exception(thrown);
     } catch (const robustlens::Interrupted&) {
       PyErr_SetNone(PyExc_KeyboardInterrupt);
+    } catch (robustlens::python::PythonError& error) {
+      error.error.restore();
     } catch (const robustlens::Error& error) {
-      PyErr_SetString(PyExc_ValueError, error.what());
+      // Only the library functions' errors come here (run() words its own): their Options fields are keywords.
+      static const std::regex option_field(R"(\b[A-Z]\w*(?:Options|Spec)\.([a-z]\w*))");
+      PyErr_SetString(PyExc_ValueError, std::regex_replace(error.what(), option_field, "$1").c_str());
     } catch (const c10::Error& error) {
       PyErr_SetString(PyExc_RuntimeError, ("internal error: LibTorch: " + robustlens::first_line(error.what())).c_str());
     }

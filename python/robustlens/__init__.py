@@ -54,8 +54,10 @@ _TENSOR_FILES = {"explain": "maps.pt", "upi": "perturbations.pt", "attack": "adv
 # Options the Python side gives itself from `model` and `data`.
 _MANAGED = {"--model", "--data"}
 _temporary_folders = []
-# The held datasets, the progress sink and LibTorch's thread count are the process's: one command at a time.
-_one_command = threading.Lock()
+# The held datasets, the sinks of progress and printing and LibTorch's thread count are the process's, and a library
+# function switches its model's modes: one call at a time. Reentrant, so that a progress callable may call a
+# library function.
+_one_command = threading.RLock()
 
 
 @atexit.register
@@ -388,10 +390,12 @@ def _library_function(name, reports_progress):
 
     def function(*arguments, **keywords):
         if not reports_progress:
-            return native(*arguments, **keywords)
+            with _one_command:
+                return native(*arguments, **keywords)
         bar = _progress_bar(keywords.pop("progress", True))
         try:
-            return native(*arguments, progress=bar, **keywords)
+            with _one_command:
+                return native(*arguments, progress=bar, **keywords)
         finally:
             if isinstance(bar, _Progress):
                 bar.close()

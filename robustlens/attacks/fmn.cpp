@@ -87,11 +87,14 @@ void fmn_chunk(Model& model, const at::Tensor& x0, const at::Tensor& labels, con
 FmnOptions FmnOptions::resolved() const {
   FmnOptions o = *this;
   RL_CHECK(o.steps >= 1, "FMN steps must be >= 1, got ", o.steps);
-  RL_CHECK(o.alpha_init > 0 && std::isfinite(o.alpha_init), "FMN initial step length must be > 0, got ", o.alpha_init);
-  RL_CHECK(o.alpha_final >= 0 && o.alpha_final <= o.alpha_init, "FMN final step length must lie in [0, ", o.alpha_init,
-           "] (0 = initial/100), got ", o.alpha_final);
+  RL_CHECK(o.alpha_init > 0 && std::isfinite(o.alpha_init),
+           "FMN alpha_init (the initial step length) must be > 0, got ", o.alpha_init);
+  RL_CHECK(o.alpha_final >= 0 && o.alpha_final <= o.alpha_init,
+           "FMN alpha_final (the final step length) must lie in [0, ", o.alpha_init, "] (0 = alpha_init/100), got ",
+           o.alpha_final);
   RL_CHECK(o.gamma_init > 0 && o.gamma_init < 1 && o.gamma_final > 0 && o.gamma_final <= o.gamma_init,
-           "FMN gamma: need 0 < final <= initial < 1, got initial ", o.gamma_init, ", final ", o.gamma_final);
+           "FMN gamma_init and gamma_final: need 0 < gamma_final <= gamma_init < 1, got gamma_init ", o.gamma_init,
+           ", gamma_final ", o.gamma_final);
   RL_CHECK(o.batch_size >= 1, "FMN batch size must be >= 1, got ", o.batch_size);
   if (o.alpha_final == 0) o.alpha_final = o.alpha_init / 100;
   return o;

@@ -159,6 +159,10 @@ at::Tensor bisection_perturbations(Model& model, const at::Tensor& images, const
 
 }  // namespace
 
+DeepFoolOptions MinimalPerturbationOptions::deepfool_member_options() const {
+  return DeepFoolOptions(deepfool_options).set_batch_size(batch_size);
+}
+
 FmnOptions MinimalPerturbationOptions::fmn_member_options() const {
   return FmnOptions(fmn_options).set_norm(norm).set_clip(clip).set_batch_size(batch_size);
 }
@@ -186,7 +190,7 @@ nlohmann::json MinimalPerturbationOptions::to_json() const {
   return {{"norm", to_string(norm)},
           {"clip", clip},
           {"counted_against", "the true label (0 for a misclassified image)"},
-          {"deepfool", deepfool ? deepfool_options.to_json() : nlohmann::json(false)},
+          {"deepfool", deepfool ? deepfool_member_options().to_json() : nlohmann::json(false)},
           {"fmn", fmn ? fmn_member_options().resolved().to_json() : nlohmann::json(false)},
           {"pgd_bisection",
            {{"rounds", bisection_rounds},
@@ -268,8 +272,7 @@ MinimalPerturbationResult minimal_perturbations(Model& model, const at::Tensor& 
   minimum.offer("clean", at::zeros_like(x));
   DeepFoolResult deepfool_result;
   if (options.deepfool) {
-    deepfool_result =
-        deepfool(model, x, DeepFoolOptions(options.deepfool_options).set_batch_size(options.batch_size), progress);
+    deepfool_result = deepfool(model, x, options.deepfool_member_options(), progress);
     minimum.offer("deepfool", deepfool_result.perturbations, /*shrink=*/true);
   }
   for (const CandidatePerturbations& candidate : given)

@@ -80,6 +80,8 @@ struct MinimalPerturbationOptions {
   RL_SETTER(warning_share)
   RL_SETTER(batch_size)
 
+  /// The options DeepFool runs with: deepfool_options with this struct's batch size.
+  DeepFoolOptions deepfool_member_options() const;
   /// The options FMN and the long FMN run with: fmn_options (or the paper's defaults with long_fmn_steps)
   /// with this struct's norm, clip and batch size.
   FmnOptions fmn_member_options() const;

@@ -5,6 +5,8 @@ completeness axiom of integrated gradients, batched against one image at a time,
     PYTHONPATH=build/python /usr/bin/python3 -m pytest -q tests/python/test_library.py
 """
 
+import signal
+
 import pytest
 import torch
 
@@ -195,13 +197,45 @@ def test_a_module_that_cannot_be_traced_runs_as_it_is():
     assert torch.equal(after, result["adversarial_labels"])
 
 
-def test_mode_and_grad_state_are_the_callers():
-    model, x = small_cnn(), images()
+def test_the_model_runs_in_evaluation_mode_and_every_layer_gets_its_own_mode_back():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 16), torch.nn.BatchNorm1d(16),
+                                torch.nn.Dropout(0.5), torch.nn.ReLU(), torch.nn.Linear(16, CLASSES))
+    x, targets = images(), torch.zeros(12, dtype=torch.int64)
+    expected = robustlens.attribute(model.eval(), x, targets)
+    statistics = model[2].running_mean.clone()
     model.train()
+    model[3].eval()  # a layer the caller froze
+    modes = [m.training for m in model.modules()]
+    got = robustlens.attribute(model, x, targets)
+    # In training mode dropout would zero half the units and batch normalisation use the batch's statistics.
+    assert torch.equal(got, expected) and torch.equal(model[2].running_mean, statistics)
+    assert [m.training for m in model.modules()] == modes
+
+
+def test_gradients_run_inside_no_grad_and_inference_mode():
+    model, x = small_cnn().eval(), images()
+    targets = torch.zeros(len(x), dtype=torch.int64)
+    expected = robustlens.attribute(model, x, targets)
     with torch.no_grad():
-        inside = robustlens.attribute(model, x, torch.zeros(len(x), dtype=torch.int64))
-    assert model.training
-    assert torch.equal(inside, robustlens.attribute(model, x, torch.zeros(len(x), dtype=torch.int64)))
+        assert torch.equal(robustlens.attribute(model, x, targets), expected)
+    with torch.inference_mode():
+        inside = (images(), torch.zeros(len(x), dtype=torch.int64))
+        assert torch.equal(robustlens.attribute(model, *inside), expected)
+        assert robustlens.pgd(model, inside[0], inside[1], random_start=False).shape == x.shape
+
+
+def test_minimal_perturbation_in_linf_leaves_deepfool_out():
+    model, x = affine_model(), images()
+    _, _, predicted = affine_distances(model, x)
+    result = robustlens.minimal_perturbation(model, x, predicted, norm="linf", clip=False, progress=False)
+    assert "deepfool" not in result["attacks"] and result["options"]["deepfool"] is False
+    # The exact Linf distance to the other class k is (f_c - f_k) / |w_c - w_k|_1.
+    weight, bias = model[1].weight.double(), model[1].bias.double()
+    logits = x.flatten(1).double() @ weight.T + bias
+    gaps = (logits.gather(1, predicted[:, None]) - logits) / (weight[predicted][:, None, :] - weight[None]).abs().sum(2)
+    gaps[torch.arange(len(x)), predicted] = float("inf")
+    assert (result["norms"] >= gaps.min(1).values * (1 - 1e-5)).all()
 
 
 def test_bad_input_names_the_argument(tmp_path):
@@ -219,6 +253,9 @@ def test_bad_input_names_the_argument(tmp_path):
         (lambda: robustlens.fgsm(model, x, labels, eps=-1), ValueError, "eps must be >= 0, got -1"),
         (lambda: robustlens.pgd(model, x, labels, norm="l3"), ValueError, "norm: expected l2 or linf, got 'l3'"),
         (lambda: robustlens.attribute(model, x, method="gradcam"), ValueError, "attribution method: expected"),
+        (lambda: robustlens.attribute(model, x, method="ig", steps=0), ValueError, "integrated gradients: steps must"),
+        (lambda: robustlens.fmn(model, x, labels, alpha_init=0), ValueError, "FMN alpha_init"),
+        (lambda: robustlens.fgsm(model, x, labels.bool()), ValueError, "labels: expected one integer class"),
         (lambda: robustlens.deepfool(lambda images: model(images)[:, :, None], x), ValueError,
          r"model must return N×K logits for a batch of N=12, got a tensor of shape \[12, 4, 1\]"),
         (lambda: robustlens.deepfool(lambda images: [1.0], x), ValueError, "model must return a tensor of logits"),
@@ -230,11 +267,45 @@ def test_bad_input_names_the_argument(tmp_path):
         with pytest.raises(error, match=message):
             call()
 
-    def failing(images):
-        raise RuntimeError("the model's own failure")
+    class OwnFailure(Exception):
+        pass
 
-    with pytest.raises(RuntimeError, match="the model's own failure"):
+    def failing(images):
+        raise OwnFailure("the model's own failure")
+
+    with pytest.raises(OwnFailure, match="the model's own failure"):
         robustlens.deepfool(failing, x)
+
+    def failing_progress(*update):
+        raise OwnFailure("the progress callable's own failure")
+
+    with pytest.raises(OwnFailure, match="progress callable's own failure"):
+        robustlens.deepfool(model, x, progress=failing_progress)
+
+
+def test_torch_keeps_its_own_error_messages():
+    # robustlens' exception translator is its module's alone: torch's functions word their errors as before.
+    with pytest.raises(RuntimeError) as raised:
+        torch.jit.load(__file__)
+    assert "internal error" not in str(raised.value)
+
+
+def test_another_signal_handlers_exception_reaches_the_caller(tmp_path):
+    model, x = small_cnn().eval(), images(4000, seed=9)
+    path = str(tmp_path / "model.pt")
+    torch.jit.save(torch.jit.trace(model, x[:4]), path)
+
+    def alarm(signum, frame):
+        raise TimeoutError("the alarm's own exception")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(TimeoutError, match="the alarm's own exception"):
+            robustlens.pgd(path, x, model(x).argmax(1), steps=5000)  # minutes, were it not stopped
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_progress_reaches_the_callback_and_ctrl_c_stops_the_work(tmp_path, stopped_by_ctrl_c):
@@ -256,3 +327,16 @@ def test_the_gil_is_released_while_a_model_file_runs(tmp_path, ticks_while):
     torch.jit.save(torch.jit.trace(model, x[:4]), path)
     ticks, seconds = ticks_while(lambda: robustlens.deepfool(path, x, progress=False))
     assert ticks > seconds * 100
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the CPU results alone are checked")
+def test_a_model_on_cuda_gives_the_cpu_numbers_on_the_callers_device():
+    model, x = small_cnn().eval(), images()
+    labels = model(x).argmax(1)
+    on_gpu = small_cnn().eval().cuda()
+    cpu, gpu = robustlens.deepfool(model, x, progress=False), robustlens.deepfool(on_gpu, x, progress=False)
+    assert gpu["norms"].device.type == "cpu"  # the images' device
+    torch.testing.assert_close(gpu["norms"], cpu["norms"], rtol=1e-4, atol=1e-6)
+    maps = robustlens.attribute(on_gpu, x.cuda(), labels.cuda(), method="ig")
+    assert maps.device.type == "cuda"
+    torch.testing.assert_close(maps.cpu(), robustlens.attribute(model, x, labels, method="ig"), rtol=1e-4, atol=1e-6)

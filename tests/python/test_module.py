@@ -227,12 +227,25 @@ def test_maps_come_back_as_the_tensors_the_command_line_writes(setup, tmp_path):
         assert torch.equal(result.tensors[key], tensor), key
 
 
-def test_the_summary_reaches_sys_stdout_unless_quiet(setup, capsys, tmp_path):
+def test_the_summary_reaches_sys_stdout_unless_quiet(setup, capfd, tmp_path):
+    # capfd sees the file descriptor too: a line printed past console::print would show there.
     shown = robustlens.eval(setup["model"], setup["test"], progress=False, out=str(tmp_path))
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out
     assert "accuracy" in printed and printed == shown.printed
     hidden = robustlens.eval(setup["model"], setup["test"], progress=False, out=str(tmp_path), quiet=True)
-    assert capsys.readouterr().out == "" and hidden.printed == shown.printed
+    assert capfd.readouterr().out == "" and hidden.printed == shown.printed
+
+
+def test_an_exception_of_the_progress_callable_reaches_the_caller_as_it_is(setup):
+    class OwnFailure(Exception):
+        pass
+
+    def failing(*update):
+        raise OwnFailure("the progress callable's own failure")
+
+    for command in (robustlens.eval, robustlens.audit):
+        with pytest.raises(OwnFailure, match="progress callable's own failure"):
+            command(setup["model"], setup["test"], progress=failing, quiet=True)
 
 
 def test_info_returns_the_record_the_command_line_prints(setup):

@@ -34,16 +34,19 @@ def test_pip_installs_a_package_that_runs_outside_the_checkout(tmp_path):
     # The system's site-packages give the venv Debian's torch (and setuptools for the build).
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # Neither the build's module nor report scripts named from outside: what is found must be the wheel's.
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("PYTHONPATH", "ROBUSTLENS_WEB_ASSETS")}
     subprocess.run([python, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--no-index", "-q", REPO],
                    check=True, env=environment, timeout=3600)
+    # The same numbers as the build's module in this process: the wheel must hold that module, not another build.
     run = subprocess.run([python, "-c", SCRIPT], check=True, capture_output=True, text=True, cwd=tmp_path,
                          env=environment)
     installed = json.loads(run.stdout.splitlines()[-1])
     assert installed["file"].startswith(str(venv)), installed["file"]
+    assert installed["web"].startswith(str(venv)), installed["web"]
     for script in ("vega/build/vega.min.js", "vega-lite/build/vega-lite.min.js", "vega-embed/build/vega-embed.min.js"):
         assert os.path.isfile(os.path.join(installed["web"], script)), script
-    # The same numbers as the build's module in this process.
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     images = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(1))
