@@ -71,21 +71,22 @@ py::object to_python(const nlohmann::json& value) { return py::module_::import("
 /// Gradients are the attacks' means: they run even when the caller is inside torch.no_grad() or inference_mode().
 template <typename Work>
 auto with_model(const py::object& model, const at::Tensor& images, Work work) {
+  const auto with_gradients = [&](Model& m) {
+    const c10::InferenceMode no_inference_mode(false);
+    const at::AutoGradMode gradients(true);
+    return work(m);
+  };
   const py::object path_like = py::module_::import("os").attr("PathLike");
   if (py::isinstance<py::str>(model) || py::isinstance(model, path_like)) {
     const auto path = py::module_::import("os").attr("fspath")(model).cast<std::string>();
     const py::gil_scoped_release no_gil;
     InterruptibleModel loaded(load_model(path, at::kCPU));
     loaded.set_training(false);
-    const c10::InferenceMode no_inference_mode(false);
-    const at::AutoGradMode gradients(true);
-    return work(loaded);
+    return with_gradients(loaded);
   }
   PythonModel python_model(model, images.device());
   const py::gil_scoped_release no_gil;
-  const c10::InferenceMode no_inference_mode(false);
-  const at::AutoGradMode gradients(true);
-  return work(python_model);
+  return with_gradients(python_model);
 }
 
 /// The progress callable as a callback (none for None); the caller keeps `progress` alive.

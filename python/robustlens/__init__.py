@@ -19,6 +19,7 @@ function from images to logits; nothing is traced). See docs/python.md.
 """
 
 import atexit
+import contextlib
 import inspect
 import json
 import keyword as python_keywords
@@ -320,7 +321,6 @@ def _make_command(name, description):
                 values = value if isinstance(value, (list, tuple)) else [value]
                 for one in values:
                     arguments += [option["flag"], str(one).lower() if isinstance(one, bool) else str(one)]
-            bar = _progress_bar(progress)
             printed = []
 
             def output(text):
@@ -328,13 +328,10 @@ def _make_command(name, description):
                 if not quiet and sys.stdout is not None:
                     sys.stdout.write(text)
             try:
-                with _one_command:
+                with _progress_bar(progress) as bar, _one_command:
                     _robustlens.run(arguments, datasets, bar, output)
             except ValueError as error:
                 raise ValueError(_in_python_terms(str(error), options, saved)) from None
-            finally:
-                if isinstance(bar, _Progress):
-                    bar.close()
         if name == "info":  # its record is what it prints
             return Result("".join(printed), None, "".join(printed))
         if result_file is None or out is None:
@@ -380,9 +377,16 @@ _LIBRARY_FUNCTIONS = {"deepfool": True, "pgd": False, "fgsm": False, "fmn": True
                       "attribute": False}
 
 
+@contextlib.contextmanager
 def _progress_bar(progress):
-    """The progress callback for progress=: a callable as it is, True a bar, False none."""
-    return progress if callable(progress) else _Progress() if progress else None
+    """The progress callback for progress= while the call runs: a callable as it is, True a bar (closed at the end),
+    False none."""
+    bar = progress if callable(progress) else _Progress() if progress else None
+    try:
+        yield bar
+    finally:
+        if isinstance(bar, _Progress):
+            bar.close()
 
 
 def _library_function(name, reports_progress):
@@ -392,13 +396,8 @@ def _library_function(name, reports_progress):
         if not reports_progress:
             with _one_command:
                 return native(*arguments, **keywords)
-        bar = _progress_bar(keywords.pop("progress", True))
-        try:
-            with _one_command:
-                return native(*arguments, progress=bar, **keywords)
-        finally:
-            if isinstance(bar, _Progress):
-                bar.close()
+        with _progress_bar(keywords.pop("progress", True)) as bar, _one_command:
+            return native(*arguments, progress=bar, **keywords)
 
     function.__name__ = function.__qualname__ = name
     function.__doc__ = native.__doc__.replace("at::Tensor", "torch.Tensor").replace(
